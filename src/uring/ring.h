@@ -1,0 +1,49 @@
+// Ring: the one io_uring a loop owns. Setup flags and feature probing live in
+// one place (Ring::Create) so a kernel that lacks something fails at start-up
+// with a message naming it, never later with an odd errno.
+#ifndef DDV_SRC_URING_RING_H_
+#define DDV_SRC_URING_RING_H_
+
+#include <liburing.h>
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+
+namespace ddv {
+namespace uring {
+
+struct RingOptions {
+  unsigned entries = 4096;      // SQ size; the CQ is twice that
+  bool single_issuer = true;    // only the loop thread submits
+  bool defer_taskrun = true;    // run completions only when we wait: batching
+  bool sqpoll = false;          // a kernel thread polls the SQ (costs a core)
+  unsigned sqpoll_idle_ms = 1000;
+};
+
+class Ring {
+ public:
+  // Sets the ring up and probes every opcode ddv uses. Flags the kernel does
+  // not know are dropped (logged); a missing opcode is an error that names it.
+  static absl::StatusOr<std::unique_ptr<Ring>> Create(const RingOptions& options);
+  ~Ring();
+
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+
+  io_uring* get() { return &ring_; }
+  unsigned setup_flags() const { return ring_.flags; }
+
+  // Returns a free SQE, submitting the queued ones first if the SQ is full.
+  io_uring_sqe* GetSqe();
+
+ private:
+  Ring() = default;
+  io_uring ring_{};
+  bool initialised_ = false;
+};
+
+}  // namespace uring
+}  // namespace ddv
+
+#endif  // DDV_SRC_URING_RING_H_

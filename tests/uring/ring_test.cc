@@ -1,0 +1,119 @@
+// Ring and BufferRing against the real kernel: the peek mechanics the master
+// relies on (DESIGN.md "Kernel facts"), checked on every machine we run on.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "src/base/unique_fd.h"
+#include "src/uring/buffer_ring.h"
+#include "src/uring/op_tag.h"
+#include "src/uring/ring.h"
+
+namespace ddv {
+namespace uring {
+namespace {
+
+// A connected loopback TCP pair: {client, server}.
+void TcpPair(UniqueFd* client, UniqueFd* server) {
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr),
+                 sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener.get(), 1), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  client->Reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(connect(client->get(), reinterpret_cast<sockaddr*>(&addr),
+                    sizeof(addr)), 0);
+  server->Reset(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(server->valid());
+}
+
+io_uring_cqe* WaitOne(Ring* ring, int timeout_ms = 2000) {
+  io_uring_cqe* cqe = nullptr;
+  __kernel_timespec ts{};
+  ts.tv_sec = timeout_ms / 1000;
+  ts.tv_nsec = (timeout_ms % 1000) * 1000000L;
+  int ret = io_uring_wait_cqe_timeout(ring->get(), &cqe, &ts);
+  return ret == 0 ? cqe : nullptr;
+}
+
+TEST(OpTagTest, RoundTrips) {
+  OpTag tag{7, 123456, 0xabcdef};
+  OpTag back = OpTag::Decode(tag.Encode());
+  EXPECT_EQ(back.op, 7);
+  EXPECT_EQ(back.index, 123456u);
+  EXPECT_EQ(back.generation, 0xabcdefu);
+}
+
+TEST(RingTest, CreatesWithDeferTaskrun) {
+  auto ring = Ring::Create(RingOptions{});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  EXPECT_TRUE((*ring)->setup_flags() & IORING_SETUP_SINGLE_ISSUER);
+}
+
+TEST(BufferRingTest, RejectsNonPowerOfTwo) {
+  auto ring = Ring::Create(RingOptions{});
+  ASSERT_TRUE(ring.ok());
+  EXPECT_FALSE(BufferRing::Create((*ring)->get(), 1, 100, 4096).ok());
+}
+
+// Peek through a provided buffer leaves the bytes queued; then SO_RCVLOWAT +
+// POLL_FIRST waits for *more* bytes instead of completing at once.
+TEST(BufferRingTest, PeekLeavesBytesAndPollFirstWaitsForMore) {
+  auto ring_or = Ring::Create(RingOptions{});
+  ASSERT_TRUE(ring_or.ok());
+  Ring* ring = ring_or->get();
+  auto buffers = BufferRing::Create(ring->get(), 3, 8, 4096);
+  ASSERT_TRUE(buffers.ok()) << buffers.status();
+
+  UniqueFd client, server;
+  TcpPair(&client, &server);
+  ASSERT_EQ(write(client.get(), "GET / HT", 8), 8);
+
+  io_uring_sqe* sqe = ring->GetSqe();
+  io_uring_prep_recv(sqe, server.get(), nullptr, 4096, MSG_PEEK);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = 3;
+  io_uring_submit(ring->get());
+  io_uring_cqe* cqe = WaitOne(ring);
+  ASSERT_NE(cqe, nullptr);
+  ASSERT_EQ(cqe->res, 8);
+  ASSERT_TRUE(cqe->flags & IORING_CQE_F_BUFFER);
+  uint16_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+  EXPECT_EQ(std::string((*buffers)->Buffer(bid), 8), "GET / HT");
+  io_uring_cqe_seen(ring->get(), cqe);
+  (*buffers)->Recycle(bid);
+  (*buffers)->Publish();
+
+  int lowat = 9;
+  ASSERT_EQ(setsockopt(server.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat,
+                       sizeof(lowat)), 0);
+  sqe = ring->GetSqe();
+  io_uring_prep_recv(sqe, server.get(), nullptr, 4096, MSG_PEEK);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = 3;
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  io_uring_submit(ring->get());
+  EXPECT_EQ(WaitOne(ring, 200), nullptr) << "completed without new bytes";
+
+  ASSERT_EQ(write(client.get(), "TP/1.1\r\n", 8), 8);
+  cqe = WaitOne(ring);
+  ASSERT_NE(cqe, nullptr);
+  EXPECT_EQ(cqe->res, 16);
+  io_uring_cqe_seen(ring->get(), cqe);
+
+  // Nothing was consumed: a plain read still sees every byte.
+  char all[32];
+  EXPECT_EQ(read(server.get(), all, sizeof(all)), 16);
+}
+
+}  // namespace
+}  // namespace uring
+}  // namespace ddv
