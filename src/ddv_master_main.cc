@@ -1,9 +1,241 @@
-// ddv_master: the front door. Placeholder until the master lands (issue 3).
-#include <cstdio>
+// ddv_master: the front door. The only place its flags are defined; they
+// become plain option structs here and nothing below reads a flag.
+//
+// Roles: with --watchdog (default) this process binds the listeners and runs
+// a second ddv_master (--watchdog=false --listen_fds=...) as the master,
+// restarting it if it dies. With --watchdog=false it binds (or inherits) the
+// listeners and runs the master loop itself.
+#include <sys/stat.h>
+#include <unistd.h>
 
-int main() {
+#include <climits>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+#include "src/config/config.h"
+#include "src/daemon/watchdog.h"
+#include "src/master/listener_socket.h"
+#include "src/master/master.h"
+#include "src/supervise/spawn.h"
+
+DEFINE_string(config, "",
+              "TOML config file; empty runs the embedded demo (DESIGN.md)");
+DEFINE_bool(check_config, false, "validate --config, print a summary, exit");
+DEFINE_bool(watchdog, true,
+            "run as the watchdog that owns the listeners and restarts the "
+            "master; false runs the master alone");
+DEFINE_string(listen_fds, "",
+              "internal: listening sockets inherited from the watchdog, "
+              "name=fd,...");
+DEFINE_string(control_socket, "",
+              "override [master] control_socket (ddvctl talks to it)");
+DEFINE_string(handoff, "", "override [master] handoff: scm_rights or pidfd");
+DEFINE_string(demo_dir, "/tmp/ddv-demo",
+              "where the demo writes its config, logs and control socket");
+DEFINE_int32(demo_http_port, 8080, "demo HTTP port on 127.0.0.1");
+DEFINE_int32(demo_tls_port, 8443, "demo TLS port on 127.0.0.1");
+DEFINE_uint32(ring_entries, 4096, "io_uring submission queue entries");
+DEFINE_bool(sqpoll, false, "let a kernel thread poll the submission queue");
+DEFINE_bool(defer_taskrun, true, "IORING_SETUP_DEFER_TASKRUN");
+DEFINE_uint32(peek_buffers, 1024, "provided peek buffers (power of two)");
+DEFINE_uint32(peek_buffer_size, 4096, "bytes per provided peek buffer");
+DEFINE_uint32(max_connections, 16384,
+              "connections the master holds at once (accept..handoff)");
+DEFINE_int32(backlog, 4096, "listen(2) backlog");
+DEFINE_uint32(handoff_batch, 32, "connections per handoff message");
+DEFINE_int32(worker_wait_ms, 1000,
+             "how long a connection waits for a live worker before 503");
+DEFINE_int32(defer_accept_seconds, 1,
+             "TCP_DEFER_ACCEPT on http/tls listeners (0: off)");
+DEFINE_int32(backoff_initial_ms, 100, "first restart delay of a dead worker");
+DEFINE_int32(backoff_max_ms, 30000, "longest restart delay");
+DEFINE_int32(crash_loop_limit, 5,
+             "exits within --crash_loop_window_s that mark a site failed");
+DEFINE_int32(crash_loop_window_s, 60, "crash-loop window");
+
+namespace {
+
+constexpr int kExitConfigError = 2;
+
+std::string SelfDir() {
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  path[n] = '\0';
+  std::string self(path);
+  return self.substr(0, self.rfind('/'));
+}
+
+// The embedded demo (DESIGN.md): written as a real config file so reload and
+// --check_config work on it exactly as on a deployment's.
+std::string WriteDemoConfig() {
+  const std::string dir = FLAGS_demo_dir;
+  mkdir(dir.c_str(), 0755);
+  const std::string hello = SelfDir() + "/ddv_hello";
+  std::string toml = absl::StrCat(R"([master]
+control_socket = ")", dir, R"(/control.sock"
+peek_timeout_ms = 5000
+max_peek_bytes = 16384
+handoff = "scm_rights"
+
+[[listener]]
+name = "http"
+address = "127.0.0.1:)", FLAGS_demo_http_port, R"("
+protocol = "http"
+
+[[listener]]
+name = "https"
+address = "127.0.0.1:)", FLAGS_demo_tls_port, R"("
+protocol = "tls"
+
+[[site]]
+id = "a"
+command = [")", hello, R"(", "--site=a"]
+processes = 2
+hosts = ["a.localhost", "*.a.localhost"]
+log_all = ")", dir, R"(/a.log"
+
+[[site]]
+id = "b"
+command = [")", hello, R"(", "--site=b"]
+processes = 1
+hosts = ["b.localhost"]
+log_all = ")", dir, R"(/b.log"
+
+[[site]]
+id = "fallback"
+command = [")", hello, R"(", "--site=fallback"]
+processes = 1
+default = true
+log_all = ")", dir, R"(/fallback.log"
+)");
+  const std::string path = dir + "/ddv.toml";
+  std::ofstream(path) << toml;
+  return path;
+}
+
+ddv::master::MasterOptions MasterOptionsFromFlags() {
+  ddv::master::MasterOptions options;
+  options.ring.entries = FLAGS_ring_entries;
+  options.ring.sqpoll = FLAGS_sqpoll;
+  options.ring.defer_taskrun = FLAGS_defer_taskrun;
+  options.peek_buffers = FLAGS_peek_buffers;
+  options.peek_buffer_size = FLAGS_peek_buffer_size;
+  options.max_connections = FLAGS_max_connections;
+  options.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  options.handoff_batch = FLAGS_handoff_batch;
+  options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
+  options.workers.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
+  options.workers.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
+  options.workers.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
+  options.workers.backoff.crash_loop_window =
+      absl::Seconds(FLAGS_crash_loop_window_s);
+  return options;
+}
+
+void PrintDemoBanner(const ddv::config::Config& config) {
   std::printf(
-      "ddv_master is not built yet: the foundation (sniffers, route table)\n"
-      "is in place; the io_uring master comes next. See README.md.\n");
+      "ddv demo is up (config %s).\n"
+      "  curl -H 'Host: a.localhost' http://127.0.0.1:%d/\n"
+      "  curl -H 'Host: b.localhost' http://127.0.0.1:%d/\n"
+      "  curl http://127.0.0.1:%d/            # no Host match: site fallback\n"
+      "  bazel run //src:ddvctl -- --control_socket=%s status\n"
+      "Stop with Ctrl-C.\n",
+      config.path.c_str(), FLAGS_demo_http_port, FLAGS_demo_http_port,
+      FLAGS_demo_http_port, config.master.control_socket.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "ddv_master [--config=FILE] [--watchdog=false] [--check_config]");
+  std::vector<std::string> original_args(argv, argv + argc);
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  FLAGS_logtostderr = FLAGS_log_dir.empty();
+  google::InitGoogleLogging(argv[0]);
+
+  const bool demo = FLAGS_config.empty();
+  const std::string path = demo ? WriteDemoConfig() : FLAGS_config;
+  absl::StatusOr<ddv::config::Config> config =
+      ddv::config::LoadConfigFile(path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    return kExitConfigError;
+  }
+  if (!FLAGS_control_socket.empty()) {
+    config->master.control_socket = FLAGS_control_socket;
+  }
+  if (FLAGS_handoff == "pidfd") {
+    config->master.handoff = ddv::config::HandoffMode::kPidfd;
+  } else if (FLAGS_handoff == "scm_rights") {
+    config->master.handoff = ddv::config::HandoffMode::kScmRights;
+  } else if (!FLAGS_handoff.empty()) {
+    std::fprintf(stderr, "--handoff must be scm_rights or pidfd, not \"%s\"\n",
+                 FLAGS_handoff.c_str());
+    return kExitConfigError;
+  }
+  if (FLAGS_check_config) {
+    std::printf("%s", ddv::config::DescribeConfig(*config).c_str());
+    return 0;
+  }
+
+  ddv::master::ListenOptions listen;
+  listen.backlog = FLAGS_backlog;
+  listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+
+  if (FLAGS_watchdog && FLAGS_listen_fds.empty()) {
+    absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
+        ddv::master::BindAll(*config, listen);
+    if (!listeners.ok()) {
+      LOG(ERROR) << listeners.status().message();
+      return 1;
+    }
+    ddv::daemon::WatchdogOptions options;
+    options.master_argv.push_back(SelfDir() + "/ddv_master");
+    for (size_t i = 1; i < original_args.size(); ++i) {
+      options.master_argv.push_back(original_args[i]);
+    }
+    options.master_argv.push_back("--watchdog=false");
+    // The master must load the very file the watchdog validated.
+    options.master_argv.push_back("--config=" + path);
+    for (const auto& listener : config->listeners) {
+      options.listener_names.push_back(listener.name);
+    }
+    if (demo) PrintDemoBanner(*config);
+    return ddv::daemon::RunWatchdog(options, std::move(*listeners));
+  }
+
+  absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
+      FLAGS_listen_fds.empty()
+          ? ddv::master::BindAll(*config, listen)
+          : ddv::master::ParseListenFds(FLAGS_listen_fds, *config);
+  if (!listeners.ok()) {
+    LOG(ERROR) << listeners.status().message();
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
+      ddv::master::Master::Create(MasterOptionsFromFlags(), std::move(*config),
+                                  std::move(*listeners));
+  if (!master.ok()) {
+    LOG(ERROR) << "cannot start the master: " << master.status().message();
+    // A config the master rejects will not get better by restarting.
+    return master.status().code() == absl::StatusCode::kInvalidArgument
+               ? kExitConfigError
+               : 1;
+  }
+  if (demo && !FLAGS_watchdog) PrintDemoBanner((*master)->config());
+  absl::Status status = (*master)->Run();
+  if (!status.ok()) {
+    LOG(ERROR) << status;
+    return 1;
+  }
   return 0;
 }

@@ -1,0 +1,101 @@
+// The ddv config file (TOML, schema in docs/config.md) parsed and validated
+// into plain structs. Everything a config can get wrong is caught here, with
+// the FILE:LINE:COL of the offending key or value, so the master never starts
+// (or reloads) with a config it would have to second-guess.
+#ifndef DDV_SRC_CONFIG_CONFIG_H_
+#define DDV_SRC_CONFIG_CONFIG_H_
+
+#include <sys/socket.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ddv {
+namespace config {
+
+enum class Protocol {
+  kHttp,  // route by the HTTP Host header
+  kTls,   // route by the TLS ClientHello SNI (and ALPN)
+  kTcp,   // no peek: every connection goes to the default site
+};
+
+enum class HandoffMode {
+  kScmRights,  // sendmsg() with SCM_RIGHTS over the worker's Unix socket
+  kPidfd,      // the worker takes the fd with pidfd_getfd()
+};
+
+// The names used in the config file: "http", "tls", "tcp"; "scm_rights",
+// "pidfd".
+absl::string_view ProtocolName(Protocol protocol);
+absl::string_view HandoffModeName(HandoffMode mode);
+
+// [master]
+struct MasterConfig {
+  std::string control_socket = "/run/ddv/control.sock";
+  int peek_timeout_ms = 5000;  // 1..600000
+  int max_peek_bytes = 16384;  // 512..1048576
+  HandoffMode handoff = HandoffMode::kScmRights;
+};
+
+// One [[listener]].
+struct ListenerConfig {
+  std::string name;     // unique, non-empty
+  std::string address;  // as written, e.g. "0.0.0.0:80", "[::]:443"
+  sockaddr_storage addr = {};
+  socklen_t addr_len = 0;
+  Protocol protocol = Protocol::kHttp;
+  std::string default_site;     // may be empty; names a site that serves this
+  bool proxy_protocol = false;  // accept PROXY v1/v2 from an L4 tier
+  int line = 0;                 // of the [[listener]] header
+};
+
+// One [[site]].
+struct SiteConfig {
+  std::string id;                    // unique, [A-Za-z0-9_.-]+
+  std::vector<std::string> command;  // argv; command[0] non-empty
+  int processes = 1;                 // 1..1024
+  std::vector<std::string> hosts;    // normal form: "a.example.com",
+                                     // "*.example.com"
+  std::vector<std::string> listeners;  // empty = every listener
+  bool is_default = false;             // `default = true`: at most one site
+  std::string log_output, log_error, log_all;  // absolute paths or empty
+  std::vector<std::pair<std::string, std::string>> env;  // sorted by name
+  std::string user, group;  // names that existed at load time, or empty
+  std::vector<std::string> alpn;  // ALPN protocols this site claims on its
+                                  // hosts, e.g. "acme-tls/1"
+  std::vector<std::string> tls_cert, tls_key;  // passed to workers; as many
+                                               // keys as certificates
+  int line = 0;  // of the [[site]] header
+};
+
+struct Config {
+  std::string path;  // as given to LoadConfigFile / ParseConfig
+  MasterConfig master;
+  std::vector<ListenerConfig> listeners;  // at least one, in file order
+  std::vector<SiteConfig> sites;          // at least one, in file order
+};
+
+// Reads and parses `path`. A file that cannot be read gives the status of the
+// failed call (e.g. NotFound); any content error gives InvalidArgument whose
+// message is exactly "FILE:LINE:COL: what is wrong", FILE being `path` as
+// given.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Parses and validates `toml_text`; `path_for_messages` is the FILE in error
+// messages and becomes Config::path. Checks that touch the system: an
+// absolute command[0] must be an executable file; `user` and `group` must
+// exist (getpwnam_r / getgrnam_r).
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
+                                   const std::string& path_for_messages);
+
+// A few lines for --check_config: listeners, sites, hosts, defaults.
+std::string DescribeConfig(const Config& config);
+
+}  // namespace config
+}  // namespace ddv
+
+#endif  // DDV_SRC_CONFIG_CONFIG_H_

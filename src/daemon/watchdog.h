@@ -1,0 +1,36 @@
+// Watchdog: the daemon role of ddv_master. It owns the listening sockets
+// (so connections keep queueing in the kernel while a master restarts),
+// runs the master as its child with those sockets inherited, restarts it
+// with back-off, reaps orphans as a child subreaper, and forwards signals.
+#ifndef DDV_SRC_DAEMON_WATCHDOG_H_
+#define DDV_SRC_DAEMON_WATCHDOG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/base/unique_fd.h"
+#include "src/supervise/process_table.h"
+
+namespace ddv {
+namespace daemon {
+
+struct WatchdogOptions {
+  // The master's command line; the listen fds are appended as
+  // --listen_fds=<name=fd,...>.
+  std::vector<std::string> master_argv;
+  std::vector<std::string> listener_names;
+  supervise::BackoffPolicy backoff;
+  absl::Duration stop_grace = absl::Seconds(30);
+};
+
+// Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or
+// until the master exits with status 2 (fatal: not restarted). Returns the
+// process exit code.
+int RunWatchdog(const WatchdogOptions& options,
+                std::vector<UniqueFd> listeners);
+
+}  // namespace daemon
+}  // namespace ddv
+
+#endif  // DDV_SRC_DAEMON_WATCHDOG_H_

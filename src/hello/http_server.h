@@ -1,0 +1,201 @@
+// HttpServer: ddv_hello's single-threaded io_uring HTTP/1.1 keep-alive server.
+// It serves sockets it accepts itself (standalone mode, the benchmarks'
+// "direct" baseline) and sockets a ddv master hands over, answering every
+// request with one line that says which site, worker and client it saw.
+#ifndef DDV_SRC_HELLO_HTTP_SERVER_H_
+#define DDV_SRC_HELLO_HTTP_SERVER_H_
+
+#include <liburing.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "src/base/unique_fd.h"
+#include "src/hello/request_parser.h"
+
+namespace ddv {
+namespace hello {
+
+// What the master knows about a connection it hands over. The server keeps
+// its own copy of these fields so it does not depend on the worker library.
+struct ConnectionInfo {
+  std::string site_id;
+  int worker_index = 0;
+  std::string host;  // the name the master routed on (informational only:
+                     // the body reports each request's own Host header)
+  std::string sni;   // empty: none
+  std::string alpn;  // empty: none
+  bool tls = false;  // the listener's protocol was TLS
+  std::string peer;  // "ip:port" from a PROXY header; empty: getpeername()
+  size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
+};
+
+// Counters, read on the loop thread or after Run() returned.
+struct HttpServerStats {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_added = 0;
+  uint64_t tls_connections_refused = 0;
+  uint64_t requests = 0;
+  uint64_t bad_requests = 0;     // answered 400 and closed
+  uint64_t heads_too_large = 0;  // answered 431 and closed
+  uint64_t idle_timeouts = 0;
+  uint64_t open_connections = 0;
+};
+
+// Threading: everything except Stop() must be called on the thread that
+// called Create(); the ring is set up with IORING_SETUP_SINGLE_ISSUER, so the
+// kernel itself refuses submissions from any other thread.
+class HttpServer {
+ public:
+  struct Options {
+    // Body labels for connections accepted by Listen() (standalone mode).
+    std::string site_id = "standalone";
+    int worker_index = 0;
+    // A connection with no progress (no request bytes, no response bytes
+    // taken by the client) for this long is closed.
+    absl::Duration idle_timeout = absl::Seconds(60);
+    // After the last response, how long to read and discard what the client
+    // still sends before closing, so a close does not turn into an RST that
+    // destroys the response in flight (nginx's lingering close).
+    absl::Duration linger_timeout = absl::Seconds(5);
+    // Graceful stop: connections still busy after this are closed.
+    absl::Duration stop_timeout = absl::Seconds(10);
+    // Multishot recv into a shared provided-buffer ring (one buffer per read,
+    // returned at once) instead of one single-shot recv per read into a
+    // per-connection buffer.
+    bool recv_multishot = true;
+    // A kernel thread polls the submission queue (costs a core).
+    bool sqpoll = false;
+    unsigned ring_entries = 4096;
+    unsigned buffer_count = 1024;  // provided buffers, a power of two
+    unsigned buffer_size = 4096;
+    size_t max_head_bytes = 16384;  // larger request heads get 431
+  };
+
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Create(Options options);
+  ~HttpServer();
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Listens on "ip:port" or "[ipv6]:port" with a multishot accept. Port 0
+  // lets the kernel pick; port() then says which.
+  absl::Status Listen(absl::string_view address);
+  // The port of the most recent successful Listen().
+  int port() const { return port_; }
+
+  // Serves an already-connected socket whose first bytes are still unread
+  // (the master only peeked). `info.skip_bytes` are discarded first.
+  void AddConnection(UniqueFd fd, ConnectionInfo info);
+
+  // Polls `fd` (multishot) on the server's ring and calls `on_readable` on
+  // the loop thread whenever it becomes readable; the callback must read
+  // until EAGAIN, because the poll reports edges, not levels. The fd stays
+  // owned by the caller. Returns an id for UnregisterExternalFd.
+  int RegisterExternalFd(int fd, std::function<void()> on_readable);
+  void UnregisterExternalFd(int id);
+
+  // Runs the loop until Stop() and the graceful drain finish. Call once.
+  absl::Status Run();
+  // Graceful stop: stop accepting and polling external fds, close idle
+  // connections, let busy ones finish their responses (bounded by
+  // stop_timeout), then Run() returns. Thread-safe and async-signal-safe
+  // (an atomic store and an eventfd write).
+  void Stop();
+
+  const HttpServerStats& stats() const { return stats_; }
+
+ private:
+  struct Connection;
+  struct TimerList;
+  struct Listener;
+  struct ExternalFd;
+  // Which Connection header a response carries (RFC 9112 §9.3, §9.6).
+  enum class ConnectionHeader { kNone, kClose, kKeepAlive };
+
+  explicit HttpServer(Options options);
+  absl::Status Init();
+  absl::Status SetUpBufferRing();
+
+  io_uring_sqe* GetSqe();
+  void SubmitCancel(uint64_t user_data);
+
+  // Connections.
+  Connection* NewConnection(UniqueFd fd, ConnectionInfo info);
+  void ArmRecv(Connection* c);
+  void UpdateRecv(Connection* c);
+  void OnRecv(Connection* c, const io_uring_cqe& cqe);
+  void OnSend(Connection* c, int result);
+  void Drive(Connection* c);
+  size_t Process(Connection* c, absl::string_view data);
+  void Respond(Connection* c, const RequestHead& request);
+  void AppendHello(Connection* c, absl::string_view host,
+                   ConnectionHeader connection_header, bool head_only);
+  void AppendError(Connection* c, absl::string_view status,
+                   absl::string_view body, ConnectionHeader connection_header);
+  void BuildIdentity(Connection* c);
+  void StartSend(Connection* c);
+  void LingeringClose(Connection* c);
+  void CloseNow(Connection* c);
+  void MaybeFree(Connection* c);
+  void RecycleBuffer(unsigned buffer_id);
+
+  // Timers, listeners, external fds, stop.
+  void Touch(Connection* c);
+  void TimerInsert(TimerList* list, Connection* c);
+  void TimerRemove(Connection* c);
+  void ExpireTimers();
+  int64_t NextWakeNanos() const;
+  void ArmAccept(size_t index);
+  void OnAccept(size_t index, const io_uring_cqe& cqe);
+  void ArmExternal(size_t id);
+  void OnExternal(size_t id, const io_uring_cqe& cqe);
+  void ArmWake();
+  void OnWake(const io_uring_cqe& cqe);
+  void BeginDrain();
+  void Dispatch(const io_uring_cqe& cqe);
+
+  Options options_;
+  io_uring ring_;
+  bool ring_ready_ = false;
+  int pid_ = 0;
+  int port_ = 0;
+
+  // Provided-buffer ring (multishot recv).
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  size_t buf_ring_bytes_ = 0;
+  std::unique_ptr<char[]> buffers_;
+
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<uint32_t> free_slots_;
+  std::unique_ptr<TimerList> idle_timers_;
+  std::unique_ptr<TimerList> linger_timers_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<ExternalFd>> externals_;
+
+  UniqueFd wake_fd_;  // eventfd that makes Stop() wake the loop
+  bool wake_armed_ = false;
+  std::atomic<bool> stop_requested_{false};
+  bool running_ = false;
+  bool draining_ = false;
+  bool forced_ = false;
+  int64_t now_ns_ = 0;
+  int64_t stop_deadline_ns_ = 0;
+  int64_t accept_retry_ns_ = 0;  // 0: no accept waits for a retry
+
+  HttpServerStats stats_;
+};
+
+}  // namespace hello
+}  // namespace ddv
+
+#endif  // DDV_SRC_HELLO_HTTP_SERVER_H_

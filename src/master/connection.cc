@@ -1,0 +1,41 @@
+// ConnectionTable: LIFO free list, so hot slots stay in cache.
+#include "src/master/connection.h"
+
+namespace ddv {
+namespace master {
+
+ConnectionTable::ConnectionTable(uint32_t capacity) : slots_(capacity) {
+  free_.reserve(capacity);
+  for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);
+}
+
+Connection* ConnectionTable::Allocate(uint32_t* index) {
+  if (free_.empty()) return nullptr;
+  *index = free_.back();
+  free_.pop_back();
+  ++in_use_;
+  return &slots_[*index];
+}
+
+void ConnectionTable::Free(uint32_t index) {
+  Connection& c = slots_[index];
+  uint32_t generation = c.generation + 1;
+  c = Connection();
+  c.generation = generation;
+  free_.push_back(index);
+  --in_use_;
+}
+
+Connection* ConnectionTable::Find(uint64_t id) {
+  uint32_t index = static_cast<uint32_t>(id);
+  if (index >= slots_.size()) return nullptr;
+  Connection& c = slots_[index];
+  if (c.state == ConnState::kFree ||
+      c.generation != static_cast<uint32_t>(id >> 32)) {
+    return nullptr;
+  }
+  return &c;
+}
+
+}  // namespace master
+}  // namespace ddv

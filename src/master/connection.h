@@ -1,0 +1,91 @@
+// Connection: the master's state for one accepted socket between accept and
+// the moment a worker acknowledges it (or the master refuses and closes it).
+// Slots live in a ConnectionTable, a slab with a free list: no allocation per
+// connection on the hot path.
+#ifndef DDV_SRC_MASTER_CONNECTION_H_
+#define DDV_SRC_MASTER_CONNECTION_H_
+
+#include <linux/time_types.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "src/master/error_response.h"
+#include "src/sniff/host_name.h"
+
+namespace ddv {
+namespace master {
+
+enum class ConnState : uint8_t {
+  kFree,
+  kPeeking,   // a peek (and its deadline) is in flight
+  kWaiting,   // routed; waiting for a worker of its site to take it
+  kQueued,    // in a worker's next handoff batch
+  kSending,   // in a handoff message being sent
+  kSent,      // sent; the master keeps its copy until the worker acknowledges
+  kRefusing,  // sending a refusal, then a lingering close
+  kClosing,   // close submitted; freed when no op is in flight
+};
+
+struct Connection {
+  int fd = -1;
+  uint32_t generation = 0;
+  ConnState state = ConnState::kFree;
+  uint8_t inflight = 0;          // submitted ops not yet completed
+  bool rcvlowat_raised = false;  // SO_RCVLOWAT must go back to 1 before handoff
+  bool deadline_shortened = false;
+  uint16_t listener = 0;
+  int32_t site = -1;
+  int32_t worker = -1;
+  uint32_t seen = 0;  // bytes the last peek returned
+  int64_t accept_ns = 0;
+  int64_t waiting_since_ns = 0;
+  __kernel_timespec deadline{};  // CLOCK_MONOTONIC, absolute
+
+  // The rare prefix that outgrows a ring buffer (up to max_peek_bytes).
+  std::unique_ptr<char[]> big;
+  uint32_t big_size = 0;
+
+  // What the worker is told.
+  sniff::HostName host;
+  std::string alpn;  // offered ALPN, comma-joined (TLS only)
+  uint32_t skip_bytes = 0;  // PROXY header length
+  bool has_proxy_source = false;
+  sockaddr_storage proxy_source{};
+
+  absl::string_view refusal;  // bytes being sent while kRefusing
+
+  uint64_t Id(uint32_t index) const {
+    return (static_cast<uint64_t>(generation) << 32) | index;
+  }
+};
+
+class ConnectionTable {
+ public:
+  explicit ConnectionTable(uint32_t capacity);
+
+  // nullptr when full.
+  Connection* Allocate(uint32_t* index);
+  void Free(uint32_t index);
+
+  Connection& at(uint32_t index) { return slots_[index]; }
+  // The slot a connection id names, if that connection is still there.
+  Connection* Find(uint64_t id);
+
+  uint32_t capacity() const { return static_cast<uint32_t>(slots_.size()); }
+  uint32_t in_use() const { return in_use_; }
+
+ private:
+  std::vector<Connection> slots_;
+  std::vector<uint32_t> free_;
+  uint32_t in_use_ = 0;
+};
+
+}  // namespace master
+}  // namespace ddv
+
+#endif  // DDV_SRC_MASTER_CONNECTION_H_

@@ -1,0 +1,105 @@
+// BindListener / BindAll / listen-fd passing.
+#include "src/master/listener_socket.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "src/base/errno_status.h"
+
+namespace ddv {
+namespace master {
+
+absl::StatusOr<UniqueFd> BindListener(const config::ListenerConfig& listener,
+                                      const ListenOptions& options) {
+  const std::string doing =
+      absl::StrCat("binding listener \"", listener.name, "\" to ",
+                   listener.address);
+  int family = listener.addr.ss_family;
+  UniqueFd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus(errno, "socket", doing);
+  int one = 1;
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+    return ErrnoStatus(errno, "setsockopt(SO_REUSEADDR)", doing);
+  }
+  if (family == AF_INET6 &&
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+    return ErrnoStatus(errno, "setsockopt(IPV6_V6ONLY)", doing);
+  }
+  if (listener.protocol != config::Protocol::kTcp &&
+      options.defer_accept_seconds > 0 &&
+      setsockopt(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                 &options.defer_accept_seconds,
+                 sizeof(options.defer_accept_seconds)) < 0) {
+    return ErrnoStatus(errno, "setsockopt(TCP_DEFER_ACCEPT)", doing);
+  }
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&listener.addr),
+           listener.addr_len) < 0) {
+    return ErrnoStatus(errno, "bind", doing);
+  }
+  if (listen(fd.get(), options.backlog) < 0) {
+    return ErrnoStatus(errno, "listen", doing);
+  }
+  return fd;
+}
+
+absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
+                                              const ListenOptions& options) {
+  std::vector<UniqueFd> fds;
+  for (const config::ListenerConfig& listener : config.listeners) {
+    absl::StatusOr<UniqueFd> fd = BindListener(listener, options);
+    if (!fd.ok()) return fd.status();
+    fds.push_back(std::move(*fd));
+  }
+  return fds;
+}
+
+std::string FormatListenFds(const config::Config& config,
+                            const std::vector<int>& fds) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < config.listeners.size() && i < fds.size(); ++i) {
+    parts.push_back(absl::StrCat(config.listeners[i].name, "=", fds[i]));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+absl::StatusOr<std::vector<UniqueFd>> ParseListenFds(
+    const std::string& text, const config::Config& config) {
+  std::vector<int> by_listener(config.listeners.size(), -1);
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, '=');
+    int fd = -1;
+    if (!absl::SimpleAtoi(kv.second, &fd) || fd < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("DDV_LISTEN_FDS: bad entry \"", part, "\""));
+    }
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      if (config.listeners[i].name == kv.first) by_listener[i] = fd;
+    }
+  }
+  std::vector<UniqueFd> fds;
+  for (size_t i = 0; i < by_listener.size(); ++i) {
+    int accepting = 0;
+    socklen_t len = sizeof(accepting);
+    if (by_listener[i] < 0 ||
+        getsockopt(by_listener[i], SOL_SOCKET, SO_ACCEPTCONN, &accepting,
+                   &len) < 0 ||
+        !accepting) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("DDV_LISTEN_FDS has no listening socket for listener \"",
+                       config.listeners[i].name,
+                       "\"; was the listener added without a full restart?"));
+    }
+  }
+  for (int fd : by_listener) fds.emplace_back(fd);
+  return fds;
+}
+
+}  // namespace master
+}  // namespace ddv

@@ -1,0 +1,45 @@
+// Listening sockets: bound by whoever owns them (the watchdog, or the master
+// when it runs alone) and passed to the master by fd.
+#ifndef DDV_SRC_MASTER_LISTENER_SOCKET_H_
+#define DDV_SRC_MASTER_LISTENER_SOCKET_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/base/unique_fd.h"
+#include "src/config/config.h"
+
+namespace ddv {
+namespace master {
+
+struct ListenOptions {
+  int backlog = 4096;
+  // Seconds the kernel may hold a connection until its first bytes arrive
+  // (TCP_DEFER_ACCEPT) on http/tls listeners; 0 disables. The master takes
+  // this hold off the peek deadline (see Master), so it never delays a close.
+  int defer_accept_seconds = 1;
+};
+
+// socket + SO_REUSEADDR (+ IPV6_V6ONLY for "[::]") + bind + listen, and
+// TCP_DEFER_ACCEPT for protocols that are peeked.
+absl::StatusOr<UniqueFd> BindListener(const config::ListenerConfig& listener,
+                                      const ListenOptions& options);
+
+// Binds every listener of `config`, in order; on any failure closes the ones
+// already bound and says which failed.
+absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
+                                              const ListenOptions& options);
+
+// The environment form used when the watchdog passes listeners to the master:
+// "http=3,https=4". Parse checks that every named listener of `config` has an
+// fd and that each fd is a listening socket.
+std::string FormatListenFds(const config::Config& config,
+                            const std::vector<int>& fds);
+absl::StatusOr<std::vector<UniqueFd>> ParseListenFds(
+    const std::string& text, const config::Config& config);
+
+}  // namespace master
+}  // namespace ddv
+
+#endif  // DDV_SRC_MASTER_LISTENER_SOCKET_H_

@@ -1,0 +1,420 @@
+// Master, control side: signals (signalfd, so handlers never run user code),
+// the control socket behind `ddvctl`, worker RPCs and reload.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "glog/logging.h"
+#include "nlohmann/json.hpp"
+#include "src/base/errno_status.h"
+#include "src/master/master.h"
+#include "src/sniff/host_name.h"
+#include "src/uring/op_tag.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kHandledSignals[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGCHLD};
+
+}  // namespace
+
+absl::Status Master::InitSignals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : kHandledSignals) sigaddset(&mask, sig);
+  // Blocked so they queue on the signalfd; children get a clean mask at
+  // spawn (supervise::Spawn resets it).
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) {
+    return ErrnoStatus(errno, "sigprocmask", "blocking handled signals");
+  }
+  signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signal_fd_) return ErrnoStatus(errno, "signalfd", "watching signals");
+  io_uring_sqe* sqe = Sqe(kOpSignalPoll, 0);
+  io_uring_prep_poll_multishot(sqe, signal_fd_.get(), POLLIN);
+
+  const std::string& path = config_.master.control_socket;
+  if (path.empty()) return absl::OkStatus();
+  std::error_code error;
+  std::filesystem::create_directories(
+      std::filesystem::path(path).parent_path(), error);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("control socket path too long: ", path));
+  }
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  control_fd_.Reset(
+      socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!control_fd_) return ErrnoStatus(errno, "socket", "creating the control socket");
+  // A stale socket from a crashed master would make bind fail.
+  unlink(path.c_str());
+  if (bind(control_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
+           sizeof(addr)) < 0) {
+    return ErrnoStatus(errno, "bind",
+                       absl::StrCat("binding the control socket \"", path, "\""));
+  }
+  chmod(path.c_str(), 0660);
+  if (listen(control_fd_.get(), 16) < 0) {
+    return ErrnoStatus(errno, "listen", "listening on the control socket");
+  }
+  sqe = Sqe(kOpControlPoll, 0);
+  io_uring_prep_poll_multishot(sqe, control_fd_.get(), POLLIN);
+  return absl::OkStatus();
+}
+
+void Master::OnSignals() {
+  signalfd_siginfo info;
+  while (read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
+    switch (info.ssi_signo) {
+      case SIGTERM:
+      case SIGINT:
+        LOG(INFO) << "signal " << info.ssi_signo << ": graceful stop";
+        BeginStop();
+        break;
+      case SIGHUP:
+        LOG(INFO) << "SIGHUP: reloading " << config_.path;
+        Reload();
+        break;
+      case SIGUSR1:
+        // Workers own their log files' content; tell them too.
+        for (int w = 0; w < workers_->size(); ++w) {
+          if (workers_->pid(w) > 0) kill(workers_->pid(w), SIGUSR1);
+        }
+        break;
+      case SIGCHLD:
+        break;  // exits are seen through each worker's pidfd
+    }
+  }
+}
+
+void Master::BeginStop() {
+  if (stopping_) return;
+  stopping_ = true;
+  // Undecided connections get until their peek deadline; handed ones until
+  // their worker acknowledges.
+  stop_deadline_ns_ = MonotonicNowNs() +
+                      config_.master.peek_timeout_ms * 1000000LL +
+                      absl::ToInt64Nanoseconds(options_.worker_wait);
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    io_uring_sqe* sqe = Sqe(kOpCancel, l);
+    io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, l, 0}.Encode(), 0);
+  }
+}
+
+void Master::Reload() {
+  absl::StatusOr<config::Config> loaded = config::LoadConfigFile(config_.path);
+  if (!loaded.ok()) {
+    LOG(ERROR) << "reload failed, keeping the running config: "
+               << loaded.status().message();
+    return;
+  }
+  // What can change live: hosts, defaults and ALPN claims (the route table).
+  // Listeners and site processes need a restart of the master (the watchdog
+  // does it without dropping queued connections).
+  bool same_shape = loaded->listeners.size() == config_.listeners.size() &&
+                    loaded->sites.size() == config_.sites.size();
+  for (size_t i = 0; same_shape && i < loaded->listeners.size(); ++i) {
+    same_shape = loaded->listeners[i].name == config_.listeners[i].name &&
+                 loaded->listeners[i].address == config_.listeners[i].address &&
+                 loaded->listeners[i].protocol == config_.listeners[i].protocol;
+  }
+  for (size_t i = 0; same_shape && i < loaded->sites.size(); ++i) {
+    same_shape = loaded->sites[i].id == config_.sites[i].id &&
+                 loaded->sites[i].command == config_.sites[i].command &&
+                 loaded->sites[i].processes == config_.sites[i].processes;
+  }
+  if (!same_shape) {
+    LOG(ERROR) << "reload: listeners or site processes changed; restart the "
+                  "master to apply that (hosts, defaults and ALPN reload live)";
+    return;
+  }
+  std::shared_ptr<const route::RouteTable> routes;
+  absl::Status status = BuildRoutes(*loaded, &routes);
+  if (!status.ok()) {
+    LOG(ERROR) << "reload failed: " << status;
+    return;
+  }
+  routes_ = std::move(routes);
+  for (size_t i = 0; i < loaded->listeners.size(); ++i) {
+    loaded->listeners[i].default_site = loaded->listeners[i].default_site;
+  }
+  config_.listeners = loaded->listeners;
+  for (size_t i = 0; i < loaded->sites.size(); ++i) {
+    config_.sites[i].hosts = loaded->sites[i].hosts;
+    config_.sites[i].is_default = loaded->sites[i].is_default;
+    config_.sites[i].alpn = loaded->sites[i].alpn;
+  }
+  LOG(INFO) << "reloaded routes from " << config_.path;
+}
+
+std::string Master::MetricsText() const {
+  std::string out = RenderCounters(counters_);
+  absl::StrAppend(&out,
+                  "# HELP ddv_connections_undecided connections the master "
+                  "holds now\n# TYPE ddv_connections_undecided gauge\n"
+                  "ddv_connections_undecided ",
+                  connections_.in_use(), "\n");
+  absl::StrAppend(&out, "# TYPE ddv_worker_outstanding gauge\n");
+  for (int w = 0; w < workers_->size(); ++w) {
+    const Worker& worker = workers_->at(w);
+    absl::StrAppend(&out, "ddv_worker_outstanding{site=\"",
+                    workers_->site_id(worker.site), "\",worker=\"",
+                    worker.index, "\"} ", worker.outstanding, "\n");
+  }
+  return out;
+}
+
+std::string Master::StatusJson() const {
+  json status;
+  status["pid"] = getpid();
+  status["uptime_seconds"] = (MonotonicNowNs() - started_ns_) / 1000000000;
+  status["config"] = config_.path;
+  status["stopping"] = stopping_;
+  json listeners = json::array();
+  for (const config::ListenerConfig& l : config_.listeners) {
+    listeners.push_back({{"name", l.name},
+                         {"address", l.address},
+                         {"protocol", config::ProtocolName(l.protocol)},
+                         {"default_site", l.default_site}});
+  }
+  status["listeners"] = listeners;
+  json sites = json::array();
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    const config::SiteConfig& site = config_.sites[s];
+    json workers = json::array();
+    for (int w = 0; w < workers_->size(); ++w) {
+      const Worker& worker = workers_->at(w);
+      if (worker.site != static_cast<int>(s)) continue;
+      int slot = worker.process_slot;
+      workers.push_back(
+          {{"index", worker.index},
+           {"pid", workers_->pid(w)},
+           {"state", supervise::ProcessStateName(
+                         workers_->processes().state(slot))},
+           {"ready", worker.ready},
+           {"restarts", workers_->processes().restarts(slot)},
+           {"outstanding", worker.outstanding}});
+    }
+    sites.push_back({{"id", site.id},
+                     {"hosts", site.hosts},
+                     {"default", site.is_default},
+                     {"failed", workers_->SiteFailed(s)},
+                     {"workers", workers}});
+  }
+  status["sites"] = sites;
+  json counters;
+#define DDV_JSON_COUNTER(name, help) counters[#name] = counters_.name;
+  DDV_MASTER_COUNTERS(DDV_JSON_COUNTER)
+#undef DDV_JSON_COUNTER
+  status["counters"] = counters;
+  return status.dump();
+}
+
+void Master::OnControlReadable() {
+  for (int i = 0; i < 16; ++i) {
+    UniqueFd client(accept4(control_fd_.get(), nullptr, nullptr,
+                            SOCK_CLOEXEC));
+    if (!client) return;
+    // Control traffic is rare and tiny: serve it synchronously, with
+    // timeouts so a stuck client cannot stall the loop for long.
+    timeval tv{0, 200000};
+    setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(client.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    char buf[512];
+    ssize_t n = recv(client.get(), buf, sizeof(buf) - 1, 0);
+    if (n <= 0) continue;
+    absl::string_view line = absl::StripAsciiWhitespace(absl::string_view(buf, n));
+    std::vector<std::string> words =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    std::string reply;
+    if (words.empty()) {
+      reply = "error: empty command\n";
+    } else if (words[0] == "status") {
+      reply = StatusJson() + "\n";
+    } else if (words[0] == "metrics") {
+      reply = MetricsText();
+    } else if (words[0] == "reload") {
+      Reload();
+      reply = "ok: reload requested; see the master log for the outcome\n";
+    } else if (words[0] == "stop") {
+      BeginStop();
+      reply = "ok: stopping\n";
+    } else if (words[0] == "restart" && words.size() == 2) {
+      int site = -1;
+      for (size_t s = 0; s < config_.sites.size(); ++s) {
+        if (config_.sites[s].id == words[1]) site = s;
+      }
+      if (site < 0) {
+        reply = absl::StrCat("error: no site \"", words[1], "\"\n");
+      } else {
+        int restarted = RollingRestart(site);
+        reply = absl::StrCat("ok: restarting ", restarted, " workers of \"",
+                             words[1], "\"\n");
+      }
+    } else {
+      reply = absl::StrCat("error: unknown command \"", words[0],
+                           "\" (status, metrics, reload, stop, restart SITE)\n");
+    }
+    size_t sent = 0;
+    while (sent < reply.size()) {
+      ssize_t w = send(client.get(), reply.data() + sent, reply.size() - sent,
+                       MSG_NOSIGNAL);
+      if (w <= 0) break;
+      sent += w;
+    }
+  }
+}
+
+int Master::RollingRestart(int site) {
+  // One worker at a time would need the loop to wait between them; SIGTERM
+  // to each lets the supervisor bring it back after its back-off while the
+  // site's other workers keep serving.
+  int count = 0;
+  for (int w = 0; w < workers_->size(); ++w) {
+    if (workers_->at(w).site != site || workers_->pid(w) <= 0) continue;
+    kill(workers_->pid(w), SIGTERM);
+    ++count;
+  }
+  return count;
+}
+
+void Master::Reply(int w, uint64_t id, absl::Status status,
+                   const std::string& body) {
+  handoff::Response response;
+  response.id = id;
+  response.code = status.code();
+  response.error = std::string(status.message());
+  response.body = status.ok() ? body : "";
+  absl::StatusOr<std::string> bytes = handoff::EncodeFrame(response);
+  if (!bytes.ok()) return;
+  absl::Status sent = handoff::SendFrame(workers_->at(w).channel.get(), *bytes,
+                                         {}, absl::ZeroDuration());
+  if (!sent.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "RPC reply lost: " << sent;
+  }
+}
+
+void Master::OnWorkerRequest(int w, const handoff::Request& request) {
+  if (request.method == "ping") {
+    Reply(w, request.id, absl::OkStatus(), "{\"pong\":true}");
+  } else if (request.method == "status") {
+    Reply(w, request.id, absl::OkStatus(), StatusJson());
+  } else if (request.method == "update_server_conf") {
+    Reply(w, request.id, UpdateServerConf(w, request.body), "{}");
+  } else {
+    Reply(w, request.id,
+          absl::UnimplementedError(
+              absl::StrCat("unknown method \"", request.method, "\"")),
+          "");
+  }
+}
+
+// The seed's updateServerConf: a worker adds hosts to its own site or claims
+// the default. Policy: a host another site already serves is refused, and
+// the default can be claimed only when no other site holds it.
+absl::Status Master::UpdateServerConf(int w, const std::string& body) {
+  json request = json::parse(body, nullptr, false);
+  if (request.is_discarded() || !request.is_object()) {
+    return absl::InvalidArgumentError("update_server_conf: body is not a JSON object");
+  }
+  const int site = workers_->at(w).site;
+  config::Config next = config_;
+  config::SiteConfig& mine = next.sites[site];
+  for (auto it = request.begin(); it != request.end(); ++it) {
+    if (it.key() == "add_hosts" && it->is_array()) {
+      for (const json& host : *it) {
+        if (!host.is_string()) {
+          return absl::InvalidArgumentError("add_hosts: hosts are strings");
+        }
+        std::string name = absl::AsciiStrToLower(host.get<std::string>());
+        absl::string_view bare = name;
+        bool wildcard = absl::ConsumePrefix(&bare, "*.");
+        sniff::HostName normal;
+        if (const char* error =
+                sniff::NormalizeHost(bare, sniff::HostSyntax::kTlsSni, &normal)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("add_hosts: \"", name, "\": ", error));
+        }
+        std::string pattern =
+            absl::StrCat(wildcard ? "*." : "", normal.view());
+        for (const config::SiteConfig& other : next.sites) {
+          if (&other == &mine) continue;
+          for (const std::string& h : other.hosts) {
+            if (h == pattern) {
+              return absl::AlreadyExistsError(absl::StrCat(
+                  "add_hosts: \"", pattern, "\" is served by site \"",
+                  other.id, "\""));
+            }
+          }
+        }
+        if (std::find(mine.hosts.begin(), mine.hosts.end(), pattern) ==
+            mine.hosts.end()) {
+          mine.hosts.push_back(pattern);
+        }
+      }
+    } else if (it.key() == "default" && it->is_boolean()) {
+      if (it->get<bool>()) {
+        for (const config::SiteConfig& other : next.sites) {
+          if (&other != &mine && other.is_default) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "default: site \"", other.id, "\" is the default already"));
+          }
+        }
+      }
+      mine.is_default = it->get<bool>();
+    } else if (it.key() == "processes") {
+      return absl::UnimplementedError(
+          "processes: changing the process count at run time is not "
+          "supported yet; change `processes` in the config and restart");
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update_server_conf: unknown or mistyped key \"", it.key(),
+          "\" (add_hosts: [string], default: bool)"));
+    }
+  }
+  std::shared_ptr<const route::RouteTable> routes;
+  absl::Status status = BuildRoutes(next, &routes);
+  if (!status.ok()) return status;
+  routes_ = std::move(routes);
+  config_ = std::move(next);
+  LOG(INFO) << "site " << config_.sites[site].id
+            << " updated its server conf: " << body;
+  return absl::OkStatus();
+}
+
+void Master::ForwardMessage(int w, handoff::Message message) {
+  const Worker& from = workers_->at(w);
+  message.source_site = workers_->site_id(from.site);
+  message.source_worker = from.index;
+  absl::StatusOr<std::string> bytes = handoff::EncodeFrame(message);
+  if (!bytes.ok()) return;
+  for (int t = 0; t < workers_->size(); ++t) {
+    const Worker& to = workers_->at(t);
+    if (workers_->site_id(to.site) != message.target_site) continue;
+    if (message.target_worker != handoff::kAnyWorker &&
+        static_cast<uint32_t>(to.index) != message.target_worker) {
+      continue;
+    }
+    (void)handoff::SendFrame(to.channel.get(), *bytes, {}, absl::ZeroDuration());
+    if (message.target_worker == handoff::kAnyWorker) break;
+  }
+}
+
+}  // namespace master
+}  // namespace ddv

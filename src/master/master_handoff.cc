@@ -1,0 +1,309 @@
+// Master, handoff side: batching connections per worker, sending them
+// (SCM_RIGHTS through the ring, or a pidfd offer), acknowledgements, worker
+// death and re-routing.
+#include <poll.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "src/handoff/wire.h"
+#include "src/master/master.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+handoff::Protocol WireProtocol(config::Protocol protocol) {
+  switch (protocol) {
+    case config::Protocol::kHttp:
+      return handoff::Protocol::kHttp;
+    case config::Protocol::kTls:
+      return handoff::Protocol::kTls;
+    case config::Protocol::kTcp:
+      return handoff::Protocol::kTcp;
+  }
+  return handoff::Protocol::kTcp;
+}
+
+}  // namespace
+
+void Master::Dispatch(uint32_t index) {
+  Connection& c = connections_.at(index);
+  int w = workers_->Pick(c.site, c.worker);
+  if (w < 0) w = workers_->Pick(c.site);  // the excluded one is all there is
+  if (w < 0) {
+    // No live worker (all restarting, or the site failed): wait briefly for
+    // one, then refuse. CheckWaiting retries every loop turn.
+    if (c.state != ConnState::kWaiting) {
+      c.state = ConnState::kWaiting;
+      c.waiting_since_ns = MonotonicNowNs();
+      waiting_.push_back(index);
+    }
+    return;
+  }
+  c.state = ConnState::kQueued;
+  c.worker = w;
+  Worker& worker = workers_->at(w);
+  ++worker.outstanding;
+  worker.queue.push_back(index);
+}
+
+void Master::CheckWaiting(int64_t now_ns) {
+  if (waiting_.empty()) return;
+  std::vector<uint32_t> still;
+  std::vector<uint32_t> waiting;
+  waiting.swap(waiting_);
+  for (uint32_t index : waiting) {
+    Connection& c = connections_.at(index);
+    if (c.state != ConnState::kWaiting) continue;
+    bool failed = workers_->SiteFailed(c.site);
+    int w = failed ? -1 : workers_->Pick(c.site);
+    if (w >= 0) {
+      c.state = ConnState::kPeeking;  // leaves kWaiting; Dispatch queues it
+      Dispatch(index);
+    } else if (failed || now_ns - c.waiting_since_ns >=
+                             absl::ToInt64Nanoseconds(options_.worker_wait)) {
+      ++counters_.site_unavailable;
+      Refuse(index, Refusal::kUnavailable);
+    } else {
+      still.push_back(index);
+    }
+  }
+  waiting_.insert(waiting_.end(), still.begin(), still.end());
+}
+
+void Master::FlushBatches() {
+  for (int w = 0; w < workers_->size(); ++w) {
+    Worker& worker = workers_->at(w);
+    if (!worker.queue.empty() && !worker.send_in_flight) SubmitBatch(w);
+  }
+}
+
+void Master::SubmitBatch(int w) {
+  Worker& worker = workers_->at(w);
+  const size_t n = std::min<size_t>(
+      {worker.queue.size(), options_.handoff_batch,
+       handoff::kMaxEntriesPerBatch});
+  const bool pidfd = config_.master.handoff == config::HandoffMode::kPidfd;
+  std::vector<handoff::HandoffEntry> entries(n);
+  std::vector<int> fds;
+  fds.reserve(n);
+  worker.sending.assign(worker.queue.begin(), worker.queue.begin() + n);
+  worker.queue.erase(worker.queue.begin(), worker.queue.begin() + n);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t index = worker.sending[i];
+    Connection& c = connections_.at(index);
+    c.state = ConnState::kSending;
+    handoff::HandoffEntry& e = entries[i];
+    e.connection_id = c.Id(index);
+    e.listener_index = c.listener;
+    e.site_index = c.site;
+    e.protocol = WireProtocol(config_.listeners[c.listener].protocol);
+    e.accept_time_ns = c.accept_ns;
+    e.host = std::string(c.host.view());
+    e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));
+    e.has_proxy_source = c.has_proxy_source;
+    if (c.has_proxy_source) {
+      e.proxy_source = c.proxy_source;
+      e.proxy_source_length = c.proxy_source.ss_family == AF_INET6
+                                  ? sizeof(sockaddr_in6)
+                                  : sizeof(sockaddr_in);
+    }
+    e.skip_bytes = c.skip_bytes;
+    e.master_fd = c.fd;
+    fds.push_back(c.fd);
+  }
+  std::string frame;
+  absl::Status status = handoff::EncodeHandoffBatch(
+      pidfd ? handoff::HandoffMode::kPidfd : handoff::HandoffMode::kScmRights,
+      entries, &frame);
+  if (status.ok()) {
+    if (!worker.message) {
+      worker.message = std::make_unique<handoff::ScmRightsMessage>();
+    }
+    status = worker.message->Assign(
+        std::move(frame), pidfd ? absl::Span<const int>() : fds);
+  }
+  if (!status.ok()) {
+    // Only a bug gets here (the encoder rejects what it was given).
+    LOG(DFATAL) << "cannot encode a handoff batch: " << status;
+    for (uint32_t index : worker.sending) {
+      --worker.outstanding;
+      ++counters_.site_unavailable;
+      Refuse(index, Refusal::kUnavailable);
+    }
+    worker.sending.clear();
+    return;
+  }
+  io_uring_sqe* sqe = Sqe(kOpHandoffSend, w, worker.generation);
+  // MSG_DONTWAIT: a full channel must fail at once (EAGAIN) so the batch
+  // goes to another worker instead of waiting behind a slow one.
+  io_uring_prep_sendmsg(sqe, worker.channel.get(), &worker.message->header(),
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+  worker.send_in_flight = true;
+}
+
+void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
+  Worker& worker = workers_->at(w);
+  worker.send_in_flight = false;
+  std::vector<uint32_t> sent;
+  sent.swap(worker.sending);
+  if (cqe->res >= 0) {
+    ++counters_.handoff_batches;
+    for (uint32_t index : sent) {
+      Connection& c = connections_.at(index);
+      if (c.state == ConnState::kSending) c.state = ConnState::kSent;
+    }
+    return;
+  }
+  // Not sent: the fds never left. Hand them to another worker of the site.
+  if (cqe->res == -EAGAIN || cqe->res == -ENOBUFS) {
+    counters_.handoff_channel_full += sent.size();
+  } else {
+    counters_.handoff_worker_gone += sent.size();
+    LOG_EVERY_N(WARNING, 100) << "handoff to worker " << workers_->site_id(worker.site)
+                              << "#" << worker.index
+                              << " failed: " << strerror(-cqe->res);
+  }
+  for (uint32_t index : sent) {
+    Connection& c = connections_.at(index);
+    --worker.outstanding;
+    ++counters_.connections_rerouted;
+    c.state = ConnState::kPeeking;
+    Dispatch(index);  // excludes c.worker when another one is alive
+  }
+}
+
+void Master::OnAcknowledged(int w, uint64_t id) {
+  Connection* c = connections_.Find(id);
+  if (c == nullptr || c->worker != w ||
+      (c->state != ConnState::kSent && c->state != ConnState::kSending)) {
+    return;  // a stale or duplicate acknowledgement
+  }
+  Worker& worker = workers_->at(w);
+  if (worker.outstanding > 0) --worker.outstanding;
+  ++counters_.connections_handed_off;
+  Close(static_cast<uint32_t>(id));
+}
+
+void Master::OnChannelReadable(int w) {
+  Worker& worker = workers_->at(w);
+  // Bounded per turn so one chatty worker cannot starve the loop.
+  for (int i = 0; i < 256; ++i) {
+    absl::StatusOr<handoff::ReceivedFrame> received =
+        handoff::ReceiveFrame(worker.channel.get(), absl::ZeroDuration());
+    if (!received.ok()) {
+      if (!handoff::IsWouldBlock(received.status())) {
+        LOG_EVERY_N(WARNING, 100)
+            << "bad frame from worker " << workers_->site_id(worker.site) << "#"
+            << worker.index << ": " << received.status();
+        continue;
+      }
+      break;
+    }
+    handoff::Frame& frame = received->frame;
+    if (auto* hello = std::get_if<handoff::Hello>(&frame)) {
+      worker.ready = true;
+      VLOG(1) << "worker " << hello->site << "#" << hello->worker_index
+              << " pid " << hello->pid << " ready";
+    } else if (auto* ack = std::get_if<handoff::PidfdAck>(&frame)) {
+      for (const handoff::PidfdAckEntry& entry : ack->entries) {
+        if (entry.error == 0) {
+          OnAcknowledged(w, entry.connection_id);
+        } else {
+          LOG_EVERY_N(WARNING, 100) << "worker could not take connection: "
+                                    << strerror(entry.error);
+        }
+      }
+    } else if (auto* beat = std::get_if<handoff::Heartbeat>(&frame)) {
+      if (!beat->is_reply) {
+        handoff::Heartbeat reply{beat->sequence, true};
+        absl::StatusOr<std::string> bytes = handoff::EncodeFrame(reply);
+        if (bytes.ok()) {
+          (void)handoff::SendFrame(worker.channel.get(), *bytes, {},
+                                   absl::ZeroDuration());
+        }
+      }
+    } else if (auto* request = std::get_if<handoff::Request>(&frame)) {
+      OnWorkerRequest(w, *request);
+    } else if (auto* message = std::get_if<handoff::Message>(&frame)) {
+      ForwardMessage(w, std::move(*message));
+    }
+  }
+}
+
+void Master::ArmWorker(int w) {
+  Worker& worker = workers_->at(w);
+  int pidfd = workers_->pidfd(w);
+  if (pidfd >= 0) {
+    io_uring_sqe* sqe = Sqe(kOpWorkerExitPoll, w, worker.generation);
+    io_uring_prep_poll_add(sqe, pidfd, POLLIN);
+  }
+  ArmWorkerChannel(w);
+}
+
+void Master::ArmWorkerChannel(int w) {
+  Worker& worker = workers_->at(w);
+  if (worker.channel_poll_armed) return;
+  // The channel outlives processes: re-armed only when the kernel ends the
+  // multishot, never per process.
+  io_uring_sqe* sqe = Sqe(kOpChannelPoll, w, 0);
+  io_uring_prep_poll_multishot(sqe, worker.channel.get(), POLLIN);
+  worker.channel_poll_armed = true;
+}
+
+void Master::OnWorkerExit(int w) {
+  Worker& worker = workers_->at(w);
+  const pid_t pid = workers_->pid(w);
+  if (!workers_->Reap(w)) {
+    // The poll fired for a process that is not gone (spurious): re-arm.
+    if (workers_->pid(w) == pid && pid != 0) ArmWorker(w);
+    return;
+  }
+  ++counters_.worker_restarts;
+  // Acknowledgements it sent before dying count: read them first. Then
+  // discard what it never read, and give its connections to another worker
+  // (Pick no longer sees it: it was reaped).
+  OnChannelReadable(w);
+  workers_->DrainChildEnd(w);
+  if (!worker.send_in_flight) ReclaimFromWorker(w);
+}
+
+void Master::ReclaimFromDeadWorkers() {
+  for (int w = 0; w < workers_->size(); ++w) {
+    Worker& worker = workers_->at(w);
+    if (worker.send_in_flight || workers_->Alive(w)) continue;
+    if (worker.outstanding == 0 && worker.queue.empty()) continue;
+    workers_->DrainChildEnd(w);
+    ReclaimFromWorker(w);
+  }
+}
+
+void Master::ReclaimFromWorker(int w) {
+  Worker& worker = workers_->at(w);
+  std::vector<uint32_t> reclaimed;
+  for (uint32_t index = 0; index < connections_.capacity(); ++index) {
+    Connection& c = connections_.at(index);
+    if (c.worker != w) continue;
+    if (c.state == ConnState::kSent || c.state == ConnState::kQueued ||
+        c.state == ConnState::kSending) {
+      reclaimed.push_back(index);
+    }
+  }
+  worker.queue.clear();
+  worker.outstanding = 0;
+  for (uint32_t index : reclaimed) {
+    Connection& c = connections_.at(index);
+    ++counters_.handoff_worker_gone;
+    ++counters_.connections_rerouted;
+    c.state = ConnState::kPeeking;
+    Dispatch(index);
+  }
+}
+
+}  // namespace master
+}  // namespace ddv

@@ -1,0 +1,112 @@
+// WorkerPool: the worker processes of every site, their channels and the
+// balance policy. Spawning, back-off and crash-loop rules come from
+// supervise::ProcessTable; this class adds what the master needs per worker:
+// a channel, the handoffs it has not acknowledged yet, and its next batch.
+//
+// Each worker slot keeps ONE channel for its whole life: the master holds
+// both ends and every (re)started process inherits the child end as fd 3.
+// When a process dies, the master drains what it left unread in the child
+// end (closing those fds) before the next process starts, so a replacement
+// never receives a batch meant for its predecessor.
+#ifndef DDV_SRC_MASTER_WORKER_POOL_H_
+#define DDV_SRC_MASTER_WORKER_POOL_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "src/base/unique_fd.h"
+#include "src/config/config.h"
+#include "src/handoff/channel.h"
+#include "src/supervise/process_table.h"
+
+namespace ddv {
+namespace master {
+
+// The fd number a worker finds its channel at (also in DDV_CHANNEL_FD).
+inline constexpr int kWorkerChannelFd = 3;
+
+struct WorkerPoolOptions {
+  supervise::BackoffPolicy backoff;
+  // Environment every worker gets besides its site's `env` and the DDV_*
+  // variables (a clean base: PATH, HOME, LANG, ...).
+  std::vector<std::pair<std::string, std::string>> base_env;
+};
+
+struct Worker {
+  int site = -1;
+  int index = 0;         // within the site: "a#1" is index 1
+  int process_slot = -1;
+  uint32_t generation = 0;  // bumps at every (re)start: stale completions
+  UniqueFd channel;         // master's end
+  UniqueFd child_end;       // inherited by every process of this slot
+  bool ready = false;       // said hello since its last start
+  bool channel_poll_armed = false;
+  uint32_t outstanding = 0;  // handed, not yet acknowledged
+  std::vector<uint32_t> queue;    // connections for the next batch
+  std::vector<uint32_t> sending;  // connections in the message in flight
+  std::unique_ptr<handoff::ScmRightsMessage> message;
+  bool send_in_flight = false;
+};
+
+class WorkerPool {
+ public:
+  static absl::StatusOr<std::unique_ptr<WorkerPool>> Create(
+      const WorkerPoolOptions& options, const config::Config& config);
+  ~WorkerPool();
+
+  absl::Status StartAll();
+
+  int size() const { return static_cast<int>(workers_.size()); }
+  Worker& at(int worker) { return workers_[worker]; }
+  const Worker& at(int worker) const { return workers_[worker]; }
+  const std::string& site_id(int site) const { return site_ids_[site]; }
+  const supervise::ProcessTable& processes() const { return *processes_; }
+
+  // Whether a completion tagged (worker, generation) is still current.
+  bool Current(uint32_t worker, uint32_t generation) const;
+  bool Alive(int worker) const;
+
+  // A live worker of `site` with the fewest unacknowledged handoffs; round
+  // robin among ties. Prefers workers that said hello. -1 when none is alive.
+  int Pick(int site, int exclude = -1);
+
+  // The process of `worker` exited (its pidfd became readable): reap it and
+  // let the supervisor decide on a restart. Returns false if it had not.
+  bool Reap(int worker);
+  // Reads and discards what the dead process left in its end of the channel.
+  void DrainChildEnd(int worker);
+
+  // Restarts processes whose back-off expired.
+  void Tick(absl::Time now);
+  // Workers (re)started since the last call: the master arms their polls.
+  std::vector<int> TakeRestarted();
+
+  int pidfd(int worker) const;
+  pid_t pid(int worker) const;
+  bool SiteFailed(int site) const;
+
+  void StopAll(absl::Duration grace);
+
+ private:
+  explicit WorkerPool(const WorkerPoolOptions& options);
+
+  WorkerPoolOptions options_;
+  std::unique_ptr<supervise::ProcessTable> processes_;
+  std::vector<Worker> workers_;
+  std::vector<int> slot_to_worker_;
+  std::vector<std::string> site_ids_;
+  std::vector<std::vector<int>> site_workers_;
+  std::vector<uint32_t> round_robin_;
+  std::vector<int> restarted_;
+};
+
+}  // namespace master
+}  // namespace ddv
+
+#endif  // DDV_SRC_MASTER_WORKER_POOL_H_

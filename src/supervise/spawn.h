@@ -1,0 +1,97 @@
+// Process primitives for the supervisor: start one worker (fork + exec with
+// its fds, credentials and log files set up) and describe how it ended.
+// Nothing here blocks for long, starts threads or installs signal handlers,
+// so the master's single io_uring loop can drive it.
+#ifndef DDV_SRC_SUPERVISE_SPAWN_H_
+#define DDV_SRC_SUPERVISE_SPAWN_H_
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "src/base/unique_fd.h"
+
+namespace ddv::supervise {
+
+// NAME=value pairs, in order; a later entry replaces an earlier one.
+using EnvList = std::vector<std::pair<std::string, std::string>>;
+
+// What to run and how. Everything is resolved (user names, log files) by the
+// parent before fork, so the child only makes async-signal-safe syscalls.
+struct ProcessSpec {
+  std::string name;               // "a#0": site id + '#' + index; used in logs
+  std::vector<std::string> argv;  // argv[0] is an absolute path (no PATH search)
+  EnvList env;                    // added to (overriding) the base environment
+  // "" = inherit the parent's. Opened O_WRONLY|O_APPEND|O_CREAT, mode 0640.
+  // The same path for both opens one file once (log_all).
+  std::string stdout_path;
+  std::string stderr_path;
+  // Optional. `user` alone also takes the user's primary group and its
+  // supplementary groups; `group` alone changes only the group.
+  std::string user;
+  std::string group;
+  // (fd in the parent, fd number in the child), e.g. the worker's end of its
+  // channel. Every other fd above 2 is closed on exec, even ones a library
+  // forgot to open with O_CLOEXEC. Targets must be distinct; a target of 0, 1
+  // or 2 overrides the stdio set up above.
+  std::vector<std::pair<int, int>> inherit_fds;
+};
+
+// The environment every worker starts from: a fixed PATH plus TZ, LANG and
+// LC_ALL when the parent has them. Nothing else of the parent's leaks.
+EnvList CleanBaseEnv();
+
+struct Spawned {
+  pid_t pid = 0;
+  UniqueFd pidfd;  // readable once the process has exited; O_CLOEXEC
+};
+
+// Starts `spec` with `base_env` + spec.env. The child runs in its own process
+// group (so the supervisor can signal the worker and whatever it forked),
+// with stdin on /dev/null, all signal dispositions default and an empty
+// signal mask, PR_SET_PDEATHSIG(SIGTERM) set after the credential change (a
+// uid change would clear it), and then execve().
+//
+// Returns once the child has exec'd: a failure in the child (execve, setuid,
+// ...) comes back through a CLOEXEC pipe as a Status naming the call, the
+// worker and the path, e.g.
+//   execve() failed while starting worker a#0 "/bin/nope": No such file ...
+// and the dead child is reaped before returning. The wait is only for the
+// child's few syscalls before exec, never for the program itself.
+//
+// PR_SET_PDEATHSIG fires when the *thread* that forked exits: call Spawn from
+// the master's loop thread.
+absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
+                              const EnvList& base_env = CleanBaseEnv());
+
+// How a process ended, from waitid()'s siginfo.
+struct ExitStatus {
+  int code = -1;    // exit status when it exited, else -1
+  int signal = 0;   // the signal that killed it, else 0
+  bool core_dumped = false;
+
+  static ExitStatus FromSiginfo(const siginfo_t& info);
+  bool exited() const { return signal == 0; }
+  // "status 1", "signal 9 (Killed)", "signal 11 (Segmentation fault, core
+  // dumped)".
+  std::string ToString() const;
+};
+
+// Reaps the process behind `pidfd` if it has exited (waitid(P_PIDFD,
+// WNOHANG)). Returns its ExitStatus, or kUnavailable while it still runs.
+absl::StatusOr<ExitStatus> TryReap(int pidfd);
+
+// Makes this process the reaper of its descendants' orphans
+// (PR_SET_CHILD_SUBREAPER), so a worker's forked helpers that outlive it come
+// back here to be reaped and counted, instead of escaping to init. The
+// watchdog calls it once at start.
+absl::Status BecomeSubreaper();
+
+}  // namespace ddv::supervise
+
+#endif  // DDV_SRC_SUPERVISE_SPAWN_H_

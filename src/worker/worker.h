@@ -1,0 +1,228 @@
+// The worker library: what a site's process links to be handed connections
+// by the ddv master. It reads its channel from the environment (see
+// docs/worker.md), fits into the app's own event loop (fd(), Drain(),
+// NextTimeout()) or runs a small one (Run()), and offers RPCs to the master.
+#ifndef DDV_SRC_WORKER_WORKER_H_
+#define DDV_SRC_WORKER_WORKER_H_
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "src/base/unique_fd.h"
+#include "src/handoff/wire.h"
+
+namespace ddv {
+namespace handoff {
+struct ReceivedFrame;
+}  // namespace handoff
+
+namespace worker {
+
+using Protocol = handoff::Protocol;
+using HandoffMode = handoff::HandoffMode;
+
+// Environment contract between the master and its workers.
+inline constexpr char kEnvChannelFd[] = "DDV_CHANNEL_FD";
+inline constexpr char kEnvSite[] = "DDV_SITE";
+inline constexpr char kEnvWorkerIndex[] = "DDV_WORKER_INDEX";
+inline constexpr char kEnvHandoff[] = "DDV_HANDOFF";
+inline constexpr char kEnvMasterPid[] = "DDV_MASTER_PID";
+
+// Who this worker is, as the master told it.
+struct WorkerIdentity {
+  std::string site;
+  uint32_t worker_index = 0;
+  HandoffMode handoff = HandoffMode::kScmRights;
+  pid_t master_pid = 0;  // needed in pidfd mode only
+};
+
+struct WorkerOptions {
+  // With no frame from the master for this long, the master is taken as gone
+  // (hung or unreachable). After a third of it the worker sends a heartbeat
+  // the master must answer, so an idle but healthy master is never mistaken
+  // for a dead one. InfiniteDuration() turns the check off.
+  absl::Duration master_silence_timeout = absl::Seconds(30);
+  // Read and discard the PROXY header bytes (HandoffEntry.skip_bytes) before
+  // the connection callback, so the app sees the client's first byte.
+  bool consume_proxy_header = true;
+  // Unset DDV_* after reading them: the channel fd is made close-on-exec, so
+  // the variables would lie to the app's own child processes.
+  bool clear_environment = true;
+};
+
+// What the master knew about a handed-off connection.
+struct ConnectionInfo {
+  uint64_t connection_id = 0;
+  std::string site;  // this worker's site id
+  uint32_t site_index = 0;
+  uint32_t listener_index = 0;
+  Protocol protocol = Protocol::kTcp;
+  bool tls = false;  // the listener speaks TLS: the worker terminates it
+  std::string host;  // normalised Host or SNI; empty when none
+  std::vector<std::string> alpn;  // offered by the client, in order
+  int64_t accept_time_ns = 0;     // CLOCK_MONOTONIC
+  // The client: the PROXY source when there was one, else getpeername().
+  // ss_family is AF_UNSPEC and peer_length 0 when neither is known.
+  sockaddr_storage peer{};
+  socklen_t peer_length = 0;
+  bool peer_from_proxy = false;
+  // PROXY header bytes still to read before the client's own bytes: 0 when
+  // WorkerOptions.consume_proxy_header did it.
+  uint32_t skip_bytes = 0;
+};
+
+// A worker -> worker message delivered by the master.
+struct IncomingMessage {
+  std::string source_site;
+  uint32_t source_worker = 0;
+  nlohmann::json body;
+};
+
+// Arguments of the seed's updateServerConf; unset fields are left alone.
+struct ServerConfUpdate {
+  std::vector<std::string> add_hosts;
+  std::optional<uint32_t> processes;
+  std::optional<bool> claim_default;
+};
+
+// One worker's end of the channel. Single-threaded: call everything from the
+// thread that runs the event loop. Callbacks run inside Drain()/Run() (and,
+// when the master is already gone, inside Call()); they may call back into
+// the Worker, except Drain() and Run().
+class Worker {
+ public:
+  // The socket is the app's from now on; it may be blocking or not, as the
+  // master left it: set the mode you need.
+  using ConnectionCallback =
+      std::function<void(UniqueFd socket, const ConnectionInfo& info)>;
+  using RpcCallback = std::function<void(absl::StatusOr<nlohmann::json>)>;
+  using ShutdownCallback = std::function<void(absl::Duration grace)>;
+  using MasterGoneCallback = std::function<void(const absl::Status& why)>;
+  using MessageCallback = std::function<void(const IncomingMessage&)>;
+
+  // NotFound when DDV_CHANNEL_FD is unset: not started by a master, so the
+  // caller runs standalone. Any other error means the master's contract is
+  // broken and the process should exit, not go standalone.
+  static absl::StatusOr<std::unique_ptr<Worker>> FromEnvironment(
+      const WorkerOptions& options = WorkerOptions());
+
+  // For embedders and tests that already hold the channel.
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(
+      UniqueFd channel, WorkerIdentity identity,
+      const WorkerOptions& options = WorkerOptions());
+
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // The channel to poll, or -1 once the master is gone (the fd is closed
+  // then, which also drops it from any epoll set).
+  int fd() const { return channel_.get(); }
+  // POLLIN, plus POLLOUT while frames wait for room in the channel.
+  short poll_events() const;
+  // How long the app's loop may sleep before calling Drain() again even if
+  // fd() stays quiet (RPC deadlines, heartbeats, a pending send).
+  // InfiniteDuration() when nothing is scheduled.
+  absl::Duration NextTimeout() const;
+
+  // Never blocks. Reads every queued frame and acts on it, fires expired RPC
+  // deadlines and the heartbeat logic, and flushes outgoing frames. A
+  // protocol error from the master is returned after the worker has treated
+  // the master as gone; the loss of the master itself is not an error.
+  absl::Status Drain();
+
+  // A poll() loop around Drain() until kShutdown arrives or the master is
+  // gone; returns OK in both cases so main() can finish its connections and
+  // exit.
+  absl::Status Run();
+
+  void OnConnection(ConnectionCallback callback);
+  // Default: nothing beyond stopping Run(); the app drains and exits.
+  void OnShutdown(ShutdownCallback callback);
+  // Default: log. Handoffs stop (the channel is closed); pending RPCs fail
+  // with Unavailable; Run() returns.
+  void OnMasterGone(MasterGoneCallback callback);
+  void OnMessage(MessageCallback callback);
+
+  // RPC to the master. The callback runs exactly once: with the response
+  // body, the master's error, DeadlineExceeded after `timeout`, or
+  // Unavailable when the master is gone. (Destroying the Worker drops
+  // pending callbacks without running them.)
+  void Call(absl::string_view method, nlohmann::json body,
+            absl::Duration timeout, RpcCallback callback);
+  void Ping(absl::Duration timeout, RpcCallback callback);
+  void Status(absl::Duration timeout, RpcCallback callback);
+  void UpdateServerConf(const ServerConfUpdate& update, absl::Duration timeout,
+                        RpcCallback callback);
+  // Delivered to the target as an IncomingMessage; the callback says
+  // whether the master found the target. `worker_index` may be
+  // handoff::kAnyWorker.
+  void SendToWorker(absl::string_view site, uint32_t worker_index,
+                    nlohmann::json body, absl::Duration timeout,
+                    RpcCallback callback);
+
+  const WorkerIdentity& identity() const { return identity_; }
+  bool shutdown_requested() const { return shutdown_requested_; }
+  bool master_gone() const { return master_gone_; }
+  // Run() would return: stop feeding this worker to your loop.
+  bool stopped() const { return shutdown_requested_ || master_gone_; }
+
+ private:
+  struct PendingCall {
+    absl::Duration deadline;  // monotonic
+    RpcCallback callback;
+  };
+
+  Worker(UniqueFd channel, WorkerIdentity identity,
+         const WorkerOptions& options);
+
+  void Enqueue(const handoff::Frame& frame);
+  void Flush();
+  void HandleFrame(handoff::ReceivedFrame received);
+  void HandleBatch(handoff::HandoffBatch& batch, std::vector<UniqueFd>& fds);
+  void Deliver(UniqueFd socket, const handoff::HandoffEntry& entry);
+  void HandleResponse(const handoff::Response& response);
+  void ExpireTimers();
+  void MasterGone(const absl::Status& why);
+  void ProtocolError(const absl::Status& why);
+
+  UniqueFd channel_;
+  UniqueFd master_pidfd_;  // pidfd mode only
+  WorkerIdentity identity_;
+  WorkerOptions options_;
+  std::deque<std::string> outgoing_;
+  absl::flat_hash_map<uint64_t, PendingCall> pending_;
+  uint64_t next_request_id_ = 1;
+  uint64_t next_heartbeat_ = 1;
+  absl::Duration last_heard_;  // monotonic time of the master's last frame
+  bool probe_outstanding_ = false;
+  bool shutdown_requested_ = false;
+  bool master_gone_ = false;
+  bool draining_ = false;
+  absl::Status fatal_;  // the protocol error that ended the channel, if any
+
+  ConnectionCallback on_connection_;
+  ShutdownCallback on_shutdown_;
+  MasterGoneCallback on_master_gone_;
+  MessageCallback on_message_;
+};
+
+}  // namespace worker
+}  // namespace ddv
+
+#endif  // DDV_SRC_WORKER_WORKER_H_

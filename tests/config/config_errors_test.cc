@@ -1,0 +1,386 @@
+// ParseConfig refusals: one row per mistake, each with the exact
+// "FILE:LINE:COL: what is wrong" the user will see.
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/config/config.h"
+
+namespace ddv {
+namespace config {
+namespace {
+
+struct ErrorCase {
+  std::string name;
+  std::string toml;
+  std::string message;  // the whole message, FILE being "t.toml"
+};
+
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
+// Documents built around one line under test, so each row shows only what
+// differs. Line numbers are noted on each helper.
+
+// Lines 1-4 one listener, 5-7 site "a"; `line` is line 8, inside [[site]].
+std::string SiteWith(const std::string& line) {
+  return "[[listener]]\n"
+         "name = \"http\"\n"
+         "address = \"127.0.0.1:80\"\n"
+         "protocol = \"http\"\n"
+         "[[site]]\n"
+         "id = \"a\"\n"
+         "command = [\"/bin/sh\"]\n" +
+         line + "\n";
+}
+
+// Lines 1-4 one listener, 5 "[[site]]"; `body` starts on line 6.
+std::string SiteBody(const std::string& body) {
+  return "[[listener]]\n"
+         "name = \"http\"\n"
+         "address = \"127.0.0.1:80\"\n"
+         "protocol = \"http\"\n"
+         "[[site]]\n" +
+         body + "\n";
+}
+
+// Lines 1-4 listener "http"; `line` is line 5, inside [[listener]]; then a
+// site "a" on lines 6-8.
+std::string ListenerWith(const std::string& line) {
+  return "[[listener]]\n"
+         "name = \"http\"\n"
+         "address = \"127.0.0.1:80\"\n"
+         "protocol = \"http\"\n" +
+         line +
+         "\n"
+         "[[site]]\n"
+         "id = \"a\"\n"
+         "command = [\"/bin/sh\"]\n";
+}
+
+// Line 1 "[master]"; `line` is line 2; then one listener and one site.
+std::string MasterWith(const std::string& line) {
+  return "[master]\n" + line +
+         "\n"
+         "[[listener]]\n"
+         "name = \"http\"\n"
+         "address = \"127.0.0.1:80\"\n"
+         "protocol = \"http\"\n"
+         "[[site]]\n"
+         "id = \"a\"\n"
+         "command = [\"/bin/sh\"]\n";
+}
+
+const std::vector<ErrorCase>& Cases() {
+  static const auto* cases = new std::vector<ErrorCase>{
+      // TOML syntax, positioned by toml++.
+      {"SyntaxMissingValue", SiteWith("processes = "),
+       "t.toml:8:13: Error while parsing key-value pair: expected value, "
+       "saw '\\n'"},
+      {"SyntaxRedefinedKey", SiteWith("id = \"b\""),
+       "t.toml:8:6: Error while parsing key-value pair: cannot redefine "
+       "existing string 'id'"},
+      {"SyntaxUnclosedArray", SiteWith("hosts = [\"a\""),
+       "t.toml:8:14: Error while parsing array: encountered end-of-file"},
+
+      // Unknown keys, first in file order, with a suggestion when close.
+      {"UnknownSiteKeyTypo", SiteWith("proceses = 2"),
+       "t.toml:8:1: unknown key \"proceses\" in [[site]] (did you mean "
+       "\"processes\"?)"},
+      {"UnknownSiteKey", SiteWith("colour = \"red\""),
+       "t.toml:8:1: unknown key \"colour\" in [[site]]; known keys: id, "
+       "command, processes, hosts, listeners, default, alpn, env, user, "
+       "group, log_output, log_error, log_all, tls_cert, tls_key"},
+      {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
+       "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
+       "\"address\"?)"},
+      {"UnknownMasterKey", MasterWith("peek_timout_ms = 5"),
+       "t.toml:2:1: unknown key \"peek_timout_ms\" in [master] (did you "
+       "mean \"peek_timeout_ms\"?)"},
+      {"UnknownTopLevelTable", "[sites]\n",
+       "t.toml:1:2: unknown key \"sites\" in the top level (did you mean "
+       "\"site\"?)"},
+      {"UnknownKeyReportedInFileOrder", SiteWith("zzz = 1\naaa = 2"),
+       "t.toml:8:1: unknown key \"zzz\" in [[site]]; known keys: id, "
+       "command, processes, hosts, listeners, default, alpn, env, user, "
+       "group, log_output, log_error, log_all, tls_cert, tls_key"},
+
+      // [master]
+      {"MasterNotTable",
+       "master = 1\n" + SiteBody("id = \"a\"\ncommand = [\"/bin/sh\"]"),
+       "t.toml:1:10: master must be a table, got an integer"},
+      {"PeekTimeoutZero", MasterWith("peek_timeout_ms = 0"),
+       "t.toml:2:19: peek_timeout_ms must be between 1 and 600000, got 0"},
+      {"PeekTimeoutTooLong", MasterWith("peek_timeout_ms = 600001"),
+       "t.toml:2:19: peek_timeout_ms must be between 1 and 600000, got "
+       "600001"},
+      {"PeekTimeoutString", MasterWith("peek_timeout_ms = \"5s\""),
+       "t.toml:2:19: peek_timeout_ms must be an integer, got a string"},
+      {"MaxPeekBytesTooSmall", MasterWith("max_peek_bytes = 511"),
+       "t.toml:2:18: max_peek_bytes must be between 512 and 1048576, got "
+       "511"},
+      {"MaxPeekBytesTooLarge", MasterWith("max_peek_bytes = 1048577"),
+       "t.toml:2:18: max_peek_bytes must be between 512 and 1048576, got "
+       "1048577"},
+      {"HandoffUnknown", MasterWith("handoff = \"fd\""),
+       "t.toml:2:11: handoff \"fd\" must be \"scm_rights\" or \"pidfd\""},
+      {"ControlSocketRelative", MasterWith("control_socket = \"ddv.sock\""),
+       "t.toml:2:18: control_socket \"ddv.sock\" must be an absolute path"},
+      {"ControlSocketTooLong",
+       MasterWith("control_socket = \"/" + std::string(107, 's') + "\""),
+       "t.toml:2:18: control_socket is 108 bytes; a Unix socket path must "
+       "be shorter than 108"},
+
+      // Sections present and of the right shape.
+      {"EmptyDocument", "", "t.toml:1:1: no [[listener]]: at least one is "
+                            "required"},
+      {"NoListener", "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n",
+       "t.toml:1:1: no [[listener]]: at least one is required"},
+      {"NoSite",
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"http\"\n",
+       "t.toml:1:1: no [[site]]: at least one is required"},
+      {"ListenerAsPlainTable",
+       "[listener]\nname = \"http\"\n",
+       "t.toml:1:1: listener must be an array of tables: write [[listener]], "
+       "got a table"},
+      {"EmptyListenerArray", "listener = []\n",
+       "t.toml:1:12: no [[listener]]: at least one is required"},
+      {"SiteArrayOfStrings",
+       "site = [\"a\"]\n[[listener]]\nname = \"http\"\n"
+       "address = \"127.0.0.1:80\"\nprotocol = \"http\"\n",
+       "t.toml:1:8: site must be an array of tables: write [[site]], got an "
+       "array"},
+
+      // [[listener]]
+      {"ListenerMissingName",
+       "[[listener]]\naddress = \"127.0.0.1:80\"\nprotocol = \"http\"\n",
+       "t.toml:1:1: [[listener]] needs a name"},
+      {"ListenerEmptyName",
+       "[[listener]]\nname = \"\"\naddress = \"127.0.0.1:80\"\n",
+       "t.toml:2:8: listener name must not be empty"},
+      {"ListenerMissingAddress",
+       "[[listener]]\nname = \"http\"\nprotocol = \"http\"\n",
+       "t.toml:1:1: listener \"http\" needs an address"},
+      {"ListenerHostName",
+       "[[listener]]\nname = \"http\"\naddress = \"localhost:80\"\n",
+       "t.toml:3:11: address \"localhost:80\": host names are not accepted, "
+       "use an IP address, e.g. \"127.0.0.1:80\""},
+      {"ListenerNoPort",
+       "[[listener]]\nname = \"http\"\naddress = \"0.0.0.0\"\n",
+       "t.toml:3:11: address \"0.0.0.0\": missing port: write "
+       "\"0.0.0.0:PORT\""},
+      {"ListenerBadPort",
+       "[[listener]]\nname = \"http\"\naddress = \"[::]:70000\"\n",
+       "t.toml:3:11: address \"[::]:70000\": port \"70000\" must be a number "
+       "from 0 to 65535"},
+      {"ListenerAddressNotString",
+       "[[listener]]\nname = \"http\"\naddress = 80\n",
+       "t.toml:3:11: address must be a string, got an integer"},
+      {"ListenerMissingProtocol",
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n",
+       "t.toml:1:1: listener \"http\" needs a protocol: \"http\", \"tls\" or "
+       "\"tcp\""},
+      {"ListenerUnknownProtocol",
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"https\"\n",
+       "t.toml:4:12: protocol \"https\" must be \"http\", \"tls\" or \"tcp\""},
+      {"ListenerProxyProtocolNotBool", ListenerWith("proxy_protocol = 1"),
+       "t.toml:5:18: proxy_protocol must be true or false, got an integer"},
+      {"ListenerEmptyDefaultSite", ListenerWith("default_site = \"\""),
+       "t.toml:5:16: default_site must not be empty; leave it out instead"},
+      {"ListenerDuplicateName",
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"http\"\n"
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:81\"\n"
+       "protocol = \"http\"\n",
+       "t.toml:6:8: listener name \"http\" is already used on line 1"},
+      {"ListenerDuplicateAddress",
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"http\"\n"
+       "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"tls\"\n",
+       "t.toml:7:11: address \"127.0.0.1:80\" is already used by listener "
+       "\"http\""},
+
+      // [[site]]: id and command.
+      {"SiteMissingId", SiteBody("command = [\"/bin/sh\"]"),
+       "t.toml:5:1: [[site]] needs an id"},
+      {"SiteIdWithSpace", SiteBody("id = \"a b\""),
+       "t.toml:6:6: site id \"a b\" must be non-empty and use only A-Z a-z "
+       "0-9 _ . -"},
+      {"SiteIdEmpty", SiteBody("id = \"\""),
+       "t.toml:6:6: site id \"\" must be non-empty and use only A-Z a-z 0-9 "
+       "_ . -"},
+      {"SiteIdDotDot", SiteBody("id = \"..\""),
+       "t.toml:6:6: site id \"..\" must be non-empty and use only A-Z a-z "
+       "0-9 _ . -"},
+      {"SiteMissingCommand", SiteBody("id = \"a\""),
+       "t.toml:5:1: site \"a\" needs a command"},
+      {"CommandString", SiteBody("id = \"a\"\ncommand = \"/bin/sh\""),
+       "t.toml:7:11: command must be an array of strings, got a string"},
+      {"CommandEmpty", SiteBody("id = \"a\"\ncommand = []"),
+       "t.toml:7:11: command must not be empty"},
+      {"CommandNotString", SiteBody("id = \"a\"\ncommand = [\"/bin/sh\", 1]"),
+       "t.toml:7:23: command[1] must be a string, got an integer"},
+      {"CommandProgramEmpty", SiteBody("id = \"a\"\ncommand = [\"\"]"),
+       "t.toml:7:12: command[0] must not be empty"},
+      {"CommandMissing",
+       SiteBody("id = \"a\"\ncommand = [\"/nonexistent/ddv_hello\"]"),
+       "t.toml:7:12: command[0] \"/nonexistent/ddv_hello\" does not exist"},
+      {"CommandNotExecutable",
+       SiteBody("id = \"a\"\ncommand = [\"/etc/passwd\"]"),
+       "t.toml:7:12: command[0] \"/etc/passwd\" is not executable"},
+      {"CommandDirectory", SiteBody("id = \"a\"\ncommand = [\"/\"]"),
+       "t.toml:7:12: command[0] \"/\" is a directory"},
+      {"CommandDevice", SiteBody("id = \"a\"\ncommand = [\"/dev/null\"]"),
+       "t.toml:7:12: command[0] \"/dev/null\" is not a regular file"},
+
+      // [[site]]: the other keys, line 8.
+      {"ProcessesString", SiteWith("processes = \"2\""),
+       "t.toml:8:13: processes must be an integer, got a string"},
+      {"ProcessesFloat", SiteWith("processes = 2.0"),
+       "t.toml:8:13: processes must be an integer, got a float"},
+      {"ProcessesZero", SiteWith("processes = 0"),
+       "t.toml:8:13: processes must be between 1 and 1024, got 0"},
+      {"ProcessesTooMany", SiteWith("processes = 1025"),
+       "t.toml:8:13: processes must be between 1 and 1024, got 1025"},
+      {"DefaultNotBool", SiteWith("default = \"yes\""),
+       "t.toml:8:11: default must be true or false, got a string"},
+      {"HostsString", SiteWith("hosts = \"a.example\""),
+       "t.toml:8:9: hosts must be an array of strings, got a string"},
+      {"HostsElementNotString", SiteWith("hosts = [\"a.example\", 7]"),
+       "t.toml:8:23: hosts[1] must be a string, got an integer"},
+      {"HostStar", SiteWith("hosts = [\"*\"]"),
+       "t.toml:8:10: host \"*\" matches everything: mark the site default = "
+       "true (or name it in a listener's default_site) instead"},
+      {"HostInnerStar", SiteWith("hosts = [\"a.*.b\"]"),
+       "t.toml:8:10: host \"a.*.b\" has a misplaced \"*\": a wildcard is "
+       "only allowed as the whole first label, as in \"*.example.com\""},
+      {"HostPartialStar", SiteWith("hosts = [\"*a.b\"]"),
+       "t.toml:8:10: host \"*a.b\" has a misplaced \"*\": a wildcard is only "
+       "allowed as the whole first label, as in \"*.example.com\""},
+      {"HostWithPort", SiteWith("hosts = [\"a.example:80\"]"),
+       "t.toml:8:10: host \"a.example:80\" must not include a port"},
+      {"HostWithSpace", SiteWith("hosts = [\"a b\"]"),
+       "t.toml:8:10: host \"a b\" is not valid: invalid character in host"},
+      {"HostEmpty", SiteWith("hosts = [\"\"]"),
+       "t.toml:8:10: host is empty"},
+      {"HostTwiceInOneSite", SiteWith("hosts = [\"x.example\", \"X.Example.\"]"),
+       "t.toml:8:23: host \"x.example\" is listed twice"},
+      {"ListenersUnknown", SiteWith("listeners = [\"nope\"]"),
+       "t.toml:8:14: no listener named \"nope\""},
+      {"ListenersEmpty", SiteWith("listeners = []"),
+       "t.toml:8:13: listeners must not be empty; leave it out to serve "
+       "every listener"},
+      {"ListenersTwice", SiteWith("listeners = [\"http\", \"http\"]"),
+       "t.toml:8:22: listener \"http\" is listed twice"},
+      {"AlpnEmpty", SiteWith("alpn = [\"\"]"),
+       "t.toml:8:9: alpn[0] must be 1 to 255 bytes long"},
+      {"AlpnTooLong", SiteWith("alpn = [\"" + std::string(256, 'x') + "\"]"),
+       "t.toml:8:9: alpn[0] must be 1 to 255 bytes long"},
+      {"AlpnTwice", SiteWith("alpn = [\"h2\", \"h2\"]"),
+       "t.toml:8:15: alpn \"h2\" is listed twice"},
+      {"EnvNotTable", SiteWith("env = \"A=1\""),
+       "t.toml:8:7: env must be a table of strings, got a string"},
+      {"EnvValueNotString", SiteWith("env = { A = 1 }"),
+       "t.toml:8:13: env.A must be a string, got an integer"},
+      {"EnvNameWithEquals", SiteWith("env = { \"A=B\" = \"1\" }"),
+       "t.toml:8:9: env name \"A=B\" must not contain \"=\""},
+      {"UserUnknown", SiteWith("user = \"ddv-no-such-user\""),
+       "t.toml:8:8: user \"ddv-no-such-user\" does not exist"},
+      {"UserNotString", SiteWith("user = 0"),
+       "t.toml:8:8: user must be a string, got an integer"},
+      {"GroupUnknown", SiteWith("group = \"ddv-no-such-group\""),
+       "t.toml:8:9: group \"ddv-no-such-group\" does not exist"},
+      {"LogOutputRelative", SiteWith("log_output = \"a.log\""),
+       "t.toml:8:14: log_output \"a.log\" must be an absolute path"},
+      {"LogErrorRelative", SiteWith("log_error = \"logs/a.err\""),
+       "t.toml:8:13: log_error \"logs/a.err\" must be an absolute path"},
+      {"LogAllNotString", SiteWith("log_all = true"),
+       "t.toml:8:11: log_all must be a string, got a boolean"},
+      {"TlsCertNotString", SiteWith("tls_cert = 5"),
+       "t.toml:8:12: tls_cert must be a string or an array of strings, got "
+       "an integer"},
+      {"TlsKeyRelative", SiteWith("tls_key = \"a.key\""),
+       "t.toml:8:11: tls_key \"a.key\" must be an absolute path"},
+      {"TlsCertWithoutKey", SiteWith("tls_cert = \"/a.pem\""),
+       "t.toml:8:12: site \"a\" has 1 tls_cert and 0 tls_key; give one key "
+       "per certificate"},
+      {"TlsKeysMissingOne",
+       SiteWith("tls_cert = [\"/a.pem\", \"/b.pem\"]\ntls_key = [\"/a.key\"]"),
+       "t.toml:9:11: site \"a\" has 2 tls_cert and 1 tls_key; give one key "
+       "per certificate"},
+
+      // Cross checks between sites and listeners.
+      {"SiteIdTwice",
+       SiteBody("id = \"a\"\ncommand = [\"/bin/sh\"]\n"
+                "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]"),
+       "t.toml:9:6: site id \"a\" is already used by the site on line 5"},
+      {"TwoDefaultSites",
+       SiteBody("id = \"a\"\ncommand = [\"/bin/sh\"]\ndefault = true\n"
+                "[[site]]\nid = \"b\"\ncommand = [\"/bin/sh\"]\n"
+                "default = true"),
+       "t.toml:12:11: site \"b\" has default = true, but so does site \"a\"; "
+       "at most one site may be the default"},
+      {"DefaultSiteUnknown", ListenerWith("default_site = \"nope\""),
+       "t.toml:5:16: default_site \"nope\" is not a site id"},
+      {"DefaultSiteDoesNotServeListener",
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"http\"\ndefault_site = \"a\"\n"
+       "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:443\"\n"
+       "protocol = \"tls\"\n"
+       "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\nlisteners = [\"tls\"]\n",
+       "t.toml:5:16: default_site \"a\" does not serve listener \"http\": add "
+       "\"http\" to that site's listeners"},
+      {"TcpListenerWithoutDefault",
+       "[[listener]]\nname = \"db\"\naddress = \"127.0.0.1:5432\"\n"
+       "protocol = \"tcp\"\n"
+       "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n",
+       "t.toml:1:1: listener \"db\" is tcp, which cannot route by name: give "
+       "it a default_site, or mark a site that serves it default = true"},
+      {"TcpListenerDefaultSiteElsewhere",
+       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"http\"\n"
+       "[[listener]]\nname = \"db\"\naddress = \"127.0.0.1:5432\"\n"
+       "protocol = \"tcp\"\n"
+       "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\ndefault = true\n"
+       "listeners = [\"http\"]\n",
+       "t.toml:5:1: listener \"db\" is tcp, which cannot route by name: give "
+       "it a default_site, or mark a site that serves it default = true"},
+      {"SameHostOnTwoSites",
+       SiteBody("id = \"a\"\ncommand = [\"/bin/sh\"]\n"
+                "hosts = [\"x.example\"]\n"
+                "[[site]]\nid = \"b\"\ncommand = [\"/bin/sh\"]\n"
+                "hosts = [\"y.example\", \"X.EXAMPLE\"]"),
+       "t.toml:12:23: host \"x.example\" is on both site \"a\" and site "
+       "\"b\", which share listener \"http\""},
+      {"SameHostSameAlpn",
+       SiteBody("id = \"a\"\ncommand = [\"/bin/sh\"]\n"
+                "hosts = [\"x.example\"]\nalpn = [\"acme-tls/1\"]\n"
+                "[[site]]\nid = \"b\"\ncommand = [\"/bin/sh\"]\n"
+                "hosts = [\"x.example\"]\nalpn = [\"h2\", \"acme-tls/1\"]"),
+       "t.toml:13:10: host \"x.example\" with ALPN \"acme-tls/1\" is on both "
+       "site \"a\" and site \"b\", which share listener \"http\""},
+  };
+  return *cases;
+}
+
+class ParseConfigErrorTest : public testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ParseConfigErrorTest, RefusesWithPosition) {
+  const ErrorCase& c = GetParam();
+  absl::StatusOr<Config> parsed = ParseConfig(c.toml, "t.toml");
+  ASSERT_FALSE(parsed.ok()) << "accepted:\n" << c.toml;
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(parsed.status().message()), c.message) << c.toml;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ParseConfigErrorTest,
+                         testing::ValuesIn(Cases()),
+                         [](const testing::TestParamInfo<ErrorCase>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace config
+}  // namespace ddv

@@ -1,0 +1,338 @@
+// ParseConfig / LoadConfigFile: every field parsed, every refusal with its
+// exact FILE:LINE:COL message.
+#include "src/config/config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ddv {
+namespace config {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+// A complete config using every key; "/bin/sh" stands in for a worker
+// binary because command[0] must exist.
+constexpr char kFull[] = R"(# every key
+[master]
+control_socket = "/tmp/ddv-test/control.sock"
+peek_timeout_ms = 2500
+max_peek_bytes = 4096
+handoff = "pidfd"
+
+[[listener]]
+name = "http"
+address = "0.0.0.0:80"
+protocol = "http"
+default_site = "fallback"
+
+[[listener]]
+name = "https"
+address = "[::]:443"
+protocol = "tls"
+proxy_protocol = true
+
+[[listener]]
+name = "db"
+address = "127.0.0.1:5432"
+protocol = "tcp"
+
+[[site]]
+id = "a"
+command = ["/bin/sh", "-c", "exec sleep 1"]
+processes = 2
+hosts = ["A.Example.com", "*.a.example.com."]
+listeners = ["http", "https"]
+log_output = "/var/log/ddv/a.out"
+log_error = "/var/log/ddv/a.err"
+log_all = "/var/log/ddv/a.log"
+env = { APP_ENV = "production", B = "2" }
+user = "root"
+group = "root"
+tls_cert = ["/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"]
+tls_key = ["/etc/ddv/a.key", "/etc/ddv/a-ec.key"]
+
+[[site]]
+id = "acme"
+command = ["acme_responder"]
+hosts = ["a.example.com"]
+listeners = ["https"]
+alpn = ["acme-tls/1"]
+tls_cert = "/etc/ddv/acme.pem"
+tls_key = "/etc/ddv/acme.key"
+
+[[site]]
+id = "fallback"
+command = ["/bin/sh"]
+default = true
+)";
+
+TEST(ParseConfigTest, ParsesEveryKey) {
+  absl::StatusOr<Config> parsed = ParseConfig(kFull, "full.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = *parsed;
+  EXPECT_EQ(c.path, "full.toml");
+  EXPECT_EQ(c.master.control_socket, "/tmp/ddv-test/control.sock");
+  EXPECT_EQ(c.master.peek_timeout_ms, 2500);
+  EXPECT_EQ(c.master.max_peek_bytes, 4096);
+  EXPECT_EQ(c.master.handoff, HandoffMode::kPidfd);
+
+  ASSERT_EQ(c.listeners.size(), 3u);
+  const ListenerConfig& http = c.listeners[0];
+  EXPECT_EQ(http.name, "http");
+  EXPECT_EQ(http.address, "0.0.0.0:80");
+  ASSERT_EQ(http.addr.ss_family, AF_INET);
+  EXPECT_EQ(http.addr_len, sizeof(sockaddr_in));
+  const auto* sin = reinterpret_cast<const sockaddr_in*>(&http.addr);
+  EXPECT_EQ(ntohs(sin->sin_port), 80);
+  EXPECT_EQ(sin->sin_addr.s_addr, htonl(INADDR_ANY));
+  EXPECT_EQ(http.protocol, Protocol::kHttp);
+  EXPECT_EQ(http.default_site, "fallback");
+  EXPECT_FALSE(http.proxy_protocol);
+  EXPECT_EQ(http.line, 8);
+
+  const ListenerConfig& https = c.listeners[1];
+  EXPECT_EQ(https.name, "https");
+  ASSERT_EQ(https.addr.ss_family, AF_INET6);
+  EXPECT_EQ(https.addr_len, sizeof(sockaddr_in6));
+  EXPECT_EQ(
+      ntohs(reinterpret_cast<const sockaddr_in6*>(&https.addr)->sin6_port),
+      443);
+  EXPECT_EQ(https.protocol, Protocol::kTls);
+  EXPECT_TRUE(https.default_site.empty());
+  EXPECT_TRUE(https.proxy_protocol);
+  EXPECT_EQ(https.line, 14);
+  EXPECT_EQ(c.listeners[2].protocol, Protocol::kTcp);
+
+  ASSERT_EQ(c.sites.size(), 3u);
+  const SiteConfig& a = c.sites[0];
+  EXPECT_EQ(a.id, "a");
+  EXPECT_THAT(a.command, ElementsAre("/bin/sh", "-c", "exec sleep 1"));
+  EXPECT_EQ(a.processes, 2);
+  EXPECT_THAT(a.hosts, ElementsAre("a.example.com", "*.a.example.com"));
+  EXPECT_THAT(a.listeners, ElementsAre("http", "https"));
+  EXPECT_FALSE(a.is_default);
+  EXPECT_EQ(a.log_output, "/var/log/ddv/a.out");
+  EXPECT_EQ(a.log_error, "/var/log/ddv/a.err");
+  EXPECT_EQ(a.log_all, "/var/log/ddv/a.log");
+  EXPECT_THAT(a.env, ElementsAre(Pair("APP_ENV", "production"), Pair("B", "2")));
+  EXPECT_EQ(a.user, "root");
+  EXPECT_EQ(a.group, "root");
+  EXPECT_TRUE(a.alpn.empty());
+  EXPECT_THAT(a.tls_cert, ElementsAre("/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"));
+  EXPECT_THAT(a.tls_key, ElementsAre("/etc/ddv/a.key", "/etc/ddv/a-ec.key"));
+  EXPECT_EQ(a.line, 25);
+
+  const SiteConfig& acme = c.sites[1];
+  EXPECT_THAT(acme.command, ElementsAre("acme_responder"));
+  EXPECT_THAT(acme.alpn, ElementsAre("acme-tls/1"));
+  EXPECT_THAT(acme.tls_cert, ElementsAre("/etc/ddv/acme.pem"));
+  EXPECT_THAT(acme.tls_key, ElementsAre("/etc/ddv/acme.key"));
+
+  const SiteConfig& fallback = c.sites[2];
+  EXPECT_TRUE(fallback.is_default);
+  EXPECT_EQ(fallback.processes, 1);
+  EXPECT_TRUE(fallback.hosts.empty());
+  EXPECT_TRUE(fallback.listeners.empty());
+}
+
+TEST(ParseConfigTest, FillsDefaults) {
+  absl::StatusOr<Config> parsed = ParseConfig(R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:0"
+protocol = "http"
+
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+)",
+                                              "min.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->master.control_socket, "/run/ddv/control.sock");
+  EXPECT_EQ(parsed->master.peek_timeout_ms, 5000);
+  EXPECT_EQ(parsed->master.max_peek_bytes, 16384);
+  EXPECT_EQ(parsed->master.handoff, HandoffMode::kScmRights);
+  const SiteConfig& a = parsed->sites[0];
+  EXPECT_EQ(a.processes, 1);
+  EXPECT_FALSE(a.is_default);
+  EXPECT_TRUE(a.hosts.empty() && a.listeners.empty() && a.env.empty() &&
+              a.alpn.empty() && a.tls_cert.empty() && a.user.empty() &&
+              a.group.empty() && a.log_output.empty());
+  EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
+}
+
+TEST(ParseConfigTest, DescribeConfigSummarises) {
+  absl::StatusOr<Config> parsed = ParseConfig(kFull, "full.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(DescribeConfig(*parsed),
+            "config full.toml: 3 listeners, 3 sites; handoff pidfd, control "
+            "socket /tmp/ddv-test/control.sock\n"
+            "  listener http: 0.0.0.0:80 http, default_site fallback\n"
+            "  listener https: [::]:443 tls, proxy_protocol\n"
+            "  listener db: 127.0.0.1:5432 tcp\n"
+            "  site a: 2 processes, listeners http https, hosts "
+            "a.example.com *.a.example.com\n"
+            "  site acme: 1 process, listeners https, hosts a.example.com, "
+            "alpn acme-tls/1\n"
+            "  site fallback: 1 process, listeners all, hosts none, "
+            "default\n");
+}
+
+TEST(ParseConfigTest, NamesProtocolsAndHandoffModes) {
+  EXPECT_EQ(ProtocolName(Protocol::kHttp), "http");
+  EXPECT_EQ(ProtocolName(Protocol::kTls), "tls");
+  EXPECT_EQ(ProtocolName(Protocol::kTcp), "tcp");
+  EXPECT_EQ(HandoffModeName(HandoffMode::kScmRights), "scm_rights");
+  EXPECT_EQ(HandoffModeName(HandoffMode::kPidfd), "pidfd");
+}
+
+// Configs that must load: the corner cases of the cross checks.
+struct ValidCase {
+  const char* name;
+  const char* toml;
+};
+
+class ParseConfigValidTest : public testing::TestWithParam<ValidCase> {};
+
+TEST_P(ParseConfigValidTest, Loads) {
+  absl::StatusOr<Config> parsed = ParseConfig(GetParam().toml, "t.toml");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ParseConfigValidTest,
+    testing::Values(
+        ValidCase{"SameHostOnDisjointListeners", R"(
+[[listener]]
+name = "one"
+address = "127.0.0.1:8001"
+protocol = "http"
+[[listener]]
+name = "two"
+address = "127.0.0.1:8002"
+protocol = "http"
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+hosts = ["x.example"]
+listeners = ["one"]
+[[site]]
+id = "b"
+command = ["/bin/sh"]
+hosts = ["x.example"]
+listeners = ["two"]
+)"},
+        ValidCase{"SameHostDifferentAlpn", R"(
+[[listener]]
+name = "tls"
+address = "127.0.0.1:8443"
+protocol = "tls"
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+hosts = ["x.example"]
+[[site]]
+id = "acme"
+command = ["/bin/sh"]
+hosts = ["x.example"]
+alpn = ["acme-tls/1"]
+)"},
+        ValidCase{"TcpListenerServedByDefaultSite", R"(
+[[listener]]
+name = "db"
+address = "127.0.0.1:5432"
+protocol = "tcp"
+[[site]]
+id = "pg"
+command = ["/bin/sh"]
+default = true
+)"},
+        ValidCase{"TwoListenersOnPortZero", R"(
+[[listener]]
+name = "one"
+address = "127.0.0.1:0"
+protocol = "http"
+[[listener]]
+name = "two"
+address = "127.0.0.1:0"
+protocol = "tls"
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+)"},
+        ValidCase{"WildcardAndApexAreDifferentHosts", R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:80"
+protocol = "http"
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+hosts = ["example.com"]
+[[site]]
+id = "b"
+command = ["/bin/sh"]
+hosts = ["*.example.com"]
+)"},
+        ValidCase{"BareCommandNameIsNotChecked", R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:80"
+protocol = "http"
+[[site]]
+id = "a"
+command = ["ddv_hello", "--port=0"]
+)"},
+        ValidCase{"InlineTablesAndSubTables", R"(
+listener = [{ name = "http", address = "127.0.0.1:80", protocol = "http" }]
+[[site]]
+id = "a.b_c-1"
+command = ["/bin/sh"]
+[site.env]
+X = "1"
+)"}),
+    [](const testing::TestParamInfo<ValidCase>& info) {
+      return std::string(info.param.name);
+    });
+
+TEST(LoadConfigFileTest, LoadsAFile) {
+  absl::StatusOr<Config> loaded =
+      LoadConfigFile("tests/config/testdata/valid.toml");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->path, "tests/config/testdata/valid.toml");
+  ASSERT_EQ(loaded->sites.size(), 3u);
+  EXPECT_EQ(loaded->sites[0].id, "a");
+}
+
+TEST(LoadConfigFileTest, NamesThePathAsGiven) {
+  absl::StatusOr<Config> loaded =
+      LoadConfigFile("./tests/config/testdata/bad_processes.toml");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().message(),
+            "./tests/config/testdata/bad_processes.toml:9:13: processes must "
+            "be between 1 and 1024, got 0");
+}
+
+TEST(LoadConfigFileTest, MissingFileIsNotFound) {
+  absl::StatusOr<Config> loaded =
+      LoadConfigFile("tests/config/testdata/no-such.toml");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loaded.status().message(),
+            "open() failed while reading config "
+            "\"tests/config/testdata/no-such.toml\": No such file or "
+            "directory (errno 2)");
+}
+
+}  // namespace
+}  // namespace config
+}  // namespace ddv
