@@ -33,10 +33,10 @@
 #include "src/config/toml_reader.h"
 
 // Returns `expr`'s status from the enclosing function unless it is OK.
-#define DDV_RETURN_IF_ERROR(expr)                \
-  do {                                           \
-    absl::Status ddv_status_ = (expr);           \
-    if (!ddv_status_.ok()) return ddv_status_;   \
+#define DDV_CONFIG_RETURN_IF_ERROR(expr)       \
+  do {                                         \
+    absl::Status ddv_status_ = (expr);         \
+    if (!ddv_status_.ok()) return ddv_status_; \
   } while (false)
 
 namespace ddv {
@@ -59,9 +59,9 @@ constexpr absl::string_view kMasterKeys[] = {
 constexpr absl::string_view kListenerKeys[] = {
     "name", "address", "protocol", "default_site", "proxy_protocol"};
 constexpr absl::string_view kSiteKeys[] = {
-    "id",      "command",    "processes", "hosts",   "listeners",
-    "default", "alpn",       "env",       "user",    "group",
-    "log_output", "log_error", "log_all", "tls_cert", "tls_key"};
+    "id",         "command",   "processes", "hosts",    "listeners",
+    "default",    "alpn",      "env",       "user",     "group",
+    "log_output", "log_error", "log_all",   "tls_cert", "tls_key"};
 
 // Where the values the cross checks look at came from.
 struct ListenerSource {
@@ -93,7 +93,7 @@ absl::Status ReadAbsolutePath(const TomlReader& reader,
                               const toml::table& table, absl::string_view key,
                               std::string* out) {
   const toml::node* node = nullptr;
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, key, out, &node));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(table, key, out, &node));
   if (node == nullptr) return absl::OkStatus();
   return RequireAbsolutePath(reader, *node, key, *out);
 }
@@ -104,8 +104,9 @@ struct NamedValue {
   absl::string_view name;
   Enum value;
 };
-constexpr NamedValue<Protocol> kProtocols[] = {
-    {"http", Protocol::kHttp}, {"tls", Protocol::kTls}, {"tcp", Protocol::kTcp}};
+constexpr NamedValue<Protocol> kProtocols[] = {{"http", Protocol::kHttp},
+                                               {"tls", Protocol::kTls},
+                                               {"tcp", Protocol::kTcp}};
 constexpr NamedValue<HandoffMode> kHandoffModes[] = {
     {"scm_rights", HandoffMode::kScmRights}, {"pidfd", HandoffMode::kPidfd}};
 
@@ -116,7 +117,7 @@ absl::Status ReadEnum(const TomlReader& reader, const toml::table& table,
                       absl::string_view key, const NamedValue<Enum> (&names)[N],
                       Enum* out, const toml::node** node) {
   std::string text;
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, key, &text, node));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(table, key, &text, node));
   if (*node == nullptr) return absl::OkStatus();
   std::vector<std::string> quoted;
   for (const NamedValue<Enum>& named : names) {
@@ -131,8 +132,8 @@ absl::Status ReadEnum(const TomlReader& reader, const toml::table& table,
           ? absl::StrJoin(quoted, " or ")
           : absl::StrCat(absl::StrJoin(quoted.begin(), quoted.end() - 1, ", "),
                          " or ", quoted.back());
-  return reader.ErrorAt(**node, absl::StrCat(key, " \"", text, "\" must be ",
-                                             choices));
+  return reader.ErrorAt(**node,
+                        absl::StrCat(key, " \"", text, "\" must be ", choices));
 }
 
 // Site ids end up in file names, metric labels and process titles.
@@ -178,7 +179,8 @@ absl::Status LookUpName(const std::string& name, Lookup lookup,
 absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
                          SiteConfig* site) {
   const toml::node* node = nullptr;
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, "user", &site->user, &node));
+  DDV_CONFIG_RETURN_IF_ERROR(
+      reader.ReadString(table, "user", &site->user, &node));
   if (node != nullptr) {
     bool found = false;
     absl::Status status =
@@ -190,7 +192,8 @@ absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
           *node, absl::StrCat("user \"", site->user, "\" does not exist"));
     }
   }
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, "group", &site->group, &node));
+  DDV_CONFIG_RETURN_IF_ERROR(
+      reader.ReadString(table, "group", &site->group, &node));
   if (node != nullptr) {
     bool found = false;
     absl::Status status =
@@ -212,8 +215,8 @@ absl::Status CheckExecutable(const TomlReader& reader, const toml::node& node,
                              const std::string& program) {
   if (!absl::StartsWith(program, "/")) return absl::OkStatus();
   auto error = [&](absl::string_view what) {
-    return reader.ErrorAt(
-        node, absl::StrCat("command[0] \"", program, "\" ", what));
+    return reader.ErrorAt(node,
+                          absl::StrCat("command[0] \"", program, "\" ", what));
   };
   struct stat st;
   if (stat(program.c_str(), &st) != 0) {
@@ -234,31 +237,31 @@ absl::Status CheckExecutable(const TomlReader& reader, const toml::node& node,
 
 absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
                          MasterConfig* master) {
-  DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[master]", kMasterKeys));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.CheckKeys(table, "[master]", kMasterKeys));
 
   const toml::node* node = nullptr;
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, "control_socket",
-                                        &master->control_socket, &node));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(table, "control_socket",
+                                               &master->control_socket, &node));
   if (node != nullptr) {
-    DDV_RETURN_IF_ERROR(RequireAbsolutePath(reader, *node, "control_socket",
-                                            master->control_socket));
+    DDV_CONFIG_RETURN_IF_ERROR(RequireAbsolutePath(
+        reader, *node, "control_socket", master->control_socket));
     // sun_path holds the path and its terminating NUL.
     constexpr size_t kSunPathSize = sizeof(sockaddr_un{}.sun_path);
     if (master->control_socket.size() >= kSunPathSize) {
       return reader.ErrorAt(
-          *node, absl::StrCat("control_socket is ",
-                              master->control_socket.size(),
-                              " bytes; a Unix socket path must be shorter "
-                              "than ",
-                              kSunPathSize));
+          *node,
+          absl::StrCat("control_socket is ", master->control_socket.size(),
+                       " bytes; a Unix socket path must be shorter "
+                       "than ",
+                       kSunPathSize));
     }
   }
-  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "peek_timeout_ms",
-                                     kMinPeekTimeoutMs, kMaxPeekTimeoutMs,
-                                     &master->peek_timeout_ms));
-  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "max_peek_bytes",
-                                     kMinMaxPeekBytes, kMaxMaxPeekBytes,
-                                     &master->max_peek_bytes));
+  DDV_CONFIG_RETURN_IF_ERROR(
+      reader.ReadInt(table, "peek_timeout_ms", kMinPeekTimeoutMs,
+                     kMaxPeekTimeoutMs, &master->peek_timeout_ms));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadInt(table, "max_peek_bytes",
+                                            kMinMaxPeekBytes, kMaxMaxPeekBytes,
+                                            &master->max_peek_bytes));
   return ReadEnum(reader, table, "handoff", kHandoffModes, &master->handoff,
                   &node);
 }
@@ -267,9 +270,10 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
                            ListenerConfig* listener, ListenerSource* source) {
   source->table = &table;
   listener->line = static_cast<int>(table.source().begin.line);
-  DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[[listener]]", kListenerKeys));
+  DDV_CONFIG_RETURN_IF_ERROR(
+      reader.CheckKeys(table, "[[listener]]", kListenerKeys));
 
-  DDV_RETURN_IF_ERROR(
+  DDV_CONFIG_RETURN_IF_ERROR(
       reader.ReadString(table, "name", &listener->name, &source->name));
   if (source->name == nullptr) {
     return reader.ErrorAt(table, "[[listener]] needs a name");
@@ -278,8 +282,8 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
     return reader.ErrorAt(*source->name, "listener name must not be empty");
   }
 
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, "address", &listener->address,
-                                        &source->address));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(
+      table, "address", &listener->address, &source->address));
   if (source->address == nullptr) {
     return reader.ErrorAt(table, absl::StrCat("listener \"", listener->name,
                                               "\" needs an address"));
@@ -293,8 +297,8 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
   listener->addr_len = address->addr_len;
 
   const toml::node* protocol = nullptr;
-  DDV_RETURN_IF_ERROR(ReadEnum(reader, table, "protocol", kProtocols,
-                               &listener->protocol, &protocol));
+  DDV_CONFIG_RETURN_IF_ERROR(ReadEnum(reader, table, "protocol", kProtocols,
+                                      &listener->protocol, &protocol));
   // No default: guessing http for a TLS port would answer TLS clients with
   // HTTP errors.
   if (protocol == nullptr) {
@@ -304,7 +308,7 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
                             "\"tcp\""));
   }
 
-  DDV_RETURN_IF_ERROR(reader.ReadString(
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(
       table, "default_site", &listener->default_site, &source->default_site));
   if (source->default_site != nullptr && listener->default_site.empty()) {
     return reader.ErrorAt(
@@ -318,10 +322,9 @@ absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
                           SiteConfig* site) {
   const toml::node* command = nullptr;
   std::vector<const toml::node*> elements;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "command",
-                                            /*allow_single=*/false,
-                                            &site->command, &elements,
-                                            &command));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+      table, "command",
+      /*allow_single=*/false, &site->command, &elements, &command));
   if (command == nullptr) {
     return reader.ErrorAt(
         table, absl::StrCat("site \"", site->id, "\" needs a command"));
@@ -339,7 +342,7 @@ absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
 absl::Status ParseHosts(const TomlReader& reader, const toml::table& table,
                         SiteConfig* site, SiteSource* source) {
   std::vector<std::string> written;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
       table, "hosts", /*allow_single=*/false, &written, &source->hosts));
   absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < written.size(); ++i) {
@@ -348,8 +351,9 @@ absl::Status ParseHosts(const TomlReader& reader, const toml::table& table,
       return reader.ErrorAt(*source->hosts[i], host.status().message());
     }
     if (!seen.insert(*host).second) {
-      return reader.ErrorAt(*source->hosts[i],
-                            absl::StrCat("host \"", *host, "\" is listed twice"));
+      return reader.ErrorAt(
+          *source->hosts[i],
+          absl::StrCat("host \"", *host, "\" is listed twice"));
     }
     site->hosts.push_back(*std::move(host));
   }
@@ -363,10 +367,9 @@ absl::Status ParseSiteListeners(const TomlReader& reader,
                                 SiteConfig* site) {
   const toml::node* node = nullptr;
   std::vector<const toml::node*> elements;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "listeners",
-                                            /*allow_single=*/false,
-                                            &site->listeners, &elements,
-                                            &node));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+      table, "listeners",
+      /*allow_single=*/false, &site->listeners, &elements, &node));
   if (node != nullptr && site->listeners.empty()) {
     return reader.ErrorAt(*node,
                           "listeners must not be empty; leave it out to serve "
@@ -374,17 +377,16 @@ absl::Status ParseSiteListeners(const TomlReader& reader,
   }
   for (size_t i = 0; i < site->listeners.size(); ++i) {
     const std::string& name = site->listeners[i];
-    if (std::none_of(listeners.begin(), listeners.end(),
-                     [&name](const ListenerConfig& l) {
-                       return l.name == name;
-                     })) {
+    if (std::none_of(
+            listeners.begin(), listeners.end(),
+            [&name](const ListenerConfig& l) { return l.name == name; })) {
       return reader.ErrorAt(*elements[i],
                             absl::StrCat("no listener named \"", name, "\""));
     }
     auto earlier = site->listeners.begin() + i;
     if (std::find(site->listeners.begin(), earlier, name) != earlier) {
-      return reader.ErrorAt(
-          *elements[i], absl::StrCat("listener \"", name, "\" is listed twice"));
+      return reader.ErrorAt(*elements[i], absl::StrCat("listener \"", name,
+                                                       "\" is listed twice"));
     }
   }
   return absl::OkStatus();
@@ -393,7 +395,7 @@ absl::Status ParseSiteListeners(const TomlReader& reader,
 absl::Status ParseAlpn(const TomlReader& reader, const toml::table& table,
                        SiteConfig* site) {
   std::vector<const toml::node*> elements;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
       table, "alpn", /*allow_single=*/false, &site->alpn, &elements));
   for (size_t i = 0; i < site->alpn.size(); ++i) {
     const std::string& protocol = site->alpn[i];
@@ -404,9 +406,8 @@ absl::Status ParseAlpn(const TomlReader& reader, const toml::table& table,
     }
     auto earlier = site->alpn.begin() + i;
     if (std::find(site->alpn.begin(), earlier, protocol) != earlier) {
-      return reader.ErrorAt(
-          *elements[i],
-          absl::StrCat("alpn \"", protocol, "\" is listed twice"));
+      return reader.ErrorAt(*elements[i], absl::StrCat("alpn \"", protocol,
+                                                       "\" is listed twice"));
     }
   }
   return absl::OkStatus();
@@ -438,9 +439,9 @@ absl::Status ParseEnv(const TomlReader& reader, const toml::table& table,
     }
     const auto* string = value.as_string();
     if (string == nullptr) {
-      return reader.ErrorAt(value,
-                            absl::StrCat("env.", name, " must be a string, got ",
-                                         TomlTypeName(value)));
+      return reader.ErrorAt(
+          value, absl::StrCat("env.", name, " must be a string, got ",
+                              TomlTypeName(value)));
     }
     site->env.emplace_back(std::string(name), string->get());
   }
@@ -455,19 +456,18 @@ absl::Status ParseTlsFiles(const TomlReader& reader, const toml::table& table,
   std::vector<const toml::node*> keys;
   const toml::node* cert_node = nullptr;
   const toml::node* key_node = nullptr;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "tls_cert",
-                                            /*allow_single=*/true,
-                                            &site->tls_cert, &certs,
-                                            &cert_node));
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "tls_key",
-                                            /*allow_single=*/true,
-                                            &site->tls_key, &keys, &key_node));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+      table, "tls_cert",
+      /*allow_single=*/true, &site->tls_cert, &certs, &cert_node));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+      table, "tls_key",
+      /*allow_single=*/true, &site->tls_key, &keys, &key_node));
   for (size_t i = 0; i < certs.size(); ++i) {
-    DDV_RETURN_IF_ERROR(
+    DDV_CONFIG_RETURN_IF_ERROR(
         RequireAbsolutePath(reader, *certs[i], "tls_cert", site->tls_cert[i]));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    DDV_RETURN_IF_ERROR(
+    DDV_CONFIG_RETURN_IF_ERROR(
         RequireAbsolutePath(reader, *keys[i], "tls_key", site->tls_key[i]));
   }
   if (site->tls_cert.size() == site->tls_key.size()) return absl::OkStatus();
@@ -484,9 +484,10 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
                        SiteConfig* site, SiteSource* source) {
   source->table = &table;
   site->line = static_cast<int>(table.source().begin.line);
-  DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[[site]]", kSiteKeys));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.CheckKeys(table, "[[site]]", kSiteKeys));
 
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, "id", &site->id, &source->id));
+  DDV_CONFIG_RETURN_IF_ERROR(
+      reader.ReadString(table, "id", &site->id, &source->id));
   if (source->id == nullptr) {
     return reader.ErrorAt(table, "[[site]] needs an id");
   }
@@ -496,21 +497,22 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
                                   "\" must be non-empty and use only A-Z a-z "
                                   "0-9 _ . -"));
   }
-  DDV_RETURN_IF_ERROR(ParseCommand(reader, table, site));
-  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "processes", kMinProcesses,
-                                     kMaxProcesses, &site->processes));
-  DDV_RETURN_IF_ERROR(ParseHosts(reader, table, site, source));
-  DDV_RETURN_IF_ERROR(ParseSiteListeners(reader, table, listeners, site));
-  DDV_RETURN_IF_ERROR(reader.ReadBool(table, "default", &site->is_default,
-                                      &source->is_default));
-  DDV_RETURN_IF_ERROR(ParseAlpn(reader, table, site));
-  DDV_RETURN_IF_ERROR(ParseEnv(reader, table, site));
-  DDV_RETURN_IF_ERROR(ReadAccount(reader, table, site));
-  DDV_RETURN_IF_ERROR(
+  DDV_CONFIG_RETURN_IF_ERROR(ParseCommand(reader, table, site));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadInt(table, "processes", kMinProcesses,
+                                            kMaxProcesses, &site->processes));
+  DDV_CONFIG_RETURN_IF_ERROR(ParseHosts(reader, table, site, source));
+  DDV_CONFIG_RETURN_IF_ERROR(
+      ParseSiteListeners(reader, table, listeners, site));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadBool(
+      table, "default", &site->is_default, &source->is_default));
+  DDV_CONFIG_RETURN_IF_ERROR(ParseAlpn(reader, table, site));
+  DDV_CONFIG_RETURN_IF_ERROR(ParseEnv(reader, table, site));
+  DDV_CONFIG_RETURN_IF_ERROR(ReadAccount(reader, table, site));
+  DDV_CONFIG_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_output", &site->log_output));
-  DDV_RETURN_IF_ERROR(
+  DDV_CONFIG_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_error", &site->log_error));
-  DDV_RETURN_IF_ERROR(
+  DDV_CONFIG_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_all", &site->log_all));
   return ParseTlsFiles(reader, table, site);
 }
@@ -524,7 +526,8 @@ absl::Status FindSection(const TomlReader& reader, const toml::table& root,
       absl::StrCat("no [[", key, "]]: at least one is required");
   if (node == nullptr) return reader.ErrorAtStart(required);
   const toml::array* array = node->as_array();
-  if (array != nullptr && array->empty()) return reader.ErrorAt(*node, required);
+  if (array != nullptr && array->empty())
+    return reader.ErrorAt(*node, required);
   if (array == nullptr || !array->is_array_of_tables()) {
     return reader.ErrorAt(
         *node, absl::StrCat(key, " must be an array of tables: write [[", key,
@@ -556,11 +559,10 @@ absl::Status CheckUniqueListener(const TomlReader& reader,
     if (ListenPort(sources[i].parsed_address) != 0 &&
         SameListenAddress(sources[i].parsed_address,
                           sources[j].parsed_address)) {
-      return reader.ErrorAt(
-          *sources[i].address,
-          absl::StrCat("address \"", listener.address,
-                       "\" is already used by listener \"", listeners[j].name,
-                       "\""));
+      return reader.ErrorAt(*sources[i].address,
+                            absl::StrCat("address \"", listener.address,
+                                         "\" is already used by listener \"",
+                                         listeners[j].name, "\""));
     }
   }
   return absl::OkStatus();
@@ -663,8 +665,7 @@ absl::Status CheckHostOwners(const TomlReader& reader, const Config& config,
               absl::StrCat("host \"", site.hosts[h], "\"", with_alpn,
                            " is on both site \"", config.sites[it->second].id,
                            "\" and site \"", site.id,
-                           "\", which share listener \"", listener.name,
-                           "\""));
+                           "\", which share listener \"", listener.name, "\""));
         }
       }
     }
@@ -674,43 +675,45 @@ absl::Status CheckHostOwners(const TomlReader& reader, const Config& config,
 
 absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
                            Config* config) {
-  DDV_RETURN_IF_ERROR(reader.CheckKeys(root, "the top level", kRootKeys));
+  DDV_CONFIG_RETURN_IF_ERROR(
+      reader.CheckKeys(root, "the top level", kRootKeys));
 
   if (const toml::node* master = root.get("master")) {
     const toml::table* table = master->as_table();
     if (table == nullptr) {
-      return reader.ErrorAt(*master,
-                            absl::StrCat("master must be a table, got ",
-                                         TomlTypeName(*master)));
+      return reader.ErrorAt(
+          *master,
+          absl::StrCat("master must be a table, got ", TomlTypeName(*master)));
     }
-    DDV_RETURN_IF_ERROR(ParseMaster(reader, *table, &config->master));
+    DDV_CONFIG_RETURN_IF_ERROR(ParseMaster(reader, *table, &config->master));
   }
 
   const toml::array* listeners = nullptr;
-  DDV_RETURN_IF_ERROR(FindSection(reader, root, "listener", &listeners));
+  DDV_CONFIG_RETURN_IF_ERROR(FindSection(reader, root, "listener", &listeners));
   std::vector<ListenerSource> listener_sources(listeners->size());
   for (size_t i = 0; i < listeners->size(); ++i) {
     config->listeners.emplace_back();
-    DDV_RETURN_IF_ERROR(ParseListener(reader, *listeners->get(i)->as_table(),
-                                      &config->listeners.back(),
-                                      &listener_sources[i]));
-    DDV_RETURN_IF_ERROR(
+    DDV_CONFIG_RETURN_IF_ERROR(
+        ParseListener(reader, *listeners->get(i)->as_table(),
+                      &config->listeners.back(), &listener_sources[i]));
+    DDV_CONFIG_RETURN_IF_ERROR(
         CheckUniqueListener(reader, config->listeners, listener_sources, i));
   }
 
   const toml::array* sites = nullptr;
-  DDV_RETURN_IF_ERROR(FindSection(reader, root, "site", &sites));
+  DDV_CONFIG_RETURN_IF_ERROR(FindSection(reader, root, "site", &sites));
   std::vector<SiteSource> site_sources(sites->size());
   for (size_t i = 0; i < sites->size(); ++i) {
     config->sites.emplace_back();
-    DDV_RETURN_IF_ERROR(ParseSite(reader, *sites->get(i)->as_table(),
-                                  config->listeners, &config->sites.back(),
-                                  &site_sources[i]));
+    DDV_CONFIG_RETURN_IF_ERROR(
+        ParseSite(reader, *sites->get(i)->as_table(), config->listeners,
+                  &config->sites.back(), &site_sources[i]));
   }
 
   int default_site = -1;
-  DDV_RETURN_IF_ERROR(CheckSites(reader, *config, site_sources, &default_site));
-  DDV_RETURN_IF_ERROR(
+  DDV_CONFIG_RETURN_IF_ERROR(
+      CheckSites(reader, *config, site_sources, &default_site));
+  DDV_CONFIG_RETURN_IF_ERROR(
       CheckListenerDefaults(reader, *config, listener_sources, default_site));
   return CheckHostOwners(reader, *config, site_sources);
 }
@@ -735,10 +738,10 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    const std::string& path_for_messages) {
   TomlReader reader(path_for_messages);
   toml::table root;
-  DDV_RETURN_IF_ERROR(reader.Parse(toml_text, &root));
+  DDV_CONFIG_RETURN_IF_ERROR(reader.Parse(toml_text, &root));
   Config config;
   config.path = path_for_messages;
-  DDV_RETURN_IF_ERROR(ParseDocument(reader, root, &config));
+  DDV_CONFIG_RETURN_IF_ERROR(ParseDocument(reader, root, &config));
   return config;
 }
 
@@ -765,8 +768,8 @@ std::string DescribeConfig(const Config& config) {
       "config ", config.path, ": ", config.listeners.size(),
       config.listeners.size() == 1 ? " listener, " : " listeners, ",
       config.sites.size(), config.sites.size() == 1 ? " site" : " sites",
-      "; handoff ", HandoffModeName(config.master.handoff),
-      ", control socket ", config.master.control_socket, "\n");
+      "; handoff ", HandoffModeName(config.master.handoff), ", control socket ",
+      config.master.control_socket, "\n");
   for (const ListenerConfig& listener : config.listeners) {
     absl::StrAppend(&out, "  listener ", listener.name, ": ", listener.address,
                     " ", ProtocolName(listener.protocol));
@@ -781,7 +784,8 @@ std::string DescribeConfig(const Config& config) {
         &out, "  site ", site.id, ": ", site.processes,
         site.processes == 1 ? " process" : " processes", ", listeners ",
         site.listeners.empty() ? "all" : absl::StrJoin(site.listeners, " "),
-        ", hosts ", site.hosts.empty() ? "none" : absl::StrJoin(site.hosts, " "));
+        ", hosts ",
+        site.hosts.empty() ? "none" : absl::StrJoin(site.hosts, " "));
     if (!site.alpn.empty()) {
       absl::StrAppend(&out, ", alpn ", absl::StrJoin(site.alpn, " "));
     }

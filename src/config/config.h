@@ -55,21 +55,21 @@ struct ListenerConfig {
 
 // One [[site]].
 struct SiteConfig {
-  std::string id;                    // unique, [A-Za-z0-9_.-]+
-  std::vector<std::string> command;  // argv; command[0] non-empty
-  int processes = 1;                 // 1..1024
-  std::vector<std::string> hosts;    // normal form: "a.example.com",
-                                     // "*.example.com"
+  std::string id;                      // unique, [A-Za-z0-9_.-]+
+  std::vector<std::string> command;    // argv; command[0] non-empty
+  int processes = 1;                   // 1..1024
+  std::vector<std::string> hosts;      // normal form: "a.example.com",
+                                       // "*.example.com"
   std::vector<std::string> listeners;  // empty = every listener
   bool is_default = false;             // `default = true`: at most one site
   std::string log_output, log_error, log_all;  // absolute paths or empty
   std::vector<std::pair<std::string, std::string>> env;  // sorted by name
-  std::string user, group;  // names that existed at load time, or empty
+  std::string user, group;        // names that existed at load time, or empty
   std::vector<std::string> alpn;  // ALPN protocols this site claims on its
                                   // hosts, e.g. "acme-tls/1"
   std::vector<std::string> tls_cert, tls_key;  // passed to workers; as many
                                                // keys as certificates
-  int line = 0;  // of the [[site]] header
+  int line = 0;                                // of the [[site]] header
 };
 
 struct Config {

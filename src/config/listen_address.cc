@@ -76,14 +76,14 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text) {
 
   int port = 0;
   if (!ParsePort(port_text, &port)) {
-    return AddressError(
-        text, absl::StrCat("port \"", port_text,
-                           "\" must be a number from 0 to 65535"));
+    return AddressError(text,
+                        absl::StrCat("port \"", port_text,
+                                     "\" must be a number from 0 to 65535"));
   }
   if (host.empty()) {
-    return AddressError(text,
-                        absl::StrCat("missing IP address: write \"0.0.0.0:",
-                                     port, "\" or \"[::]:", port, "\""));
+    return AddressError(
+        text, absl::StrCat("missing IP address: write \"0.0.0.0:", port,
+                           "\" or \"[::]:", port, "\""));
   }
 
   ListenAddress out;
@@ -111,10 +111,10 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text) {
       }
     }
     if (looks_like_name) {
-      return AddressError(
-          text, absl::StrCat("host names are not accepted, use an IP "
-                             "address, e.g. \"127.0.0.1:",
-                             port, "\""));
+      return AddressError(text,
+                          absl::StrCat("host names are not accepted, use an IP "
+                                       "address, e.g. \"127.0.0.1:",
+                                       port, "\""));
     }
     return AddressError(text,
                         absl::StrCat("\"", host, "\" is not an IPv4 address"));

@@ -118,12 +118,10 @@ absl::Status TomlReader::CheckKeys(
   // toml::table iterates in key order, not file order: find the earliest.
   const toml::key* first = nullptr;
   for (auto&& [key, node] : table) {
-    if (std::find(known.begin(), known.end(), Absl(key.str())) !=
-        known.end()) {
+    if (std::find(known.begin(), known.end(), Absl(key.str())) != known.end()) {
       continue;
     }
-    if (first == nullptr ||
-        Before(key.source().begin, first->source().begin)) {
+    if (first == nullptr || Before(key.source().begin, first->source().begin)) {
       first = &key;
     }
   }
@@ -140,9 +138,8 @@ absl::Status TomlReader::CheckKeys(
     }
   }
   std::string hint =
-      best.empty()
-          ? absl::StrCat("; known keys: ", absl::StrJoin(known, ", "))
-          : absl::StrCat(" (did you mean \"", best, "\"?)");
+      best.empty() ? absl::StrCat("; known keys: ", absl::StrJoin(known, ", "))
+                   : absl::StrCat(" (did you mean \"", best, "\"?)");
   return ErrorAt(*first,
                  absl::StrCat("unknown key \"", name, "\" in ", where, hint));
 }
@@ -212,19 +209,18 @@ absl::Status TomlReader::ReadStringList(
   }
   const auto* array = value->as_array();
   if (array == nullptr) {
-    return ErrorAt(*value,
-                   absl::StrCat(key, " must be ",
-                                allow_single ? "a string or " : "",
-                                "an array of strings, got ",
-                                TomlTypeName(*value)));
+    return ErrorAt(
+        *value,
+        absl::StrCat(key, " must be ", allow_single ? "a string or " : "",
+                     "an array of strings, got ", TomlTypeName(*value)));
   }
   for (size_t i = 0; i < array->size(); ++i) {
     const toml::node& element = *array->get(i);
     const auto* string = element.as_string();
     if (string == nullptr) {
-      return ErrorAt(element, absl::StrCat(key, "[", i,
-                                           "] must be a string, got ",
-                                           TomlTypeName(element)));
+      return ErrorAt(element,
+                     absl::StrCat(key, "[", i, "] must be a string, got ",
+                                  TomlTypeName(element)));
     }
     out->push_back(string->get());
     if (elements != nullptr) elements->push_back(&element);

@@ -50,8 +50,8 @@ class TomlReader {
   absl::Status ReadBool(const toml::table& table, absl::string_view key,
                         bool* out, const toml::node** node = nullptr) const;
   // An integer in [min, max].
-  absl::Status ReadInt(const toml::table& table, absl::string_view key,
-                       int min, int max, int* out) const;
+  absl::Status ReadInt(const toml::table& table, absl::string_view key, int min,
+                       int max, int* out) const;
   // An array of strings; with `allow_single`, a lone string is an array of
   // one. `elements` (when given) receives each element's node.
   absl::Status ReadStringList(

@@ -6,6 +6,7 @@
 #define DDV_SRC_HELLO_HTTP_SERVER_H_
 
 #include <liburing.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstddef>
@@ -38,6 +39,9 @@ struct ConnectionInfo {
   std::string peer;  // "ip:port" from a PROXY header; empty: getpeername()
   size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
 };
+
+// "ip:port", "[ipv6]:port" (IPv4-mapped IPv6 as plain IPv4), or "-".
+std::string FormatSockaddr(const sockaddr_storage& address);
 
 // Counters, read on the loop thread or after Run() returned.
 struct HttpServerStats {

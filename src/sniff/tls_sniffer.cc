@@ -158,7 +158,7 @@ namespace internal {
 
 // The ClientHello handshake message as a resumable state machine, in the
 // style of nginx's ngx_stream_ssl_preread_parse_record: each state names the
-// wire field it reads; a field is either collected into scratch_ or skipped,
+// wire field it reads; a field is either collected (field_) or skipped,
 // and when it is complete Step() checks it and sets up the next one. Record
 // framing is the caller's business: Feed() takes handshake-layer bytes only,
 // in any chunks. Every length is checked against the vector enclosing it
@@ -175,8 +175,15 @@ class ClientHelloParser {
     for (;;) {
       const size_t n = bytes.size() < need_ ? bytes.size() : need_;
       if (collect_ && n > 0) {
-        std::memcpy(scratch_ + filled_, bytes.data(), n);
-        filled_ += n;
+        if (filled_ == 0 && n == need_) {
+          // The whole field is in this chunk (the usual case): read it in
+          // place; Step() runs before the chunk goes away.
+          field_ = reinterpret_cast<const uint8_t*>(bytes.data());
+        } else {
+          std::memcpy(scratch_ + filled_, bytes.data(), n);
+          filled_ += n;
+          field_ = scratch_;
+        }
       }
       bytes.remove_prefix(n);
       need_ -= n;
@@ -227,7 +234,7 @@ class ClientHelloParser {
   // or a host_name no longer than a valid one can be.
   static constexpr size_t kScratchSize = 256;
 
-  // Sets up the next field: `size` bytes read into scratch_ (Read) or
+  // Sets up the next field: `size` bytes read into field_ (Read) or
   // skipped (Skip), which must end by `limit`, the end of the innermost
   // vector holding it. kNeedMore means "go on".
   SniffStatus Read(State next, size_t size, size_t limit, const char* overrun) {
@@ -241,6 +248,7 @@ class ClientHelloParser {
     if (pos_ + size > limit) return Fail(overrun);
     state_ = next;
     need_ = size;
+    field_size_ = size;
     collect_ = collect;
     filled_ = 0;
     return SniffStatus::kNeedMore;
@@ -250,35 +258,35 @@ class ClientHelloParser {
     return Answer(SniffStatus::kMalformed, reason, info_);
   }
 
-  // Called with the current field complete (in scratch_ if collected).
+  // Called with the current field complete (at field_ if collected).
   SniffStatus Step() {
     switch (state_) {
       case State::kMessageHeader: {
-        if (scratch_[0] != kHandshakeClientHello) {
+        if (field_[0] != kHandshakeClientHello) {
           return Fail("first handshake message is not a ClientHello");
         }
-        message_end_ = kHandshakeHeaderSize + ReadU24(scratch_ + 1);
+        message_end_ = kHandshakeHeaderSize + ReadU24(field_ + 1);
         return Read(State::kLegacyVersion, 2, message_end_,
                     "ClientHello too short for legacy_version");
       }
       case State::kLegacyVersion:
-        info_->legacy_version = ReadU16(scratch_);
+        info_->legacy_version = ReadU16(field_);
         // SSL 3.0 and every TLS version have major 3 (RFC 8446 App. D).
-        if (scratch_[0] != 3) return Fail("ClientHello version is not TLS");
+        if (field_[0] != 3) return Fail("ClientHello version is not TLS");
         return Skip(State::kRandom, 32, message_end_,
                     "ClientHello too short for random");
       case State::kRandom:
         return Read(State::kSessionIdLength, 1, message_end_,
                     "ClientHello too short for legacy_session_id");
       case State::kSessionIdLength:
-        if (scratch_[0] > 32) return Fail("legacy_session_id over 32 bytes");
-        return Skip(State::kSessionId, scratch_[0], message_end_,
+        if (field_[0] > 32) return Fail("legacy_session_id over 32 bytes");
+        return Skip(State::kSessionId, field_[0], message_end_,
                     "legacy_session_id overruns the ClientHello");
       case State::kSessionId:
         return Read(State::kCipherSuitesLength, 2, message_end_,
                     "ClientHello too short for cipher_suites");
       case State::kCipherSuitesLength: {
-        const size_t length = ReadU16(scratch_);
+        const size_t length = ReadU16(field_);
         // CipherSuite is uint8[2]; the vector is <2..2^16-2>.
         if (length == 0 || length % 2 != 0) {
           return Fail("cipher_suites length is zero or odd");
@@ -290,8 +298,8 @@ class ClientHelloParser {
         return Read(State::kCompressionMethodsLength, 1, message_end_,
                     "ClientHello too short for compression_methods");
       case State::kCompressionMethodsLength:
-        if (scratch_[0] == 0) return Fail("no compression method");
-        return Skip(State::kCompressionMethods, scratch_[0], message_end_,
+        if (field_[0] == 0) return Fail("no compression method");
+        return Skip(State::kCompressionMethods, field_[0], message_end_,
                     "compression_methods overrun the ClientHello");
       case State::kCompressionMethods:
         // RFC 5246 §7.4.1.2: a TLS 1.2 hello may end here, with no
@@ -300,7 +308,7 @@ class ClientHelloParser {
         return Read(State::kExtensionsLength, 2, message_end_,
                     "ClientHello has one stray byte after compression");
       case State::kExtensionsLength:
-        extensions_end_ = pos_ + ReadU16(scratch_);
+        extensions_end_ = pos_ + ReadU16(field_);
         // The extensions block is the last field: bytes after it, or a
         // block longer than the message, break the grammar.
         if (extensions_end_ != message_end_) {
@@ -308,13 +316,13 @@ class ClientHelloParser {
         }
         return NextExtension();
       case State::kExtensionHeader:
-        return StartExtension(ReadU16(scratch_), ReadU16(scratch_ + 2));
+        return StartExtension(ReadU16(field_), ReadU16(field_ + 2));
       case State::kExtensionBody:
         return NextExtension();
 
       // server_name, RFC 6066 §3.
       case State::kServerNameListLength: {
-        const size_t length = ReadU16(scratch_);
+        const size_t length = ReadU16(field_);
         list_end_ = pos_ + length;
         // server_name_list<1..2^16-1> fills the extension exactly.
         if (length == 0 || list_end_ != extension_end_) {
@@ -323,8 +331,8 @@ class ClientHelloParser {
         return NextServerName();
       }
       case State::kServerNameHeader: {
-        const uint8_t name_type = scratch_[0];
-        const size_t length = ReadU16(scratch_ + 1);
+        const uint8_t name_type = field_[0];
+        const size_t length = ReadU16(field_ + 1);
         if (length == 0) return Fail("empty server_name entry");
         if (name_type != kNameTypeHostName) {
           // No other NameType was ever defined; skip it as RFC 6066 §3
@@ -343,7 +351,8 @@ class ClientHelloParser {
       }
       case State::kServerNameHostName: {
         const char* error = NormalizeHost(
-            absl::string_view(reinterpret_cast<const char*>(scratch_), filled_),
+            absl::string_view(reinterpret_cast<const char*>(field_),
+                              field_size_),
             HostSyntax::kTlsSni, &info_->sni);
         if (error != nullptr) return Fail(error);
         return NextServerName();
@@ -353,7 +362,7 @@ class ClientHelloParser {
 
       // application_layer_protocol_negotiation, RFC 7301 §3.1.
       case State::kAlpnListLength: {
-        const size_t length = ReadU16(scratch_);
+        const size_t length = ReadU16(field_);
         list_end_ = pos_ + length;
         // protocol_name_list<2..2^16-1> fills the extension exactly.
         if (length < 2 || list_end_ != extension_end_) {
@@ -363,18 +372,18 @@ class ClientHelloParser {
       }
       case State::kAlpnNameLength:
         // ProtocolName<1..2^8-1>: "Empty strings MUST NOT be included".
-        if (scratch_[0] == 0) return Fail("empty ALPN protocol name");
-        return Read(State::kAlpnName, scratch_[0], list_end_,
+        if (field_[0] == 0) return Fail("empty ALPN protocol name");
+        return Read(State::kAlpnName, field_[0], list_end_,
                     "ALPN protocol name overruns its list");
       case State::kAlpnName:
-        info_->AddAlpn(absl::string_view(
-            reinterpret_cast<const char*>(scratch_), filled_));
+        info_->AddAlpn(absl::string_view(reinterpret_cast<const char*>(field_),
+                                         field_size_));
         if (pos_ == list_end_) return NextExtension();
         return Read(State::kAlpnNameLength, 1, list_end_, "ALPN list overrun");
 
       // supported_versions, RFC 8446 §4.2.1.
       case State::kSupportedVersionsLength: {
-        const size_t length = scratch_[0];
+        const size_t length = field_[0];
         list_end_ = pos_ + length;
         // versions<2..254>, two bytes each, filling the extension exactly.
         if (length < 2 || length % 2 != 0 || list_end_ != extension_end_) {
@@ -387,7 +396,7 @@ class ClientHelloParser {
         ClientHelloInfo& info = *info_;
         if (info.supported_versions_count < kMaxSupportedVersions) {
           info.supported_versions[info.supported_versions_count++] =
-              ReadU16(scratch_);
+              ReadU16(field_);
         }
         ++info.supported_versions_total;
         if (pos_ == list_end_) return NextExtension();
@@ -446,12 +455,16 @@ class ClientHelloParser {
 
   ClientHelloInfo* const info_;
 
-  // The field being read: need_ bytes still missing, collected into
-  // scratch_ (filled_ so far) or skipped.
+  // The field being read: field_size_ bytes of which need_ are still
+  // missing, collected (read in place, or gathered into scratch_ when split
+  // across chunks: filled_ so far) or skipped. field_ points at a complete
+  // collected field while Step() runs.
   State state_ = State::kMessageHeader;
   size_t need_ = kHandshakeHeaderSize;
+  size_t field_size_ = kHandshakeHeaderSize;
   bool collect_ = true;
   size_t filled_ = 0;
+  const uint8_t* field_ = nullptr;
   uint8_t scratch_[kScratchSize];
 
   // Positions in the handshake message (its 4-byte header included): bytes

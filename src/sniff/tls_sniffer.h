@@ -104,7 +104,10 @@ struct ClientHelloInfo {
 //   kNeedMore         a valid prefix; `info->bytes_needed` may say how much.
 //   kNotThisProtocol  the first bytes are not a TLS handshake record.
 //   kMalformed        TLS, but breaks the ClientHello grammar.
-//   kTooLarge         the hello needs more than `max_bytes`.
+//   kTooLarge         the hello needs more than `max_bytes`: answered as
+//                     soon as the record or handshake lengths show it, so
+//                     the caller can stop peeking (later bytes might have
+//                     shown it malformed or not TLS, never found).
 //
 // Pure: no I/O, no logging, no heap allocation; about 9 KiB of stack.
 SniffStatus SniffTlsClientHello(absl::string_view prefix, size_t max_bytes,

@@ -31,10 +31,9 @@ absl::string_view SiteOf(absl::string_view name) {
 
 int PollTimeoutMs(absl::Duration left) {
   if (left <= absl::ZeroDuration()) return 0;
-  return static_cast<int>(
-      std::min<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(
-                            left, absl::Milliseconds(1))),
-                        60 * 1000));
+  return static_cast<int>(std::min<int64_t>(
+      absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
+      60 * 1000));
 }
 
 std::string Describe(const std::string& name, pid_t pid,
@@ -48,14 +47,22 @@ std::string Describe(const std::string& name, pid_t pid,
 
 absl::string_view ProcessStateName(ProcessState state) {
   switch (state) {
-    case ProcessState::kIdle: return "idle";
-    case ProcessState::kStarting: return "starting";
-    case ProcessState::kRunning: return "running";
-    case ProcessState::kBackoff: return "backoff";
-    case ProcessState::kStopping: return "stopping";
-    case ProcessState::kExited: return "exited";
-    case ProcessState::kFailed: return "failed";
-    case ProcessState::kDone: return "done";
+    case ProcessState::kIdle:
+      return "idle";
+    case ProcessState::kStarting:
+      return "starting";
+    case ProcessState::kRunning:
+      return "running";
+    case ProcessState::kBackoff:
+      return "backoff";
+    case ProcessState::kStopping:
+      return "stopping";
+    case ProcessState::kExited:
+      return "exited";
+    case ProcessState::kFailed:
+      return "failed";
+    case ProcessState::kDone:
+      return "done";
   }
   return "unknown";
 }
@@ -178,8 +185,8 @@ absl::Status ProcessTable::Start(int slot) {
   Slot& s = slots_[slot];
   if (s.pid != 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("worker ", s.spec.name, " is already running (pid ",
-                     s.pid, ", ", ProcessStateName(s.state), ")"));
+        absl::StrCat("worker ", s.spec.name, " is already running (pid ", s.pid,
+                     ", ", ProcessStateName(s.state), ")"));
   }
   if (s.state != ProcessState::kBackoff) {
     s.backoff_step = 0;
@@ -217,8 +224,7 @@ void ProcessTable::OnExit(int slot) {
   // Helpers the worker forked die with it: no orphans hold its resources.
   ::kill(-s.pid, SIGKILL);
   ExitStatus status;
-  if (absl::StatusOr<ExitStatus> reaped = TryReap(s.pidfd.get());
-      reaped.ok()) {
+  if (absl::StatusOr<ExitStatus> reaped = TryReap(s.pidfd.get()); reaped.ok()) {
     status = *reaped;
   }
 

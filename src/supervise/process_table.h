@@ -122,8 +122,8 @@ class ProcessTable {
   int size() const { return static_cast<int>(slots_.size()); }
   const ProcessSpec& spec(int slot) const;
   ProcessState state(int slot) const;
-  pid_t pid(int slot) const;   // 0 when no process
-  int pidfd(int slot) const;   // -1 when no process
+  pid_t pid(int slot) const;     // 0 when no process
+  int pidfd(int slot) const;     // -1 when no process
   int restarts(int slot) const;  // restarts done by the supervisor, ever
   std::optional<ExitStatus> last_exit(int slot) const;
   absl::Time restart_at(int slot) const;  // meaningful in kBackoff
@@ -145,7 +145,7 @@ class ProcessTable {
     absl::Time restart_at = absl::InfiniteFuture();
     absl::Time kill_at = absl::InfiniteFuture();  // kStopping: SIGKILL then
     bool killed = false;                          // SIGKILL sent
-    int backoff_step = 0;      // restarts in a row without a healthy run
+    int backoff_step = 0;  // restarts in a row without a healthy run
     int restarts = 0;
     std::deque<absl::Time> recent_exits;  // inside crash_loop_window
     std::optional<ExitStatus> last_exit;

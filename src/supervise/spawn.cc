@@ -47,15 +47,24 @@ int PidfdOpen(pid_t pid) {
 
 const char* ChildStepCall(int step) {
   switch (step) {
-    case kSetpgid: return "setpgid";
-    case kMoveFd: return "fcntl(F_DUPFD_CLOEXEC)";
-    case kDup2: return "dup2";
-    case kSetgroups: return "setgroups";
-    case kSetgid: return "setgid";
-    case kSetuid: return "setuid";
-    case kPdeathsig: return "prctl(PR_SET_PDEATHSIG)";
-    case kParentGone: return "getppid";
-    case kExecve: return "execve";
+    case kSetpgid:
+      return "setpgid";
+    case kMoveFd:
+      return "fcntl(F_DUPFD_CLOEXEC)";
+    case kDup2:
+      return "dup2";
+    case kSetgroups:
+      return "setgroups";
+    case kSetgid:
+      return "setgid";
+    case kSetuid:
+      return "setuid";
+    case kPdeathsig:
+      return "prctl(PR_SET_PDEATHSIG)";
+    case kParentGone:
+      return "getppid";
+    case kExecve:
+      return "execve";
   }
   return "child set-up";
 }
@@ -115,8 +124,8 @@ absl::Status ResolveCredentials(const ProcessSpec& spec, Credentials* creds) {
                                       "\" for worker ", spec.name));
     }
     if (found == nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          "unknown user \"", spec.user, "\" for worker ", spec.name));
+      return absl::NotFoundError(absl::StrCat("unknown user \"", spec.user,
+                                              "\" for worker ", spec.name));
     }
     creds->set_uid = true;
     creds->set_gid = true;
@@ -143,8 +152,8 @@ absl::Status ResolveCredentials(const ProcessSpec& spec, Credentials* creds) {
                                       "\" for worker ", spec.name));
     }
     if (found == nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          "unknown group \"", spec.group, "\" for worker ", spec.name));
+      return absl::NotFoundError(absl::StrCat("unknown group \"", spec.group,
+                                              "\" for worker ", spec.name));
     }
     creds->set_gid = true;
     creds->gid = gr.gr_gid;
@@ -174,12 +183,12 @@ absl::Status ResolveCredentials(const ProcessSpec& spec, Credentials* creds) {
 
 absl::StatusOr<UniqueFd> OpenLog(const std::string& path,
                                  const ProcessSpec& spec) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                  0640);
+  int fd =
+      ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) {
-    return ErrnoStatus(errno, "open",
-                       absl::StrCat("opening log \"", path, "\" for worker ",
-                                    spec.name));
+    return ErrnoStatus(
+        errno, "open",
+        absl::StrCat("opening log \"", path, "\" for worker ", spec.name));
   }
   return UniqueFd(fd);
 }
@@ -270,7 +279,8 @@ EnvList CleanBaseEnv() {
   return env;
 }
 
-absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec, const EnvList& base_env) {
+absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
+                              const EnvList& base_env) {
   if (spec.argv.empty() || spec.argv[0].empty() || spec.argv[0][0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat(
         "worker ", spec.name, ": argv[0] must be an absolute path, got \"",
@@ -304,9 +314,9 @@ absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec, const EnvList& base_env) 
   int floor = 3;
   for (const auto& [from, to] : spec.inherit_fds) {
     if (to < 0 || !targets.insert(to).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "worker ", spec.name, ": inherited fd target ", to,
-          " is negative or given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("worker ", spec.name, ": inherited fd target ", to,
+                       " is negative or given twice"));
     }
     if (from < 0 || ::fcntl(from, F_GETFD) < 0) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -24,9 +24,9 @@ using EnvList = std::vector<std::pair<std::string, std::string>>;
 // What to run and how. Everything is resolved (user names, log files) by the
 // parent before fork, so the child only makes async-signal-safe syscalls.
 struct ProcessSpec {
-  std::string name;               // "a#0": site id + '#' + index; used in logs
-  std::vector<std::string> argv;  // argv[0] is an absolute path (no PATH search)
-  EnvList env;                    // added to (overriding) the base environment
+  std::string name;               // "a#0": site id, '#', index; for logs
+  std::vector<std::string> argv;  // argv[0] absolute (no PATH search)
+  EnvList env;                    // added to, overriding, the base env
   // "" = inherit the parent's. Opened O_WRONLY|O_APPEND|O_CREAT, mode 0640.
   // The same path for both opens one file once (log_all).
   std::string stdout_path;
@@ -71,8 +71,8 @@ absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
 
 // How a process ended, from waitid()'s siginfo.
 struct ExitStatus {
-  int code = -1;    // exit status when it exited, else -1
-  int signal = 0;   // the signal that killed it, else 0
+  int code = -1;   // exit status when it exited, else -1
+  int signal = 0;  // the signal that killed it, else 0
   bool core_dumped = false;
 
   static ExitStatus FromSiginfo(const siginfo_t& info);

@@ -161,8 +161,8 @@ class Worker {
 
   // RPC to the master. The callback runs exactly once: with the response
   // body, the master's error, DeadlineExceeded after `timeout`, or
-  // Unavailable when the master is gone. (Destroying the Worker drops
-  // pending callbacks without running them.)
+  // Unavailable when the master is gone. A null callback ignores the
+  // result. (Destroying the Worker drops pending callbacks unrun.)
   void Call(absl::string_view method, nlohmann::json body,
             absl::Duration timeout, RpcCallback callback);
   void Ping(absl::Duration timeout, RpcCallback callback);

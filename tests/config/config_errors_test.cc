@@ -131,16 +131,16 @@ const std::vector<ErrorCase>& Cases() {
        "be shorter than 108"},
 
       // Sections present and of the right shape.
-      {"EmptyDocument", "", "t.toml:1:1: no [[listener]]: at least one is "
-                            "required"},
+      {"EmptyDocument", "",
+       "t.toml:1:1: no [[listener]]: at least one is "
+       "required"},
       {"NoListener", "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n",
        "t.toml:1:1: no [[listener]]: at least one is required"},
       {"NoSite",
        "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
        "protocol = \"http\"\n",
        "t.toml:1:1: no [[site]]: at least one is required"},
-      {"ListenerAsPlainTable",
-       "[listener]\nname = \"http\"\n",
+      {"ListenerAsPlainTable", "[listener]\nname = \"http\"\n",
        "t.toml:1:1: listener must be an array of tables: write [[listener]], "
        "got a table"},
       {"EmptyListenerArray", "listener = []\n",
@@ -263,9 +263,9 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:8:10: host \"a.example:80\" must not include a port"},
       {"HostWithSpace", SiteWith("hosts = [\"a b\"]"),
        "t.toml:8:10: host \"a b\" is not valid: invalid character in host"},
-      {"HostEmpty", SiteWith("hosts = [\"\"]"),
-       "t.toml:8:10: host is empty"},
-      {"HostTwiceInOneSite", SiteWith("hosts = [\"x.example\", \"X.Example.\"]"),
+      {"HostEmpty", SiteWith("hosts = [\"\"]"), "t.toml:8:10: host is empty"},
+      {"HostTwiceInOneSite",
+       SiteWith("hosts = [\"x.example\", \"X.Example.\"]"),
        "t.toml:8:23: host \"x.example\" is listed twice"},
       {"ListenersUnknown", SiteWith("listeners = [\"nope\"]"),
        "t.toml:8:14: no listener named \"nope\""},

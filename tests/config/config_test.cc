@@ -123,7 +123,8 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(a.log_output, "/var/log/ddv/a.out");
   EXPECT_EQ(a.log_error, "/var/log/ddv/a.err");
   EXPECT_EQ(a.log_all, "/var/log/ddv/a.log");
-  EXPECT_THAT(a.env, ElementsAre(Pair("APP_ENV", "production"), Pair("B", "2")));
+  EXPECT_THAT(a.env,
+              ElementsAre(Pair("APP_ENV", "production"), Pair("B", "2")));
   EXPECT_EQ(a.user, "root");
   EXPECT_EQ(a.group, "root");
   EXPECT_TRUE(a.alpn.empty());
@@ -210,8 +211,7 @@ TEST_P(ParseConfigValidTest, Loads) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, ParseConfigValidTest,
-    testing::Values(
-        ValidCase{"SameHostOnDisjointListeners", R"(
+    testing::Values(ValidCase{"SameHostOnDisjointListeners", R"(
 [[listener]]
 name = "one"
 address = "127.0.0.1:8001"
@@ -231,7 +231,7 @@ command = ["/bin/sh"]
 hosts = ["x.example"]
 listeners = ["two"]
 )"},
-        ValidCase{"SameHostDifferentAlpn", R"(
+                    ValidCase{"SameHostDifferentAlpn", R"(
 [[listener]]
 name = "tls"
 address = "127.0.0.1:8443"
@@ -246,7 +246,7 @@ command = ["/bin/sh"]
 hosts = ["x.example"]
 alpn = ["acme-tls/1"]
 )"},
-        ValidCase{"TcpListenerServedByDefaultSite", R"(
+                    ValidCase{"TcpListenerServedByDefaultSite", R"(
 [[listener]]
 name = "db"
 address = "127.0.0.1:5432"
@@ -256,7 +256,7 @@ id = "pg"
 command = ["/bin/sh"]
 default = true
 )"},
-        ValidCase{"TwoListenersOnPortZero", R"(
+                    ValidCase{"TwoListenersOnPortZero", R"(
 [[listener]]
 name = "one"
 address = "127.0.0.1:0"
@@ -269,7 +269,7 @@ protocol = "tls"
 id = "a"
 command = ["/bin/sh"]
 )"},
-        ValidCase{"WildcardAndApexAreDifferentHosts", R"(
+                    ValidCase{"WildcardAndApexAreDifferentHosts", R"(
 [[listener]]
 name = "http"
 address = "127.0.0.1:80"
@@ -283,7 +283,7 @@ id = "b"
 command = ["/bin/sh"]
 hosts = ["*.example.com"]
 )"},
-        ValidCase{"BareCommandNameIsNotChecked", R"(
+                    ValidCase{"BareCommandNameIsNotChecked", R"(
 [[listener]]
 name = "http"
 address = "127.0.0.1:80"
@@ -292,7 +292,7 @@ protocol = "http"
 id = "a"
 command = ["ddv_hello", "--port=0"]
 )"},
-        ValidCase{"InlineTablesAndSubTables", R"(
+                    ValidCase{"InlineTablesAndSubTables", R"(
 listener = [{ name = "http", address = "127.0.0.1:80", protocol = "http" }]
 [[site]]
 id = "a.b_c-1"

@@ -25,7 +25,9 @@ Case Bad(std::string pattern, std::string message) {
 }
 
 // gtest prints the pattern when a case fails.
-void PrintTo(const Case& c, std::ostream* os) { *os << '"' << c.pattern << '"'; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << '"' << c.pattern << '"';
+}
 
 class NormalizeHostPatternTest : public testing::TestWithParam<Case> {};
 
@@ -53,37 +55,41 @@ INSTANTIATE_TEST_SUITE_P(
         Ok("A.Example.COM", "a.example.com"),
         Ok("a.example.com.", "a.example.com"),
         Ok("*.example.com", "*.example.com"),
-        Ok("*.Example.Com.", "*.example.com"),
-        Ok("*.com", "*.com"),
-        Ok("localhost", "localhost"),
-        Ok("*.a.localhost", "*.a.localhost"),
-        Ok("127.0.0.1", "127.0.0.1"),
-        Ok("[::1]", "[::1]"),
+        Ok("*.Example.Com.", "*.example.com"), Ok("*.com", "*.com"),
+        Ok("localhost", "localhost"), Ok("*.a.localhost", "*.a.localhost"),
+        Ok("127.0.0.1", "127.0.0.1"), Ok("[::1]", "[::1]"),
         Ok("[2001:DB8::1]", "[2001:db8::1]"),
         Ok("under_score.example", "under_score.example"),
         Bad("", "host is empty"),
-        Bad("*", "host \"*\" matches everything: mark the site default = "
-                 "true (or name it in a listener's default_site) instead"),
-        Bad("*.", "host \"*.\" matches everything: mark the site default = "
-                  "true (or name it in a listener's default_site) instead"),
+        Bad("*",
+            "host \"*\" matches everything: mark the site default = "
+            "true (or name it in a listener's default_site) instead"),
+        Bad("*.",
+            "host \"*.\" matches everything: mark the site default = "
+            "true (or name it in a listener's default_site) instead"),
         Bad("a.*.b", std::string("host \"a.*.b\" ") + kMisplacedStar),
         Bad("*a.b", std::string("host \"*a.b\" ") + kMisplacedStar),
         Bad("*.*.b", std::string("host \"*.*.b\" ") + kMisplacedStar),
-        Bad("a.example.com:80", "host \"a.example.com:80\" must not include a "
-                                "port"),
-        Bad("*.example.com:80", "host \"*.example.com:80\" must not include "
-                                "a port"),
+        Bad("a.example.com:80",
+            "host \"a.example.com:80\" must not include a "
+            "port"),
+        Bad("*.example.com:80",
+            "host \"*.example.com:80\" must not include "
+            "a port"),
         Bad("[::1]:80", "host \"[::1]:80\" must not include a port"),
-        Bad("a b.com", "host \"a b.com\" is not valid: invalid character in "
-                       "host"),
-        Bad(" a.com", "host \" a.com\" is not valid: invalid character in "
-                      "host"),
+        Bad("a b.com",
+            "host \"a b.com\" is not valid: invalid character in "
+            "host"),
+        Bad(" a.com",
+            "host \" a.com\" is not valid: invalid character in "
+            "host"),
         Bad("a..com", "host \"a..com\" is not valid: empty label in host"),
         Bad("*..com", "host \"*..com\" is not valid: empty label in host"),
         Bad(".", "host \".\" is not valid: empty host"),
         Bad("a/b", "host \"a/b\" is not valid: invalid character in host"),
-        Bad("caf\xc3\xa9.example", "host \"caf\xc3\xa9.example\" is not "
-                                   "valid: invalid character in host"),
+        Bad("caf\xc3\xa9.example",
+            "host \"caf\xc3\xa9.example\" is not "
+            "valid: invalid character in host"),
         Bad("[::g]", "host \"[::g]\" is not valid: bad IPv6 literal")));
 
 }  // namespace

@@ -1,5 +1,5 @@
 // libFuzzer target for SniffTlsClientHello. Besides not crashing, it checks
-// the promises callers rely on: a decision made on a prefix is final, bytes
+// the promises callers rely on: a decision made on a prefix stands, bytes
 // past max_bytes change nothing, bytes_needed never overshoots a hello that
 // completes, and a found SNI is in normal form.
 #include <cstddef>
@@ -71,6 +71,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (full_status == SniffStatus::kFound) {
       Check(half->bytes_needed <= size);
     }
+  } else if (half_status == SniffStatus::kTooLarge) {
+    // Answered as soon as the lengths show the hello cannot fit; more
+    // bytes may still show it broken or foreign, but never make it found.
+    Check(full_status != SniffStatus::kFound &&
+          full_status != SniffStatus::kNeedMore);
   } else {
     Check(half_status == full_status);
     if (half_status == SniffStatus::kFound) {

@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
       int n = getgroups(64, groups);
       std::printf("uid %d gid %d groups", static_cast<int>(getuid()),
                   static_cast<int>(getgid()));
-      for (int k = 0; k < n; ++k) std::printf(" %d", static_cast<int>(groups[k]));
+      for (int k = 0; k < n; ++k)
+        std::printf(" %d", static_cast<int>(groups[k]));
       std::printf("\n");
     } else if (action == "signals") {
       std::fflush(stdout);

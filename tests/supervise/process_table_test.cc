@@ -95,8 +95,9 @@ TEST_F(ProcessTableTest, BackoffGrowsExponentiallyUpToTheCap) {
   policy.crash_loop_limit = 100;
   ProcessTable table(policy, clock());
   std::vector<int> codes;
-  table.set_on_exited(
-      [&](int, pid_t, const ExitStatus& status) { codes.push_back(status.code); });
+  table.set_on_exited([&](int, pid_t, const ExitStatus& status) {
+    codes.push_back(status.code);
+  });
   const int slot = table.Add(Shell("a#0", "exit 1"));
   ASSERT_TRUE(table.Start(slot).ok());
 
@@ -231,9 +232,9 @@ TEST_F(ProcessTableTest, StopEscalatesToSigkillAfterGrace) {
   ProcessTable table(BackoffPolicy{}, clock());
   // Ignores SIGTERM (and tells us once it does, so the signal is not early).
   const std::string ready = dir + "/ready";
-  const int slot = table.Add(Shell(
-      "a#0", absl::StrCat("trap '' TERM; echo ok > ", ready,
-                          "; while :; do sleep 0.05; done")));
+  const int slot =
+      table.Add(Shell("a#0", absl::StrCat("trap '' TERM; echo ok > ", ready,
+                                          "; while :; do sleep 0.05; done")));
   ASSERT_TRUE(table.Start(slot).ok());
   ASSERT_TRUE(testing::WaitForFile(ready, kWait));
   table.StopAll(absl::Seconds(2));
@@ -250,9 +251,9 @@ TEST_F(ProcessTableTest, StopAllAndWaitKillsStubbornWorkers) {
   const std::string dir = testing::MakeTempDir();
   ProcessTable table(BackoffPolicy{}, clock());
   const std::string ready = dir + "/ready";
-  const int slot = table.Add(Shell(
-      "a#0", absl::StrCat("trap '' TERM; echo ok > ", ready,
-                          "; while :; do sleep 0.05; done")));
+  const int slot =
+      table.Add(Shell("a#0", absl::StrCat("trap '' TERM; echo ok > ", ready,
+                                          "; while :; do sleep 0.05; done")));
   ASSERT_TRUE(table.Start(slot).ok());
   ASSERT_TRUE(testing::WaitForFile(ready, kWait));
   const absl::Time begin = absl::Now();
@@ -264,8 +265,8 @@ TEST_F(ProcessTableTest, StopAllAndWaitKillsStubbornWorkers) {
 
 pid_t ReadPid(const std::string& path) {
   int pid = 0;
-  EXPECT_TRUE(
-      absl::SimpleAtoi(absl::StripAsciiWhitespace(testing::ReadFile(path)), &pid))
+  EXPECT_TRUE(absl::SimpleAtoi(
+      absl::StripAsciiWhitespace(testing::ReadFile(path)), &pid))
       << path;
   return pid;
 }

@@ -23,12 +23,12 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::OpenFds;
 using testing::ProbePath;
 using testing::ReadFile;
 using testing::RunToExit;
 using testing::Shell;
+using ::testing::StartsWith;
 using testing::WaitReadable;
 
 constexpr absl::Duration kWait = absl::Seconds(5);
@@ -110,8 +110,8 @@ TEST(SpawnTest, InheritedFdsArriveAtTheirNumbersAndNothingElse) {
   const int a = first[1], b = second[1];
   ProcessSpec spec;
   spec.name = "t#1";
-  spec.argv = {ProbePath(), "fds", "write", absl::StrCat(b), "to-first",
-               "write", absl::StrCat(a), "to-second"};
+  spec.argv = {ProbePath(), "fds",   "write",         absl::StrCat(b),
+               "to-first",  "write", absl::StrCat(a), "to-second"};
   spec.stdout_path = dir + "/out";
   spec.inherit_fds = {{a, b}, {b, a}};
   EXPECT_EQ(RunToExit(spec).code, 0);

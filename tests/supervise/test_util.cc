@@ -7,8 +7,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -67,8 +67,8 @@ bool WaitReadable(int fd, absl::Duration timeout) {
   struct pollfd pfd = {fd, POLLIN, 0};
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    const int ms = static_cast<int>(
-        std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+    const int ms = static_cast<int>(std::max<int64_t>(
+        0, absl::ToInt64Milliseconds(deadline - absl::Now())));
     int n = ::poll(&pfd, 1, ms);
     if (n > 0) return true;
     if (n == 0) return false;

@@ -1,0 +1,1162 @@
+// HttpServer: one io_uring, one thread. Reads arrive as multishot recv
+// completions in provided buffers (parsed in place, returned at once); the
+// responses to every request found in a read are batched into one send.
+#include "src/hello/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "src/base/errno_status.h"
+
+namespace ddv {
+namespace hello {
+namespace {
+
+// What a completion is for: the top byte of user_data; the low 32 bits index
+// the connection, listener or external fd.
+enum Op : uint8_t {
+  kOpAccept = 1,
+  kOpRecv,
+  kOpSend,
+  kOpExternal,
+  kOpWake,
+  kOpIgnore,  // cancels and closes; posted only when they fail
+};
+
+uint64_t Tag(Op op, uint32_t index) {
+  return (static_cast<uint64_t>(op) << 56) | index;
+}
+
+constexpr uint16_t kBufferGroup = 1;
+// Stop parsing pipelined requests (and reading) once this much response is
+// queued, so a client that writes without reading cannot grow our memory.
+constexpr size_t kOutputHighWater = 256 * 1024;
+// Per-connection strings keep their capacity across requests and reuse of
+// the slot; only unusually large ones are given back.
+constexpr size_t kShrinkAbove = 1024 * 1024;
+constexpr size_t kSingleShotRecvBytes = 16 * 1024;
+// GET /bytes/N: N is capped so a typo cannot ask for a petabyte.
+constexpr uint64_t kMaxBytesResponse = uint64_t{1} << 30;
+// /bytes/N bodies are sent from one shared read-only block, chunk by chunk.
+constexpr size_t kFillerBytes = 256 * 1024;
+constexpr int64_t kAcceptRetryNanos = 100 * 1000 * 1000;
+constexpr int64_t kMaxWaitNanos = 1000 * 1000 * 1000;
+
+const char* Filler() {
+  static const char* const filler = [] {
+    static char block[kFillerBytes];
+    for (size_t i = 0; i < kFillerBytes; ++i) {
+      // 64-byte lines, so a curl of /bytes/N to a terminal stays readable.
+      block[i] = i % 64 == 63 ? '\n' : static_cast<char>('a' + i % 64 % 26);
+    }
+    return block;
+  }();
+  return filler;
+}
+
+// The idle deadlines only need millisecond precision; the coarse clock is a
+// plain memory read in the vDSO.
+int64_t NowNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::string PeerOf(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return "-";
+  }
+  return FormatSockaddr(ss);
+}
+
+// "ip:port" or "[ipv6]:port" → sockaddr.
+absl::Status ParseAddress(absl::string_view address, sockaddr_storage* ss,
+                          socklen_t* len) {
+  absl::string_view host;
+  absl::string_view port_text;
+  if (absl::StartsWith(address, "[")) {
+    size_t close = address.find("]:");
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address \"", address, "\" is not [ipv6]:port"));
+    }
+    host = address.substr(1, close - 1);
+    port_text = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address \"", address, "\" is not ip:port"));
+    }
+    host = address.substr(0, colon);
+    port_text = address.substr(colon + 1);
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(port_text, &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", address, "\" has a bad port"));
+  }
+  std::string host_z(host);
+  *ss = sockaddr_storage{};
+  auto* sin = reinterpret_cast<sockaddr_in*>(ss);
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET, host_z.c_str(), &sin->sin_addr) == 1) {
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host_z.c_str(), &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in6);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", address, "\" has no numeric IP"));
+  }
+  return absl::OkStatus();
+}
+
+// N of /bytes/N: 1 to 10 decimal digits, at most kMaxBytesResponse.
+bool ParseByteCount(absl::string_view text, uint64_t* count) {
+  if (text.empty() || text.size() > 10) return false;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value > kMaxBytesResponse) return false;
+  *count = value;
+  return true;
+}
+
+// True when the socket's receive queue is empty, so close() sends a FIN and
+// not an RST.
+bool NothingUnread(int fd) {
+  int unread = 0;
+  return ioctl(fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+absl::string_view OrDash(absl::string_view s) { return s.empty() ? "-" : s; }
+
+void ShrinkIfHuge(std::string* s) {
+  if (s->capacity() > kShrinkAbove) std::string().swap(*s);
+}
+
+}  // namespace
+
+std::string FormatSockaddr(const sockaddr_storage& ss) {
+  char text[INET6_ADDRSTRLEN];
+  if (ss.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
+    inet_ntop(AF_INET, &sin.sin_addr, text, sizeof(text));
+    return absl::StrCat(text, ":", ntohs(sin.sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; print
+    // them as the IPv4 clients they are.
+    if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
+      inet_ntop(AF_INET, &sin6.sin6_addr.s6_addr[12], text, sizeof(text));
+      return absl::StrCat(text, ":", ntohs(sin6.sin6_port));
+    }
+    inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof(text));
+    return absl::StrCat("[", text, "]:", ntohs(sin6.sin6_port));
+  }
+  return "-";
+}
+
+enum class ConnState : uint8_t {
+  kOpen,       // reading requests, writing responses
+  kLingering,  // last response sent, write side shut: discarding input
+  kClosed,     // waiting for its in-flight recv/send to end
+  kFree,       // slot on the free list
+};
+
+struct HttpServer::Connection {
+  uint32_t index = 0;
+  UniqueFd fd;
+  ConnState state = ConnState::kFree;
+
+  // In-flight operations: a slot is reused only when none is left, so a
+  // completion never reaches the wrong connection.
+  bool recv_armed = false;
+  bool recv_cancelled = false;
+  bool send_armed = false;
+  bool sending_filler = false;
+
+  bool read_closed = false;        // the client sent FIN (or reset)
+  bool close_after_flush = false;  // answer what is queued, then close
+
+  // Input: bytes to skip (PROXY header), the body of the request just
+  // answered, and unparsed bytes (a partial head, or pipelined requests
+  // waiting for output space).
+  uint64_t skip_remaining = 0;
+  uint64_t body_remaining = 0;
+  bool body_chunked = false;
+  ChunkedBodySkipper chunked;
+  size_t scan_from = 0;
+  std::string in;
+
+  // Output, in order: out_inflight (being sent), out_pending (queued), then
+  // stream_remaining bytes of filler (a /bytes/N body). Parsing stops while
+  // a stream is queued, so nothing can be queued after it.
+  std::string out_inflight;
+  size_t inflight_sent = 0;
+  std::string out_pending;
+  uint64_t stream_remaining = 0;
+
+  // Who the connection is: the body is prefix + Host + suffix.
+  ConnectionInfo info;
+  bool identity_ready = false;
+  std::string body_prefix;
+  std::string body_suffix;
+
+  // The last 200 response, reused while the Host header and the Connection
+  // header stay the same (they do for every keep-alive benchmark client).
+  bool cache_valid = false;
+  ConnectionHeader cached_header = ConnectionHeader::kNone;
+  bool cached_head_only = false;
+  std::string cached_host;
+  std::string cached_response;
+
+  std::unique_ptr<char[]> recv_buffer;  // single-shot recv mode only
+
+  // Intrusive deadline list (idle or linger), ordered by deadline.
+  TimerList* timer_list = nullptr;
+  Connection* timer_prev = nullptr;
+  Connection* timer_next = nullptr;
+  int64_t deadline_ns = 0;
+
+  void Reset(UniqueFd new_fd, ConnectionInfo new_info) {
+    fd = std::move(new_fd);
+    state = ConnState::kOpen;
+    recv_armed = recv_cancelled = send_armed = sending_filler = false;
+    read_closed = close_after_flush = false;
+    skip_remaining = new_info.skip_bytes;
+    body_remaining = 0;
+    body_chunked = false;
+    chunked.Reset();
+    scan_from = 0;
+    in.clear();
+    out_inflight.clear();
+    inflight_sent = 0;
+    out_pending.clear();
+    stream_remaining = 0;
+    info = std::move(new_info);
+    identity_ready = false;
+    cache_valid = false;
+    ShrinkIfHuge(&in);
+    ShrinkIfHuge(&out_inflight);
+    ShrinkIfHuge(&out_pending);
+  }
+
+  bool Backlogged() const {
+    return stream_remaining > 0 || out_pending.size() >= kOutputHighWater;
+  }
+  bool InBody() const { return body_remaining > 0 || body_chunked; }
+};
+
+struct HttpServer::TimerList {
+  int64_t timeout_ns = 0;
+  Connection* head = nullptr;
+  Connection* tail = nullptr;
+};
+
+struct HttpServer::Listener {
+  UniqueFd fd;
+  std::string address;
+  bool armed = false;
+};
+
+struct HttpServer::ExternalFd {
+  int fd = -1;
+  std::function<void()> on_readable;
+  bool active = true;
+  bool armed = false;
+};
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
+    Options options) {
+  if (options.buffer_count == 0 ||
+      (options.buffer_count & (options.buffer_count - 1)) != 0 ||
+      options.buffer_count > 32768) {
+    return absl::InvalidArgumentError(
+        "buffer_count must be a power of two up to 32768");
+  }
+  if (options.buffer_size < 512) {
+    return absl::InvalidArgumentError("buffer_size must be at least 512");
+  }
+  std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
+  absl::Status status = server->Init();
+  if (!status.ok()) return status;
+  return server;
+}
+
+HttpServer::HttpServer(Options options)
+    : options_(std::move(options)),
+      idle_timers_(new TimerList),
+      linger_timers_(new TimerList) {
+  idle_timers_->timeout_ns = absl::ToInt64Nanoseconds(options_.idle_timeout);
+  linger_timers_->timeout_ns =
+      absl::ToInt64Nanoseconds(options_.linger_timeout);
+}
+
+HttpServer::~HttpServer() {
+  // The ring goes first: once it is gone the kernel holds no pointer into
+  // the connections' buffers or the provided buffers freed below.
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+  if (buf_ring_ != nullptr) munmap(buf_ring_, buf_ring_bytes_);
+}
+
+absl::Status HttpServer::Init() {
+  pid_ = static_cast<int>(getpid());
+  now_ns_ = NowNanos();
+
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE;
+  // Room for every connection's recv and send completion between two
+  // passes of the loop; the kernel also never drops (FEAT_NODROP).
+  params.cq_entries = options_.ring_entries * 4;
+  if (options_.sqpoll) {
+    // A kernel thread submits; it sleeps after 1 s without work.
+    params.flags |= IORING_SETUP_SQPOLL;
+    params.sq_thread_idle = 1000;
+  } else {
+    // SUBMIT_ALL: one bad SQE must not strand the rest of the batch.
+    // SINGLE_ISSUER + DEFER_TASKRUN: completions are produced only when we
+    // wait for them, in our own context, instead of interrupting the loop
+    // with task work; fewer context switches per request.
+    params.flags |= IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                    IORING_SETUP_DEFER_TASKRUN;
+  }
+  int ret = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
+  if (ret == -EINVAL && !options_.sqpoll) {
+    // Kernels before 6.1 lack DEFER_TASKRUN; run without it.
+    LOG(WARNING) << "io_uring without DEFER_TASKRUN (kernel too old)";
+    params = io_uring_params{};
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = options_.ring_entries * 4;
+    ret = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
+  }
+  if (ret < 0) {
+    return ErrnoStatus(-ret, "io_uring_queue_init_params",
+                       "setting up the HTTP server's ring");
+  }
+  ring_ready_ = true;
+  // Saves the fd table lookup of the ring itself on every io_uring_enter.
+  io_uring_register_ring_fd(&ring_);
+
+  if (options_.recv_multishot) {
+    absl::Status status = SetUpBufferRing();
+    if (!status.ok()) {
+      LOG(WARNING) << status << "; falling back to single-shot recv";
+      options_.recv_multishot = false;
+    }
+  }
+
+  wake_fd_.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_fd_.valid()) {
+    return ErrnoStatus(errno, "eventfd", "creating the stop wake-up fd");
+  }
+  ArmWake();
+  return absl::OkStatus();
+}
+
+absl::Status HttpServer::SetUpBufferRing() {
+  const unsigned count = options_.buffer_count;
+  buf_ring_bytes_ = count * sizeof(io_uring_buf);
+  void* mapped = mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
+                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mapped == MAP_FAILED) {
+    return ErrnoStatus(errno, "mmap", "allocating the provided-buffer ring");
+  }
+  buf_ring_ = static_cast<io_uring_buf_ring*>(mapped);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
+  reg.ring_entries = count;
+  reg.bgid = kBufferGroup;
+  int ret = io_uring_register_buf_ring(&ring_, &reg, 0);
+  if (ret < 0) {
+    munmap(buf_ring_, buf_ring_bytes_);
+    buf_ring_ = nullptr;
+    return ErrnoStatus(-ret, "io_uring_register_buf_ring",
+                       "registering provided buffers");
+  }
+  io_uring_buf_ring_init(buf_ring_);
+  buffers_.reset(new char[size_t{count} * options_.buffer_size]);
+  const int mask = io_uring_buf_ring_mask(count);
+  for (unsigned i = 0; i < count; ++i) {
+    io_uring_buf_ring_add(buf_ring_, buffers_.get() + size_t{i} * options_.buffer_size,
+                          options_.buffer_size, static_cast<uint16_t>(i), mask,
+                          static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(buf_ring_, static_cast<int>(count));
+  return absl::OkStatus();
+}
+
+void HttpServer::RecycleBuffer(unsigned buffer_id) {
+  io_uring_buf_ring_add(buf_ring_,
+                        buffers_.get() + size_t{buffer_id} * options_.buffer_size,
+                        options_.buffer_size, static_cast<uint16_t>(buffer_id),
+                        io_uring_buf_ring_mask(options_.buffer_count), 0);
+  io_uring_buf_ring_advance(buf_ring_, 1);
+}
+
+io_uring_sqe* HttpServer::GetSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (sqe == nullptr) {
+    // The SQ is full: hand the batch to the kernel now and carry on.
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void HttpServer::SubmitCancel(uint64_t user_data) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_cancel64(sqe, user_data, 0);
+  io_uring_sqe_set_data64(sqe, Tag(kOpIgnore, 0));
+  io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+}
+
+absl::Status HttpServer::Listen(absl::string_view address) {
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  absl::Status status = ParseAddress(address, &ss, &len);
+  if (!status.ok()) return status;
+  UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  std::string doing = absl::StrCat("listening on ", address);
+  if (!fd.valid()) return ErrnoStatus(errno, "socket", doing);
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // Accepted sockets inherit TCP_NODELAY: a response's last segment must not
+  // wait for the client's delayed ACK (Nagle), and it saves a setsockopt per
+  // connection.
+  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    return ErrnoStatus(errno, "bind", doing);
+  }
+  if (listen(fd.get(), SOMAXCONN) != 0) {
+    return ErrnoStatus(errno, "listen", doing);
+  }
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof(bound);
+  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound),
+                  &bound_len) != 0) {
+    return ErrnoStatus(errno, "getsockname", doing);
+  }
+  port_ = bound.ss_family == AF_INET6
+              ? ntohs(reinterpret_cast<sockaddr_in6&>(bound).sin6_port)
+              : ntohs(reinterpret_cast<sockaddr_in&>(bound).sin_port);
+  auto listener = std::make_unique<Listener>();
+  listener->fd = std::move(fd);
+  listener->address = FormatSockaddr(bound);
+  listeners_.push_back(std::move(listener));
+  ArmAccept(listeners_.size() - 1);
+  return absl::OkStatus();
+}
+
+void HttpServer::ArmAccept(size_t index) {
+  Listener& listener = *listeners_[index];
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_multishot_accept(sqe, listener.fd.get(), nullptr, nullptr,
+                                 SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, Tag(kOpAccept, static_cast<uint32_t>(index)));
+  listener.armed = true;
+}
+
+void HttpServer::OnAccept(size_t index, const io_uring_cqe& cqe) {
+  Listener& listener = *listeners_[index];
+  if ((cqe.flags & IORING_CQE_F_MORE) == 0) listener.armed = false;
+  if (cqe.res >= 0) {
+    UniqueFd fd(cqe.res);
+    if (draining_) return;  // raced with the stop; the fd closes here
+    ++stats_.connections_accepted;
+    ConnectionInfo info;
+    info.site_id = options_.site_id;
+    info.worker_index = options_.worker_index;
+    Drive(NewConnection(std::move(fd), std::move(info)));
+  } else if (cqe.res != -ECANCELED) {
+    // EMFILE and friends: retry later rather than spin on the error.
+    LOG_EVERY_N(WARNING, 100)
+        << ErrnoStatus(-cqe.res, "accept",
+                       absl::StrCat("accepting on ", listener.address));
+    if (!listener.armed) accept_retry_ns_ = now_ns_ + kAcceptRetryNanos;
+    return;
+  }
+  if (!listener.armed && !draining_ && listener.fd.valid()) ArmAccept(index);
+}
+
+void HttpServer::AddConnection(UniqueFd fd, ConnectionInfo info) {
+  if (!fd.valid()) return;
+  now_ns_ = NowNanos();
+  if (draining_) return;
+  if (info.tls) {
+    // TLS termination in the worker is a later step; until then a TLS
+    // connection is refused rather than answered in plaintext.
+    ++stats_.tls_connections_refused;
+    LOG_EVERY_N(WARNING, 100)
+        << "TLS termination is not implemented yet; closing a TLS "
+           "connection for site \""
+        << info.site_id << "\" (sni " << OrDash(info.sni) << ")";
+    return;
+  }
+  ++stats_.connections_added;
+  // The master's listener may not have set TCP_NODELAY; see Listen().
+  int one = 1;
+  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  Drive(NewConnection(std::move(fd), std::move(info)));
+}
+
+HttpServer::Connection* HttpServer::NewConnection(UniqueFd fd,
+                                                  ConnectionInfo info) {
+  Connection* c;
+  if (!free_slots_.empty()) {
+    c = connections_[free_slots_.back()].get();
+    free_slots_.pop_back();
+  } else {
+    connections_.push_back(std::make_unique<Connection>());
+    c = connections_.back().get();
+    c->index = static_cast<uint32_t>(connections_.size() - 1);
+  }
+  c->Reset(std::move(fd), std::move(info));
+  ++stats_.open_connections;
+  TimerInsert(idle_timers_.get(), c);
+  return c;
+}
+
+void HttpServer::ArmRecv(Connection* c) {
+  io_uring_sqe* sqe = GetSqe();
+  if (options_.recv_multishot) {
+    io_uring_prep_recv_multishot(sqe, c->fd.get(), nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufferGroup;
+  } else {
+    if (c->recv_buffer == nullptr) {
+      c->recv_buffer.reset(new char[kSingleShotRecvBytes]);
+    }
+    io_uring_prep_recv(sqe, c->fd.get(), c->recv_buffer.get(),
+                       kSingleShotRecvBytes, 0);
+  }
+  io_uring_sqe_set_data64(sqe, Tag(kOpRecv, c->index));
+  c->recv_armed = true;
+  c->recv_cancelled = false;
+}
+
+void HttpServer::UpdateRecv(Connection* c) {
+  if (c->state != ConnState::kOpen && c->state != ConnState::kLingering) {
+    return;
+  }
+  // While output is backlogged, stop reading: the client's unread requests
+  // then wait in the kernel and TCP flow control pushes back on it. After
+  // the last response the input is only discarded, so reading goes on.
+  bool want = c->state == ConnState::kLingering ||
+              (!c->read_closed && (c->close_after_flush || !c->Backlogged()));
+  if (want && !c->recv_armed) {
+    ArmRecv(c);
+  } else if (!want && c->recv_armed && options_.recv_multishot &&
+             !c->recv_cancelled) {
+    SubmitCancel(Tag(kOpRecv, c->index));
+    c->recv_cancelled = true;
+  }
+}
+
+void HttpServer::OnRecv(Connection* c, const io_uring_cqe& cqe) {
+  const int result = cqe.res;
+  if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
+    c->recv_armed = false;
+    c->recv_cancelled = false;
+  }
+  int buffer_id = -1;
+  const char* data = nullptr;
+  if (cqe.flags & IORING_CQE_F_BUFFER) {
+    buffer_id = static_cast<int>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    data = buffers_.get() + size_t(buffer_id) * options_.buffer_size;
+  } else {
+    data = c->recv_buffer.get();
+  }
+
+  if (result > 0) {
+    if (c->state == ConnState::kOpen && !c->close_after_flush) {
+      Touch(c);
+      absl::string_view chunk(data, static_cast<size_t>(result));
+      if (c->in.empty() && !c->Backlogged()) {
+        // The common case: parse straight out of the recv buffer and copy
+        // only an incomplete tail.
+        size_t used = Process(c, chunk);
+        if (used < chunk.size() && !c->close_after_flush) {
+          c->in.append(chunk.data() + used, chunk.size() - used);
+        }
+      } else {
+        c->in.append(chunk.data(), chunk.size());
+      }
+    }
+    // Lingering or closed: input is discarded.
+  } else if (result == 0) {
+    c->read_closed = true;
+    if (c->state == ConnState::kLingering) CloseNow(c);
+  } else if (result != -ENOBUFS && result != -ECANCELED) {
+    // ENOBUFS only ends a multishot recv (all buffers were in use); it is
+    // re-armed below. Anything else (ECONNRESET, ...) ends the connection.
+    c->read_closed = true;
+    CloseNow(c);
+  }
+  if (buffer_id >= 0) RecycleBuffer(static_cast<unsigned>(buffer_id));
+  Drive(c);
+}
+
+void HttpServer::OnSend(Connection* c, int result) {
+  c->send_armed = false;
+  if (c->state != ConnState::kOpen) {
+    MaybeFree(c);
+    return;
+  }
+  if (result <= 0) {
+    // EPIPE/ECONNRESET: the client is gone.
+    CloseNow(c);
+    return;
+  }
+  Touch(c);
+  if (c->sending_filler) {
+    c->stream_remaining -= static_cast<uint64_t>(result);
+  } else {
+    c->inflight_sent += static_cast<size_t>(result);
+  }
+  Drive(c);
+}
+
+// After any event: parse what can be parsed, send what is queued, decide
+// whether the connection ends, and keep the recv armed (or not) to match.
+void HttpServer::Drive(Connection* c) {
+  if (c->state == ConnState::kOpen) {
+    if (!c->in.empty() && !c->close_after_flush && !c->Backlogged()) {
+      size_t used = Process(c, c->in);
+      c->in.erase(0, used);
+    }
+    if (!c->send_armed) StartSend(c);
+    if (!c->send_armed) {  // everything queued has been sent
+      if (c->close_after_flush) {
+        LingeringClose(c);
+      } else if (c->read_closed) {
+        CloseNow(c);  // the client half-closed and every request is answered
+      } else if (draining_ && c->in.empty() && !c->InBody()) {
+        CloseNow(c);  // an idle keep-alive connection at stop
+      }
+    }
+  }
+  UpdateRecv(c);
+  MaybeFree(c);
+}
+
+size_t HttpServer::Process(Connection* c, absl::string_view data) {
+  size_t pos = 0;
+  while (pos < data.size() && !c->close_after_flush && !c->Backlogged()) {
+    absl::string_view rest = data.substr(pos);
+    if (c->skip_remaining > 0 || c->body_remaining > 0) {
+      uint64_t& remaining =
+          c->skip_remaining > 0 ? c->skip_remaining : c->body_remaining;
+      size_t take = static_cast<size_t>(
+          std::min<uint64_t>(remaining, rest.size()));
+      remaining -= take;
+      pos += take;
+      continue;
+    }
+    if (c->body_chunked) {
+      size_t used = 0;
+      switch (c->chunked.Feed(rest, &used)) {
+        case ChunkedBodySkipper::Status::kNeedMore:
+          break;
+        case ChunkedBodySkipper::Status::kDone:
+          c->body_chunked = false;
+          break;
+        case ChunkedBodySkipper::Status::kBad:
+          // The request was answered already; with its end unknown the
+          // stream cannot be read further.
+          c->body_chunked = false;
+          c->close_after_flush = true;
+          return data.size();
+      }
+      pos += used;
+      continue;
+    }
+    RequestHead head;
+    switch (ParseRequestHead(rest, options_.max_head_bytes, &c->scan_from,
+                             &head)) {
+      case ParseStatus::kNeedMore:
+        return pos;
+      case ParseStatus::kBadRequest:
+        ++stats_.bad_requests;
+        AppendError(c, "400 Bad Request", "bad request\n",
+                    ConnectionHeader::kClose);
+        c->close_after_flush = true;
+        return data.size();
+      case ParseStatus::kHeadTooLarge:
+        ++stats_.heads_too_large;
+        AppendError(c, "431 Request Header Fields Too Large",
+                    "request head too large\n", ConnectionHeader::kClose);
+        c->close_after_flush = true;
+        return data.size();
+      case ParseStatus::kComplete:
+        break;
+    }
+    c->scan_from = 0;
+    pos += head.size;
+    Respond(c, head);
+    if (head.framing == BodyFraming::kContentLength) {
+      c->body_remaining = head.content_length;
+    } else if (head.framing == BodyFraming::kChunked) {
+      c->body_chunked = true;
+    }
+  }
+  return pos;
+}
+
+void HttpServer::Respond(Connection* c, const RequestHead& request) {
+  ++stats_.requests;
+  const bool keep_alive = request.keep_alive && !draining_;
+  ConnectionHeader header = ConnectionHeader::kNone;
+  if (!keep_alive) {
+    header = ConnectionHeader::kClose;
+    c->close_after_flush = true;
+  } else if (request.minor_version == 0) {
+    header = ConnectionHeader::kKeepAlive;  // HTTP/1.0 needs it said
+  }
+  // RFC 9110 §10.1.1: a client waiting for 100 Continue would otherwise sit
+  // out its timeout before sending the body we still have to skip.
+  if (request.expect_continue && request.minor_version >= 1 &&
+      request.framing != BodyFraming::kNone) {
+    c->out_pending.append("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  const bool head_only = request.method == "HEAD";
+  absl::string_view path = request.target.substr(0, request.target.find('?'));
+  if (absl::StartsWith(path, "/bytes/")) {
+    uint64_t count = 0;
+    if (!ParseByteCount(path.substr(7), &count)) {
+      AppendError(c, "400 Bad Request",
+                  "/bytes/N wants N from 0 to 1073741824\n", header);
+      return;
+    }
+    absl::StrAppend(&c->out_pending,
+                    "HTTP/1.1 200 OK\r\n"
+                    "Content-Type: application/octet-stream\r\n"
+                    "Content-Length: ",
+                    count, "\r\n",
+                    header == ConnectionHeader::kClose ? "Connection: close\r\n"
+                    : header == ConnectionHeader::kKeepAlive
+                        ? "Connection: keep-alive\r\n"
+                        : "",
+                    "\r\n");
+    if (!head_only) c->stream_remaining = count;
+    return;
+  }
+  AppendHello(c, request.host.empty() ? absl::string_view("-") : request.host,
+              header, head_only);
+}
+
+void HttpServer::BuildIdentity(Connection* c) {
+  const ConnectionInfo& info = c->info;
+  std::string peer = info.peer.empty() ? PeerOf(c->fd.get()) : info.peer;
+  c->body_prefix = absl::StrCat("site=", OrDash(info.site_id),
+                                " worker=", info.worker_index, " pid=", pid_,
+                                " host=");
+  c->body_suffix =
+      absl::StrCat(" sni=", OrDash(info.sni), " alpn=", OrDash(info.alpn),
+                   " tls=", info.tls ? 1 : 0, " peer=", peer, "\n");
+  c->identity_ready = true;
+}
+
+void HttpServer::AppendHello(Connection* c, absl::string_view host,
+                             ConnectionHeader connection_header,
+                             bool head_only) {
+  if (c->cache_valid && c->cached_header == connection_header &&
+      c->cached_head_only == head_only && c->cached_host == host) {
+    c->out_pending.append(c->cached_response);
+    return;
+  }
+  if (!c->identity_ready) BuildIdentity(c);
+  std::string& response = c->cached_response;
+  response.clear();
+  size_t body_size =
+      c->body_prefix.size() + host.size() + c->body_suffix.size();
+  absl::StrAppend(&response,
+                  "HTTP/1.1 200 OK\r\n"
+                  "Content-Type: text/plain\r\n"
+                  "Content-Length: ",
+                  body_size, "\r\n",
+                  connection_header == ConnectionHeader::kClose
+                      ? "Connection: close\r\n"
+                  : connection_header == ConnectionHeader::kKeepAlive
+                      ? "Connection: keep-alive\r\n"
+                      : "",
+                  "\r\n");
+  if (!head_only) absl::StrAppend(&response, c->body_prefix, host, c->body_suffix);
+  c->cached_host.assign(host.data(), host.size());
+  c->cached_header = connection_header;
+  c->cached_head_only = head_only;
+  c->cache_valid = true;
+  c->out_pending.append(response);
+}
+
+void HttpServer::AppendError(Connection* c, absl::string_view status,
+                             absl::string_view body,
+                             ConnectionHeader connection_header) {
+  absl::StrAppend(&c->out_pending, "HTTP/1.1 ", status,
+                  "\r\nContent-Type: text/plain\r\nContent-Length: ",
+                  body.size(), "\r\n",
+                  connection_header == ConnectionHeader::kClose
+                      ? "Connection: close\r\n"
+                  : connection_header == ConnectionHeader::kKeepAlive
+                      ? "Connection: keep-alive\r\n"
+                      : "",
+                  "\r\n", body);
+}
+
+void HttpServer::StartSend(Connection* c) {
+  const char* data;
+  size_t size;
+  if (c->inflight_sent < c->out_inflight.size()) {
+    // A short send: the rest of the same buffer.
+    data = c->out_inflight.data() + c->inflight_sent;
+    size = c->out_inflight.size() - c->inflight_sent;
+    c->sending_filler = false;
+  } else {
+    c->out_inflight.clear();
+    c->inflight_sent = 0;
+    if (!c->out_pending.empty()) {
+      // Everything queued since the last send goes out as one: the answers
+      // to all pipelined requests of a read share a send.
+      c->out_inflight.swap(c->out_pending);
+      ShrinkIfHuge(&c->out_pending);
+      data = c->out_inflight.data();
+      size = c->out_inflight.size();
+      c->sending_filler = false;
+    } else if (c->stream_remaining > 0) {
+      data = Filler();
+      size = static_cast<size_t>(
+          std::min<uint64_t>(c->stream_remaining, kFillerBytes));
+      c->sending_filler = true;
+    } else {
+      return;
+    }
+  }
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_send(sqe, c->fd.get(), data, size, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, Tag(kOpSend, c->index));
+  c->send_armed = true;
+}
+
+void HttpServer::LingeringClose(Connection* c) {
+  if (c->read_closed) {
+    CloseNow(c);
+    return;
+  }
+  // FIN after the last response; the client's own close then ends the
+  // connection (recv returns 0) without an RST racing our response.
+  if (shutdown(c->fd.get(), SHUT_WR) != 0) {
+    CloseNow(c);
+    return;
+  }
+  // At stop, waiting for every client's FIN would hold the exit up for the
+  // linger timeout; when nothing is unread a close sends no RST.
+  if (draining_ && NothingUnread(c->fd.get())) {
+    CloseNow(c);
+    return;
+  }
+  c->state = ConnState::kLingering;
+  c->in.clear();
+  TimerInsert(linger_timers_.get(), c);
+}
+
+void HttpServer::CloseNow(Connection* c) {
+  if (c->state == ConnState::kClosed || c->state == ConnState::kFree) return;
+  c->state = ConnState::kClosed;
+  TimerRemove(c);
+  if (c->recv_armed && !c->recv_cancelled) {
+    SubmitCancel(Tag(kOpRecv, c->index));
+    c->recv_cancelled = true;
+  }
+  // A send blocked on a client that stopped reading.
+  if (c->send_armed) SubmitCancel(Tag(kOpSend, c->index));
+  MaybeFree(c);
+}
+
+void HttpServer::MaybeFree(Connection* c) {
+  if (c->state != ConnState::kClosed || c->recv_armed || c->send_armed) return;
+  // Closing through the ring batches the close with the other submissions.
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_close(sqe, c->fd.Release());
+  io_uring_sqe_set_data64(sqe, Tag(kOpIgnore, 0));
+  io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+  c->state = ConnState::kFree;
+  c->info = ConnectionInfo();
+  free_slots_.push_back(c->index);
+  --stats_.open_connections;
+}
+
+void HttpServer::TimerInsert(TimerList* list, Connection* c) {
+  TimerRemove(c);
+  c->deadline_ns = now_ns_ + list->timeout_ns;
+  c->timer_list = list;
+  c->timer_prev = list->tail;
+  c->timer_next = nullptr;
+  if (list->tail != nullptr) {
+    list->tail->timer_next = c;
+  } else {
+    list->head = c;
+  }
+  list->tail = c;
+}
+
+void HttpServer::TimerRemove(Connection* c) {
+  TimerList* list = c->timer_list;
+  if (list == nullptr) return;
+  if (c->timer_prev != nullptr) {
+    c->timer_prev->timer_next = c->timer_next;
+  } else {
+    list->head = c->timer_next;
+  }
+  if (c->timer_next != nullptr) {
+    c->timer_next->timer_prev = c->timer_prev;
+  } else {
+    list->tail = c->timer_prev;
+  }
+  c->timer_list = nullptr;
+  c->timer_prev = c->timer_next = nullptr;
+}
+
+void HttpServer::Touch(Connection* c) {
+  // Every list has one timeout, so appending keeps it sorted by deadline.
+  // Within one clock tick the position would not change: skip the relink.
+  if (c->timer_list == idle_timers_.get() &&
+      c->deadline_ns == now_ns_ + idle_timers_->timeout_ns) {
+    return;
+  }
+  TimerInsert(idle_timers_.get(), c);
+}
+
+void HttpServer::ExpireTimers() {
+  while (idle_timers_->head != nullptr &&
+         idle_timers_->head->deadline_ns <= now_ns_) {
+    ++stats_.idle_timeouts;
+    CloseNow(idle_timers_->head);
+  }
+  while (linger_timers_->head != nullptr &&
+         linger_timers_->head->deadline_ns <= now_ns_) {
+    CloseNow(linger_timers_->head);
+  }
+  if (accept_retry_ns_ != 0 && accept_retry_ns_ <= now_ns_) {
+    accept_retry_ns_ = 0;
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      if (!listeners_[i]->armed && listeners_[i]->fd.valid() && !draining_) {
+        ArmAccept(i);
+      }
+    }
+  }
+}
+
+int64_t HttpServer::NextWakeNanos() const {
+  int64_t next = now_ns_ + kMaxWaitNanos;
+  if (idle_timers_->head != nullptr) {
+    next = std::min(next, idle_timers_->head->deadline_ns);
+  }
+  if (linger_timers_->head != nullptr) {
+    next = std::min(next, linger_timers_->head->deadline_ns);
+  }
+  if (accept_retry_ns_ != 0) next = std::min(next, accept_retry_ns_);
+  if (draining_) next = std::min(next, stop_deadline_ns_);
+  // The coarse clock ticks every few ms; waking earlier finds nothing due.
+  return std::max<int64_t>(next - now_ns_, 1000 * 1000);
+}
+
+int HttpServer::RegisterExternalFd(int fd, std::function<void()> on_readable) {
+  auto external = std::make_unique<ExternalFd>();
+  external->fd = fd;
+  external->on_readable = std::move(on_readable);
+  externals_.push_back(std::move(external));
+  size_t id = externals_.size() - 1;
+  ArmExternal(id);
+  return static_cast<int>(id);
+}
+
+void HttpServer::UnregisterExternalFd(int id) {
+  if (id < 0 || static_cast<size_t>(id) >= externals_.size()) return;
+  ExternalFd& external = *externals_[id];
+  if (!external.active) return;
+  external.active = false;
+  if (external.armed) SubmitCancel(Tag(kOpExternal, static_cast<uint32_t>(id)));
+}
+
+void HttpServer::ArmExternal(size_t id) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_poll_multishot(sqe, externals_[id]->fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, Tag(kOpExternal, static_cast<uint32_t>(id)));
+  externals_[id]->armed = true;
+}
+
+void HttpServer::OnExternal(size_t id, const io_uring_cqe& cqe) {
+  ExternalFd* external = externals_[id].get();
+  if ((cqe.flags & IORING_CQE_F_MORE) == 0) external->armed = false;
+  if (cqe.res < 0) {
+    if (cqe.res != -ECANCELED) {
+      LOG(ERROR) << ErrnoStatus(-cqe.res, "poll",
+                                absl::StrCat("polling external fd ",
+                                             external->fd));
+      external->active = false;
+    }
+    return;
+  }
+  // The callback may unregister this fd or register others; `external`
+  // stays valid because the table holds pointers.
+  if (external->active) external->on_readable();
+  if (external->active && !external->armed) ArmExternal(id);
+}
+
+void HttpServer::ArmWake() {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_poll_multishot(sqe, wake_fd_.get(), POLLIN);
+  io_uring_sqe_set_data64(sqe, Tag(kOpWake, 0));
+  wake_armed_ = true;
+}
+
+void HttpServer::OnWake(const io_uring_cqe& cqe) {
+  if ((cqe.flags & IORING_CQE_F_MORE) == 0) wake_armed_ = false;
+  uint64_t value;
+  while (read(wake_fd_.get(), &value, sizeof(value)) > 0) {
+  }
+  if (!wake_armed_ && cqe.res >= 0) ArmWake();
+}
+
+void HttpServer::Stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  // Async-signal-safe; a full counter (EAGAIN) already means "wake up".
+  ssize_t ignored = write(wake_fd_.get(), &one, sizeof(one));
+  (void)ignored;
+}
+
+void HttpServer::BeginDrain() {
+  draining_ = true;
+  stop_deadline_ns_ = now_ns_ + absl::ToInt64Nanoseconds(options_.stop_timeout);
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    Listener& listener = *listeners_[i];
+    if (listener.armed) {
+      SubmitCancel(Tag(kOpAccept, static_cast<uint32_t>(i)));
+    }
+    // Connections still in the backlog get an RST, as from any server that
+    // stops listening; the accept holds its own reference to the file.
+    listener.fd.Reset();
+  }
+  for (size_t id = 0; id < externals_.size(); ++id) {
+    UnregisterExternalFd(static_cast<int>(id));
+  }
+  for (const auto& c : connections_) {
+    if (c->state == ConnState::kOpen) {
+      Drive(c.get());
+    } else if (c->state == ConnState::kLingering &&
+               NothingUnread(c->fd.get())) {
+      CloseNow(c.get());  // see LingeringClose
+    }
+  }
+  LOG(INFO) << "stopping: " << stats_.open_connections
+            << " connections to finish";
+}
+
+void HttpServer::Dispatch(const io_uring_cqe& cqe) {
+  const Op op = static_cast<Op>(cqe.user_data >> 56);
+  const uint32_t index = static_cast<uint32_t>(cqe.user_data);
+  switch (op) {
+    case kOpAccept:
+      OnAccept(index, cqe);
+      return;
+    case kOpRecv:
+      OnRecv(connections_[index].get(), cqe);
+      return;
+    case kOpSend:
+      OnSend(connections_[index].get(), cqe.res);
+      return;
+    case kOpExternal:
+      OnExternal(index, cqe);
+      return;
+    case kOpWake:
+      OnWake(cqe);
+      return;
+    case kOpIgnore:
+      // A cancel that found nothing (the op had just ended) is expected.
+      if (cqe.res < 0 && cqe.res != -ENOENT && cqe.res != -EALREADY) {
+        LOG_EVERY_N(WARNING, 100)
+            << ErrnoStatus(-cqe.res, "io_uring", "cancelling or closing");
+      }
+      return;
+  }
+  LOG(DFATAL) << "completion with unknown tag " << cqe.user_data;
+}
+
+absl::Status HttpServer::Run() {
+  if (running_) return absl::FailedPreconditionError("Run() called twice");
+  running_ = true;
+  now_ns_ = NowNanos();
+  for (;;) {
+    if (stop_requested_.load(std::memory_order_acquire) && !draining_) {
+      BeginDrain();
+    }
+    if (draining_) {
+      if (stats_.open_connections == 0) break;
+      if (now_ns_ >= stop_deadline_ns_) {
+        if (!forced_) {
+          forced_ = true;
+          LOG(WARNING) << "stop timeout: closing " << stats_.open_connections
+                       << " busy connections";
+          for (const auto& c : connections_) CloseNow(c.get());
+        } else if (now_ns_ >= stop_deadline_ns_ + kMaxWaitNanos) {
+          break;  // cancellations did not come back; the ring's exit ends them
+        }
+      }
+    }
+    const int64_t wait_ns = NextWakeNanos();
+    __kernel_timespec timeout;
+    timeout.tv_sec = wait_ns / 1000000000;
+    timeout.tv_nsec = wait_ns % 1000000000;
+    io_uring_cqe* first = nullptr;
+    int ret = io_uring_submit_and_wait_timeout(&ring_, &first, 1, &timeout,
+                                               nullptr);
+    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY &&
+        ret != -EAGAIN) {
+      return ErrnoStatus(-ret, "io_uring_submit_and_wait_timeout",
+                         "waiting for completions");
+    }
+    now_ns_ = NowNanos();
+    // Walk every completion, advance once.
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      Dispatch(*cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    ExpireTimers();
+  }
+  // Hand the last closes and cancellations to the kernel before returning.
+  io_uring_submit(&ring_);
+  return absl::OkStatus();
+}
+
+}  // namespace hello
+}  // namespace ddv

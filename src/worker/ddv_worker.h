@@ -1,0 +1,129 @@
+/* ddv_worker.h: the C interface of the ddv worker library, so a worker can be
+ * written in any language with a C FFI. It wraps ddv::worker::Worker
+ * (src/worker/worker.h); the environment contract is in docs/worker.md.
+ *
+ * Single-threaded like the C++ class: call every function from the thread
+ * that runs the event loop. Callbacks run inside ddv_worker_drain() and
+ * ddv_worker_run() (and inside an RPC call when the master is already gone);
+ * strings passed to callbacks are valid only during the call. */
+#ifndef DDV_SRC_WORKER_DDV_WORKER_H_
+#define DDV_SRC_WORKER_DDV_WORKER_H_
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ddv_worker ddv_worker;
+
+/* Return values. Errors are negative; the text is in ddv_worker_last_error()
+ * (or in the caller's buffer for ddv_worker_from_environment()). */
+#define DDV_WORKER_OK 0
+#define DDV_WORKER_STANDALONE 1 /* not started by a master: serve yourself */
+#define DDV_WORKER_ERROR (-1)
+
+/* ddv_connection_info.protocol */
+#define DDV_PROTOCOL_TCP 0
+#define DDV_PROTOCOL_HTTP 1
+#define DDV_PROTOCOL_TLS 2
+
+typedef struct ddv_connection_info {
+  uint64_t connection_id;
+  const char* site; /* this worker's site id */
+  uint32_t site_index;
+  uint32_t listener_index;
+  int protocol; /* DDV_PROTOCOL_* */
+  int tls;      /* 1: the worker must terminate TLS on this socket */
+  const char* host; /* normalised Host or SNI; "" when none */
+  const char* alpn; /* comma-joined list offered by the client; "" if none */
+  int64_t accept_time_ns; /* CLOCK_MONOTONIC */
+  /* The client: the PROXY source when there was one, else getpeername().
+   * peer_length is 0 when unknown. */
+  const struct sockaddr* peer;
+  socklen_t peer_length;
+  int peer_from_proxy;
+  uint32_t skip_bytes; /* PROXY bytes still to read; 0 unless disabled */
+} ddv_connection_info;
+
+/* The callee owns `fd` and must close it. */
+typedef void (*ddv_connection_fn)(void* user, int fd,
+                                  const ddv_connection_info* info);
+typedef void (*ddv_shutdown_fn)(void* user, int64_t grace_ms);
+typedef void (*ddv_master_gone_fn)(void* user, const char* why);
+typedef void (*ddv_message_fn)(void* user, const char* source_site,
+                               uint32_t source_worker, const char* json_body);
+/* status is an absl::StatusCode (0 OK, 4 DEADLINE_EXCEEDED, 14 UNAVAILABLE,
+ * ...). On OK `text` is the JSON response body, else the error message. */
+typedef void (*ddv_rpc_fn)(void* user, int status, const char* text);
+
+typedef struct ddv_worker_options {
+  int64_t master_silence_timeout_ms; /* <= 0: never give up on silence */
+  int consume_proxy_header;          /* default 1 */
+  int clear_environment;             /* default 1 */
+} ddv_worker_options;
+
+/* Fills `options` with the defaults (30 s, 1, 1). */
+void ddv_worker_options_init(ddv_worker_options* options);
+
+/* Reads DDV_CHANNEL_FD & co. Returns DDV_WORKER_OK with *out set,
+ * DDV_WORKER_STANDALONE when not started by a master (*out NULL), or
+ * DDV_WORKER_ERROR with the reason in `error` (the process should exit).
+ * `options` may be NULL; `error` may be NULL. */
+int ddv_worker_from_environment(const ddv_worker_options* options,
+                                ddv_worker** out, char* error,
+                                size_t error_size);
+void ddv_worker_destroy(ddv_worker* worker);
+
+/* Event-loop integration: poll ddv_worker_fd() for ddv_worker_poll_events()
+ * with a timeout of at most ddv_worker_next_timeout_ms() (-1: none), then
+ * call ddv_worker_drain(). The fd is -1 once the master is gone. */
+int ddv_worker_fd(const ddv_worker* worker);
+short ddv_worker_poll_events(const ddv_worker* worker);
+int ddv_worker_next_timeout_ms(const ddv_worker* worker);
+int ddv_worker_drain(ddv_worker* worker);
+/* A built-in loop until shutdown or master gone. */
+int ddv_worker_run(ddv_worker* worker);
+
+int ddv_worker_stopped(const ddv_worker* worker);
+int ddv_worker_master_gone(const ddv_worker* worker);
+int ddv_worker_shutdown_requested(const ddv_worker* worker);
+const char* ddv_worker_site(const ddv_worker* worker);
+uint32_t ddv_worker_index(const ddv_worker* worker);
+const char* ddv_worker_last_error(const ddv_worker* worker);
+
+void ddv_worker_on_connection(ddv_worker* worker, ddv_connection_fn fn,
+                              void* user);
+void ddv_worker_on_shutdown(ddv_worker* worker, ddv_shutdown_fn fn,
+                            void* user);
+void ddv_worker_on_master_gone(ddv_worker* worker, ddv_master_gone_fn fn,
+                               void* user);
+void ddv_worker_on_message(ddv_worker* worker, ddv_message_fn fn, void* user);
+
+/* RPCs. `json_body` may be NULL ({}); `fn` may be NULL (result ignored).
+ * Return DDV_WORKER_ERROR without calling `fn` when the arguments are bad
+ * (e.g. json_body is not JSON); otherwise `fn` runs exactly once later. */
+int ddv_worker_call(ddv_worker* worker, const char* method,
+                    const char* json_body, int64_t timeout_ms, ddv_rpc_fn fn,
+                    void* user);
+int ddv_worker_ping(ddv_worker* worker, int64_t timeout_ms, ddv_rpc_fn fn,
+                    void* user);
+int ddv_worker_status(ddv_worker* worker, int64_t timeout_ms, ddv_rpc_fn fn,
+                      void* user);
+/* `json_body`: {"add_hosts": [...], "processes": N, "default": true}, any
+ * subset. */
+int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
+                                  int64_t timeout_ms, ddv_rpc_fn fn,
+                                  void* user);
+/* worker_index UINT32_MAX: any worker of the site. */
+int ddv_worker_send_to_worker(ddv_worker* worker, const char* site,
+                              uint32_t worker_index, const char* json_body,
+                              int64_t timeout_ms, ddv_rpc_fn fn, void* user);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif /* DDV_SRC_WORKER_DDV_WORKER_H_ */

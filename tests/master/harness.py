@@ -1,0 +1,201 @@
+"""Starts a real ddv_master (and through it real ddv_hello workers) for tests.
+
+Everything is real: the binaries from runfiles, loopback sockets, and the
+control socket. Every wait is bounded.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+RUNFILES = os.environ.get("TEST_SRCDIR", "")
+WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
+
+
+def runfile(path):
+    for candidate in (os.path.join(RUNFILES, WORKSPACE, path), path):
+        if os.path.exists(candidate):
+            return os.path.abspath(candidate)
+    raise FileNotFoundError(path)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def control(sock_path, command, timeout=5.0):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode()
+
+
+class Ddv:
+    """A running ddv_master --watchdog=false with a generated config."""
+
+    def __init__(self, handoff="scm_rights", peek_timeout_ms=1500,
+                 max_peek_bytes=16384, extra_flags=(), tls=False):
+        self.dir = tempfile.mkdtemp(prefix="ddv-test-",
+                                    dir=os.environ.get("TEST_TMPDIR"))
+        self.hello = runfile("src/ddv_hello")
+        self.master_bin = runfile("src/ddv_master")
+        self.http_port = free_port()
+        self.strict_port = free_port()   # no default site: unknown -> 421
+        self.tls_port = free_port()
+        self.tcp_port = free_port()
+        # Unix socket paths are limited to 108 bytes; the test tmpdir is long.
+        self.control_socket = os.path.join(
+            tempfile.mkdtemp(prefix="ddv-", dir="/tmp"), "control.sock")
+        self.config_path = os.path.join(self.dir, "ddv.toml")
+        with open(self.config_path, "w") as f:
+            f.write(f"""
+[master]
+control_socket = "{self.control_socket}"
+peek_timeout_ms = {peek_timeout_ms}
+max_peek_bytes = {max_peek_bytes}
+handoff = "{handoff}"
+
+[[listener]]
+name = "http"
+address = "127.0.0.1:{self.http_port}"
+protocol = "http"
+default_site = "fallback"
+
+[[listener]]
+name = "strict"
+address = "127.0.0.1:{self.strict_port}"
+protocol = "http"
+
+[[listener]]
+name = "https"
+address = "127.0.0.1:{self.tls_port}"
+protocol = "tls"
+
+[[listener]]
+name = "raw"
+address = "127.0.0.1:{self.tcp_port}"
+protocol = "tcp"
+default_site = "b"
+
+[[site]]
+id = "a"
+command = ["{self.hello}", "--site=a"]
+processes = 2
+hosts = ["a.localhost", "*.a.localhost"]
+listeners = ["http", "strict", "https"]
+log_all = "{self.dir}/a.log"
+
+[[site]]
+id = "b"
+command = ["{self.hello}", "--site=b"]
+processes = 1
+hosts = ["b.localhost"]
+log_all = "{self.dir}/b.log"
+
+[[site]]
+id = "fallback"
+command = ["{self.hello}", "--site=fallback"]
+processes = 1
+listeners = ["http"]
+log_all = "{self.dir}/fallback.log"
+""")
+        self.log = open(os.path.join(self.dir, "master.log"), "w")
+        self.proc = subprocess.Popen(
+            [self.master_bin, f"--config={self.config_path}",
+             "--watchdog=false", "--backoff_initial_ms=50",
+             *extra_flags],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def status(self):
+        return json.loads(control(self.control_socket, "status"))
+
+    def wait_ready(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ddv_master exited early:\n" + self.read_log())
+            try:
+                status = self.status()
+                workers = [w for s in status["sites"] for w in s["workers"]]
+                if workers and all(w["ready"] for w in workers):
+                    return status
+                last = status
+            except (OSError, ValueError) as e:
+                last = e
+            time.sleep(0.05)
+        raise RuntimeError(f"ddv not ready: {last}\n{self.read_log()}")
+
+    def read_log(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "master.log")) as f:
+            return f.read()[-4000:]
+
+    def worker_pids(self, site):
+        for s in self.status()["sites"]:
+            if s["id"] == site:
+                return [w["pid"] for w in s["workers"]]
+        raise KeyError(site)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def http_get(port, host=None, path="/", raw=None, timeout=5.0):
+    """One request on a new connection; returns (status, body, local_port)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        if raw is None:
+            head = f"GET {path} HTTP/1.1\r\n"
+            if host is not None:
+                head += f"Host: {host}\r\n"
+            raw = (head + "Connection: close\r\n\r\n").encode()
+        s.sendall(raw)
+        data = recv_all(s)
+        return parse_response(data) + (s.getsockname()[1],)
+
+
+def recv_all(s):
+    chunks = []
+    while True:
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def parse_response(data):
+    if not data:
+        return (None, "")
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return (status, body.decode(errors="replace"))
+
+
+def fields(body):
+    """'site=a worker=0 ...' -> dict."""
+    return dict(item.split("=", 1) for item in body.split())

@@ -1,0 +1,225 @@
+"""ddv_master end to end: real master, real ddv_hello workers, real clients
+(raw sockets and curl) on loopback. Run for both handoff modes."""
+import os
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import fields, http_get
+
+
+class MasterScmRightsTest(unittest.TestCase):
+    HANDOFF = "scm_rights"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ddv = harness.Ddv(handoff=cls.HANDOFF)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.ddv.stop()
+        assert code == 0, f"master exit code {code}\n{cls.ddv.read_log()}"
+
+    def get(self, host, **kw):
+        status, body, local_port = http_get(self.ddv.http_port, host, **kw)
+        self.assertEqual(status, 200, body)
+        return fields(body), local_port
+
+    def test_routes_by_host_and_worker_sees_real_peer(self):
+        for host, site in [("a.localhost", "a"), ("b.localhost", "b")]:
+            f, local_port = self.get(host)
+            self.assertEqual(f["site"], site)
+            self.assertEqual(f["host"], host)
+            self.assertEqual(f["peer"], f"127.0.0.1:{local_port}")
+
+    def test_curl(self):
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "5", "-H", "Host: a.localhost",
+             f"http://127.0.0.1:{self.ddv.http_port}/"],
+            capture_output=True, text=True, check=True).stdout
+        self.assertEqual(fields(out)["site"], "a")
+
+    def test_wildcard_case_trailing_dot_and_port(self):
+        for host in ["x.a.localhost", "x.y.a.localhost", "A.LocalHost.",
+                     f"a.localhost:{self.ddv.http_port}"]:
+            self.assertEqual(self.get(host)[0]["site"], "a", host)
+
+    def test_absolute_form_wins_over_host(self):
+        raw = (b"GET http://b.localhost/ HTTP/1.1\r\nHost: a.localhost\r\n"
+               b"Connection: close\r\n\r\n")
+        status, body, _ = http_get(self.ddv.http_port, raw=raw)
+        self.assertEqual(status, 200)
+        self.assertEqual(fields(body)["site"], "b")
+
+    def test_unknown_host_goes_to_listener_default(self):
+        self.assertEqual(self.get("nobody.test")[0]["site"], "fallback")
+
+    def test_unknown_host_without_default_gets_421(self):
+        status, body, _ = http_get(self.ddv.strict_port, "nobody.test")
+        self.assertEqual(status, 421, body)
+
+    def test_http10_without_host_goes_to_default(self):
+        status, body, _ = http_get(self.ddv.http_port,
+                                   raw=b"GET / HTTP/1.0\r\n\r\n")
+        self.assertEqual(status, 200)
+        self.assertEqual(fields(body)["site"], "fallback")
+
+    def test_tcp_listener_routes_to_its_default_without_peeking(self):
+        # The raw listener has no peek: the request is only read by the worker.
+        status, body, _ = http_get(self.ddv.tcp_port, "whatever.test")
+        self.assertEqual(fields(body)["site"], "b")
+
+    def test_one_byte_every_50ms_still_routes(self):
+        request = (b"GET / HTTP/1.1\r\nHost: b.localhost\r\n"
+                   b"Connection: close\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", self.ddv.http_port),
+                                      timeout=10) as s:
+            for i in range(len(request)):
+                s.sendall(request[i:i + 1])
+                time.sleep(0.05 if i < 20 else 0.005)
+            status, body = harness.parse_response(harness.recv_all(s))
+        self.assertEqual(status, 200)
+        self.assertEqual(fields(body)["site"], "b")
+
+    def test_partial_head_gets_408_at_the_deadline(self):
+        with socket.create_connection(("127.0.0.1", self.ddv.http_port),
+                                      timeout=10) as s:
+            start = time.monotonic()
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.loc")
+            status, _ = harness.parse_response(harness.recv_all(s))
+            elapsed = time.monotonic() - start
+        self.assertEqual(status, 408)
+        self.assertGreater(elapsed, 1.2)
+        self.assertLess(elapsed, 3.0)
+
+    def test_silent_peer_is_closed_at_the_deadline(self):
+        # TCP_DEFER_ACCEPT holds a silent connection in the kernel for a
+        # second; the 1.5 s deadline must still count from the connect.
+        with socket.create_connection(("127.0.0.1", self.ddv.http_port),
+                                      timeout=10) as s:
+            start = time.monotonic()
+            harness.recv_all(s)
+            elapsed = time.monotonic() - start
+        self.assertGreater(elapsed, 1.2)
+        self.assertLess(elapsed, 2.3)
+
+    def test_20k_head_gets_431(self):
+        raw = (b"GET / HTTP/1.1\r\nHost: a.localhost\r\nX-Big: " +
+               b"x" * 20480 + b"\r\n\r\n")
+        status, _, _ = http_get(self.ddv.http_port, raw=raw)
+        self.assertEqual(status, 431)
+
+    def test_garbage_gets_400(self):
+        status, _, _ = http_get(self.ddv.http_port,
+                                raw=b"\x00\x01garbage\r\n\r\n")
+        self.assertEqual(status, 400)
+
+    def test_keep_alive_requests_hit_the_same_pid(self):
+        with socket.create_connection(("127.0.0.1", self.ddv.http_port),
+                                      timeout=5) as s:
+            pids = []
+            for _ in range(2):
+                s.sendall(b"GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n")
+                data = b""
+                while b"\n" not in data.partition(b"\r\n\r\n")[2]:
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "connection closed")
+                    data += chunk
+                pids.append(fields(harness.parse_response(data)[1])["pid"])
+        self.assertEqual(pids[0], pids[1])
+
+    def test_both_processes_of_a_site_are_used(self):
+        pids = {self.get("a.localhost")[0]["pid"] for _ in range(20)}
+        self.assertEqual(len(pids), 2, pids)
+
+    def test_status_and_metrics(self):
+        status = self.ddv.status()
+        self.assertEqual({l["name"] for l in status["listeners"]},
+                         {"http", "strict", "https", "raw"})
+        site_a = next(s for s in status["sites"] if s["id"] == "a")
+        self.assertEqual(site_a["hosts"], ["a.localhost", "*.a.localhost"])
+        self.assertEqual(len(site_a["workers"]), 2)
+        for w in site_a["workers"]:
+            self.assertGreater(w["pid"], 0)
+            self.assertIn(w["state"], ("starting", "running"))
+        metrics = harness.control(self.ddv.control_socket, "metrics")
+        self.assertIn("ddv_connections_accepted_total ", metrics)
+        self.assertIn("ddv_connections_handed_off_total ", metrics)
+
+    def test_ddvctl(self):
+        ddvctl = harness.runfile("src/ddvctl")
+        out = subprocess.run(
+            [ddvctl, f"--control_socket={self.ddv.control_socket}", "status",
+             "--json"], capture_output=True, text=True, check=True).stdout
+        self.assertIn('"sites"', out)
+        bad = subprocess.run(
+            [ddvctl, f"--control_socket={self.ddv.control_socket}", "frob"],
+            capture_output=True, text=True)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("unknown command", bad.stderr)
+
+    def test_killed_worker_comes_back_and_requests_keep_succeeding(self):
+        old = self.ddv.worker_pids("b")[0]
+        os.kill(old, signal.SIGKILL)
+        # Requests during the restart wait for the new worker (worker_wait).
+        for _ in range(10):
+            self.assertEqual(self.get("b.localhost")[0]["site"], "b")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pids = self.ddv.worker_pids("b")
+            if pids[0] not in (0, old):
+                break
+            time.sleep(0.05)
+        self.assertNotIn(self.ddv.worker_pids("b")[0], (0, old))
+        self.assertEqual(self.get("b.localhost")[0]["pid"],
+                         str(self.ddv.worker_pids("b")[0]))
+
+    def test_bad_traffic_leaks_no_fd(self):
+        def fd_count():
+            return len(os.listdir(f"/proc/{self.ddv.proc.pid}/fd"))
+
+        self.get("a.localhost")  # warm up
+        before = fd_count()
+        bad = [b"\x00garbage\r\n\r\n", b"GET / HTTP/1.1\r\nHost: nope.test\r\n\r\n",
+               b"get / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"]
+        for i in range(1000):
+            with socket.create_connection(("127.0.0.1", self.ddv.strict_port),
+                                          timeout=5) as s:
+                s.sendall(bad[i % len(bad)])
+                harness.recv_all(s)
+        # Clients that vanish mid-head.
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", self.ddv.http_port))
+            s.sendall(b"GET / HT")
+            s.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and fd_count() != before:
+            time.sleep(0.1)
+        self.assertEqual(fd_count(), before)
+        status = self.ddv.status()
+        self.assertGreaterEqual(status["counters"]["malformed"], 500)
+        self.assertGreaterEqual(status["counters"]["no_site"], 250)
+
+
+class MasterPidfdTest(MasterScmRightsTest):
+    HANDOFF = "pidfd"
+
+
+class ConfigErrorTest(unittest.TestCase):
+    def test_config_error_exits_2_with_file_line_col(self):
+        path = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "bad.toml")
+        with open(path, "w") as f:
+            f.write('[[listener]]\nname = "x"\naddress = "127.0.0.1:80"\n'
+                    'protocol = "htp"\n')
+        result = subprocess.run(
+            [harness.runfile("src/ddv_master"), f"--config={path}",
+             "--watchdog=false"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(result.returncode, 2)
+        self.assertRegex(result.stderr, rf"{path}:4:\d+: ")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,68 @@
+// FakeMaster: the test plays the master's side of one worker channel with
+// the real wire format and channel code, plus a loopback listener to make
+// connections to hand off.
+#ifndef DDV_TESTS_WORKER_FAKE_MASTER_H_
+#define DDV_TESTS_WORKER_FAKE_MASTER_H_
+
+#include <string>
+#include <variant>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "src/base/unique_fd.h"
+#include "src/handoff/channel.h"
+#include "src/handoff/wire.h"
+#include "tests/handoff/test_sockets.h"
+
+namespace ddv {
+namespace testing {
+
+class FakeMaster {
+ public:
+  static absl::StatusOr<FakeMaster> Create();
+
+  // The master's end.
+  int fd() const { return master_.get(); }
+  // The worker's end, until a worker takes it.
+  int worker_fd() const { return worker_.get(); }
+  UniqueFd TakeWorkerEnd() { return std::move(worker_); }
+  // After fork(): the parent drops the child's end so EOF can be seen.
+  void CloseWorkerEnd() { worker_.Reset(); }
+  void CloseChannel() { master_.Reset(); }
+
+  absl::StatusOr<handoff::ReceivedFrame> Receive(
+      absl::Duration timeout = absl::Seconds(5));
+
+  // Receives one frame and insists on its type.
+  template <typename T>
+  absl::StatusOr<T> Expect(absl::Duration timeout = absl::Seconds(5)) {
+    absl::StatusOr<handoff::ReceivedFrame> r = Receive(timeout);
+    if (!r.ok()) return r.status();
+    if (T* frame = std::get_if<T>(&r->frame)) return std::move(*frame);
+    return absl::InternalError(
+        absl::StrCat("expected another frame type, got ",
+                     handoff::FrameTypeName(handoff::TypeOf(r->frame))));
+  }
+
+  absl::Status Send(const handoff::Frame& frame,
+                    absl::Span<const int> fds = {});
+
+  // A new loopback connection: the master would hand off `server`.
+  absl::StatusOr<TcpPair> Connect() { return listener_.Connect(); }
+
+  // Hands off `socket` in scm_rights mode with the given entry fields.
+  absl::Status HandOff(int socket, handoff::HandoffEntry entry);
+
+ private:
+  UniqueFd master_;
+  UniqueFd worker_;
+  LoopbackListener listener_;
+};
+
+}  // namespace testing
+}  // namespace ddv
+
+#endif  // DDV_TESTS_WORKER_FAKE_MASTER_H_

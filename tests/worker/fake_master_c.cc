@@ -1,0 +1,75 @@
+// C shim over FakeMaster for the C API test.
+#include "tests/worker/fake_master_c.h"
+
+#include <fcntl.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "tests/worker/fake_master.h"
+
+struct fake_master {
+  ddv::testing::FakeMaster master;
+};
+
+extern "C" {
+
+fake_master* fake_master_create(void) {
+  auto master = ddv::testing::FakeMaster::Create();
+  if (!master.ok()) {
+    std::fprintf(stderr, "fake_master_create: %s\n",
+                 master.status().ToString().c_str());
+    return nullptr;
+  }
+  // A real master hands this end over inheritable (dup2 into the child).
+  ::fcntl(master->worker_fd(), F_SETFD, 0);
+  return new fake_master{std::move(*master)};
+}
+
+void fake_master_destroy(fake_master* m) { delete m; }
+
+int fake_master_worker_fd(const fake_master* m) {
+  return m->master.worker_fd();
+}
+
+int fake_master_expect_hello(fake_master* m, char* site, size_t site_size) {
+  auto hello = m->master.Expect<ddv::handoff::Hello>();
+  if (!hello.ok()) {
+    std::fprintf(stderr, "expect hello: %s\n",
+                 hello.status().ToString().c_str());
+    return -1;
+  }
+  std::snprintf(site, site_size, "%s", hello->site.c_str());
+  return static_cast<int>(hello->worker_index);
+}
+
+int fake_master_hand_off(fake_master* m, const char* host, int protocol) {
+  auto pair = m->master.Connect();
+  if (!pair.ok()) return -1;
+  ddv::handoff::HandoffEntry entry;
+  entry.connection_id = 1;
+  entry.host = host;
+  entry.protocol = static_cast<ddv::handoff::Protocol>(protocol);
+  entry.alpn = protocol == 2 ? "h2,http/1.1" : "";
+  absl::Status sent = m->master.HandOff(pair->server.get(), entry);
+  if (!sent.ok()) {
+    std::fprintf(stderr, "hand off: %s\n", sent.ToString().c_str());
+    return -1;
+  }
+  return pair->client.Release();
+}
+
+int fake_master_answer(fake_master* m, const char* method,
+                       const char* response_json) {
+  auto request = m->master.Expect<ddv::handoff::Request>();
+  if (!request.ok() || request->method != method) return -1;
+  ddv::handoff::Response response;
+  response.id = request->id;
+  response.body = response_json;
+  return m->master.Send(response).ok() ? 0 : -1;
+}
+
+void fake_master_close(fake_master* m) { m->master.CloseChannel(); }
+
+}  // extern "C"

@@ -1,0 +1,464 @@
+// Worker, in one process: the test holds the master's end of a real channel
+// and drives the Worker through Drain(). Cross-process behaviour is in
+// worker_process_test.cc.
+#include "src/worker/worker.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/handoff/test_sockets.h"
+#include "tests/worker/fake_master.h"
+
+namespace ddv {
+namespace worker {
+namespace {
+
+using ::ddv::testing::FakeMaster;
+using ::ddv::testing::TcpPair;
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+struct Fixture {
+  FakeMaster master;
+  std::unique_ptr<Worker> worker;
+};
+
+Fixture Start(WorkerOptions options = WorkerOptions()) {
+  auto master = FakeMaster::Create();
+  EXPECT_TRUE(master.ok()) << master.status();
+  WorkerIdentity identity;
+  identity.site = "a";
+  identity.worker_index = 1;
+  auto worker = Worker::Create(master->TakeWorkerEnd(), identity, options);
+  EXPECT_TRUE(worker.ok()) << worker.status();
+  auto hello = master->Expect<handoff::Hello>();
+  EXPECT_TRUE(hello.ok()) << hello.status();
+  return Fixture{std::move(*master), std::move(*worker)};
+}
+
+// The app's event loop, in miniature: poll what the worker asks for, with
+// its timeout, until `done` or `limit`.
+bool PumpUntil(Worker& worker, const std::function<bool()>& done,
+               absl::Duration limit = absl::Seconds(5)) {
+  absl::Time end = absl::Now() + limit;
+  while (!done()) {
+    if (absl::Now() > end) return false;
+    absl::Duration wait = std::min(worker.NextTimeout(), absl::Milliseconds(20));
+    pollfd p{worker.fd(), worker.poll_events(), 0};
+    ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(wait)) + 1);
+    EXPECT_TRUE(worker.Drain().ok());
+  }
+  return true;
+}
+
+handoff::HandoffEntry Entry(uint64_t id) {
+  handoff::HandoffEntry e;
+  e.connection_id = id;
+  e.listener_index = 2;
+  e.site_index = 4;
+  e.protocol = Protocol::kHttp;
+  e.accept_time_ns = 777;
+  e.host = "a.localhost";
+  return e;
+}
+
+TEST(WorkerTest, SaysHelloWithItsIdentity) {
+  auto master = FakeMaster::Create();
+  ASSERT_TRUE(master.ok());
+  WorkerIdentity identity{"shop", 3, HandoffMode::kScmRights, 0};
+  auto worker = Worker::Create(master->TakeWorkerEnd(), identity);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  auto hello = master->Expect<handoff::Hello>();
+  ASSERT_TRUE(hello.ok()) << hello.status();
+  EXPECT_EQ(hello->site, "shop");
+  EXPECT_EQ(hello->worker_index, 3u);
+  EXPECT_EQ(hello->pid, static_cast<uint32_t>(::getpid()));
+  EXPECT_EQ(hello->protocol_version, handoff::kProtocolVersion);
+  EXPECT_TRUE(::fcntl((*worker)->fd(), F_GETFL) & O_NONBLOCK);
+}
+
+TEST(WorkerTest, DeliversSocketWithConnectionInfo) {
+  Fixture f = Start();
+  auto pair = f.master.Connect();
+  ASSERT_TRUE(pair.ok());
+  handoff::HandoffEntry entry = Entry(42);
+  entry.protocol = Protocol::kTls;
+  entry.host = "x.a.localhost";
+  entry.alpn = "h2,http/1.1";
+  ASSERT_TRUE(f.master.HandOff(pair->server.get(), entry).ok());
+  pair->server.Reset();  // the master's copy goes right after the send
+
+  UniqueFd got;
+  ConnectionInfo info;
+  f.worker->OnConnection([&](UniqueFd socket, const ConnectionInfo& i) {
+    got = std::move(socket);
+    info = i;
+  });
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return got.valid(); }));
+  EXPECT_EQ(info.connection_id, 42u);
+  EXPECT_EQ(info.site, "a");
+  EXPECT_EQ(info.site_index, 4u);
+  EXPECT_EQ(info.listener_index, 2u);
+  EXPECT_TRUE(info.tls);
+  EXPECT_EQ(info.host, "x.a.localhost");
+  EXPECT_THAT(info.alpn, ::testing::ElementsAre("h2", "http/1.1"));
+  EXPECT_EQ(info.accept_time_ns, 777);
+  EXPECT_FALSE(info.peer_from_proxy);
+  // Without PROXY the peer is the real client (getpeername).
+  auto* in = reinterpret_cast<const sockaddr_in*>(&info.peer);
+  EXPECT_EQ(info.peer_length, sizeof(sockaddr_in));
+  EXPECT_EQ(absl::StrCat("127.0.0.1:", ntohs(in->sin_port)),
+            testing::LocalAddress(pair->client.get()));
+  ASSERT_TRUE(testing::WriteAll(got.get(), "hi"));
+  EXPECT_EQ(testing::ReadExactly(pair->client.get(), 2, absl::Seconds(5)),
+            "hi");
+}
+
+TEST(WorkerTest, ProxySourceAndHeaderBytesAreHandled) {
+  Fixture f = Start();
+  auto pair = f.master.Connect();
+  ASSERT_TRUE(pair.ok());
+  const std::string proxy = "PROXY TCP4 192.0.2.1 192.0.2.2 5000 80\r\n";
+  ASSERT_TRUE(testing::WriteAll(pair->client.get(), proxy + "GET /"));
+  handoff::HandoffEntry entry = Entry(1);
+  entry.has_proxy_source = true;
+  auto* src = reinterpret_cast<sockaddr_in*>(&entry.proxy_source);
+  src->sin_family = AF_INET;
+  src->sin_port = htons(5000);
+  ::inet_pton(AF_INET, "192.0.2.1", &src->sin_addr);
+  entry.proxy_source_length = sizeof(sockaddr_in);
+  entry.skip_bytes = static_cast<uint32_t>(proxy.size());
+  ASSERT_TRUE(f.master.HandOff(pair->server.get(), entry).ok());
+
+  UniqueFd got;
+  ConnectionInfo info;
+  f.worker->OnConnection([&](UniqueFd socket, const ConnectionInfo& i) {
+    got = std::move(socket);
+    info = i;
+  });
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return got.valid(); }));
+  EXPECT_TRUE(info.peer_from_proxy);
+  EXPECT_EQ(info.skip_bytes, 0u);
+  const auto* peer = reinterpret_cast<const sockaddr_in*>(&info.peer);
+  EXPECT_EQ(ntohs(peer->sin_port), 5000);
+  EXPECT_EQ(peer->sin_addr.s_addr, src->sin_addr.s_addr);
+  // The app's first read starts at the client's own bytes.
+  EXPECT_EQ(testing::ReadExactly(got.get(), 5, absl::Seconds(5)), "GET /");
+}
+
+TEST(WorkerTest, AnswersHeartbeats) {
+  Fixture f = Start();
+  ASSERT_TRUE(f.master.Send(handoff::Heartbeat{55, false}).ok());
+  ASSERT_TRUE(f.worker->Drain().ok());
+  auto beat = f.master.Expect<handoff::Heartbeat>();
+  ASSERT_TRUE(beat.ok()) << beat.status();
+  EXPECT_EQ(beat->sequence, 55u);
+  EXPECT_TRUE(beat->is_reply);
+}
+
+TEST(WorkerTest, SilentMasterIsProbedThenGivenUp) {
+  WorkerOptions options;
+  options.master_silence_timeout = absl::Milliseconds(300);
+  Fixture f = Start(options);
+  absl::Status gone_why;
+  f.worker->OnMasterGone([&](const absl::Status& why) { gone_why = why; });
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(f.worker->Run().ok());
+  absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(f.worker->master_gone());
+  EXPECT_EQ(f.worker->fd(), -1);
+  EXPECT_GE(took, absl::Milliseconds(250));
+  EXPECT_LT(took, absl::Seconds(2));
+  EXPECT_THAT(std::string(gone_why.message()), HasSubstr("silent"));
+  // It asked before giving up.
+  auto probe = f.master.Expect<handoff::Heartbeat>();
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  EXPECT_FALSE(probe->is_reply);
+}
+
+TEST(WorkerTest, AnsweredProbesKeepAQuietMasterAlive) {
+  WorkerOptions options;
+  options.master_silence_timeout = absl::Milliseconds(300);
+  Fixture f = Start(options);
+  absl::Time end = absl::Now() + absl::Milliseconds(900);
+  int answered = 0;
+  while (absl::Now() < end) {
+    PumpUntil(*f.worker, [] { return false; }, absl::Milliseconds(30));
+    auto probe = f.master.Receive(absl::ZeroDuration());
+    if (probe.ok()) {
+      auto& beat = std::get<handoff::Heartbeat>(probe->frame);
+      ASSERT_TRUE(f.master.Send(handoff::Heartbeat{beat.sequence, true}).ok());
+      ++answered;
+    }
+  }
+  EXPECT_FALSE(f.worker->master_gone());
+  EXPECT_GE(answered, 2);
+}
+
+TEST(WorkerTest, RpcResultsReachTheirCallbacks) {
+  Fixture f = Start();
+  std::vector<absl::StatusOr<json>> results(3);
+  int done = 0;
+  for (int i = 0; i < 3; ++i) {
+    f.worker->Call("ping", json{{"n", i}}, absl::Seconds(5),
+                   [&, i](absl::StatusOr<json> r) {
+                     results[i] = std::move(r);
+                     ++done;
+                   });
+  }
+  std::vector<handoff::Request> requests;
+  for (int i = 0; i < 3; ++i) {
+    auto request = f.master.Expect<handoff::Request>();
+    ASSERT_TRUE(request.ok()) << request.status();
+    EXPECT_EQ(request->method, "ping");
+    EXPECT_EQ(json::parse(request->body)["n"], i);
+    requests.push_back(*request);
+  }
+  // Answered out of order: matched by id.
+  ASSERT_TRUE(f.master
+                  .Send(handoff::Response{requests[2].id,
+                                          absl::StatusCode::kOk, "",
+                                          "not json"})
+                  .ok());
+  ASSERT_TRUE(f.master
+                  .Send(handoff::Response{requests[1].id,
+                                          absl::StatusCode::kNotFound,
+                                          "no such site", ""})
+                  .ok());
+  ASSERT_TRUE(f.master
+                  .Send(handoff::Response{requests[0].id,
+                                          absl::StatusCode::kOk, "",
+                                          R"({"pong":true})"})
+                  .ok());
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return done == 3; }));
+  ASSERT_TRUE(results[0].ok());
+  EXPECT_EQ((*results[0])["pong"], true);
+  EXPECT_EQ(results[1].status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(results[1].status().message(), "no such site");
+  EXPECT_EQ(results[2].status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(WorkerTest, RpcTimesOutWhenTheMasterNeverAnswers) {
+  Fixture f = Start();
+  absl::StatusOr<json> result;
+  bool done = false;
+  absl::Time start = absl::Now();
+  f.worker->Ping(absl::Milliseconds(150), [&](absl::StatusOr<json> r) {
+    result = std::move(r);
+    done = true;
+  });
+  EXPECT_LE(f.worker->NextTimeout(), absl::Milliseconds(150));
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return done; }));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(140));
+  // A late answer is ignored.
+  auto request = f.master.Expect<handoff::Request>();
+  ASSERT_TRUE(request.ok());
+  ASSERT_TRUE(f.master
+                  .Send(handoff::Response{request->id, absl::StatusCode::kOk,
+                                          "", "{}"})
+                  .ok());
+  EXPECT_TRUE(f.worker->Drain().ok());
+  EXPECT_EQ(f.worker->NextTimeout() > absl::Seconds(1), true);
+}
+
+TEST(WorkerTest, ConvenienceRpcsSendTheDocumentedBodies) {
+  Fixture f = Start();
+  f.worker->Status(absl::Seconds(5), nullptr);
+  ServerConfUpdate update;
+  update.add_hosts = {"new.example.com", "*.new.example.com"};
+  update.processes = 4;
+  update.claim_default = true;
+  f.worker->UpdateServerConf(update, absl::Seconds(5), nullptr);
+  f.worker->SendToWorker("b", 0, json{{"hello", "b"}}, absl::Seconds(5),
+                         nullptr);
+  f.worker->SendToWorker("b", handoff::kAnyWorker, json::array(),
+                         absl::Seconds(5), nullptr);
+
+  auto status = f.master.Expect<handoff::Request>();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->method, "status");
+  auto conf = f.master.Expect<handoff::Request>();
+  ASSERT_TRUE(conf.ok());
+  EXPECT_EQ(conf->method, "update_server_conf");
+  EXPECT_EQ(json::parse(conf->body),
+            json::parse(R"({"add_hosts":["new.example.com","*.new.example.com"],
+                            "processes":4,"default":true})"));
+  auto send = f.master.Expect<handoff::Request>();
+  ASSERT_TRUE(send.ok());
+  EXPECT_EQ(send->method, "send_to_worker");
+  EXPECT_EQ(json::parse(send->body),
+            json::parse(R"({"site":"b","worker":0,"body":{"hello":"b"}})"));
+  auto any = f.master.Expect<handoff::Request>();
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(json::parse(any->body), json::parse(R"({"site":"b","body":[]})"));
+}
+
+TEST(WorkerTest, DeliversMessagesAndShutdown) {
+  Fixture f = Start();
+  std::vector<IncomingMessage> messages;
+  f.worker->OnMessage(
+      [&](const IncomingMessage& m) { messages.push_back(m); });
+  absl::Duration grace = absl::ZeroDuration();
+  f.worker->OnShutdown([&](absl::Duration g) { grace = g; });
+  handoff::Message message;
+  message.source_site = "b";
+  message.source_worker = 2;
+  message.body = R"({"x":1})";
+  ASSERT_TRUE(f.master.Send(message).ok());
+  message.body = "{broken";  // dropped with a warning, not fatal
+  ASSERT_TRUE(f.master.Send(message).ok());
+  ASSERT_TRUE(f.master.Send(handoff::Shutdown{2500}).ok());
+  ASSERT_TRUE(f.worker->Run().ok());  // returns on shutdown
+  EXPECT_TRUE(f.worker->shutdown_requested());
+  EXPECT_FALSE(f.worker->master_gone());
+  EXPECT_EQ(grace, absl::Milliseconds(2500));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].source_site, "b");
+  EXPECT_EQ(messages[0].source_worker, 2u);
+  EXPECT_EQ(messages[0].body["x"], 1);
+}
+
+TEST(WorkerTest, MasterGoneFailsPendingCallsAndClosesTheChannel) {
+  Fixture f = Start();
+  absl::Status pending;
+  f.worker->Ping(absl::Seconds(30),
+                 [&](absl::StatusOr<json> r) { pending = r.status(); });
+  bool gone = false;
+  f.worker->OnMasterGone([&](const absl::Status&) { gone = true; });
+  f.master.CloseChannel();
+  ASSERT_TRUE(f.worker->Run().ok());
+  EXPECT_TRUE(gone);
+  EXPECT_EQ(pending.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(f.worker->fd(), -1);
+  EXPECT_EQ(f.worker->NextTimeout(), absl::InfiniteDuration());
+  absl::Status after;
+  f.worker->Ping(absl::Seconds(1),
+                 [&](absl::StatusOr<json> r) { after = r.status(); });
+  EXPECT_EQ(after.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(WorkerTest, ProtocolErrorEndsTheChannel) {
+  Fixture f = Start();
+  ASSERT_TRUE(f.master.Send(handoff::Hello{1, 0, 1, "a"}).ok());
+  absl::Status status = f.worker->Drain();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("only workers send"));
+  EXPECT_TRUE(f.worker->master_gone());
+}
+
+TEST(WorkerTest, MasterRequestsGetUnimplemented) {
+  Fixture f = Start();
+  ASSERT_TRUE(f.master.Send(handoff::Request{9, "reload", "{}"}).ok());
+  ASSERT_TRUE(f.worker->Drain().ok());
+  auto response = f.master.Expect<handoff::Response>();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->id, 9u);
+  EXPECT_EQ(response->code, absl::StatusCode::kUnimplemented);
+}
+
+TEST(WorkerTest, DrainFromACallbackIsRefused) {
+  Fixture f = Start();
+  absl::Status inner;
+  f.worker->OnShutdown([&](absl::Duration) { inner = f.worker->Drain(); });
+  ASSERT_TRUE(f.master.Send(handoff::Shutdown{}).ok());
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return f.worker->stopped(); }));
+  EXPECT_EQ(inner.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(WorkerTest, QueuesOutputWhenTheChannelIsFull) {
+  Fixture f = Start();
+  std::string big(60000, 'x');
+  int calls = 0;
+  while (!(f.worker->poll_events() & POLLOUT)) {
+    f.worker->Call("ping", json{{"pad", big}}, absl::Seconds(30), nullptr);
+    ASSERT_LT(++calls, 1000);
+  }
+  EXPECT_LE(f.worker->NextTimeout(), absl::Milliseconds(10));
+  // The master reads everything; the worker's queue drains.
+  int received = 0;
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] {
+    while (f.master.Receive(absl::ZeroDuration()).ok()) ++received;
+    return received == calls;
+  }));
+  EXPECT_FALSE(f.worker->poll_events() & POLLOUT);
+}
+
+TEST(WorkerTest, FromEnvironmentWithoutAMasterIsNotFound) {
+  ::unsetenv(kEnvChannelFd);
+  auto worker = Worker::FromEnvironment();
+  EXPECT_EQ(worker.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(WorkerTest, FromEnvironmentRejectsABrokenContract) {
+  auto master = FakeMaster::Create();
+  ASSERT_TRUE(master.ok());
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::string channel = std::to_string(master->worker_fd());
+  struct Case {
+    std::string fd, site, index, handoff, pid, message;
+  } cases[] = {
+      {"abc", "a", "0", "scm_rights", "", "DDV_CHANNEL_FD=abc"},
+      {channel, "", "0", "scm_rights", "", "DDV_SITE"},
+      {channel, "a", "-1", "scm_rights", "", "DDV_WORKER_INDEX=-1"},
+      {channel, "a", "0", "carrier_pigeon", "", "carrier_pigeon"},
+      {channel, "a", "0", "pidfd", "", "DDV_MASTER_PID=(unset)"},
+      {std::to_string(null_fd), "a", "0", "scm_rights", "",
+       "not a SOCK_SEQPACKET socket"},
+      {"19999", "a", "0", "scm_rights", "", "not an open fd"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.message);
+    ::setenv(kEnvChannelFd, c.fd.c_str(), 1);
+    ::setenv(kEnvSite, c.site.c_str(), 1);
+    ::setenv(kEnvWorkerIndex, c.index.c_str(), 1);
+    ::setenv(kEnvHandoff, c.handoff.c_str(), 1);
+    if (c.pid.empty()) ::unsetenv(kEnvMasterPid);
+    auto worker = Worker::FromEnvironment();
+    ASSERT_FALSE(worker.ok());
+    EXPECT_NE(worker.status().code(), absl::StatusCode::kNotFound);
+    EXPECT_THAT(std::string(worker.status().message()),
+                HasSubstr(c.message));
+  }
+  // A wrong fd number is not closed: it may belong to someone else.
+  EXPECT_GE(::fcntl(null_fd, F_GETFD), 0);
+  ::close(null_fd);
+  ::unsetenv(kEnvChannelFd);
+}
+
+TEST(WorkerTest, FromEnvironmentTakesTheChannelAndClearsTheVariables) {
+  auto master = FakeMaster::Create();
+  ASSERT_TRUE(master.ok());
+  int fd = master->TakeWorkerEnd().Release();
+  // The master hands the fd over inheritable; the worker makes it cloexec.
+  ::fcntl(fd, F_SETFD, 0);
+  ::setenv(kEnvChannelFd, std::to_string(fd).c_str(), 1);
+  ::setenv(kEnvSite, "a", 1);
+  ::setenv(kEnvWorkerIndex, "7", 1);
+  ::setenv(kEnvHandoff, "scm_rights", 1);
+  ::unsetenv(kEnvMasterPid);
+  auto worker = Worker::FromEnvironment();
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  EXPECT_EQ((*worker)->fd(), fd);
+  EXPECT_TRUE(::fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  EXPECT_EQ((*worker)->identity().worker_index, 7u);
+  EXPECT_EQ(std::getenv(kEnvChannelFd), nullptr);
+  EXPECT_EQ(std::getenv(kEnvSite), nullptr);
+  auto hello = master->Expect<handoff::Hello>();
+  ASSERT_TRUE(hello.ok());
+  EXPECT_EQ(hello->worker_index, 7u);
+}
+
+}  // namespace
+}  // namespace worker
+}  // namespace ddv
