@@ -42,7 +42,7 @@ inline constexpr uint32_t kAnyWorker = 0xFFFFFFFF;
 enum class FrameType : uint16_t {
   kHello = 1,         // worker -> master, first frame on the channel
   kHandoffBatch = 2,  // master -> worker, fds in SCM_RIGHTS or pulled by pidfd
-  kPidfdAck = 3,      // worker -> master, after pulling a pidfd batch
+  kPidfdAck = 3,      // worker -> master, after taking a batch (both modes)
   kHeartbeat = 4,     // both ways
   kRequest = 5,       // worker -> master RPC
   kResponse = 6,      // master -> worker RPC answer
@@ -104,7 +104,10 @@ struct PidfdAckEntry {
   uint64_t connection_id = 0;
   int32_t error = 0;  // 0: pulled; else the errno of pidfd_getfd
 };
-// The master closes its copy of every listed connection, pulled or not.
+// The worker's acknowledgement of a batch, in both modes despite the name
+// (kept for wire compatibility): the master keeps its copy of each socket
+// until then, so a worker that dies with a batch unread loses no connection,
+// and closes it on the ack, taken or not.
 struct PidfdAck {
   std::vector<PidfdAckEntry> entries;
 };

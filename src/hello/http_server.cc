@@ -203,6 +203,9 @@ struct HttpServer::Connection {
 
   bool read_closed = false;        // the client sent FIN (or reset)
   bool close_after_flush = false;  // answer what is queued, then close
+  // The client may still be sending (we rejected its request mid-stream), so
+  // the close must linger even if nothing is unread right now.
+  bool must_linger = false;
 
   // Input: bytes to skip (PROXY header), the body of the request just
   // answered, and unparsed bytes (a partial head, or pipelined requests
@@ -248,7 +251,7 @@ struct HttpServer::Connection {
     fd = std::move(new_fd);
     state = ConnState::kOpen;
     recv_armed = recv_cancelled = send_armed = sending_filler = false;
-    read_closed = close_after_flush = false;
+    read_closed = close_after_flush = must_linger = false;
     skip_remaining = new_info.skip_bytes;
     body_remaining = 0;
     body_chunked = false;
@@ -691,6 +694,7 @@ size_t HttpServer::Process(Connection* c, absl::string_view data) {
           // stream cannot be read further.
           c->body_chunked = false;
           c->close_after_flush = true;
+          c->must_linger = true;
           return data.size();
       }
       pos += used;
@@ -706,12 +710,14 @@ size_t HttpServer::Process(Connection* c, absl::string_view data) {
         AppendError(c, "400 Bad Request", "bad request\n",
                     ConnectionHeader::kClose);
         c->close_after_flush = true;
+        c->must_linger = true;
         return data.size();
       case ParseStatus::kHeadTooLarge:
         ++stats_.heads_too_large;
         AppendError(c, "431 Request Header Fields Too Large",
                     "request head too large\n", ConnectionHeader::kClose);
         c->close_after_flush = true;
+        c->must_linger = true;
         return data.size();
       case ParseStatus::kComplete:
         break;
@@ -863,19 +869,21 @@ void HttpServer::StartSend(Connection* c) {
 }
 
 void HttpServer::LingeringClose(Connection* c) {
-  if (c->read_closed) {
+  // No linger is needed when the client already closed its side, or when it
+  // asked for the close (Connection: close, HTTP/1.0) and has nothing more
+  // in flight, or when we are stopping and cannot wait for every client's
+  // FIN: with nothing unread, close() sends a FIN, not an RST. This is
+  // nginx's lingering_close heuristic; it saves a wake-up per connection
+  // for clients that close after each request.
+  if (c->read_closed ||
+      ((draining_ || (!c->must_linger && c->in.empty() && !c->InBody())) &&
+       NothingUnread(c->fd.get()))) {
     CloseNow(c);
     return;
   }
-  // FIN after the last response; the client's own close then ends the
-  // connection (recv returns 0) without an RST racing our response.
+  // FIN after the last response, then read and discard until the client's
+  // own close (recv returns 0), so an RST cannot race the response.
   if (shutdown(c->fd.get(), SHUT_WR) != 0) {
-    CloseNow(c);
-    return;
-  }
-  // At stop, waiting for every client's FIN would hold the exit up for the
-  // linger timeout; when nothing is unread a close sends no RST.
-  if (draining_ && NothingUnread(c->fd.get())) {
     CloseNow(c);
     return;
   }

@@ -215,7 +215,7 @@ class ClientHelloParser {
     kCipherSuites,              // cipher_suites (skipped)
     kCompressionMethodsLength,  // legacy_compression_methods<1..2^8-1> length
     kCompressionMethods,        // legacy_compression_methods (skipped)
-    kExtensionsLength,          // extensions<8..2^16-1> length
+    kExtensionsLength,          // extensions<0..2^16-1> length (8.. in 1.3)
     kExtensionHeader,           // ExtensionType; extension_data length
     kExtensionBody,             // extension_data we do not read (skipped)
     kServerNameListLength,      // ServerNameList server_name_list length

@@ -117,10 +117,12 @@ int ddv_worker_status(ddv_worker* worker, int64_t timeout_ms, ddv_rpc_fn fn,
 int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
                                   int64_t timeout_ms, ddv_rpc_fn fn,
                                   void* user);
-/* worker_index UINT32_MAX: any worker of the site. */
+/* Worker -> worker message, forwarded by the master to `site`'s worker
+ * `worker_index` (UINT32_MAX: any one) and delivered to its
+ * ddv_worker_on_message callback. Best effort: DDV_WORKER_OK means queued to
+ * the master, not delivered. */
 int ddv_worker_send_to_worker(ddv_worker* worker, const char* site,
-                              uint32_t worker_index, const char* json_body,
-                              int64_t timeout_ms, ddv_rpc_fn fn, void* user);
+                              uint32_t worker_index, const char* json_body);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -242,17 +242,18 @@ int ddv_worker_update_server_conf(ddv_worker* w, const char* json_body,
 }
 
 int ddv_worker_send_to_worker(ddv_worker* w, const char* site,
-                              uint32_t worker_index, const char* json_body,
-                              int64_t timeout_ms, ddv_rpc_fn fn, void* user) {
+                              uint32_t worker_index, const char* json_body) {
   if (site == nullptr) {
     w->last_error = "site is NULL";
     return DDV_WORKER_ERROR;
   }
   json body;
   if (!ParseBody(w, json_body, &body)) return DDV_WORKER_ERROR;
-  w->worker->SendToWorker(site, worker_index, std::move(body),
-                          TimeoutFromMillis(timeout_ms), WrapRpc(fn, user));
-  return DDV_WORKER_OK;
+  absl::Status status =
+      w->worker->SendToWorker(site, worker_index, std::move(body));
+  if (status.ok()) return DDV_WORKER_OK;
+  w->last_error = status.ToString();
+  return DDV_WORKER_ERROR;
 }
 
 }  // extern "C"

@@ -610,14 +610,21 @@ void Worker::UpdateServerConf(const ServerConfUpdate& update,
   Call("update_server_conf", std::move(body), timeout, std::move(callback));
 }
 
-void Worker::SendToWorker(absl::string_view site, uint32_t worker_index,
-                          json body, absl::Duration timeout,
-                          RpcCallback callback) {
-  json request = json::object();
-  request["site"] = std::string(site);
-  if (worker_index != handoff::kAnyWorker) request["worker"] = worker_index;
-  request["body"] = std::move(body);
-  Call("send_to_worker", std::move(request), timeout, std::move(callback));
+absl::Status Worker::SendToWorker(absl::string_view site,
+                                  uint32_t worker_index, json body) {
+  if (master_gone_) return absl::UnavailableError("the ddv master is gone");
+  handoff::Message message;
+  message.target_site = std::string(site);
+  message.target_worker = worker_index;
+  message.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string bytes;
+  if (absl::Status s = handoff::EncodeFrame(message, &bytes); !s.ok()) {
+    return s;
+  }
+  outgoing_.push_back(std::move(bytes));
+  Flush();
+  return master_gone_ ? absl::UnavailableError("the ddv master is gone")
+                      : absl::OkStatus();
 }
 
 }  // namespace worker

@@ -103,7 +103,7 @@ struct ServerConfUpdate {
 // One worker's end of the channel. Single-threaded: call everything from the
 // thread that runs the event loop. Callbacks run inside Drain()/Run() (and,
 // when the master is already gone, inside Call()); they may call back into
-// the Worker, except Drain() and Run().
+// the Worker, except Drain() and Run(), and must not destroy it.
 class Worker {
  public:
   // The socket is the app's from now on; it may be blocking or not, as the
@@ -140,8 +140,10 @@ class Worker {
   // InfiniteDuration() when nothing is scheduled.
   absl::Duration NextTimeout() const;
 
-  // Never blocks. Reads every queued frame and acts on it, fires expired RPC
-  // deadlines and the heartbeat logic, and flushes outgoing frames. A
+  // Never blocks. Reads every queued frame and acts on it (each batch is
+  // acknowledged with a kPidfdAck before its connections reach the app),
+  // fires expired RPC deadlines and the heartbeat logic, and flushes
+  // outgoing frames. A
   // protocol error from the master is returned after the worker has treated
   // the master as gone; the loss of the master itself is not an error.
   absl::Status Drain();
@@ -169,12 +171,12 @@ class Worker {
   void Status(absl::Duration timeout, RpcCallback callback);
   void UpdateServerConf(const ServerConfUpdate& update, absl::Duration timeout,
                         RpcCallback callback);
-  // Delivered to the target as an IncomingMessage; the callback says
-  // whether the master found the target. `worker_index` may be
-  // handoff::kAnyWorker.
-  void SendToWorker(absl::string_view site, uint32_t worker_index,
-                    nlohmann::json body, absl::Duration timeout,
-                    RpcCallback callback);
+  // Worker -> worker: a kMessage the master forwards to `site`'s worker
+  // `worker_index` (handoff::kAnyWorker: one of its choice), which receives
+  // it as an IncomingMessage. Best effort, like the seed's: OK means queued
+  // to the master, not delivered. Unavailable once the master is gone.
+  absl::Status SendToWorker(absl::string_view site, uint32_t worker_index,
+                            nlohmann::json body);
 
   const WorkerIdentity& identity() const { return identity_; }
   bool shutdown_requested() const { return shutdown_requested_; }

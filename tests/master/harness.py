@@ -46,7 +46,7 @@ class Ddv:
     """A running ddv_master --watchdog=false with a generated config."""
 
     def __init__(self, handoff="scm_rights", peek_timeout_ms=1500,
-                 max_peek_bytes=16384, extra_flags=(), tls=False):
+                 max_peek_bytes=16384, extra_flags=(), watchdog=False):
         self.dir = tempfile.mkdtemp(prefix="ddv-test-",
                                     dir=os.environ.get("TEST_TMPDIR"))
         self.hello = runfile("src/ddv_hello")
@@ -59,6 +59,19 @@ class Ddv:
         self.control_socket = os.path.join(
             tempfile.mkdtemp(prefix="ddv-", dir="/tmp"), "control.sock")
         self.config_path = os.path.join(self.dir, "ddv.toml")
+        self.write_config(handoff, peek_timeout_ms, max_peek_bytes)
+        self.log = open(os.path.join(self.dir, "master.log"), "w")
+        self.proc = subprocess.Popen(
+            [self.master_bin, f"--config={self.config_path}",
+             f"--watchdog={'true' if watchdog else 'false'}",
+             "--backoff_initial_ms=50",
+             *extra_flags],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def write_config(self, handoff="scm_rights", peek_timeout_ms=1500,
+                     max_peek_bytes=16384, b_hosts=("b.localhost",)):
+        b_hosts_toml = ", ".join(f'"{h}"' for h in b_hosts)
         with open(self.config_path, "w") as f:
             f.write(f"""
 [master]
@@ -101,7 +114,7 @@ log_all = "{self.dir}/a.log"
 id = "b"
 command = ["{self.hello}", "--site=b"]
 processes = 1
-hosts = ["b.localhost"]
+hosts = [{b_hosts_toml}]
 log_all = "{self.dir}/b.log"
 
 [[site]]
@@ -111,13 +124,6 @@ processes = 1
 listeners = ["http"]
 log_all = "{self.dir}/fallback.log"
 """)
-        self.log = open(os.path.join(self.dir, "master.log"), "w")
-        self.proc = subprocess.Popen(
-            [self.master_bin, f"--config={self.config_path}",
-             "--watchdog=false", "--backoff_initial_ms=50",
-             *extra_flags],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_ready()
 
     def status(self):
         return json.loads(control(self.control_socket, "status"))

@@ -130,6 +130,7 @@ int main(void) {
   int client = fake_master_hand_off(master, "c.localhost", DDV_PROTOCOL_TLS);
   CHECK(client >= 0);
   pump(worker, &app.connections);
+  CHECK(fake_master_expect_type(master, 3) == 0); /* the batch's ack */
   CHECK(strcmp(app.host, "c.localhost") == 0);
   CHECK(strcmp(app.alpn, "h2,http/1.1") == 0);
   CHECK(app.tls == 1);
@@ -151,6 +152,11 @@ int main(void) {
   CHECK(ddv_worker_call(worker, "status", "{oops", 1000, on_rpc, &app) ==
         DDV_WORKER_ERROR);
   CHECK(strstr(ddv_worker_last_error(worker), "JSON") != NULL);
+
+  /* Worker -> worker messages travel as message frames (type 7). */
+  CHECK(ddv_worker_send_to_worker(worker, "b", UINT32_MAX, "{\"x\":1}") ==
+        DDV_WORKER_OK);
+  CHECK(fake_master_expect_type(master, 7) == 0);
 
   /* A timeout reaches the callback with DEADLINE_EXCEEDED (4). */
   CHECK(ddv_worker_update_server_conf(worker, "{\"processes\":3}", 50, on_rpc,

@@ -4,8 +4,11 @@
 #ifndef DDV_TESTS_WORKER_FAKE_MASTER_H_
 #define DDV_TESTS_WORKER_FAKE_MASTER_H_
 
+#include <cstdint>
 #include <string>
+#include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,9 +40,18 @@ class FakeMaster {
       absl::Duration timeout = absl::Seconds(5));
 
   // Receives one frame and insists on its type.
+  // Acknowledgements (which the worker sends for every batch, in both
+  // handoff modes) are set aside in acked() unless T is PidfdAck itself.
   template <typename T>
   absl::StatusOr<T> Expect(absl::Duration timeout = absl::Seconds(5)) {
     absl::StatusOr<handoff::ReceivedFrame> r = Receive(timeout);
+    while (r.ok() && !std::is_same<T, handoff::PidfdAck>::value &&
+           std::holds_alternative<handoff::PidfdAck>(r->frame)) {
+      for (const auto& entry : std::get<handoff::PidfdAck>(r->frame).entries) {
+        acked_.push_back(entry.connection_id);
+      }
+      r = Receive(timeout);
+    }
     if (!r.ok()) return r.status();
     if (T* frame = std::get_if<T>(&r->frame)) return std::move(*frame);
     return absl::InternalError(
@@ -49,6 +61,8 @@ class FakeMaster {
 
   absl::Status Send(const handoff::Frame& frame,
                     absl::Span<const int> fds = {});
+
+  const std::vector<uint64_t>& acked() const { return acked_; }
 
   // A new loopback connection: the master would hand off `server`.
   absl::StatusOr<TcpPair> Connect() { return listener_.Connect(); }
@@ -60,6 +74,7 @@ class FakeMaster {
   UniqueFd master_;
   UniqueFd worker_;
   LoopbackListener listener_;
+  std::vector<uint64_t> acked_;
 };
 
 }  // namespace testing

@@ -63,11 +63,36 @@ int fake_master_hand_off(fake_master* m, const char* host, int protocol) {
 int fake_master_answer(fake_master* m, const char* method,
                        const char* response_json) {
   auto request = m->master.Expect<ddv::handoff::Request>();
-  if (!request.ok() || request->method != method) return -1;
+  if (!request.ok() || request->method != method) {
+    std::fprintf(stderr, "expect %s request: %s\n", method,
+                 request.ok() ? request->method.c_str()
+                              : request.status().ToString().c_str());
+    return -1;
+  }
   ddv::handoff::Response response;
   response.id = request->id;
   response.body = response_json;
   return m->master.Send(response).ok() ? 0 : -1;
+}
+
+int fake_master_expect_type(fake_master* m, int type) {
+  auto frame = m->master.Receive();
+  // Acknowledgements come for every handed-off batch; skip them unless asked.
+  while (type != 3 && frame.ok() &&
+         std::holds_alternative<ddv::handoff::PidfdAck>(frame->frame)) {
+    frame = m->master.Receive();
+  }
+  if (!frame.ok()) {
+    std::fprintf(stderr, "expect frame %d: %s\n", type,
+                 frame.status().ToString().c_str());
+    return -1;
+  }
+  int got = static_cast<int>(ddv::handoff::TypeOf(frame->frame));
+  if (got != type) {
+    std::fprintf(stderr, "expected frame type %d, got %d\n", type, got);
+    return -1;
+  }
+  return 0;
 }
 
 void fake_master_close(fake_master* m) { m->master.CloseChannel(); }

@@ -33,6 +33,10 @@ int fake_master_hand_off(fake_master* master, const char* host, int protocol);
 int fake_master_answer(fake_master* master, const char* method,
                        const char* response_json);
 
+/* Receives one frame and checks its wire type (3 ack, 7 message, ...).
+ * Returns 0 when it matches, -1 otherwise. */
+int fake_master_expect_type(fake_master* master, int type);
+
 /* Closes the master's end: the worker sees EOF. */
 void fake_master_close(fake_master* master);
 

@@ -122,6 +122,11 @@ TEST(WorkerTest, DeliversSocketWithConnectionInfo) {
   ASSERT_TRUE(testing::WriteAll(got.get(), "hi"));
   EXPECT_EQ(testing::ReadExactly(pair->client.get(), 2, absl::Seconds(5)),
             "hi");
+  // SCM_RIGHTS batches are acknowledged too: the master holds its copy
+  // until then.
+  auto ack = f.master.Expect<handoff::PidfdAck>();
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_TRUE(*ack == (handoff::PidfdAck{{{42, 0}}}));
 }
 
 TEST(WorkerTest, ProxySourceAndHeaderBytesAreHandled) {
@@ -280,10 +285,6 @@ TEST(WorkerTest, ConvenienceRpcsSendTheDocumentedBodies) {
   update.processes = 4;
   update.claim_default = true;
   f.worker->UpdateServerConf(update, absl::Seconds(5), nullptr);
-  f.worker->SendToWorker("b", 0, json{{"hello", "b"}}, absl::Seconds(5),
-                         nullptr);
-  f.worker->SendToWorker("b", handoff::kAnyWorker, json::array(),
-                         absl::Seconds(5), nullptr);
 
   auto status = f.master.Expect<handoff::Request>();
   ASSERT_TRUE(status.ok());
@@ -294,14 +295,28 @@ TEST(WorkerTest, ConvenienceRpcsSendTheDocumentedBodies) {
   EXPECT_EQ(json::parse(conf->body),
             json::parse(R"({"add_hosts":["new.example.com","*.new.example.com"],
                             "processes":4,"default":true})"));
-  auto send = f.master.Expect<handoff::Request>();
-  ASSERT_TRUE(send.ok());
-  EXPECT_EQ(send->method, "send_to_worker");
-  EXPECT_EQ(json::parse(send->body),
-            json::parse(R"({"site":"b","worker":0,"body":{"hello":"b"}})"));
-  auto any = f.master.Expect<handoff::Request>();
+}
+
+TEST(WorkerTest, SendToWorkerIsAMessageFrame) {
+  Fixture f = Start();
+  ASSERT_TRUE(f.worker->SendToWorker("b", 0, json{{"hello", "b"}}).ok());
+  ASSERT_TRUE(
+      f.worker->SendToWorker("b", handoff::kAnyWorker, json::array()).ok());
+  auto first = f.master.Expect<handoff::Message>();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->target_site, "b");
+  EXPECT_EQ(first->target_worker, 0u);
+  EXPECT_EQ(json::parse(first->body), json::parse(R"({"hello":"b"})"));
+  auto any = f.master.Expect<handoff::Message>();
   ASSERT_TRUE(any.ok());
-  EXPECT_EQ(json::parse(any->body), json::parse(R"({"site":"b","body":[]})"));
+  EXPECT_EQ(any->target_worker, handoff::kAnyWorker);
+  EXPECT_EQ(any->body, "[]");
+  EXPECT_EQ(f.worker->SendToWorker(std::string(300, 's'), 0, json()).code(),
+            absl::StatusCode::kInvalidArgument);
+  f.master.CloseChannel();
+  ASSERT_TRUE(f.worker->Drain().ok());
+  EXPECT_EQ(f.worker->SendToWorker("b", 0, json()).code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST(WorkerTest, DeliversMessagesAndShutdown) {
