@@ -177,10 +177,10 @@ class MasterLink {
 
   void Wire() {
     worker::Worker* w = worker_.get();
-    w->OnConnection([this, w](UniqueFd socket,
-                              const worker::ConnectionInfo& info) {
-      server_->AddConnection(std::move(socket), ToServerInfo(*w, info));
-    });
+    w->OnConnection(
+        [this, w](UniqueFd socket, const worker::ConnectionInfo& info) {
+          server_->AddConnection(std::move(socket), ToServerInfo(*w, info));
+        });
     w->OnShutdown([this](absl::Duration grace) {
       LOG(INFO) << "master asked for shutdown (grace "
                 << absl::FormatDuration(grace) << ")";
@@ -259,8 +259,11 @@ int Main(int argc, char** argv) {
   }
   if (!ValidateFlags()) return kExitUsage;
   // A worker's stderr is captured per site by the master; log there unless
-  // told to write files.
-  if (FLAGS_log_dir.empty()) FLAGS_logtostderr = true;
+  // --log_dir says otherwise (glog's own default directory comes from the
+  // environment, e.g. TEST_TMPDIR, which is not a choice anyone made).
+  if (gflags::GetCommandLineFlagInfoOrDie("log_dir").is_default) {
+    FLAGS_logtostderr = true;
+  }
   google::InitGoogleLogging(argv[0]);
 
   // Read the master contract before anything else can run a child.

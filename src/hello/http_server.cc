@@ -201,6 +201,7 @@ struct HttpServer::Connection {
   bool send_armed = false;
   bool sending_filler = false;
 
+  uint64_t requests = 0;           // answered on this connection
   bool read_closed = false;        // the client sent FIN (or reset)
   bool close_after_flush = false;  // answer what is queued, then close
   // The client may still be sending (we rejected its request mid-stream), so
@@ -251,6 +252,7 @@ struct HttpServer::Connection {
     fd = std::move(new_fd);
     state = ConnState::kOpen;
     recv_armed = recv_cancelled = send_armed = sending_filler = false;
+    requests = 0;
     read_closed = close_after_flush = must_linger = false;
     skip_remaining = new_info.skip_bytes;
     body_remaining = 0;
@@ -406,7 +408,8 @@ absl::Status HttpServer::SetUpBufferRing() {
   buffers_.reset(new char[size_t{count} * options_.buffer_size]);
   const int mask = io_uring_buf_ring_mask(count);
   for (unsigned i = 0; i < count; ++i) {
-    io_uring_buf_ring_add(buf_ring_, buffers_.get() + size_t{i} * options_.buffer_size,
+    io_uring_buf_ring_add(buf_ring_,
+                          buffers_.get() + size_t{i} * options_.buffer_size,
                           options_.buffer_size, static_cast<uint16_t>(i), mask,
                           static_cast<int>(i));
   }
@@ -415,10 +418,10 @@ absl::Status HttpServer::SetUpBufferRing() {
 }
 
 void HttpServer::RecycleBuffer(unsigned buffer_id) {
-  io_uring_buf_ring_add(buf_ring_,
-                        buffers_.get() + size_t{buffer_id} * options_.buffer_size,
-                        options_.buffer_size, static_cast<uint16_t>(buffer_id),
-                        io_uring_buf_ring_mask(options_.buffer_count), 0);
+  io_uring_buf_ring_add(
+      buf_ring_, buffers_.get() + size_t{buffer_id} * options_.buffer_size,
+      options_.buffer_size, static_cast<uint16_t>(buffer_id),
+      io_uring_buf_ring_mask(options_.buffer_count), 0);
   io_uring_buf_ring_advance(buf_ring_, 1);
 }
 
@@ -461,8 +464,8 @@ absl::Status HttpServer::Listen(absl::string_view address) {
   }
   sockaddr_storage bound{};
   socklen_t bound_len = sizeof(bound);
-  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound),
-                  &bound_len) != 0) {
+  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_len) !=
+      0) {
     return ErrnoStatus(errno, "getsockname", doing);
   }
   port_ = bound.ss_family == AF_INET6
@@ -498,9 +501,8 @@ void HttpServer::OnAccept(size_t index, const io_uring_cqe& cqe) {
     Drive(NewConnection(std::move(fd), std::move(info)));
   } else if (cqe.res != -ECANCELED) {
     // EMFILE and friends: retry later rather than spin on the error.
-    LOG_EVERY_N(WARNING, 100)
-        << ErrnoStatus(-cqe.res, "accept",
-                       absl::StrCat("accepting on ", listener.address));
+    LOG_EVERY_N(WARNING, 100) << ErrnoStatus(
+        -cqe.res, "accept", absl::StrCat("accepting on ", listener.address));
     if (!listener.armed) accept_retry_ns_ = now_ns_ + kAcceptRetryNanos;
     return;
   }
@@ -510,7 +512,9 @@ void HttpServer::OnAccept(size_t index, const io_uring_cqe& cqe) {
 void HttpServer::AddConnection(UniqueFd fd, ConnectionInfo info) {
   if (!fd.valid()) return;
   now_ns_ = NowNanos();
-  if (draining_) return;
+  // While stopping, a handed-over socket is still served (its answer says
+  // Connection: close): the master may not know yet, and dropping it would
+  // lose a client that did nothing wrong.
   if (info.tls) {
     // TLS termination in the worker is a later step; until then a TLS
     // connection is refused rather than answered in plaintext.
@@ -659,8 +663,11 @@ void HttpServer::Drive(Connection* c) {
         LingeringClose(c);
       } else if (c->read_closed) {
         CloseNow(c);  // the client half-closed and every request is answered
-      } else if (draining_ && c->in.empty() && !c->InBody()) {
-        CloseNow(c);  // an idle keep-alive connection at stop
+      } else if (draining_ && c->requests > 0 && c->in.empty() &&
+                 !c->InBody()) {
+        // An idle keep-alive connection at stop. One that has not sent its
+        // first request yet gets to (bounded by the stop timeout).
+        CloseNow(c);
       }
     }
   }
@@ -675,8 +682,8 @@ size_t HttpServer::Process(Connection* c, absl::string_view data) {
     if (c->skip_remaining > 0 || c->body_remaining > 0) {
       uint64_t& remaining =
           c->skip_remaining > 0 ? c->skip_remaining : c->body_remaining;
-      size_t take = static_cast<size_t>(
-          std::min<uint64_t>(remaining, rest.size()));
+      size_t take =
+          static_cast<size_t>(std::min<uint64_t>(remaining, rest.size()));
       remaining -= take;
       pos += take;
       continue;
@@ -701,8 +708,8 @@ size_t HttpServer::Process(Connection* c, absl::string_view data) {
       continue;
     }
     RequestHead head;
-    switch (ParseRequestHead(rest, options_.max_head_bytes, &c->scan_from,
-                             &head)) {
+    switch (
+        ParseRequestHead(rest, options_.max_head_bytes, &c->scan_from, &head)) {
       case ParseStatus::kNeedMore:
         return pos;
       case ParseStatus::kBadRequest:
@@ -736,6 +743,7 @@ size_t HttpServer::Process(Connection* c, absl::string_view data) {
 
 void HttpServer::Respond(Connection* c, const RequestHead& request) {
   ++stats_.requests;
+  ++c->requests;
   const bool keep_alive = request.keep_alive && !draining_;
   ConnectionHeader header = ConnectionHeader::kNone;
   if (!keep_alive) {
@@ -763,12 +771,7 @@ void HttpServer::Respond(Connection* c, const RequestHead& request) {
                     "HTTP/1.1 200 OK\r\n"
                     "Content-Type: application/octet-stream\r\n"
                     "Content-Length: ",
-                    count, "\r\n",
-                    header == ConnectionHeader::kClose ? "Connection: close\r\n"
-                    : header == ConnectionHeader::kKeepAlive
-                        ? "Connection: keep-alive\r\n"
-                        : "",
-                    "\r\n");
+                    count, "\r\n", HeaderLine(header), "\r\n");
     if (!head_only) c->stream_remaining = count;
     return;
   }
@@ -776,12 +779,24 @@ void HttpServer::Respond(Connection* c, const RequestHead& request) {
               header, head_only);
 }
 
+const char* HttpServer::HeaderLine(ConnectionHeader header) {
+  switch (header) {
+    case ConnectionHeader::kNone:
+      return "";
+    case ConnectionHeader::kClose:
+      return "Connection: close\r\n";
+    case ConnectionHeader::kKeepAlive:
+      return "Connection: keep-alive\r\n";
+  }
+  return "";
+}
+
 void HttpServer::BuildIdentity(Connection* c) {
   const ConnectionInfo& info = c->info;
   std::string peer = info.peer.empty() ? PeerOf(c->fd.get()) : info.peer;
-  c->body_prefix = absl::StrCat("site=", OrDash(info.site_id),
-                                " worker=", info.worker_index, " pid=", pid_,
-                                " host=");
+  c->body_prefix =
+      absl::StrCat("site=", OrDash(info.site_id), " worker=", info.worker_index,
+                   " pid=", pid_, " host=");
   c->body_suffix =
       absl::StrCat(" sni=", OrDash(info.sni), " alpn=", OrDash(info.alpn),
                    " tls=", info.tls ? 1 : 0, " peer=", peer, "\n");
@@ -805,14 +820,9 @@ void HttpServer::AppendHello(Connection* c, absl::string_view host,
                   "HTTP/1.1 200 OK\r\n"
                   "Content-Type: text/plain\r\n"
                   "Content-Length: ",
-                  body_size, "\r\n",
-                  connection_header == ConnectionHeader::kClose
-                      ? "Connection: close\r\n"
-                  : connection_header == ConnectionHeader::kKeepAlive
-                      ? "Connection: keep-alive\r\n"
-                      : "",
-                  "\r\n");
-  if (!head_only) absl::StrAppend(&response, c->body_prefix, host, c->body_suffix);
+                  body_size, "\r\n", HeaderLine(connection_header), "\r\n");
+  if (!head_only)
+    absl::StrAppend(&response, c->body_prefix, host, c->body_suffix);
   c->cached_host.assign(host.data(), host.size());
   c->cached_header = connection_header;
   c->cached_head_only = head_only;
@@ -823,15 +833,10 @@ void HttpServer::AppendHello(Connection* c, absl::string_view host,
 void HttpServer::AppendError(Connection* c, absl::string_view status,
                              absl::string_view body,
                              ConnectionHeader connection_header) {
-  absl::StrAppend(&c->out_pending, "HTTP/1.1 ", status,
-                  "\r\nContent-Type: text/plain\r\nContent-Length: ",
-                  body.size(), "\r\n",
-                  connection_header == ConnectionHeader::kClose
-                      ? "Connection: close\r\n"
-                  : connection_header == ConnectionHeader::kKeepAlive
-                      ? "Connection: keep-alive\r\n"
-                      : "",
-                  "\r\n", body);
+  absl::StrAppend(
+      &c->out_pending, "HTTP/1.1 ", status,
+      "\r\nContent-Type: text/plain\r\nContent-Length: ", body.size(), "\r\n",
+      HeaderLine(connection_header), "\r\n", body);
 }
 
 void HttpServer::StartSend(Connection* c) {
@@ -1023,9 +1028,8 @@ void HttpServer::OnExternal(size_t id, const io_uring_cqe& cqe) {
   if ((cqe.flags & IORING_CQE_F_MORE) == 0) external->armed = false;
   if (cqe.res < 0) {
     if (cqe.res != -ECANCELED) {
-      LOG(ERROR) << ErrnoStatus(-cqe.res, "poll",
-                                absl::StrCat("polling external fd ",
-                                             external->fd));
+      LOG(ERROR) << ErrnoStatus(
+          -cqe.res, "poll", absl::StrCat("polling external fd ", external->fd));
       external->active = false;
     }
     return;
@@ -1052,7 +1056,7 @@ void HttpServer::OnWake(const io_uring_cqe& cqe) {
 }
 
 void HttpServer::Stop() {
-  stop_requested_.store(true, std::memory_order_release);
+  stop_requests_.fetch_add(1, std::memory_order_release);
   uint64_t one = 1;
   // Async-signal-safe; a full counter (EAGAIN) already means "wake up".
   ssize_t ignored = write(wake_fd_.get(), &one, sizeof(one));
@@ -1071,9 +1075,9 @@ void HttpServer::BeginDrain() {
     // stops listening; the accept holds its own reference to the file.
     listener.fd.Reset();
   }
-  for (size_t id = 0; id < externals_.size(); ++id) {
-    UnregisterExternalFd(static_cast<int>(id));
-  }
+  // External fds stay polled: the worker channel still owes the master its
+  // heartbeats and may carry a late handoff, and a second stop signal must
+  // still be read.
   for (const auto& c : connections_) {
     if (c->state == ConnState::kOpen) {
       Drive(c.get());
@@ -1121,8 +1125,11 @@ absl::Status HttpServer::Run() {
   running_ = true;
   now_ns_ = NowNanos();
   for (;;) {
-    if (stop_requested_.load(std::memory_order_acquire) && !draining_) {
-      BeginDrain();
+    const int stops = stop_requests_.load(std::memory_order_acquire);
+    if (stops > 0 && !draining_) BeginDrain();
+    if (stops > 1 && draining_ && stop_deadline_ns_ > now_ns_) {
+      // Asked twice (a second Ctrl-C): do not wait for busy connections.
+      stop_deadline_ns_ = now_ns_;
     }
     if (draining_) {
       if (stats_.open_connections == 0) break;
@@ -1142,8 +1149,8 @@ absl::Status HttpServer::Run() {
     timeout.tv_sec = wait_ns / 1000000000;
     timeout.tv_nsec = wait_ns % 1000000000;
     io_uring_cqe* first = nullptr;
-    int ret = io_uring_submit_and_wait_timeout(&ring_, &first, 1, &timeout,
-                                               nullptr);
+    int ret =
+        io_uring_submit_and_wait_timeout(&ring_, &first, 1, &timeout, nullptr);
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY &&
         ret != -EAGAIN) {
       return ErrnoStatus(-ret, "io_uring_submit_and_wait_timeout",

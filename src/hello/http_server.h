@@ -31,12 +31,12 @@ namespace hello {
 struct ConnectionInfo {
   std::string site_id;
   int worker_index = 0;
-  std::string host;  // the name the master routed on (informational only:
-                     // the body reports each request's own Host header)
-  std::string sni;   // empty: none
-  std::string alpn;  // empty: none
-  bool tls = false;  // the listener's protocol was TLS
-  std::string peer;  // "ip:port" from a PROXY header; empty: getpeername()
+  std::string host;       // the name the master routed on (informational only:
+                          // the body reports each request's own Host header)
+  std::string sni;        // empty: none
+  std::string alpn;       // empty: none
+  bool tls = false;       // the listener's protocol was TLS
+  std::string peer;       // "ip:port" from a PROXY header; empty: getpeername()
   size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
 };
 
@@ -110,10 +110,12 @@ class HttpServer {
 
   // Runs the loop until Stop() and the graceful drain finish. Call once.
   absl::Status Run();
-  // Graceful stop: stop accepting and polling external fds, close idle
-  // connections, let busy ones finish their responses (bounded by
-  // stop_timeout), then Run() returns. Thread-safe and async-signal-safe
-  // (an atomic store and an eventfd write).
+  // Graceful stop: stop accepting, close idle keep-alive connections, let
+  // busy ones finish their responses (answered with Connection: close;
+  // sockets handed over meanwhile are still served the same way), then Run()
+  // returns. Connections still busy after stop_timeout are closed; a second
+  // Stop() cuts that wait short. Thread-safe and async-signal-safe (an
+  // atomic increment and an eventfd write).
   void Stop();
 
   const HttpServerStats& stats() const { return stats_; }
@@ -125,6 +127,7 @@ class HttpServer {
   struct ExternalFd;
   // Which Connection header a response carries (RFC 9112 §9.3, §9.6).
   enum class ConnectionHeader { kNone, kClose, kKeepAlive };
+  static const char* HeaderLine(ConnectionHeader header);
 
   explicit HttpServer(Options options);
   absl::Status Init();
@@ -188,7 +191,7 @@ class HttpServer {
 
   UniqueFd wake_fd_;  // eventfd that makes Stop() wake the loop
   bool wake_armed_ = false;
-  std::atomic<bool> stop_requested_{false};
+  std::atomic<int> stop_requests_{0};
   bool running_ = false;
   bool draining_ = false;
   bool forced_ = false;

@@ -14,15 +14,8 @@ namespace {
 
 // RFC 9110 §5.6.2 tchar.
 bool IsTokenChar(unsigned char c) {
-  if (absl::ascii_isalnum(c)) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
+  return absl::ascii_isalnum(c) ||
+         (c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
 }
 
 bool IsToken(absl::string_view s) {
@@ -232,8 +225,8 @@ ParseStatus ParseRequestHead(absl::string_view data, size_t max_head_bytes,
           saw_transfer_encoding = true;
           // Only the final coding decides the framing (RFC 9112 §6.3).
           size_t comma = value.rfind(',');
-          absl::string_view last = TrimOws(
-              comma == absl::string_view::npos ? value
+          absl::string_view last = TrimOws(comma == absl::string_view::npos
+                                               ? value
                                                : value.substr(comma + 1));
           chunked_is_last = absl::EqualsIgnoreCase(last, "chunked");
         }
@@ -257,8 +250,8 @@ ParseStatus ParseRequestHead(absl::string_view data, size_t max_head_bytes,
   } else if (saw_content_length && head->content_length > 0) {
     head->framing = BodyFraming::kContentLength;
   }
-  head->keep_alive = head->minor_version >= 1 ? !saw_close
-                                              : saw_keep_alive && !saw_close;
+  head->keep_alive =
+      head->minor_version >= 1 ? !saw_close : saw_keep_alive && !saw_close;
   return ParseStatus::kComplete;
 }
 

@@ -68,11 +68,11 @@ class ChunkedBodySkipper {
 
  private:
   enum class State {
-    kSize,          // chunk-size = 1*HEXDIG
-    kExtension,     // chunk-ext, ignored up to the line end
-    kSizeLf,        // LF after the CR that ends the chunk-size line
-    kData,          // chunk-data: `remaining_` octets
-    kDataCr,        // CRLF after chunk-data
+    kSize,       // chunk-size = 1*HEXDIG
+    kExtension,  // chunk-ext, ignored up to the line end
+    kSizeLf,     // LF after the CR that ends the chunk-size line
+    kData,       // chunk-data: `remaining_` octets
+    kDataCr,     // CRLF after chunk-data
     kDataLf,
     kTrailerStart,  // start of a trailer field line or of the final CRLF
     kTrailerLine,   // inside a trailer field line, ignored

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,6 +121,17 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
 
   status = InitSignals();
   if (!status.ok()) return status;
+
+  if (config_.master.handoff == config::HandoffMode::kPidfd &&
+      access("/proc/sys/kernel/yama/ptrace_scope", F_OK) == 0) {
+    // Yama (ptrace_scope=1, Ubuntu's default) lets a process take fds with
+    // pidfd_getfd only from its descendants' tracees; our workers are our
+    // children, the wrong way round. Allow them explicitly.
+    if (prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0) < 0) {
+      return ErrnoStatus(errno, "prctl(PR_SET_PTRACER)",
+                         "allowing workers to pull sockets with pidfd_getfd");
+    }
+  }
 
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);

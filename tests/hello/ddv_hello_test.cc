@@ -2,14 +2,9 @@
 // sockets: body format, keep-alive, pipelining, /bytes/N, 400/431, HTTP/1.0,
 // idle timeout, SIGTERM and the exit code for bad flags. Every wait is
 // bounded.
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,85 +17,22 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "src/base/unique_fd.h"
+#include "tests/hello/child_process.h"
 #include "tests/hello/http_client.h"
-
-extern char** environ;
 
 namespace ddv {
 namespace hello {
 namespace {
 
+using ::ddv::hello::testing::Child;
 using ::ddv::hello::testing::Get;
+using ::ddv::hello::testing::HelloPath;
 using ::ddv::hello::testing::HttpClient;
 using ::ddv::hello::testing::HttpResponse;
-
-std::string HelloPath() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/",
-                      workspace ? workspace : "ddv", "/src/ddv_hello");
-}
-
-struct Child {
-  pid_t pid = -1;
-  UniqueFd out;  // the child's stdout
-};
-
-// posix_spawnp with stdout on a pipe; stderr goes to the test log.
-Child Spawn(const std::vector<std::string>& argv) {
-  int pipe_fds[2];
-  EXPECT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  Child child;
-  int rc = posix_spawnp(&child.pid, args[0], &actions, nullptr, args.data(),
-                        environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(pipe_fds[1]);
-  child.out.Reset(pipe_fds[0]);
-  EXPECT_EQ(rc, 0) << "spawning " << argv[0];
-  return child;
-}
-
-// Reads the child's stdout until EOF or the deadline.
-std::string ReadAll(int fd, absl::Duration limit) {
-  std::string out;
-  absl::Time deadline = absl::Now() + limit;
-  for (;;) {
-    int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (ms <= 0) break;
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(ms)) <= 0) break;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-// The exit status, or nullopt if the child is still running at the
-// deadline (it is then killed so no test leaves a process behind).
-std::optional<int> WaitExit(pid_t pid, absl::Duration limit) {
-  absl::Time deadline = absl::Now() + limit;
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    if (absl::Now() >= deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return std::nullopt;
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-}
+using ::ddv::hello::testing::ReadAll;
+using ::ddv::hello::testing::ReadLine;
+using ::ddv::hello::testing::Spawn;
+using ::ddv::hello::testing::WaitExit;
 
 // Runs curl with a hard time limit; returns its stdout.
 std::string Curl(const std::vector<std::string>& args) {
@@ -120,20 +52,12 @@ class DdvHelloTest : public ::testing::Test {
     argv.insert(argv.end(), flags.begin(), flags.end());
     child_ = Spawn(argv);
     // "ddv_hello listening on 127.0.0.1:PORT (site ..., pid ...)"
-    std::string line;
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (line.find('\n') == std::string::npos && absl::Now() < deadline) {
-      pollfd p{child_.out.get(), POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) continue;
-      char c;
-      if (read(child_.out.get(), &c, 1) != 1) break;
-      line += c;
-    }
+    std::string line = ReadLine(child_.out.get(), absl::Seconds(10));
     size_t end = line.find(" (site");
     size_t colon = line.rfind(':', end);
-    ASSERT_TRUE(end != std::string::npos && colon != std::string::npos &&
-                absl::SimpleAtoi(line.substr(colon + 1, end - colon - 1),
-                                 &port_))
+    ASSERT_TRUE(
+        end != std::string::npos && colon != std::string::npos &&
+        absl::SimpleAtoi(line.substr(colon + 1, end - colon - 1), &port_))
         << "no port in \"" << line << "\"";
     url_ = absl::StrCat("http://127.0.0.1:", port_);
   }
@@ -158,14 +82,13 @@ class DdvHelloTest : public ::testing::Test {
                                     absl::string_view site,
                                     absl::string_view host) {
     std::string prefix =
-        absl::StrCat("site=", site, " worker=0 pid=", child_.pid, " host=",
-                     host, " sni=- alpn=- tls=0 peer=127.0.0.1:");
+        absl::StrCat("site=", site, " worker=0 pid=", child_.pid,
+                     " host=", host, " sni=- alpn=- tls=0 peer=127.0.0.1:");
     int port = 0;
     if (absl::StartsWith(body, prefix) && absl::EndsWith(body, "\n") &&
-        absl::SimpleAtoi(
-            absl::string_view(body).substr(
-                prefix.size(), body.size() - prefix.size() - 1),
-            &port)) {
+        absl::SimpleAtoi(absl::string_view(body).substr(
+                             prefix.size(), body.size() - prefix.size() - 1),
+                         &port)) {
       return ::testing::AssertionSuccess();
     }
     return ::testing::AssertionFailure()
@@ -192,9 +115,9 @@ TEST_F(DdvHelloTest, CurlSeesTheExactBody) {
 TEST_F(DdvHelloTest, CurlReusesTheConnection) {
   ASSERT_NO_FATAL_FAILURE(Start());
   // num_connects is 1 for the first URL and 0 for the reused second one.
-  std::string out = Curl({"-o", "/dev/null", "-o", "/dev/null", "-w",
-                          "%{http_code}:%{num_connects} ", url_ + "/a",
-                          url_ + "/b"});
+  std::string out =
+      Curl({"-o", "/dev/null", "-o", "/dev/null", "-w",
+            "%{http_code}:%{num_connects} ", url_ + "/a", url_ + "/b"});
   EXPECT_EQ(out, "200:1 200:0 ");
 }
 
@@ -234,14 +157,13 @@ TEST_F(DdvHelloTest, BytesReturnsExactlyN) {
   EXPECT_EQ(Curl({"-o", "/dev/null", "-w", "%{http_code} %{size_download}",
                   url_ + "/bytes/1048576"}),
             "200 1048576");
-  EXPECT_EQ(Curl({"-o", "/dev/null", "-w", "%{http_code}",
-                  url_ + "/bytes/abc"}),
-            "400");
+  EXPECT_EQ(
+      Curl({"-o", "/dev/null", "-w", "%{http_code}", url_ + "/bytes/abc"}),
+      "400");
   EXPECT_EQ(Curl({"-o", "/dev/null", "-w", "%{http_code}",
                   url_ + "/bytes/1073741825"}),
             "400");
-  EXPECT_EQ(Curl({"-I", "-o", "/dev/null", "-w", "%{http_code}",
-                  url_ + "/"}),
+  EXPECT_EQ(Curl({"-I", "-o", "/dev/null", "-w", "%{http_code}", url_ + "/"}),
             "200");
 }
 
@@ -263,8 +185,7 @@ TEST_F(DdvHelloTest, HugeHeadGets431) {
   ASSERT_TRUE(client.ok());
   ASSERT_TRUE(client
                   ->Send(absl::StrCat("GET / HTTP/1.1\r\nHost: a\r\nX-Pad: ",
-                                      std::string(20 * 1024, 'p'),
-                                      "\r\n\r\n"))
+                                      std::string(20 * 1024, 'p'), "\r\n\r\n"))
                   .ok());
   absl::StatusOr<HttpResponse> response = client->Read();
   ASSERT_TRUE(response.ok()) << response.status();

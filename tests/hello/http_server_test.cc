@@ -41,9 +41,8 @@ std::pair<UniqueFd, UniqueFd> TcpPair() {
   socklen_t len = sizeof(sin);
   EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
   EXPECT_EQ(listen(listener.get(), 1), 0);
-  EXPECT_EQ(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sin),
-                        &len),
-            0);
+  EXPECT_EQ(
+      getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sin), &len), 0);
   UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   EXPECT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
   UniqueFd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -75,7 +74,8 @@ class ServerThread {
       EXPECT_TRUE(listen.ok()) << listen;
       port_ = server_->port();
       handoff_fd_.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-      server_->RegisterExternalFd(handoff_fd_.get(), [this] { TakeHandoffs(); });
+      server_->RegisterExternalFd(handoff_fd_.get(),
+                                  [this] { TakeHandoffs(); });
       if (setup) setup(*server_);
       ready.set_value();
       run_status_ = server_->Run();
@@ -188,8 +188,8 @@ TEST_P(HttpServerTest, AddConnectionReadsBytesWrittenBeforeTheHandoff) {
   });
   absl::StatusOr<HttpResponse> response = client.Read();
   ASSERT_TRUE(response.ok()) << response.status();
-  EXPECT_EQ(response->body, Body("B.example", client.LocalAddress(), "b", 1,
-                                 "-", "http/1.1"));
+  EXPECT_EQ(response->body,
+            Body("B.example", client.LocalAddress(), "b", 1, "-", "http/1.1"));
   // Keep-alive on a handed-over socket too.
   response = Get(client, "/again", "b.example");
   ASSERT_TRUE(response.ok()) << response.status();
@@ -365,8 +365,21 @@ TEST_P(HttpServerTest, StopClosesIdleAndFinishesBusy) {
   absl::SleepFor(absl::Milliseconds(50));
   std::thread stopper([&] { EXPECT_TRUE(server.StopAndJoin()); });
   EXPECT_TRUE(idle->WaitForClose());
+
+  // A socket handed over while stopping is still served, then closed.
+  auto [client_fd, server_fd] = TcpPair();
+  HttpClient handed(std::move(client_fd));
+  ASSERT_TRUE(handed.Send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").ok());
+  ConnectionInfo info;
+  info.site_id = "s";
+  server.Hand(std::move(server_fd), info);
+  absl::StatusOr<HttpResponse> response = handed.Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->headers["connection"], "close");
+  EXPECT_TRUE(handed.WaitForClose());
+
   ASSERT_TRUE(busy->Send("\r\n").ok());
-  absl::StatusOr<HttpResponse> response = busy->Read();
+  response = busy->Read();
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->headers["connection"], "close");
   EXPECT_TRUE(busy->WaitForClose());
@@ -386,8 +399,7 @@ TEST_P(HttpServerTest, GarbageAndHugeHeadsCloseTheConnection) {
   absl::StatusOr<HttpClient> huge = HttpClient::Connect(server.port());
   ASSERT_TRUE(huge.ok());
   ASSERT_TRUE(huge->Send(absl::StrCat("GET / HTTP/1.1\r\nHost: a\r\nX: ",
-                                      std::string(20 * 1024, 'x'),
-                                      "\r\n\r\n"))
+                                      std::string(20 * 1024, 'x'), "\r\n\r\n"))
                   .ok());
   response = huge->Read();
   ASSERT_TRUE(response.ok()) << response.status();

@@ -34,9 +34,9 @@ TEST(ParseRequestHeadTest, SimpleGet) {
   const std::string request = "GET /x?y=1 HTTP/1.1\r\nHost: a.example\r\n\r\n";
   for (bool bytewise : {false, true}) {
     RequestHead head;
-    ASSERT_EQ(bytewise ? ParseByteByByte(request, &head)
-                       : Parse(request, &head),
-              ParseStatus::kComplete);
+    ASSERT_EQ(
+        bytewise ? ParseByteByByte(request, &head) : Parse(request, &head),
+        ParseStatus::kComplete);
     EXPECT_EQ(head.method, "GET");
     EXPECT_EQ(head.target, "/x?y=1");
     EXPECT_EQ(head.minor_version, 1);
@@ -61,9 +61,9 @@ TEST(ParseRequestHeadTest, BareLineFeedsAndLeadingEmptyLines) {
   const std::string request = "\r\n\nGET / HTTP/1.1\nHost:  b \n\n";
   for (bool bytewise : {false, true}) {
     RequestHead head;
-    ASSERT_EQ(bytewise ? ParseByteByByte(request, &head)
-                       : Parse(request, &head),
-              ParseStatus::kComplete);
+    ASSERT_EQ(
+        bytewise ? ParseByteByByte(request, &head) : Parse(request, &head),
+        ParseStatus::kComplete);
     EXPECT_EQ(head.host, "b");
     EXPECT_EQ(head.size, request.size());
   }
@@ -98,15 +98,15 @@ TEST(ParseRequestHeadTest, Http10WithoutHostIsFine) {
 
 TEST(ParseRequestHeadTest, BodyFraming) {
   RequestHead head;
-  ASSERT_EQ(Parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n",
-                  &head),
-            ParseStatus::kComplete);
+  ASSERT_EQ(
+      Parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", &head),
+      ParseStatus::kComplete);
   EXPECT_EQ(head.framing, BodyFraming::kContentLength);
   EXPECT_EQ(head.content_length, 12u);
 
-  ASSERT_EQ(Parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-                  &head),
-            ParseStatus::kComplete);
+  ASSERT_EQ(
+      Parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &head),
+      ParseStatus::kComplete);
   EXPECT_EQ(head.framing, BodyFraming::kNone);
 
   ASSERT_EQ(Parse("POST / HTTP/1.1\r\nHost: a\r\n"
@@ -121,16 +121,16 @@ TEST(ParseRequestHeadTest, BodyFraming) {
 TEST(ParseRequestHeadTest, RejectsWhatCouldBeReadTwoWays) {
   const char* bad[] = {
       "garbage\r\n\r\n",
-      "GET /\r\n\r\n",                             // HTTP/0.9
-      "GET / HTTP/2.0\r\nHost: a\r\n\r\n",         // not HTTP/1.x
-      "GET / HTTP/1.1\r\n\r\n",                    // 1.1 without Host
-      "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",        // empty target
-      "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",         // method not a token
+      "GET /\r\n\r\n",                       // HTTP/0.9
+      "GET / HTTP/2.0\r\nHost: a\r\n\r\n",   // not HTTP/1.x
+      "GET / HTTP/1.1\r\n\r\n",              // 1.1 without Host
+      "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",  // empty target
+      "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",   // method not a token
       "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost : a\r\n\r\n",        // space before colon
+      "GET / HTTP/1.1\r\nHost : a\r\n\r\n",  // space before colon
       "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",      // bare CR in a value
+      "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",  // bare CR in a value
       "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
       "Content-Length: 2\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
@@ -157,8 +157,7 @@ TEST(ParseRequestHeadTest, HeadCap) {
   EXPECT_EQ(Parse(big, &head), ParseStatus::kHeadTooLarge);
   // An incomplete head that already passed the cap is too large, not
   // "need more".
-  EXPECT_EQ(Parse(big.substr(0, kCap + 10), &head),
-            ParseStatus::kHeadTooLarge);
+  EXPECT_EQ(Parse(big.substr(0, kCap + 10), &head), ParseStatus::kHeadTooLarge);
   EXPECT_EQ(Parse(big.substr(0, kCap - 10), &head), ParseStatus::kNeedMore);
   // Exactly at the cap is still fine.
   std::string fits = "GET / HTTP/1.1\r\nHost: a\r\nX-Fill: ";
@@ -171,7 +170,8 @@ std::string FeedChunked(ChunkedBodySkipper& skipper, absl::string_view data,
                         bool bytewise, ChunkedBodySkipper::Status* status) {
   size_t pos = 0;
   *status = ChunkedBodySkipper::Status::kNeedMore;
-  while (pos < data.size() && *status == ChunkedBodySkipper::Status::kNeedMore) {
+  while (pos < data.size() &&
+         *status == ChunkedBodySkipper::Status::kNeedMore) {
     size_t step = bytewise ? 1 : data.size() - pos;
     size_t used = 0;
     *status = skipper.Feed(data.substr(pos, step), &used);

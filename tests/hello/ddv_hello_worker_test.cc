@@ -1,0 +1,190 @@
+// ddv_hello under a master: the test plays the master on a real handoff
+// channel (DDV_CHANNEL_FD), hands over sockets whose request bytes are still
+// unread, and checks what the worker answers, that TLS is refused for now,
+// and that Shutdown or the master's disappearance stops it with exit 0.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "src/base/unique_fd.h"
+#include "src/handoff/channel.h"
+#include "src/handoff/wire.h"
+#include "tests/hello/child_process.h"
+#include "tests/hello/http_client.h"
+
+namespace ddv {
+namespace hello {
+namespace {
+
+using ::ddv::hello::testing::Child;
+using ::ddv::hello::testing::HelloPath;
+using ::ddv::hello::testing::HttpClient;
+using ::ddv::hello::testing::HttpResponse;
+using ::ddv::hello::testing::Spawn;
+using ::ddv::hello::testing::SpawnOptions;
+using ::ddv::hello::testing::WaitExit;
+
+// A connected loopback TCP pair: {client, server}.
+std::pair<UniqueFd, UniqueFd> TcpPair() {
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sin);
+  EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
+  EXPECT_EQ(listen(listener.get(), 1), 0);
+  EXPECT_EQ(
+      getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
+  UniqueFd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  return {std::move(client), std::move(server)};
+}
+
+class FakeMasterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
+        handoff::MakeChannelPair();
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    master_ = std::move(pair->first);
+    SpawnOptions options;
+    options.pass_fd = pair->second.get();
+    options.pass_fd_as = 3;
+    options.extra_env = {"DDV_CHANNEL_FD=3", "DDV_SITE=a", "DDV_WORKER_INDEX=1",
+                         "DDV_HANDOFF=scm_rights"};
+    child_ = Spawn({HelloPath(), "--site=ignored-under-a-master"}, options);
+    ASSERT_GT(child_.pid, 0);
+    // Our copy of the worker's end must go, or EOF never reaches either side.
+    pair->second.Reset();
+
+    absl::StatusOr<handoff::ReceivedFrame> hello =
+        handoff::ReceiveFrame(master_.get(), absl::Seconds(10));
+    ASSERT_TRUE(hello.ok()) << hello.status();
+    ASSERT_TRUE(std::holds_alternative<handoff::Hello>(hello->frame));
+    const auto& h = std::get<handoff::Hello>(hello->frame);
+    EXPECT_EQ(h.site, "a");
+    EXPECT_EQ(h.worker_index, 1u);
+    EXPECT_EQ(h.pid, static_cast<uint32_t>(child_.pid));
+  }
+
+  void TearDown() override {
+    if (child_.pid > 0) {
+      kill(child_.pid, SIGKILL);
+      WaitExit(child_.pid, absl::Seconds(5));
+    }
+  }
+
+  // Hands `socket` over as the master would, and waits for the ack.
+  void HandOver(UniqueFd socket, handoff::HandoffEntry entry) {
+    std::string frame;
+    ASSERT_TRUE(handoff::EncodeHandoffBatch(handoff::HandoffMode::kScmRights,
+                                            {entry}, &frame)
+                    .ok());
+    int fd = socket.get();
+    ASSERT_TRUE(handoff::SendFrame(master_.get(), frame, {&fd, 1}).ok());
+    // The worker acks before serving; skip heartbeats that may come first.
+    for (int i = 0; i < 10; ++i) {
+      absl::StatusOr<handoff::ReceivedFrame> reply =
+          handoff::ReceiveFrame(master_.get(), absl::Seconds(10));
+      ASSERT_TRUE(reply.ok()) << reply.status();
+      if (std::holds_alternative<handoff::PidfdAck>(reply->frame)) return;
+    }
+    FAIL() << "no ack for the handoff";
+  }
+
+  std::optional<int> ExitCode() {
+    std::optional<int> code = WaitExit(child_.pid, absl::Seconds(5));
+    child_.pid = -1;
+    return code;
+  }
+
+  UniqueFd master_;
+  Child child_;
+};
+
+TEST_F(FakeMasterTest, ServesAHandedOverSocketWithUnreadBytes) {
+  auto [client_fd, server_fd] = TcpPair();
+  HttpClient client(std::move(client_fd));
+  // The request is queued before the handoff, as after the master's peek.
+  ASSERT_TRUE(client.Send("GET / HTTP/1.1\r\nHost: A.localhost\r\n\r\n").ok());
+  handoff::HandoffEntry entry;
+  entry.connection_id = 1;
+  entry.protocol = handoff::Protocol::kHttp;
+  entry.host = "a.localhost";
+  ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+  absl::StatusOr<HttpResponse> response = client.Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body,
+            absl::StrCat("site=a worker=1 pid=", child_.pid,
+                         " host=A.localhost sni=- alpn=- tls=0 peer=",
+                         client.LocalAddress(), "\n"));
+  // Keep-alive: the worker serves the client directly from now on.
+  ASSERT_TRUE(client.Send("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n").ok());
+  response = client.Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_NE(response->body.find(" host=x "), std::string::npos);
+}
+
+TEST_F(FakeMasterTest, ProxySourceAndSkippedHeader) {
+  auto [client_fd, server_fd] = TcpPair();
+  HttpClient client(std::move(client_fd));
+  const std::string proxy = "PROXY TCP4 198.51.100.9 10.0.0.1 5555 80\r\n";
+  ASSERT_TRUE(
+      client.Send(proxy + "GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n").ok());
+  handoff::HandoffEntry entry;
+  entry.connection_id = 2;
+  entry.protocol = handoff::Protocol::kHttp;
+  entry.host = "a.localhost";
+  entry.has_proxy_source = true;
+  auto& sin = reinterpret_cast<sockaddr_in&>(entry.proxy_source);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(5555);
+  inet_pton(AF_INET, "198.51.100.9", &sin.sin_addr);
+  entry.proxy_source_length = sizeof(sockaddr_in);
+  entry.skip_bytes = static_cast<uint32_t>(proxy.size());
+  ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+  absl::StatusOr<HttpResponse> response = client.Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body, absl::StrCat("site=a worker=1 pid=", child_.pid,
+                                         " host=a.localhost sni=- alpn=- tls=0 "
+                                         "peer=198.51.100.9:5555\n"));
+}
+
+TEST_F(FakeMasterTest, TlsIsRefusedUntilTerminationLands) {
+  auto [client_fd, server_fd] = TcpPair();
+  HttpClient client(std::move(client_fd));
+  handoff::HandoffEntry entry;
+  entry.connection_id = 3;
+  entry.protocol = handoff::Protocol::kTls;
+  entry.host = "a.localhost";
+  entry.alpn = "h2,http/1.1";
+  ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+  EXPECT_TRUE(client.WaitForClose());
+}
+
+TEST_F(FakeMasterTest, ShutdownFrameStopsWithExitZero) {
+  std::string frame;
+  ASSERT_TRUE(handoff::EncodeFrame(handoff::Shutdown{1000}, &frame).ok());
+  ASSERT_TRUE(handoff::SendFrame(master_.get(), frame, {}).ok());
+  EXPECT_EQ(ExitCode(), 0);
+}
+
+TEST_F(FakeMasterTest, MasterGoneStopsWithExitZero) {
+  master_.Reset();
+  EXPECT_EQ(ExitCode(), 0);
+}
+
+}  // namespace
+}  // namespace hello
+}  // namespace ddv
