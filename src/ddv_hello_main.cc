@@ -237,6 +237,11 @@ absl::StatusOr<UniqueFd> BlockStopSignals() {
   if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
     return ErrnoStatus(errno, "sigprocmask", "blocking SIGTERM and SIGINT");
   }
+  // An ignored disposition survives exec and would make the signalfd deaf
+  // (ignored signals are discarded); whoever spawned us may have set it.
+  // Blocked first, so the default action can never run.
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
   UniqueFd fd(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!fd.valid()) {
     return ErrnoStatus(errno, "signalfd", "receiving SIGTERM and SIGINT");
