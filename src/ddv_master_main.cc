@@ -58,6 +58,8 @@ DEFINE_int32(backoff_max_ms, 30000, "longest restart delay");
 DEFINE_int32(crash_loop_limit, 5,
              "exits within --crash_loop_window_s that mark a site failed");
 DEFINE_int32(crash_loop_window_s, 60, "crash-loop window");
+DEFINE_int32(worker_stop_grace_s, 30,
+             "how long a stopping worker may finish its connections");
 
 namespace {
 
@@ -132,6 +134,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
   options.workers.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
+  options.workers.stop_grace = absl::Seconds(FLAGS_worker_stop_grace_s);
   options.workers.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
   options.workers.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
   options.workers.backoff.crash_loop_window =

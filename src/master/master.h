@@ -128,6 +128,7 @@ class Master {
   void OnSignals();
   void OnControlReadable();
   void Reload();
+  absl::Status ApplyConfig(config::Config loaded);
   void BeginStop();
   int RollingRestart(int site);
 

@@ -124,43 +124,101 @@ void Master::Reload() {
                << loaded.status().message();
     return;
   }
-  // What can change live: hosts, defaults and ALPN claims (the route table).
-  // Listeners and site processes need a restart of the master (the watchdog
-  // does it without dropping queued connections).
-  bool same_shape = loaded->listeners.size() == config_.listeners.size() &&
-                    loaded->sites.size() == config_.sites.size();
-  for (size_t i = 0; same_shape && i < loaded->listeners.size(); ++i) {
-    same_shape = loaded->listeners[i].name == config_.listeners[i].name &&
-                 loaded->listeners[i].address == config_.listeners[i].address &&
-                 loaded->listeners[i].protocol == config_.listeners[i].protocol;
-  }
-  for (size_t i = 0; same_shape && i < loaded->sites.size(); ++i) {
-    same_shape = loaded->sites[i].id == config_.sites[i].id &&
-                 loaded->sites[i].command == config_.sites[i].command &&
-                 loaded->sites[i].processes == config_.sites[i].processes;
-  }
-  if (!same_shape) {
-    LOG(ERROR) << "reload: listeners or site processes changed; restart the "
-                  "master to apply that (hosts, defaults and ALPN reload live)";
-    return;
-  }
-  std::shared_ptr<const route::RouteTable> routes;
-  absl::Status status = BuildRoutes(*loaded, &routes);
+  absl::Status status = ApplyConfig(std::move(*loaded));
   if (!status.ok()) {
-    LOG(ERROR) << "reload failed: " << status;
+    LOG(ERROR) << "reload failed, keeping the running config: "
+               << status.message();
     return;
+  }
+  LOG(INFO) << "reloaded " << config_.path;
+}
+
+// What a reload can change live: hosts, defaults, ALPN claims (a new route
+// table swapped in whole); sites added or removed; a site's process count;
+// its command, environment, logs or credentials (a rolling restart). The
+// listening sockets belong to the watchdog, so listener changes need a
+// restart of ddv_master, which the watchdog does without losing queued
+// connections.
+absl::Status Master::ApplyConfig(config::Config loaded) {
+  if (loaded.listeners.size() != config_.listeners.size()) {
+    return absl::FailedPreconditionError(
+        "listeners were added or removed; restart ddv_master to apply that");
+  }
+  for (size_t i = 0; i < loaded.listeners.size(); ++i) {
+    const config::ListenerConfig& a = loaded.listeners[i];
+    const config::ListenerConfig& b = config_.listeners[i];
+    if (a.name != b.name || a.address != b.address ||
+        a.protocol != b.protocol || a.proxy_protocol != b.proxy_protocol) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "listener \"", b.name, "\" changed; restart ddv_master to apply that"));
+    }
+  }
+  // Site indexes never change while the master runs: a removed site stays
+  // as an empty slot (no hosts, no workers), a new one is appended.
+  config::Config next = loaded;
+  next.sites.clear();
+  std::vector<bool> taken(loaded.sites.size(), false);
+  for (const config::SiteConfig& old : config_.sites) {
+    auto it = std::find_if(loaded.sites.begin(), loaded.sites.end(),
+                           [&](const config::SiteConfig& s) {
+                             return s.id == old.id;
+                           });
+    if (it == loaded.sites.end()) {
+      config::SiteConfig removed = old;
+      removed.hosts.clear();
+      removed.is_default = false;
+      removed.processes = 0;
+      removed.listeners = {};
+      removed.alpn.clear();
+      next.sites.push_back(std::move(removed));
+    } else {
+      taken[it - loaded.sites.begin()] = true;
+      next.sites.push_back(*it);
+    }
+  }
+  for (size_t i = 0; i < loaded.sites.size(); ++i) {
+    if (!taken[i]) next.sites.push_back(loaded.sites[i]);
+  }
+  // Listener defaults name sites by id; the route builder maps them.
+  std::shared_ptr<const route::RouteTable> routes;
+  absl::Status status = BuildRoutes(next, &routes);
+  if (!status.ok()) return status;
+
+  const size_t old_sites = config_.sites.size();
+  for (size_t s = 0; s < next.sites.size(); ++s) {
+    const config::SiteConfig& site = next.sites[s];
+    if (s >= old_sites) {
+      absl::StatusOr<int> added = workers_->AddSite(site);
+      if (!added.ok()) return added.status();
+      status = workers_->StartSite(*added);
+      if (!status.ok()) return status;
+      LOG(INFO) << "reload: site \"" << site.id << "\" added";
+      continue;
+    }
+    const config::SiteConfig& before = config_.sites[s];
+    const bool respawn = site.command != before.command ||
+                         site.env != before.env || site.user != before.user ||
+                         site.group != before.group ||
+                         site.log_output != before.log_output ||
+                         site.log_error != before.log_error ||
+                         site.log_all != before.log_all ||
+                         site.tls_cert != before.tls_cert ||
+                         site.tls_key != before.tls_key;
+    if (respawn) workers_->UpdateSpecs(s, site);
+    if (site.processes != before.processes) {
+      status = workers_->SetProcessCount(s, site, site.processes);
+      if (!status.ok()) return status;
+      LOG(INFO) << "reload: site \"" << site.id << "\" now runs "
+                << site.processes << " processes";
+    }
+    if (respawn && site.processes > 0) {
+      workers_->RollingRestart(s);
+      LOG(INFO) << "reload: site \"" << site.id << "\" changed; rolling restart";
+    }
   }
   routes_ = std::move(routes);
-  for (size_t i = 0; i < loaded->listeners.size(); ++i) {
-    loaded->listeners[i].default_site = loaded->listeners[i].default_site;
-  }
-  config_.listeners = loaded->listeners;
-  for (size_t i = 0; i < loaded->sites.size(); ++i) {
-    config_.sites[i].hosts = loaded->sites[i].hosts;
-    config_.sites[i].is_default = loaded->sites[i].is_default;
-    config_.sites[i].alpn = loaded->sites[i].alpn;
-  }
-  LOG(INFO) << "reloaded routes from " << config_.path;
+  config_ = std::move(next);
+  return absl::OkStatus();
 }
 
 std::string Master::MetricsText() const {
@@ -197,10 +255,12 @@ std::string Master::StatusJson() const {
   json sites = json::array();
   for (size_t s = 0; s < config_.sites.size(); ++s) {
     const config::SiteConfig& site = config_.sites[s];
+    if (site.processes == 0) continue;  // removed by a reload
     json workers = json::array();
     for (int w = 0; w < workers_->size(); ++w) {
       const Worker& worker = workers_->at(w);
       if (worker.site != static_cast<int>(s)) continue;
+      if (worker.retired && workers_->pid(w) == 0) continue;
       int slot = worker.process_slot;
       workers.push_back(
           {{"index", worker.index},
@@ -208,6 +268,7 @@ std::string Master::StatusJson() const {
            {"state", supervise::ProcessStateName(
                          workers_->processes().state(slot))},
            {"ready", worker.ready},
+           {"retired", worker.retired},
            {"restarts", workers_->processes().restarts(slot)},
            {"outstanding", worker.outstanding}});
     }
@@ -282,16 +343,8 @@ void Master::OnControlReadable() {
 }
 
 int Master::RollingRestart(int site) {
-  // One worker at a time would need the loop to wait between them; SIGTERM
-  // to each lets the supervisor bring it back after its back-off while the
-  // site's other workers keep serving.
-  int count = 0;
-  for (int w = 0; w < workers_->size(); ++w) {
-    if (workers_->at(w).site != site || workers_->pid(w) <= 0) continue;
-    kill(workers_->pid(w), SIGTERM);
-    ++count;
-  }
-  return count;
+  workers_->RollingRestart(site);
+  return workers_->LiveWorkers(site);
 }
 
 void Master::Reply(int w, uint64_t id, absl::Status status,
@@ -378,19 +431,27 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
         }
       }
       mine.is_default = it->get<bool>();
-    } else if (it.key() == "processes") {
-      return absl::UnimplementedError(
-          "processes: changing the process count at run time is not "
-          "supported yet; change `processes` in the config and restart");
+    } else if (it.key() == "processes" && it->is_number_integer()) {
+      // The config's own bounds (docs/config.md) are the policy.
+      int count = it->get<int>();
+      if (count < 1 || count > 1024) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "processes: ", count, " is outside 1..1024"));
+      }
+      mine.processes = count;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "update_server_conf: unknown or mistyped key \"", it.key(),
-          "\" (add_hosts: [string], default: bool)"));
+          "\" (add_hosts: [string], default: bool, processes: int)"));
     }
   }
   std::shared_ptr<const route::RouteTable> routes;
   absl::Status status = BuildRoutes(next, &routes);
   if (!status.ok()) return status;
+  if (mine.processes != config_.sites[site].processes) {
+    status = workers_->SetProcessCount(site, mine, mine.processes);
+    if (!status.ok()) return status;
+  }
   routes_ = std::move(routes);
   config_ = std::move(next);
   LOG(INFO) << "site " << config_.sites[site].id

@@ -264,13 +264,15 @@ void Master::OnWorkerExit(int w) {
     if (workers_->pid(w) == pid && pid != 0) ArmWorker(w);
     return;
   }
-  ++counters_.worker_restarts;
+  if (!worker.retired && !worker.restart_pending) ++counters_.worker_restarts;
   // Acknowledgements it sent before dying count: read them first. Then
   // discard what it never read, and give its connections to another worker
-  // (Pick no longer sees it: it was reaped).
+  // (Pick no longer sees it: it was reaped). Only then may a new process
+  // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
   workers_->DrainChildEnd(w);
   if (!worker.send_in_flight) ReclaimFromWorker(w);
+  workers_->ContinueRestart(w);
 }
 
 void Master::ReclaimFromDeadWorkers() {

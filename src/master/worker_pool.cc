@@ -1,14 +1,32 @@
 // WorkerPool: specs, channels and the pick.
 #include "src/master/worker_pool.h"
 
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <algorithm>
 #include <unistd.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 
 namespace ddv {
 namespace master {
+namespace {
+
+// 32 random bytes, hex: the TLS session-ticket secret every process of one
+// site shares, so a session resumes on whichever process the next connection
+// lands on (docs/tls.md).
+absl::StatusOr<std::string> NewTicketSecret() {
+  char bytes[32];
+  if (getrandom(bytes, sizeof(bytes), 0) != sizeof(bytes)) {
+    return absl::InternalError("getrandom() failed while making a ticket secret");
+  }
+  return absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes)));
+}
+
+}  // namespace
 
 WorkerPool::WorkerPool(const WorkerPoolOptions& options) : options_(options) {}
 
@@ -33,51 +51,72 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     worker.ready = false;
     self->restarted_.push_back(w);
   });
-  pool->site_workers_.resize(config.sites.size());
-  pool->round_robin_.assign(config.sites.size(), 0);
-  const std::string handoff(config::HandoffModeName(config.master.handoff));
-  for (size_t s = 0; s < config.sites.size(); ++s) {
-    const config::SiteConfig& site = config.sites[s];
-    pool->site_ids_.push_back(site.id);
-    for (int i = 0; i < site.processes; ++i) {
-      absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
-          handoff::MakeChannelPair();
-      if (!pair.ok()) return pair.status();
-      Worker worker;
-      worker.site = s;
-      worker.index = i;
-      worker.channel = std::move(pair->first);
-      worker.child_end = std::move(pair->second);
-
-      supervise::ProcessSpec spec;
-      spec.name = absl::StrCat(site.id, "#", i);
-      spec.argv = site.command;
-      spec.env = site.env;
-      spec.env.emplace_back("DDV_CHANNEL_FD", absl::StrCat(kWorkerChannelFd));
-      spec.env.emplace_back("DDV_SITE", site.id);
-      spec.env.emplace_back("DDV_WORKER_INDEX", absl::StrCat(i));
-      spec.env.emplace_back("DDV_HANDOFF", handoff);
-      spec.env.emplace_back("DDV_MASTER_PID", absl::StrCat(getpid()));
-      if (!site.log_all.empty()) {
-        spec.stdout_path = spec.stderr_path = site.log_all;
-      } else {
-        spec.stdout_path = site.log_output;
-        spec.stderr_path = site.log_error;
-      }
-      spec.user = site.user;
-      spec.group = site.group;
-      spec.inherit_fds.emplace_back(worker.child_end.get(), kWorkerChannelFd);
-      worker.process_slot = pool->processes_->Add(std::move(spec));
-      if (static_cast<int>(pool->slot_to_worker_.size()) <=
-          worker.process_slot) {
-        pool->slot_to_worker_.resize(worker.process_slot + 1, -1);
-      }
-      pool->slot_to_worker_[worker.process_slot] = pool->workers_.size();
-      pool->site_workers_[s].push_back(pool->workers_.size());
-      pool->workers_.push_back(std::move(worker));
-    }
+  pool->handoff_mode_ =
+      std::string(config::HandoffModeName(config.master.handoff));
+  for (const config::SiteConfig& site : config.sites) {
+    absl::StatusOr<int> s = pool->AddSite(site);
+    if (!s.ok()) return s.status();
   }
   return pool;
+}
+
+absl::StatusOr<int> WorkerPool::AddSite(const config::SiteConfig& site) {
+  absl::StatusOr<std::string> ticket_secret = NewTicketSecret();
+  if (!ticket_secret.ok()) return ticket_secret.status();
+  int s = site_ids_.size();
+  site_ids_.push_back(site.id);
+  site_workers_.emplace_back();
+  round_robin_.push_back(0);
+  ticket_secrets_.push_back(*ticket_secret);
+  for (int i = 0; i < site.processes; ++i) {
+    Worker worker;
+    worker.site = s;
+    worker.index = i;
+    absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
+        handoff::MakeChannelPair();
+    if (!pair.ok()) return pair.status();
+    worker.channel = std::move(pair->first);
+    worker.child_end = std::move(pair->second);
+    worker.process_slot = processes_->Add(
+        MakeSpec(s, site, i, worker.child_end.get()));
+    if (static_cast<int>(slot_to_worker_.size()) <= worker.process_slot) {
+      slot_to_worker_.resize(worker.process_slot + 1, -1);
+    }
+    slot_to_worker_[worker.process_slot] = workers_.size();
+    site_workers_[s].push_back(workers_.size());
+    workers_.push_back(std::move(worker));
+  }
+  return s;
+}
+
+supervise::ProcessSpec WorkerPool::MakeSpec(int s,
+                                            const config::SiteConfig& site,
+                                            int index, int child_fd) const {
+  supervise::ProcessSpec spec;
+  spec.name = absl::StrCat(site.id, "#", index);
+  spec.argv = site.command;
+  spec.env = site.env;
+  spec.env.emplace_back("DDV_CHANNEL_FD", absl::StrCat(kWorkerChannelFd));
+  spec.env.emplace_back("DDV_SITE", site.id);
+  spec.env.emplace_back("DDV_WORKER_INDEX", absl::StrCat(index));
+  spec.env.emplace_back("DDV_HANDOFF", handoff_mode_);
+  spec.env.emplace_back("DDV_MASTER_PID", absl::StrCat(getpid()));
+  if (!site.tls_cert.empty()) {
+    // Pairwise, ':'-joined (docs/tls.md); the worker terminates TLS.
+    spec.env.emplace_back("DDV_TLS_CERT", absl::StrJoin(site.tls_cert, ":"));
+    spec.env.emplace_back("DDV_TLS_KEY", absl::StrJoin(site.tls_key, ":"));
+  }
+  spec.env.emplace_back("DDV_TLS_TICKET_SECRET", ticket_secrets_[s]);
+  if (!site.log_all.empty()) {
+    spec.stdout_path = spec.stderr_path = site.log_all;
+  } else {
+    spec.stdout_path = site.log_output;
+    spec.stderr_path = site.log_error;
+  }
+  spec.user = site.user;
+  spec.group = site.group;
+  spec.inherit_fds.emplace_back(child_fd, kWorkerChannelFd);
+  return spec;
 }
 
 absl::Status WorkerPool::StartAll() {
@@ -86,6 +125,124 @@ absl::Status WorkerPool::StartAll() {
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
+}
+
+absl::Status WorkerPool::StartSite(int site) {
+  for (int w : site_workers_[site]) {
+    absl::Status status = processes_->Start(workers_[w].process_slot);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+int WorkerPool::LiveWorkers(int site) const {
+  int count = 0;
+  for (int w : site_workers_[site]) {
+    if (!workers_[w].retired) ++count;
+  }
+  return count;
+}
+
+absl::StatusOr<int> WorkerPool::AddWorker(int s,
+                                          const config::SiteConfig& site) {
+  Worker worker;
+  worker.site = s;
+  worker.index = LiveWorkers(s);
+  absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
+      handoff::MakeChannelPair();
+  if (!pair.ok()) return pair.status();
+  worker.channel = std::move(pair->first);
+  worker.child_end = std::move(pair->second);
+  worker.process_slot = processes_->Add(
+      MakeSpec(s, site, worker.index, worker.child_end.get()));
+  if (static_cast<int>(slot_to_worker_.size()) <= worker.process_slot) {
+    slot_to_worker_.resize(worker.process_slot + 1, -1);
+  }
+  const int w = workers_.size();
+  slot_to_worker_[worker.process_slot] = w;
+  site_workers_[s].push_back(w);
+  workers_.push_back(std::move(worker));
+  absl::Status status = processes_->Start(workers_[w].process_slot);
+  if (!status.ok()) return status;
+  return w;
+}
+
+void WorkerPool::Retire(int w) {
+  Worker& worker = workers_[w];
+  if (worker.retired) return;
+  worker.retired = true;
+  worker.restart_pending = false;
+  processes_->Stop(worker.process_slot, options_.stop_grace);
+}
+
+absl::Status WorkerPool::SetProcessCount(int s, const config::SiteConfig& site,
+                                         int count) {
+  while (LiveWorkers(s) < count) {
+    absl::StatusOr<int> w = AddWorker(s, site);
+    if (!w.ok()) return w.status();
+  }
+  // Retire from the highest index down, so indexes stay 0..count-1.
+  for (auto it = site_workers_[s].rbegin();
+       it != site_workers_[s].rend() && LiveWorkers(s) > count; ++it) {
+    if (!workers_[*it].retired) Retire(*it);
+  }
+  return absl::OkStatus();
+}
+
+void WorkerPool::UpdateSpecs(int s, const config::SiteConfig& site) {
+  for (int w : site_workers_[s]) {
+    Worker& worker = workers_[w];
+    if (worker.retired) continue;
+    processes_->SetSpec(worker.process_slot,
+                        MakeSpec(s, site, worker.index, worker.child_end.get()));
+  }
+}
+
+void WorkerPool::RollingRestart(int s) {
+  for (int w : site_workers_[s]) {
+    if (workers_[w].retired) continue;
+    if (std::find(rolling_.begin(), rolling_.end(), w) == rolling_.end()) {
+      rolling_.push_back(w);
+    }
+  }
+}
+
+void WorkerPool::ProgressRollingRestarts() {
+  for (size_t i = 0; i < rolling_.size();) {
+    const int w = rolling_[i];
+    Worker& worker = workers_[w];
+    if (worker.retired) {
+      rolling_.erase(rolling_.begin() + i);
+      continue;
+    }
+    // One at a time per site: every other worker must be up and ready.
+    bool others_ready = true;
+    for (int o : site_workers_[worker.site]) {
+      if (o == w || workers_[o].retired) continue;
+      if (workers_[o].restart_pending || !workers_[o].ready || !Alive(o)) {
+        others_ready = false;
+      }
+    }
+    if (!others_ready) {
+      ++i;
+      continue;
+    }
+    rolling_.erase(rolling_.begin() + i);
+    worker.restart_pending = true;
+    processes_->Stop(worker.process_slot, options_.stop_grace);
+  }
+}
+
+void WorkerPool::ContinueRestart(int w) {
+  Worker& worker = workers_[w];
+  if (!worker.restart_pending) return;
+  if (processes_->state(worker.process_slot) !=
+      supervise::ProcessState::kExited) {
+    return;  // still running, or crashed and left to the supervisor
+  }
+  worker.restart_pending = false;
+  absl::Status status = processes_->Start(worker.process_slot);
+  if (!status.ok()) LOG(ERROR) << "rolling restart: " << status;
 }
 
 bool WorkerPool::Current(uint32_t worker, uint32_t generation) const {
@@ -110,7 +267,7 @@ int WorkerPool::Pick(int site, int exclude) {
   uint32_t start = round_robin_[site]++;
   for (size_t k = 0; k < n; ++k) {
     int w = candidates[(start + k) % n];
-    if (w == exclude || !Alive(w)) continue;
+    if (w == exclude || workers_[w].retired || !Alive(w)) continue;
     const Worker& worker = workers_[w];
     // Not ready (no hello yet) sorts after every ready worker.
     uint64_t key = (worker.ready ? 0 : (1ull << 40)) + worker.outstanding;
@@ -154,7 +311,10 @@ void WorkerPool::DrainChildEnd(int worker) {
   }
 }
 
-void WorkerPool::Tick(absl::Time now) { processes_->RestartDue(now); }
+void WorkerPool::Tick(absl::Time now) {
+  ProgressRollingRestarts();
+  processes_->RestartDue(now);
+}
 
 std::vector<int> WorkerPool::TakeRestarted() {
   std::vector<int> out;

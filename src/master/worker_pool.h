@@ -36,6 +36,8 @@ struct WorkerPoolOptions {
   // Environment every worker gets besides its site's `env` and the DDV_*
   // variables (a clean base: PATH, HOME, LANG, ...).
   std::vector<std::pair<std::string, std::string>> base_env;
+  // How long a stopping worker may finish its connections before SIGKILL.
+  absl::Duration stop_grace = absl::Seconds(30);
 };
 
 struct Worker {
@@ -46,6 +48,8 @@ struct Worker {
   UniqueFd channel;         // master's end
   UniqueFd child_end;       // inherited by every process of this slot
   bool ready = false;       // said hello since its last start
+  bool retired = false;     // removed by a reload or a smaller process count
+  bool restart_pending = false;  // rolling restart: stopping, then start again
   bool channel_poll_armed = false;
   uint32_t outstanding = 0;  // handed, not yet acknowledged
   std::vector<uint32_t> queue;    // connections for the next batch
@@ -61,6 +65,26 @@ class WorkerPool {
   ~WorkerPool();
 
   absl::Status StartAll();
+
+  // Reload and update_server_conf. Sites are never renumbered: a removed
+  // site keeps its index with no workers.
+  // Adds the site's worker slots without starting them (StartSite does).
+  absl::StatusOr<int> AddSite(const config::SiteConfig& site);
+  absl::Status StartSite(int site);
+  // Starts the site's next worker; returns its index in the pool.
+  absl::StatusOr<int> AddWorker(int site, const config::SiteConfig& config);
+  // Stops a worker for good (its connections go to the others).
+  void Retire(int worker);
+  // Grows or shrinks the site to `count` live (not retired) workers.
+  absl::Status SetProcessCount(int site, const config::SiteConfig& config,
+                               int count);
+  // New command, environment, logs or credentials: every worker of the site
+  // starts with `config` from its next start on.
+  void UpdateSpecs(int site, const config::SiteConfig& config);
+  // Restarts the site's workers one at a time: the next is stopped only when
+  // every other worker of the site is up and has said hello.
+  void RollingRestart(int site);
+  int LiveWorkers(int site) const;
 
   int size() const { return static_cast<int>(workers_.size()); }
   Worker& at(int worker) { return workers_[worker]; }
@@ -78,7 +102,10 @@ class WorkerPool {
 
   // The process of `worker` exited (its pidfd became readable): reap it and
   // let the supervisor decide on a restart. Returns false if it had not.
+  // A rolling restart's new process is started by ContinueRestart, which the
+  // master calls only after draining the channel (see the file comment).
   bool Reap(int worker);
+  void ContinueRestart(int worker);
   // Reads and discards what the dead process left in its end of the channel.
   void DrainChildEnd(int worker);
 
@@ -95,6 +122,9 @@ class WorkerPool {
 
  private:
   explicit WorkerPool(const WorkerPoolOptions& options);
+  supervise::ProcessSpec MakeSpec(int site, const config::SiteConfig& config,
+                                  int index, int child_fd) const;
+  void ProgressRollingRestarts();
 
   WorkerPoolOptions options_;
   std::unique_ptr<supervise::ProcessTable> processes_;
@@ -103,6 +133,9 @@ class WorkerPool {
   std::vector<std::string> site_ids_;
   std::vector<std::vector<int>> site_workers_;
   std::vector<uint32_t> round_robin_;
+  std::vector<std::string> ticket_secrets_;  // per site
+  std::vector<int> rolling_;                 // workers waiting to restart
+  std::string handoff_mode_;
   std::vector<int> restarted_;
 };
 

@@ -296,6 +296,10 @@ absl::Time ProcessTable::RestartDue(absl::Time now) {
   return next;
 }
 
+void ProcessTable::SetSpec(int slot, ProcessSpec spec) {
+  At(slot).spec = std::move(spec);
+}
+
 void ProcessTable::Stop(int slot, absl::Duration grace) {
   Slot& s = At(slot);
   const absl::Time now = clock_();

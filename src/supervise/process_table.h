@@ -79,6 +79,10 @@ class ProcessTable {
   // Adds a slot in kIdle and returns its id (0, 1, ...). Does not start it.
   int Add(ProcessSpec spec);
 
+  // Replaces the spec a slot starts with next time (a reload changed the
+  // site's command or environment). The running process is not touched.
+  void SetSpec(int slot, ProcessSpec spec);
+
   // Starts the slot now. From kFailed, kDone, kExited or kIdle the back-off
   // and crash-loop history start afresh. A slot with a live process gives
   // FailedPrecondition. If Spawn fails, the slot is handled as if the

@@ -46,7 +46,8 @@ class Ddv:
     """A running ddv_master --watchdog=false with a generated config."""
 
     def __init__(self, handoff="scm_rights", peek_timeout_ms=1500,
-                 max_peek_bytes=16384, extra_flags=(), watchdog=False):
+                 max_peek_bytes=16384, extra_flags=(), watchdog=False,
+                 config_text=None):
         self.dir = tempfile.mkdtemp(prefix="ddv-test-",
                                     dir=os.environ.get("TEST_TMPDIR"))
         self.hello = runfile("src/ddv_hello")
@@ -59,7 +60,10 @@ class Ddv:
         self.control_socket = os.path.join(
             tempfile.mkdtemp(prefix="ddv-", dir="/tmp"), "control.sock")
         self.config_path = os.path.join(self.dir, "ddv.toml")
-        self.write_config(handoff, peek_timeout_ms, max_peek_bytes)
+        if config_text is None:
+            self.write_config(handoff, peek_timeout_ms, max_peek_bytes)
+        else:
+            self.write_text(config_text(self))
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen(
             [self.master_bin, f"--config={self.config_path}",
@@ -68,6 +72,10 @@ class Ddv:
              *extra_flags],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
+
+    def write_text(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
 
     def write_config(self, handoff="scm_rights", peek_timeout_ms=1500,
                      max_peek_bytes=16384, b_hosts=("b.localhost",)):
@@ -146,7 +154,8 @@ log_all = "{self.dir}/fallback.log"
         raise RuntimeError(f"ddv not ready: {last}\n{self.read_log()}")
 
     def read_log(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(os.path.join(self.dir, "master.log")) as f:
             return f.read()[-4000:]
 

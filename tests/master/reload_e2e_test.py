@@ -1,0 +1,192 @@
+"""Reload and run-time changes, end to end: SIGHUP re-reads the config and
+adds or removes sites, changes process counts and commands (rolling
+restart); a worker's update_server_conf RPC adds hosts and processes;
+`restart SITE` replaces workers one at a time while requests keep
+succeeding."""
+import os
+import signal
+import time
+import unittest
+
+import harness
+from harness import fields, http_get
+
+
+def config(ddv, a_processes=1, with_b=True, with_c=False, a_args=()):
+    a_command = ", ".join(f'"{x}"' for x in [ddv.hello, "--site=a", *a_args])
+    text = f"""
+[master]
+control_socket = "{ddv.control_socket}"
+peek_timeout_ms = 2000
+
+[[listener]]
+name = "http"
+address = "127.0.0.1:{ddv.http_port}"
+protocol = "http"
+default_site = "fallback"
+
+[[site]]
+id = "a"
+command = [{a_command}]
+processes = {a_processes}
+hosts = ["a.localhost"]
+
+[[site]]
+id = "fallback"
+command = ["{ddv.hello}", "--site=fallback"]
+"""
+    if with_b:
+        text += f"""
+[[site]]
+id = "b"
+command = ["{ddv.hello}", "--site=b"]
+hosts = ["b.localhost"]
+"""
+    if with_c:
+        text += f"""
+[[site]]
+id = "c"
+command = ["{ddv.hello}", "--site=c"]
+hosts = ["c.localhost"]
+"""
+    return text
+
+
+def rpc_config(ddv):
+    worker = harness.runfile("tests/master/rpc_worker")
+    return config(ddv) + f"""
+[[site]]
+id = "dyn"
+command = ["{worker}"]
+hosts = ["dyn.localhost"]
+env = {{ RPC_UPDATE = '{{"add_hosts": ["extra.localhost", "*.more.localhost"], "processes": 2}}' }}
+
+[[site]]
+id = "greedy"
+command = ["{worker}"]
+hosts = ["greedy.localhost"]
+env = {{ RPC_UPDATE = '{{"add_hosts": ["a.localhost"]}}' }}
+"""
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
+
+
+def site_of(ddv, host):
+    status, body, _ = http_get(ddv.http_port, host)
+    return fields(body)["site"] if status == 200 else status
+
+
+def live_pids(ddv, site):
+    for s in ddv.status()["sites"]:
+        if s["id"] == site:
+            return sorted(w["pid"] for w in s["workers"]
+                          if w["pid"] and not w["retired"]
+                          and w["state"] in ("starting", "running"))
+    return []
+
+
+class ReloadTest(unittest.TestCase):
+    def setUp(self):
+        self.ddv = harness.Ddv(config_text=config)
+
+    def tearDown(self):
+        code = self.ddv.stop()
+        self.assertEqual(code, 0, self.ddv.read_log())
+
+    def reload(self, text):
+        self.ddv.write_text(text)
+        self.ddv.proc.send_signal(signal.SIGHUP)
+
+    def test_add_and_remove_sites(self):
+        self.assertEqual(site_of(self.ddv, "c.localhost"), "fallback")
+        b_pids = live_pids(self.ddv, "b")
+        self.reload(config(self.ddv, with_b=False, with_c=True))
+        self.assertTrue(wait_for(
+            lambda: site_of(self.ddv, "c.localhost") == "c"))
+        self.assertEqual(site_of(self.ddv, "b.localhost"), "fallback")
+        self.assertNotIn("b", [s["id"] for s in self.ddv.status()["sites"]])
+        # b's worker was stopped, not left behind.
+        self.assertTrue(wait_for(
+            lambda: not os.path.exists(f"/proc/{b_pids[0]}/status")))
+        # And it can come back.
+        self.reload(config(self.ddv, with_b=True, with_c=True))
+        self.assertTrue(wait_for(
+            lambda: site_of(self.ddv, "b.localhost") == "b"))
+
+    def test_process_count_and_command_change(self):
+        self.reload(config(self.ddv, a_processes=3))
+        self.assertTrue(wait_for(lambda: len(live_pids(self.ddv, "a")) == 3))
+        self.ddv.wait_ready()
+        seen = {fields(http_get(self.ddv.http_port, "a.localhost")[1])["pid"]
+                for _ in range(30)}
+        self.assertEqual(len(seen), 3)
+        old = live_pids(self.ddv, "a")
+        self.reload(config(self.ddv, a_processes=2,
+                           a_args=("--idle_timeout_ms=30000",)))
+        # Shrunk to 2, and both replaced by processes with the new command.
+        self.assertTrue(wait_for(
+            lambda: (lambda p: len(p) == 2 and not set(p) & set(old))(
+                live_pids(self.ddv, "a")), timeout=15))
+        for pid in live_pids(self.ddv, "a"):
+            with open(f"/proc/{pid}/cmdline") as f:
+                self.assertIn("--idle_timeout_ms=30000", f.read())
+
+    def test_bad_reload_keeps_the_running_config(self):
+        self.ddv.write_text("[[site]]\nid = 'x'\nprocesses = 'many'\n")
+        self.ddv.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        self.assertEqual(site_of(self.ddv, "a.localhost"), "a")
+        self.assertIn("reload failed", self.ddv.read_log())
+
+    def test_rolling_restart_keeps_serving(self):
+        self.reload(config(self.ddv, a_processes=2))
+        self.assertTrue(wait_for(lambda: len(live_pids(self.ddv, "a")) == 2))
+        self.ddv.wait_ready()
+        old = live_pids(self.ddv, "a")
+        reply = harness.control(self.ddv.control_socket, "restart a")
+        self.assertTrue(reply.startswith("ok"), reply)
+        deadline = time.monotonic() + 15
+        failures = 0
+        while time.monotonic() < deadline:
+            status, _, _ = http_get(self.ddv.http_port, "a.localhost")
+            failures += status != 200
+            pids = live_pids(self.ddv, "a")
+            if len(pids) == 2 and not set(pids) & set(old):
+                break
+        self.assertFalse(set(live_pids(self.ddv, "a")) & set(old))
+        self.assertEqual(failures, 0)
+
+
+class UpdateServerConfTest(unittest.TestCase):
+    def setUp(self):
+        self.ddv = harness.Ddv(config_text=rpc_config)
+
+    def tearDown(self):
+        self.ddv.stop()
+
+    def test_worker_adds_hosts_and_processes(self):
+        f = fields(http_get(self.ddv.http_port, "dyn.localhost")[1])
+        self.assertEqual(f["ping"], "ok")
+        self.assertEqual(f["rpc"], "ok")
+        self.assertEqual(site_of(self.ddv, "extra.localhost"), "dyn")
+        self.assertEqual(site_of(self.ddv, "x.more.localhost"), "dyn")
+        self.assertTrue(wait_for(
+            lambda: len(live_pids(self.ddv, "dyn")) == 2))
+
+    def test_host_of_another_site_is_refused(self):
+        f = fields(http_get(self.ddv.http_port, "greedy.localhost")[1])
+        self.assertTrue(f["rpc"].startswith("error:"), f)
+        self.assertIn("served_by_site", f["rpc"])
+        self.assertEqual(site_of(self.ddv, "a.localhost"), "a")
+
+
+if __name__ == "__main__":
+    unittest.main()

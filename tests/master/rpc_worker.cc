@@ -1,0 +1,62 @@
+// A test worker on the worker library: at start it sends the JSON in
+// $RPC_UPDATE as an update_server_conf RPC (and a ping), then answers every
+// handed-off HTTP request with one line saying what the master replied:
+//   site=<id> worker=<index> pid=<pid> ping=<ok|error> rpc=<ok|error text>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "src/worker/worker.h"
+
+int main() {
+  absl::StatusOr<std::unique_ptr<ddv::worker::Worker>> worker =
+      ddv::worker::Worker::FromEnvironment();
+  if (!worker.ok()) {
+    std::fprintf(stderr, "rpc_worker: %s\n", worker.status().ToString().c_str());
+    return 2;
+  }
+  ddv::worker::Worker* w = worker->get();
+  std::string rpc = "none";
+  std::string ping = "none";
+  w->Ping(absl::Seconds(5), [&](absl::StatusOr<nlohmann::json> reply) {
+    ping = reply.ok() ? "ok" : "error";
+  });
+  if (const char* update = std::getenv("RPC_UPDATE")) {
+    nlohmann::json body = nlohmann::json::parse(update, nullptr, false);
+    w->Call("update_server_conf", body, absl::Seconds(5),
+            [&](absl::StatusOr<nlohmann::json> reply) {
+              rpc = reply.ok() ? "ok"
+                               : absl::StrCat("error:",
+                                              reply.status().message());
+              for (char& c : rpc) {
+                if (c == ' ') c = '_';
+              }
+            });
+  }
+  w->OnConnection([&](ddv::UniqueFd socket,
+                      const ddv::worker::ConnectionInfo& info) {
+    timeval tv{2, 0};
+    setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::string head;
+    char buf[4096];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = recv(socket.get(), buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      head.append(buf, n);
+    }
+    std::string body = absl::StrCat(
+        "site=", info.site, " worker=", w->identity().worker_index,
+        " pid=", getpid(), " ping=", ping, " rpc=", rpc, "\n");
+    std::string response = absl::StrCat(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ",
+        body.size(), "\r\nConnection: close\r\n\r\n", body);
+    send(socket.get(), response.data(), response.size(), MSG_NOSIGNAL);
+  });
+  absl::Status status = w->Run();
+  return status.ok() ? 0 : 1;
+}
