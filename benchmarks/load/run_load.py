@@ -642,7 +642,22 @@ def run_perf(ctx, server):
     with open(os.path.join(ctx.args.perf, "master.children.txt"), "w") as f:
         f.write(callers.stdout)
     top = [l for l in report.stdout.splitlines()
-           if l.strip() and not l.startswith("#")][:25]
+           if l.strip() and not l.startswith("#")][:12]
+    # Inclusive time of the kernel and master entry points that say where a
+    # routed connection's master CPU goes.
+    wanted = ["io_cqring_wait", "io_run_task_work", "tcp_close", "io_accept",
+              "io_recv", "io_sendmsg", "io_poll_task_func", "net_rx_action",
+              "schedule", "ddv::master::Master::Run",
+              "ddv::master::Master::OnChannelReadable"]
+    incl = {}
+    for l in callers.stdout.splitlines():
+        parts = l.split()
+        if len(parts) >= 4 and parts[0].endswith("%"):
+            sym = " ".join(parts[3:])
+            if sym in wanted and sym not in incl:
+                incl[sym] = f"{parts[0]:>8} incl.  {sym}"
+    top += ["", "inclusive (children included):"] + \
+        [incl[w] for w in wanted if w in incl]
     return path, top
 
 
@@ -940,6 +955,7 @@ def main():
                 r = subprocess.run([ctx.tools[t], flag], capture_output=True,
                                    text=True, timeout=10)
                 first = (r.stdout + r.stderr).strip().splitlines()[0]
+                first = re.split(r" - https?://| Copyright", first)[0]
                 versions.append(first.strip())
             except Exception:
                 pass
@@ -973,8 +989,8 @@ def main():
     if perf_top:
         text += ["", f"`perf record -g -p <master>` during an extra "
                  f"new-connection run, self time by symbol (top entries, "
-                 f"full report in {perf_top[0]}):", "", "```"] + \
-            perf_top[1][:15] + ["```"]
+                 f"full report in {perf_top[0]}), then inclusive time of a "
+                 f"few entry points:", "", "```"] + perf_top[1] + ["```"]
     out = "\n".join(text) + "\n"
     print(out)
     if args.json:
