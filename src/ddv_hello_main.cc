@@ -12,16 +12,19 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
 #include "src/base/unique_fd.h"
 #include "src/hello/http_server.h"
+#include "src/tls/tls_context.h"
 #include "src/worker/worker.h"
 
 DEFINE_int32(port, -1,
@@ -42,9 +45,26 @@ DEFINE_bool(recv_multishot, true,
             "Multishot recv into a provided-buffer ring (false: one "
             "single-shot recv per read into a per-connection buffer).");
 DEFINE_string(tls_cert, "",
-              "PEM certificate for TLS listeners (accepted for the master's "
-              "command lines; TLS termination is not implemented yet).");
-DEFINE_string(tls_key, "", "PEM private key matching --tls_cert.");
+              "PEM certificate files for TLS, comma-separated (the first is "
+              "the default; the others are chosen by SNI). Overrides "
+              "DDV_TLS_CERT from the master.");
+DEFINE_string(tls_key, "",
+              "PEM private keys matching --tls_cert, comma-separated, in the "
+              "same order. Overrides DDV_TLS_KEY.");
+DEFINE_bool(tls, false,
+            "Standalone mode: the --port listener speaks TLS (needs "
+            "--tls_cert/--tls_key).");
+DEFINE_string(alpn, "http/1.1",
+              "ALPN protocols to select from, comma-separated, in server "
+              "preference order. h2 is refused: ddv_hello does not serve "
+              "HTTP/2.");
+DEFINE_string(ticket_secret, "",
+              "Session ticket secret, 64 hex digits, shared by the processes "
+              "that should resume each other's sessions. Default: "
+              "DDV_TLS_TICKET_SECRET, else random per process.");
+DEFINE_bool(ktls, true,
+            "Ask OpenSSL for kernel TLS (counted as active or fallback per "
+            "handshake).");
 
 namespace ddv {
 namespace {
@@ -131,6 +151,88 @@ bool ValidateFlags() {
     std::fprintf(stderr, "ddv_hello: --tls_cert and --tls_key go together\n");
     return false;
   }
+  if (FLAGS_tls && FLAGS_port < 0) {
+    std::fprintf(stderr, "ddv_hello: --tls needs --port\n");
+    return false;
+  }
+  for (absl::string_view proto : absl::StrSplit(FLAGS_alpn, ',')) {
+    if (proto == "h2") {
+      std::fprintf(stderr,
+                   "ddv_hello: --alpn lists h2, but ddv_hello does not serve "
+                   "HTTP/2\n");
+      return false;
+    }
+    if (proto.empty() || proto.size() > 255) {
+      std::fprintf(stderr,
+                   "ddv_hello: --alpn wants comma-separated protocol names "
+                   "of 1 to 255 bytes\n");
+      return false;
+    }
+  }
+  return true;
+}
+
+// What the master put in the environment for TLS (docs/tls.md), read before
+// anything else runs and then removed: the ticket secret must not reach
+// child processes.
+struct TlsEnvironment {
+  std::string certs;   // DDV_TLS_CERT: paths joined by ':'
+  std::string keys;    // DDV_TLS_KEY
+  std::string secret;  // DDV_TLS_TICKET_SECRET: 64 hex digits
+};
+
+TlsEnvironment TakeTlsEnvironment() {
+  TlsEnvironment env;
+  for (auto [name, value] :
+       {std::pair<const char*, std::string*>{tls::kEnvTlsCert, &env.certs},
+        {tls::kEnvTlsKey, &env.keys},
+        {tls::kEnvTlsTicketSecret, &env.secret}}) {
+    if (const char* v = std::getenv(name); v != nullptr) *value = v;
+    ::unsetenv(name);
+  }
+  return env;
+}
+
+// Flags override the environment. Returns false (after printing why) when
+// the combination is unusable: exit 2. `*options` stays without
+// certificates when TLS is not configured at all.
+bool BuildTlsOptions(const TlsEnvironment& env, tls::TlsOptions* options) {
+  std::vector<std::string> certs;
+  std::vector<std::string> keys;
+  const char* source;
+  if (!FLAGS_tls_cert.empty()) {
+    certs = absl::StrSplit(FLAGS_tls_cert, ',');
+    keys = absl::StrSplit(FLAGS_tls_key, ',');
+    source = "--tls_cert/--tls_key";
+  } else if (!env.certs.empty() || !env.keys.empty()) {
+    certs = absl::StrSplit(env.certs, ':');
+    keys = absl::StrSplit(env.keys, ':');
+    source = "DDV_TLS_CERT/DDV_TLS_KEY";
+  } else {
+    if (FLAGS_tls) {
+      std::fprintf(stderr, "ddv_hello: --tls needs --tls_cert and --tls_key\n");
+      return false;
+    }
+    return true;
+  }
+  if (certs.size() != keys.size()) {
+    std::fprintf(stderr,
+                 "ddv_hello: %s: %zu certificates but %zu keys (they go in "
+                 "pairs)\n",
+                 source, certs.size(), keys.size());
+    return false;
+  }
+  for (size_t i = 0; i < certs.size(); ++i) {
+    if (certs[i].empty() || keys[i].empty()) {
+      std::fprintf(stderr, "ddv_hello: %s: empty path in the list\n", source);
+      return false;
+    }
+    options->certificates.push_back({certs[i], keys[i]});
+  }
+  options->alpn_protocols = absl::StrSplit(FLAGS_alpn, ',');
+  options->ticket_secret_hex =
+      !FLAGS_ticket_secret.empty() ? FLAGS_ticket_secret : env.secret;
+  options->enable_ktls = FLAGS_ktls;
   return true;
 }
 
@@ -142,10 +244,10 @@ hello::ConnectionInfo ToServerInfo(const worker::Worker& w,
   out.worker_index = static_cast<int>(w.identity().worker_index);
   out.host = in.host;
   out.tls = in.tls;
-  // On a TLS listener the master routed on the SNI; on HTTP, on Host.
+  // On a TLS listener the master routed on the SNI; on HTTP, on Host. Both
+  // this and the offered ALPN list are the master's view only: the server
+  // replaces them with what its own handshake saw and negotiated.
   if (in.tls) out.sni = in.host;
-  // What the client offered; once TLS is terminated here this becomes the
-  // protocol actually selected.
   out.alpn = absl::StrJoin(in.alpn, ",");
   if (in.peer_length > 0) out.peer = hello::FormatSockaddr(in.peer);
   out.skip_bytes = in.skip_bytes;
@@ -227,24 +329,28 @@ class MasterLink {
   int timer_id_ = -1;
 };
 
-// SIGTERM/SIGINT arrive through a signalfd polled by the ring: no code runs
-// in signal context at all.
-absl::StatusOr<UniqueFd> BlockStopSignals() {
+// SIGTERM/SIGINT (stop) and SIGHUP (reload the TLS certificates) arrive
+// through a signalfd polled by the ring: no code runs in signal context.
+absl::StatusOr<UniqueFd> BlockSignals() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
   if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
-    return ErrnoStatus(errno, "sigprocmask", "blocking SIGTERM and SIGINT");
+    return ErrnoStatus(errno, "sigprocmask",
+                       "blocking SIGTERM, SIGINT and SIGHUP");
   }
   // An ignored disposition survives exec and would make the signalfd deaf
   // (ignored signals are discarded); whoever spawned us may have set it.
   // Blocked first, so the default action can never run.
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
   UniqueFd fd(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!fd.valid()) {
-    return ErrnoStatus(errno, "signalfd", "receiving SIGTERM and SIGINT");
+    return ErrnoStatus(errno, "signalfd",
+                       "receiving SIGTERM, SIGINT and SIGHUP");
   }
   // Responses use MSG_NOSIGNAL; this covers anything else writing to a
   // closed socket.
@@ -272,6 +378,9 @@ int Main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
 
   // Read the master contract before anything else can run a child.
+  const TlsEnvironment tls_env = TakeTlsEnvironment();
+  tls::TlsOptions tls_options;
+  if (!BuildTlsOptions(tls_env, &tls_options)) return kExitUsage;
   worker::WorkerOptions worker_options;
   // The server discards the PROXY header bytes itself, inside its ring,
   // instead of a blocking read in the library.
@@ -290,12 +399,28 @@ int Main(int argc, char** argv) {
                  worker::kEnvChannelFd);
     return kExitUsage;
   }
-  if (!FLAGS_tls_cert.empty()) {
-    LOG(WARNING) << "--tls_cert given, but TLS termination is not "
-                    "implemented yet: TLS connections are refused";
+  std::unique_ptr<tls::TlsServerContext> tls_context;
+  if (!tls_options.certificates.empty()) {
+    absl::StatusOr<std::unique_ptr<tls::TlsServerContext>> created =
+        tls::TlsServerContext::Create(tls_options);
+    if (!created.ok()) {
+      // A bad certificate is a configuration error: do not respawn.
+      LOG(ERROR) << "TLS: " << created.status();
+      std::fprintf(stderr, "ddv_hello: TLS: %s\n",
+                   std::string(created.status().message()).c_str());
+      return kExitUsage;
+    }
+    tls_context = std::move(*created);
+    LOG(INFO) << "TLS: " << tls_options.certificates.size()
+              << " certificate(s), ALPN " << FLAGS_alpn << ", tickets "
+              << (tls_options.ticket_secret_hex.empty()
+                      ? "with a random per-process key"
+                      : "with the shared secret")
+              << "; kTLS " << (FLAGS_ktls ? "asked for: " : "off: ")
+              << tls_context->ktls_probe();
   }
 
-  absl::StatusOr<UniqueFd> signals = BlockStopSignals();
+  absl::StatusOr<UniqueFd> signals = BlockSignals();
   if (!signals.ok()) {
     LOG(ERROR) << signals.status();
     return kExitError;
@@ -307,6 +432,7 @@ int Main(int argc, char** argv) {
   options.stop_timeout = absl::Milliseconds(FLAGS_stop_timeout_ms);
   options.sqpoll = FLAGS_sqpoll;
   options.recv_multishot = FLAGS_recv_multishot;
+  options.tls_context = tls_context.get();
   absl::StatusOr<std::unique_ptr<hello::HttpServer>> server =
       hello::HttpServer::Create(options);
   if (!server.ok()) {
@@ -316,9 +442,26 @@ int Main(int argc, char** argv) {
   hello::HttpServer* s = server->get();
 
   int signal_fd = signals->get();
-  s->RegisterExternalFd(signal_fd, [s, signal_fd] {
+  tls::TlsServerContext* tls_ctx = tls_context.get();
+  s->RegisterExternalFd(signal_fd, [s, signal_fd, tls_ctx] {
     signalfd_siginfo info;
     while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+      if (info.ssi_signo == SIGHUP) {
+        if (tls_ctx == nullptr) {
+          LOG(INFO) << "SIGHUP: no TLS certificates to reload";
+          continue;
+        }
+        // New connections get the re-read files; running ones keep theirs.
+        absl::Status reloaded = tls_ctx->Reload();
+        if (reloaded.ok()) {
+          LOG(INFO) << "SIGHUP: TLS certificates reloaded";
+        } else {
+          LOG(ERROR) << "SIGHUP: TLS reload failed, keeping the old "
+                        "certificates: "
+                     << reloaded;
+        }
+        continue;
+      }
       LOG(INFO) << "signal " << info.ssi_signo << ": stopping";
       s->Stop();
     }
@@ -340,7 +483,7 @@ int Main(int argc, char** argv) {
         FLAGS_address.find(':') == std::string::npos
             ? absl::StrCat(FLAGS_address, ":", FLAGS_port)
             : absl::StrCat("[", FLAGS_address, "]:", FLAGS_port);
-    absl::Status status = s->Listen(address);
+    absl::Status status = s->Listen(address, FLAGS_tls);
     if (!status.ok()) {
       LOG(ERROR) << status;
       return kExitError;
@@ -361,6 +504,14 @@ int Main(int argc, char** argv) {
     return kExitError;
   }
   LOG(INFO) << "stopped after " << s->stats().requests << " requests";
+  if (tls_context != nullptr) {
+    const tls::TlsCounters& c = tls_context->counters();
+    LOG(INFO) << "TLS: " << c.handshakes.load() << " handshakes ("
+              << c.resumed.load() << " resumed), "
+              << c.handshake_failures.load() << " failed; kTLS "
+              << c.ktls_active.load() << " active, " << c.ktls_fallback.load()
+              << " fallback; " << c.reloads.load() << " reloads";
+  }
   return kExitOk;
 }
 

@@ -5,6 +5,7 @@
 // a second ddv_master (--watchdog=false --listen_fds=...) as the master,
 // restarting it if it dies. With --watchdog=false it binds (or inherits) the
 // listeners and runs the master loop itself.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "src/master/listener_socket.h"
 #include "src/master/master.h"
 #include "src/supervise/spawn.h"
+#include "src/tls/self_signed.h"
 
 DEFINE_string(config, "",
               "TOML config file; empty runs the embedded demo (DESIGN.md)");
@@ -40,6 +42,10 @@ DEFINE_string(demo_dir, "/tmp/ddv-demo",
               "where the demo writes its config, logs and control socket");
 DEFINE_int32(demo_http_port, 8080, "demo HTTP port on 127.0.0.1");
 DEFINE_int32(demo_tls_port, 8443, "demo TLS port on 127.0.0.1");
+DEFINE_string(demo_tls_cert, "",
+              "demo: PEM certificate for the demo hosts (default: a "
+              "self-signed one made at start in --demo_dir)");
+DEFINE_string(demo_tls_key, "", "demo: the key of --demo_tls_cert");
 DEFINE_uint32(ring_entries, 4096, "io_uring submission queue entries");
 DEFINE_bool(sqpoll, false, "let a kernel thread poll the submission queue");
 DEFINE_bool(defer_taskrun, true, "IORING_SETUP_DEFER_TASKRUN");
@@ -75,11 +81,32 @@ std::string SelfDir() {
 }
 
 // The embedded demo (DESIGN.md): written as a real config file so reload and
-// --check_config work on it exactly as on a deployment's.
+// --check_config work on it exactly as on a deployment's. Returns "" after
+// printing why when the demo cannot be set up.
 std::string WriteDemoConfig() {
   const std::string dir = FLAGS_demo_dir;
   mkdir(dir.c_str(), 0755);
   const std::string hello = SelfDir() + "/ddv_hello";
+  std::string cert = FLAGS_demo_tls_cert;
+  std::string key = FLAGS_demo_tls_key;
+  if (cert.empty() != key.empty()) {
+    std::fprintf(stderr, "--demo_tls_cert and --demo_tls_key go together\n");
+    return "";
+  }
+  if (cert.empty()) {
+    cert = dir + "/demo.crt";
+    key = dir + "/demo.key";
+    absl::Status made = ddv::tls::WriteSelfSignedCertificate(
+        {"a.localhost", "*.a.localhost", "b.localhost", "localhost"}, cert,
+        key, absl::Hours(24 * 30));
+    if (!made.ok()) {
+      std::fprintf(stderr, "cannot make the demo certificate: %s\n",
+                   std::string(made.message()).c_str());
+      return "";
+    }
+  }
+  const std::string tls = absl::StrCat("tls_cert = [\"", cert,
+                                       "\"]\ntls_key = [\"", key, "\"]\n");
   std::string toml = absl::StrCat(R"([master]
 control_socket = ")", dir, R"(/control.sock"
 peek_timeout_ms = 5000
@@ -102,6 +129,7 @@ command = [")", hello, R"(", "--site=a"]
 processes = 2
 hosts = ["a.localhost", "*.a.localhost"]
 log_all = ")", dir, R"(/a.log"
+)", tls, R"(
 
 [[site]]
 id = "b"
@@ -109,6 +137,7 @@ command = [")", hello, R"(", "--site=b"]
 processes = 1
 hosts = ["b.localhost"]
 log_all = ")", dir, R"(/b.log"
+)", tls, R"(
 
 [[site]]
 id = "fallback"
@@ -116,10 +145,32 @@ command = [")", hello, R"(", "--site=fallback"]
 processes = 1
 default = true
 log_all = ")", dir, R"(/fallback.log"
-)");
+)", tls);
   const std::string path = dir + "/ddv.toml";
   std::ofstream(path) << toml;
   return path;
+}
+
+// Raises the soft fd limit to the hard one, and keeps --max_connections
+// below it with room for listeners, worker channels and the ring: running
+// out of fds mid-accept is worse than a smaller table.
+uint32_t FdBudgetedConnections(uint32_t wanted) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t reserve = 1024;
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > wanted + reserve) {
+    return wanted;
+  }
+  uint32_t budget =
+      limit.rlim_cur > 2 * reserve ? limit.rlim_cur - reserve : limit.rlim_cur / 2;
+  LOG(WARNING) << "--max_connections=" << wanted << " lowered to " << budget
+               << " to fit the fd limit of " << limit.rlim_cur;
+  return budget;
 }
 
 ddv::master::MasterOptions MasterOptionsFromFlags() {
@@ -129,7 +180,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.ring.defer_taskrun = FLAGS_defer_taskrun;
   options.peek_buffers = FLAGS_peek_buffers;
   options.peek_buffer_size = FLAGS_peek_buffer_size;
-  options.max_connections = FLAGS_max_connections;
+  options.max_connections = FdBudgetedConnections(FLAGS_max_connections);
   options.defer_accept_seconds = FLAGS_defer_accept_seconds;
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
@@ -148,10 +199,12 @@ void PrintDemoBanner(const ddv::config::Config& config) {
       "  curl -H 'Host: a.localhost' http://127.0.0.1:%d/\n"
       "  curl -H 'Host: b.localhost' http://127.0.0.1:%d/\n"
       "  curl http://127.0.0.1:%d/            # no Host match: site fallback\n"
+      "  curl -k --resolve a.localhost:%d:127.0.0.1 https://a.localhost:%d/\n"
       "  bazel run //src:ddvctl -- --control_socket=%s status\n"
       "Stop with Ctrl-C.\n",
       config.path.c_str(), FLAGS_demo_http_port, FLAGS_demo_http_port,
-      FLAGS_demo_http_port, config.master.control_socket.c_str());
+      FLAGS_demo_http_port, FLAGS_demo_tls_port, FLAGS_demo_tls_port,
+      config.master.control_socket.c_str());
   std::fflush(stdout);
 }
 
@@ -167,6 +220,7 @@ int main(int argc, char** argv) {
 
   const bool demo = FLAGS_config.empty();
   const std::string path = demo ? WriteDemoConfig() : FLAGS_config;
+  if (path.empty()) return kExitConfigError;
   absl::StatusOr<ddv::config::Config> config =
       ddv::config::LoadConfigFile(path);
   if (!config.ok()) {

@@ -87,23 +87,39 @@ int RunWatchdog(const WatchdogOptions& options,
     if (table.pidfd(slot) >= 0 && (fds_to_poll[1].revents & POLLIN)) {
       table.OnExit(slot);
       std::optional<supervise::ExitStatus> exit = table.last_exit(slot);
-      if (stopping || table.state(slot) == supervise::ProcessState::kExited) {
+      if (!stopping && exit && exit->exited() && exit->code == 0) {
+        // The master exits 0 only when asked to stop (ddvctl stop, or a
+        // signal sent to it directly): that is final, not a crash.
+        LOG(INFO) << "watchdog: master stopped on request";
+        table.Stop(slot, absl::ZeroDuration());
+        return 0;
+      }
+      if (!stopping && table.state(slot) != supervise::ProcessState::kDone &&
+          table.state(slot) != supervise::ProcessState::kFailed) {
+        LOG(WARNING) << "watchdog: master "
+                     << (exit ? exit->ToString() : std::string("exited"))
+                     << "; restarting after back-off";
+      }
+    }
+    table.ReapOrphans();
+    // Decide on the state, whichever path reaped the master (its pidfd, or
+    // ReapOrphans) and even when it was in back-off with no process at all.
+    if (table.pid(slot) == 0) {
+      supervise::ProcessState state = table.state(slot);
+      std::optional<supervise::ExitStatus> exit = table.last_exit(slot);
+      if (stopping || state == supervise::ProcessState::kExited) {
         LOG(INFO) << "watchdog: master stopped, exiting";
         return 0;
       }
-      if (table.state(slot) == supervise::ProcessState::kDone ||
-          table.state(slot) == supervise::ProcessState::kFailed) {
+      if (state == supervise::ProcessState::kDone ||
+          state == supervise::ProcessState::kFailed) {
         LOG(ERROR) << "watchdog: master "
                    << (exit ? exit->ToString() : std::string("exited"))
                    << "; not restarting";
         return exit && exit->code == supervise::kExitNoRestart ? 2 : 1;
       }
-      LOG(WARNING) << "watchdog: master "
-                   << (exit ? exit->ToString() : std::string("exited"))
-                   << "; restarting after back-off";
     }
     table.RestartDue(absl::Now());
-    table.ReapOrphans();
   }
 }
 

@@ -23,6 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
+#include "src/tls/tls_context.h"
+#include "src/tls/tls_session.h"
 
 namespace ddv {
 namespace hello {
@@ -55,6 +57,12 @@ constexpr size_t kSingleShotRecvBytes = 16 * 1024;
 constexpr uint64_t kMaxBytesResponse = uint64_t{1} << 30;
 // /bytes/N bodies are sent from one shared read-only block, chunk by chunk.
 constexpr size_t kFillerBytes = 256 * 1024;
+// A TLS /bytes/N body is encrypted this much at a time, when the previous
+// piece has been sent: a streaming connection holds at most this much
+// ciphertext (plus one TLS record of overhead per 16 KiB).
+constexpr size_t kTlsStreamChunk = 64 * 1024;
+// The largest TLS record's plaintext (RFC 8446 §5.1): one read's worth.
+constexpr size_t kTlsPlaintextBytes = 16 * 1024;
 constexpr int64_t kAcceptRetryNanos = 100 * 1000 * 1000;
 constexpr int64_t kMaxWaitNanos = 1000 * 1000 * 1000;
 
@@ -242,6 +250,12 @@ struct HttpServer::Connection {
 
   std::unique_ptr<char[]> recv_buffer;  // single-shot recv mode only
 
+  // TLS connections: received ciphertext goes into the session, decrypted
+  // requests into the parser; out_pending then holds plaintext, encrypted
+  // into out_inflight at send time.
+  std::unique_ptr<tls::TlsSession> tls;
+  bool tls_close_queued = false;  // close_notify is on its way
+
   // Intrusive deadline list (idle or linger), ordered by deadline.
   TimerList* timer_list = nullptr;
   Connection* timer_prev = nullptr;
@@ -267,6 +281,8 @@ struct HttpServer::Connection {
     info = std::move(new_info);
     identity_ready = false;
     cache_valid = false;
+    tls.reset();
+    tls_close_queued = false;
     ShrinkIfHuge(&in);
     ShrinkIfHuge(&out_inflight);
     ShrinkIfHuge(&out_pending);
@@ -287,6 +303,7 @@ struct HttpServer::TimerList {
 struct HttpServer::Listener {
   UniqueFd fd;
   std::string address;
+  bool tls = false;
   bool armed = false;
 };
 
@@ -376,6 +393,9 @@ absl::Status HttpServer::Init() {
     }
   }
 
+  if (options_.tls_context != nullptr) {
+    tls_plaintext_.reset(new char[kTlsPlaintextBytes]);
+  }
   wake_fd_.Reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake_fd_.valid()) {
     return ErrnoStatus(errno, "eventfd", "creating the stop wake-up fd");
@@ -442,7 +462,11 @@ void HttpServer::SubmitCancel(uint64_t user_data) {
   io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
 }
 
-absl::Status HttpServer::Listen(absl::string_view address) {
+absl::Status HttpServer::Listen(absl::string_view address, bool tls) {
+  if (tls && options_.tls_context == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a TLS listener on ", address, " needs a TLS context"));
+  }
   sockaddr_storage ss;
   socklen_t len = 0;
   absl::Status status = ParseAddress(address, &ss, &len);
@@ -474,6 +498,7 @@ absl::Status HttpServer::Listen(absl::string_view address) {
   auto listener = std::make_unique<Listener>();
   listener->fd = std::move(fd);
   listener->address = FormatSockaddr(bound);
+  listener->tls = tls;
   listeners_.push_back(std::move(listener));
   ArmAccept(listeners_.size() - 1);
   return absl::OkStatus();
@@ -498,7 +523,9 @@ void HttpServer::OnAccept(size_t index, const io_uring_cqe& cqe) {
     ConnectionInfo info;
     info.site_id = options_.site_id;
     info.worker_index = options_.worker_index;
-    Drive(NewConnection(std::move(fd), std::move(info)));
+    info.tls = listener.tls;
+    Connection* c = NewConnection(std::move(fd), std::move(info));
+    if (!listener.tls || StartTls(c)) Drive(c);
   } else if (cqe.res != -ECANCELED) {
     // EMFILE and friends: retry later rather than spin on the error.
     LOG_EVERY_N(WARNING, 100) << ErrnoStatus(
@@ -515,13 +542,13 @@ void HttpServer::AddConnection(UniqueFd fd, ConnectionInfo info) {
   // While stopping, a handed-over socket is still served (its answer says
   // Connection: close): the master may not know yet, and dropping it would
   // lose a client that did nothing wrong.
-  if (info.tls) {
-    // TLS termination in the worker is a later step; until then a TLS
-    // connection is refused rather than answered in plaintext.
+  if (info.tls && options_.tls_context == nullptr) {
+    // Without certificates a TLS connection is refused rather than
+    // answered in plaintext.
     ++stats_.tls_connections_refused;
     LOG_EVERY_N(WARNING, 100)
-        << "TLS termination is not implemented yet; closing a TLS "
-           "connection for site \""
+        << "no TLS certificate configured (--tls_cert/--tls_key or "
+        << tls::kEnvTlsCert << "); closing a TLS connection for site \""
         << info.site_id << "\" (sni " << OrDash(info.sni) << ")";
     return;
   }
@@ -529,7 +556,9 @@ void HttpServer::AddConnection(UniqueFd fd, ConnectionInfo info) {
   // The master's listener may not have set TCP_NODELAY; see Listen().
   int one = 1;
   setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  Drive(NewConnection(std::move(fd), std::move(info)));
+  const bool tls = info.tls;
+  Connection* c = NewConnection(std::move(fd), std::move(info));
+  if (!tls || StartTls(c)) Drive(c);
 }
 
 HttpServer::Connection* HttpServer::NewConnection(UniqueFd fd,
@@ -601,7 +630,17 @@ void HttpServer::OnRecv(Connection* c, const io_uring_cqe& cqe) {
   }
 
   if (result > 0) {
-    if (c->state == ConnState::kOpen && !c->close_after_flush) {
+    if (c->state == ConnState::kOpen && !c->close_after_flush && c->tls) {
+      Touch(c);
+      absl::string_view chunk(data, static_cast<size_t>(result));
+      // A PROXY header precedes the TLS stream.
+      size_t skip = static_cast<size_t>(
+          std::min<uint64_t>(c->skip_remaining, chunk.size()));
+      c->skip_remaining -= skip;
+      chunk.remove_prefix(skip);
+      // Decrypted and parsed in Drive(), as far as output space allows.
+      if (!chunk.empty()) c->tls->FeedCiphertext(chunk);
+    } else if (c->state == ConnState::kOpen && !c->close_after_flush) {
       Touch(c);
       absl::string_view chunk(data, static_cast<size_t>(result));
       if (c->in.empty() && !c->Backlogged()) {
@@ -653,26 +692,130 @@ void HttpServer::OnSend(Connection* c, int result) {
 // whether the connection ends, and keep the recv armed (or not) to match.
 void HttpServer::Drive(Connection* c) {
   if (c->state == ConnState::kOpen) {
-    if (!c->in.empty() && !c->close_after_flush && !c->Backlogged()) {
+    if (c->tls) {
+      PumpTls(c);
+    } else if (!c->in.empty() && !c->close_after_flush && !c->Backlogged()) {
       size_t used = Process(c, c->in);
       c->in.erase(0, used);
     }
-    if (!c->send_armed) StartSend(c);
-    if (!c->send_armed) {  // everything queued has been sent
+    if (!c->send_armed && c->state == ConnState::kOpen) StartSend(c);
+    // Everything queued has been sent. Before a graceful close a TLS
+    // connection first sends its close_notify (QueueTlsClose starts that
+    // send; the close happens when it completes).
+    if (!c->send_armed && c->state == ConnState::kOpen) {
       if (c->close_after_flush) {
-        LingeringClose(c);
+        if (!QueueTlsClose(c)) LingeringClose(c);
       } else if (c->read_closed) {
-        CloseNow(c);  // the client half-closed and every request is answered
-      } else if (draining_ && c->requests > 0 && c->in.empty() &&
+        // The client half-closed and every request is answered.
+        if (!QueueTlsClose(c)) CloseNow(c);
+      } else if (draining_ && c->requests > 0 && !HasUnreadInput(c) &&
                  !c->InBody()) {
         // An idle keep-alive connection at stop. One that has not sent its
         // first request yet gets to (bounded by the stop timeout).
-        CloseNow(c);
+        if (!QueueTlsClose(c)) CloseNow(c);
       }
     }
   }
   UpdateRecv(c);
   MaybeFree(c);
+}
+
+bool HttpServer::StartTls(Connection* c) {
+  absl::StatusOr<std::unique_ptr<tls::TlsSession>> session =
+      tls::TlsSession::Create(*options_.tls_context);
+  if (!session.ok()) {
+    LOG_EVERY_N(ERROR, 100) << session.status();
+    CloseNow(c);
+    return false;
+  }
+  c->tls = std::move(*session);
+  return true;
+}
+
+// TLS input: finish the handshake, then decrypt and parse requests until
+// the input runs out or output backs up (the rest stays encrypted in the
+// session, and recv is paused by UpdateRecv, so memory stays bounded).
+void HttpServer::PumpTls(Connection* c) {
+  tls::TlsSession& session = *c->tls;
+  // After a fatal error only the alert is still to go out.
+  if (session.failed()) return;
+  if (!session.handshake_done()) {
+    switch (session.Handshake()) {
+      case tls::TlsSession::HandshakeStatus::kWantMore:
+        return;
+      case tls::TlsSession::HandshakeStatus::kError:
+        // The alert (if OpenSSL made one) goes out, then the close.
+        ++stats_.tls_handshake_failures;
+        LOG_EVERY_N(WARNING, 100)
+            << "TLS handshake failed with " << PeerOf(c->fd.get()) << ": "
+            << session.error() << " (" << google::COUNTER << " so far)";
+        c->close_after_flush = true;
+        return;
+      case tls::TlsSession::HandshakeStatus::kDone:
+        ++stats_.tls_handshakes;
+        // The body reports what was negotiated, not what the master saw
+        // offered.
+        c->info.sni = session.sni();
+        c->info.alpn = session.alpn();
+        c->identity_ready = false;
+        c->cache_valid = false;
+        break;
+    }
+  }
+  while (!c->close_after_flush && !c->Backlogged()) {
+    if (!c->in.empty()) {
+      size_t used = Process(c, c->in);
+      c->in.erase(0, used);
+      if (c->close_after_flush || c->Backlogged()) return;
+    }
+    tls::TlsSession::ReadResult read =
+        session.ReadPlaintext(tls_plaintext_.get(), kTlsPlaintextBytes);
+    switch (read.status) {
+      case tls::TlsSession::ReadStatus::kData:
+        FeedPlaintext(c, absl::string_view(tls_plaintext_.get(), read.bytes));
+        break;
+      case tls::TlsSession::ReadStatus::kWantMore:
+        return;
+      case tls::TlsSession::ReadStatus::kClosed:
+        // close_notify: like a FIN, answer what came before it.
+        c->read_closed = true;
+        return;
+      case tls::TlsSession::ReadStatus::kError:
+        ++stats_.tls_errors;
+        LOG_EVERY_N(WARNING, 100) << "TLS error with " << PeerOf(c->fd.get())
+                                  << ": " << session.error();
+        c->close_after_flush = true;
+        c->must_linger = true;
+        return;
+    }
+  }
+}
+
+// Decrypted bytes: parsed in place when nothing is waiting before them,
+// as OnRecv does with a plaintext recv buffer.
+void HttpServer::FeedPlaintext(Connection* c, absl::string_view plaintext) {
+  if (c->in.empty() && !c->Backlogged()) {
+    size_t used = Process(c, plaintext);
+    if (used < plaintext.size() && !c->close_after_flush) {
+      c->in.append(plaintext.data() + used, plaintext.size() - used);
+    }
+  } else if (!c->close_after_flush) {
+    c->in.append(plaintext.data(), plaintext.size());
+  }
+}
+
+// Starts sending close_notify once before a graceful close; true while that
+// send is in flight (the caller closes when it completes).
+bool HttpServer::QueueTlsClose(Connection* c) {
+  if (!c->tls || c->tls_close_queued) return false;
+  c->tls_close_queued = true;
+  c->tls->Shutdown();
+  StartSend(c);
+  return c->send_armed;
+}
+
+bool HttpServer::HasUnreadInput(const Connection* c) const {
+  return !c->in.empty() || (c->tls && c->tls->HasBufferedInput());
 }
 
 size_t HttpServer::Process(Connection* c, absl::string_view data) {
@@ -842,7 +985,36 @@ void HttpServer::AppendError(Connection* c, absl::string_view status,
 void HttpServer::StartSend(Connection* c) {
   const char* data;
   size_t size;
-  if (c->inflight_sent < c->out_inflight.size()) {
+  if (c->tls && c->inflight_sent >= c->out_inflight.size()) {
+    // Encrypt what is queued (or the next piece of a /bytes/N body) and send
+    // it after whatever the session produced before it (handshake flights,
+    // tickets), all in wire order.
+    c->out_inflight.clear();
+    c->inflight_sent = 0;
+    tls::TlsSession& session = *c->tls;
+    if (session.handshake_done() && !session.failed()) {
+      absl::Status status;
+      if (!c->out_pending.empty()) {
+        status = session.WritePlaintext(c->out_pending);
+        c->out_pending.clear();
+        ShrinkIfHuge(&c->out_pending);
+      } else if (c->stream_remaining > 0) {
+        size_t piece = static_cast<size_t>(
+            std::min<uint64_t>(c->stream_remaining, kTlsStreamChunk));
+        status = session.WritePlaintext(absl::string_view(Filler(), piece));
+        c->stream_remaining -= piece;
+      }
+      if (!status.ok()) {
+        LOG_EVERY_N(WARNING, 100) << "TLS: " << status;
+        CloseNow(c);
+        return;
+      }
+    }
+    if (session.TakeCiphertext(&c->out_inflight) == 0) return;
+    data = c->out_inflight.data();
+    size = c->out_inflight.size();
+    c->sending_filler = false;
+  } else if (c->inflight_sent < c->out_inflight.size()) {
     // A short send: the rest of the same buffer.
     data = c->out_inflight.data() + c->inflight_sent;
     size = c->out_inflight.size() - c->inflight_sent;
@@ -881,7 +1053,7 @@ void HttpServer::LingeringClose(Connection* c) {
   // nginx's lingering_close heuristic; it saves a wake-up per connection
   // for clients that close after each request.
   if (c->read_closed ||
-      ((draining_ || (!c->must_linger && c->in.empty() && !c->InBody())) &&
+      ((draining_ || (!c->must_linger && !HasUnreadInput(c) && !c->InBody())) &&
        NothingUnread(c->fd.get()))) {
     CloseNow(c);
     return;
@@ -919,6 +1091,7 @@ void HttpServer::MaybeFree(Connection* c) {
   io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
   c->state = ConnState::kFree;
   c->info = ConnectionInfo();
+  c->tls.reset();  // its SSL and buffers go now, not at the slot's reuse
   free_slots_.push_back(c->index);
   --stats_.open_connections;
 }

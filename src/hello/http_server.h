@@ -24,6 +24,10 @@
 #include "src/hello/request_parser.h"
 
 namespace ddv {
+namespace tls {
+class TlsServerContext;
+}  // namespace tls
+
 namespace hello {
 
 // What the master knows about a connection it hands over. The server keeps
@@ -35,7 +39,9 @@ struct ConnectionInfo {
                           // the body reports each request's own Host header)
   std::string sni;        // empty: none
   std::string alpn;       // empty: none
-  bool tls = false;       // the listener's protocol was TLS
+  bool tls = false;       // the listener's protocol was TLS: the server
+                          // terminates it (sni and alpn are then replaced
+                          // by what the handshake negotiated)
   std::string peer;       // "ip:port" from a PROXY header; empty: getpeername()
   size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
 };
@@ -47,7 +53,10 @@ std::string FormatSockaddr(const sockaddr_storage& address);
 struct HttpServerStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_added = 0;
-  uint64_t tls_connections_refused = 0;
+  uint64_t tls_connections_refused = 0;  // TLS, but no TLS context set
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_handshake_failures = 0;  // alert sent (if any), then closed
+  uint64_t tls_errors = 0;  // fatal errors after the handshake (bad record)
   uint64_t requests = 0;
   uint64_t bad_requests = 0;     // answered 400 and closed
   uint64_t heads_too_large = 0;  // answered 431 and closed
@@ -83,6 +92,10 @@ class HttpServer {
     unsigned buffer_count = 1024;  // provided buffers, a power of two
     unsigned buffer_size = 4096;
     size_t max_head_bytes = 16384;  // larger request heads get 431
+    // Terminates TLS on connections handed over with `info.tls` and on
+    // listeners opened with Listen(address, /*tls=*/true). Not owned; must
+    // outlive the server. Null: such connections are refused (closed).
+    tls::TlsServerContext* tls_context = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<HttpServer>> Create(Options options);
@@ -92,8 +105,9 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Listens on "ip:port" or "[ipv6]:port" with a multishot accept. Port 0
-  // lets the kernel pick; port() then says which.
-  absl::Status Listen(absl::string_view address);
+  // lets the kernel pick; port() then says which. With `tls` the accepted
+  // connections speak TLS (Options.tls_context is then required).
+  absl::Status Listen(absl::string_view address, bool tls = false);
   // The port of the most recent successful Listen().
   int port() const { return port_; }
 
@@ -151,6 +165,11 @@ class HttpServer {
                    absl::string_view body, ConnectionHeader connection_header);
   void BuildIdentity(Connection* c);
   void StartSend(Connection* c);
+  bool StartTls(Connection* c);
+  void PumpTls(Connection* c);
+  void FeedPlaintext(Connection* c, absl::string_view plaintext);
+  bool QueueTlsClose(Connection* c);
+  bool HasUnreadInput(const Connection* c) const;
   void LingeringClose(Connection* c);
   void CloseNow(Connection* c);
   void MaybeFree(Connection* c);
@@ -181,6 +200,8 @@ class HttpServer {
   io_uring_buf_ring* buf_ring_ = nullptr;
   size_t buf_ring_bytes_ = 0;
   std::unique_ptr<char[]> buffers_;
+  // Decrypted bytes land here before parsing (TLS connections).
+  std::unique_ptr<char[]> tls_plaintext_;
 
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<uint32_t> free_slots_;

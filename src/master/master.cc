@@ -28,18 +28,20 @@ namespace {
 
 constexpr uint16_t kPeekBufferGroup = 1;
 
-__kernel_timespec ToTimespec(int64_t ns) {
-  __kernel_timespec ts{};
-  ts.tv_sec = ns / 1000000000;
-  ts.tv_nsec = ns % 1000000000;
-  return ts;
-}
+__kernel_timespec ToTimespec(int64_t ns) { return ToTimespecNs(ns); }
 
 int64_t FromTimespec(const __kernel_timespec& ts) {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 }  // namespace
+
+__kernel_timespec ToTimespecNs(int64_t ns) {
+  __kernel_timespec ts{};
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  return ts;
+}
 
 int64_t MonotonicNowNs() {
   timespec ts;
@@ -175,6 +177,12 @@ absl::Status Master::Run() {
     }
     int64_t now = MonotonicNowNs();
     CheckWaiting(now);
+    if (accept_resume_ns_ != 0 && now >= accept_resume_ns_ && !stopping_) {
+      accept_resume_ns_ = 0;
+      for (uint32_t l = 0; l < listeners_.size(); ++l) {
+        if (!accepting_[l]) SubmitAccept(l);
+      }
+    }
     if (!no_buffer_.empty()) {
       std::vector<uint32_t> retry;
       retry.swap(no_buffer_);
@@ -236,11 +244,15 @@ void Master::Dispatch(io_uring_cqe* cqe) {
       return;
     case kOpChannelPoll:
       // The channel outlives the slot's processes: no generation either.
-      if (!(cqe->flags & IORING_CQE_F_MORE)) {
+      if (!(cqe->flags & IORING_CQE_F_MORE) &&
+          workers_->at(tag.index).channel) {
         workers_->at(tag.index).channel_poll_armed = false;
         ArmWorkerChannel(tag.index);
       }
       OnChannelReadable(tag.index);
+      return;
+    case kOpChannelWritable:
+      workers_->at(tag.index).channel_full = false;
       return;
     case kOpWorkerExitPoll:
       if (workers_->Current(tag.index, tag.generation)) {
@@ -248,10 +260,16 @@ void Master::Dispatch(io_uring_cqe* cqe) {
       }
       return;
     case kOpSignalPoll:
+      if (!(cqe->flags & IORING_CQE_F_MORE)) ArmSignalPoll();
       OnSignals();
       return;
     case kOpControlPoll:
+      if (!(cqe->flags & IORING_CQE_F_MORE)) ArmControlPoll();
       OnControlReadable();
+      return;
+    case kOpControlRecv:
+    case kOpControlTimeout:
+      OnControlCompletion(static_cast<Op>(tag.op), tag.index, cqe);
       return;
     case kOpCancel:
       return;
@@ -272,7 +290,13 @@ void Master::SubmitAccept(uint32_t listener) {
 void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   if (!(cqe->flags & IORING_CQE_F_MORE)) {
     accepting_[listener] = false;
-    if (!stopping_) SubmitAccept(listener);  // the kernel ended the multishot
+    if (cqe->res == -EMFILE || cqe->res == -ENFILE) {
+      // Out of fds: re-arming at once would spin. Pause accepts briefly
+      // (connections queue in the backlog) and re-arm from the loop.
+      accept_resume_ns_ = MonotonicNowNs() + 100000000LL;
+    } else if (!stopping_) {
+      SubmitAccept(listener);  // the kernel ended the multishot
+    }
   }
   if (cqe->res < 0) {
     if (cqe->res != -ECANCELED) {
@@ -285,9 +309,13 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   }
   int fd = cqe->res;
   ++counters_.connections_accepted;
+  if (stopping_) {
+    ::close(fd);  // accepted just before the cancel took effect
+    return;
+  }
   uint32_t index;
   Connection* c = connections_.Allocate(&index);
-  if (c == nullptr || stopping_) {
+  if (c == nullptr) {
     // Over capacity: closing at once is the only bounded answer.
     LOG_EVERY_N(WARNING, 1000) << "connection table full ("
                                << connections_.capacity() << "); closing";
@@ -312,6 +340,7 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
 
 void Master::SubmitPeek(uint32_t index, bool dont_wait) {
   Connection& c = connections_.at(index);
+  ring_->Reserve(2);
   io_uring_sqe* sqe = Sqe(kOpPeek, index, c.generation);
   int flags = MSG_PEEK | (dont_wait ? MSG_DONTWAIT : 0);
   if (c.big) {
@@ -541,9 +570,17 @@ void Master::Refuse(uint32_t index, Refusal refusal) {
   Connection& c = connections_.at(index);
   RestoreRcvlowat(c);
   c.state = ConnState::kRefusing;
-  c.refusal = config_.listeners[c.listener].protocol == config::Protocol::kHttp
-                  ? HttpRefusal(refusal)
-                  : TlsRefusal(refusal);
+  switch (config_.listeners[c.listener].protocol) {
+    case config::Protocol::kHttp:
+      c.refusal = HttpRefusal(refusal);
+      break;
+    case config::Protocol::kTls:
+      c.refusal = TlsRefusal(refusal);
+      break;
+    case config::Protocol::kTcp:
+      c.refusal = {};  // no protocol to answer in: just close
+      break;
+  }
   if (c.refusal.empty()) {
     Close(index);
     return;
@@ -604,6 +641,7 @@ void Master::OnRefuseStep(Op op, uint32_t index, io_uring_cqe* cqe) {
 
 void Master::SubmitLinger(uint32_t index) {
   Connection& c = connections_.at(index);
+  ring_->Reserve(2);
   io_uring_sqe* sqe = Sqe(kOpLingerRecv, index, c.generation);
   io_uring_prep_recv(sqe, c.fd, linger_scratch_.data(), linger_scratch_.size(),
                      0);

@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -79,6 +80,9 @@ class Master {
     kOpSignalPoll,
     kOpControlPoll,
     kOpCancel,
+    kOpChannelWritable,
+    kOpControlRecv,
+    kOpControlTimeout,
   };
 
   Master(const MasterOptions& options, config::Config config);
@@ -111,6 +115,8 @@ class Master {
   void OnHandoffSent(int worker, io_uring_cqe* cqe);
   void OnChannelReadable(int worker);
   void OnAcknowledged(int worker, uint64_t id);
+  void OnPullFailed(int worker, uint64_t id, int error);
+  void ReleaseRetired(int worker);
   void OnWorkerExit(int worker);
   void ReclaimFromWorker(int worker);
   void ArmWorker(int worker);
@@ -134,6 +140,22 @@ class Master {
 
   io_uring_sqe* Sqe(Op op, uint32_t index, uint32_t generation = 0);
 
+  // A ddvctl connection, served through the ring.
+  struct ControlClient {
+    UniqueFd fd;
+    char buffer[512];
+    size_t length = 0;
+    uint32_t generation = 0;
+    uint8_t inflight = 0;
+    bool resubmit = false;
+    __kernel_timespec deadline{};
+  };
+  void SubmitControlRecv(uint32_t slot);
+  void OnControlCompletion(Op op, uint32_t slot, io_uring_cqe* cqe);
+  std::string ControlCommand(absl::string_view line);
+  void ArmSignalPoll();
+  void ArmControlPoll();
+
   MasterOptions options_;
   config::Config config_;
   std::shared_ptr<const route::RouteTable> routes_;
@@ -148,6 +170,8 @@ class Master {
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
+  std::array<ControlClient, 16> control_clients_;
+  int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
   Counters counters_;
   bool stopping_ = false;
   int64_t stop_deadline_ns_ = 0;
@@ -156,6 +180,7 @@ class Master {
 
 // CLOCK_MONOTONIC now, in nanoseconds (the clock of link timeouts).
 int64_t MonotonicNowNs();
+__kernel_timespec ToTimespecNs(int64_t ns);
 
 }  // namespace master
 }  // namespace ddv

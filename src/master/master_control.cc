@@ -44,8 +44,7 @@ absl::Status Master::InitSignals() {
   }
   signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_) return ErrnoStatus(errno, "signalfd", "watching signals");
-  io_uring_sqe* sqe = Sqe(kOpSignalPoll, 0);
-  io_uring_prep_poll_multishot(sqe, signal_fd_.get(), POLLIN);
+  ArmSignalPoll();
 
   const std::string& path = config_.master.control_socket;
   if (path.empty()) return absl::OkStatus();
@@ -73,9 +72,18 @@ absl::Status Master::InitSignals() {
   if (listen(control_fd_.get(), 16) < 0) {
     return ErrnoStatus(errno, "listen", "listening on the control socket");
   }
-  sqe = Sqe(kOpControlPoll, 0);
-  io_uring_prep_poll_multishot(sqe, control_fd_.get(), POLLIN);
+  ArmControlPoll();
   return absl::OkStatus();
+}
+
+void Master::ArmSignalPoll() {
+  io_uring_sqe* sqe = Sqe(kOpSignalPoll, 0);
+  io_uring_prep_poll_multishot(sqe, signal_fd_.get(), POLLIN);
+}
+
+void Master::ArmControlPoll() {
+  io_uring_sqe* sqe = Sqe(kOpControlPoll, 0);
+  io_uring_prep_poll_multishot(sqe, control_fd_.get(), POLLIN);
 }
 
 void Master::OnSignals() {
@@ -188,10 +196,17 @@ absl::Status Master::ApplyConfig(config::Config loaded) {
   for (size_t s = 0; s < next.sites.size(); ++s) {
     const config::SiteConfig& site = next.sites[s];
     if (s >= old_sites) {
+      // The pool takes the site's index even when AddSite fails, and the
+      // config is committed below in every case: the two never drift apart.
+      // A spawn failure is the supervisor's business (back-off).
       absl::StatusOr<int> added = workers_->AddSite(site);
-      if (!added.ok()) return added.status();
+      if (!added.ok()) {
+        LOG(ERROR) << "reload: site \"" << site.id
+                   << "\" has no workers: " << added.status();
+        continue;
+      }
       status = workers_->StartSite(*added);
-      if (!status.ok()) return status;
+      if (!status.ok()) LOG(ERROR) << "reload: " << status;
       LOG(INFO) << "reload: site \"" << site.id << "\" added";
       continue;
     }
@@ -207,7 +222,7 @@ absl::Status Master::ApplyConfig(config::Config loaded) {
     if (respawn) workers_->UpdateSpecs(s, site);
     if (site.processes != before.processes) {
       status = workers_->SetProcessCount(s, site, site.processes);
-      if (!status.ok()) return status;
+      if (!status.ok()) LOG(ERROR) << "reload: " << status;
       LOG(INFO) << "reload: site \"" << site.id << "\" now runs "
                 << site.processes << " processes";
     }
@@ -287,59 +302,101 @@ std::string Master::StatusJson() const {
   return status.dump();
 }
 
+// Control clients are served through the ring: a client that connects and
+// says nothing costs the loop nothing (it is closed after a second).
 void Master::OnControlReadable() {
-  for (int i = 0; i < 16; ++i) {
+  while (true) {
     UniqueFd client(accept4(control_fd_.get(), nullptr, nullptr,
-                            SOCK_CLOEXEC));
+                            SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!client) return;
-    // Control traffic is rare and tiny: serve it synchronously, with
-    // timeouts so a stuck client cannot stall the loop for long.
-    timeval tv{0, 200000};
-    setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(client.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    char buf[512];
-    ssize_t n = recv(client.get(), buf, sizeof(buf) - 1, 0);
-    if (n <= 0) continue;
-    absl::string_view line = absl::StripAsciiWhitespace(absl::string_view(buf, n));
-    std::vector<std::string> words =
-        absl::StrSplit(line, ' ', absl::SkipEmpty());
-    std::string reply;
-    if (words.empty()) {
-      reply = "error: empty command\n";
-    } else if (words[0] == "status") {
-      reply = StatusJson() + "\n";
-    } else if (words[0] == "metrics") {
-      reply = MetricsText();
-    } else if (words[0] == "reload") {
-      Reload();
-      reply = "ok: reload requested; see the master log for the outcome\n";
-    } else if (words[0] == "stop") {
-      BeginStop();
-      reply = "ok: stopping\n";
-    } else if (words[0] == "restart" && words.size() == 2) {
-      int site = -1;
-      for (size_t s = 0; s < config_.sites.size(); ++s) {
-        if (config_.sites[s].id == words[1]) site = s;
-      }
-      if (site < 0) {
-        reply = absl::StrCat("error: no site \"", words[1], "\"\n");
-      } else {
-        int restarted = RollingRestart(site);
-        reply = absl::StrCat("ok: restarting ", restarted, " workers of \"",
-                             words[1], "\"\n");
-      }
-    } else {
-      reply = absl::StrCat("error: unknown command \"", words[0],
-                           "\" (status, metrics, reload, stop, restart SITE)\n");
+    uint32_t slot = 0;
+    while (slot < control_clients_.size() && control_clients_[slot].fd) ++slot;
+    if (slot == control_clients_.size()) {
+      const char kBusy[] = "error: too many control clients\n";
+      send(client.get(), kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      continue;
     }
-    size_t sent = 0;
-    while (sent < reply.size()) {
-      ssize_t w = send(client.get(), reply.data() + sent, reply.size() - sent,
-                       MSG_NOSIGNAL);
-      if (w <= 0) break;
-      sent += w;
-    }
+    ControlClient& c = control_clients_[slot];
+    c.fd = std::move(client);
+    c.length = 0;
+    ++c.generation;
+    c.deadline = ToTimespecNs(MonotonicNowNs() + 1000000000LL);
+    SubmitControlRecv(slot);
   }
+}
+
+void Master::SubmitControlRecv(uint32_t slot) {
+  ControlClient& c = control_clients_[slot];
+  ring_->Reserve(2);
+  io_uring_sqe* sqe = Sqe(kOpControlRecv, slot, c.generation);
+  io_uring_prep_recv(sqe, c.fd.get(), c.buffer + c.length,
+                     sizeof(c.buffer) - c.length, 0);
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* timeout = Sqe(kOpControlTimeout, slot, c.generation);
+  io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
+  c.inflight += 2;
+}
+
+void Master::OnControlCompletion(Op op, uint32_t slot, io_uring_cqe* cqe) {
+  ControlClient& c = control_clients_[slot];
+  --c.inflight;
+  if (op == kOpControlRecv && c.fd) {
+    if (cqe->res > 0) {
+      c.length += cqe->res;
+      absl::string_view text(c.buffer, c.length);
+      if (text.find('\n') == absl::string_view::npos &&
+          c.length < sizeof(c.buffer)) {
+        if (c.inflight == 0) SubmitControlRecv(slot);
+        else c.resubmit = true;
+        return;
+      }
+      std::string reply = ControlCommand(text);
+      // The socket buffer (~200 KiB) holds any reply we make; a client that
+      // does not read gets a truncated answer, never a stalled loop.
+      size_t sent = 0;
+      while (sent < reply.size()) {
+        ssize_t n = send(c.fd.get(), reply.data() + sent, reply.size() - sent,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) break;
+        sent += n;
+      }
+    }
+    c.fd.Reset();
+    return;
+  }
+  // The link timeout's own completion.
+  if (c.resubmit && c.inflight == 0 && c.fd) {
+    c.resubmit = false;
+    SubmitControlRecv(slot);
+  }
+}
+
+std::string Master::ControlCommand(absl::string_view line) {
+  line = absl::StripAsciiWhitespace(line);
+  std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  if (words.empty()) return "error: empty command\n";
+  if (words[0] == "status") return StatusJson() + "\n";
+  if (words[0] == "metrics") return MetricsText();
+  if (words[0] == "reload") {
+    Reload();
+    return "ok: reload requested; see the master log for the outcome\n";
+  }
+  if (words[0] == "stop") {
+    BeginStop();
+    return "ok: stopping\n";
+  }
+  if (words[0] == "restart" && words.size() == 2) {
+    for (size_t s = 0; s < config_.sites.size(); ++s) {
+      if (config_.sites[s].id == words[1] && config_.sites[s].processes > 0) {
+        int restarted = RollingRestart(s);
+        return absl::StrCat("ok: restarting ", restarted, " workers of \"",
+                            words[1], "\" one at a time\n");
+      }
+    }
+    return absl::StrCat("error: no site \"", words[1], "\"\n");
+  }
+  return absl::StrCat("error: unknown command \"", words[0],
+                      "\" (status, metrics, reload, stop, restart SITE)\n");
 }
 
 int Master::RollingRestart(int site) {
@@ -433,12 +490,12 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
       mine.is_default = it->get<bool>();
     } else if (it.key() == "processes" && it->is_number_integer()) {
       // The config's own bounds (docs/config.md) are the policy.
-      int count = it->get<int>();
+      int64_t count = it->get<int64_t>();
       if (count < 1 || count > 1024) {
         return absl::InvalidArgumentError(absl::StrCat(
             "processes: ", count, " is outside 1..1024"));
       }
-      mine.processes = count;
+      mine.processes = static_cast<int>(count);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "update_server_conf: unknown or mistyped key \"", it.key(),

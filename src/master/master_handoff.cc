@@ -12,6 +12,7 @@
 #include "glog/logging.h"
 #include "src/handoff/wire.h"
 #include "src/master/master.h"
+#include "src/uring/op_tag.h"
 
 namespace ddv {
 namespace master {
@@ -60,8 +61,9 @@ void Master::CheckWaiting(int64_t now_ns) {
   for (uint32_t index : waiting) {
     Connection& c = connections_.at(index);
     if (c.state != ConnState::kWaiting) continue;
-    bool failed = workers_->SiteFailed(c.site);
-    int w = failed ? -1 : workers_->Pick(c.site);
+    // A live worker wins even if a sibling slot is in a crash loop.
+    int w = workers_->Pick(c.site);
+    bool failed = w < 0 && workers_->SiteFailed(c.site);
     if (w >= 0) {
       c.state = ConnState::kPeeking;  // leaves kWaiting; Dispatch queues it
       Dispatch(index);
@@ -163,6 +165,14 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
   // Not sent: the fds never left. Hand them to another worker of the site.
   if (cqe->res == -EAGAIN || cqe->res == -ENOBUFS) {
     counters_.handoff_channel_full += sent.size();
+    // Park the worker until its channel has room again: Pick skips it, so
+    // the batch goes to a sibling, or waits (worker_wait) if there is none.
+    // Without this, a stuck only-worker would make the loop spin.
+    if (!worker.channel_full) {
+      worker.channel_full = true;
+      io_uring_sqe* sqe = Sqe(kOpChannelWritable, w, 0);
+      io_uring_prep_poll_add(sqe, worker.channel.get(), POLLOUT);
+    }
   } else {
     counters_.handoff_worker_gone += sent.size();
     LOG_EVERY_N(WARNING, 100) << "handoff to worker " << workers_->site_id(worker.site)
@@ -171,6 +181,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
   }
   for (uint32_t index : sent) {
     Connection& c = connections_.at(index);
+    if (c.state != ConnState::kSending) continue;
     --worker.outstanding;
     ++counters_.connections_rerouted;
     c.state = ConnState::kPeeking;
@@ -190,8 +201,31 @@ void Master::OnAcknowledged(int w, uint64_t id) {
   Close(static_cast<uint32_t>(id));
 }
 
+// The worker could not pull the socket (pidfd mode: usually ptrace rights,
+// e.g. a worker running as another user). Another worker of the site will
+// fail the same way, so refuse rather than loop.
+void Master::OnPullFailed(int w, uint64_t id, int error) {
+  LOG_EVERY_N(WARNING, 100)
+      << "worker " << workers_->site_id(workers_->at(w).site) << "#"
+      << workers_->at(w).index << " could not take a connection: "
+      << strerror(error)
+      << (error == EPERM ? " (pidfd_getfd needs ptrace rights over the "
+                           "master; use handoff = \"scm_rights\")"
+                         : "");
+  Connection* c = connections_.Find(id);
+  if (c == nullptr || c->worker != w ||
+      (c->state != ConnState::kSent && c->state != ConnState::kSending)) {
+    return;
+  }
+  Worker& worker = workers_->at(w);
+  if (worker.outstanding > 0) --worker.outstanding;
+  ++counters_.site_unavailable;
+  Refuse(static_cast<uint32_t>(id), Refusal::kUnavailable);
+}
+
 void Master::OnChannelReadable(int w) {
   Worker& worker = workers_->at(w);
+  if (!worker.channel) return;  // released (a retired worker)
   // Bounded per turn so one chatty worker cannot starve the loop.
   for (int i = 0; i < 256; ++i) {
     absl::StatusOr<handoff::ReceivedFrame> received =
@@ -215,8 +249,7 @@ void Master::OnChannelReadable(int w) {
         if (entry.error == 0) {
           OnAcknowledged(w, entry.connection_id);
         } else {
-          LOG_EVERY_N(WARNING, 100) << "worker could not take connection: "
-                                    << strerror(entry.error);
+          OnPullFailed(w, entry.connection_id, entry.error);
         }
       }
     } else if (auto* beat = std::get_if<handoff::Heartbeat>(&frame)) {
@@ -257,28 +290,46 @@ void Master::ArmWorkerChannel(int w) {
 }
 
 void Master::OnWorkerExit(int w) {
-  Worker& worker = workers_->at(w);
   const pid_t pid = workers_->pid(w);
   if (!workers_->Reap(w)) {
     // The poll fired for a process that is not gone (spurious): re-arm.
     if (workers_->pid(w) == pid && pid != 0) ArmWorker(w);
     return;
   }
-  if (!worker.retired && !worker.restart_pending) ++counters_.worker_restarts;
+  {
+    const Worker& worker = workers_->at(w);
+    if (!worker.retired && !worker.restart_pending) {
+      ++counters_.worker_restarts;
+    }
+  }
   // Acknowledgements it sent before dying count: read them first. Then
   // discard what it never read, and give its connections to another worker
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
   workers_->DrainChildEnd(w);
-  if (!worker.send_in_flight) ReclaimFromWorker(w);
+  if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);
+  if (workers_->at(w).retired) ReleaseRetired(w);
+}
+
+void Master::ReleaseRetired(int w) {
+  Worker& worker = workers_->at(w);
+  if (!worker.channel || worker.send_in_flight) return;
+  // Cancel its channel polls before the fds close; their completions are
+  // ignored once the channel is gone.
+  io_uring_sqe* sqe = Sqe(kOpCancel, w);
+  io_uring_prep_poll_remove(sqe, uring::OpTag{kOpChannelPoll, uint32_t(w), 0}.Encode());
+  worker.channel_poll_armed = true;  // never re-armed
+  workers_->ReleaseIfRetired(w);
 }
 
 void Master::ReclaimFromDeadWorkers() {
   for (int w = 0; w < workers_->size(); ++w) {
     Worker& worker = workers_->at(w);
-    if (worker.send_in_flight || workers_->Alive(w)) continue;
+    // Only once the process is gone: a stopping worker (rolling restart,
+    // retirement) is still reading its channel and serving what it took.
+    if (worker.send_in_flight || workers_->pid(w) != 0) continue;
     if (worker.outstanding == 0 && worker.queue.empty()) continue;
     workers_->DrainChildEnd(w);
     ReclaimFromWorker(w);

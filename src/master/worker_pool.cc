@@ -61,22 +61,30 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
 }
 
 absl::StatusOr<int> WorkerPool::AddSite(const config::SiteConfig& site) {
-  absl::StatusOr<std::string> ticket_secret = NewTicketSecret();
-  if (!ticket_secret.ok()) return ticket_secret.status();
+  // The site index is registered whatever happens, so site indexes in the
+  // pool and in the master's config never drift apart. If its workers
+  // cannot be set up (out of fds, say), the site exists with none, and the
+  // error says why; its connections get the no-worker answer.
   int s = site_ids_.size();
   site_ids_.push_back(site.id);
   site_workers_.emplace_back();
   round_robin_.push_back(0);
-  ticket_secrets_.push_back(*ticket_secret);
+  absl::StatusOr<std::string> ticket_secret = NewTicketSecret();
+  ticket_secrets_.push_back(ticket_secret.ok() ? *ticket_secret : "");
+  if (!ticket_secret.ok()) return ticket_secret.status();
+  std::vector<std::pair<UniqueFd, UniqueFd>> channels;
+  for (int i = 0; i < site.processes; ++i) {
+    absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
+        handoff::MakeChannelPair();
+    if (!pair.ok()) return pair.status();
+    channels.push_back(std::move(*pair));
+  }
   for (int i = 0; i < site.processes; ++i) {
     Worker worker;
     worker.site = s;
     worker.index = i;
-    absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
-        handoff::MakeChannelPair();
-    if (!pair.ok()) return pair.status();
-    worker.channel = std::move(pair->first);
-    worker.child_end = std::move(pair->second);
+    worker.channel = std::move(channels[i].first);
+    worker.child_end = std::move(channels[i].second);
     worker.process_slot = processes_->Add(
         MakeSpec(s, site, i, worker.child_end.get()));
     if (static_cast<int>(slot_to_worker_.size()) <= worker.process_slot) {
@@ -121,18 +129,21 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
 
 absl::Status WorkerPool::StartAll() {
   for (Worker& worker : workers_) {
+    // A worker that cannot start (a bad user, a missing binary) is the
+    // supervisor's to retry with back-off; the other sites still serve.
     absl::Status status = processes_->Start(worker.process_slot);
-    if (!status.ok()) return status;
+    if (!status.ok()) LOG(ERROR) << status;
   }
   return absl::OkStatus();
 }
 
 absl::Status WorkerPool::StartSite(int site) {
+  absl::Status first;
   for (int w : site_workers_[site]) {
     absl::Status status = processes_->Start(workers_[w].process_slot);
-    if (!status.ok()) return status;
+    if (!status.ok() && first.ok()) first = status;
   }
-  return absl::OkStatus();
+  return first;
 }
 
 int WorkerPool::LiveWorkers(int site) const {
@@ -228,9 +239,24 @@ void WorkerPool::ProgressRollingRestarts() {
       continue;
     }
     rolling_.erase(rolling_.begin() + i);
+    if (processes_->pid(worker.process_slot) == 0) {
+      // No process (back-off, failed, exited): nothing to stop, and its
+      // channel was drained when it died. Start it now; this also revives
+      // a failed site.
+      absl::Status status = processes_->Start(worker.process_slot);
+      if (!status.ok()) LOG(ERROR) << "restart: " << status;
+      continue;
+    }
     worker.restart_pending = true;
     processes_->Stop(worker.process_slot, options_.stop_grace);
   }
+}
+
+void WorkerPool::ReleaseIfRetired(int w) {
+  Worker& worker = workers_[w];
+  if (!worker.retired || processes_->pid(worker.process_slot) != 0) return;
+  worker.channel.Reset();
+  worker.child_end.Reset();
 }
 
 void WorkerPool::ContinueRestart(int w) {
@@ -267,7 +293,10 @@ int WorkerPool::Pick(int site, int exclude) {
   uint32_t start = round_robin_[site]++;
   for (size_t k = 0; k < n; ++k) {
     int w = candidates[(start + k) % n];
-    if (w == exclude || workers_[w].retired || !Alive(w)) continue;
+    if (w == exclude || workers_[w].retired || workers_[w].channel_full ||
+        !Alive(w)) {
+      continue;
+    }
     const Worker& worker = workers_[w];
     // Not ready (no hello yet) sorts after every ready worker.
     uint64_t key = (worker.ready ? 0 : (1ull << 40)) + worker.outstanding;
@@ -288,6 +317,7 @@ bool WorkerPool::Reap(int worker) {
 
 void WorkerPool::DrainChildEnd(int worker) {
   int fd = workers_[worker].child_end.get();
+  if (fd < 0) return;  // released: a retired worker
   int drained = 0;
   // Bounded: a channel holds far fewer messages than this.
   for (int attempt = 0; attempt < 100000; ++attempt) {

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@ struct Worker {
   bool ready = false;       // said hello since its last start
   bool retired = false;     // removed by a reload or a smaller process count
   bool restart_pending = false;  // rolling restart: stopping, then start again
+  bool channel_full = false;     // last send got EAGAIN; waiting for POLLOUT
   bool channel_poll_armed = false;
   uint32_t outstanding = 0;  // handed, not yet acknowledged
   std::vector<uint32_t> queue;    // connections for the next batch
@@ -69,6 +71,8 @@ class WorkerPool {
   // Reload and update_server_conf. Sites are never renumbered: a removed
   // site keeps its index with no workers.
   // Adds the site's worker slots without starting them (StartSite does).
+  // The site always gets the next index, even when this fails: the error
+  // says why it has no workers.
   absl::StatusOr<int> AddSite(const config::SiteConfig& site);
   absl::Status StartSite(int site);
   // Starts the site's next worker; returns its index in the pool.
@@ -106,6 +110,8 @@ class WorkerPool {
   // master calls only after draining the channel (see the file comment).
   bool Reap(int worker);
   void ContinueRestart(int worker);
+  // A retired worker whose process is gone: close its channel for good.
+  void ReleaseIfRetired(int worker);
   // Reads and discards what the dead process left in its end of the channel.
   void DrainChildEnd(int worker);
 
@@ -128,7 +134,9 @@ class WorkerPool {
 
   WorkerPoolOptions options_;
   std::unique_ptr<supervise::ProcessTable> processes_;
-  std::vector<Worker> workers_;
+  // A deque: adding workers (reload, update_server_conf) must not move the
+  // ones the loop holds references to.
+  std::deque<Worker> workers_;
   std::vector<int> slot_to_worker_;
   std::vector<std::string> site_ids_;
   std::vector<std::vector<int>> site_workers_;

@@ -109,5 +109,9 @@ io_uring_sqe* Ring::GetSqe() {
   return sqe;
 }
 
+void Ring::Reserve(unsigned count) {
+  if (io_uring_sq_space_left(&ring_) < count) io_uring_submit(&ring_);
+}
+
 }  // namespace uring
 }  // namespace ddv

@@ -36,6 +36,10 @@ class Ring {
 
   // Returns a free SQE, submitting the queued ones first if the SQ is full.
   io_uring_sqe* GetSqe();
+  // Makes room for `count` SQEs in a row. Linked ops (an op and its
+  // LINK_TIMEOUT) must not be split by a submit: the op would go out alone,
+  // with no deadline.
+  void Reserve(unsigned count);
 
  private:
   Ring() = default;

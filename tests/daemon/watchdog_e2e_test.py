@@ -3,6 +3,7 @@ master crash loses no queued connection; it forwards SIGHUP (reload) and
 SIGTERM (drain and stop, nothing left behind)."""
 import os
 import signal
+import socket
 import sys
 import time
 import unittest
@@ -55,6 +56,22 @@ class WatchdogTest(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual(site, "b")
+
+    def test_sigterm_while_master_is_in_back_off(self):
+        master = self.ddv.status()["pid"]
+        os.kill(master, signal.SIGKILL)
+        time.sleep(0.02)
+        self.ddv.proc.send_signal(signal.SIGTERM)
+        self.ddv.proc.wait(timeout=5)
+        # The listening sockets are released with the watchdog.
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", self.ddv.http_port),
+                                     timeout=1)
+
+    def test_ddvctl_stop_is_final_under_the_watchdog(self):
+        reply = harness.control(self.ddv.control_socket, "stop")
+        self.assertTrue(reply.startswith("ok"), reply)
+        self.assertEqual(self.ddv.proc.wait(timeout=15), 0)
 
     def test_sigterm_stops_everything(self):
         status = self.ddv.status()

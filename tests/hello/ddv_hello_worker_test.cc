@@ -1,9 +1,14 @@
 // ddv_hello under a master: the test plays the master on a real handoff
 // channel (DDV_CHANNEL_FD), hands over sockets whose request bytes are still
-// unread, and checks what the worker answers, that TLS is refused for now,
-// and that Shutdown or the master's disappearance stops it with exit 0.
+// unread, and checks what the worker answers; that TLS is terminated with the
+// certificates the master names in DDV_TLS_CERT/DDV_TLS_KEY (and refused
+// without them); and that Shutdown or the master's disappearance stops it
+// with exit 0.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <cstdlib>
 #include <variant>
 #include <vector>
 
@@ -19,6 +25,7 @@
 #include "src/base/unique_fd.h"
 #include "src/handoff/channel.h"
 #include "src/handoff/wire.h"
+#include "src/tls/self_signed.h"
 #include "tests/hello/child_process.h"
 #include "tests/hello/http_client.h"
 
@@ -53,6 +60,12 @@ std::pair<UniqueFd, UniqueFd> TcpPair() {
 
 class FakeMasterTest : public ::testing::Test {
  protected:
+  // The worker's environment, as the master sets it.
+  virtual std::vector<std::string> Environment() {
+    return {"DDV_CHANNEL_FD=3", "DDV_SITE=a", "DDV_WORKER_INDEX=1",
+            "DDV_HANDOFF=scm_rights"};
+  }
+
   void SetUp() override {
     absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
         handoff::MakeChannelPair();
@@ -61,8 +74,7 @@ class FakeMasterTest : public ::testing::Test {
     SpawnOptions options;
     options.pass_fd = pair->second.get();
     options.pass_fd_as = 3;
-    options.extra_env = {"DDV_CHANNEL_FD=3", "DDV_SITE=a", "DDV_WORKER_INDEX=1",
-                         "DDV_HANDOFF=scm_rights"};
+    options.extra_env = Environment();
     child_ = Spawn({HelloPath(), "--site=ignored-under-a-master"}, options);
     ASSERT_GT(child_.pid, 0);
     // Our copy of the worker's end must go, or EOF never reaches either side.
@@ -161,7 +173,7 @@ TEST_F(FakeMasterTest, ProxySourceAndSkippedHeader) {
                                          "peer=198.51.100.9:5555\n"));
 }
 
-TEST_F(FakeMasterTest, TlsIsRefusedUntilTerminationLands) {
+TEST_F(FakeMasterTest, TlsIsRefusedWithoutCertificates) {
   auto [client_fd, server_fd] = TcpPair();
   HttpClient client(std::move(client_fd));
   handoff::HandoffEntry entry;
@@ -171,6 +183,146 @@ TEST_F(FakeMasterTest, TlsIsRefusedUntilTerminationLands) {
   entry.alpn = "h2,http/1.1";
   ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
   EXPECT_TRUE(client.WaitForClose());
+}
+
+// The master's TLS contract: certificate and key paths joined by ':' and a
+// ticket secret in the environment; the handed-over socket still holds the
+// whole ClientHello (the master only peeked).
+class FakeMasterTlsTest : public FakeMasterTest {
+ protected:
+  std::vector<std::string> Environment() override {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    std::string dir = tmp != nullptr ? tmp : "/tmp";
+    std::string a_cert = dir + "/worker_a.crt", a_key = dir + "/worker_a.key";
+    std::string b_cert = dir + "/worker_b.crt", b_key = dir + "/worker_b.key";
+    EXPECT_TRUE(tls::WriteSelfSignedCertificate(
+                    {"a.localhost", "*.a.localhost"}, a_cert, a_key,
+                    absl::Hours(1))
+                    .ok());
+    EXPECT_TRUE(tls::WriteSelfSignedCertificate({"b.localhost"}, b_cert, b_key,
+                                                absl::Hours(1))
+                    .ok());
+    std::vector<std::string> env = FakeMasterTest::Environment();
+    env.push_back("DDV_TLS_CERT=" + a_cert + ":" + b_cert);
+    env.push_back("DDV_TLS_KEY=" + a_key + ":" + b_key);
+    env.push_back("DDV_TLS_TICKET_SECRET=" + std::string(64, '7'));
+    return env;
+  }
+
+  // A blocking TLS client on `fd` whose ClientHello is written before the
+  // handoff, like a client whose first flight the master peeked at.
+  struct Client {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = nullptr;
+    ~Client() {
+      SSL_free(ssl);
+      SSL_CTX_free(ctx);
+    }
+  };
+
+  void SendClientHello(Client& client, int fd, const char* sni) {
+    client.ssl = SSL_new(client.ctx);
+    SSL_set_tlsext_host_name(client.ssl, sni);
+    static const unsigned char kAlpn[] = "\x02h2\x08http/1.1";
+    SSL_set_alpn_protos(client.ssl, kAlpn, sizeof(kAlpn) - 1);
+    SSL_set_fd(client.ssl, fd);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int r = SSL_connect(client.ssl);  // writes the ClientHello, then waits
+    ASSERT_EQ(SSL_get_error(client.ssl, r), SSL_ERROR_WANT_READ);
+  }
+
+  // Finishes the handshake after the handoff and GETs "/"; the body.
+  std::string FinishAndGet(Client& client, int fd) {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (SSL_connect(client.ssl) != 1) return "handshake failed";
+    const char request[] =
+        "GET / HTTP/1.1\r\nHost: b.localhost\r\nConnection: close\r\n\r\n";
+    SSL_write(client.ssl, request, sizeof(request) - 1);
+    std::string response;
+    char buf[4096];
+    int n;
+    while ((n = SSL_read(client.ssl, buf, sizeof(buf))) > 0) {
+      response.append(buf, static_cast<size_t>(n));
+    }
+    size_t body = response.find("\r\n\r\n");
+    return body == std::string::npos ? response : response.substr(body + 4);
+  }
+
+  std::string PeerSan(const Client& client) {
+    X509* cert = SSL_get0_peer_certificate(client.ssl);
+    if (cert == nullptr) return "";
+    auto* sans = static_cast<GENERAL_NAMES*>(
+        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    std::string out;
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const ASN1_STRING* s = sk_GENERAL_NAME_value(sans, i)->d.dNSName;
+      out += std::string(
+          reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+          static_cast<size_t>(ASN1_STRING_length(s)));
+      out += ";";
+    }
+    GENERAL_NAMES_free(sans);
+    return out;
+  }
+};
+
+TEST_F(FakeMasterTlsTest, TerminatesTlsOnAHandedOverSocket) {
+  auto [client_fd, server_fd] = TcpPair();
+  Client client;
+  ASSERT_NO_FATAL_FAILURE(SendClientHello(client, client_fd.get(),
+                                          "b.localhost"));
+  handoff::HandoffEntry entry;
+  entry.connection_id = 4;
+  entry.protocol = handoff::Protocol::kTls;
+  entry.host = "b.localhost";
+  entry.alpn = "h2,http/1.1";  // what the master saw offered
+  ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+  std::string body = FinishAndGet(client, client_fd.get());
+  // The second pair of the environment, chosen by SNI; the ALPN actually
+  // negotiated (never h2: ddv_hello does not serve it).
+  EXPECT_EQ(PeerSan(client), "b.localhost;");
+  EXPECT_EQ(body, absl::StrCat("site=a worker=1 pid=", child_.pid,
+                               " host=b.localhost sni=b.localhost "
+                               "alpn=http/1.1 tls=1 peer=127.0.0.1:",
+                               ntohs([&] {
+                                 sockaddr_in sin{};
+                                 socklen_t len = sizeof(sin);
+                                 getsockname(client_fd.get(),
+                                             reinterpret_cast<sockaddr*>(&sin),
+                                             &len);
+                                 return sin.sin_port;
+                               }()),
+                               "\n"));
+}
+
+TEST_F(FakeMasterTlsTest, ProxyHeaderBeforeTheClientHello) {
+  auto [client_fd, server_fd] = TcpPair();
+  const std::string proxy = "PROXY TCP4 198.51.100.9 10.0.0.1 5555 443\r\n";
+  ASSERT_EQ(write(client_fd.get(), proxy.data(), proxy.size()),
+            static_cast<ssize_t>(proxy.size()));
+  Client client;
+  ASSERT_NO_FATAL_FAILURE(SendClientHello(client, client_fd.get(),
+                                          "x.a.localhost"));
+  handoff::HandoffEntry entry;
+  entry.connection_id = 5;
+  entry.protocol = handoff::Protocol::kTls;
+  entry.host = "x.a.localhost";
+  entry.has_proxy_source = true;
+  auto& sin = reinterpret_cast<sockaddr_in&>(entry.proxy_source);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(5555);
+  inet_pton(AF_INET, "198.51.100.9", &sin.sin_addr);
+  entry.proxy_source_length = sizeof(sockaddr_in);
+  entry.skip_bytes = static_cast<uint32_t>(proxy.size());
+  ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+  std::string body = FinishAndGet(client, client_fd.get());
+  EXPECT_EQ(PeerSan(client), "a.localhost;*.a.localhost;");
+  EXPECT_NE(body.find(" sni=x.a.localhost alpn=http/1.1 tls=1 "
+                      "peer=198.51.100.9:5555\n"),
+            std::string::npos)
+      << body;
 }
 
 TEST_F(FakeMasterTest, ShutdownFrameStopsWithExitZero) {

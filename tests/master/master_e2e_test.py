@@ -1,9 +1,11 @@
 """ddv_master end to end: real master, real ddv_hello workers, real clients
 (raw sockets and curl) on loopback. Run for both handoff modes."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -206,6 +208,46 @@ class MasterScmRightsTest(unittest.TestCase):
 
 class MasterPidfdTest(MasterScmRightsTest):
     HANDOFF = "pidfd"
+
+
+class RobustnessTest(unittest.TestCase):
+    def test_idle_control_clients_do_not_stall_routing(self):
+        ddv = harness.Ddv()
+        try:
+            idle = []
+            for _ in range(16):
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(ddv.control_socket)
+                idle.append(s)
+            start = time.monotonic()
+            status, body, _ = http_get(ddv.http_port, "a.localhost")
+            self.assertEqual(status, 200)
+            self.assertLess(time.monotonic() - start, 0.5)
+            for s in idle:
+                s.close()
+            self.assertIn("sites", harness.control(ddv.control_socket, "status"))
+        finally:
+            ddv.stop()
+
+    def test_deadlines_hold_with_a_tiny_ring(self):
+        # With an 8-entry ring, a peek and its linked timeout must still go
+        # out together, or an idle client would never be closed.
+        ddv = harness.Ddv(extra_flags=["--ring_entries=8"])
+        try:
+            clients = []
+            for _ in range(12):
+                s = socket.create_connection(("127.0.0.1", ddv.http_port))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: a.lo")
+                s.settimeout(5)
+                clients.append(s)
+            start = time.monotonic()
+            for s in clients:
+                status, _ = harness.parse_response(harness.recv_all(s))
+                self.assertEqual(status, 408)
+                s.close()
+            self.assertLess(time.monotonic() - start, 3.5)
+        finally:
+            ddv.stop()
 
 
 class ConfigErrorTest(unittest.TestCase):

@@ -59,7 +59,7 @@ def rpc_config(ddv):
 id = "dyn"
 command = ["{worker}"]
 hosts = ["dyn.localhost"]
-env = {{ RPC_UPDATE = '{{"add_hosts": ["extra.localhost", "*.more.localhost"], "processes": 2}}' }}
+env = {{ RPC_UPDATE = '{{"add_hosts": ["extra.localhost", "*.more.localhost"], "processes": 5}}' }}
 
 [[site]]
 id = "greedy"
@@ -146,6 +146,24 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(site_of(self.ddv, "a.localhost"), "a")
         self.assertIn("reload failed", self.ddv.read_log())
 
+    def test_restart_revives_a_worker_in_back_off(self):
+        # A worker waiting out its back-off has no process to stop: restart
+        # must start it at once instead of waiting for an exit that never
+        # comes.
+        ddv = harness.Ddv(config_text=config,
+                          extra_flags=["--backoff_initial_ms=20000"])
+        try:
+            old = live_pids(ddv, "b")[0]
+            os.kill(old, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: live_pids(ddv, "b") == []))
+            reply = harness.control(ddv.control_socket, "restart b")
+            self.assertTrue(reply.startswith("ok"), reply)
+            self.assertTrue(wait_for(lambda: len(live_pids(ddv, "b")) == 1,
+                                     timeout=5))
+            self.assertEqual(site_of(ddv, "b.localhost"), "b")
+        finally:
+            ddv.stop()
+
     def test_rolling_restart_keeps_serving(self):
         self.reload(config(self.ddv, a_processes=2))
         self.assertTrue(wait_for(lambda: len(live_pids(self.ddv, "a")) == 2))
@@ -178,8 +196,12 @@ class UpdateServerConfTest(unittest.TestCase):
         self.assertEqual(f["rpc"], "ok")
         self.assertEqual(site_of(self.ddv, "extra.localhost"), "dyn")
         self.assertEqual(site_of(self.ddv, "x.more.localhost"), "dyn")
+        # Growing from 1 to 5 workers while the loop holds a reference to
+        # the calling worker (a use-after-free before workers lived in a
+        # deque). Every new worker asks again for 5: still 5.
         self.assertTrue(wait_for(
-            lambda: len(live_pids(self.ddv, "dyn")) == 2))
+            lambda: len(live_pids(self.ddv, "dyn")) == 5))
+        self.assertIsNone(self.ddv.proc.poll())
 
     def test_host_of_another_site_is_refused(self):
         f = fields(http_get(self.ddv.http_port, "greedy.localhost")[1])
