@@ -487,23 +487,18 @@ bool Master::Decide(uint32_t index, absl::string_view prefix) {
         return true;
       }
       case sniff::SniffStatus::kTooLarge:
-        ++counters_.too_large;
-        Refuse(index, Refusal::kTooLarge);
-        return true;
       case sniff::SniffStatus::kNotThisProtocol:
-        ++counters_.not_this_protocol;
-        Refuse(index, Refusal::kMalformed);
-        return true;
       case sniff::SniffStatus::kMalformed:
-        ++counters_.malformed;
-        Refuse(index, Refusal::kMalformed);
+        RefuseUnparsable(index, status);
         return true;
     }
     return true;
   }
 
   sniff::ClientHelloInfo info;
-  switch (sniff::SniffTlsClientHello(payload, budget, &info)) {
+  const sniff::SniffStatus status =
+      sniff::SniffTlsClientHello(payload, budget, &info);
+  switch (status) {
     case sniff::SniffStatus::kNeedMore:
       return false;
     case sniff::SniffStatus::kFound: {
@@ -526,19 +521,34 @@ bool Master::Decide(uint32_t index, absl::string_view prefix) {
       return true;
     }
     case sniff::SniffStatus::kTooLarge:
-      ++counters_.too_large;
-      Refuse(index, Refusal::kTooLarge);
-      return true;
     case sniff::SniffStatus::kNotThisProtocol:
-      ++counters_.not_this_protocol;
-      Refuse(index, Refusal::kMalformed);
-      return true;
     case sniff::SniffStatus::kMalformed:
-      ++counters_.malformed;
-      Refuse(index, Refusal::kMalformed);
+      RefuseUnparsable(index, status);
       return true;
   }
   return true;
+}
+
+// The three sniffer answers that end in a refusal, counted apart.
+void Master::RefuseUnparsable(uint32_t index, sniff::SniffStatus status) {
+  switch (status) {
+    case sniff::SniffStatus::kTooLarge:
+      ++counters_.too_large;
+      Refuse(index, Refusal::kTooLarge);
+      return;
+    case sniff::SniffStatus::kNotThisProtocol:
+      ++counters_.not_this_protocol;
+      Refuse(index, Refusal::kMalformed);
+      return;
+    case sniff::SniffStatus::kMalformed:
+      ++counters_.malformed;
+      Refuse(index, Refusal::kMalformed);
+      return;
+    case sniff::SniffStatus::kNeedMore:
+    case sniff::SniffStatus::kFound:
+      break;
+  }
+  LOG(DFATAL) << "RefuseUnparsable(" << sniff::SniffStatusName(status) << ")";
 }
 
 void Master::Route(uint32_t index, int site) {

@@ -29,6 +29,7 @@
 #include "src/master/counters.h"
 #include "src/master/worker_pool.h"
 #include "src/route/route_table.h"
+#include "src/sniff/sniff_status.h"
 #include "src/uring/buffer_ring.h"
 #include "src/uring/ring.h"
 
@@ -101,6 +102,7 @@ class Master {
   // refused or closed), false when it needs more bytes.
   bool Decide(uint32_t index, absl::string_view prefix);
   void Route(uint32_t index, int site);
+  void RefuseUnparsable(uint32_t index, sniff::SniffStatus status);
   void Refuse(uint32_t index, Refusal refusal);
   void OnRefuseStep(Op op, uint32_t index, io_uring_cqe* cqe);
   void SubmitLinger(uint32_t index);
