@@ -5,6 +5,7 @@
 // its limits are documented in docs/config.md; keep the two in step.
 #include "src/config/config.h"
 
+#include <cstdlib>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -25,6 +26,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
 #include "src/base/errno_status.h"
 #include "src/base/unique_fd.h"
@@ -208,12 +210,41 @@ absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
   return absl::OkStatus();
 }
 
-// An absolute command[0] must be an executable file now, so a typo fails the
-// load (or the reload) instead of crash-looping a site. A bare name is looked
-// up in PATH when the worker starts and is not checked here.
+// A bare command[0] ("ddv_hello") is looked up in the master's PATH now,
+// and replaced by the absolute path found: workers are exec'ed without a
+// PATH search (supervise::Spawn), and a reload must not depend on the PATH
+// a worker would see.
+absl::Status ResolveInPath(const TomlReader& reader, const toml::node& node,
+                           std::string* program) {
+  if (program->find('/') != std::string::npos) {
+    return reader.ErrorAt(node, absl::StrCat("command[0] \"", *program,
+                                             "\" must be an absolute path "
+                                             "or a bare name found in PATH"));
+  }
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir :
+       absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
+    if (dir.empty() || dir.front() != '/') continue;
+    std::string candidate = absl::StrCat(dir, "/", *program);
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      *program = candidate;
+      return absl::OkStatus();
+    }
+  }
+  return reader.ErrorAt(node, absl::StrCat("command[0] \"", *program,
+                                           "\" was not found in PATH"));
+}
+
+// command[0] must be an executable file now, so a typo fails the load (or
+// the reload) instead of crash-looping a site.
 absl::Status CheckExecutable(const TomlReader& reader, const toml::node& node,
-                             const std::string& program) {
-  if (!absl::StartsWith(program, "/")) return absl::OkStatus();
+                             std::string* program_in_out) {
+  if (!absl::StartsWith(*program_in_out, "/")) {
+    return ResolveInPath(reader, node, program_in_out);
+  }
+  const std::string& program = *program_in_out;
   auto error = [&](absl::string_view what) {
     return reader.ErrorAt(node,
                           absl::StrCat("command[0] \"", program, "\" ", what));
@@ -335,7 +366,7 @@ absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
   if (site->command[0].empty()) {
     return reader.ErrorAt(*elements[0], "command[0] must not be empty");
   }
-  return CheckExecutable(reader, *elements[0], site->command[0]);
+  return CheckExecutable(reader, *elements[0], &site->command[0]);
 }
 
 // hosts, normalised; the same host twice in one site is a typo.

@@ -62,7 +62,7 @@ tls_key = ["/etc/ddv/a.key", "/etc/ddv/a-ec.key"]
 
 [[site]]
 id = "acme"
-command = ["acme_responder"]
+command = ["true"]
 hosts = ["a.example.com"]
 listeners = ["https"]
 alpn = ["acme-tls/1"]
@@ -133,7 +133,9 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(a.line, 25);
 
   const SiteConfig& acme = c.sites[1];
-  EXPECT_THAT(acme.command, ElementsAre("acme_responder"));
+  // A bare name is resolved in PATH at load.
+  ASSERT_EQ(acme.command.size(), 1u);
+  EXPECT_EQ(acme.command[0].substr(acme.command[0].rfind('/')), "/true");
   EXPECT_THAT(acme.alpn, ElementsAre("acme-tls/1"));
   EXPECT_THAT(acme.tls_cert, ElementsAre("/etc/ddv/acme.pem"));
   EXPECT_THAT(acme.tls_key, ElementsAre("/etc/ddv/acme.key"));
@@ -169,6 +171,46 @@ command = ["/bin/sh"]
               a.alpn.empty() && a.tls_cert.empty() && a.user.empty() &&
               a.group.empty() && a.log_output.empty());
   EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
+}
+
+std::string WithCommand(const std::string& command) {
+  return R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:0"
+protocol = "http"
+
+[[site]]
+id = "a"
+command = [)" + command + "]\n";
+}
+
+// Workers are exec'ed without a PATH search, so a bare name is resolved at
+// load: "sh" becomes the absolute path PATH gives.
+TEST(ParseConfigTest, ResolvesBareCommandInPath) {
+  absl::StatusOr<Config> parsed = ParseConfig(WithCommand(R"("sh", "-c")"),
+                                              "t.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const std::string& program = parsed->sites[0].command[0];
+  EXPECT_EQ(program.front(), '/');
+  EXPECT_EQ(program.substr(program.rfind('/')), "/sh");
+  EXPECT_EQ(parsed->sites[0].command[1], "-c");
+}
+
+TEST(ParseConfigTest, RejectsUnknownBareCommandAndRelativePath) {
+  absl::StatusOr<Config> missing =
+      ParseConfig(WithCommand(R"("no-such-ddv-program")"), "t.toml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(),
+            "t.toml:9:12: command[0] \"no-such-ddv-program\" was not found "
+            "in PATH");
+  absl::StatusOr<Config> relative =
+      ParseConfig(WithCommand(R"("bin/ddv_hello")"), "t.toml");
+  ASSERT_FALSE(relative.ok());
+  EXPECT_NE(relative.status().message().find(
+                "must be an absolute path or a bare name found in PATH"),
+            absl::string_view::npos)
+      << relative.status();
 }
 
 TEST(ParseConfigTest, DescribeConfigSummarises) {
@@ -282,15 +324,6 @@ hosts = ["example.com"]
 id = "b"
 command = ["/bin/sh"]
 hosts = ["*.example.com"]
-)"},
-                    ValidCase{"BareCommandNameIsNotChecked", R"(
-[[listener]]
-name = "http"
-address = "127.0.0.1:80"
-protocol = "http"
-[[site]]
-id = "a"
-command = ["ddv_hello", "--port=0"]
 )"},
                     ValidCase{"InlineTablesAndSubTables", R"(
 listener = [{ name = "http", address = "127.0.0.1:80", protocol = "http" }]
