@@ -229,6 +229,15 @@ absl::Status Master::ApplyConfig(config::Config loaded) {
     if (respawn && site.processes > 0) {
       workers_->RollingRestart(s);
       LOG(INFO) << "reload: site \"" << site.id << "\" changed; rolling restart";
+    } else if (!site.tls_cert.empty()) {
+      // Same paths, maybe renewed files: SIGHUP tells a worker to re-read
+      // its certificates (docs/tls.md), without a restart.
+      for (int w = 0; w < workers_->size(); ++w) {
+        if (workers_->at(w).site == static_cast<int>(s) &&
+            !workers_->at(w).retired && workers_->pid(w) > 0) {
+          kill(workers_->pid(w), SIGHUP);
+        }
+      }
     }
   }
   routes_ = std::move(routes);

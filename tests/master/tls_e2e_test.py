@@ -3,6 +3,7 @@
 terminates TLS. Real clients: curl, openssl s_client, Python ssl, Node."""
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -329,6 +330,35 @@ https.get({{host: '127.0.0.1', port: {self.ddv.tls_port},
         counters = self.ddv.status()["counters"]
         self.assertGreater(counters["tls_sni_found"], 0)
         self.assertGreater(counters["tls_alpn_found"], 0)
+
+
+class CertificateRenewalTest(unittest.TestCase):
+    def test_reload_makes_workers_reread_renewed_certificates(self):
+        ddv = harness.Ddv(config_text=tls_config)
+        try:
+            def serial():
+                out = subprocess.run(
+                    ["openssl", "s_client", "-connect",
+                     f"127.0.0.1:{ddv.tls_port}", "-servername", "b.localhost"],
+                    input=b"", capture_output=True, timeout=10).stdout
+                cert = subprocess.run(["openssl", "x509", "-noout", "-serial"],
+                                      input=out, capture_output=True,
+                                      timeout=10).stdout
+                self.assertTrue(cert.startswith(b"serial="), out[-300:])
+                return cert
+
+            before = serial()
+            # Renew in place: same path, new certificate, then reload.
+            make_cert(ddv.dir, "b", ["b.localhost"])
+            ddv.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            after = before
+            while time.monotonic() < deadline and after == before:
+                time.sleep(0.1)
+                after = serial()
+            self.assertNotEqual(after, before)
+        finally:
+            ddv.stop()
 
 
 if __name__ == "__main__":
