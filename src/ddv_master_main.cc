@@ -64,6 +64,9 @@ DEFINE_int32(backoff_max_ms, 30000, "longest restart delay");
 DEFINE_int32(crash_loop_limit, 5,
              "exits within --crash_loop_window_s that mark a site failed");
 DEFINE_int32(crash_loop_window_s, 60, "crash-loop window");
+DEFINE_int32(heartbeat_interval_ms, 5000, "how often the master probes workers");
+DEFINE_int32(heartbeat_timeout_ms, 20000,
+             "a worker silent this long is killed and replaced");
 DEFINE_int32(worker_stop_grace_s, 30,
              "how long a stopping worker may finish its connections");
 
@@ -184,6 +187,8 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.defer_accept_seconds = FLAGS_defer_accept_seconds;
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
+  options.heartbeat_interval = absl::Milliseconds(FLAGS_heartbeat_interval_ms);
+  options.heartbeat_timeout = absl::Milliseconds(FLAGS_heartbeat_timeout_ms);
   options.workers.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
   options.workers.stop_grace = absl::Seconds(FLAGS_worker_stop_grace_s);
   options.workers.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);

@@ -177,6 +177,7 @@ absl::Status Master::Run() {
     }
     int64_t now = MonotonicNowNs();
     CheckWaiting(now);
+    CheckHeartbeats(now);
     if (accept_resume_ns_ != 0 && now >= accept_resume_ns_ && !stopping_) {
       accept_resume_ns_ = 0;
       for (uint32_t l = 0; l < listeners_.size(); ++l) {

@@ -46,6 +46,11 @@ struct MasterOptions {
   absl::Duration worker_wait = absl::Seconds(1);  // for a live worker
   uint32_t handoff_batch = 32;       // connections per handoff message
   absl::Duration stop_grace = absl::Seconds(10);
+  // The master probes each worker this often; a worker that has said
+  // nothing for heartbeat_timeout (a stopped or deadlocked process) is
+  // killed, its connections go to another worker and it is restarted.
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  absl::Duration heartbeat_timeout = absl::Seconds(20);
   WorkerPoolOptions workers;
 };
 
@@ -130,6 +135,7 @@ class Master {
              const std::string& body);
   absl::Status UpdateServerConf(int worker, const std::string& body);
   void CheckWaiting(int64_t now_ns);
+  void CheckHeartbeats(int64_t now_ns);
 
   // Signals and control (master_control.cc).
   absl::Status InitSignals();
@@ -174,6 +180,7 @@ class Master {
   UniqueFd control_fd_;
   std::array<ControlClient, 16> control_clients_;
   int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
+  int64_t next_heartbeat_ns_ = 0;
   Counters counters_;
   bool stopping_ = false;
   int64_t stop_deadline_ns_ = 0;

@@ -3,6 +3,7 @@
 // death and re-routing.
 #include <poll.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -240,6 +241,7 @@ void Master::OnChannelReadable(int w) {
       break;
     }
     handoff::Frame& frame = received->frame;
+    worker.last_heard_ns = MonotonicNowNs();
     if (auto* hello = std::get_if<handoff::Hello>(&frame)) {
       worker.ready = true;
       VLOG(1) << "worker " << hello->site << "#" << hello->worker_index
@@ -265,6 +267,34 @@ void Master::OnChannelReadable(int w) {
       OnWorkerRequest(w, *request);
     } else if (auto* message = std::get_if<handoff::Message>(&frame)) {
       ForwardMessage(w, std::move(*message));
+    }
+  }
+}
+
+void Master::CheckHeartbeats(int64_t now_ns) {
+  if (now_ns < next_heartbeat_ns_) return;
+  next_heartbeat_ns_ =
+      now_ns + absl::ToInt64Nanoseconds(options_.heartbeat_interval);
+  const int64_t timeout = absl::ToInt64Nanoseconds(options_.heartbeat_timeout);
+  for (int w = 0; w < workers_->size(); ++w) {
+    Worker& worker = workers_->at(w);
+    const pid_t pid = workers_->pid(w);
+    if (pid <= 0 || !workers_->Alive(w) || !worker.channel) continue;
+    if (worker.last_heard_ns == 0) worker.last_heard_ns = now_ns;  // started
+    if (now_ns - worker.last_heard_ns > timeout) {
+      LOG(ERROR) << "worker " << workers_->site_id(worker.site) << "#"
+                 << worker.index << " pid " << pid << " said nothing for "
+                 << options_.heartbeat_timeout
+                 << "; killing it (its connections go to another worker)";
+      kill(pid, SIGKILL);
+      worker.last_heard_ns = 0;
+      continue;
+    }
+    handoff::Heartbeat beat{++worker.heartbeat_sequence, false};
+    absl::StatusOr<std::string> bytes = handoff::EncodeFrame(beat);
+    if (bytes.ok()) {
+      (void)handoff::SendFrame(worker.channel.get(), *bytes, {},
+                               absl::ZeroDuration());
     }
   }
 }

@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     Worker& worker = self->workers_[w];
     ++worker.generation;
     worker.ready = false;
+    worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
     self->restarted_.push_back(w);
   });
   pool->handoff_mode_ =

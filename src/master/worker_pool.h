@@ -52,6 +52,8 @@ struct Worker {
   bool retired = false;     // removed by a reload or a smaller process count
   bool restart_pending = false;  // rolling restart: stopping, then start again
   bool channel_full = false;     // last send got EAGAIN; waiting for POLLOUT
+  int64_t last_heard_ns = 0;     // any frame from the process (monotonic)
+  uint64_t heartbeat_sequence = 0;
   bool channel_poll_armed = false;
   uint32_t outstanding = 0;  // handed, not yet acknowledged
   std::vector<uint32_t> queue;    // connections for the next batch

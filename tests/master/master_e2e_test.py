@@ -250,6 +250,28 @@ class RobustnessTest(unittest.TestCase):
             ddv.stop()
 
 
+class HeartbeatTest(unittest.TestCase):
+    def test_hung_worker_is_replaced_and_its_request_served(self):
+        ddv = harness.Ddv(extra_flags=["--heartbeat_interval_ms=200",
+                                       "--heartbeat_timeout_ms=1000"])
+        try:
+            hung = ddv.worker_pids("b")[0]
+            os.kill(hung, signal.SIGSTOP)
+            start = time.monotonic()
+            # Handed to the stopped worker, never acknowledged: the master
+            # must notice the silence, kill it and give the socket to the
+            # replacement.
+            status, body, _ = http_get(ddv.http_port, "b.localhost",
+                                       timeout=10)
+            self.assertEqual(status, 200, body)
+            self.assertNotEqual(int(fields(body)["pid"]), hung)
+            self.assertLess(time.monotonic() - start, 5)
+            # Killed and reaped by the master.
+            self.assertFalse(os.path.exists(f"/proc/{hung}"))
+        finally:
+            ddv.stop()
+
+
 class ConfigErrorTest(unittest.TestCase):
     def test_config_error_exits_2_with_file_line_col(self):
         path = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "bad.toml")
