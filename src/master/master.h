@@ -129,6 +129,7 @@ class Master {
   void ArmWorker(int worker);
   void ArmWorkerChannel(int worker);
   void ReclaimFromDeadWorkers();
+  void RecoverUnread(int worker);
   void OnWorkerRequest(int worker, const handoff::Request& request);
   void ForwardMessage(int worker, handoff::Message message);
   void Reply(int worker, uint64_t id, absl::Status status,

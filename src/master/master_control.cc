@@ -294,7 +294,8 @@ std::string Master::StatusJson() const {
            {"ready", worker.ready},
            {"retired", worker.retired},
            {"restarts", workers_->processes().restarts(slot)},
-           {"outstanding", worker.outstanding}});
+           {"outstanding", worker.outstanding},
+           {"unread_bytes", workers_->UnreadBytes(w)}});
     }
     sites.push_back({{"id", site.id},
                      {"hosts", site.hosts},

@@ -13,6 +13,7 @@
 #include "glog/logging.h"
 #include "src/handoff/wire.h"
 #include "src/master/master.h"
+#include "src/sniff/host_name.h"
 #include "src/uring/op_tag.h"
 
 namespace ddv {
@@ -157,9 +158,21 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
   sent.swap(worker.sending);
   if (cqe->res >= 0) {
     ++counters_.handoff_batches;
+    const bool pidfd = config_.master.handoff == config::HandoffMode::kPidfd;
     for (uint32_t index : sent) {
       Connection& c = connections_.at(index);
-      if (c.state == ConnState::kSending) c.state = ConnState::kSent;
+      if (c.state != ConnState::kSending) continue;
+      if (pidfd) {
+        c.state = ConnState::kSent;  // the worker pulls it, then acknowledges
+        continue;
+      }
+      // SCM_RIGHTS: the socket now also lives in the message, which the
+      // master can always get back through the channel's child end (see
+      // RecoverUnread), so our copy can go now. No acknowledgement, no
+      // second wake-up, and the worker's close is the last one.
+      --worker.outstanding;
+      ++counters_.connections_handed_off;
+      Close(index);
     }
     return;
   }
@@ -337,7 +350,7 @@ void Master::OnWorkerExit(int w) {
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
-  workers_->DrainChildEnd(w);
+  RecoverUnread(w);
   if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);
   if (workers_->at(w).retired) ReleaseRetired(w);
@@ -360,9 +373,60 @@ void Master::ReclaimFromDeadWorkers() {
     // Only once the process is gone: a stopping worker (rolling restart,
     // retirement) is still reading its channel and serving what it took.
     if (worker.send_in_flight || workers_->pid(w) != 0) continue;
-    if (worker.outstanding == 0 && worker.queue.empty()) continue;
-    workers_->DrainChildEnd(w);
+    if (worker.outstanding == 0 && worker.queue.empty() &&
+        workers_->UnreadBytes(w) == 0) {
+      continue;
+    }
+    RecoverUnread(w);
     ReclaimFromWorker(w);
+  }
+}
+
+// What a dead worker never read comes back through the child end of its
+// channel, which the master holds: SCM_RIGHTS batches with their sockets
+// inside. Each socket becomes a connection again, with what the master knew
+// about it, and goes to another worker of its site.
+void Master::RecoverUnread(int w) {
+  std::vector<handoff::ReceivedFrame> frames = workers_->DrainChildEnd(w);
+  size_t recovered = 0;
+  for (handoff::ReceivedFrame& received : frames) {
+    auto* batch = std::get_if<handoff::HandoffBatch>(&received.frame);
+    if (batch == nullptr || batch->mode != handoff::HandoffMode::kScmRights ||
+        batch->entries.size() != received.fds.size()) {
+      continue;  // pidfd offers (the master still holds those sockets)
+    }
+    for (size_t i = 0; i < batch->entries.size(); ++i) {
+      const handoff::HandoffEntry& e = batch->entries[i];
+      uint32_t index;
+      Connection* c = connections_.Allocate(&index);
+      if (c == nullptr || e.listener_index >= listeners_.size() ||
+          e.site_index >= config_.sites.size()) {
+        if (c != nullptr) connections_.Free(index);
+        LOG_EVERY_N(WARNING, 100) << "cannot take back a connection from a "
+                                     "dead worker; closing it";
+        continue;  // received.fds[i] closes with `frames`
+      }
+      c->fd = received.fds[i].Release();
+      c->listener = e.listener_index;
+      c->site = e.site_index;
+      c->accept_ns = e.accept_time_ns;
+      (void)sniff::NormalizeHost(e.host, sniff::HostSyntax::kHttpHost, &c->host);
+      c->alpn = e.alpn;
+      c->skip_bytes = e.skip_bytes;
+      c->has_proxy_source = e.has_proxy_source;
+      c->proxy_source = e.proxy_source;
+      c->state = ConnState::kPeeking;
+      ++counters_.handoff_worker_gone;
+      ++counters_.connections_rerouted;
+      ++recovered;
+      Dispatch(index);
+    }
+  }
+  if (!frames.empty()) {
+    LOG(INFO) << "worker " << workers_->site_id(workers_->at(w).site) << "#"
+              << workers_->at(w).index << " left " << frames.size()
+              << " unread messages; " << recovered
+              << " connections go to another worker";
   }
 }
 

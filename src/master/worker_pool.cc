@@ -1,6 +1,8 @@
 // WorkerPool: specs, channels and the pick.
 #include "src/master/worker_pool.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <algorithm>
@@ -299,8 +301,13 @@ int WorkerPool::Pick(int site, int exclude) {
       continue;
     }
     const Worker& worker = workers_[w];
-    // Not ready (no hello yet) sorts after every ready worker.
-    uint64_t key = (worker.ready ? 0 : (1ull << 40)) + worker.outstanding;
+    // Not ready (no hello yet) sorts after every ready worker. Load is what
+    // it has not taken yet: queued or unacknowledged connections, plus the
+    // bytes of handoffs still unread in its channel (about 100 per
+    // connection). Probed only when there is a choice.
+    uint64_t load = worker.outstanding;
+    if (n > 1) load += UnreadBytes(w) / 64;
+    uint64_t key = (worker.ready ? 0 : (1ull << 40)) + load;
     if (key < best_key) {
       best_key = key;
       best = w;
@@ -316,10 +323,10 @@ bool WorkerPool::Reap(int worker) {
   return processes_->pid(slot) != before;
 }
 
-void WorkerPool::DrainChildEnd(int worker) {
+std::vector<handoff::ReceivedFrame> WorkerPool::DrainChildEnd(int worker) {
+  std::vector<handoff::ReceivedFrame> frames;
   int fd = workers_[worker].child_end.get();
-  if (fd < 0) return;  // released: a retired worker
-  int drained = 0;
+  if (fd < 0) return frames;  // released: a retired worker
   // Bounded: a channel holds far fewer messages than this.
   for (int attempt = 0; attempt < 100000; ++attempt) {
     absl::StatusOr<handoff::ReceivedFrame> frame =
@@ -329,17 +336,23 @@ void WorkerPool::DrainChildEnd(int worker) {
           handoff::IsPeerClosed(frame.status())) {
         break;
       }
-      // A frame that fails to decode was still dequeued, its fds closed.
-      ++drained;
+      // Only our own frames are in there; one that fails to decode was
+      // still dequeued, its fds closed.
+      LOG(ERROR) << "draining a worker channel: " << frame.status();
       continue;
     }
-    ++drained;  // its fds close with `frame`
+    frames.push_back(std::move(*frame));
   }
-  if (drained > 0) {
-    LOG(INFO) << "worker " << site_ids_[workers_[worker].site] << "#"
-              << workers_[worker].index << " left " << drained
-              << " unread messages; their connections go to another worker";
-  }
+  return frames;
+}
+
+size_t WorkerPool::UnreadBytes(int worker) const {
+  // SIOCOUTQ on a Unix socket: bytes sent and not yet consumed by the peer,
+  // i.e. handoffs the worker has not picked up.
+  int bytes = 0;
+  const int fd = workers_[worker].channel.get();
+  if (fd < 0 || ioctl(fd, SIOCOUTQ, &bytes) != 0 || bytes < 0) return 0;
+  return static_cast<size_t>(bytes);
 }
 
 void WorkerPool::Tick(absl::Time now) {

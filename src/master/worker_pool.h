@@ -55,7 +55,9 @@ struct Worker {
   int64_t last_heard_ns = 0;     // any frame from the process (monotonic)
   uint64_t heartbeat_sequence = 0;
   bool channel_poll_armed = false;
-  uint32_t outstanding = 0;  // handed, not yet acknowledged
+  // Queued or in a message being sent; in pidfd mode also sent and not yet
+  // acknowledged (SCM_RIGHTS needs no acknowledgement: see master.md).
+  uint32_t outstanding = 0;
   std::vector<uint32_t> queue;    // connections for the next batch
   std::vector<uint32_t> sending;  // connections in the message in flight
   std::unique_ptr<handoff::ScmRightsMessage> message;
@@ -114,8 +116,12 @@ class WorkerPool {
   void ContinueRestart(int worker);
   // A retired worker whose process is gone: close its channel for good.
   void ReleaseIfRetired(int worker);
-  // Reads and discards what the dead process left in its end of the channel.
-  void DrainChildEnd(int worker);
+  // Takes what the dead process left unread in its end of the channel: the
+  // master's own frames, with the fds of SCM_RIGHTS batches still inside,
+  // so those connections can go to another worker.
+  std::vector<handoff::ReceivedFrame> DrainChildEnd(int worker);
+  // Bytes of frames sent to `worker` that it has not read yet.
+  size_t UnreadBytes(int worker) const;
 
   // Restarts processes whose back-off expired.
   void Tick(absl::Time now);

@@ -398,16 +398,9 @@ void Worker::HandleFrame(handoff::ReceivedFrame received) {
 
 void Worker::HandleBatch(HandoffBatch& batch, std::vector<UniqueFd>& fds) {
   if (batch.mode == HandoffMode::kScmRights) {
-    // The master keeps its copy of each socket until this acknowledgement,
-    // so that a worker dying with a batch unread loses no connection. Ack
-    // before serving: the client sees our close only once the master's copy
-    // is gone too.
-    handoff::PidfdAck ack;
-    for (const HandoffEntry& entry : batch.entries) {
-      ack.entries.push_back({entry.connection_id, 0});
-    }
-    Enqueue(ack);
-    Flush();
+    // No acknowledgement: the master closed its copies when the message was
+    // sent, and gets back whatever a dead worker left unread through the
+    // channel's other end (docs/master.md).
     // ReceiveFrame guarantees one fd per entry, in order.
     for (size_t i = 0; i < batch.entries.size(); ++i) {
       Deliver(std::move(fds[i]), batch.entries[i]);

@@ -141,7 +141,8 @@ class Worker {
   absl::Duration NextTimeout() const;
 
   // Never blocks. Reads every queued frame and acts on it (each batch is
-  // acknowledged with a kPidfdAck before its connections reach the app),
+  // of a pidfd batch is acknowledged with a kPidfdAck before its connections
+  // reach the app),
   // fires expired RPC deadlines and the heartbeat logic, and flushes
   // outgoing frames. A
   // protocol error from the master is returned after the worker has treated

@@ -130,7 +130,7 @@ int main(void) {
   int client = fake_master_hand_off(master, "c.localhost", DDV_PROTOCOL_TLS);
   CHECK(client >= 0);
   pump(worker, &app.connections);
-  CHECK(fake_master_expect_type(master, 3) == 0); /* the batch's ack */
+  /* scm_rights batches are not acknowledged: the master closed its copy. */
   CHECK(strcmp(app.host, "c.localhost") == 0);
   CHECK(strcmp(app.alpn, "h2,http/1.1") == 0);
   CHECK(app.tls == 1);
