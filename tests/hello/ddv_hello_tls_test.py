@@ -19,6 +19,8 @@ import tempfile
 import time
 import unittest
 
+from tests.testing.certificates import make_self_signed
+
 RUNFILES = os.environ.get("TEST_SRCDIR", "")
 WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
 SECRET = "5a" * 32
@@ -38,16 +40,7 @@ TMP = tempfile.mkdtemp(prefix="ddv-hello-tls-",
 
 
 def make_cert(name, hosts):
-    cert = os.path.join(TMP, f"{name}.crt")
-    key = os.path.join(TMP, f"{name}.key")
-    san = ",".join(f"DNS:{h}" for h in hosts)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-         "-subj", f"/CN={hosts[0]}", "-addext", f"subjectAltName={san}",
-         "-keyout", key, "-out", cert],
-        check=True, capture_output=True, timeout=30)
-    return cert, key
+    return make_self_signed(TMP, name, hosts)
 
 
 A_CERT, A_KEY = make_cert("a", ["a.localhost", "*.a.localhost"])

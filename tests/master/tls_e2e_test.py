@@ -11,25 +11,13 @@ import time
 import unittest
 
 import harness
+from tests.testing.certificates import make_self_signed
 from harness import fields
 
 
-def make_cert(directory, name, hosts):
-    cert = os.path.join(directory, f"{name}.crt")
-    key = os.path.join(directory, f"{name}.key")
-    san = ",".join(f"DNS:{h}" for h in hosts)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-         "-subj", f"/CN={hosts[0]}", "-addext", f"subjectAltName={san}",
-         "-keyout", key, "-out", cert],
-        check=True, capture_output=True, timeout=30)
-    return cert, key
-
-
 def tls_config(ddv):
-    a_cert, a_key = make_cert(ddv.dir, "a", ["a.localhost", "*.a.localhost"])
-    b_cert, b_key = make_cert(ddv.dir, "b", ["b.localhost"])
+    a_cert, a_key = make_self_signed(ddv.dir, "a", ["a.localhost", "*.a.localhost"])
+    b_cert, b_key = make_self_signed(ddv.dir, "b", ["b.localhost"])
     ddv.tls_default_port = harness.free_port()
     return f"""
 [master]
@@ -349,7 +337,7 @@ class CertificateRenewalTest(unittest.TestCase):
 
             before = serial()
             # Renew in place: same path, new certificate, then reload.
-            make_cert(ddv.dir, "b", ["b.localhost"])
+            make_self_signed(ddv.dir, "b", ["b.localhost"])
             ddv.proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 5
             after = before
