@@ -74,6 +74,14 @@ absl::StatusOr<TcpPair> LoopbackListener::Connect() {
   return pair;
 }
 
+TcpPair ConnectedTcpPair() {
+  absl::StatusOr<LoopbackListener> listener = LoopbackListener::Create();
+  if (!listener.ok()) return {};
+  absl::StatusOr<TcpPair> pair = listener->Connect();
+  if (!pair.ok()) return {};
+  return std::move(*pair);
+}
+
 std::set<int> OpenFds() {
   std::set<int> fds;
   DIR* dir = ::opendir("/proc/self/fd");

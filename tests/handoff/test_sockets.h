@@ -38,6 +38,10 @@ class LoopbackListener {
 
 // The fds of this process, from /proc/self/fd (the directory's own fd left
 // out), to compare before and after an operation that must not leak.
+// A connected loopback TCP pair from a throwaway listener. On failure both
+// fds are invalid (the caller's own checks then fail).
+TcpPair ConnectedTcpPair();
+
 std::set<int> OpenFds();
 
 // "ip:port" of getsockname()/getpeername(); empty on failure.

@@ -26,6 +26,7 @@
 #include "src/handoff/channel.h"
 #include "src/handoff/wire.h"
 #include "src/tls/self_signed.h"
+#include "tests/handoff/test_sockets.h"
 #include "tests/hello/child_process.h"
 #include "tests/hello/http_client.h"
 
@@ -40,23 +41,6 @@ using ::ddv::hello::testing::HttpResponse;
 using ::ddv::hello::testing::Spawn;
 using ::ddv::hello::testing::SpawnOptions;
 using ::ddv::hello::testing::WaitExit;
-
-// A connected loopback TCP pair: {client, server}.
-std::pair<UniqueFd, UniqueFd> TcpPair() {
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(sin);
-  EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
-  EXPECT_EQ(listen(listener.get(), 1), 0);
-  EXPECT_EQ(
-      getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sin), &len), 0);
-  UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  EXPECT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
-  UniqueFd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  return {std::move(client), std::move(server)};
-}
 
 class FakeMasterTest : public ::testing::Test {
  protected:
@@ -119,7 +103,8 @@ class FakeMasterTest : public ::testing::Test {
 };
 
 TEST_F(FakeMasterTest, ServesAHandedOverSocketWithUnreadBytes) {
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   HttpClient client(std::move(client_fd));
   // The request is queued before the handoff, as after the master's peek.
   ASSERT_TRUE(client.Send("GET / HTTP/1.1\r\nHost: A.localhost\r\n\r\n").ok());
@@ -142,7 +127,8 @@ TEST_F(FakeMasterTest, ServesAHandedOverSocketWithUnreadBytes) {
 }
 
 TEST_F(FakeMasterTest, ProxySourceAndSkippedHeader) {
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   HttpClient client(std::move(client_fd));
   const std::string proxy = "PROXY TCP4 198.51.100.9 10.0.0.1 5555 80\r\n";
   ASSERT_TRUE(
@@ -167,7 +153,8 @@ TEST_F(FakeMasterTest, ProxySourceAndSkippedHeader) {
 }
 
 TEST_F(FakeMasterTest, TlsIsRefusedWithoutCertificates) {
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   HttpClient client(std::move(client_fd));
   handoff::HandoffEntry entry;
   entry.connection_id = 3;
@@ -262,7 +249,8 @@ class FakeMasterTlsTest : public FakeMasterTest {
 };
 
 TEST_F(FakeMasterTlsTest, TerminatesTlsOnAHandedOverSocket) {
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   Client client;
   ASSERT_NO_FATAL_FAILURE(SendClientHello(client, client_fd.get(),
                                           "b.localhost"));
@@ -291,7 +279,8 @@ TEST_F(FakeMasterTlsTest, TerminatesTlsOnAHandedOverSocket) {
 }
 
 TEST_F(FakeMasterTlsTest, ProxyHeaderBeforeTheClientHello) {
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   const std::string proxy = "PROXY TCP4 198.51.100.9 10.0.0.1 5555 443\r\n";
   ASSERT_EQ(write(client_fd.get(), proxy.data(), proxy.size()),
             static_cast<ssize_t>(proxy.size()));

@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "src/tls/self_signed.h"
 #include "src/tls/tls_context.h"
+#include "tests/handoff/test_sockets.h"
 #include "tests/hello/http_client.h"
 
 namespace ddv {
@@ -39,24 +40,6 @@ namespace {
 using ::ddv::hello::testing::Get;
 using ::ddv::hello::testing::HttpClient;
 using ::ddv::hello::testing::HttpResponse;
-
-// A connected loopback TCP pair: {client, server}.
-std::pair<UniqueFd, UniqueFd> TcpPair() {
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(sin);
-  EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
-  EXPECT_EQ(listen(listener.get(), 1), 0);
-  EXPECT_EQ(
-      getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sin), &len), 0);
-  UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  EXPECT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&sin), len), 0);
-  UniqueFd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  EXPECT_TRUE(server.valid());
-  return {std::move(client), std::move(server)};
-}
 
 // Runs an HttpServer on its own thread (the ring's single issuer). `setup`
 // runs on that thread before Run(); handed-over sockets queued with Hand()
@@ -179,7 +162,8 @@ TEST_P(HttpServerTest, ListensAndAnswers) {
 }
 
 TEST_P(HttpServerTest, AddConnectionReadsBytesWrittenBeforeTheHandoff) {
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   HttpClient client(std::move(client_fd));
   // Written before the server ever sees the socket: the bytes wait unread
   // in the kernel, exactly as after the master's MSG_PEEK.
@@ -208,7 +192,8 @@ TEST_P(HttpServerTest, AddConnectionReadsBytesWrittenBeforeTheHandoff) {
 
 TEST_P(HttpServerTest, HandoffWhileRunningSkipsProxyHeader) {
   ServerThread server(Options());
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   HttpClient client(std::move(client_fd));
   const std::string proxy = "PROXY TCP4 203.0.113.7 10.0.0.1 4242 80\r\n";
   ASSERT_TRUE(
@@ -228,7 +213,8 @@ TEST_P(HttpServerTest, HandoffWhileRunningSkipsProxyHeader) {
 
 TEST_P(HttpServerTest, TlsHandoffWithoutContextIsRefused) {
   ServerThread server(Options());
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   HttpClient client(std::move(client_fd));
   ConnectionInfo info;
   info.site_id = "t";
@@ -375,7 +361,8 @@ TEST_P(HttpServerTest, StopClosesIdleAndFinishesBusy) {
   EXPECT_TRUE(idle->WaitForClose());
 
   // A socket handed over while stopping is still served, then closed.
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   HttpClient handed(std::move(client_fd));
   ASSERT_TRUE(handed.Send("GET / HTTP/1.1\r\nHost: h\r\n\r\n").ok());
   ConnectionInfo info;
@@ -576,7 +563,8 @@ TEST_P(HttpServerTlsTest, TlsListenerReportsWhatWasNegotiated) {
 
 TEST_P(HttpServerTlsTest, HandedOverSocketWithTheClientHelloUnread) {
   ServerThread server(TlsOptions());
-  auto [client_fd, server_fd] = TcpPair();
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
   TlsClient client(std::move(client_fd));
   client.Offer("t.localhost", absl::string_view(kAlpnH2Http11, 12));
   client.SendClientHello();

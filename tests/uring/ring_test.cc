@@ -12,28 +12,11 @@
 #include "src/uring/buffer_ring.h"
 #include "src/uring/op_tag.h"
 #include "src/uring/ring.h"
+#include "tests/handoff/test_sockets.h"
 
 namespace ddv {
 namespace uring {
 namespace {
-
-// A connected loopback TCP pair: {client, server}.
-void TcpPair(UniqueFd* client, UniqueFd* server) {
-  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr),
-                 sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener.get(), 1), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
-  client->Reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_EQ(connect(client->get(), reinterpret_cast<sockaddr*>(&addr),
-                    sizeof(addr)), 0);
-  server->Reset(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  ASSERT_TRUE(server->valid());
-}
 
 io_uring_cqe* WaitOne(Ring* ring, int timeout_ms = 2000) {
   io_uring_cqe* cqe = nullptr;
@@ -73,8 +56,8 @@ TEST(BufferRingTest, PeekLeavesBytesAndPollFirstWaitsForMore) {
   auto buffers = BufferRing::Create(ring->get(), 3, 8, 4096);
   ASSERT_TRUE(buffers.ok()) << buffers.status();
 
-  UniqueFd client, server;
-  TcpPair(&client, &server);
+  auto [client, server] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client.valid() && server.valid());
   ASSERT_EQ(write(client.get(), "GET / HT", 8), 8);
 
   io_uring_sqe* sqe = ring->GetSqe();
