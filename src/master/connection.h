@@ -1,5 +1,6 @@
 // Connection: the master's state for one accepted socket between accept and
-// the moment a worker acknowledges it (or the master refuses and closes it).
+// its handoff (sent with SCM_RIGHTS, or pulled and acknowledged in pidfd
+// mode), or until the master refuses and closes it.
 // Slots live in a ConnectionTable, a slab with a free list: no allocation per
 // connection on the hot path.
 #ifndef DDV_SRC_MASTER_CONNECTION_H_
@@ -26,7 +27,7 @@ enum class ConnState : uint8_t {
   kWaiting,   // routed; waiting for a worker of its site to take it
   kQueued,    // in a worker's next handoff batch
   kSending,   // in a handoff message being sent
-  kSent,      // sent; the master keeps its copy until the worker acknowledges
+  kSent,      // pidfd mode: offered; kept until the worker acknowledges
   kRefusing,  // sending a refusal, then a lingering close
   kClosing,   // close submitted; freed when no op is in flight
 };

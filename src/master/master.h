@@ -4,10 +4,11 @@
 // Path of a connection (DESIGN.md): multishot accept → peek (MSG_PEEK into a
 // provided buffer; SO_RCVLOWAT + POLL_FIRST to wait for more; an absolute
 // link timeout at the peek deadline) → sniff (PROXY, then HTTP or TLS) →
-// route → a worker's next handoff batch (SCM_RIGHTS sendmsg, or pidfd offer)
-// → the worker's acknowledgement → close the master's copy. The master keeps
-// its copy until the acknowledgement, so a worker that dies with connections
-// in flight loses none: they are handed to another worker of the site.
+// route → a worker's next handoff batch (SCM_RIGHTS sendmsg, after which the
+// master closes its copy; or a pidfd offer the worker pulls and
+// acknowledges). The master holds both ends of every worker channel, so a
+// worker that dies with batches unread loses nothing: the master reads them
+// back and hands those sockets to another worker of the site.
 #ifndef DDV_SRC_MASTER_MASTER_H_
 #define DDV_SRC_MASTER_MASTER_H_
 

@@ -114,8 +114,8 @@ void Master::OnSignals() {
 void Master::BeginStop() {
   if (stopping_) return;
   stopping_ = true;
-  // Undecided connections get until their peek deadline; handed ones until
-  // their worker acknowledges.
+  // Undecided connections get until their peek deadline; routed ones until
+  // a worker has them (plus the wait for a live worker).
   stop_deadline_ns_ = MonotonicNowNs() +
                       config_.master.peek_timeout_ms * 1000000LL +
                       absl::ToInt64Nanoseconds(options_.worker_wait);

@@ -345,7 +345,7 @@ void Master::OnWorkerExit(int w) {
       ++counters_.worker_restarts;
     }
   }
-  // Acknowledgements it sent before dying count: read them first. Then
+  // Acknowledgements it sent before dying (pidfd) count: read them first. Then
   // discard what it never read, and give its connections to another worker
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.

@@ -1,7 +1,7 @@
 // WorkerPool: the worker processes of every site, their channels and the
 // balance policy. Spawning, back-off and crash-loop rules come from
 // supervise::ProcessTable; this class adds what the master needs per worker:
-// a channel, the handoffs it has not acknowledged yet, and its next batch.
+// a channel, the handoffs it has not taken yet, and its next batch.
 //
 // Each worker slot keeps ONE channel for its whole life: the master holds
 // both ends and every (re)started process inherits the child end as fd 3.
@@ -104,7 +104,7 @@ class WorkerPool {
   bool Current(uint32_t worker, uint32_t generation) const;
   bool Alive(int worker) const;
 
-  // A live worker of `site` with the fewest unacknowledged handoffs; round
+  // A live worker of `site` with the fewest handoffs not taken yet; round
   // robin among ties. Prefers workers that said hello. -1 when none is alive.
   int Pick(int site, int exclude = -1);
 
