@@ -20,7 +20,7 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "src/config/config.h"
-#include "src/daemon/watchdog.h"
+#include "src/watchdog/watchdog.h"
 #include "src/master/listener_socket.h"
 #include "src/master/master.h"
 #include "src/supervise/spawn.h"
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
       LOG(ERROR) << listeners.status().message();
       return 1;
     }
-    ddv::daemon::WatchdogOptions options;
+    ddv::watchdog::WatchdogOptions options;
     options.master_argv.push_back(SelfDir() + "/ddv_master");
     for (size_t i = 1; i < original_args.size(); ++i) {
       options.master_argv.push_back(original_args[i]);
@@ -272,7 +272,7 @@ int main(int argc, char** argv) {
       options.listener_names.push_back(listener.name);
     }
     if (demo) PrintDemoBanner(*config);
-    return ddv::daemon::RunWatchdog(options, std::move(*listeners));
+    return ddv::watchdog::RunWatchdog(options, std::move(*listeners));
   }
 
   absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =

@@ -29,17 +29,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
 #include "src/base/errno_status.h"
+#include "src/base/status_macros.h"
 #include "src/base/unique_fd.h"
 #include "src/config/host_pattern.h"
 #include "src/config/listen_address.h"
 #include "src/config/toml_reader.h"
-
-// Returns `expr`'s status from the enclosing function unless it is OK.
-#define DDV_CONFIG_RETURN_IF_ERROR(expr)       \
-  do {                                         \
-    absl::Status ddv_status_ = (expr);         \
-    if (!ddv_status_.ok()) return ddv_status_; \
-  } while (false)
 
 namespace ddv {
 namespace config {
@@ -95,7 +89,7 @@ absl::Status ReadAbsolutePath(const TomlReader& reader,
                               const toml::table& table, absl::string_view key,
                               std::string* out) {
   const toml::node* node = nullptr;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(table, key, out, &node));
+  DDV_RETURN_IF_ERROR(reader.ReadString(table, key, out, &node));
   if (node == nullptr) return absl::OkStatus();
   return RequireAbsolutePath(reader, *node, key, *out);
 }
@@ -119,7 +113,7 @@ absl::Status ReadEnum(const TomlReader& reader, const toml::table& table,
                       absl::string_view key, const NamedValue<Enum> (&names)[N],
                       Enum* out, const toml::node** node) {
   std::string text;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(table, key, &text, node));
+  DDV_RETURN_IF_ERROR(reader.ReadString(table, key, &text, node));
   if (*node == nullptr) return absl::OkStatus();
   std::vector<std::string> quoted;
   for (const NamedValue<Enum>& named : names) {
@@ -181,7 +175,7 @@ absl::Status LookUpName(const std::string& name, Lookup lookup,
 absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
                          SiteConfig* site) {
   const toml::node* node = nullptr;
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       reader.ReadString(table, "user", &site->user, &node));
   if (node != nullptr) {
     bool found = false;
@@ -194,7 +188,7 @@ absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
           *node, absl::StrCat("user \"", site->user, "\" does not exist"));
     }
   }
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       reader.ReadString(table, "group", &site->group, &node));
   if (node != nullptr) {
     bool found = false;
@@ -268,13 +262,13 @@ absl::Status CheckExecutable(const TomlReader& reader, const toml::node& node,
 
 absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
                          MasterConfig* master) {
-  DDV_CONFIG_RETURN_IF_ERROR(reader.CheckKeys(table, "[master]", kMasterKeys));
+  DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[master]", kMasterKeys));
 
   const toml::node* node = nullptr;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(table, "control_socket",
+  DDV_RETURN_IF_ERROR(reader.ReadString(table, "control_socket",
                                                &master->control_socket, &node));
   if (node != nullptr) {
-    DDV_CONFIG_RETURN_IF_ERROR(RequireAbsolutePath(
+    DDV_RETURN_IF_ERROR(RequireAbsolutePath(
         reader, *node, "control_socket", master->control_socket));
     // sun_path holds the path and its terminating NUL.
     constexpr size_t kSunPathSize = sizeof(sockaddr_un{}.sun_path);
@@ -287,10 +281,10 @@ absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
                        kSunPathSize));
     }
   }
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       reader.ReadInt(table, "peek_timeout_ms", kMinPeekTimeoutMs,
                      kMaxPeekTimeoutMs, &master->peek_timeout_ms));
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadInt(table, "max_peek_bytes",
+  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "max_peek_bytes",
                                             kMinMaxPeekBytes, kMaxMaxPeekBytes,
                                             &master->max_peek_bytes));
   return ReadEnum(reader, table, "handoff", kHandoffModes, &master->handoff,
@@ -301,10 +295,10 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
                            ListenerConfig* listener, ListenerSource* source) {
   source->table = &table;
   listener->line = static_cast<int>(table.source().begin.line);
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       reader.CheckKeys(table, "[[listener]]", kListenerKeys));
 
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       reader.ReadString(table, "name", &listener->name, &source->name));
   if (source->name == nullptr) {
     return reader.ErrorAt(table, "[[listener]] needs a name");
@@ -313,7 +307,7 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
     return reader.ErrorAt(*source->name, "listener name must not be empty");
   }
 
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(
+  DDV_RETURN_IF_ERROR(reader.ReadString(
       table, "address", &listener->address, &source->address));
   if (source->address == nullptr) {
     return reader.ErrorAt(table, absl::StrCat("listener \"", listener->name,
@@ -328,7 +322,7 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
   listener->addr_len = address->addr_len;
 
   const toml::node* protocol = nullptr;
-  DDV_CONFIG_RETURN_IF_ERROR(ReadEnum(reader, table, "protocol", kProtocols,
+  DDV_RETURN_IF_ERROR(ReadEnum(reader, table, "protocol", kProtocols,
                                       &listener->protocol, &protocol));
   // No default: guessing http for a TLS port would answer TLS clients with
   // HTTP errors.
@@ -339,7 +333,7 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
                             "\"tcp\""));
   }
 
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadString(
+  DDV_RETURN_IF_ERROR(reader.ReadString(
       table, "default_site", &listener->default_site, &source->default_site));
   if (source->default_site != nullptr && listener->default_site.empty()) {
     return reader.ErrorAt(
@@ -353,7 +347,7 @@ absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
                           SiteConfig* site) {
   const toml::node* command = nullptr;
   std::vector<const toml::node*> elements;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "command",
       /*allow_single=*/false, &site->command, &elements, &command));
   if (command == nullptr) {
@@ -373,7 +367,7 @@ absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
 absl::Status ParseHosts(const TomlReader& reader, const toml::table& table,
                         SiteConfig* site, SiteSource* source) {
   std::vector<std::string> written;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "hosts", /*allow_single=*/false, &written, &source->hosts));
   absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < written.size(); ++i) {
@@ -398,7 +392,7 @@ absl::Status ParseSiteListeners(const TomlReader& reader,
                                 SiteConfig* site) {
   const toml::node* node = nullptr;
   std::vector<const toml::node*> elements;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "listeners",
       /*allow_single=*/false, &site->listeners, &elements, &node));
   if (node != nullptr && site->listeners.empty()) {
@@ -426,7 +420,7 @@ absl::Status ParseSiteListeners(const TomlReader& reader,
 absl::Status ParseAlpn(const TomlReader& reader, const toml::table& table,
                        SiteConfig* site) {
   std::vector<const toml::node*> elements;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "alpn", /*allow_single=*/false, &site->alpn, &elements));
   for (size_t i = 0; i < site->alpn.size(); ++i) {
     const std::string& protocol = site->alpn[i];
@@ -487,18 +481,18 @@ absl::Status ParseTlsFiles(const TomlReader& reader, const toml::table& table,
   std::vector<const toml::node*> keys;
   const toml::node* cert_node = nullptr;
   const toml::node* key_node = nullptr;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "tls_cert",
       /*allow_single=*/true, &site->tls_cert, &certs, &cert_node));
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadStringList(
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "tls_key",
       /*allow_single=*/true, &site->tls_key, &keys, &key_node));
   for (size_t i = 0; i < certs.size(); ++i) {
-    DDV_CONFIG_RETURN_IF_ERROR(
+    DDV_RETURN_IF_ERROR(
         RequireAbsolutePath(reader, *certs[i], "tls_cert", site->tls_cert[i]));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    DDV_CONFIG_RETURN_IF_ERROR(
+    DDV_RETURN_IF_ERROR(
         RequireAbsolutePath(reader, *keys[i], "tls_key", site->tls_key[i]));
   }
   if (site->tls_cert.size() == site->tls_key.size()) return absl::OkStatus();
@@ -515,9 +509,9 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
                        SiteConfig* site, SiteSource* source) {
   source->table = &table;
   site->line = static_cast<int>(table.source().begin.line);
-  DDV_CONFIG_RETURN_IF_ERROR(reader.CheckKeys(table, "[[site]]", kSiteKeys));
+  DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[[site]]", kSiteKeys));
 
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       reader.ReadString(table, "id", &site->id, &source->id));
   if (source->id == nullptr) {
     return reader.ErrorAt(table, "[[site]] needs an id");
@@ -528,22 +522,22 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
                                   "\" must be non-empty and use only A-Z a-z "
                                   "0-9 _ . -"));
   }
-  DDV_CONFIG_RETURN_IF_ERROR(ParseCommand(reader, table, site));
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadInt(table, "processes", kMinProcesses,
+  DDV_RETURN_IF_ERROR(ParseCommand(reader, table, site));
+  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "processes", kMinProcesses,
                                             kMaxProcesses, &site->processes));
-  DDV_CONFIG_RETURN_IF_ERROR(ParseHosts(reader, table, site, source));
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(ParseHosts(reader, table, site, source));
+  DDV_RETURN_IF_ERROR(
       ParseSiteListeners(reader, table, listeners, site));
-  DDV_CONFIG_RETURN_IF_ERROR(reader.ReadBool(
+  DDV_RETURN_IF_ERROR(reader.ReadBool(
       table, "default", &site->is_default, &source->is_default));
-  DDV_CONFIG_RETURN_IF_ERROR(ParseAlpn(reader, table, site));
-  DDV_CONFIG_RETURN_IF_ERROR(ParseEnv(reader, table, site));
-  DDV_CONFIG_RETURN_IF_ERROR(ReadAccount(reader, table, site));
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(ParseAlpn(reader, table, site));
+  DDV_RETURN_IF_ERROR(ParseEnv(reader, table, site));
+  DDV_RETURN_IF_ERROR(ReadAccount(reader, table, site));
+  DDV_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_output", &site->log_output));
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_error", &site->log_error));
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_all", &site->log_all));
   return ParseTlsFiles(reader, table, site);
 }
@@ -706,7 +700,7 @@ absl::Status CheckHostOwners(const TomlReader& reader, const Config& config,
 
 absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
                            Config* config) {
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       reader.CheckKeys(root, "the top level", kRootKeys));
 
   if (const toml::node* master = root.get("master")) {
@@ -716,35 +710,35 @@ absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
           *master,
           absl::StrCat("master must be a table, got ", TomlTypeName(*master)));
     }
-    DDV_CONFIG_RETURN_IF_ERROR(ParseMaster(reader, *table, &config->master));
+    DDV_RETURN_IF_ERROR(ParseMaster(reader, *table, &config->master));
   }
 
   const toml::array* listeners = nullptr;
-  DDV_CONFIG_RETURN_IF_ERROR(FindSection(reader, root, "listener", &listeners));
+  DDV_RETURN_IF_ERROR(FindSection(reader, root, "listener", &listeners));
   std::vector<ListenerSource> listener_sources(listeners->size());
   for (size_t i = 0; i < listeners->size(); ++i) {
     config->listeners.emplace_back();
-    DDV_CONFIG_RETURN_IF_ERROR(
+    DDV_RETURN_IF_ERROR(
         ParseListener(reader, *listeners->get(i)->as_table(),
                       &config->listeners.back(), &listener_sources[i]));
-    DDV_CONFIG_RETURN_IF_ERROR(
+    DDV_RETURN_IF_ERROR(
         CheckUniqueListener(reader, config->listeners, listener_sources, i));
   }
 
   const toml::array* sites = nullptr;
-  DDV_CONFIG_RETURN_IF_ERROR(FindSection(reader, root, "site", &sites));
+  DDV_RETURN_IF_ERROR(FindSection(reader, root, "site", &sites));
   std::vector<SiteSource> site_sources(sites->size());
   for (size_t i = 0; i < sites->size(); ++i) {
     config->sites.emplace_back();
-    DDV_CONFIG_RETURN_IF_ERROR(
+    DDV_RETURN_IF_ERROR(
         ParseSite(reader, *sites->get(i)->as_table(), config->listeners,
                   &config->sites.back(), &site_sources[i]));
   }
 
   int default_site = -1;
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       CheckSites(reader, *config, site_sources, &default_site));
-  DDV_CONFIG_RETURN_IF_ERROR(
+  DDV_RETURN_IF_ERROR(
       CheckListenerDefaults(reader, *config, listener_sources, default_site));
   return CheckHostOwners(reader, *config, site_sources);
 }
@@ -769,10 +763,10 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    const std::string& path_for_messages) {
   TomlReader reader(path_for_messages);
   toml::table root;
-  DDV_CONFIG_RETURN_IF_ERROR(reader.Parse(toml_text, &root));
+  DDV_RETURN_IF_ERROR(reader.Parse(toml_text, &root));
   Config config;
   config.path = path_for_messages;
-  DDV_CONFIG_RETURN_IF_ERROR(ParseDocument(reader, root, &config));
+  DDV_RETURN_IF_ERROR(ParseDocument(reader, root, &config));
   return config;
 }
 

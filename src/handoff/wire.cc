@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "src/base/status_macros.h"
 
 namespace ddv {
 namespace handoff {
@@ -138,12 +139,6 @@ class Reader {
   FrameType type_;
   size_t pos_ = 0;
 };
-
-#define DDV_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    absl::Status ddv_status_ = (expr);       \
-    if (!ddv_status_.ok()) return ddv_status_; \
-  } while (0)
 
 bool IsHostByte(char c) { return c > 0x20 && c < 0x7f; }
 

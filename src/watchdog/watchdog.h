@@ -2,8 +2,8 @@
 // (so connections keep queueing in the kernel while a master restarts),
 // runs the master as its child with those sockets inherited, restarts it
 // with back-off, reaps orphans as a child subreaper, and forwards signals.
-#ifndef DDV_SRC_DAEMON_WATCHDOG_H_
-#define DDV_SRC_DAEMON_WATCHDOG_H_
+#ifndef DDV_SRC_WATCHDOG_WATCHDOG_H_
+#define DDV_SRC_WATCHDOG_WATCHDOG_H_
 
 #include <string>
 #include <vector>
@@ -13,7 +13,7 @@
 #include "src/supervise/process_table.h"
 
 namespace ddv {
-namespace daemon {
+namespace watchdog {
 
 struct WatchdogOptions {
   // The master's command line; the listen fds are appended as
@@ -30,7 +30,7 @@ struct WatchdogOptions {
 int RunWatchdog(const WatchdogOptions& options,
                 std::vector<UniqueFd> listeners);
 
-}  // namespace daemon
+}  // namespace watchdog
 }  // namespace ddv
 
-#endif  // DDV_SRC_DAEMON_WATCHDOG_H_
+#endif  // DDV_SRC_WATCHDOG_WATCHDOG_H_

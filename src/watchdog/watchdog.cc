@@ -1,5 +1,5 @@
 // RunWatchdog: a poll() loop over a signalfd and the master's pidfd.
-#include "src/daemon/watchdog.h"
+#include "src/watchdog/watchdog.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 #include "glog/logging.h"
 
 namespace ddv {
-namespace daemon {
+namespace watchdog {
 
 int RunWatchdog(const WatchdogOptions& options,
                 std::vector<UniqueFd> listeners) {
@@ -123,5 +123,5 @@ int RunWatchdog(const WatchdogOptions& options,
   }
 }
 
-}  // namespace daemon
+}  // namespace watchdog
 }  // namespace ddv
