@@ -25,7 +25,7 @@ using ::ddv::test::HandshakeFromRecords;
 using ::ddv::test::ServerNameData;
 using ::ddv::test::U16Prefixed;
 
-// The master's default max_peek_bytes (DESIGN.md).
+// The master's default max_peek_bytes (docs/design.md).
 constexpr size_t kMaxBytes = 16384;
 // Room for every hello below, the 40 KiB padded one included.
 constexpr size_t kLargeMaxBytes = 1 << 20;

@@ -1,5 +1,5 @@
 // Ring and BufferRing against the real kernel: the peek mechanics the master
-// relies on (DESIGN.md "Kernel facts"), checked on every machine we run on.
+// relies on (docs/design.md "Kernel facts it relies on"), checked on every machine we run on.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
