@@ -34,6 +34,14 @@ class WatchdogTest(unittest.TestCase):
         master = self.ddv.status()["pid"]
         self.assertNotEqual(master, self.ddv.proc.pid)
         os.kill(master, signal.SIGKILL)
+        # kill() returns before the master is gone: until its exit has
+        # cancelled the ring's multishot accept, a connection can still be
+        # accepted by the dying process and reset (the one window the
+        # lifecycle work has to count). Connect once it is dead.
+        deadline = time.monotonic() + 5
+        while alive(master) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.assertFalse(alive(master))
         # Connections made while no master runs queue on the watchdog's
         # listening socket and are served once the new master is up.
         for _ in range(10):
