@@ -64,7 +64,12 @@ def parse_args(argv=None):
                          "alone: only its TLS subsection)")
     ap.add_argument("--keep_dir", action="store_true",
                     help="keep the temporary directory (configs, logs)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    # Generated configs name binaries and files: absolute, whatever the cwd.
+    for name in ("bin_dir", "output_base", "perf", "json"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
+    return args
 
 
 def find_tools(paths):

@@ -43,7 +43,7 @@ class Build:
     """One build of ddv: where its ddv_master and ddv_hello are."""
 
     def __init__(self, bin_dir):
-        self.bin_dir = bin_dir
+        self.bin_dir = os.path.abspath(bin_dir)
         self.master = os.path.join(self.bin_dir, "src", "ddv_master")
         self.hello = os.path.join(self.bin_dir, "src", "ddv_hello")
 
