@@ -2,7 +2,8 @@
 """Side-by-side load benchmark: ddv (through the master) vs direct vs proxies.
 
 One invocation runs every path (direct ddv_hello, ddv_master, HAProxy,
-nginx) under the same workloads (wrk keep-alive and Connection: close, full TLS
+nginx; with --baseline_bin_dir also ddv-before, a second build of ddv) under
+the same workloads (wrk keep-alive and Connection: close, full TLS
 handshakes with tls_client.c), every server process pinned to one CPU and
 the client to another, and reports throughput and server CPU per request.
 

@@ -14,7 +14,7 @@ import types
 
 from pyddv.procs import Procs
 
-from .common import (ALL_PATHS, HTTP_WORKLOADS, INSTALL_HINT,
+from .common import (ALL_PATHS, BASELINE, HTTP_WORKLOADS, INSTALL_HINT,
                      NEEDS, NGINX_STREAM_MODULE, PATH_WORKLOADS, REPO,
                      SECTION, WORKLOAD_ALIASES, WORKLOADS, Build, Ctx, log)
 from .loadgen import build_floor, build_tls_client, measure_floor
@@ -38,7 +38,8 @@ def parse_args(argv=None):
                     help="repeat every path this many times, interleaved; "
                          "the table shows medians (and ranges)")
     ap.add_argument("--paths", default=",".join(ALL_PATHS),
-                    help="comma-separated subset of " + ",".join(ALL_PATHS))
+                    help="comma-separated subset of " + ",".join(ALL_PATHS)
+                    + f" ({BASELINE} comes with --baseline_bin_dir)")
     ap.add_argument("--workloads", default="keepalive,newconn,tls-new",
                     help="comma-separated subset of keepalive,newconn,tls-new "
                          "(default all); a path runs the ones it serves")
@@ -51,6 +52,11 @@ def parse_args(argv=None):
                     help="extra ddv_master flags, e.g. '--handoff_batch=64'")
     ap.add_argument("--bin_dir", help="where src/ddv_master and src/ddv_hello "
                     "are (default: build with bazel and ask bazel info)")
+    ap.add_argument("--baseline_bin_dir", metavar="DIR",
+                    help=f"a second build of ddv (DIR/src/ddv_master, "
+                         f"DIR/src/ddv_hello) measured as path {BASELINE}: "
+                         f"the same set-up as ddv, next to it in every "
+                         f"round, for before/after comparisons")
     ap.add_argument("--output_base", default="/root/.cache/bazel-ddv-bench")
     ap.add_argument("--no_build", action="store_true")
     ap.add_argument("--perf", metavar="DIR",
@@ -66,7 +72,8 @@ def parse_args(argv=None):
                     help="keep the temporary directory (configs, logs)")
     args = ap.parse_args(argv)
     # Generated configs name binaries and files: absolute, whatever the cwd.
-    for name in ("bin_dir", "output_base", "perf", "json"):
+    for name in ("bin_dir", "baseline_bin_dir", "output_base", "perf",
+                 "json"):
         if getattr(args, name):
             setattr(args, name, os.path.abspath(getattr(args, name)))
     return args
@@ -116,6 +123,13 @@ def select_paths(ctx):
             sys.exit(f"unknown path {p!r}; known: {', '.join(ALL_PATHS)}")
     if "direct" not in ctx.paths:
         ctx.paths.insert(0, "direct")
+    if args.baseline_bin_dir and BASELINE not in ctx.paths:
+        # Right after ddv: the two run back to back in every round.
+        at = ctx.paths.index("ddv") + 1 if "ddv" in ctx.paths else \
+            len(ctx.paths)
+        ctx.paths.insert(at, BASELINE)
+    if BASELINE in ctx.paths and not args.baseline_bin_dir:
+        sys.exit(f"path {BASELINE} needs --baseline_bin_dir")
     for w in args.workloads.split(","):
         if not w:
             continue
@@ -247,6 +261,8 @@ def main(argv=None):
         command=command, src_rev=source_revision(args), results={},
         floor=[], perf_top=None, perf_tls=None)
     ctx.builds["ddv"] = Build(locate_binaries(args))
+    if args.baseline_bin_dir:
+        ctx.builds[BASELINE] = Build(args.baseline_bin_dir)
     for build in ctx.builds.values():
         for b in build.missing():
             sys.exit(f"not found: {b}")

@@ -10,6 +10,8 @@ TEMPLATES = os.path.join(HERE, "templates")
 HOST = "a.localhost"
 ALL_PATHS = ["direct", "ddv", "haproxy-http", "haproxy-tcp", "nginx",
              "nginx-direct", "nginx-stream"]
+# Same set-up as `ddv`, binaries from --baseline_bin_dir.
+BASELINE = "ddv-before"
 INSTALL_HINT = "apt-get install -y haproxy nginx-light libnginx-mod-stream"
 SECTION = "## Load: through the master vs direct"
 TLS_SECTION = "### TLS handshakes: through the master vs direct (tls-new)"
@@ -23,7 +25,8 @@ WORKLOAD_ALIASES = {"keepalive": "keep-alive", "keep-alive": "keep-alive",
 HTTP_WORKLOADS = ("keep-alive", "new-conn")
 # Which workloads each path serves.
 PATH_WORKLOADS = {
-    "direct": WORKLOADS, "ddv": WORKLOADS, "haproxy-tcp": WORKLOADS,
+    "direct": WORKLOADS, "ddv": WORKLOADS, BASELINE: WORKLOADS,
+    "haproxy-tcp": WORKLOADS,
     "haproxy-http": HTTP_WORKLOADS, "nginx": HTTP_WORKLOADS,
     "nginx-direct": HTTP_WORKLOADS, "nginx-stream": ("tls-new",),
 }

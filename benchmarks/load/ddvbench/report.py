@@ -4,10 +4,10 @@ import os
 import re
 import subprocess
 
-from .common import (HOST, HTTP_WORKLOADS, NEEDS, SECTION,
+from .common import (BASELINE, HOST, HTTP_WORKLOADS, NEEDS, SECTION,
                      TARGETS, TLS_SECTION)
 from .loadgen import tls_client_display, wrk_display
-from .tables import (summarize, table, tls_table,
+from .tables import (baseline_lines, summarize, table, tls_table,
                      tls_verdicts, verdicts)
 
 
@@ -43,6 +43,24 @@ def tls_versions(ctx, run, versions):
             pass
         out += [v for v in versions if not v.startswith("wrk")]
     return out
+
+
+def baseline_note(ctx):
+    """One sentence on ddv-before, when --baseline_bin_dir is given."""
+    if BASELINE not in ctx.paths:
+        return ""
+    return (f" {BASELINE} = the same set-up as ddv with `ddv_master` and "
+            f"`ddv_hello` from `{ctx.builds[BASELINE].bin_dir}` (ddv's from "
+            f"`{ctx.builds['ddv'].bin_dir}`), run next to ddv in every "
+            f"round.")
+
+
+def baseline_block(ctx, summ, results, workloads):
+    lines = baseline_lines(summ, results, workloads)
+    if not lines:
+        return []
+    return ["", f"ddv against {BASELINE} (medians; × = ddv ÷ {BASELINE}, "
+            f"below 1.000 means ddv costs less):", ""] + lines
 
 
 def compose(ctx, run):
@@ -81,10 +99,12 @@ def compose(ctx, run):
             "busy time from `/proc/stat` (includes softirq and any other "
             "process on that CPU) ÷ requests."
             + (" Ranges are min–max over rounds; the first number is the "
-               "median." if args.rounds > 1 else ""),
+               "median." if args.rounds > 1 else "")
+            + baseline_note(ctx),
             ""] + rows + [""] + floor_lines
     if verdict:
         text += ["", "Against DESIGN.md's targets:", ""] + verdict
+    text += baseline_block(ctx, summ, run.results, HTTP_WORKLOADS)
     if run.perf_top:
         text += ["", f"`perf record -g -p <master>` during an extra "
                  f"new-connection run, self time by symbol (top entries, "
@@ -135,11 +155,13 @@ def compose(ctx, run):
                  "and the client-normalized efficiency is direct's server ÷ "
                  "client ratio over the path's."
                  + (" Ranges are min–max over rounds; the first number is "
-                    "the median." if args.rounds > 1 else ""),
+                    "the median." if args.rounds > 1 else "")
+                 + baseline_note(ctx),
                  ""] + t_rows + [""] + t_notes
         if t_verdict:
             text += ["", "Against DESIGN.md's target (TLS handshakes ≥ "
                      f"{TARGETS['tls-new']}):", ""] + t_verdict
+        text += baseline_block(ctx, summ, run.results, ("tls-new",))
         if run.perf_tls:
             text += ["", f"`perf record -g -p <master>` during an extra "
                      f"tls-new run, self time by symbol (top entries, full "

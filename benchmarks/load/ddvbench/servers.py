@@ -15,7 +15,7 @@ import time
 from pyddv.control import wait_workers_ready
 from pyddv.net import free_port, http_get, https_get
 
-from .common import HOST, NGINX_STREAM_MODULE, TEMPLATES
+from .common import BASELINE, HOST, NGINX_STREAM_MODULE, TEMPLATES
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -90,8 +90,8 @@ def setup_direct(ctx, tls=False):
 
 
 def setup_ddv(ctx, tls=False, path="ddv"):
-    """ddv_master --watchdog=false, one listener, one site; `path` names
-    the build (ctx.builds) and the directory."""
+    """ddv_master --watchdog=false, one listener, one site; `path` picks the
+    build (ddv, or ddv-before for --baseline_bin_dir)."""
     build = ctx.builds[path]
     d = os.path.join(ctx.dir, path + ("-tls" if tls else ""))
     os.makedirs(d, exist_ok=True)
@@ -175,6 +175,7 @@ def setup_nginx_stream(ctx, tls=True):
 SETUPS = {
     "direct": setup_direct,
     "ddv": setup_ddv,
+    BASELINE: lambda ctx, tls=False: setup_ddv(ctx, tls, BASELINE),
     "haproxy-http": lambda ctx, tls=False: setup_haproxy(
         ctx, "haproxy-http", tls),
     "haproxy-tcp": lambda ctx, tls=False: setup_haproxy(

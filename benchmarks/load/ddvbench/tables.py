@@ -1,8 +1,8 @@
 """Medians over rounds, the Markdown tables, and the verdicts against
-DESIGN.md's targets."""
+DESIGN.md's targets (and, with --baseline_bin_dir, against ddv-before)."""
 import statistics
 
-from .common import TARGETS
+from .common import BASELINE, TARGETS
 
 
 def fmt(x, nd=1):
@@ -70,7 +70,7 @@ def table(ctx, summ, floor):
                   f"{ctx.args.server_cpu}, wrk Connection: close load): "
                   f"{f_rate / 1000:.1f}k conn/s, **{fmt(f_us, 2)} µs** of its "
                   f"CPU per connection.")
-        for path in ("ddv",):
+        for path in ("ddv", BASELINE):
             nc = summ.get(path, {}).get("new-conn")
             if nc and nc.get("master_us") is not None:
                 fl.append(master_vs_floor(path, nc, f_us))
@@ -222,3 +222,44 @@ def verdicts(summ, floor):
                            f"{'ahead' if ahead else '**not ahead**'}.")
     return out
 
+
+def baseline_lines(summ, results, workloads):
+    """ddv against ddv-before (the --baseline_bin_dir build), per workload:
+    medians, and round by round (the two ran next to each other in every
+    round). × is ddv ÷ ddv-before: below 1.00 means ddv costs less."""
+    out = []
+    v_all, b_all = summ.get("ddv", {}), summ.get(BASELINE, {})
+    d_all = summ.get("direct", {})
+    for w in workloads:
+        v, b = v_all.get(w), b_all.get(w)
+        if not v or not b:
+            continue
+        unit = "handshake" if w == "tls-new" else "req"
+        rate_unit = "handshakes/s" if w == "tls-new" else "req/s"
+        rate = (lambda m: f"{m['rps']:.0f}") if w == "tls-new" else \
+            (lambda m: f"{m['rps'] / 1000:.1f}k")
+        line = (f"- {w}: server CPU {fmt(v['server_us'], 2)} vs "
+                f"{fmt(b['server_us'], 2)} µs/{unit}, "
+                f"**×{fmt(v['server_us'] / b['server_us'], 3)}**")
+        if v.get("master_us") is not None and b.get("master_us"):
+            line += (f"; master alone {fmt(v['master_us'], 2)} vs "
+                     f"{fmt(b['master_us'], 2)} µs/{unit}, "
+                     f"×{fmt(v['master_us'] / b['master_us'], 3)}")
+        if v.get("server_per_client") and b.get("server_per_client"):
+            spc = v["server_per_client"] / b["server_per_client"]
+            line += f"; server ÷ client CPU ×{fmt(spc, 3)}"
+        line += (f"; {rate(v)} vs {rate(b)} {rate_unit}, "
+                 f"×{fmt(v['rps'] / b['rps'], 3)}")
+        d = d_all.get(w)
+        if d:
+            line += (f"; efficiency vs direct "
+                     f"{fmt(d['server_us'] / v['server_us'], 2)} vs "
+                     f"{fmt(d['server_us'] / b['server_us'], 2)}")
+        v_runs = results.get("ddv", {}).get(w, [])
+        b_runs = results.get(BASELINE, {}).get(w, [])
+        if len(v_runs) == len(b_runs) > 1:
+            line += ("; server CPU round by round ×" + ", ×".join(
+                fmt(x["server_us"] / y["server_us"], 3)
+                for x, y in zip(v_runs, b_runs)))
+        out.append(line + ".")
+    return out
