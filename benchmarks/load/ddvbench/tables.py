@@ -241,7 +241,9 @@ def baseline_lines(summ, results, workloads):
         line = (f"- {w}: server CPU {fmt(v['server_us'], 2)} vs "
                 f"{fmt(b['server_us'], 2)} µs/{unit}, "
                 f"**×{fmt(v['server_us'] / b['server_us'], 3)}**")
-        if v.get("master_us") is not None and b.get("master_us"):
+        # Keep-alive: the master is idle after the handoff; no ratio.
+        if w != "keep-alive" and v.get("master_us") is not None and \
+                b.get("master_us"):
             line += (f"; master alone {fmt(v['master_us'], 2)} vs "
                      f"{fmt(b['master_us'], 2)} µs/{unit}, "
                      f"×{fmt(v['master_us'] / b['master_us'], 3)}")
