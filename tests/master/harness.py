@@ -1,15 +1,21 @@
 """Starts a real ddv_master (and through it real ddv_hello workers) for tests.
 
 Everything is real: the binaries from runfiles, loopback sockets, and the
-control socket. Every wait is bounded.
+control socket. Every wait is bounded. The generic helpers (ports, requests,
+the control socket, stopping a process) live in //python:pyddv, shared with
+the load benchmark; they are re-exported here for the tests.
 """
-import json
 import os
-import signal
-import socket
 import subprocess
 import tempfile
-import time
+
+from pyddv.control import control, status as control_status, \
+    wait_workers_ready
+from pyddv.net import free_port, http_get, parse_response, recv_all
+from pyddv.procs import stop_process
+
+__all__ = ["runfile", "free_port", "control", "Ddv", "http_get", "recv_all",
+           "parse_response", "fields"]
 
 RUNFILES = os.environ.get("TEST_SRCDIR", "")
 WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
@@ -20,26 +26,6 @@ def runfile(path):
         if os.path.exists(candidate):
             return os.path.abspath(candidate)
     raise FileNotFoundError(path)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def control(sock_path, command, timeout=5.0):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(sock_path)
-        s.sendall(command.encode() + b"\n")
-        chunks = []
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode()
 
 
 class Ddv:
@@ -134,24 +120,13 @@ log_all = "{self.dir}/fallback.log"
 """)
 
     def status(self):
-        return json.loads(control(self.control_socket, "status"))
+        return control_status(self.control_socket)
 
     def wait_ready(self, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("ddv_master exited early:\n" + self.read_log())
-            try:
-                status = self.status()
-                workers = [w for s in status["sites"] for w in s["workers"]]
-                if workers and all(w["ready"] for w in workers):
-                    return status
-                last = status
-            except (OSError, ValueError) as e:
-                last = e
-            time.sleep(0.05)
-        raise RuntimeError(f"ddv not ready: {last}\n{self.read_log()}")
+        try:
+            return wait_workers_ready(self.proc, self.control_socket, timeout)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}\n{self.read_log()}") from None
 
     def read_log(self):
         if not self.log.closed:
@@ -166,49 +141,9 @@ log_all = "{self.dir}/fallback.log"
         raise KeyError(site)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=20)
         self.log.close()
         return self.proc.returncode
-
-
-def http_get(port, host=None, path="/", raw=None, timeout=5.0):
-    """One request on a new connection; returns (status, body, local_port)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        if raw is None:
-            head = f"GET {path} HTTP/1.1\r\n"
-            if host is not None:
-                head += f"Host: {host}\r\n"
-            raw = (head + "Connection: close\r\n\r\n").encode()
-        s.sendall(raw)
-        data = recv_all(s)
-        return parse_response(data) + (s.getsockname()[1],)
-
-
-def recv_all(s):
-    chunks = []
-    while True:
-        try:
-            data = s.recv(65536)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
-
-
-def parse_response(data):
-    if not data:
-        return (None, "")
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return (status, body.decode(errors="replace"))
 
 
 def fields(body):

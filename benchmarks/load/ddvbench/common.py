@@ -1,0 +1,78 @@
+"""Names every module shares: paths, workloads, targets, the run context."""
+import os
+import sys
+
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(PACKAGE)  # benchmarks/load
+REPO = os.path.dirname(os.path.dirname(HERE))
+TEMPLATES = os.path.join(HERE, "templates")
+
+HOST = "a.localhost"
+ALL_PATHS = ["direct", "ddv", "haproxy-http", "haproxy-tcp", "nginx",
+             "nginx-direct", "nginx-stream"]
+# Same set-up as `ddv`, binaries from --baseline_bin_dir.
+BASELINE = "ddv-before"
+INSTALL_HINT = "apt-get install -y haproxy nginx-light libnginx-mod-stream"
+SECTION = "## Load: through the master vs direct"
+TLS_SECTION = "### TLS handshakes: through the master vs direct (tls-new)"
+TARGETS = {"keep-alive": 0.98, "new-conn": 0.85, "tls-new": 0.95,
+           "floor": 1.1}
+# Workloads: name in the table, then the spellings --workloads accepts.
+WORKLOADS = ["keep-alive", "new-conn", "tls-new"]
+WORKLOAD_ALIASES = {"keepalive": "keep-alive", "keep-alive": "keep-alive",
+                    "newconn": "new-conn", "new-conn": "new-conn",
+                    "tls-new": "tls-new", "tls": "tls-new"}
+HTTP_WORKLOADS = ("keep-alive", "new-conn")
+# Which workloads each path serves.
+PATH_WORKLOADS = {
+    "direct": WORKLOADS, "ddv": WORKLOADS, BASELINE: WORKLOADS,
+    "haproxy-tcp": WORKLOADS,
+    "haproxy-http": HTTP_WORKLOADS, "nginx": HTTP_WORKLOADS,
+    "nginx-direct": HTTP_WORKLOADS, "nginx-stream": ("tls-new",),
+}
+# The tool a path needs beyond ddv's own binaries.
+NEEDS = {"haproxy-http": "haproxy", "haproxy-tcp": "haproxy",
+         "nginx": "nginx", "nginx-direct": "nginx", "nginx-stream": "nginx"}
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+USEC_PER_TICK = 1e6 / CLK_TCK
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Build:
+    """One build of ddv: where its ddv_master and ddv_hello are."""
+
+    def __init__(self, bin_dir):
+        self.bin_dir = os.path.abspath(bin_dir)
+        self.master = os.path.join(self.bin_dir, "src", "ddv_master")
+        self.hello = os.path.join(self.bin_dir, "src", "ddv_hello")
+
+    def missing(self):
+        return [b for b in (self.master, self.hello)
+                if not os.access(b, os.X_OK)]
+
+
+class Ctx:
+    """The run: args, tools, builds (ddv path -> Build), the temporary
+    directory, the processes started (pyddv.procs.Procs), the certificate."""
+
+    def __init__(self, args):
+        self.args = args
+        self.paths = []
+        self.workloads = []
+        self.tools = {}
+        self.builds = {}
+        self.dir = None
+        self.cleanup_dirs = []
+        self.procs = None
+        self.cert = self.key = None
+        self.tls_client = None
+        self.hello_body = None
+
+    @property
+    def hello(self):
+        """The ddv_hello every non-ddv path runs (the build under test)."""
+        return self.builds["ddv"].hello

@@ -1,0 +1,165 @@
+"""Load generators, all on the client CPU: wrk (keep-alive, new-conn),
+tls_client.c (tls-new), and the accept+close floor (accept_floor.c on the
+server CPU under wrk's Connection: close load)."""
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from pyddv.net import free_port
+
+from .common import HERE, HOST, USEC_PER_TICK
+from .cpu import cpu_stat, proc_ticks
+
+# --------------------------------------------------------------------------
+# wrk
+
+
+def wrk_argv(ctx, port, close, duration):
+    argv = ["taskset", "-c", str(ctx.args.client_cpu), ctx.tools["wrk"],
+            "-t1", f"-c{ctx.args.connections}", f"-d{duration}s",
+            "-H", f"Host: {HOST}"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    return argv + [f"http://127.0.0.1:{port}/"]
+
+
+def wrk_display(ctx, close):
+    s = f"wrk -t1 -c{ctx.args.connections} -d{ctx.args.duration}s -H 'Host: {HOST}'"
+    if close:
+        s += " -H 'Connection: close'"
+    return s
+
+
+def parse_wrk(out):
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
+    if not m:
+        raise RuntimeError("cannot parse wrk output:\n" + out)
+    r = {"requests": int(m.group(1))}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                  r"timeout (\d+)", out)
+    r["errors"] = sum(int(x) for x in m.groups()) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    return r
+
+
+def run_wrk(ctx, port, close, duration):
+    argv = wrk_argv(ctx, port, close, duration)
+    res = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=duration + 60)
+    if res.returncode != 0:
+        raise RuntimeError(f"wrk failed: {res.stderr}{res.stdout}")
+    return parse_wrk(res.stdout)
+
+
+# --------------------------------------------------------------------------
+# tls_client.c
+
+
+def build_tls_client(ctx):
+    src = os.path.join(HERE, "tls_client.c")
+    out = os.path.join(ctx.dir, "tls_client")
+    r = subprocess.run([ctx.tools["cc"], "-O2", "-o", out, src, "-lssl",
+                        "-lcrypto"], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"building tls_client.c failed (needs OpenSSL headers: "
+                 f"apt-get install -y libssl-dev):\n{r.stderr}")
+    return out
+
+
+def tls_client_argv(ctx, port, duration):
+    return ["taskset", "-c", str(ctx.args.client_cpu), ctx.tls_client,
+            str(port), str(duration), str(ctx.args.connections), HOST]
+
+
+def tls_client_display(ctx):
+    return (f"tls_client PORT {ctx.args.duration} {ctx.args.connections} "
+            f"{HOST}")
+
+
+def run_tls_client(ctx, port, duration):
+    res = subprocess.run(tls_client_argv(ctx, port, duration),
+                         capture_output=True, text=True, timeout=duration + 60)
+    m = re.search(r"requests (\d+) handshakes (\d+) errors (\d+) non2xx "
+                  r"(\d+) resumed (\d+) seconds ([\d.]+) rps ([\d.]+) "
+                  r"cpu_us (\d+)", res.stdout)
+    if res.returncode != 0 or not m:
+        raise RuntimeError(f"tls_client failed (rc {res.returncode}): "
+                           f"{res.stderr}{res.stdout}")
+    g = m.groups()
+    return {"requests": int(g[0]), "handshakes": int(g[1]),
+            "errors": int(g[2]), "non2xx": int(g[3]), "resumed": int(g[4]),
+            "rps": float(g[6]), "client_cpu_us": float(g[7])}
+
+
+def run_load(ctx, port, workload, duration):
+    """One load run of `workload` against 127.0.0.1:port."""
+    if workload == "tls-new":
+        return run_tls_client(ctx, port, duration)
+    return run_wrk(ctx, port, workload == "new-conn", duration)
+
+
+# --------------------------------------------------------------------------
+# The accept+close floor
+
+
+def build_floor(ctx):
+    src = os.path.join(HERE, "accept_floor.c")
+    out = os.path.join(ctx.dir, "accept_floor")
+    subprocess.run([ctx.tools["cc"], "-O2", "-o", out, src], check=True)
+    return out
+
+
+def measure_floor(ctx, binary):
+    """accept4+close loop on the server CPU under wrk's Connection: close
+    load. Measured inside the wrk run (wrk counts no requests here: every
+    connection is closed unanswered), from SIGUSR1 count snapshots."""
+    port = free_port()
+    p = ctx.procs.start([binary, str(port)], ctx.args.server_cpu,
+                        os.path.join(ctx.dir, "floor.log"),
+                        stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        if not line.startswith("listening"):
+            raise RuntimeError(f"accept_floor: {line!r}")
+
+        def count():
+            p.send_signal(signal.SIGUSR1)
+            # A signal landing just before accept4 blocks waits for the next
+            # connection; poke once if no answer comes soon.
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if not r:
+                try:
+                    socket.create_connection(("127.0.0.1", port), 1).close()
+                except OSError:
+                    pass
+            return int(p.stdout.readline().split()[1])
+
+        lead = max(ctx.args.warmup, 1)
+        argv = wrk_argv(ctx, port, True, lead + ctx.args.duration + 1)
+        wrk = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(lead)
+            n0, t0, c0 = count(), proc_ticks(p.pid), cpu_stat()
+            time.sleep(ctx.args.duration)
+            n1, t1, c1 = count(), proc_ticks(p.pid), cpu_stat()
+            wrk.communicate(timeout=ctx.args.duration + 60)
+        finally:
+            if wrk.poll() is None:
+                wrk.kill()
+                wrk.wait()
+        conns = max(n1 - n0, 1)
+        s = f"cpu{ctx.args.server_cpu}"
+        return {"conns": n1 - n0, "rate": (n1 - n0) / ctx.args.duration,
+                "floor_us": (t1 - t0) * USEC_PER_TICK / conns,
+                "cpu0_us": (c1[s][0] - c0[s][0]) * USEC_PER_TICK / conns}
+    finally:
+        ctx.procs.stop(p)

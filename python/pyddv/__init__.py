@@ -1,0 +1,6 @@
+"""Helpers shared by ddv's end-to-end tests and its load benchmark.
+
+Stdlib only, no Bazel assumptions: `net` (free ports, one-shot HTTP and
+HTTPS requests), `control` (the master's control socket), `procs` (process
+trees, starting and stopping processes by pid).
+"""
