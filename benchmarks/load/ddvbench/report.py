@@ -103,7 +103,7 @@ def compose(ctx, run):
             + baseline_note(ctx),
             ""] + rows + [""] + floor_lines
     if verdict:
-        text += ["", "Against DESIGN.md's targets:", ""] + verdict
+        text += ["", "Against the targets in docs/design.md:", ""] + verdict
     text += baseline_block(ctx, summ, run.results, HTTP_WORKLOADS)
     if run.perf_top:
         text += ["", f"`perf record -g -p <master>` during an extra "
@@ -159,7 +159,7 @@ def compose(ctx, run):
                  + baseline_note(ctx),
                  ""] + t_rows + [""] + t_notes
         if t_verdict:
-            text += ["", "Against DESIGN.md's target (TLS handshakes ≥ "
+            text += ["", "Against the target in docs/design.md (TLS handshakes ≥ "
                      f"{TARGETS['tls-new']}):", ""] + t_verdict
         text += baseline_block(ctx, summ, run.results, ("tls-new",))
         if run.perf_tls:

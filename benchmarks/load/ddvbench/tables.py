@@ -1,5 +1,5 @@
 """Medians over rounds, the Markdown tables, and the verdicts against
-DESIGN.md's targets (and, with --baseline_bin_dir, against ddv-before)."""
+the targets in docs/design.md (and, with --baseline_bin_dir, against ddv-before)."""
 import statistics
 
 from .common import BASELINE, TARGETS
