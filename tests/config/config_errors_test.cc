@@ -82,6 +82,28 @@ const std::vector<ErrorCase>& Cases() {
       {"SyntaxUnclosedArray", SiteWith("hosts = [\"a\""),
        "t.toml:8:14: Error while parsing array: encountered end-of-file"},
 
+      // Inputs that break toml++ 3.3.0's internal assumptions, found by
+      // fuzzing ParseConfig with toml++ compiled from its headers under
+      // UBSan: a debug assertion (an assumption in release builds), or
+      // __builtin_unreachable in its whitespace test for most non-ASCII
+      // code points (marzer/tomlplusplus#190, #295). Debian's gcc-built
+      // library still gives the right answer; these rows keep it that way.
+      {"SyntaxBracketThenEquals", "[=",
+       "t.toml:1:2: Error while parsing key: expected bare key starting "
+       "character or string delimiter, saw '='"},
+      {"SyntaxArrayClosedByBrace", "d=[}",
+       "t.toml:1:4: Error while parsing value: could not determine value "
+       "type"},
+      {"SyntaxNonAsciiInKey", SiteWith("proc\u00e9sses = 2"),
+       "t.toml:8:5: Error while parsing key-value pair: expected '=', saw "
+       "'\u00e9'"},
+      {"SyntaxNonAsciiAfterValue", SiteWith("processes = 2 \u00a7"),
+       "t.toml:8:15: Error while parsing key-value pair: expected a comment "
+       "or whitespace, saw '\u00a7'"},
+      {"SyntaxNonAsciiAfterLineEndingBackslash",
+       SiteWith("log_all = \"\"\"\\\n\u00a7\"\"\""),
+       "t.toml:8:11: log_all \"\u00a7\" must be an absolute path"},
+
       // Unknown keys, first in file order, with a suggestion when close.
       {"UnknownSiteKeyTypo", SiteWith("proceses = 2"),
        "t.toml:8:1: unknown key \"proceses\" in [[site]] (did you mean "
