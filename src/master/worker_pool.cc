@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/handoff/worker_env.h"
 
 namespace ddv {
 namespace master {
@@ -54,8 +55,9 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
     self->restarted_.push_back(w);
   });
-  pool->handoff_mode_ =
-      std::string(config::HandoffModeName(config.master.handoff));
+  pool->handoff_mode_ = config.master.handoff == config::HandoffMode::kPidfd
+                            ? handoff::kHandoffPidfd
+                            : handoff::kHandoffScmRights;
   for (const config::SiteConfig& site : config.sites) {
     absl::StatusOr<int> s = pool->AddSite(site);
     if (!s.ok()) return s.status();
@@ -107,17 +109,19 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   spec.name = absl::StrCat(site.id, "#", index);
   spec.argv = site.command;
   spec.env = site.env;
-  spec.env.emplace_back("DDV_CHANNEL_FD", absl::StrCat(kWorkerChannelFd));
-  spec.env.emplace_back("DDV_SITE", site.id);
-  spec.env.emplace_back("DDV_WORKER_INDEX", absl::StrCat(index));
-  spec.env.emplace_back("DDV_HANDOFF", handoff_mode_);
-  spec.env.emplace_back("DDV_MASTER_PID", absl::StrCat(getpid()));
+  spec.env.emplace_back(handoff::kEnvChannelFd,
+                        absl::StrCat(handoff::kWorkerChannelFd));
+  spec.env.emplace_back(handoff::kEnvSite, site.id);
+  spec.env.emplace_back(handoff::kEnvWorkerIndex, absl::StrCat(index));
+  spec.env.emplace_back(handoff::kEnvHandoff, handoff_mode_);
+  spec.env.emplace_back(handoff::kEnvMasterPid, absl::StrCat(getpid()));
   if (!site.tls_cert.empty()) {
     // Pairwise, ':'-joined (docs/tls.md); the worker terminates TLS.
-    spec.env.emplace_back("DDV_TLS_CERT", absl::StrJoin(site.tls_cert, ":"));
-    spec.env.emplace_back("DDV_TLS_KEY", absl::StrJoin(site.tls_key, ":"));
+    spec.env.emplace_back(handoff::kEnvTlsCert,
+                          absl::StrJoin(site.tls_cert, ":"));
+    spec.env.emplace_back(handoff::kEnvTlsKey, absl::StrJoin(site.tls_key, ":"));
   }
-  spec.env.emplace_back("DDV_TLS_TICKET_SECRET", ticket_secrets_[s]);
+  spec.env.emplace_back(handoff::kEnvTlsTicketSecret, ticket_secrets_[s]);
   if (!site.log_all.empty()) {
     spec.stdout_path = spec.stderr_path = site.log_all;
   } else {
@@ -126,7 +130,7 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   }
   spec.user = site.user;
   spec.group = site.group;
-  spec.inherit_fds.emplace_back(child_fd, kWorkerChannelFd);
+  spec.inherit_fds.emplace_back(child_fd, handoff::kWorkerChannelFd);
   return spec;
 }
 

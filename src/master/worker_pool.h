@@ -29,9 +29,6 @@
 namespace ddv {
 namespace master {
 
-// The fd number a worker finds its channel at (also in DDV_CHANNEL_FD).
-inline constexpr int kWorkerChannelFd = 3;
-
 struct WorkerPoolOptions {
   supervise::BackoffPolicy backoff;
   // Environment every worker gets besides its site's `env` and the DDV_*
