@@ -36,7 +36,9 @@ namespace master {
   X(proxy_header_found, "PROXY protocol headers parsed")                   \
   X(peek_buffer_exhausted, "peeks that waited for a free buffer")          \
   X(peek_grown, "prefixes that outgrew a ring buffer")                     \
-  X(worker_restarts, "worker processes restarted")
+  X(worker_restarts, "worker processes restarted")                         \
+  X(worker_shutdowns, "workers asked to finish and exit (kShutdown)")      \
+  X(stale_completions, "completions dropped because their slot was reused")
 
 struct Counters {
 #define DDV_DECLARE_COUNTER(name, help) uint64_t name = 0;
