@@ -51,8 +51,9 @@ absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
     const config::ListenerConfig& b = running.listeners[i];
     if (a.name != b.name || a.address != b.address ||
         a.protocol != b.protocol || a.proxy_protocol != b.proxy_protocol) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "listener \"", b.name, "\" changed; restart ddv_master to apply that"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("listener \"", b.name,
+                       "\" changed; restart ddv_master to apply that"));
     }
   }
   ReloadPlan plan;
@@ -83,8 +84,8 @@ absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
     change.new_spec = SpecChanged(site, old);
     change.processes_changed = site.processes != old.processes;
     change.rolling_restart = change.new_spec && site.processes > 0;
-    change.reread_certificates = !change.rolling_restart &&
-                                 site.processes > 0 && !site.tls_cert.empty();
+    change.reread_certificates =
+        !change.rolling_restart && site.processes > 0 && !site.tls_cert.empty();
     plan.sites.push_back(change);
   }
   for (size_t i = 0; i < loaded.sites.size(); ++i) {
@@ -123,9 +124,9 @@ absl::StatusOr<config::Config> ApplyServerConfUpdate(
           if (&other == &mine) continue;
           for (const std::string& h : other.hosts) {
             if (h == *pattern) {
-              return absl::AlreadyExistsError(absl::StrCat(
-                  "add_hosts: \"", *pattern, "\" is served by site \"",
-                  other.id, "\""));
+              return absl::AlreadyExistsError(
+                  absl::StrCat("add_hosts: \"", *pattern,
+                               "\" is served by site \"", other.id, "\""));
             }
           }
         }

@@ -33,8 +33,8 @@ struct SiteChange {
 };
 
 struct ReloadPlan {
-  config::Config next;             // the config to commit, indexes kept
-  std::vector<SiteChange> sites;   // one per next.sites
+  config::Config next;            // the config to commit, indexes kept
+  std::vector<SiteChange> sites;  // one per next.sites
 };
 
 // FailedPrecondition when a listener was added, removed or changed (the

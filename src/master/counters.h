@@ -12,13 +12,13 @@ namespace ddv {
 namespace master {
 
 // One list drives the struct, the reset and the Prometheus names.
-#define DDV_MASTER_COUNTERS(X)                                              \
+#define DDV_MASTER_COUNTERS(X)                                             \
   X(connections_accepted, "connections accepted from listeners")           \
-  X(connections_handed_off, "connections handed to a worker")             \
+  X(connections_handed_off, "connections handed to a worker")              \
   X(connections_rerouted, "handoffs retried on another worker")            \
   X(handoff_batches, "handoff messages sent (each may carry several fds)") \
   X(handoff_channel_full, "handoffs that found a worker channel full")     \
-  X(handoff_worker_gone, "handoffs whose worker died before taking them") \
+  X(handoff_worker_gone, "handoffs whose worker died before taking them")  \
   X(no_site, "connections with no site for their name (421 / alert)")      \
   X(site_unavailable, "connections whose site has no live worker")         \
   X(peek_timeout, "connections closed at the peek deadline")               \

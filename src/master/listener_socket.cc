@@ -109,10 +109,9 @@ absl::StatusOr<std::vector<UniqueFd>> ParseListenFds(
     if (fd < 0 ||
         getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 ||
         !accepting) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--listen_fds has no listening socket for listener \"",
-                       names[i],
-                       "\"; was the listener added without a full restart?"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--listen_fds has no listening socket for listener \"", names[i],
+          "\"; was the listener added without a full restart?"));
     }
   }
   // Owned only now, all checked: a failure above closes nothing that might

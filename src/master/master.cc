@@ -234,7 +234,8 @@ bool Master::StopStep(int64_t now_ns) {
       }
       workers_->ShutdownAll(options_.stop_grace);
       stop_phase_ = StopPhase::kStoppingWorkers;
-      stop_deadline_ns_ = now_ns + absl::ToInt64Nanoseconds(options_.stop_grace);
+      stop_deadline_ns_ =
+          now_ns + absl::ToInt64Nanoseconds(options_.stop_grace);
       return false;
     }
     case StopPhase::kStoppingWorkers:

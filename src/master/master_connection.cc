@@ -51,8 +51,8 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
     if (cqe->res != -ECANCELED) {
       ++counters_.accept_errors;
       LOG_EVERY_N(WARNING, 100)
-          << "accept() failed on listener \"" << config_.listeners[listener].name
-          << "\": " << strerror(-cqe->res);
+          << "accept() failed on listener \""
+          << config_.listeners[listener].name << "\": " << strerror(-cqe->res);
     }
     return;
   }
@@ -65,8 +65,8 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   Connection* c = connections_.Allocate(&index);
   if (c == nullptr) {
     // Over capacity: closing at once is the only bounded answer.
-    LOG_EVERY_N(WARNING, 1000) << "connection table full ("
-                               << connections_.capacity() << "); closing";
+    LOG_EVERY_N(WARNING, 1000)
+        << "connection table full (" << connections_.capacity() << "); closing";
     return;
   }
   c->fd = std::move(fd);
@@ -198,8 +198,8 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   c->seen = res;
   int lowat = res + 1;
-  if (setsockopt(c->fd.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat,
-                 sizeof(lowat)) < 0) {
+  if (setsockopt(c->fd.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) <
+      0) {
     PLOG_EVERY_N(WARNING, 1000) << "setsockopt(SO_RCVLOWAT) failed";
     Close(index);
     return;
@@ -331,9 +331,9 @@ void Master::Route(uint32_t index, int site) {
   Connection& c = connections_.at(index);
   if (site < 0) {
     ++counters_.no_site;
-    LOG_EVERY_N(INFO, 1000) << "no site for \"" << c.host.view()
-                            << "\" on listener \""
-                            << config_.listeners[c.listener].name << "\"";
+    LOG_EVERY_N(INFO, 1000)
+        << "no site for \"" << c.host.view() << "\" on listener \""
+        << config_.listeners[c.listener].name << "\"";
     Refuse(index, Refusal::kNoSite);
     return;
   }

@@ -64,7 +64,8 @@ absl::Status Master::InitSignals() {
   if (bind(control_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
            sizeof(addr)) < 0) {
     return ErrnoStatus(
-        errno, "bind", absl::StrCat("binding the control socket \"", path, "\""));
+        errno, "bind",
+        absl::StrCat("binding the control socket \"", path, "\""));
   }
   chmod(path.c_str(), 0660);
   if (listen(control_fd_.get(), 16) < 0) {
@@ -234,8 +235,9 @@ void Master::OnControlCommand(uint32_t slot, absl::string_view line) {
     control_clients_[slot].awaiting_control_point = true;
   } else {
     ReplyToControlClient(
-        slot, absl::StrCat("error: unknown command \"", words[0],
-                           "\" (status, metrics, reload, stop, restart SITE)\n"));
+        slot,
+        absl::StrCat("error: unknown command \"", words[0],
+                     "\" (status, metrics, reload, stop, restart SITE)\n"));
   }
 }
 
@@ -282,9 +284,9 @@ void Master::RunControlPoint() {
   }
 
   for (const PendingControl::ServerConf& update : pending.server_conf) {
-    absl::Status status =
-        stopping_ ? absl::UnavailableError("the master is stopping")
-                  : UpdateServerConf(update.worker, update.body);
+    absl::Status status = stopping_
+                              ? absl::UnavailableError("the master is stopping")
+                              : UpdateServerConf(update.worker, update.body);
     Reply(update.worker, update.request_id, status, "{}");
   }
 
@@ -299,9 +301,9 @@ void Master::RunControlPoint() {
         reply = "error: the master is stopping\n";
       } else {
         workers_->RollingRestart(s);
-        reply = absl::StrCat("ok: restarting ", workers_->LiveWorkers(s),
-                             " workers of \"", restart.site,
-                             "\" one at a time\n");
+        reply =
+            absl::StrCat("ok: restarting ", workers_->LiveWorkers(s),
+                         " workers of \"", restart.site, "\" one at a time\n");
       }
     }
     ReplyToControlClient(restart.client, reply);
@@ -317,8 +319,7 @@ void Master::RunControlPoint() {
 
 absl::Status Master::Reload() {
   absl::StatusOr<config::Config> loaded = config::LoadConfigFile(config_.path);
-  absl::Status status =
-      loaded.ok() ? ApplyConfig(*loaded) : loaded.status();
+  absl::Status status = loaded.ok() ? ApplyConfig(*loaded) : loaded.status();
   if (!status.ok()) {
     LOG(ERROR) << "reload failed, keeping the running config: "
                << status.message();

@@ -54,7 +54,8 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
     }
     if (change.rolling_restart) {
       workers_->RollingRestart(s);
-      LOG(INFO) << "reload: site \"" << site.id << "\" changed; rolling restart";
+      LOG(INFO) << "reload: site \"" << site.id
+                << "\" changed; rolling restart";
     } else if (change.reread_certificates) {
       // Same paths, maybe renewed files: SIGHUP tells a worker to re-read
       // its certificates (docs/tls.md), without a restart.
@@ -83,8 +84,7 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
   if (!routes.ok()) return routes.status();
   const config::SiteConfig& mine = next->sites[site];
   if (mine.processes != config_.sites[site].processes) {
-    absl::Status status =
-        workers_->SetProcessCount(site, mine, mine.processes);
+    absl::Status status = workers_->SetProcessCount(site, mine, mine.processes);
     if (!status.ok()) return status;
   }
   routes_ = std::move(*routes);
@@ -139,7 +139,8 @@ void Master::ForwardMessage(int w, handoff::Message message) {
         static_cast<uint32_t>(to.index) != message.target_worker) {
       continue;
     }
-    (void)handoff::SendFrame(to.channel.get(), *bytes, {}, absl::ZeroDuration());
+    (void)handoff::SendFrame(to.channel.get(), *bytes, {},
+                             absl::ZeroDuration());
     if (message.target_worker == handoff::kAnyWorker) break;
   }
 }

@@ -34,7 +34,8 @@ int PickLeastLoaded(size_t n, uint32_t start, Describe&& describe) {
     const std::optional<PickLoad> candidate = describe(k);
     if (!candidate) continue;
     // Not ready sorts after every ready worker whatever its load.
-    const uint64_t key = (candidate->ready ? 0 : (1ull << 40)) + candidate->load;
+    const uint64_t key =
+        (candidate->ready ? 0 : (1ull << 40)) + candidate->load;
     if (key < best_key) {
       best_key = key;
       best = static_cast<int>(k);

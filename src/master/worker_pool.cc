@@ -138,7 +138,8 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
     // Pairwise, ':'-joined (docs/tls.md); the worker terminates TLS.
     spec.env.emplace_back(handoff::kEnvTlsCert,
                           absl::StrJoin(site.tls_cert, ":"));
-    spec.env.emplace_back(handoff::kEnvTlsKey, absl::StrJoin(site.tls_key, ":"));
+    spec.env.emplace_back(handoff::kEnvTlsKey,
+                          absl::StrJoin(site.tls_key, ":"));
   }
   spec.env.emplace_back(handoff::kEnvTlsTicketSecret, ticket_secrets_[s]);
   if (!site.log_all.empty()) {
@@ -223,16 +224,17 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
   if (worker.draining) return;
   worker.draining = true;
   worker.drain_deadline_ns = MonotonicNowNs() + absl::ToInt64Nanoseconds(grace);
-  const std::string name = absl::StrCat(site_ids_[worker.site], "#", worker.index);
+  const std::string name =
+      absl::StrCat(site_ids_[worker.site], "#", worker.index);
   if (worker.ready && worker.channel) {
     handoff::Shutdown shutdown;
-    shutdown.grace_ms = static_cast<uint32_t>(std::min<int64_t>(
-        absl::ToInt64Milliseconds(grace), UINT32_MAX));
+    shutdown.grace_ms = static_cast<uint32_t>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(grace), UINT32_MAX));
     absl::StatusOr<std::string> frame = handoff::EncodeFrame(shutdown);
-    absl::Status sent =
-        frame.ok() ? handoff::SendFrame(worker.channel.get(), *frame, {},
-                                        absl::ZeroDuration())
-                   : frame.status();
+    absl::Status sent = frame.ok()
+                            ? handoff::SendFrame(worker.channel.get(), *frame,
+                                                 {}, absl::ZeroDuration())
+                            : frame.status();
     if (sent.ok()) {
       ++shutdowns_sent_;
       LOG(INFO) << "asked worker " << name << " pid " << processes_->pid(slot)

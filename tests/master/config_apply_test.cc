@@ -114,7 +114,10 @@ TEST(PlanReloadTest, WhatAWorkerStartsWithMeansARollingRestart) {
   using Edit = void (*)(config::SiteConfig&);
   const std::vector<std::pair<const char*, Edit>> edits = {
       {"command", [](config::SiteConfig& s) { s.command.push_back("-v"); }},
-      {"env", [](config::SiteConfig& s) { s.env.push_back({"K", "v"}); }},
+      {"env",
+       [](config::SiteConfig& s) {
+         s.env.push_back({"K", "v"});
+       }},
       {"user", [](config::SiteConfig& s) { s.user = "www"; }},
       {"group", [](config::SiteConfig& s) { s.group = "www"; }},
       {"log_output", [](config::SiteConfig& s) { s.log_output = "/l"; }},
@@ -174,7 +177,9 @@ TEST(PlanReloadTest, ListenerChangesNeedARestart) {
   for (Edit edit : std::vector<Edit>{
            [](config::ListenerConfig& l) { l.name = "web"; },
            [](config::ListenerConfig& l) { l.address = "0.0.0.0:8080"; },
-           [](config::ListenerConfig& l) { l.protocol = config::Protocol::kTls; },
+           [](config::ListenerConfig& l) {
+             l.protocol = config::Protocol::kTls;
+           },
            [](config::ListenerConfig& l) { l.proxy_protocol = true; }}) {
     config::Config loaded = Running();
     edit(loaded.listeners[0]);
@@ -239,8 +244,7 @@ TEST(ApplyServerConfUpdateTest, RefusesWhatItDoesNotKnowAndChangesNothing) {
         R"({"default": "yes"})"}) {
     absl::StatusOr<config::Config> next =
         ApplyServerConfUpdate(Running(), 0, body);
-    EXPECT_EQ(next.status().code(), absl::StatusCode::kInvalidArgument)
-        << body;
+    EXPECT_EQ(next.status().code(), absl::StatusCode::kInvalidArgument) << body;
   }
   EXPECT_EQ(ApplyServerConfUpdate(Running(), 9, "{}").status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -2,8 +2,6 @@
 // freed connection stop matching, the table refuses past capacity, and a
 // slot owns its socket. Also the op tag's generation check the master's
 // handlers rely on.
-#include "src/master/connection.h"
-
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +9,7 @@
 #include <set>
 
 #include "gtest/gtest.h"
+#include "src/master/connection.h"
 #include "src/uring/op_tag.h"
 
 namespace ddv {
@@ -115,8 +114,8 @@ TEST(ConnectionTableTest, OpTagsOfTheOldOccupantNoLongerMatch) {
 
 TEST(OpTagTest, CarriesTheLow24BitsOfTheGeneration) {
   const uint32_t generation = 0x12345678;
-  const uring::OpTag tag = uring::OpTag::Decode(
-      uring::OpTag{0xab, 0xfedcba98, generation}.Encode());
+  const uring::OpTag tag =
+      uring::OpTag::Decode(uring::OpTag{0xab, 0xfedcba98, generation}.Encode());
   EXPECT_EQ(tag.op, 0xab);
   EXPECT_EQ(tag.index, 0xfedcba98u);
   EXPECT_EQ(tag.generation, generation & uring::OpTag::kGenerationMask);

@@ -65,11 +65,10 @@ TEST(ParseListenFdListTest, UnnamedListenerIsMinusOneAndStrangersIgnored) {
 }
 
 TEST(ParseListenFdListTest, RefusesMalformedEntries) {
-  for (const char* text : {"http", "http=", "http=x", "http=-3", "http=3x",
-                           "http=99999999999"}) {
+  for (const char* text :
+       {"http", "http=", "http=x", "http=-3", "http=3x", "http=99999999999"}) {
     absl::StatusOr<std::vector<int>> fds = ParseListenFdList(text, {"http"});
-    EXPECT_EQ(fds.status().code(), absl::StatusCode::kInvalidArgument)
-        << text;
+    EXPECT_EQ(fds.status().code(), absl::StatusCode::kInvalidArgument) << text;
     if (!fds.ok()) {
       EXPECT_THAT(fds.status().message(), HasSubstr("--listen_fds")) << text;
     }
@@ -87,8 +86,7 @@ TEST(ParseListenFdsTest, RoundTripsWhatTheWatchdogFormats) {
   UniqueFd http = TcpSocket(true);
   UniqueFd https = TcpSocket(true);
   const config::Config config = Listeners({"http", "https"});
-  const std::string text =
-      FormatListenFds(config, {http.get(), https.get()});
+  const std::string text = FormatListenFds(config, {http.get(), https.get()});
   EXPECT_EQ(text, absl::StrCat("http=", http.get(), ",https=", https.get()));
   absl::StatusOr<std::vector<UniqueFd>> fds = ParseListenFds(text, config);
   ASSERT_TRUE(fds.ok()) << fds.status();
@@ -110,8 +108,8 @@ TEST(ParseListenFdsTest, RefusesAMissingOrNonListeningSocketAndTakesNothing) {
   EXPECT_EQ(fds.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(fds.status().message(), HasSubstr("listener \"https\""));
 
-  fds = ParseListenFds(
-      absl::StrCat("http=", http.get(), ",https=", idle.get()), config);
+  fds = ParseListenFds(absl::StrCat("http=", http.get(), ",https=", idle.get()),
+                       config);
   EXPECT_EQ(fds.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(fds.status().message(), HasSubstr("listener \"https\""));
   // A failed parse closed neither: they are still the caller's.

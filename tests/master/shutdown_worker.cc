@@ -13,7 +13,8 @@
 #include "src/worker/worker.h"
 
 int main(int argc, char** argv) {
-  const bool ignore = argc > 1 && std::strcmp(argv[1], "--ignore_shutdown") == 0;
+  const bool ignore =
+      argc > 1 && std::strcmp(argv[1], "--ignore_shutdown") == 0;
   absl::StatusOr<std::unique_ptr<ddv::worker::Worker>> worker =
       ddv::worker::Worker::FromEnvironment();
   if (!worker.ok()) {

@@ -17,8 +17,7 @@ namespace {
 using Site = std::vector<std::optional<PickLoad>>;
 
 int Pick(const Site& site, uint32_t start) {
-  return PickLeastLoaded(site.size(), start,
-                         [&](size_t k) { return site[k]; });
+  return PickLeastLoaded(site.size(), start, [&](size_t k) { return site[k]; });
 }
 
 TEST(WorkerPickTest, NoWorkersOrNoneEligible) {

@@ -44,10 +44,9 @@ std::string ReadFile(const std::string& path) {
 class WorkerPoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    log_ = absl::StrCat(getenv("TEST_TMPDIR"), "/shutdown.log.",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
+    log_ = absl::StrCat(
+        getenv("TEST_TMPDIR"), "/shutdown.log.",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
 
   // One site "s" of `processes` shutdown_worker processes.
