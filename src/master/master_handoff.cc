@@ -169,7 +169,9 @@ void Master::SubmitBatch(int w) {
     worker.sending.clear();
     return;
   }
-  io_uring_sqe* sqe = Sqe(kOpHandoffSend, w, worker.generation);
+  // No generation: the send belongs to the channel, whichever process of
+  // the slot reads it (see OpTag).
+  io_uring_sqe* sqe = Sqe(kOpHandoffSend, w);
   // MSG_DONTWAIT: a full channel must fail at once (EAGAIN) so the batch
   // goes to another worker instead of waiting behind a slow one.
   io_uring_prep_sendmsg(sqe, worker.channel.get(), &worker.message->header(),

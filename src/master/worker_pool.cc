@@ -360,8 +360,8 @@ int WorkerPool::Pick(int site, int exclude) {
   const std::vector<int>& candidates = site_workers_[site];
   const size_t n = candidates.size();
   const int k = PickLeastLoaded(
-      n, round_robin_[site]++, [&](size_t k) -> std::optional<PickLoad> {
-        const int w = candidates[k];
+      n, round_robin_[site]++, [&](size_t i) -> std::optional<PickLoad> {
+        const int w = candidates[i];
         const Worker& worker = workers_[w];
         if (w == exclude || worker.retired || worker.draining ||
             worker.channel_full || !Alive(w)) {
