@@ -335,6 +335,10 @@ void Master::CheckHeartbeats(int64_t now_ns) {
     Worker& worker = workers_->at(w);
     const pid_t pid = workers_->pid(w);
     if (pid <= 0 || !workers_->Alive(w) || !worker.channel) continue;
+    // A worker asked to shut down may stop reading its channel (the
+    // library's Run() returns) while it finishes its connections: its
+    // deadline is the drain grace, after which it gets SIGTERM, not this.
+    if (worker.draining) continue;
     if (worker.last_heard_ns == 0) worker.last_heard_ns = now_ns;  // started
     if (now_ns - worker.last_heard_ns > timeout) {
       LOG(ERROR) << "worker " << workers_->site_id(worker.site) << "#"

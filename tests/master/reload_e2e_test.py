@@ -191,6 +191,41 @@ class ReloadTest(unittest.TestCase):
         self.assertNotIn("signal 15: stopping", log)
         self.assertNotIn("SIGKILL", log)
 
+    def test_worker_ignoring_kshutdown_gets_sigterm_after_the_grace(self):
+        # A worker that stops reading its channel after kShutdown (as the
+        # library's Run() does) is not taken for a hung one by the
+        # heartbeat: it has its drain grace, and then SIGTERM.
+        worker = harness.runfile("tests/master/shutdown_worker")
+
+        def text(ddv, with_slow=True):
+            extra = f"""
+[[site]]
+id = "slow"
+command = ["{worker}", "--ignore_shutdown"]
+hosts = ["slow.localhost"]
+""" if with_slow else ""
+            return config(ddv) + extra
+
+        ddv = harness.Ddv(config_text=text,
+                          extra_flags=LOG_INFO_TO_STDERR + [
+                              "--heartbeat_interval_ms=100",
+                              "--heartbeat_timeout_ms=500",
+                              "--worker_stop_grace_s=2"])
+        try:
+            pid = live_pids(ddv, "slow")[0]
+            ddv.write_text(text(ddv, with_slow=False))
+            ddv.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(
+                lambda: f"pid {pid} killed by signal 15" in full_log(ddv),
+                timeout=10), full_log(ddv)[-3000:])
+            log = full_log(ddv)
+            self.assertIn("still running past its kShutdown grace; SIGTERM",
+                          log)
+            self.assertNotIn("said nothing for", log)
+            self.assertNotIn("SIGKILL", log)
+        finally:
+            ddv.stop()
+
     def test_ddvctl_reload_reports_the_outcome(self):
         self.ddv.write_text(config(self.ddv, with_c=True))
         reply = harness.control(self.ddv.control_socket, "reload")
