@@ -199,7 +199,7 @@ TlsEnvironment TakeTlsEnvironment() {
 bool BuildTlsOptions(const TlsEnvironment& env, tls::TlsOptions* options) {
   std::vector<std::string> certs;
   std::vector<std::string> keys;
-  const char* source;
+  std::string source;
   if (!FLAGS_tls_cert.empty()) {
     certs = absl::StrSplit(FLAGS_tls_cert, ',');
     keys = absl::StrSplit(FLAGS_tls_key, ',');
@@ -207,7 +207,7 @@ bool BuildTlsOptions(const TlsEnvironment& env, tls::TlsOptions* options) {
   } else if (!env.certs.empty() || !env.keys.empty()) {
     certs = absl::StrSplit(env.certs, ':');
     keys = absl::StrSplit(env.keys, ':');
-    source = "DDV_TLS_CERT/DDV_TLS_KEY";
+    source = absl::StrCat(tls::kEnvTlsCert, "/", tls::kEnvTlsKey);
   } else {
     if (FLAGS_tls) {
       std::fprintf(stderr, "ddv_hello: --tls needs --tls_cert and --tls_key\n");
@@ -219,12 +219,13 @@ bool BuildTlsOptions(const TlsEnvironment& env, tls::TlsOptions* options) {
     std::fprintf(stderr,
                  "ddv_hello: %s: %zu certificates but %zu keys (they go in "
                  "pairs)\n",
-                 source, certs.size(), keys.size());
+                 source.c_str(), certs.size(), keys.size());
     return false;
   }
   for (size_t i = 0; i < certs.size(); ++i) {
     if (certs[i].empty() || keys[i].empty()) {
-      std::fprintf(stderr, "ddv_hello: %s: empty path in the list\n", source);
+      std::fprintf(stderr, "ddv_hello: %s: empty path in the list\n",
+                   source.c_str());
       return false;
     }
     options->certificates.push_back({certs[i], keys[i]});

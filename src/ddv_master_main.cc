@@ -27,7 +27,8 @@
 #include "src/tls/self_signed.h"
 
 DEFINE_string(config, "",
-              "TOML config file; empty runs the embedded demo (DESIGN.md)");
+              "TOML config file; empty runs the embedded demo "
+              "(docs/design.md)");
 DEFINE_bool(check_config, false, "validate --config, print a summary, exit");
 DEFINE_bool(watchdog, true,
             "run as the watchdog that owns the listeners and restarts the "
@@ -83,9 +84,9 @@ std::string SelfDir() {
   return self.substr(0, self.rfind('/'));
 }
 
-// The embedded demo (DESIGN.md): written as a real config file so reload and
-// --check_config work on it exactly as on a deployment's. Returns "" after
-// printing why when the demo cannot be set up.
+// The embedded demo (docs/design.md): written as a real config file so
+// reload and --check_config work on it exactly as on a deployment's. Returns
+// "" after printing why when the demo cannot be set up.
 std::string WriteDemoConfig() {
   const std::string dir = FLAGS_demo_dir;
   mkdir(dir.c_str(), 0755);

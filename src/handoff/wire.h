@@ -141,6 +141,9 @@ struct Message {
   std::string body;  // JSON text
 };
 
+// Sent when the master retires a worker (reload, fewer processes), restarts
+// it (rolling) or stops: take no new work, finish, exit 0. After grace_ms
+// the master falls back to SIGTERM, so a worker should be gone by then.
 struct Shutdown {
   uint32_t grace_ms = 0;  // 0: no deadline given
 };

@@ -4,6 +4,30 @@
 namespace ddv {
 namespace master {
 
+absl::string_view ConnStateName(ConnState state) {
+  switch (state) {
+    case ConnState::kFree:
+      return "free";
+    case ConnState::kPeeking:
+      return "peeking";
+    case ConnState::kRouted:
+      return "routed";
+    case ConnState::kWaitingForWorker:
+      return "waiting_for_worker";
+    case ConnState::kQueued:
+      return "queued";
+    case ConnState::kSending:
+      return "sending";
+    case ConnState::kSent:
+      return "sent";
+    case ConnState::kRefusing:
+      return "refusing";
+    case ConnState::kClosing:
+      return "closing";
+  }
+  return "unknown";
+}
+
 ConnectionTable::ConnectionTable(uint32_t capacity) : slots_(capacity) {
   free_.reserve(capacity);
   for (uint32_t i = capacity; i > 0; --i) free_.push_back(i - 1);

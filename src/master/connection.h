@@ -2,7 +2,9 @@
 // its handoff (sent with SCM_RIGHTS, or pulled and acknowledged in pidfd
 // mode), or until the master refuses and closes it.
 // Slots live in a ConnectionTable, a slab with a free list: no allocation per
-// connection on the hot path.
+// connection on the hot path. The socket is owned by the slot (UniqueFd)
+// and leaves it only through Release() into an IORING_OP_CLOSE, so the
+// close costs the loop no syscall of its own.
 #ifndef DDV_SRC_MASTER_CONNECTION_H_
 #define DDV_SRC_MASTER_CONNECTION_H_
 
@@ -15,25 +17,35 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "src/base/unique_fd.h"
 #include "src/master/error_response.h"
 #include "src/sniff/host_name.h"
 
 namespace ddv {
 namespace master {
 
+// A connection's life:
+//   kPeeking → kRouted → kQueued → kSending → (pidfd: kSent →) kClosing
+// kRouted ⇄ kWaitingForWorker while its site has no live worker; a handoff
+// that fails, or a worker that dies or shuts down, sends it back to kRouted.
+// Any state before the handoff can end in kRefusing → kClosing.
 enum class ConnState : uint8_t {
   kFree,
-  kPeeking,   // a peek (and its deadline) is in flight
-  kWaiting,   // routed; waiting for a worker of its site to take it
-  kQueued,    // in a worker's next handoff batch
-  kSending,   // in a handoff message being sent
-  kSent,      // pidfd mode: offered; kept until the worker acknowledges
-  kRefusing,  // sending a refusal, then a lingering close
-  kClosing,   // close submitted; freed when no op is in flight
+  kPeeking,           // a peek (and its deadline) is in flight
+  kRouted,            // site chosen; QueueForWorker gives it a worker next
+  kWaitingForWorker,  // routed, but its site has no live worker right now
+  kQueued,            // in a worker's next handoff batch
+  kSending,           // in a handoff message being sent
+  kSent,              // pidfd mode: offered; kept until the worker acknowledges
+  kRefusing,          // sending a refusal, then a lingering close
+  kClosing,           // close submitted; freed when no op is in flight
 };
 
+// "peeking", "routed", ... for logs and tests.
+absl::string_view ConnStateName(ConnState state);
+
 struct Connection {
-  int fd = -1;
+  UniqueFd fd;
   uint32_t generation = 0;
   ConnState state = ConnState::kFree;
   uint8_t inflight = 0;          // submitted ops not yet completed
@@ -69,8 +81,12 @@ class ConnectionTable {
  public:
   explicit ConnectionTable(uint32_t capacity);
 
-  // nullptr when full.
+  // nullptr when full. The slot comes back clean, its generation one past
+  // the previous occupant's.
   Connection* Allocate(uint32_t* index);
+  // Closes the socket if the slot still owns it (normally it was released
+  // into an IORING_OP_CLOSE first) and bumps the generation, so the id and
+  // the op tags of the old occupant no longer match.
   void Free(uint32_t index);
 
   Connection& at(uint32_t index) { return slots_[index]; }

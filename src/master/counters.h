@@ -12,13 +12,13 @@ namespace ddv {
 namespace master {
 
 // One list drives the struct, the reset and the Prometheus names.
-#define DDV_MASTER_COUNTERS(X)                                              \
+#define DDV_MASTER_COUNTERS(X)                                             \
   X(connections_accepted, "connections accepted from listeners")           \
-  X(connections_handed_off, "connections handed to a worker")             \
+  X(connections_handed_off, "connections handed to a worker")              \
   X(connections_rerouted, "handoffs retried on another worker")            \
   X(handoff_batches, "handoff messages sent (each may carry several fds)") \
   X(handoff_channel_full, "handoffs that found a worker channel full")     \
-  X(handoff_worker_gone, "handoffs whose worker died before taking them") \
+  X(handoff_worker_gone, "handoffs whose worker died before taking them")  \
   X(no_site, "connections with no site for their name (421 / alert)")      \
   X(site_unavailable, "connections whose site has no live worker")         \
   X(peek_timeout, "connections closed at the peek deadline")               \
@@ -36,7 +36,9 @@ namespace master {
   X(proxy_header_found, "PROXY protocol headers parsed")                   \
   X(peek_buffer_exhausted, "peeks that waited for a free buffer")          \
   X(peek_grown, "prefixes that outgrew a ring buffer")                     \
-  X(worker_restarts, "worker processes restarted")
+  X(worker_restarts, "worker processes restarted")                         \
+  X(worker_shutdowns, "workers asked to finish and exit (kShutdown)")      \
+  X(stale_completions, "completions dropped because their slot was reused")
 
 struct Counters {
 #define DDV_DECLARE_COUNTER(name, help) uint64_t name = 0;

@@ -1,5 +1,5 @@
 // The answers the master itself gives when it cannot hand a connection over
-// (DESIGN.md "Routing"). HTTP gets a complete response with Connection:
+// (docs/design.md "Routing"). HTTP gets a complete response with Connection:
 // close; TLS gets a fatal alert or nothing.
 #ifndef DDV_SRC_MASTER_ERROR_RESPONSE_H_
 #define DDV_SRC_MASTER_ERROR_RESPONSE_H_

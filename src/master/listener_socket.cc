@@ -5,7 +5,9 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -69,35 +71,53 @@ std::string FormatListenFds(const config::Config& config,
   return absl::StrJoin(parts, ",");
 }
 
-absl::StatusOr<std::vector<UniqueFd>> ParseListenFds(
-    const std::string& text, const config::Config& config) {
-  std::vector<int> by_listener(config.listeners.size(), -1);
+absl::StatusOr<std::vector<int>> ParseListenFdList(
+    absl::string_view text, const std::vector<std::string>& listener_names) {
+  std::vector<int> by_listener(listener_names.size(), -1);
+  std::vector<int> seen;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     std::pair<std::string, std::string> kv = absl::StrSplit(part, '=');
     int fd = -1;
     if (!absl::SimpleAtoi(kv.second, &fd) || fd < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("DDV_LISTEN_FDS: bad entry \"", part, "\""));
+          absl::StrCat("--listen_fds: bad entry \"", part, "\""));
     }
-    for (size_t i = 0; i < config.listeners.size(); ++i) {
-      if (config.listeners[i].name == kv.first) by_listener[i] = fd;
+    if (std::find(seen.begin(), seen.end(), fd) != seen.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--listen_fds: fd ", fd, " is named twice"));
+    }
+    seen.push_back(fd);
+    for (size_t i = 0; i < listener_names.size(); ++i) {
+      if (listener_names[i] == kv.first) by_listener[i] = fd;
     }
   }
-  std::vector<UniqueFd> fds;
-  for (size_t i = 0; i < by_listener.size(); ++i) {
+  return by_listener;
+}
+
+absl::StatusOr<std::vector<UniqueFd>> ParseListenFds(
+    const std::string& text, const config::Config& config) {
+  std::vector<std::string> names;
+  for (const config::ListenerConfig& listener : config.listeners) {
+    names.push_back(listener.name);
+  }
+  absl::StatusOr<std::vector<int>> by_listener = ParseListenFdList(text, names);
+  if (!by_listener.ok()) return by_listener.status();
+  for (size_t i = 0; i < by_listener->size(); ++i) {
+    const int fd = (*by_listener)[i];
     int accepting = 0;
     socklen_t len = sizeof(accepting);
-    if (by_listener[i] < 0 ||
-        getsockopt(by_listener[i], SOL_SOCKET, SO_ACCEPTCONN, &accepting,
-                   &len) < 0 ||
+    if (fd < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 ||
         !accepting) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("DDV_LISTEN_FDS has no listening socket for listener \"",
-                       config.listeners[i].name,
-                       "\"; was the listener added without a full restart?"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--listen_fds has no listening socket for listener \"", names[i],
+          "\"; was the listener added without a full restart?"));
     }
   }
-  for (int fd : by_listener) fds.emplace_back(fd);
+  // Owned only now, all checked: a failure above closes nothing that might
+  // belong to someone else.
+  std::vector<UniqueFd> fds;
+  for (int fd : *by_listener) fds.emplace_back(fd);
   return fds;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
 
@@ -31,11 +32,20 @@ absl::StatusOr<UniqueFd> BindListener(const config::ListenerConfig& listener,
 absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
                                               const ListenOptions& options);
 
-// The environment form used when the watchdog passes listeners to the master:
-// "http=3,https=4". Parse checks that every named listener of `config` has an
-// fd and that each fd is a listening socket.
+// How the watchdog passes listeners to the master: --listen_fds=http=3,https=4.
 std::string FormatListenFds(const config::Config& config,
                             const std::vector<int>& fds);
+
+// The text of --listen_fds → the fd of each of `listener_names`, in order;
+// -1 for a listener the text does not name (entries naming no listener are
+// ignored). InvalidArgument for a malformed entry, or an fd named twice (two
+// owners would close it twice). Pure: it looks at no fd.
+absl::StatusOr<std::vector<int>> ParseListenFdList(
+    absl::string_view text, const std::vector<std::string>& listener_names);
+
+// ParseListenFdList for `config`'s listeners, then checks that each fd is a
+// listening socket (SO_ACCEPTCONN) and takes ownership of them all; nothing
+// is owned (or closed) when it fails.
 absl::StatusOr<std::vector<UniqueFd>> ParseListenFds(
     const std::string& text, const config::Config& config);
 

@@ -1,14 +1,19 @@
 // Master: the io_uring loop that accepts, peeks, sniffs, routes and hands
 // connections to site workers, and supervises those workers.
 //
-// Path of a connection (DESIGN.md): multishot accept → peek (MSG_PEEK into a
-// provided buffer; SO_RCVLOWAT + POLL_FIRST to wait for more; an absolute
-// link timeout at the peek deadline) → sniff (PROXY, then HTTP or TLS) →
-// route → a worker's next handoff batch (SCM_RIGHTS sendmsg, after which the
-// master closes its copy; or a pidfd offer the worker pulls and
-// acknowledges). The master holds both ends of every worker channel, so a
-// worker that dies with batches unread loses nothing: the master reads them
-// back and hands those sockets to another worker of the site.
+// Path of a connection (docs/design.md, docs/master.md): multishot accept →
+// peek (MSG_PEEK into a provided buffer; SO_RCVLOWAT + POLL_FIRST to wait
+// for more; an absolute link timeout at the peek deadline) → sniff (PROXY,
+// then HTTP or TLS) → route → a worker's next handoff batch (SCM_RIGHTS
+// sendmsg, after which the master closes its copy; or a pidfd offer the
+// worker pulls and acknowledges). The master holds both ends of every worker
+// channel, so a worker that dies with batches unread loses nothing: the
+// master reads them back and hands those sockets to another worker of the
+// site.
+//
+// The loop (Run) is liburing's proxy.c: submit and wait, one handler per
+// completion op, then one control point where what signals and ddvctl asked
+// for is done, in a fixed order (nginx's master cycle).
 #ifndef DDV_SRC_MASTER_MASTER_H_
 #define DDV_SRC_MASTER_MASTER_H_
 
@@ -26,12 +31,14 @@
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
 #include "src/handoff/wire.h"
+#include "src/master/clock.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
 #include "src/master/worker_pool.h"
 #include "src/route/route_table.h"
 #include "src/sniff/sniff_status.h"
 #include "src/uring/buffer_ring.h"
+#include "src/uring/op_tag.h"
 #include "src/uring/ring.h"
 
 namespace ddv {
@@ -46,6 +53,8 @@ struct MasterOptions {
   absl::Duration linger = absl::Seconds(1);       // after a refusal
   absl::Duration worker_wait = absl::Seconds(1);  // for a live worker
   uint32_t handoff_batch = 32;       // connections per handoff message
+  // Graceful stop: once the undecided connections are gone, how long the
+  // workers have to finish after kShutdown before they are signalled.
   absl::Duration stop_grace = absl::Seconds(10);
   // The master probes each worker this often; a worker that has said
   // nothing for heartbeat_timeout (a stopped or deadlocked process) is
@@ -72,59 +81,112 @@ class Master {
   const config::Config& config() const { return config_; }
 
  private:
+  // The op of a completion, in its OpTag. Each has exactly one handler.
   enum Op : uint8_t {
-    kOpAccept = 1,
-    kOpPeek,
-    kOpPeekTimeout,
-    kOpRefuseSend,
-    kOpRefuseShutdown,
-    kOpLingerRecv,
-    kOpLingerTimeout,
-    kOpClose,
-    kOpHandoffSend,
-    kOpChannelPoll,
-    kOpWorkerExitPoll,
-    kOpSignalPoll,
-    kOpControlPoll,
-    kOpCancel,
-    kOpChannelWritable,
-    kOpControlRecv,
-    kOpControlTimeout,
+    kOpAccept = 1,       // index: listener
+    kOpPeek,             // index: connection (generation checked)
+    kOpPeekTimeout,      // index: connection (generation checked)
+    kOpRefuseSend,       // index: connection (generation checked)
+    kOpRefuseShutdown,   // index: connection (generation checked)
+    kOpLingerRecv,       // index: connection (generation checked)
+    kOpLingerTimeout,    // index: connection (generation checked)
+    kOpClose,            // index: connection (generation checked)
+    kOpHandoffSend,      // index: worker; the channel outlives processes
+    kOpChannelPoll,      // index: worker; the channel outlives processes
+    kOpWorkerExitPoll,   // index: worker (generation: its process)
+    kOpSignalPoll,       // the one signalfd
+    kOpControlPoll,      // the one control socket
+    kOpCancel,           // nothing to do on completion
+    kOpChannelWritable,  // index: worker; the channel outlives processes
+    kOpControlRecv,      // index: control client (generation checked)
+    kOpControlTimeout,   // index: control client (generation checked)
+  };
+
+  // Graceful stop, step by step (BeginStop, then StopStep every turn).
+  enum class StopPhase : uint8_t {
+    kRunning,
+    kDrainingConnections,  // accepts cancelled; undecided ones finish
+    kStoppingWorkers,      // kShutdown sent; waiting for them to exit
+    kDone,
+  };
+
+  // What signals, ddvctl and worker RPCs asked the master to change. Their
+  // handlers only record it here; RunControlPoint acts on it once per loop
+  // turn, after the completion batch, so config_ and routes_ never change
+  // under a handler.
+  struct PendingControl {
+    bool stop = false;    // SIGTERM, SIGINT, `ddvctl stop`
+    bool reload = false;  // SIGHUP, `ddvctl reload`
+    bool reopen = false;  // SIGUSR1: forwarded to the workers
+    // Control clients waiting for the outcome of what they asked.
+    std::vector<uint32_t> stop_clients;
+    std::vector<uint32_t> reload_clients;
+    struct Restart {
+      uint32_t client;
+      std::string site;
+    };
+    std::vector<Restart> restarts;  // `ddvctl restart SITE`
+    struct ServerConf {
+      int worker;
+      uint64_t request_id;
+      std::string body;
+    };
+    std::vector<ServerConf> server_conf;  // update_server_conf RPCs
   };
 
   Master(const MasterOptions& options, config::Config config);
 
   absl::Status Init(std::vector<UniqueFd> listeners);
-  absl::Status BuildRoutes(const config::Config& config,
-                           std::shared_ptr<const route::RouteTable>* out);
+  io_uring_sqe* Sqe(Op op, uint32_t index, uint32_t generation = 0);
 
-  // One completion; `tag` decoded from its user_data.
-  void Dispatch(io_uring_cqe* cqe);
+  // The dispatch: one case per op, each calling that op's handler.
+  void OnCompletion(io_uring_cqe* cqe);
+
+  // Connection path (master_connection.cc).
   void SubmitAccept(uint32_t listener);
   void OnAccept(uint32_t listener, io_uring_cqe* cqe);
+  // The connection a completion is for, with its in-flight count taken
+  // down; nullptr (counted, logged at VLOG 1) when the slot was reused.
+  Connection* CompletedOp(const uring::OpTag& tag);
   void SubmitPeek(uint32_t index, bool dont_wait);
-  void OnPeek(uint32_t index, io_uring_cqe* cqe);
+  void OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe);
+  void OnPeekTimeout(const uring::OpTag& tag, io_uring_cqe* cqe);
   // Sniffs `prefix`; returns true when the connection moved on (routed,
   // refused or closed), false when it needs more bytes.
   bool Decide(uint32_t index, absl::string_view prefix);
   void Route(uint32_t index, int site);
   void RefuseUnparsable(uint32_t index, sniff::SniffStatus status);
+  // Refusal: send → shutdown(SHUT_WR) → read and discard until EOF or the
+  // linger time → close (nginx's lingering close).
   void Refuse(uint32_t index, Refusal refusal);
-  void OnRefuseStep(Op op, uint32_t index, io_uring_cqe* cqe);
+  void SubmitRefusal(uint32_t index);
+  void OnRefuseSent(const uring::OpTag& tag, io_uring_cqe* cqe);
+  void OnRefuseShutdown(const uring::OpTag& tag, io_uring_cqe* cqe);
   void SubmitLinger(uint32_t index);
+  void OnLingerRecv(const uring::OpTag& tag, io_uring_cqe* cqe);
+  void OnLingerTimeout(const uring::OpTag& tag, io_uring_cqe* cqe);
   void Close(uint32_t index);
+  void OnClosed(const uring::OpTag& tag, io_uring_cqe* cqe);
   void MaybeFree(uint32_t index);
   void RestoreRcvlowat(Connection& c);
 
-  // Handoff side (master_handoff.cc).
-  void Dispatch(uint32_t index);  // to a worker of c.site, or wait
+  // Worker side (master_handoff.cc).
+  // Puts a routed connection in the queue of a worker of c.site (not
+  // c.worker if another is alive), or makes it wait for one.
+  void QueueForWorker(uint32_t index);
+  // Connections queued for a worker that was asked to shut down go to
+  // another worker instead.
+  void RequeueFromDraining(int worker);
   void FlushBatches();
   void SubmitBatch(int worker);
   void OnHandoffSent(int worker, io_uring_cqe* cqe);
+  void OnChannelPoll(int worker, io_uring_cqe* cqe);
+  void OnChannelWritable(int worker);
   void OnChannelReadable(int worker);
   void OnAcknowledged(int worker, uint64_t id);
   void OnPullFailed(int worker, uint64_t id, int error);
   void ReleaseRetired(int worker);
+  void OnWorkerExitPoll(const uring::OpTag& tag);
   void OnWorkerExit(int worker);
   void ReclaimFromWorker(int worker);
   void ArmWorker(int worker);
@@ -135,22 +197,41 @@ class Master {
   void ForwardMessage(int worker, handoff::Message message);
   void Reply(int worker, uint64_t id, absl::Status status,
              const std::string& body);
-  absl::Status UpdateServerConf(int worker, const std::string& body);
   void CheckWaiting(int64_t now_ns);
   void CheckHeartbeats(int64_t now_ns);
 
-  // Signals and control (master_control.cc).
+  // Signals, the control socket and the control point (master_control.cc).
   absl::Status InitSignals();
+  void ArmSignalPoll();
+  void ArmControlPoll();
+  void OnSignalPoll(io_uring_cqe* cqe);
+  void OnControlPoll(io_uring_cqe* cqe);
   void OnSignals();
   void OnControlReadable();
-  void Reload();
-  absl::Status ApplyConfig(config::Config loaded);
+  void SubmitControlRecv(uint32_t slot);
+  void OnControlRecv(const uring::OpTag& tag, io_uring_cqe* cqe);
+  void OnControlTimeout(const uring::OpTag& tag);
+  // Answers `line` now, or records it in pending_ and keeps the client
+  // until the control point answers it.
+  void OnControlCommand(uint32_t slot, absl::string_view line);
+  void ReplyToControlClient(uint32_t slot, const std::string& reply);
+  // The one place the master acts on pending_, in nginx's order: stop,
+  // reload, worker conf updates, restarts, reopen.
+  void RunControlPoint();
+  absl::Status Reload();
   void BeginStop();
-  int RollingRestart(int site);
+  // Moves the graceful stop on; returns true when Run() may return.
+  bool StopStep(int64_t now_ns);
 
-  io_uring_sqe* Sqe(Op op, uint32_t index, uint32_t generation = 0);
+  // Config changes (master_config.cc).
+  absl::Status ApplyConfig(const config::Config& loaded);
+  absl::Status UpdateServerConf(int worker, const std::string& body);
 
-  // A ddvctl connection, served through the ring.
+  // Status and metrics (master_status.cc).
+  Counters CountersNow() const;
+
+  // A ddvctl connection, served through the ring. A slot is reused only
+  // when its fd is closed and none of its ops is in flight.
   struct ControlClient {
     UniqueFd fd;
     char buffer[512];
@@ -158,13 +239,9 @@ class Master {
     uint32_t generation = 0;
     uint8_t inflight = 0;
     bool resubmit = false;
+    bool awaiting_control_point = false;  // its reply comes from there
     __kernel_timespec deadline{};
   };
-  void SubmitControlRecv(uint32_t slot);
-  void OnControlCompletion(Op op, uint32_t slot, io_uring_cqe* cqe);
-  std::string ControlCommand(absl::string_view line);
-  void ArmSignalPoll();
-  void ArmControlPoll();
 
   MasterOptions options_;
   config::Config config_;
@@ -175,23 +252,21 @@ class Master {
   std::vector<UniqueFd> listeners_;
   std::vector<bool> accepting_;
   std::unique_ptr<WorkerPool> workers_;
-  std::vector<uint32_t> waiting_;      // connections waiting for a worker
+  std::vector<uint32_t> waiting_;      // kWaitingForWorker connections
   std::vector<uint32_t> no_buffer_;    // peeks to retry when buffers return
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
   std::array<ControlClient, 16> control_clients_;
+  PendingControl pending_;
   int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;
   bool stopping_ = false;
+  StopPhase stop_phase_ = StopPhase::kRunning;
   int64_t stop_deadline_ns_ = 0;
   int64_t started_ns_ = 0;
 };
-
-// CLOCK_MONOTONIC now, in nanoseconds (the clock of link timeouts).
-int64_t MonotonicNowNs();
-__kernel_timespec ToTimespecNs(int64_t ns);
 
 }  // namespace master
 }  // namespace ddv

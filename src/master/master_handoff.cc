@@ -1,6 +1,8 @@
-// Master, handoff side: batching connections per worker, sending them
-// (SCM_RIGHTS through the ring, or a pidfd offer), acknowledgements, worker
-// death and re-routing.
+// Master, worker side: batching connections per worker, sending them
+// (SCM_RIGHTS through the ring, or a pidfd offer), acknowledgements, what
+// workers send, their deaths and re-routing. Worker ops carry the worker's
+// index; only the exit poll is per process (generation-checked): the
+// channel belongs to the worker slot for its whole life.
 #include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -34,15 +36,18 @@ handoff::Protocol WireProtocol(config::Protocol protocol) {
 
 }  // namespace
 
-void Master::Dispatch(uint32_t index) {
+void Master::QueueForWorker(uint32_t index) {
   Connection& c = connections_.at(index);
+  DCHECK(c.state == ConnState::kRouted ||
+         c.state == ConnState::kWaitingForWorker)
+      << ConnStateName(c.state);
   int w = workers_->Pick(c.site, c.worker);
   if (w < 0) w = workers_->Pick(c.site);  // the excluded one is all there is
   if (w < 0) {
     // No live worker (all restarting, or the site failed): wait briefly for
     // one, then refuse. CheckWaiting retries every loop turn.
-    if (c.state != ConnState::kWaiting) {
-      c.state = ConnState::kWaiting;
+    if (c.state != ConnState::kWaitingForWorker) {
+      c.state = ConnState::kWaitingForWorker;
       c.waiting_since_ns = MonotonicNowNs();
       waiting_.push_back(index);
     }
@@ -62,13 +67,12 @@ void Master::CheckWaiting(int64_t now_ns) {
   waiting.swap(waiting_);
   for (uint32_t index : waiting) {
     Connection& c = connections_.at(index);
-    if (c.state != ConnState::kWaiting) continue;
+    if (c.state != ConnState::kWaitingForWorker) continue;
     // A live worker wins even if a sibling slot is in a crash loop.
     int w = workers_->Pick(c.site);
     bool failed = w < 0 && workers_->SiteFailed(c.site);
     if (w >= 0) {
-      c.state = ConnState::kPeeking;  // leaves kWaiting; Dispatch queues it
-      Dispatch(index);
+      QueueForWorker(index);
     } else if (failed || now_ns - c.waiting_since_ns >=
                              absl::ToInt64Nanoseconds(options_.worker_wait)) {
       ++counters_.site_unavailable;
@@ -83,7 +87,29 @@ void Master::CheckWaiting(int64_t now_ns) {
 void Master::FlushBatches() {
   for (int w = 0; w < workers_->size(); ++w) {
     Worker& worker = workers_->at(w);
-    if (!worker.queue.empty() && !worker.send_in_flight) SubmitBatch(w);
+    if (worker.queue.empty() || worker.send_in_flight) continue;
+    if (worker.draining) {
+      RequeueFromDraining(w);
+    } else {
+      SubmitBatch(w);
+    }
+  }
+}
+
+// A worker asked to shut down (kShutdown) takes no new connections; the ones
+// queued before it was asked have not left the master, so they simply go
+// to another worker of the site (or wait for one).
+void Master::RequeueFromDraining(int w) {
+  Worker& worker = workers_->at(w);
+  std::vector<uint32_t> queued;
+  queued.swap(worker.queue);
+  for (uint32_t index : queued) {
+    Connection& c = connections_.at(index);
+    if (c.state != ConnState::kQueued || c.worker != w) continue;
+    if (worker.outstanding > 0) --worker.outstanding;
+    ++counters_.connections_rerouted;
+    c.state = ConnState::kRouted;
+    QueueForWorker(index);  // excludes c.worker
   }
 }
 
@@ -118,8 +144,8 @@ void Master::SubmitBatch(int w) {
                                   : sizeof(sockaddr_in);
     }
     e.skip_bytes = c.skip_bytes;
-    e.master_fd = c.fd;
-    fds.push_back(c.fd);
+    e.master_fd = c.fd.get();
+    fds.push_back(c.fd.get());
   }
   std::string frame;
   absl::Status status = handoff::EncodeHandoffBatch(
@@ -143,7 +169,9 @@ void Master::SubmitBatch(int w) {
     worker.sending.clear();
     return;
   }
-  io_uring_sqe* sqe = Sqe(kOpHandoffSend, w, worker.generation);
+  // No generation: the send belongs to the channel, whichever process of
+  // the slot reads it (see OpTag).
+  io_uring_sqe* sqe = Sqe(kOpHandoffSend, w);
   // MSG_DONTWAIT: a full channel must fail at once (EAGAIN) so the batch
   // goes to another worker instead of waiting behind a slow one.
   io_uring_prep_sendmsg(sqe, worker.channel.get(), &worker.message->header(),
@@ -198,8 +226,8 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
     if (c.state != ConnState::kSending) continue;
     --worker.outstanding;
     ++counters_.connections_rerouted;
-    c.state = ConnState::kPeeking;
-    Dispatch(index);  // excludes c.worker when another one is alive
+    c.state = ConnState::kRouted;
+    QueueForWorker(index);  // excludes c.worker when another one is alive
   }
 }
 
@@ -235,6 +263,20 @@ void Master::OnPullFailed(int w, uint64_t id, int error) {
   if (worker.outstanding > 0) --worker.outstanding;
   ++counters_.site_unavailable;
   Refuse(static_cast<uint32_t>(id), Refusal::kUnavailable);
+}
+
+void Master::OnChannelPoll(int w, io_uring_cqe* cqe) {
+  // Multishot: re-armed only when the kernel ended it, and never for a
+  // retired worker whose channel is closed.
+  if (!(cqe->flags & IORING_CQE_F_MORE) && workers_->at(w).channel) {
+    workers_->at(w).channel_poll_armed = false;
+    ArmWorkerChannel(w);
+  }
+  OnChannelReadable(w);
+}
+
+void Master::OnChannelWritable(int w) {
+  workers_->at(w).channel_full = false;  // Pick may choose it again
 }
 
 void Master::OnChannelReadable(int w) {
@@ -293,6 +335,10 @@ void Master::CheckHeartbeats(int64_t now_ns) {
     Worker& worker = workers_->at(w);
     const pid_t pid = workers_->pid(w);
     if (pid <= 0 || !workers_->Alive(w) || !worker.channel) continue;
+    // A worker asked to shut down may stop reading its channel (the
+    // library's Run() returns) while it finishes its connections: its
+    // deadline is the drain grace, after which it gets SIGTERM, not this.
+    if (worker.draining) continue;
     if (worker.last_heard_ns == 0) worker.last_heard_ns = now_ns;  // started
     if (now_ns - worker.last_heard_ns > timeout) {
       LOG(ERROR) << "worker " << workers_->site_id(worker.site) << "#"
@@ -332,6 +378,17 @@ void Master::ArmWorkerChannel(int w) {
   worker.channel_poll_armed = true;
 }
 
+void Master::OnWorkerExitPoll(const uring::OpTag& tag) {
+  // The poll of a process that is gone and replaced: the new process has
+  // its own poll.
+  if (!workers_->Current(tag.index, tag.generation)) {
+    ++counters_.stale_completions;
+    VLOG(1) << "stale exit poll for worker slot " << tag.index;
+    return;
+  }
+  OnWorkerExit(tag.index);
+}
+
 void Master::OnWorkerExit(int w) {
   const pid_t pid = workers_->pid(w);
   if (!workers_->Reap(w)) {
@@ -341,7 +398,7 @@ void Master::OnWorkerExit(int w) {
   }
   {
     const Worker& worker = workers_->at(w);
-    if (!worker.retired && !worker.restart_pending) {
+    if (!worker.retired && !worker.restart_pending && !worker.draining) {
       ++counters_.worker_restarts;
     }
   }
@@ -406,7 +463,7 @@ void Master::RecoverUnread(int w) {
                                      "dead worker; closing it";
         continue;  // received.fds[i] closes with `frames`
       }
-      c->fd = received.fds[i].Release();
+      c->fd = std::move(received.fds[i]);
       c->listener = e.listener_index;
       c->site = e.site_index;
       c->accept_ns = e.accept_time_ns;
@@ -415,11 +472,11 @@ void Master::RecoverUnread(int w) {
       c->skip_bytes = e.skip_bytes;
       c->has_proxy_source = e.has_proxy_source;
       c->proxy_source = e.proxy_source;
-      c->state = ConnState::kPeeking;
+      c->state = ConnState::kRouted;
       ++counters_.handoff_worker_gone;
       ++counters_.connections_rerouted;
       ++recovered;
-      Dispatch(index);
+      QueueForWorker(index);
     }
   }
   if (!frames.empty()) {
@@ -447,8 +504,8 @@ void Master::ReclaimFromWorker(int w) {
     Connection& c = connections_.at(index);
     ++counters_.handoff_worker_gone;
     ++counters_.connections_rerouted;
-    c.state = ConnState::kPeeking;
-    Dispatch(index);
+    c.state = ConnState::kRouted;
+    QueueForWorker(index);
   }
 }
 

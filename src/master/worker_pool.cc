@@ -5,13 +5,20 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <algorithm>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/handoff/wire.h"
+#include "src/handoff/worker_env.h"
+#include "src/master/clock.h"
+#include "src/master/worker_pick.h"
 
 namespace ddv {
 namespace master {
@@ -28,6 +35,16 @@ absl::StatusOr<std::string> NewTicketSecret() {
   return absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes)));
 }
 
+// Whether the process behind `pidfd` has exited (a zombie now), without
+// reaping it: the supervisor does that.
+bool HasExited(int pidfd) {
+  if (pidfd < 0) return false;
+  siginfo_t info{};
+  return waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info,
+                WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid != 0;
+}
+
 }  // namespace
 
 WorkerPool::WorkerPool(const WorkerPoolOptions& options) : options_(options) {}
@@ -37,8 +54,9 @@ WorkerPool::~WorkerPool() = default;
 absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     const WorkerPoolOptions& options, const config::Config& config) {
   std::unique_ptr<WorkerPool> pool(new WorkerPool(options));
-  pool->processes_ =
-      std::make_unique<supervise::ProcessTable>(options.backoff);
+  // Back-off, health and stop deadlines run on the loop's monotonic clock.
+  pool->processes_ = std::make_unique<supervise::ProcessTable>(
+      options.backoff, [] { return MonotonicTime(); });
   if (!options.base_env.empty()) {
     pool->processes_->set_base_env(options.base_env);
   }
@@ -51,11 +69,14 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     Worker& worker = self->workers_[w];
     ++worker.generation;
     worker.ready = false;
+    worker.draining = false;
+    worker.drain_deadline_ns = 0;
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
     self->restarted_.push_back(w);
   });
-  pool->handoff_mode_ =
-      std::string(config::HandoffModeName(config.master.handoff));
+  pool->handoff_mode_ = config.master.handoff == config::HandoffMode::kPidfd
+                            ? handoff::kHandoffPidfd
+                            : handoff::kHandoffScmRights;
   for (const config::SiteConfig& site : config.sites) {
     absl::StatusOr<int> s = pool->AddSite(site);
     if (!s.ok()) return s.status();
@@ -107,17 +128,20 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   spec.name = absl::StrCat(site.id, "#", index);
   spec.argv = site.command;
   spec.env = site.env;
-  spec.env.emplace_back("DDV_CHANNEL_FD", absl::StrCat(kWorkerChannelFd));
-  spec.env.emplace_back("DDV_SITE", site.id);
-  spec.env.emplace_back("DDV_WORKER_INDEX", absl::StrCat(index));
-  spec.env.emplace_back("DDV_HANDOFF", handoff_mode_);
-  spec.env.emplace_back("DDV_MASTER_PID", absl::StrCat(getpid()));
+  spec.env.emplace_back(handoff::kEnvChannelFd,
+                        absl::StrCat(handoff::kWorkerChannelFd));
+  spec.env.emplace_back(handoff::kEnvSite, site.id);
+  spec.env.emplace_back(handoff::kEnvWorkerIndex, absl::StrCat(index));
+  spec.env.emplace_back(handoff::kEnvHandoff, handoff_mode_);
+  spec.env.emplace_back(handoff::kEnvMasterPid, absl::StrCat(getpid()));
   if (!site.tls_cert.empty()) {
     // Pairwise, ':'-joined (docs/tls.md); the worker terminates TLS.
-    spec.env.emplace_back("DDV_TLS_CERT", absl::StrJoin(site.tls_cert, ":"));
-    spec.env.emplace_back("DDV_TLS_KEY", absl::StrJoin(site.tls_key, ":"));
+    spec.env.emplace_back(handoff::kEnvTlsCert,
+                          absl::StrJoin(site.tls_cert, ":"));
+    spec.env.emplace_back(handoff::kEnvTlsKey,
+                          absl::StrJoin(site.tls_key, ":"));
   }
-  spec.env.emplace_back("DDV_TLS_TICKET_SECRET", ticket_secrets_[s]);
+  spec.env.emplace_back(handoff::kEnvTlsTicketSecret, ticket_secrets_[s]);
   if (!site.log_all.empty()) {
     spec.stdout_path = spec.stderr_path = site.log_all;
   } else {
@@ -126,7 +150,7 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   }
   spec.user = site.user;
   spec.group = site.group;
-  spec.inherit_fds.emplace_back(child_fd, kWorkerChannelFd);
+  spec.inherit_fds.emplace_back(child_fd, handoff::kWorkerChannelFd);
   return spec;
 }
 
@@ -186,7 +210,52 @@ void WorkerPool::Retire(int w) {
   if (worker.retired) return;
   worker.retired = true;
   worker.restart_pending = false;
-  processes_->Stop(worker.process_slot, options_.stop_grace);
+  BeginShutdown(w, options_.stop_grace);
+}
+
+void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
+  Worker& worker = workers_[w];
+  const int slot = worker.process_slot;
+  if (processes_->pid(slot) == 0) {
+    // No process (back-off, failed, never started): make sure none starts.
+    processes_->Stop(slot, grace);
+    return;
+  }
+  if (worker.draining) return;
+  worker.draining = true;
+  worker.drain_deadline_ns = MonotonicNowNs() + absl::ToInt64Nanoseconds(grace);
+  const std::string name =
+      absl::StrCat(site_ids_[worker.site], "#", worker.index);
+  if (worker.ready && worker.channel) {
+    handoff::Shutdown shutdown;
+    shutdown.grace_ms = static_cast<uint32_t>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(grace), UINT32_MAX));
+    absl::StatusOr<std::string> frame = handoff::EncodeFrame(shutdown);
+    absl::Status sent = frame.ok()
+                            ? handoff::SendFrame(worker.channel.get(), *frame,
+                                                 {}, absl::ZeroDuration())
+                            : frame.status();
+    if (sent.ok()) {
+      ++shutdowns_sent_;
+      LOG(INFO) << "asked worker " << name << " pid " << processes_->pid(slot)
+                << " to finish and exit (kShutdown, grace "
+                << absl::FormatDuration(grace) << ")";
+      return;
+    }
+    LOG(WARNING) << "cannot send kShutdown to worker " << name << ": " << sent
+                 << "; SIGTERM instead";
+  }
+  // It never said hello (it may not speak the protocol), or its channel
+  // is full: the signal is the only way to reach it.
+  processes_->Stop(slot, grace);
+}
+
+void WorkerPool::ShutdownAll(absl::Duration grace) {
+  rolling_.clear();
+  for (int w = 0; w < size(); ++w) {
+    workers_[w].restart_pending = false;
+    BeginShutdown(w, grace);
+  }
 }
 
 absl::Status WorkerPool::SetProcessCount(int s, const config::SiteConfig& site,
@@ -251,7 +320,7 @@ void WorkerPool::ProgressRollingRestarts() {
       continue;
     }
     worker.restart_pending = true;
-    processes_->Stop(worker.process_slot, options_.stop_grace);
+    BeginShutdown(w, options_.stop_grace);
   }
 }
 
@@ -290,35 +359,36 @@ bool WorkerPool::Alive(int worker) const {
 int WorkerPool::Pick(int site, int exclude) {
   const std::vector<int>& candidates = site_workers_[site];
   const size_t n = candidates.size();
-  int best = -1;
-  uint64_t best_key = UINT64_MAX;
-  // Start the scan at the round-robin cursor so ties rotate.
-  uint32_t start = round_robin_[site]++;
-  for (size_t k = 0; k < n; ++k) {
-    int w = candidates[(start + k) % n];
-    if (w == exclude || workers_[w].retired || workers_[w].channel_full ||
-        !Alive(w)) {
-      continue;
-    }
-    const Worker& worker = workers_[w];
-    // Not ready (no hello yet) sorts after every ready worker. Load is what
-    // it has not taken yet: queued or unacknowledged connections, plus the
-    // bytes of handoffs still unread in its channel (about 100 per
-    // connection). Probed only when there is a choice.
-    uint64_t load = worker.outstanding;
-    if (n > 1) load += UnreadBytes(w) / 64;
-    uint64_t key = (worker.ready ? 0 : (1ull << 40)) + load;
-    if (key < best_key) {
-      best_key = key;
-      best = w;
-    }
-  }
-  return best;
+  const int k = PickLeastLoaded(
+      n, round_robin_[site]++, [&](size_t i) -> std::optional<PickLoad> {
+        const int w = candidates[i];
+        const Worker& worker = workers_[w];
+        if (w == exclude || worker.retired || worker.draining ||
+            worker.channel_full || !Alive(w)) {
+          return std::nullopt;
+        }
+        // Load is what it has not taken yet: queued or unacknowledged
+        // connections, plus the bytes of handoffs still unread in its
+        // channel (about 100 per connection). Probed only when there is a
+        // choice.
+        uint64_t load = worker.outstanding;
+        if (n > 1) load += UnreadBytes(w) / 64;
+        return PickLoad{worker.ready, load};
+      });
+  return k < 0 ? -1 : candidates[k];
 }
 
 bool WorkerPool::Reap(int worker) {
-  int slot = workers_[worker].process_slot;
-  pid_t before = processes_->pid(slot);
+  const int slot = workers_[worker].process_slot;
+  const pid_t before = processes_->pid(slot);
+  if (workers_[worker].draining && before != 0 &&
+      processes_->state(slot) != supervise::ProcessState::kStopping &&
+      HasExited(processes_->pidfd(slot))) {
+    // It exited because we asked (kShutdown): a stop, not a crash to
+    // restart with back-off. The table learns that from Stop(), whose
+    // signal reaches only the zombie's process group now.
+    processes_->Stop(slot, options_.term_grace);
+  }
   processes_->OnExit(slot);
   return processes_->pid(slot) != before;
 }
@@ -355,9 +425,22 @@ size_t WorkerPool::UnreadBytes(int worker) const {
   return static_cast<size_t>(bytes);
 }
 
-void WorkerPool::Tick(absl::Time now) {
+void WorkerPool::Tick(int64_t now_ns) {
   ProgressRollingRestarts();
-  processes_->RestartDue(now);
+  for (int w = 0; w < size(); ++w) {
+    Worker& worker = workers_[w];
+    const int slot = worker.process_slot;
+    if (!worker.draining || now_ns < worker.drain_deadline_ns ||
+        processes_->pid(slot) == 0 ||
+        processes_->state(slot) == supervise::ProcessState::kStopping) {
+      continue;
+    }
+    LOG(WARNING) << "worker " << site_ids_[worker.site] << "#" << worker.index
+                 << " pid " << processes_->pid(slot)
+                 << " still running past its kShutdown grace; SIGTERM";
+    processes_->Stop(slot, options_.term_grace);
+  }
+  processes_->RestartDue(absl::UnixEpoch() + absl::Nanoseconds(now_ns));
 }
 
 std::vector<int> WorkerPool::TakeRestarted() {
@@ -372,6 +455,17 @@ int WorkerPool::pidfd(int worker) const {
 
 pid_t WorkerPool::pid(int worker) const {
   return processes_->pid(workers_[worker].process_slot);
+}
+
+absl::string_view WorkerPool::StateName(int w) const {
+  const int slot = workers_[w].process_slot;
+  const supervise::ProcessState state = processes_->state(slot);
+  if (workers_[w].draining && processes_->pid(slot) != 0 &&
+      (state == supervise::ProcessState::kStarting ||
+       state == supervise::ProcessState::kRunning)) {
+    return supervise::ProcessStateName(supervise::ProcessState::kStopping);
+  }
+  return supervise::ProcessStateName(state);
 }
 
 bool WorkerPool::SiteFailed(int site) const {

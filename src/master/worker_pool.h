@@ -8,6 +8,13 @@
 // When a process dies, the master drains what it left unread in the child
 // end (closing those fds) before the next process starts, so a replacement
 // never receives a batch meant for its predecessor.
+//
+// A worker is retired (reload, fewer processes), restarted (rolling) or
+// stopped (graceful stop) the same way: kShutdown on its channel, after
+// which it takes no new connections, finishes what it has and exits. Only
+// if it is still running after stop_grace does it get SIGTERM, and SIGKILL
+// term_grace later. A worker that never said hello may not speak the
+// protocol: it gets SIGTERM at once.
 #ifndef DDV_SRC_MASTER_WORKER_POOL_H_
 #define DDV_SRC_MASTER_WORKER_POOL_H_
 
@@ -20,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
@@ -29,16 +37,17 @@
 namespace ddv {
 namespace master {
 
-// The fd number a worker finds its channel at (also in DDV_CHANNEL_FD).
-inline constexpr int kWorkerChannelFd = 3;
-
 struct WorkerPoolOptions {
   supervise::BackoffPolicy backoff;
   // Environment every worker gets besides its site's `env` and the DDV_*
   // variables (a clean base: PATH, HOME, LANG, ...).
   std::vector<std::pair<std::string, std::string>> base_env;
-  // How long a stopping worker may finish its connections before SIGKILL.
+  // How long a worker asked to shut down (kShutdown) may finish its
+  // connections before it gets SIGTERM.
   absl::Duration stop_grace = absl::Seconds(30);
+  // After that SIGTERM (or the SIGTERM a worker that never said hello gets
+  // at once, after stop_grace in that case), how long until SIGKILL.
+  absl::Duration term_grace = absl::Seconds(5);
 };
 
 struct Worker {
@@ -51,6 +60,10 @@ struct Worker {
   bool ready = false;       // said hello since its last start
   bool retired = false;     // removed by a reload or a smaller process count
   bool restart_pending = false;  // rolling restart: stopping, then start again
+  // Sent kShutdown (or SIGTERM) for its current process: no new
+  // connections; SIGTERM at drain_deadline_ns if it is still running.
+  bool draining = false;
+  int64_t drain_deadline_ns = 0;  // monotonic
   bool channel_full = false;     // last send got EAGAIN; waiting for POLLOUT
   int64_t last_heard_ns = 0;     // any frame from the process (monotonic)
   uint64_t heartbeat_sequence = 0;
@@ -83,6 +96,16 @@ class WorkerPool {
   absl::StatusOr<int> AddWorker(int site, const config::SiteConfig& config);
   // Stops a worker for good (its connections go to the others).
   void Retire(int worker);
+  // Asks the worker's current process to finish and exit within `grace`
+  // (see the file comment). It is picked no more; the master moves its
+  // queue elsewhere.
+  void BeginShutdown(int worker, absl::Duration grace);
+  // Graceful stop of the master: every worker shuts down, none restarts.
+  void ShutdownAll(absl::Duration grace);
+  // Worker processes not yet reaped.
+  int LiveProcesses() const { return processes_->live_count(); }
+  // kShutdown frames sent, ever (the ddv_worker_shutdowns_total counter).
+  uint64_t shutdowns_sent() const { return shutdowns_sent_; }
   // Grows or shrinks the site to `count` live (not retired) workers.
   absl::Status SetProcessCount(int site, const config::SiteConfig& config,
                                int count);
@@ -123,15 +146,22 @@ class WorkerPool {
   // Bytes of frames sent to `worker` that it has not read yet.
   size_t UnreadBytes(int worker) const;
 
-  // Restarts processes whose back-off expired.
-  void Tick(absl::Time now);
+  // Restarts processes whose back-off expired, SIGTERMs workers that
+  // overran their drain, SIGKILLs those that overran that too. `now_ns` is
+  // CLOCK_MONOTONIC.
+  void Tick(int64_t now_ns);
   // Workers (re)started since the last call: the master arms their polls.
   std::vector<int> TakeRestarted();
 
   int pidfd(int worker) const;
   pid_t pid(int worker) const;
+  // For `ddvctl status`: the process state, except that a worker draining
+  // after kShutdown shows "stopping", as one sent SIGTERM does.
+  absl::string_view StateName(int worker) const;
   bool SiteFailed(int site) const;
 
+  // Blocking, for the end of the master: SIGTERM whatever still runs,
+  // SIGKILL after `grace`, reap.
   void StopAll(absl::Duration grace);
 
  private:
@@ -153,6 +183,7 @@ class WorkerPool {
   std::vector<int> rolling_;                 // workers waiting to restart
   std::string handoff_mode_;
   std::vector<int> restarted_;
+  uint64_t shutdowns_sent_ = 0;
 };
 
 }  // namespace master

@@ -24,9 +24,9 @@ struct SiteSpec {
   std::vector<std::string> hosts;
   // Listener indexes this site serves; empty = every listener.
   std::vector<int> listeners;
-  // The global default site (DESIGN.md `default = true`). Only used on the
-  // listeners the site serves: a site that does not speak TLS must not get
-  // the TLS listener's unnamed connections.
+  // The global default site (docs/design.md `default = true`). Only used on
+  // the listeners the site serves: a site that does not speak TLS must not
+  // get the TLS listener's unnamed connections.
   bool is_default = false;
   // If non-empty, the site claims only these ALPN protocols on its hosts
   // (e.g. "acme-tls/1" for a TLS-ALPN-01 responder) and no plain route: a

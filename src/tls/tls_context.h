@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "src/handoff/worker_env.h"
 
 namespace ddv {
 namespace tls {
@@ -26,10 +27,10 @@ class TicketKeys;
 
 // The master's contract with its workers (docs/tls.md): per site, the PEM
 // paths joined by ':' (pairwise), and 64 hex digits shared by the site's
-// processes.
-inline constexpr char kEnvTlsCert[] = "DDV_TLS_CERT";
-inline constexpr char kEnvTlsKey[] = "DDV_TLS_KEY";
-inline constexpr char kEnvTlsTicketSecret[] = "DDV_TLS_TICKET_SECRET";
+// processes. Spelled once, in src/handoff/worker_env.h.
+using handoff::kEnvTlsCert;
+using handoff::kEnvTlsKey;
+using handoff::kEnvTlsTicketSecret;
 
 struct CertificateFiles {
   std::string cert_path;  // PEM: the leaf, then its chain

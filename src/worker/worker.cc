@@ -170,13 +170,15 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
   identity.worker_index = *index;
 
   const char* handoff = std::getenv(kEnvHandoff);
-  if (handoff == nullptr || std::strcmp(handoff, "scm_rights") == 0) {
+  if (handoff == nullptr ||
+      std::strcmp(handoff, handoff::kHandoffScmRights) == 0) {
     identity.handoff = HandoffMode::kScmRights;
-  } else if (std::strcmp(handoff, "pidfd") == 0) {
+  } else if (std::strcmp(handoff, handoff::kHandoffPidfd) == 0) {
     identity.handoff = HandoffMode::kPidfd;
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        kEnvHandoff, "=", handoff, " is neither scm_rights nor pidfd"));
+        kEnvHandoff, "=", handoff, " is neither ", handoff::kHandoffScmRights,
+        " nor ", handoff::kHandoffPidfd));
   }
   const char* master_pid = std::getenv(kEnvMasterPid);
   if (master_pid != nullptr || identity.handoff == HandoffMode::kPidfd) {

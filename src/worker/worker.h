@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
 #include "src/handoff/wire.h"
+#include "src/handoff/worker_env.h"
 
 namespace ddv {
 namespace handoff {
@@ -36,12 +37,13 @@ namespace worker {
 using Protocol = handoff::Protocol;
 using HandoffMode = handoff::HandoffMode;
 
-// Environment contract between the master and its workers.
-inline constexpr char kEnvChannelFd[] = "DDV_CHANNEL_FD";
-inline constexpr char kEnvSite[] = "DDV_SITE";
-inline constexpr char kEnvWorkerIndex[] = "DDV_WORKER_INDEX";
-inline constexpr char kEnvHandoff[] = "DDV_HANDOFF";
-inline constexpr char kEnvMasterPid[] = "DDV_MASTER_PID";
+// The environment contract between the master and its workers lives in
+// src/handoff/worker_env.h; these names keep the worker API self-contained.
+using handoff::kEnvChannelFd;
+using handoff::kEnvHandoff;
+using handoff::kEnvMasterPid;
+using handoff::kEnvSite;
+using handoff::kEnvWorkerIndex;
 
 // Who this worker is, as the master told it.
 struct WorkerIdentity {

@@ -69,6 +69,18 @@ env = {{ RPC_UPDATE = '{{"add_hosts": ["a.localhost"]}}' }}
 """
 
 
+# The master's INFO lines, which say what it did to its workers, go to its
+# stderr (glog would write them under TEST_TMPDIR otherwise).
+LOG_INFO_TO_STDERR = ["--log_dir="]
+
+
+def full_log(ddv):
+    if not ddv.log.closed:
+        ddv.log.flush()
+    with open(os.path.join(ddv.dir, "master.log")) as f:
+        return f.read()
+
+
 def wait_for(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -138,6 +150,93 @@ class ReloadTest(unittest.TestCase):
         for pid in live_pids(self.ddv, "a"):
             with open(f"/proc/{pid}/cmdline") as f:
                 self.assertIn("--idle_timeout_ms=30000", f.read())
+
+    def test_retired_worker_is_asked_to_leave_and_leaves_cleanly(self):
+        # Fewer processes: the master sends the retired worker kShutdown;
+        # ddv_hello drains and exits 0 by itself, no signal needed, and the
+        # supervisor records a stop, not a crash to restart.
+        ddv = harness.Ddv(config_text=lambda d: config(d, a_processes=2),
+                          extra_flags=LOG_INFO_TO_STDERR)
+        try:
+            self.assertTrue(wait_for(lambda: len(live_pids(ddv, "a")) == 2))
+            ddv.wait_ready()
+            before = live_pids(ddv, "a")
+            ddv.write_text(config(ddv, a_processes=1))
+            ddv.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: len(live_pids(ddv, "a")) == 1))
+            gone = (set(before) - set(live_pids(ddv, "a"))).pop()
+            self.assertTrue(wait_for(
+                lambda: f"pid {gone} exited with status 0; stopped"
+                in full_log(ddv)), full_log(ddv)[-3000:])
+            log = full_log(ddv)
+            self.assertRegex(log, rf"asked worker a#1 pid {gone} to finish "
+                                  r"and exit \(kShutdown")
+            self.assertIn("master asked for shutdown", log)
+            self.assertNotIn("SIGTERM", log)
+            self.assertGreaterEqual(
+                ddv.status()["counters"]["worker_shutdowns"], 1)
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+        finally:
+            ddv.stop()
+
+    def test_graceful_stop_lets_every_worker_leave_by_itself(self):
+        ddv = harness.Ddv(config_text=config, extra_flags=LOG_INFO_TO_STDERR)
+        ddv.wait_ready()
+        workers = sum(len(s["workers"]) for s in ddv.status()["sites"])
+        self.assertEqual(ddv.stop(), 0)
+        log = full_log(ddv)
+        self.assertEqual(log.count("master asked for shutdown"), workers, log)
+        self.assertEqual(log.count("exited with status 0; stopped"), workers,
+                         log)
+        self.assertNotIn("signal 15: stopping", log)
+        self.assertNotIn("SIGKILL", log)
+
+    def test_worker_ignoring_kshutdown_gets_sigterm_after_the_grace(self):
+        # A worker that stops reading its channel after kShutdown (as the
+        # library's Run() does) is not taken for a hung one by the
+        # heartbeat: it has its drain grace, and then SIGTERM.
+        worker = harness.runfile("tests/master/shutdown_worker")
+
+        def text(ddv, with_slow=True):
+            extra = f"""
+[[site]]
+id = "slow"
+command = ["{worker}", "--ignore_shutdown"]
+hosts = ["slow.localhost"]
+""" if with_slow else ""
+            return config(ddv) + extra
+
+        ddv = harness.Ddv(config_text=text,
+                          extra_flags=LOG_INFO_TO_STDERR + [
+                              "--heartbeat_interval_ms=100",
+                              "--heartbeat_timeout_ms=500",
+                              "--worker_stop_grace_s=2"])
+        try:
+            pid = live_pids(ddv, "slow")[0]
+            ddv.write_text(text(ddv, with_slow=False))
+            ddv.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(
+                lambda: f"pid {pid} killed by signal 15" in full_log(ddv),
+                timeout=10), full_log(ddv)[-3000:])
+            log = full_log(ddv)
+            self.assertIn("still running past its kShutdown grace; SIGTERM",
+                          log)
+            self.assertNotIn("said nothing for", log)
+            self.assertNotIn("SIGKILL", log)
+        finally:
+            ddv.stop()
+
+    def test_ddvctl_reload_reports_the_outcome(self):
+        self.ddv.write_text(config(self.ddv, with_c=True))
+        reply = harness.control(self.ddv.control_socket, "reload")
+        self.assertTrue(reply.startswith("ok: reloaded"), reply)
+        # Applied before the reply: the new site's hosts already route.
+        self.assertTrue(wait_for(
+            lambda: site_of(self.ddv, "c.localhost") == "c"))
+        self.ddv.write_text("[[site]]\nid = 'x'\nprocesses = 'many'\n")
+        reply = harness.control(self.ddv.control_socket, "reload")
+        self.assertTrue(reply.startswith("error: reload failed"), reply)
+        self.assertEqual(site_of(self.ddv, "c.localhost"), "c")
 
     def test_bad_reload_keeps_the_running_config(self):
         self.ddv.write_text("[[site]]\nid = 'x'\nprocesses = 'many'\n")

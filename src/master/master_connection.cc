@@ -1,0 +1,483 @@
+// Master, connection path: accept → peek → sniff → route (then
+// master_handoff.cc), or refuse with a lingering close. One handler per
+// completion op; each connection op's handler starts with CompletedOp,
+// which drops completions whose slot was reused.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_join.h"
+#include "glog/logging.h"
+#include "src/master/master.h"
+#include "src/sniff/http_sniffer.h"
+#include "src/sniff/proxy_protocol.h"
+#include "src/sniff/tls_sniffer.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+constexpr uint16_t kPeekBufferGroup = 1;
+
+}  // namespace
+
+void Master::SubmitAccept(uint32_t listener) {
+  // Listener slots are never reused while the master runs: no generation.
+  io_uring_sqe* sqe = Sqe(kOpAccept, listener);
+  // SOCK_CLOEXEC: accepted sockets must never leak into spawned workers
+  // except through a handoff. Blocking mode is kept: the worker gets the
+  // socket as accept(2) would have given it.
+  io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr,
+                                 nullptr, SOCK_CLOEXEC);
+  accepting_[listener] = true;
+}
+
+void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
+  if (!(cqe->flags & IORING_CQE_F_MORE)) {
+    accepting_[listener] = false;
+    if (cqe->res == -EMFILE || cqe->res == -ENFILE) {
+      // Out of fds: re-arming at once would spin. Pause accepts briefly
+      // (connections queue in the backlog) and re-arm from the loop.
+      accept_resume_ns_ = MonotonicNowNs() + 100000000LL;
+    } else if (!stopping_) {
+      SubmitAccept(listener);  // the kernel ended the multishot
+    }
+  }
+  if (cqe->res < 0) {
+    if (cqe->res != -ECANCELED) {
+      ++counters_.accept_errors;
+      LOG_EVERY_N(WARNING, 100)
+          << "accept() failed on listener \""
+          << config_.listeners[listener].name << "\": " << strerror(-cqe->res);
+    }
+    return;
+  }
+  UniqueFd fd(cqe->res);
+  ++counters_.connections_accepted;
+  // Below, a socket with no slot is closed by its UniqueFd: rare paths, not
+  // worth a ring close without a slot to tag it with.
+  if (stopping_) return;  // accepted just before the cancel took effect
+  uint32_t index;
+  Connection* c = connections_.Allocate(&index);
+  if (c == nullptr) {
+    // Over capacity: closing at once is the only bounded answer.
+    LOG_EVERY_N(WARNING, 1000)
+        << "connection table full (" << connections_.capacity() << "); closing";
+    return;
+  }
+  c->fd = std::move(fd);
+  c->listener = listener;
+  c->accept_ns = MonotonicNowNs();
+  c->deadline =
+      ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
+  if (config_.listeners[listener].protocol == config::Protocol::kTcp) {
+    Route(index, routes_->Lookup(listener, "", {}).site);
+    return;
+  }
+  c->state = ConnState::kPeeking;
+  // The first peek does not wait: if nothing is queued, TCP_DEFER_ACCEPT's
+  // timer released the connection, and the deadline is shortened by that
+  // hold (OnPeek) so an idle peer is closed on time.
+  SubmitPeek(index, /*dont_wait=*/true);
+}
+
+Connection* Master::CompletedOp(const uring::OpTag& tag) {
+  Connection* c = tag.index < connections_.capacity()
+                      ? &connections_.at(tag.index)
+                      : nullptr;
+  // A slot is freed only when none of its ops is in flight, so this should
+  // never match; if it does, the old op must not touch the new occupant.
+  if (c == nullptr || c->state == ConnState::kFree ||
+      !tag.Matches(c->generation) || c->inflight == 0) {
+    ++counters_.stale_completions;
+    VLOG(1) << "stale completion: op " << int{tag.op} << " slot " << tag.index
+            << " generation " << tag.generation;
+    return nullptr;
+  }
+  --c->inflight;
+  return c;
+}
+
+void Master::SubmitPeek(uint32_t index, bool dont_wait) {
+  Connection& c = connections_.at(index);
+  ring_->Reserve(2);
+  io_uring_sqe* sqe = Sqe(kOpPeek, index, c.generation);
+  int flags = MSG_PEEK | (dont_wait ? MSG_DONTWAIT : 0);
+  if (c.big) {
+    io_uring_prep_recv(sqe, c.fd.get(), c.big.get(), c.big_size, flags);
+  } else {
+    io_uring_prep_recv(sqe, c.fd.get(), nullptr, peek_buffers_->buffer_size(),
+                       flags);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kPeekBufferGroup;
+  }
+  ++c.inflight;
+  if (dont_wait) return;
+  // SO_RCVLOWAT was raised past what we saw: poll first, so the peek
+  // completes only when more bytes arrived (no spinning on the same prefix).
+  if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
+  io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
+  ++c.inflight;
+}
+
+void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  const bool has_buffer = cqe->flags & IORING_CQE_F_BUFFER;
+  const uint16_t buffer_id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+  Connection* c = CompletedOp(tag);
+  if (c == nullptr || c->state != ConnState::kPeeking) {
+    // The kernel picked a buffer all the same: it must go back.
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    if (c != nullptr) MaybeFree(tag.index);
+    return;
+  }
+  const uint32_t index = tag.index;
+  int res = cqe->res;
+  if (res == -EAGAIN) {
+    // Nothing queued at accept: the kernel held this connection for the
+    // whole TCP_DEFER_ACCEPT period. Count that hold against the deadline.
+    if (!c->deadline_shortened) {
+      c->deadline_shortened = true;
+      int64_t deadline = FromTimespecNs(c->deadline) -
+                         options_.defer_accept_seconds * 1000000000LL;
+      c->deadline = ToTimespecNs(std::max(deadline, c->accept_ns + 1000000));
+    }
+    SubmitPeek(index, false);
+    return;
+  }
+  if (res == -ECANCELED) {
+    ++counters_.peek_timeout;
+    Refuse(index, Refusal::kTimeout);
+    return;
+  }
+  if (res == -ENOBUFS) {
+    ++counters_.peek_buffer_exhausted;
+    no_buffer_.push_back(index);
+    return;
+  }
+  if (res <= 0) {
+    // 0: the peer closed before sending; <0: reset and the like.
+    ++counters_.closed_before_decision;
+    Close(index);
+    return;
+  }
+  const char* data =
+      has_buffer ? peek_buffers_->Buffer(buffer_id) : c->big.get();
+  uint32_t capacity = has_buffer ? peek_buffers_->buffer_size() : c->big_size;
+  absl::string_view prefix(data, res);
+  if (static_cast<uint32_t>(res) <= c->seen) {
+    // POLL_FIRST completed without new bytes: only EOF (or an error) makes
+    // the socket readable below SO_RCVLOWAT. The peer gave up mid-head.
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    ++counters_.closed_before_decision;
+    Close(index);
+    return;
+  }
+  bool decided = Decide(index, prefix);
+  if (has_buffer) peek_buffers_->Recycle(buffer_id);
+  if (decided) return;
+
+  const uint32_t max_bytes = config_.master.max_peek_bytes;
+  if (static_cast<uint32_t>(res) >= max_bytes) {
+    ++counters_.too_large;
+    Refuse(index, Refusal::kTooLarge);
+    return;
+  }
+  if (static_cast<uint32_t>(res) == capacity) {
+    // The prefix filled its buffer: grow (doubling, capped) and peek again.
+    uint32_t size =
+        std::min<uint32_t>(std::max(capacity * 2, 8192u), max_bytes);
+    c->big.reset(new char[size]);
+    c->big_size = size;
+    ++counters_.peek_grown;
+  }
+  c->seen = res;
+  int lowat = res + 1;
+  if (setsockopt(c->fd.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) <
+      0) {
+    PLOG_EVERY_N(WARNING, 1000) << "setsockopt(SO_RCVLOWAT) failed";
+    Close(index);
+    return;
+  }
+  c->rcvlowat_raised = true;
+  SubmitPeek(index, false);
+}
+
+// A link timeout's own completion: -ETIME when it fired (the peek then
+// completes with -ECANCELED, handled in OnPeek), -ECANCELED or -ENOENT
+// when the peek finished first. Only the bookkeeping is left.
+void Master::OnPeekTimeout(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  if (CompletedOp(tag) != nullptr) MaybeFree(tag.index);
+}
+
+bool Master::Decide(uint32_t index, absl::string_view prefix) {
+  Connection& c = connections_.at(index);
+  const config::ListenerConfig& listener = config_.listeners[c.listener];
+  const uint32_t max_bytes = config_.master.max_peek_bytes;
+  size_t offset = 0;
+  if (listener.proxy_protocol) {
+    sniff::ProxyHeader proxy;
+    switch (sniff::SniffProxyHeader(prefix, &proxy)) {
+      case sniff::SniffStatus::kNeedMore:
+        return false;
+      case sniff::SniffStatus::kFound:
+        ++counters_.proxy_header_found;
+        offset = proxy.header_length;
+        c.skip_bytes = proxy.header_length;
+        if (!proxy.local && proxy.family != AF_UNSPEC) {
+          c.has_proxy_source = true;
+          c.proxy_source = proxy.source;
+        }
+        break;
+      case sniff::SniffStatus::kNotThisProtocol:
+      case sniff::SniffStatus::kMalformed:
+      case sniff::SniffStatus::kTooLarge:
+        // A listener that expects PROXY must not trust a client's bytes.
+        ++counters_.malformed;
+        Refuse(index, Refusal::kMalformed);
+        return true;
+    }
+  }
+  absl::string_view payload = prefix.substr(offset);
+  size_t budget = max_bytes > offset ? max_bytes - offset : 0;
+
+  if (listener.protocol == config::Protocol::kHttp) {
+    sniff::HttpRequestInfo info;
+    sniff::SniffStatus status = sniff::SniffHttpRequest(payload, budget, &info);
+    switch (status) {
+      case sniff::SniffStatus::kNeedMore:
+        return false;
+      case sniff::SniffStatus::kFound: {
+        if (info.host.empty()) {
+          ++counters_.http_host_absent;
+        } else {
+          ++counters_.http_host_found;
+        }
+        c.host = info.host;
+        Route(index, routes_->Lookup(c.listener, info.host.view(), {}).site);
+        return true;
+      }
+      case sniff::SniffStatus::kTooLarge:
+      case sniff::SniffStatus::kNotThisProtocol:
+      case sniff::SniffStatus::kMalformed:
+        RefuseUnparsable(index, status);
+        return true;
+    }
+    return true;
+  }
+
+  sniff::ClientHelloInfo info;
+  const sniff::SniffStatus status =
+      sniff::SniffTlsClientHello(payload, budget, &info);
+  switch (status) {
+    case sniff::SniffStatus::kNeedMore:
+      return false;
+    case sniff::SniffStatus::kFound: {
+      if (info.sni.empty()) {
+        ++counters_.tls_sni_absent;
+      } else {
+        ++counters_.tls_sni_found;
+      }
+      std::array<absl::string_view, sniff::kMaxAlpnProtocols> offered;
+      for (size_t i = 0; i < info.alpn_count; ++i) offered[i] = info.alpn(i);
+      absl::Span<const absl::string_view> alpn(offered.data(), info.alpn_count);
+      if (alpn.empty()) {
+        ++counters_.tls_alpn_absent;
+      } else {
+        ++counters_.tls_alpn_found;
+        c.alpn = absl::StrJoin(alpn, ",");
+      }
+      c.host = info.sni;
+      Route(index, routes_->Lookup(c.listener, info.sni.view(), alpn).site);
+      return true;
+    }
+    case sniff::SniffStatus::kTooLarge:
+    case sniff::SniffStatus::kNotThisProtocol:
+    case sniff::SniffStatus::kMalformed:
+      RefuseUnparsable(index, status);
+      return true;
+  }
+  return true;
+}
+
+// The three sniffer answers that end in a refusal, counted apart.
+void Master::RefuseUnparsable(uint32_t index, sniff::SniffStatus status) {
+  switch (status) {
+    case sniff::SniffStatus::kTooLarge:
+      ++counters_.too_large;
+      Refuse(index, Refusal::kTooLarge);
+      return;
+    case sniff::SniffStatus::kNotThisProtocol:
+      ++counters_.not_this_protocol;
+      Refuse(index, Refusal::kMalformed);
+      return;
+    case sniff::SniffStatus::kMalformed:
+      ++counters_.malformed;
+      Refuse(index, Refusal::kMalformed);
+      return;
+    case sniff::SniffStatus::kNeedMore:
+    case sniff::SniffStatus::kFound:
+      break;
+  }
+  LOG(DFATAL) << "RefuseUnparsable(" << sniff::SniffStatusName(status) << ")";
+}
+
+void Master::Route(uint32_t index, int site) {
+  Connection& c = connections_.at(index);
+  if (site < 0) {
+    ++counters_.no_site;
+    LOG_EVERY_N(INFO, 1000)
+        << "no site for \"" << c.host.view() << "\" on listener \""
+        << config_.listeners[c.listener].name << "\"";
+    Refuse(index, Refusal::kNoSite);
+    return;
+  }
+  RestoreRcvlowat(c);
+  c.site = site;
+  c.state = ConnState::kRouted;
+  c.big.reset();
+  c.big_size = 0;
+  QueueForWorker(index);
+}
+
+void Master::RestoreRcvlowat(Connection& c) {
+  if (!c.rcvlowat_raised) return;
+  // The worker must see the socket as accept(2) gave it.
+  int one = 1;
+  setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+  c.rcvlowat_raised = false;
+}
+
+void Master::Refuse(uint32_t index, Refusal refusal) {
+  Connection& c = connections_.at(index);
+  RestoreRcvlowat(c);
+  c.state = ConnState::kRefusing;
+  switch (config_.listeners[c.listener].protocol) {
+    case config::Protocol::kHttp:
+      c.refusal = HttpRefusal(refusal);
+      break;
+    case config::Protocol::kTls:
+      c.refusal = TlsRefusal(refusal);
+      break;
+    case config::Protocol::kTcp:
+      c.refusal = {};  // no protocol to answer in: just close
+      break;
+  }
+  if (c.refusal.empty()) {
+    Close(index);
+    return;
+  }
+  SubmitRefusal(index);
+}
+
+void Master::SubmitRefusal(uint32_t index) {
+  Connection& c = connections_.at(index);
+  io_uring_sqe* sqe = Sqe(kOpRefuseSend, index, c.generation);
+  io_uring_prep_send(sqe, c.fd.get(), c.refusal.data(), c.refusal.size(),
+                     MSG_NOSIGNAL);
+  ++c.inflight;
+}
+
+void Master::OnRefuseSent(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  Connection* c = CompletedOp(tag);
+  if (c == nullptr) return;
+  const uint32_t index = tag.index;
+  if (c->state != ConnState::kRefusing) {
+    MaybeFree(index);
+    return;
+  }
+  if (cqe->res < 0) {
+    Close(index);
+    return;
+  }
+  if (static_cast<size_t>(cqe->res) < c->refusal.size()) {
+    // A short send of a few hundred bytes to a fresh socket is rare but
+    // legal: send the rest.
+    c->refusal.remove_prefix(cqe->res);
+    SubmitRefusal(index);
+    return;
+  }
+  io_uring_sqe* sqe = Sqe(kOpRefuseShutdown, index, c->generation);
+  io_uring_prep_shutdown(sqe, c->fd.get(), SHUT_WR);
+  ++c->inflight;
+  c->deadline = ToTimespecNs(MonotonicNowNs() +
+                             absl::ToInt64Nanoseconds(options_.linger));
+}
+
+void Master::OnRefuseShutdown(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  Connection* c = CompletedOp(tag);
+  if (c == nullptr) return;
+  if (c->state != ConnState::kRefusing) {
+    MaybeFree(tag.index);
+  } else if (cqe->res < 0) {
+    Close(tag.index);
+  } else {
+    SubmitLinger(tag.index);
+  }
+}
+
+// Closing with unread request bytes would make the kernel send RST, and the
+// client could lose the response: read and discard until EOF or the linger
+// deadline.
+void Master::SubmitLinger(uint32_t index) {
+  Connection& c = connections_.at(index);
+  ring_->Reserve(2);
+  io_uring_sqe* sqe = Sqe(kOpLingerRecv, index, c.generation);
+  io_uring_prep_recv(sqe, c.fd.get(), linger_scratch_.data(),
+                     linger_scratch_.size(), 0);
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* timeout = Sqe(kOpLingerTimeout, index, c.generation);
+  io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
+  c.inflight += 2;
+}
+
+void Master::OnLingerRecv(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  Connection* c = CompletedOp(tag);
+  if (c == nullptr) return;
+  if (c->state != ConnState::kRefusing) {
+    MaybeFree(tag.index);
+  } else if (cqe->res > 0) {
+    SubmitLinger(tag.index);
+  } else {
+    Close(tag.index);  // EOF, error, or cancelled by the linger timeout
+  }
+}
+
+// The linger deadline's own completion; OnLingerRecv sees its effect.
+void Master::OnLingerTimeout(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  if (CompletedOp(tag) != nullptr) MaybeFree(tag.index);
+}
+
+void Master::Close(uint32_t index) {
+  Connection& c = connections_.at(index);
+  if (c.state == ConnState::kClosing) return;
+  c.state = ConnState::kClosing;
+  if (c.fd) {
+    // The ring closes it: the slot gives up the fd, and is freed once this
+    // and any op still in flight (a link timeout) have completed.
+    io_uring_sqe* sqe = Sqe(kOpClose, index, c.generation);
+    io_uring_prep_close(sqe, c.fd.Release());
+    ++c.inflight;
+    return;
+  }
+  MaybeFree(index);
+}
+
+void Master::OnClosed(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  if (CompletedOp(tag) != nullptr) MaybeFree(tag.index);
+}
+
+void Master::MaybeFree(uint32_t index) {
+  Connection& c = connections_.at(index);
+  if (c.state == ConnState::kClosing && c.inflight == 0) {
+    connections_.Free(index);
+  }
+}
+
+}  // namespace master
+}  // namespace ddv

@@ -1,0 +1,149 @@
+// Master, changes to the running config: a reload's plan carried out, and
+// what workers ask through RPCs (update_server_conf, status, messages to
+// other workers). Config and routes change only here, called from the
+// control point, never from inside a completion handler.
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "src/master/config_apply.h"
+#include "src/master/master.h"
+#include "src/master/routes_from_config.h"
+
+namespace ddv {
+namespace master {
+
+// What a reload can change live: hosts, defaults, ALPN claims (a new route
+// table swapped in whole); sites added or removed; a site's process count;
+// its command, environment, logs or credentials (a rolling restart). The
+// listening sockets belong to the watchdog, so listener changes need a
+// restart of ddv_master, which the watchdog does without losing queued
+// connections.
+absl::Status Master::ApplyConfig(const config::Config& loaded) {
+  absl::StatusOr<ReloadPlan> plan = PlanReload(config_, loaded);
+  if (!plan.ok()) return plan.status();
+  // Listener defaults name sites by id; the route builder maps them.
+  absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
+      RoutesFromConfig(plan->next);
+  if (!routes.ok()) return routes.status();
+
+  for (size_t s = 0; s < plan->next.sites.size(); ++s) {
+    const config::SiteConfig& site = plan->next.sites[s];
+    const SiteChange& change = plan->sites[s];
+    if (change.added) {
+      // The pool takes the site's index even when AddSite fails, and the
+      // config is committed below in every case: the two never drift apart.
+      // A spawn failure is the supervisor's business (back-off).
+      absl::StatusOr<int> added = workers_->AddSite(site);
+      if (!added.ok()) {
+        LOG(ERROR) << "reload: site \"" << site.id
+                   << "\" has no workers: " << added.status();
+        continue;
+      }
+      absl::Status status = workers_->StartSite(*added);
+      if (!status.ok()) LOG(ERROR) << "reload: " << status;
+      LOG(INFO) << "reload: site \"" << site.id << "\" added";
+      continue;
+    }
+    if (change.new_spec) workers_->UpdateSpecs(s, site);
+    if (change.processes_changed) {
+      absl::Status status = workers_->SetProcessCount(s, site, site.processes);
+      if (!status.ok()) LOG(ERROR) << "reload: " << status;
+      LOG(INFO) << "reload: site \"" << site.id << "\" now runs "
+                << site.processes << " processes";
+    }
+    if (change.rolling_restart) {
+      workers_->RollingRestart(s);
+      LOG(INFO) << "reload: site \"" << site.id
+                << "\" changed; rolling restart";
+    } else if (change.reread_certificates) {
+      // Same paths, maybe renewed files: SIGHUP tells a worker to re-read
+      // its certificates (docs/tls.md), without a restart.
+      for (int w = 0; w < workers_->size(); ++w) {
+        if (workers_->at(w).site == static_cast<int>(s) &&
+            !workers_->at(w).retired && workers_->pid(w) > 0) {
+          kill(workers_->pid(w), SIGHUP);
+        }
+      }
+    }
+  }
+  routes_ = std::move(*routes);
+  config_ = std::move(plan->next);
+  return absl::OkStatus();
+}
+
+// The seed's updateServerConf: a worker adds hosts to its own site or claims
+// the default, or changes its site's process count (config_apply.h).
+absl::Status Master::UpdateServerConf(int w, const std::string& body) {
+  const int site = workers_->at(w).site;
+  absl::StatusOr<config::Config> next =
+      ApplyServerConfUpdate(config_, site, body);
+  if (!next.ok()) return next.status();
+  absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
+      RoutesFromConfig(*next);
+  if (!routes.ok()) return routes.status();
+  const config::SiteConfig& mine = next->sites[site];
+  if (mine.processes != config_.sites[site].processes) {
+    absl::Status status = workers_->SetProcessCount(site, mine, mine.processes);
+    if (!status.ok()) return status;
+  }
+  routes_ = std::move(*routes);
+  config_ = std::move(*next);
+  LOG(INFO) << "site " << config_.sites[site].id
+            << " updated its server conf: " << body;
+  return absl::OkStatus();
+}
+
+void Master::Reply(int w, uint64_t id, absl::Status status,
+                   const std::string& body) {
+  handoff::Response response;
+  response.id = id;
+  response.code = status.code();
+  response.error = std::string(status.message());
+  response.body = status.ok() ? body : "";
+  absl::StatusOr<std::string> bytes = handoff::EncodeFrame(response);
+  if (!bytes.ok()) return;
+  absl::Status sent = handoff::SendFrame(workers_->at(w).channel.get(), *bytes,
+                                         {}, absl::ZeroDuration());
+  if (!sent.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "RPC reply lost: " << sent;
+  }
+}
+
+void Master::OnWorkerRequest(int w, const handoff::Request& request) {
+  if (request.method == "ping") {
+    Reply(w, request.id, absl::OkStatus(), "{\"pong\":true}");
+  } else if (request.method == "status") {
+    Reply(w, request.id, absl::OkStatus(), StatusJson());
+  } else if (request.method == "update_server_conf") {
+    // It changes the config: answered from the control point once applied.
+    pending_.server_conf.push_back({w, request.id, request.body});
+  } else {
+    Reply(w, request.id,
+          absl::UnimplementedError(
+              absl::StrCat("unknown method \"", request.method, "\"")),
+          "");
+  }
+}
+
+void Master::ForwardMessage(int w, handoff::Message message) {
+  const Worker& from = workers_->at(w);
+  message.source_site = workers_->site_id(from.site);
+  message.source_worker = from.index;
+  absl::StatusOr<std::string> bytes = handoff::EncodeFrame(message);
+  if (!bytes.ok()) return;
+  for (int t = 0; t < workers_->size(); ++t) {
+    const Worker& to = workers_->at(t);
+    if (workers_->site_id(to.site) != message.target_site) continue;
+    if (message.target_worker != handoff::kAnyWorker &&
+        static_cast<uint32_t>(to.index) != message.target_worker) {
+      continue;
+    }
+    (void)handoff::SendFrame(to.channel.get(), *bytes, {},
+                             absl::ZeroDuration());
+    if (message.target_worker == handoff::kAnyWorker) break;
+  }
+}
+
+}  // namespace master
+}  // namespace ddv

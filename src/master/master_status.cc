@@ -1,0 +1,86 @@
+// Master, what it shows: `ddvctl status --json` and `ddvctl metrics`.
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "src/master/master.h"
+
+namespace ddv {
+namespace master {
+
+using json = nlohmann::json;
+
+Counters Master::CountersNow() const {
+  Counters counters = counters_;
+  counters.worker_shutdowns = workers_->shutdowns_sent();
+  return counters;
+}
+
+std::string Master::MetricsText() const {
+  std::string out = RenderCounters(CountersNow());
+  absl::StrAppend(&out,
+                  "# HELP ddv_connections_undecided connections the master "
+                  "holds now\n# TYPE ddv_connections_undecided gauge\n"
+                  "ddv_connections_undecided ",
+                  connections_.in_use(), "\n");
+  absl::StrAppend(&out, "# TYPE ddv_worker_outstanding gauge\n");
+  for (int w = 0; w < workers_->size(); ++w) {
+    const Worker& worker = workers_->at(w);
+    absl::StrAppend(&out, "ddv_worker_outstanding{site=\"",
+                    workers_->site_id(worker.site), "\",worker=\"",
+                    worker.index, "\"} ", worker.outstanding, "\n");
+  }
+  return out;
+}
+
+std::string Master::StatusJson() const {
+  json status;
+  status["pid"] = getpid();
+  status["uptime_seconds"] = (MonotonicNowNs() - started_ns_) / 1000000000;
+  status["config"] = config_.path;
+  status["stopping"] = stopping_;
+  json listeners = json::array();
+  for (const config::ListenerConfig& l : config_.listeners) {
+    listeners.push_back({{"name", l.name},
+                         {"address", l.address},
+                         {"protocol", config::ProtocolName(l.protocol)},
+                         {"default_site", l.default_site}});
+  }
+  status["listeners"] = listeners;
+  json sites = json::array();
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    const config::SiteConfig& site = config_.sites[s];
+    if (site.processes == 0) continue;  // removed by a reload
+    json workers = json::array();
+    for (int w = 0; w < workers_->size(); ++w) {
+      const Worker& worker = workers_->at(w);
+      if (worker.site != static_cast<int>(s)) continue;
+      if (worker.retired && workers_->pid(w) == 0) continue;
+      int slot = worker.process_slot;
+      workers.push_back({{"index", worker.index},
+                         {"pid", workers_->pid(w)},
+                         {"state", workers_->StateName(w)},
+                         {"ready", worker.ready},
+                         {"retired", worker.retired},
+                         {"restarts", workers_->processes().restarts(slot)},
+                         {"outstanding", worker.outstanding},
+                         {"unread_bytes", workers_->UnreadBytes(w)}});
+    }
+    sites.push_back({{"id", site.id},
+                     {"hosts", site.hosts},
+                     {"default", site.is_default},
+                     {"failed", workers_->SiteFailed(s)},
+                     {"workers", workers}});
+  }
+  status["sites"] = sites;
+  json counters;
+  const Counters now = CountersNow();
+#define DDV_JSON_COUNTER(name, help) counters[#name] = now.name;
+  DDV_MASTER_COUNTERS(DDV_JSON_COUNTER)
+#undef DDV_JSON_COUNTER
+  status["counters"] = counters;
+  return status.dump();
+}
+
+}  // namespace master
+}  // namespace ddv

@@ -1,0 +1,196 @@
+// WorkerPool with real worker processes (tests/master/shutdown_worker): a
+// worker being retired or restarted is sent kShutdown and leaves on its own,
+// which the supervisor records as a stop, not a crash to restart; one that
+// ignores it gets SIGTERM after the grace; one that never said hello gets
+// SIGTERM at once. Also the pick skips a worker asked to shut down.
+#include "src/master/worker_pool.h"
+
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "src/handoff/channel.h"
+#include "src/handoff/wire.h"
+#include "src/master/clock.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+using supervise::ProcessState;
+
+std::string WorkerBinary() {
+  char resolved[PATH_MAX];
+  if (realpath("tests/master/shutdown_worker", resolved) == nullptr) {
+    ADD_FAILURE() << "shutdown_worker not found in the runfiles";
+    return "/nonexistent";
+  }
+  return resolved;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class WorkerPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log_ = absl::StrCat(
+        getenv("TEST_TMPDIR"), "/shutdown.log.",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+
+  // One site "s" of `processes` shutdown_worker processes.
+  void Start(int processes, std::vector<std::string> args = {},
+             absl::Duration stop_grace = absl::Seconds(4)) {
+    config::Config config;
+    config::SiteConfig site;
+    site.id = "s";
+    site.command = {WorkerBinary()};
+    for (const std::string& arg : args) site.command.push_back(arg);
+    site.processes = processes;
+    site.env = {{"SHUTDOWN_LOG", log_}};
+    config.sites.push_back(site);
+    site_ = site;
+    WorkerPoolOptions options;
+    options.stop_grace = stop_grace;
+    options.term_grace = absl::Seconds(2);
+    absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
+        WorkerPool::Create(options, config);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = std::move(*pool);
+    ASSERT_TRUE(pool_->StartAll().ok());
+    pool_->TakeRestarted();
+  }
+
+  // Reads the worker's hello, as the master's channel poll would.
+  void AwaitHello(int w) {
+    absl::StatusOr<handoff::ReceivedFrame> frame =
+        handoff::ReceiveFrame(pool_->at(w).channel.get(), absl::Seconds(5));
+    ASSERT_TRUE(frame.ok()) << frame.status();
+    ASSERT_TRUE(std::holds_alternative<handoff::Hello>(frame->frame));
+    pool_->at(w).ready = true;
+  }
+
+  // Waits (bounded) for the worker's process to exit, then reaps it as the
+  // master's exit poll would.
+  void AwaitExitAndReap(int w) {
+    pollfd p{pool_->pidfd(w), POLLIN, 0};
+    ASSERT_GE(p.fd, 0);
+    ASSERT_EQ(poll(&p, 1, 10000), 1) << "worker did not exit";
+    ASSERT_TRUE(pool_->Reap(w));
+  }
+
+  ProcessState State(int w) const {
+    return pool_->processes().state(pool_->at(w).process_slot);
+  }
+  supervise::ExitStatus LastExit(int w) const {
+    return pool_->processes().last_exit(pool_->at(w).process_slot).value();
+  }
+
+  std::string log_;
+  config::SiteConfig site_;
+  std::unique_ptr<WorkerPool> pool_;
+};
+
+TEST_F(WorkerPoolTest, RetiredWorkerGetsKShutdownAndLeavesAsStopped) {
+  Start(2);
+  AwaitHello(0);
+  AwaitHello(1);
+  ASSERT_TRUE(pool_->SetProcessCount(0, site_, 1).ok());  // retires #1
+  EXPECT_TRUE(pool_->at(1).retired);
+  EXPECT_TRUE(pool_->at(1).draining);
+  EXPECT_EQ(pool_->shutdowns_sent(), 1u);
+  // Still running while it drains, but no longer picked, and shown as
+  // stopping (as a SIGTERMed worker was).
+  EXPECT_EQ(State(1), ProcessState::kStarting);
+  EXPECT_EQ(pool_->StateName(1), "stopping");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(pool_->Pick(0), 0);
+
+  AwaitExitAndReap(1);
+  EXPECT_EQ(State(1), ProcessState::kExited) << "a stop, not a crash";
+  EXPECT_TRUE(LastExit(1).exited());
+  EXPECT_EQ(LastExit(1).code, 0) << "it left on its own, not by a signal";
+  EXPECT_EQ(ReadFile(log_), "shutdown 4000\n");
+  // Nothing restarts it, however much time passes.
+  pool_->Tick(MonotonicNowNs() + absl::ToInt64Nanoseconds(absl::Hours(1)));
+  EXPECT_EQ(pool_->pid(1), 0);
+  EXPECT_EQ(State(1), ProcessState::kExited);
+  EXPECT_NE(pool_->pid(0), 0) << "the kept worker still runs";
+}
+
+TEST_F(WorkerPoolTest, RollingRestartAsksTheOldProcessToLeave) {
+  Start(1);
+  AwaitHello(0);
+  const pid_t old = pool_->pid(0);
+  const uint32_t generation = pool_->at(0).generation;
+  pool_->RollingRestart(0);
+  pool_->Tick(MonotonicNowNs());
+  EXPECT_TRUE(pool_->at(0).restart_pending);
+  EXPECT_TRUE(pool_->at(0).draining);
+  EXPECT_EQ(pool_->Pick(0), -1) << "a worker asked to leave takes nothing new";
+
+  AwaitExitAndReap(0);
+  EXPECT_EQ(LastExit(0).code, 0);
+  pool_->ContinueRestart(0);  // the master does this after draining
+  EXPECT_NE(pool_->pid(0), 0);
+  EXPECT_NE(pool_->pid(0), old);
+  EXPECT_EQ(pool_->at(0).generation, generation + 1);
+  EXPECT_FALSE(pool_->at(0).draining);
+  EXPECT_EQ(pool_->TakeRestarted(), std::vector<int>({0}));
+  EXPECT_EQ(ReadFile(log_), "shutdown 4000\n");
+}
+
+TEST_F(WorkerPoolTest, WorkerIgnoringKShutdownGetsSigtermAfterTheGrace) {
+  Start(1, {"--ignore_shutdown"}, absl::Milliseconds(300));
+  AwaitHello(0);
+  pool_->Retire(0);
+  EXPECT_EQ(pool_->shutdowns_sent(), 1u);
+  pool_->Tick(MonotonicNowNs());
+  EXPECT_NE(State(0), ProcessState::kStopping) << "no signal within the grace";
+  absl::SleepFor(absl::Milliseconds(400));
+  pool_->Tick(MonotonicNowNs());
+  EXPECT_EQ(State(0), ProcessState::kStopping);
+  AwaitExitAndReap(0);
+  EXPECT_EQ(LastExit(0).signal, SIGTERM) << "SIGKILL only term_grace later";
+  EXPECT_EQ(State(0), ProcessState::kExited);
+  EXPECT_EQ(ReadFile(log_), "shutdown 300\n") << "it did get kShutdown";
+}
+
+TEST_F(WorkerPoolTest, WorkerThatNeverSaidHelloGetsSigtermAtOnce) {
+  Start(1);
+  // Its hello is never read: it may not speak the protocol.
+  pool_->Retire(0);
+  EXPECT_EQ(pool_->shutdowns_sent(), 0u);
+  EXPECT_EQ(State(0), ProcessState::kStopping);
+  AwaitExitAndReap(0);
+  EXPECT_EQ(LastExit(0).signal, SIGTERM);
+  EXPECT_EQ(ReadFile(log_), "");
+}
+
+TEST_F(WorkerPoolTest, ShutdownAllStopsEveryWorkerForGood) {
+  Start(2);
+  AwaitHello(0);
+  AwaitHello(1);
+  pool_->ShutdownAll(absl::Seconds(3));
+  EXPECT_EQ(pool_->shutdowns_sent(), 2u);
+  AwaitExitAndReap(0);
+  AwaitExitAndReap(1);
+  EXPECT_EQ(pool_->LiveProcesses(), 0);
+  pool_->Tick(MonotonicNowNs() + absl::ToInt64Nanoseconds(absl::Hours(1)));
+  EXPECT_EQ(pool_->LiveProcesses(), 0) << "nothing restarted";
+  EXPECT_EQ(ReadFile(log_), "shutdown 3000\nshutdown 3000\n");
+}
+
+}  // namespace
+}  // namespace master
+}  // namespace ddv
