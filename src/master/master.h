@@ -258,6 +258,9 @@ class Master {
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
   std::array<ControlClient, 16> control_clients_;
+  // Every control slot was busy at the last accept: clients wait in the
+  // backlog and RunControlPoint accepts them when a slot frees.
+  bool control_backlog_waiting_ = false;
   PendingControl pending_;
   int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
   int64_t next_heartbeat_ns_ = 0;

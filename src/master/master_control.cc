@@ -118,12 +118,13 @@ void Master::OnSignals() {
 }
 
 // Control clients are served through the ring: a client that connects and
-// says nothing costs the loop nothing (it is closed after a second).
+// says nothing costs the loop nothing (it is closed after a second). With
+// every slot busy, new clients wait in the control socket's backlog (the
+// multishot poll will not fire again for them, so the control point retries
+// once a slot is free): accepting and closing one with its command unread
+// would reset it.
 void Master::OnControlReadable() {
   while (true) {
-    UniqueFd client(accept4(control_fd_.get(), nullptr, nullptr,
-                            SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!client) return;
     // A slot is free once its fd is closed and its ops have completed, so
     // a late completion never meets the next client.
     uint32_t slot = 0;
@@ -131,11 +132,11 @@ void Master::OnControlReadable() {
            (control_clients_[slot].fd || control_clients_[slot].inflight > 0)) {
       ++slot;
     }
-    if (slot == control_clients_.size()) {
-      const char kBusy[] = "error: too many control clients\n";
-      send(client.get(), kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-      continue;
-    }
+    control_backlog_waiting_ = slot == control_clients_.size();
+    if (control_backlog_waiting_) return;
+    UniqueFd client(accept4(control_fd_.get(), nullptr, nullptr,
+                            SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!client) return;
     ControlClient& c = control_clients_[slot];
     c.fd = std::move(client);
     c.length = 0;
@@ -308,6 +309,9 @@ void Master::RunControlPoint() {
     }
     ReplyToControlClient(restart.client, reply);
   }
+
+  // Control clients left in the backlog while every slot was busy.
+  if (control_backlog_waiting_) OnControlReadable();
 
   if (pending.reopen) {
     // Workers own their log files' content; tell them too.
