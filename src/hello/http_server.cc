@@ -9,7 +9,6 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,15 +22,19 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
+#include "src/base/socket_address.h"
+#include "src/base/status_macros.h"
 #include "src/tls/tls_context.h"
 #include "src/tls/tls_session.h"
+#include "src/uring/op_tag.h"
 
 namespace ddv {
 namespace hello {
 namespace {
 
-// What a completion is for: the top byte of user_data; the low 32 bits index
-// the connection, listener or external fd.
+// What a completion is for: the op of its uring::OpTag; the index names the
+// connection, listener or external fd. No generation is needed: a slot is
+// reused only after its last operation completed.
 enum Op : uint8_t {
   kOpAccept = 1,
   kOpRecv,
@@ -42,7 +45,7 @@ enum Op : uint8_t {
 };
 
 uint64_t Tag(Op op, uint32_t index) {
-  return (static_cast<uint64_t>(op) << 56) | index;
+  return uring::OpTag{op, index, 0}.Encode();
 }
 
 constexpr uint16_t kBufferGroup = 1;
@@ -95,52 +98,6 @@ std::string PeerOf(int fd) {
   return FormatSockaddr(ss);
 }
 
-// "ip:port" or "[ipv6]:port" → sockaddr.
-absl::Status ParseAddress(absl::string_view address, sockaddr_storage* ss,
-                          socklen_t* len) {
-  absl::string_view host;
-  absl::string_view port_text;
-  if (absl::StartsWith(address, "[")) {
-    size_t close = address.find("]:");
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("address \"", address, "\" is not [ipv6]:port"));
-    }
-    host = address.substr(1, close - 1);
-    port_text = address.substr(close + 2);
-  } else {
-    size_t colon = address.rfind(':');
-    if (colon == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("address \"", address, "\" is not ip:port"));
-    }
-    host = address.substr(0, colon);
-    port_text = address.substr(colon + 1);
-  }
-  int port = 0;
-  if (!absl::SimpleAtoi(port_text, &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address \"", address, "\" has a bad port"));
-  }
-  std::string host_z(host);
-  *ss = sockaddr_storage{};
-  auto* sin = reinterpret_cast<sockaddr_in*>(ss);
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
-  if (inet_pton(AF_INET, host_z.c_str(), &sin->sin_addr) == 1) {
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(static_cast<uint16_t>(port));
-    *len = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host_z.c_str(), &sin6->sin6_addr) == 1) {
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(static_cast<uint16_t>(port));
-    *len = sizeof(sockaddr_in6);
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address \"", address, "\" has no numeric IP"));
-  }
-  return absl::OkStatus();
-}
-
 // N of /bytes/N: 1 to 10 decimal digits, at most kMaxBytesResponse.
 bool ParseByteCount(absl::string_view text, uint64_t* count) {
   if (text.empty() || text.size() > 10) return false;
@@ -170,24 +127,7 @@ void ShrinkIfHuge(std::string* s) {
 }  // namespace
 
 std::string FormatSockaddr(const sockaddr_storage& ss) {
-  char text[INET6_ADDRSTRLEN];
-  if (ss.ss_family == AF_INET) {
-    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
-    inet_ntop(AF_INET, &sin.sin_addr, text, sizeof(text));
-    return absl::StrCat(text, ":", ntohs(sin.sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
-    // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; print
-    // them as the IPv4 clients they are.
-    if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
-      inet_ntop(AF_INET, &sin6.sin6_addr.s6_addr[12], text, sizeof(text));
-      return absl::StrCat(text, ":", ntohs(sin6.sin6_port));
-    }
-    inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof(text));
-    return absl::StrCat("[", text, "]:", ntohs(sin6.sin6_port));
-  }
-  return "-";
+  return FormatSocketAddress(ss).value_or("-");
 }
 
 enum class ConnState : uint8_t {
@@ -316,18 +256,12 @@ struct HttpServer::ExternalFd {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(
     Options options) {
-  if (options.buffer_count == 0 ||
-      (options.buffer_count & (options.buffer_count - 1)) != 0 ||
-      options.buffer_count > 32768) {
-    return absl::InvalidArgumentError(
-        "buffer_count must be a power of two up to 32768");
-  }
+  DDV_RETURN_IF_ERROR(uring::BufferRing::CheckCount(options.buffer_count));
   if (options.buffer_size < 512) {
     return absl::InvalidArgumentError("buffer_size must be at least 512");
   }
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
-  absl::Status status = server->Init();
-  if (!status.ok()) return status;
+  DDV_RETURN_IF_ERROR(server->Init());
   return server;
 }
 
@@ -341,54 +275,45 @@ HttpServer::HttpServer(Options options)
 }
 
 HttpServer::~HttpServer() {
-  // The ring goes first: once it is gone the kernel holds no pointer into
-  // the connections' buffers or the provided buffers freed below.
-  if (ring_ready_) io_uring_queue_exit(&ring_);
-  if (buf_ring_ != nullptr) munmap(buf_ring_, buf_ring_bytes_);
+  // The provided buffers are unregistered while the ring still exists, then
+  // the ring goes, before the members: once it is gone the kernel holds no
+  // pointer into the connections' buffers.
+  buffers_.reset();
+  ring_.reset();
 }
 
 absl::Status HttpServer::Init() {
   pid_ = static_cast<int>(getpid());
   now_ns_ = NowNanos();
 
-  io_uring_params params{};
-  params.flags = IORING_SETUP_CQSIZE;
+  uring::RingOptions ring_options;
+  ring_options.entries = options_.ring_entries;
   // Room for every connection's recv and send completion between two
   // passes of the loop; the kernel also never drops (FEAT_NODROP).
-  params.cq_entries = options_.ring_entries * 4;
-  if (options_.sqpoll) {
-    // A kernel thread submits; it sleeps after 1 s without work.
-    params.flags |= IORING_SETUP_SQPOLL;
-    params.sq_thread_idle = 1000;
-  } else {
-    // SUBMIT_ALL: one bad SQE must not strand the rest of the batch.
-    // SINGLE_ISSUER + DEFER_TASKRUN: completions are produced only when we
-    // wait for them, in our own context, instead of interrupting the loop
-    // with task work; fewer context switches per request.
-    params.flags |= IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-                    IORING_SETUP_DEFER_TASKRUN;
-  }
-  int ret = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
-  if (ret == -EINVAL && !options_.sqpoll) {
-    // Kernels before 6.1 lack DEFER_TASKRUN; run without it.
-    LOG(WARNING) << "io_uring without DEFER_TASKRUN (kernel too old)";
-    params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE;
-    params.cq_entries = options_.ring_entries * 4;
-    ret = io_uring_queue_init_params(options_.ring_entries, &ring_, &params);
-  }
-  if (ret < 0) {
-    return ErrnoStatus(-ret, "io_uring_queue_init_params",
-                       "setting up the HTTP server's ring");
-  }
-  ring_ready_ = true;
-  // Saves the fd table lookup of the ring itself on every io_uring_enter.
-  io_uring_register_ring_fd(&ring_);
+  ring_options.cq_entries = options_.ring_entries * 4;
+  // With SQPOLL a kernel thread submits; it sleeps after 1 s without work.
+  ring_options.sqpoll = options_.sqpoll;
+  ring_options.sqpoll_idle_ms = 1000;
+  // Otherwise SINGLE_ISSUER + DEFER_TASKRUN: completions are produced only
+  // when we wait for them, in our own context, instead of interrupting the
+  // loop with task work; fewer context switches per request. SUBMIT_ALL:
+  // one bad SQE must not strand the rest of the batch. COOP_TASKRUN adds
+  // nothing to DEFER_TASKRUN and SQPOLL refuses it.
+  ring_options.single_issuer = !options_.sqpoll;
+  ring_options.defer_taskrun = true;
+  ring_options.submit_all = !options_.sqpoll;
+  ring_options.coop_taskrun = false;
+  ring_options.register_ring_fd = true;
+  DDV_ASSIGN_OR_RETURN(ring_, uring::Ring::Create(ring_options));
 
   if (options_.recv_multishot) {
-    absl::Status status = SetUpBufferRing();
-    if (!status.ok()) {
-      LOG(WARNING) << status << "; falling back to single-shot recv";
+    absl::StatusOr<std::unique_ptr<uring::BufferRing>> buffers =
+        uring::BufferRing::Create(ring_->get(), kBufferGroup,
+                                  options_.buffer_count, options_.buffer_size);
+    if (buffers.ok()) {
+      buffers_ = std::move(*buffers);
+    } else {
+      LOG(WARNING) << buffers.status() << "; falling back to single-shot recv";
       options_.recv_multishot = false;
     }
   }
@@ -404,59 +329,8 @@ absl::Status HttpServer::Init() {
   return absl::OkStatus();
 }
 
-absl::Status HttpServer::SetUpBufferRing() {
-  const unsigned count = options_.buffer_count;
-  buf_ring_bytes_ = count * sizeof(io_uring_buf);
-  void* mapped = mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
-                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (mapped == MAP_FAILED) {
-    return ErrnoStatus(errno, "mmap", "allocating the provided-buffer ring");
-  }
-  buf_ring_ = static_cast<io_uring_buf_ring*>(mapped);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
-  reg.ring_entries = count;
-  reg.bgid = kBufferGroup;
-  int ret = io_uring_register_buf_ring(&ring_, &reg, 0);
-  if (ret < 0) {
-    munmap(buf_ring_, buf_ring_bytes_);
-    buf_ring_ = nullptr;
-    return ErrnoStatus(-ret, "io_uring_register_buf_ring",
-                       "registering provided buffers");
-  }
-  io_uring_buf_ring_init(buf_ring_);
-  buffers_.reset(new char[size_t{count} * options_.buffer_size]);
-  const int mask = io_uring_buf_ring_mask(count);
-  for (unsigned i = 0; i < count; ++i) {
-    io_uring_buf_ring_add(buf_ring_,
-                          buffers_.get() + size_t{i} * options_.buffer_size,
-                          options_.buffer_size, static_cast<uint16_t>(i), mask,
-                          static_cast<int>(i));
-  }
-  io_uring_buf_ring_advance(buf_ring_, static_cast<int>(count));
-  return absl::OkStatus();
-}
-
-void HttpServer::RecycleBuffer(unsigned buffer_id) {
-  io_uring_buf_ring_add(
-      buf_ring_, buffers_.get() + size_t{buffer_id} * options_.buffer_size,
-      options_.buffer_size, static_cast<uint16_t>(buffer_id),
-      io_uring_buf_ring_mask(options_.buffer_count), 0);
-  io_uring_buf_ring_advance(buf_ring_, 1);
-}
-
-io_uring_sqe* HttpServer::GetSqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {
-    // The SQ is full: hand the batch to the kernel now and carry on.
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
-  }
-  return sqe;
-}
-
 void HttpServer::SubmitCancel(uint64_t user_data) {
-  io_uring_sqe* sqe = GetSqe();
+  io_uring_sqe* sqe = ring_->GetSqe();
   io_uring_prep_cancel64(sqe, user_data, 0);
   io_uring_sqe_set_data64(sqe, Tag(kOpIgnore, 0));
   io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
@@ -467,11 +341,8 @@ absl::Status HttpServer::Listen(absl::string_view address, bool tls) {
     return absl::FailedPreconditionError(
         absl::StrCat("a TLS listener on ", address, " needs a TLS context"));
   }
-  sockaddr_storage ss;
-  socklen_t len = 0;
-  absl::Status status = ParseAddress(address, &ss, &len);
-  if (!status.ok()) return status;
-  UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  DDV_ASSIGN_OR_RETURN(SocketAddress parsed, ParseSocketAddress(address));
+  UniqueFd fd(socket(parsed.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   std::string doing = absl::StrCat("listening on ", address);
   if (!fd.valid()) return ErrnoStatus(errno, "socket", doing);
   int one = 1;
@@ -480,7 +351,8 @@ absl::Status HttpServer::Listen(absl::string_view address, bool tls) {
   // wait for the client's delayed ACK (Nagle), and it saves a setsockopt per
   // connection.
   setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&parsed.addr),
+           parsed.addr_len) != 0) {
     return ErrnoStatus(errno, "bind", doing);
   }
   if (listen(fd.get(), SOMAXCONN) != 0) {
@@ -492,9 +364,7 @@ absl::Status HttpServer::Listen(absl::string_view address, bool tls) {
       0) {
     return ErrnoStatus(errno, "getsockname", doing);
   }
-  port_ = bound.ss_family == AF_INET6
-              ? ntohs(reinterpret_cast<sockaddr_in6&>(bound).sin6_port)
-              : ntohs(reinterpret_cast<sockaddr_in&>(bound).sin_port);
+  port_ = SocketAddressPort(bound);
   auto listener = std::make_unique<Listener>();
   listener->fd = std::move(fd);
   listener->address = FormatSockaddr(bound);
@@ -506,7 +376,7 @@ absl::Status HttpServer::Listen(absl::string_view address, bool tls) {
 
 void HttpServer::ArmAccept(size_t index) {
   Listener& listener = *listeners_[index];
-  io_uring_sqe* sqe = GetSqe();
+  io_uring_sqe* sqe = ring_->GetSqe();
   io_uring_prep_multishot_accept(sqe, listener.fd.get(), nullptr, nullptr,
                                  SOCK_CLOEXEC);
   io_uring_sqe_set_data64(sqe, Tag(kOpAccept, static_cast<uint32_t>(index)));
@@ -579,7 +449,7 @@ HttpServer::Connection* HttpServer::NewConnection(UniqueFd fd,
 }
 
 void HttpServer::ArmRecv(Connection* c) {
-  io_uring_sqe* sqe = GetSqe();
+  io_uring_sqe* sqe = ring_->GetSqe();
   if (options_.recv_multishot) {
     io_uring_prep_recv_multishot(sqe, c->fd.get(), nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -624,7 +494,7 @@ void HttpServer::OnRecv(Connection* c, const io_uring_cqe& cqe) {
   const char* data = nullptr;
   if (cqe.flags & IORING_CQE_F_BUFFER) {
     buffer_id = static_cast<int>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    data = buffers_.get() + size_t(buffer_id) * options_.buffer_size;
+    data = buffers_->Buffer(static_cast<uint16_t>(buffer_id));
   } else {
     data = c->recv_buffer.get();
   }
@@ -664,7 +534,8 @@ void HttpServer::OnRecv(Connection* c, const io_uring_cqe& cqe) {
     c->read_closed = true;
     CloseNow(c);
   }
-  if (buffer_id >= 0) RecycleBuffer(static_cast<unsigned>(buffer_id));
+  // Given back at once, parsed in place; published once per loop pass.
+  if (buffer_id >= 0) buffers_->Recycle(static_cast<uint16_t>(buffer_id));
   Drive(c);
 }
 
@@ -1039,7 +910,7 @@ void HttpServer::StartSend(Connection* c) {
       return;
     }
   }
-  io_uring_sqe* sqe = GetSqe();
+  io_uring_sqe* sqe = ring_->GetSqe();
   io_uring_prep_send(sqe, c->fd.get(), data, size, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, Tag(kOpSend, c->index));
   c->send_armed = true;
@@ -1085,7 +956,7 @@ void HttpServer::CloseNow(Connection* c) {
 void HttpServer::MaybeFree(Connection* c) {
   if (c->state != ConnState::kClosed || c->recv_armed || c->send_armed) return;
   // Closing through the ring batches the close with the other submissions.
-  io_uring_sqe* sqe = GetSqe();
+  io_uring_sqe* sqe = ring_->GetSqe();
   io_uring_prep_close(sqe, c->fd.Release());
   io_uring_sqe_set_data64(sqe, Tag(kOpIgnore, 0));
   io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
@@ -1190,7 +1061,7 @@ void HttpServer::UnregisterExternalFd(int id) {
 }
 
 void HttpServer::ArmExternal(size_t id) {
-  io_uring_sqe* sqe = GetSqe();
+  io_uring_sqe* sqe = ring_->GetSqe();
   io_uring_prep_poll_multishot(sqe, externals_[id]->fd, POLLIN);
   io_uring_sqe_set_data64(sqe, Tag(kOpExternal, static_cast<uint32_t>(id)));
   externals_[id]->armed = true;
@@ -1214,7 +1085,7 @@ void HttpServer::OnExternal(size_t id, const io_uring_cqe& cqe) {
 }
 
 void HttpServer::ArmWake() {
-  io_uring_sqe* sqe = GetSqe();
+  io_uring_sqe* sqe = ring_->GetSqe();
   io_uring_prep_poll_multishot(sqe, wake_fd_.get(), POLLIN);
   io_uring_sqe_set_data64(sqe, Tag(kOpWake, 0));
   wake_armed_ = true;
@@ -1317,13 +1188,14 @@ absl::Status HttpServer::Run() {
         }
       }
     }
+    if (buffers_ != nullptr) buffers_->Publish();
     const int64_t wait_ns = NextWakeNanos();
     __kernel_timespec timeout;
     timeout.tv_sec = wait_ns / 1000000000;
     timeout.tv_nsec = wait_ns % 1000000000;
     io_uring_cqe* first = nullptr;
     int ret =
-        io_uring_submit_and_wait_timeout(&ring_, &first, 1, &timeout, nullptr);
+        io_uring_submit_and_wait_timeout(ring_->get(), &first, 1, &timeout, nullptr);
     if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY &&
         ret != -EAGAIN) {
       return ErrnoStatus(-ret, "io_uring_submit_and_wait_timeout",
@@ -1334,15 +1206,15 @@ absl::Status HttpServer::Run() {
     unsigned head;
     unsigned seen = 0;
     io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
+    io_uring_for_each_cqe(ring_->get(), head, cqe) {
       Dispatch(*cqe);
       ++seen;
     }
-    io_uring_cq_advance(&ring_, seen);
+    io_uring_cq_advance(ring_->get(), seen);
     ExpireTimers();
   }
   // Hand the last closes and cancellations to the kernel before returning.
-  io_uring_submit(&ring_);
+  io_uring_submit(ring_->get());
   return absl::OkStatus();
 }
 

@@ -22,6 +22,8 @@
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
 #include "src/hello/request_parser.h"
+#include "src/uring/buffer_ring.h"
+#include "src/uring/ring.h"
 
 namespace ddv {
 namespace tls {
@@ -145,9 +147,7 @@ class HttpServer {
 
   explicit HttpServer(Options options);
   absl::Status Init();
-  absl::Status SetUpBufferRing();
 
-  io_uring_sqe* GetSqe();
   void SubmitCancel(uint64_t user_data);
 
   // Connections.
@@ -173,7 +173,6 @@ class HttpServer {
   void LingeringClose(Connection* c);
   void CloseNow(Connection* c);
   void MaybeFree(Connection* c);
-  void RecycleBuffer(unsigned buffer_id);
 
   // Timers, listeners, external fds, stop.
   void Touch(Connection* c);
@@ -191,15 +190,12 @@ class HttpServer {
   void Dispatch(const io_uring_cqe& cqe);
 
   Options options_;
-  io_uring ring_;
-  bool ring_ready_ = false;
+  std::unique_ptr<uring::Ring> ring_;
   int pid_ = 0;
   int port_ = 0;
 
-  // Provided-buffer ring (multishot recv).
-  io_uring_buf_ring* buf_ring_ = nullptr;
-  size_t buf_ring_bytes_ = 0;
-  std::unique_ptr<char[]> buffers_;
+  // Provided-buffer ring (multishot recv); null in single-shot mode.
+  std::unique_ptr<uring::BufferRing> buffers_;
   // Decrypted bytes land here before parsing (TLS connections).
   std::unique_ptr<char[]> tls_plaintext_;
 
