@@ -35,13 +35,10 @@ const char* Filler() {
 
 // N of /bytes/N: 1 to 10 decimal digits, at most kMaxBytesResponse.
 bool ParseByteCount(absl::string_view text, uint64_t* count) {
-  if (text.empty() || text.size() > 10) return false;
   uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
+  if (!ParseDecimal(text, 10, &value) || value > kMaxBytesResponse) {
+    return false;
   }
-  if (value > kMaxBytesResponse) return false;
   *count = value;
   return true;
 }
