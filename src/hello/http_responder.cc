@@ -14,8 +14,6 @@ namespace ddv {
 namespace hello {
 namespace {
 
-// Per-connection strings above this are given back (see ShrinkIfHuge).
-constexpr size_t kShrinkAbove = 1024 * 1024;
 // GET /bytes/N: N is capped so a typo cannot ask for a petabyte.
 constexpr uint64_t kMaxBytesResponse = uint64_t{1} << 30;
 // /bytes/N bodies are sent from one shared read-only block, chunk by chunk.
@@ -47,10 +45,6 @@ absl::string_view OrDash(absl::string_view s) { return s.empty() ? "-" : s; }
 
 }  // namespace
 
-void ShrinkIfHuge(std::string* s) {
-  if (s->capacity() > kShrinkAbove) std::string().swap(*s);
-}
-
 absl::string_view HttpResponder::StreamBlock() {
   return absl::string_view(Filler(), kFillerBytes);
 }
@@ -78,28 +72,18 @@ void HttpResponder::Release() {
   peer_fd_ = -1;
 }
 
-void HttpResponder::Feed(absl::string_view data) {
-  if (in_.empty() && !Backlogged()) {
-    // The common case: parse straight out of the caller's buffer (the recv
-    // buffer or the decrypted record) and copy only an incomplete tail.
-    size_t used = Process(data);
-    if (used < data.size() && !close_after_flush_) {
-      in_.append(data.data() + used, data.size() - used);
-    }
-  } else if (!close_after_flush_) {
-    in_.append(data.data(), data.size());
+// The common case: parse straight out of the caller's buffer (the recv
+// buffer or the decrypted record) and copy only an incomplete tail.
+void HttpResponder::FeedInPlace(absl::string_view data) {
+  size_t used = Process(data);
+  if (used < data.size() && !close_after_flush_) {
+    in_.append(data.data() + used, data.size() - used);
   }
 }
 
-void HttpResponder::Resume() {
-  if (in_.empty() || close_after_flush_ || Backlogged()) return;
+void HttpResponder::ParseKept() {
   size_t used = Process(in_);
   in_.erase(0, used);
-}
-
-void HttpResponder::TakeOutput(std::string* to) {
-  to->swap(output_);
-  ShrinkIfHuge(&output_);
 }
 
 void HttpResponder::ClearOutput() {

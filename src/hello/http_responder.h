@@ -25,7 +25,10 @@ inline constexpr size_t kOutputHighWater = 256 * 1024;
 
 // Per-connection strings keep their capacity across requests and reuse of
 // the slot; only unusually large ones are given back.
-void ShrinkIfHuge(std::string* s);
+inline void ShrinkIfHuge(std::string* s) {
+  constexpr size_t kShrinkAbove = 1024 * 1024;
+  if (s->capacity() > kShrinkAbove) std::string().swap(*s);
+}
 
 // What every responder of one server shares; owned by the server.
 struct ResponderContext {
@@ -53,10 +56,19 @@ class HttpResponder {
 
   // Received request bytes, in order. Parsed in place while nothing waits
   // before them and output has room (the common case: no copy); what is not
-  // parsed yet is kept for Resume().
-  void Feed(absl::string_view data);
+  // parsed yet is kept for Resume(). Inline, like Resume() and TakeOutput():
+  // they run for every read and send.
+  void Feed(absl::string_view data) {
+    if (in_.empty() && !Backlogged()) {
+      FeedInPlace(data);
+    } else if (!close_after_flush_) {
+      in_.append(data.data(), data.size());
+    }
+  }
   // Parses kept bytes, as far as output space allows.
-  void Resume();
+  void Resume() {
+    if (!in_.empty() && !close_after_flush_ && !Backlogged()) ParseKept();
+  }
   // Forgets kept bytes: after the last response input is only discarded.
   void DropInput() { in_.clear(); }
   bool HasUnparsedInput() const { return !in_.empty(); }
@@ -64,7 +76,10 @@ class HttpResponder {
   // The answers queued and not yet taken for sending, in order.
   const std::string& output() const { return output_; }
   // Moves the queued answers into `*to`, which must be empty.
-  void TakeOutput(std::string* to);
+  void TakeOutput(std::string* to) {
+    to->swap(output_);
+    ShrinkIfHuge(&output_);
+  }
   // Forgets the queued answers (they were handed to the TLS session).
   void ClearOutput();
   // After output(): this many bytes of a /bytes/N body, sent straight from
@@ -102,6 +117,9 @@ class HttpResponder {
   enum class ConnectionHeader { kNone, kClose, kKeepAlive };
   static const char* HeaderLine(ConnectionHeader header);
 
+  // Feed() and Resume() past their checks.
+  void FeedInPlace(absl::string_view data);
+  void ParseKept();
   // Answers the requests at the front of `data`; returns the bytes used.
   size_t Process(absl::string_view data);
   void Respond(const RequestHead& request);
