@@ -2,6 +2,8 @@
 // It serves sockets it accepts itself (standalone mode, the benchmarks'
 // "direct" baseline) and sockets a ddv master hands over, answering every
 // request with one line that says which site, worker and client it saw.
+// This class is the loop (ring, listeners, external fds, stop); the
+// connections live in ConnectionIo (connection_io.h).
 #ifndef DDV_SRC_HELLO_HTTP_SERVER_H_
 #define DDV_SRC_HELLO_HTTP_SERVER_H_
 
