@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,11 +18,11 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "src/hello/http_server.h"
-#include "src/tls/self_signed.h"
 #include "src/tls/tls_context.h"
 #include "tests/handoff/test_sockets.h"
 #include "tests/hello/http_client.h"
 #include "tests/hello/server_thread.h"
+#include "tests/hello/test_tls_context.h"
 
 namespace ddv {
 namespace hello {
@@ -123,17 +122,8 @@ constexpr char kAlpnH2Http11[] = "\x02h2\x08http/1.1";
 class HttpServerTlsTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    std::string dir = tmp != nullptr ? tmp : "/tmp";
-    tls::CertificateFiles files{dir + "/server.crt", dir + "/server.key"};
-    ASSERT_TRUE(tls::WriteSelfSignedCertificate({"t.localhost"},
-                                                files.cert_path,
-                                                files.key_path, absl::Hours(1))
-                    .ok());
-    tls::TlsOptions options;
-    options.certificates = {files};
     absl::StatusOr<std::unique_ptr<tls::TlsServerContext>> context =
-        tls::TlsServerContext::Create(options);
+        testing::MakeTestTlsContext("server");
     ASSERT_TRUE(context.ok()) << context.status();
     context_ = std::move(*context);
   }

@@ -7,15 +7,13 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "src/tls/self_signed.h"
 #include "src/tls/tls_context.h"
+#include "tests/hello/test_tls_context.h"
 
 namespace ddv {
 namespace hello {
@@ -83,17 +81,8 @@ class MemoryClient {
 class TlsPumpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    std::string dir = tmp != nullptr ? tmp : "/tmp";
-    tls::CertificateFiles files{dir + "/pump.crt", dir + "/pump.key"};
-    ASSERT_TRUE(tls::WriteSelfSignedCertificate(
-                    {"t.localhost"}, files.cert_path, files.key_path,
-                    absl::Hours(1))
-                    .ok());
-    tls::TlsOptions options;
-    options.certificates = {files};
     absl::StatusOr<std::unique_ptr<tls::TlsServerContext>> context =
-        tls::TlsServerContext::Create(options);
+        testing::MakeTestTlsContext("pump");
     ASSERT_TRUE(context.ok()) << context.status();
     context_ = std::move(*context);
     context_options_.pid = 99;
