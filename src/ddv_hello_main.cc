@@ -4,7 +4,6 @@
 // place its flags are defined; docs/hello.md describes them.
 #include <signal.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,7 +15,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "gflags/gflags.h"
@@ -24,6 +22,7 @@
 #include "src/base/errno_status.h"
 #include "src/base/unique_fd.h"
 #include "src/hello/http_server.h"
+#include "src/hello/master_link.h"
 #include "src/tls/tls_context.h"
 #include "src/worker/worker.h"
 
@@ -237,99 +236,6 @@ bool BuildTlsOptions(const TlsEnvironment& env, tls::TlsOptions* options) {
   return true;
 }
 
-// The worker library's view of a handed-off socket → the server's.
-hello::ConnectionInfo ToServerInfo(const worker::Worker& w,
-                                   const worker::ConnectionInfo& in) {
-  hello::ConnectionInfo out;
-  out.site_id = in.site.empty() ? w.identity().site : in.site;
-  out.worker_index = static_cast<int>(w.identity().worker_index);
-  out.host = in.host;
-  out.tls = in.tls;
-  // On a TLS listener the master routed on the SNI; on HTTP, on Host. Both
-  // this and the offered ALPN list are the master's view only: the server
-  // replaces them with what its own handshake saw and negotiated.
-  if (in.tls) out.sni = in.host;
-  out.alpn = absl::StrJoin(in.alpn, ",");
-  if (in.peer_length > 0) out.peer = hello::FormatSockaddr(in.peer);
-  out.skip_bytes = in.skip_bytes;
-  return out;
-}
-
-// Master mode: the worker channel and a timer for its heartbeats and RPC
-// deadlines are polled by the server's own ring, so one thread and one
-// io_uring serve both the handoffs and the clients.
-class MasterLink {
- public:
-  static absl::StatusOr<std::unique_ptr<MasterLink>> Attach(
-      std::unique_ptr<worker::Worker> w, hello::HttpServer* server) {
-    UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!timer.valid()) {
-      return ErrnoStatus(errno, "timerfd_create",
-                         "creating the worker heartbeat timer");
-    }
-    std::unique_ptr<MasterLink> link(
-        new MasterLink(std::move(w), std::move(timer), server));
-    link->Wire();
-    return link;
-  }
-
- private:
-  MasterLink(std::unique_ptr<worker::Worker> w, UniqueFd timer,
-             hello::HttpServer* server)
-      : worker_(std::move(w)), timer_(std::move(timer)), server_(server) {}
-
-  void Wire() {
-    worker::Worker* w = worker_.get();
-    w->OnConnection(
-        [this, w](UniqueFd socket, const worker::ConnectionInfo& info) {
-          server_->AddConnection(std::move(socket), ToServerInfo(*w, info));
-        });
-    w->OnShutdown([this](absl::Duration grace) {
-      LOG(INFO) << "master asked for shutdown (grace "
-                << absl::FormatDuration(grace) << ")";
-      server_->Stop();
-    });
-    w->OnMasterGone([this](const absl::Status& why) {
-      LOG(WARNING) << "master gone: " << why << "; finishing and exiting";
-      server_->Stop();
-    });
-    channel_id_ = server_->RegisterExternalFd(w->fd(), [this] { Drain(); });
-    timer_id_ = server_->RegisterExternalFd(timer_.get(), [this] {
-      uint64_t expirations;
-      while (read(timer_.get(), &expirations, sizeof(expirations)) > 0) {
-      }
-      Drain();
-    });
-    Drain();  // frames may already be queued
-  }
-
-  void Drain() {
-    if (worker_->fd() < 0) return;
-    absl::Status status = worker_->Drain();
-    if (!status.ok()) LOG(ERROR) << "worker channel: " << status;
-    if (worker_->fd() < 0) {
-      // The master is gone and the channel closed: stop polling both.
-      server_->UnregisterExternalFd(channel_id_);
-      server_->UnregisterExternalFd(timer_id_);
-      return;
-    }
-    // Re-arm the timer for the library's next deadline.
-    absl::Duration next = worker_->NextTimeout();
-    itimerspec spec{};
-    if (next != absl::InfiniteDuration()) {
-      if (next < absl::Milliseconds(1)) next = absl::Milliseconds(1);
-      spec.it_value = absl::ToTimespec(next);
-    }
-    timerfd_settime(timer_.get(), 0, &spec, nullptr);
-  }
-
-  std::unique_ptr<worker::Worker> worker_;
-  UniqueFd timer_;
-  hello::HttpServer* server_;
-  int channel_id_ = -1;
-  int timer_id_ = -1;
-};
-
 // SIGTERM/SIGINT (stop) and SIGHUP (reload the TLS certificates) arrive
 // through a signalfd polled by the ring: no code runs in signal context.
 absl::StatusOr<UniqueFd> BlockSignals() {
@@ -468,10 +374,10 @@ int Main(int argc, char** argv) {
     }
   });
 
-  std::unique_ptr<MasterLink> link;
+  std::unique_ptr<hello::MasterLink> link;
   if (under_master) {
-    absl::StatusOr<std::unique_ptr<MasterLink>> attached =
-        MasterLink::Attach(std::move(*w), s);
+    absl::StatusOr<std::unique_ptr<hello::MasterLink>> attached =
+        hello::MasterLink::Attach(std::move(*w), s);
     if (!attached.ok()) {
       LOG(ERROR) << attached.status();
       return kExitError;

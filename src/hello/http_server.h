@@ -2,6 +2,8 @@
 // It serves sockets it accepts itself (standalone mode, the benchmarks'
 // "direct" baseline) and sockets a ddv master hands over, answering every
 // request with one line that says which site, worker and client it saw.
+// This class is the loop (ring, listeners, external fds, stop); the
+// connections live in ConnectionIo (connection_io.h).
 #ifndef DDV_SRC_HELLO_HTTP_SERVER_H_
 #define DDV_SRC_HELLO_HTTP_SERVER_H_
 
@@ -21,7 +23,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
-#include "src/hello/request_parser.h"
+#include "src/hello/connection_info.h"
+#include "src/hello/deadline_list.h"
+#include "src/hello/server_stats.h"
+#include "src/uring/buffer_ring.h"
+#include "src/uring/ring.h"
 
 namespace ddv {
 namespace tls {
@@ -30,39 +36,7 @@ class TlsServerContext;
 
 namespace hello {
 
-// What the master knows about a connection it hands over. The server keeps
-// its own copy of these fields so it does not depend on the worker library.
-struct ConnectionInfo {
-  std::string site_id;
-  int worker_index = 0;
-  std::string host;       // the name the master routed on (informational only:
-                          // the body reports each request's own Host header)
-  std::string sni;        // empty: none
-  std::string alpn;       // empty: none
-  bool tls = false;       // the listener's protocol was TLS: the server
-                          // terminates it (sni and alpn are then replaced
-                          // by what the handshake negotiated)
-  std::string peer;       // "ip:port" from a PROXY header; empty: getpeername()
-  size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
-};
-
-// "ip:port", "[ipv6]:port" (IPv4-mapped IPv6 as plain IPv4), or "-".
-std::string FormatSockaddr(const sockaddr_storage& address);
-
-// Counters, read on the loop thread or after Run() returned.
-struct HttpServerStats {
-  uint64_t connections_accepted = 0;
-  uint64_t connections_added = 0;
-  uint64_t tls_connections_refused = 0;  // TLS, but no TLS context set
-  uint64_t tls_handshakes = 0;
-  uint64_t tls_handshake_failures = 0;  // alert sent (if any), then closed
-  uint64_t tls_errors = 0;  // fatal errors after the handshake (bad record)
-  uint64_t requests = 0;
-  uint64_t bad_requests = 0;     // answered 400 and closed
-  uint64_t heads_too_large = 0;  // answered 431 and closed
-  uint64_t idle_timeouts = 0;
-  uint64_t open_connections = 0;
-};
+class ConnectionIo;
 
 // Threading: everything except Stop() must be called on the thread that
 // called Create(); the ring is set up with IORING_SETUP_SINGLE_ISSUER, so the
@@ -135,52 +109,12 @@ class HttpServer {
   const HttpServerStats& stats() const { return stats_; }
 
  private:
-  struct Connection;
-  struct TimerList;
   struct Listener;
   struct ExternalFd;
-  // Which Connection header a response carries (RFC 9112 §9.3, §9.6).
-  enum class ConnectionHeader { kNone, kClose, kKeepAlive };
-  static const char* HeaderLine(ConnectionHeader header);
 
   explicit HttpServer(Options options);
   absl::Status Init();
-  absl::Status SetUpBufferRing();
 
-  io_uring_sqe* GetSqe();
-  void SubmitCancel(uint64_t user_data);
-
-  // Connections.
-  Connection* NewConnection(UniqueFd fd, ConnectionInfo info);
-  void ArmRecv(Connection* c);
-  void UpdateRecv(Connection* c);
-  void OnRecv(Connection* c, const io_uring_cqe& cqe);
-  void OnSend(Connection* c, int result);
-  void Drive(Connection* c);
-  size_t Process(Connection* c, absl::string_view data);
-  void Respond(Connection* c, const RequestHead& request);
-  void AppendHello(Connection* c, absl::string_view host,
-                   ConnectionHeader connection_header, bool head_only);
-  void AppendError(Connection* c, absl::string_view status,
-                   absl::string_view body, ConnectionHeader connection_header);
-  void BuildIdentity(Connection* c);
-  void StartSend(Connection* c);
-  bool StartTls(Connection* c);
-  void PumpTls(Connection* c);
-  void FeedPlaintext(Connection* c, absl::string_view plaintext);
-  bool QueueTlsClose(Connection* c);
-  bool HasUnreadInput(const Connection* c) const;
-  void LingeringClose(Connection* c);
-  void CloseNow(Connection* c);
-  void MaybeFree(Connection* c);
-  void RecycleBuffer(unsigned buffer_id);
-
-  // Timers, listeners, external fds, stop.
-  void Touch(Connection* c);
-  void TimerInsert(TimerList* list, Connection* c);
-  void TimerRemove(Connection* c);
-  void ExpireTimers();
-  int64_t NextWakeNanos() const;
   void ArmAccept(size_t index);
   void OnAccept(size_t index, const io_uring_cqe& cqe);
   void ArmExternal(size_t id);
@@ -188,25 +122,21 @@ class HttpServer {
   void ArmWake();
   void OnWake(const io_uring_cqe& cqe);
   void BeginDrain();
+  void RetryAccepts();
+  int64_t NextWakeNanos() const;
   void Dispatch(const io_uring_cqe& cqe);
 
   Options options_;
-  io_uring ring_;
-  bool ring_ready_ = false;
-  int pid_ = 0;
+  HttpServerStats stats_;
+  // The destructor releases the buffer ring and then the ring first, so the
+  // kernel holds no pointer into the connections' buffers when they go.
+  std::unique_ptr<uring::Ring> ring_;
+  // Provided-buffer ring (multishot recv); null in single-shot mode.
+  std::unique_ptr<uring::BufferRing> buffers_;
+  LoopClock clock_;
+  std::unique_ptr<ConnectionIo> connections_;
   int port_ = 0;
 
-  // Provided-buffer ring (multishot recv).
-  io_uring_buf_ring* buf_ring_ = nullptr;
-  size_t buf_ring_bytes_ = 0;
-  std::unique_ptr<char[]> buffers_;
-  // Decrypted bytes land here before parsing (TLS connections).
-  std::unique_ptr<char[]> tls_plaintext_;
-
-  std::vector<std::unique_ptr<Connection>> connections_;
-  std::vector<uint32_t> free_slots_;
-  std::unique_ptr<TimerList> idle_timers_;
-  std::unique_ptr<TimerList> linger_timers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<ExternalFd>> externals_;
 
@@ -214,13 +144,9 @@ class HttpServer {
   bool wake_armed_ = false;
   std::atomic<int> stop_requests_{0};
   bool running_ = false;
-  bool draining_ = false;
   bool forced_ = false;
-  int64_t now_ns_ = 0;
   int64_t stop_deadline_ns_ = 0;
   int64_t accept_retry_ns_ = 0;  // 0: no accept waits for a retry
-
-  HttpServerStats stats_;
 };
 
 }  // namespace hello

@@ -58,14 +58,7 @@ absl::string_view NextLine(absl::string_view* rest) {
 // Content-Length = 1*DIGIT (RFC 9110 §8.6). Caps far above any real body
 // but low enough that the arithmetic cannot overflow.
 bool ParseContentLength(absl::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 18) return false;
-  uint64_t value = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *out = value;
-  return true;
+  return ParseDecimal(s, 18, out);
 }
 
 // Finds the end of the head (one past the LF of the empty line) at or after
@@ -101,6 +94,18 @@ size_t FindHeadEnd(absl::string_view data, size_t* scan_from) {
 }
 
 }  // namespace
+
+bool ParseDecimal(absl::string_view digits, size_t max_digits,
+                  uint64_t* value) {
+  if (digits.empty() || digits.size() > max_digits) return false;
+  uint64_t result = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    result = result * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *value = result;
+  return true;
+}
 
 ParseStatus ParseRequestHead(absl::string_view data, size_t max_head_bytes,
                              size_t* scan_from, RequestHead* head) {

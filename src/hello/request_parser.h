@@ -44,6 +44,12 @@ struct RequestHead {
                     // the terminating empty line
 };
 
+// 1 to `max_digits` ASCII decimal digits and nothing else (RFC 9110's
+// 1*DIGIT, no sign, no spaces). `max_digits` at most 19, so the value cannot
+// overflow.
+bool ParseDecimal(absl::string_view digits, size_t max_digits,
+                  uint64_t* value);
+
 // Parses the request head at the start of `data`. `scan_from` carries the
 // offset from which to resume looking for the end of the head between calls
 // on a growing buffer (start at 0, reset to 0 after each complete head), so

@@ -12,12 +12,18 @@
 namespace ddv {
 namespace uring {
 
-absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(
-    io_uring* ring, uint16_t group_id, uint32_t count, uint32_t buffer_size) {
+absl::Status BufferRing::CheckCount(uint32_t count) {
   if (count == 0 || (count & (count - 1)) != 0 || count > 32768) {
     return absl::InvalidArgumentError(absl::StrCat(
         "buffer ring size must be a power of two up to 32768, not ", count));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(
+    io_uring* ring, uint16_t group_id, uint32_t count, uint32_t buffer_size) {
+  absl::Status count_ok = CheckCount(count);
+  if (!count_ok.ok()) return count_ok;
   std::unique_ptr<BufferRing> self(new BufferRing());
   self->ring_ = ring;
   self->group_id_ = group_id;

@@ -20,6 +20,9 @@ class BufferRing {
   // `count` must be a power of two (a kernel rule for buffer rings).
   static absl::StatusOr<std::unique_ptr<BufferRing>> Create(
       io_uring* ring, uint16_t group_id, uint32_t count, uint32_t buffer_size);
+  // The check Create makes of `count`, for callers that validate their
+  // options before any ring exists.
+  static absl::Status CheckCount(uint32_t count);
   ~BufferRing();
 
   BufferRing(const BufferRing&) = delete;

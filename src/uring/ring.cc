@@ -59,10 +59,14 @@ absl::StatusOr<std::unique_ptr<Ring>> Ring::Create(const RingOptions& options) {
   // A CQ twice the SQ: multishot accept and recv post several completions per
   // submission, and an overflowing CQ costs a slow path.
   params.flags |= IORING_SETUP_CQSIZE;
-  params.cq_entries = options.entries * 2;
+  params.cq_entries =
+      options.cq_entries != 0 ? options.cq_entries : options.entries * 2;
   // Tell the kernel to finish completions' task work only when the loop
   // waits, so a burst of completions is handled in one batch.
-  params.flags |= IORING_SETUP_COOP_TASKRUN;
+  if (options.coop_taskrun) params.flags |= IORING_SETUP_COOP_TASKRUN;
+  // Keep submitting the rest of a batch after one SQE fails to issue: one
+  // bad op must not leave the others (a close, a cancel) unsubmitted.
+  if (options.submit_all) params.flags |= IORING_SETUP_SUBMIT_ALL;
   if (options.single_issuer) params.flags |= IORING_SETUP_SINGLE_ISSUER;
   // DEFER_TASKRUN needs SINGLE_ISSUER and is incompatible with SQPOLL.
   if (options.defer_taskrun && options.single_issuer && !options.sqpoll) {
@@ -93,6 +97,9 @@ absl::StatusOr<std::unique_ptr<Ring>> Ring::Create(const RingOptions& options) {
   ring->initialised_ = true;
   absl::Status probe = ProbeOps(&ring->ring_);
   if (!probe.ok()) return probe;
+  // Saves the fd table lookup of the ring itself on every io_uring_enter.
+  // Best effort: without it (before Linux 5.18) the ring works the same.
+  if (options.register_ring_fd) io_uring_register_ring_fd(&ring->ring_);
   return ring;
 }
 

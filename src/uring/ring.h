@@ -19,6 +19,10 @@ struct RingOptions {
   bool defer_taskrun = true;    // run completions only when we wait: batching
   bool sqpoll = false;          // a kernel thread polls the SQ (costs a core)
   unsigned sqpoll_idle_ms = 1000;
+  unsigned cq_entries = 0;      // 0: twice `entries`
+  bool coop_taskrun = true;     // task work waits for the next syscall
+  bool submit_all = false;      // one bad SQE does not strand its batch
+  bool register_ring_fd = false;  // io_uring_enter skips the fd lookup
 };
 
 class Ring {

@@ -180,6 +180,21 @@ std::string FeedChunked(ChunkedBodySkipper& skipper, absl::string_view data,
   return std::string(data.substr(pos));
 }
 
+TEST(ParseDecimalTest, DigitsOnlyUpToTheCap) {
+  uint64_t value = 7;
+  EXPECT_TRUE(ParseDecimal("0", 3, &value));
+  EXPECT_EQ(value, 0u);
+  EXPECT_TRUE(ParseDecimal("1073741824", 10, &value));
+  EXPECT_EQ(value, 1073741824u);
+  EXPECT_TRUE(ParseDecimal("999999999999999999", 18, &value));
+  EXPECT_EQ(value, 999999999999999999u);
+  value = 7;
+  for (const char* bad : {"", "1234", "+1", "-1", " 1", "1 ", "1a", "0x1"}) {
+    EXPECT_FALSE(ParseDecimal(bad, 3, &value)) << bad;
+  }
+  EXPECT_EQ(value, 7u) << "untouched on failure";
+}
+
 TEST(ChunkedBodySkipperTest, SkipsToTheNextRequest) {
   const std::string body =
       "5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n"

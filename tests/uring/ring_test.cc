@@ -41,6 +41,42 @@ TEST(RingTest, CreatesWithDeferTaskrun) {
   EXPECT_TRUE((*ring)->setup_flags() & IORING_SETUP_SINGLE_ISSUER);
 }
 
+// The options ddv_hello sets: a 4x CQ, SUBMIT_ALL, no COOP_TASKRUN, and a
+// registered ring fd; the defaults above stay as the master uses them.
+TEST(RingTest, OptionalSetupFlags) {
+  RingOptions options;
+  options.entries = 64;
+  options.cq_entries = 256;
+  options.coop_taskrun = false;
+  options.submit_all = true;
+  options.register_ring_fd = true;
+  auto ring = Ring::Create(options);
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  EXPECT_EQ((*ring)->get()->cq.ring_entries, 256u);
+  EXPECT_TRUE((*ring)->setup_flags() & IORING_SETUP_SUBMIT_ALL);
+  EXPECT_FALSE((*ring)->setup_flags() & IORING_SETUP_COOP_TASKRUN);
+  // Registered: io_uring_enter gets the registered index, not the fd.
+  EXPECT_NE((*ring)->get()->enter_ring_fd, (*ring)->get()->ring_fd);
+
+  RingOptions defaults;
+  defaults.entries = 64;
+  auto plain = Ring::Create(defaults);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ((*plain)->get()->cq.ring_entries, 128u);
+  EXPECT_TRUE((*plain)->setup_flags() & IORING_SETUP_COOP_TASKRUN);
+  EXPECT_FALSE((*plain)->setup_flags() & IORING_SETUP_SUBMIT_ALL);
+  EXPECT_EQ((*plain)->get()->enter_ring_fd, (*plain)->get()->ring_fd);
+}
+
+TEST(BufferRingTest, CheckCountIsWhatCreateChecks) {
+  EXPECT_TRUE(BufferRing::CheckCount(1).ok());
+  EXPECT_TRUE(BufferRing::CheckCount(1024).ok());
+  EXPECT_TRUE(BufferRing::CheckCount(32768).ok());
+  EXPECT_FALSE(BufferRing::CheckCount(0).ok());
+  EXPECT_FALSE(BufferRing::CheckCount(100).ok());
+  EXPECT_FALSE(BufferRing::CheckCount(65536).ok());
+}
+
 TEST(BufferRingTest, RejectsNonPowerOfTwo) {
   auto ring = Ring::Create(RingOptions{});
   ASSERT_TRUE(ring.ok());

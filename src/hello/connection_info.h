@@ -1,0 +1,41 @@
+// ConnectionInfo: what ddv_hello knows about a connection before its first
+// byte (from the master's handoff, or from its own listener), and how it
+// prints the client's address in response bodies.
+#ifndef DDV_SRC_HELLO_CONNECTION_INFO_H_
+#define DDV_SRC_HELLO_CONNECTION_INFO_H_
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <string>
+
+namespace ddv {
+namespace hello {
+
+// What the master knows about a connection it hands over. The server keeps
+// its own copy of these fields so it does not depend on the worker library.
+struct ConnectionInfo {
+  std::string site_id;
+  int worker_index = 0;
+  std::string host;       // the name the master routed on (informational only:
+                          // the body reports each request's own Host header)
+  std::string sni;        // empty: none
+  std::string alpn;       // empty: none
+  bool tls = false;       // the listener's protocol was TLS: the server
+                          // terminates it (sni and alpn are then replaced
+                          // by what the handshake negotiated)
+  std::string peer;       // "ip:port" from a PROXY header; empty: getpeername()
+  size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
+};
+
+// "ip:port", "[ipv6]:port" (IPv4-mapped IPv6 as plain IPv4), or "-".
+std::string FormatSockaddr(const sockaddr_storage& address);
+
+// The connected peer of `fd` as FormatSockaddr prints it; "-" when
+// getpeername() fails.
+std::string PeerOf(int fd);
+
+}  // namespace hello
+}  // namespace ddv
+
+#endif  // DDV_SRC_HELLO_CONNECTION_INFO_H_

@@ -1,0 +1,316 @@
+// HttpResponder alone, with strings for sockets: what each request is
+// answered with, keep-alive and close decisions, bodies skipped, pipelining
+// and back-pressure, /bytes/N streaming, the counters, and slot reuse.
+#include "src/hello/http_responder.h"
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/handoff/test_sockets.h"
+
+namespace ddv {
+namespace hello {
+namespace {
+
+constexpr char kPeer[] = "192.0.2.1:5555";
+
+class HttpResponderTest : public ::testing::Test {
+ protected:
+  HttpResponderTest() {
+    context_.pid = 1234;
+    context_.stats = &stats_;
+    Reset();
+  }
+
+  void Reset(ConnectionInfo info = Info()) {
+    responder_.Reset(std::move(info), /*peer_fd=*/-1);
+  }
+
+  static ConnectionInfo Info() {
+    ConnectionInfo info;
+    info.site_id = "s";
+    info.worker_index = 7;
+    info.peer = kPeer;
+    return info;
+  }
+
+  // Everything queued so far, as the connection would send it.
+  std::string Take() {
+    std::string out;
+    responder_.TakeOutput(&out);
+    return out;
+  }
+
+  static std::string Body(absl::string_view host, absl::string_view sni = "-",
+                          absl::string_view alpn = "-", int tls = 0) {
+    return absl::StrCat("site=s worker=7 pid=1234 host=", host, " sni=", sni,
+                        " alpn=", alpn, " tls=", tls, " peer=", kPeer, "\n");
+  }
+  static std::string Hello(absl::string_view host,
+                           absl::string_view connection = "",
+                           bool head_only = false) {
+    std::string body = Body(host);
+    return absl::StrCat(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ",
+        body.size(), "\r\n", connection, "\r\n", head_only ? "" : body);
+  }
+
+  HttpServerStats stats_;
+  ResponderContext context_;
+  HttpResponder responder_{&context_};
+};
+
+TEST_F(HttpResponderTest, AnswersWithTheIdentityLine) {
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a.example"));
+  EXPECT_EQ(responder_.requests(), 1u);
+  EXPECT_EQ(stats_.requests, 1u);
+  EXPECT_FALSE(responder_.close_after_flush());
+  EXPECT_FALSE(responder_.HasUnparsedInput());
+}
+
+TEST_F(HttpResponderTest, NoHostHeaderIsADash) {
+  responder_.Feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("-", "Connection: keep-alive\r\n"));
+}
+
+TEST_F(HttpResponderTest, PipelinedRequestsShareOneOutputInOrder) {
+  responder_.Feed(
+      "GET / HTTP/1.1\r\nHost: one\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: one\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: two\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("one") + Hello("one") + Hello("two"));
+  EXPECT_EQ(responder_.requests(), 3u);
+}
+
+TEST_F(HttpResponderTest, InputSplitIntoSingleBytes) {
+  const std::string request = "GET / HTTP/1.1\r\nHost: slow\r\n\r\n";
+  for (size_t i = 0; i + 1 < request.size(); ++i) {
+    responder_.Feed(request.substr(i, 1));
+    EXPECT_TRUE(responder_.output().empty());
+  }
+  EXPECT_TRUE(responder_.HasUnparsedInput());
+  // The last byte arrives while earlier ones are kept: it is appended, and
+  // the kept bytes are parsed by Resume().
+  responder_.Feed(request.substr(request.size() - 1));
+  responder_.Resume();
+  EXPECT_EQ(Take(), Hello("slow"));
+  EXPECT_FALSE(responder_.HasUnparsedInput());
+}
+
+TEST_F(HttpResponderTest, ConnectionHeaderRules) {
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a", "Connection: close\r\n"));
+  EXPECT_TRUE(responder_.close_after_flush());
+  EXPECT_FALSE(responder_.must_linger());
+
+  Reset();
+  responder_.Feed("GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a", "Connection: close\r\n"));
+  EXPECT_TRUE(responder_.close_after_flush());
+
+  Reset();
+  responder_.Feed("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a", "Connection: keep-alive\r\n"));
+  EXPECT_FALSE(responder_.close_after_flush());
+}
+
+TEST_F(HttpResponderTest, NothingIsParsedAfterTheClose) {
+  responder_.Feed(
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a", "Connection: close\r\n"));
+  EXPECT_FALSE(responder_.HasUnparsedInput());
+  responder_.Feed("GET / HTTP/1.1\r\nHost: c\r\n\r\n");
+  responder_.Resume();
+  EXPECT_TRUE(responder_.output().empty());
+  EXPECT_EQ(responder_.requests(), 1u);
+}
+
+TEST_F(HttpResponderTest, DrainingAnswersWithConnectionClose) {
+  context_.draining = true;
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a", "Connection: close\r\n"));
+  EXPECT_TRUE(responder_.close_after_flush());
+}
+
+TEST_F(HttpResponderTest, HeadGetsTheHeadersOnly) {
+  responder_.Feed("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a", "", /*head_only=*/true));
+  // The cached GET answer must not be reused for HEAD, or the reverse.
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("a"));
+}
+
+TEST_F(HttpResponderTest, BodiesAreSkippedAndExpectContinueAnswered) {
+  responder_.Feed(
+      "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+      "Expect: 100-continue\r\n\r\n");
+  EXPECT_TRUE(responder_.InBody());
+  EXPECT_EQ(Take(), "HTTP/1.1 100 Continue\r\n\r\n" + Hello("x"));
+  responder_.Feed("hel");
+  EXPECT_TRUE(responder_.InBody());
+  responder_.Feed("loGET / HTTP/1.1\r\nHost: y\r\n\r\n");
+  EXPECT_FALSE(responder_.InBody());
+  EXPECT_EQ(Take(), Hello("y"));
+
+  responder_.Feed(
+      "POST / HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: d\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("c") + Hello("d"));
+}
+
+TEST_F(HttpResponderTest, BrokenChunkedFramingClosesAndLingers) {
+  responder_.Feed(
+      "POST / HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "zz\r\n");
+  EXPECT_EQ(Take(), Hello("c"));
+  EXPECT_TRUE(responder_.close_after_flush());
+  EXPECT_TRUE(responder_.must_linger());
+}
+
+TEST_F(HttpResponderTest, MalformedHeadGets400AndCloses) {
+  responder_.Feed("\x16\x03\x01 not http\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(Take(),
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 12\r\nConnection: close\r\n\r\nbad request\n");
+  EXPECT_TRUE(responder_.close_after_flush());
+  EXPECT_TRUE(responder_.must_linger());
+  EXPECT_EQ(stats_.bad_requests, 1u);
+  EXPECT_EQ(responder_.requests(), 0u);
+}
+
+TEST_F(HttpResponderTest, HugeHeadGets431) {
+  context_.max_head_bytes = 64;
+  responder_.Feed(absl::StrCat("GET / HTTP/1.1\r\nHost: a\r\nX: ",
+                               std::string(100, 'x'), "\r\n\r\n"));
+  EXPECT_EQ(Take(),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            "Content-Type: text/plain\r\nContent-Length: 23\r\n"
+            "Connection: close\r\n\r\nrequest head too large\n");
+  EXPECT_EQ(stats_.heads_too_large, 1u);
+  EXPECT_TRUE(responder_.must_linger());
+}
+
+TEST_F(HttpResponderTest, BytesStreamsFromTheSharedBlock) {
+  responder_.Feed(
+      "GET /bytes/300000?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: after\r\n\r\n");
+  EXPECT_EQ(Take(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Length: 300000\r\n\r\n");
+  EXPECT_EQ(responder_.stream_remaining(), 300000u);
+  // Nothing may be queued behind a streaming body.
+  EXPECT_TRUE(responder_.Backlogged());
+  EXPECT_TRUE(responder_.HasUnparsedInput());
+  responder_.Resume();
+  EXPECT_TRUE(responder_.output().empty());
+  responder_.StreamSent(300000);
+  responder_.Resume();
+  EXPECT_EQ(Take(), Hello("after"));
+
+  absl::string_view block = HttpResponder::StreamBlock();
+  EXPECT_EQ(block.size(), 256u * 1024);
+  EXPECT_EQ(block.substr(0, 3), "abc");
+  EXPECT_EQ(block[63], '\n');
+}
+
+TEST_F(HttpResponderTest, BytesEdgeCases) {
+  responder_.Feed("HEAD /bytes/7 HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(responder_.stream_remaining(), 0u);
+  EXPECT_NE(Take().find("Content-Length: 7\r\n"), std::string::npos);
+  responder_.Feed("GET /bytes/0 HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(Take().find("Content-Length: 0\r\n"), std::string::npos);
+  for (const char* bad : {"/bytes/x", "/bytes/", "/bytes/1073741825",
+                          "/bytes/-1", "/bytes/12345678901"}) {
+    responder_.Feed(absl::StrCat("GET ", bad, " HTTP/1.1\r\nHost: a\r\n\r\n"));
+    std::string out = Take();
+    EXPECT_EQ(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << bad;
+    // A bad count is the client's mistake, not a broken stream: stay open.
+    EXPECT_FALSE(responder_.close_after_flush()) << bad;
+  }
+  responder_.Feed("GET /bytes/1073741824 HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(responder_.stream_remaining(), uint64_t{1} << 30);
+}
+
+TEST_F(HttpResponderTest, OutputHighWaterStopsParsingUntilTaken) {
+  std::string burst;
+  const std::string request = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  const size_t answer = Hello("h").size();
+  const size_t count = kOutputHighWater / answer + 100;
+  for (size_t i = 0; i < count; ++i) burst += request;
+  responder_.Feed(burst);
+  EXPECT_TRUE(responder_.Backlogged());
+  EXPECT_TRUE(responder_.HasUnparsedInput());
+  size_t answered = 0;
+  while (answered < count) {
+    std::string out = Take();
+    ASSERT_FALSE(out.empty()) << "stuck after " << answered;
+    ASSERT_EQ(out.size() % answer, 0u);
+    answered += out.size() / answer;
+    responder_.Resume();
+  }
+  EXPECT_EQ(answered, count);
+  EXPECT_FALSE(responder_.HasUnparsedInput());
+}
+
+TEST_F(HttpResponderTest, NegotiatedNamesReplaceTheOfferedOnes) {
+  ConnectionInfo info = Info();
+  info.tls = true;
+  info.sni = "offered.example";
+  info.alpn = "h2,http/1.1";
+  Reset(info);
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(Take().find("sni=offered.example alpn=h2,http/1.1 tls=1"),
+            std::string::npos);
+  responder_.SetNegotiated("t.example", "http/1.1");
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(Take().find("sni=t.example alpn=http/1.1 tls=1"),
+            std::string::npos);
+  responder_.SetNegotiated("", "");
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(Take().find("sni=- alpn=- tls=1"), std::string::npos);
+}
+
+TEST_F(HttpResponderTest, PeerComesFromTheSocketWhenNotGiven) {
+  ::ddv::testing::TcpPair pair = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(pair.client.valid() && pair.server.valid());
+  ConnectionInfo info = Info();
+  info.peer.clear();
+  responder_.Reset(info, pair.server.get());
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(Take().find(absl::StrCat(
+                " peer=", ::ddv::testing::LocalAddress(pair.client.get()),
+                "\n")),
+            std::string::npos);
+
+  responder_.Reset(info, /*peer_fd=*/-1);
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(Take().find(" peer=-\n"), std::string::npos);
+}
+
+TEST_F(HttpResponderTest, ResetForgetsThePreviousConnection) {
+  responder_.Feed(
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"
+      "GET /bytes/9 HTTP/1.1\r\n");
+  responder_.CloseAfterFlush(/*must_linger=*/true);
+  ConnectionInfo info = Info();
+  info.site_id = "other";
+  Reset(info);
+  EXPECT_TRUE(responder_.output().empty());
+  EXPECT_FALSE(responder_.InBody());
+  EXPECT_FALSE(responder_.HasUnparsedInput());
+  EXPECT_FALSE(responder_.close_after_flush());
+  EXPECT_FALSE(responder_.must_linger());
+  EXPECT_EQ(responder_.requests(), 0u);
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(Take().find("site=other "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hello
+}  // namespace ddv
