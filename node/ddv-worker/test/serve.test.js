@@ -60,6 +60,7 @@ test("the README's example logs the master's refusal", async () => {
     onRpc: () => ({ ok: false, error: 'rpc.iceovideo.ping-qu.com belongs to site b' }),
   });
   try {
+    await w.listening();
     await waitFor(() => w.output().includes('更新服务器监听配置参数失败!'), w.output);
     assert.strictEqual((await get(w.port, '/')).status, 404);
   } finally {
