@@ -6,6 +6,7 @@
 const assert = require('assert');
 const childProcess = require('child_process');
 const fs = require('fs');
+const net = require('net');
 const os = require('os');
 const path = require('path');
 const test = require('node:test');
@@ -92,6 +93,15 @@ test('https: a session from one process of the site resumes on another', async (
       const refused = await request(stranger.port, { session: first.session, maxVersion });
       assert.strictEqual(refused.reused, false, `${maxVersion} not resumed with another secret`);
     }
+
+    // A client that does not speak TLS: 'tlsClientError' -> 'socket::error'.
+    await new Promise((resolve) => {
+      const socket = net.connect(one.port, '127.0.0.1', () => socket.end('GET / HTTP/1.1\r\n\r\n'));
+      socket.on('close', resolve);
+      socket.on('error', () => {});
+      socket.resume();
+    });
+    assert.match((await one.app((a) => a.socketError, 'socket error')).socketError, /ERR_SSL|wrong version/i);
   } finally {
     await Promise.all([one.stop(), two.stop(), stranger.stop()]);
     fs.rmSync(dir, { recursive: true, force: true });
