@@ -57,7 +57,8 @@ constexpr absl::string_view kListenerKeys[] = {
 constexpr absl::string_view kSiteKeys[] = {
     "id",         "command",   "processes", "hosts",    "listeners",
     "default",    "alpn",      "env",       "user",     "group",
-    "log_output", "log_error", "log_all",   "tls_cert", "tls_key"};
+    "log_output", "log_error", "log_all",   "tls_cert", "tls_key",
+    "runtime"};
 
 // Where the values the cross checks look at came from.
 struct ListenerSource {
@@ -105,6 +106,8 @@ constexpr NamedValue<Protocol> kProtocols[] = {{"http", Protocol::kHttp},
                                                {"tcp", Protocol::kTcp}};
 constexpr NamedValue<HandoffMode> kHandoffModes[] = {
     {"scm_rights", HandoffMode::kScmRights}, {"pidfd", HandoffMode::kPidfd}};
+constexpr NamedValue<Runtime> kRuntimes[] = {{"ddv", Runtime::kDdv},
+                                             {"node", Runtime::kNode}};
 
 // Reads `key` as one of `names`; absent leaves *out unchanged and sets *node
 // to nullptr.
@@ -525,6 +528,9 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
   DDV_RETURN_IF_ERROR(ParseCommand(reader, table, site));
   DDV_RETURN_IF_ERROR(reader.ReadInt(table, "processes", kMinProcesses,
                                             kMaxProcesses, &site->processes));
+  const toml::node* runtime = nullptr;
+  DDV_RETURN_IF_ERROR(
+      ReadEnum(reader, table, "runtime", kRuntimes, &site->runtime, &runtime));
   DDV_RETURN_IF_ERROR(ParseHosts(reader, table, site, source));
   DDV_RETURN_IF_ERROR(
       ParseSiteListeners(reader, table, listeners, site));
@@ -759,6 +765,13 @@ absl::string_view HandoffModeName(HandoffMode mode) {
   return "?";
 }
 
+absl::string_view RuntimeName(Runtime runtime) {
+  for (const NamedValue<Runtime>& named : kRuntimes) {
+    if (named.value == runtime) return named.name;
+  }
+  return "?";
+}
+
 absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    const std::string& path_for_messages) {
   TomlReader reader(path_for_messages);
@@ -815,6 +828,9 @@ std::string DescribeConfig(const Config& config) {
       absl::StrAppend(&out, ", alpn ", absl::StrJoin(site.alpn, " "));
     }
     if (site.is_default) absl::StrAppend(&out, ", default");
+    if (site.runtime != Runtime::kDdv) {
+      absl::StrAppend(&out, ", runtime ", RuntimeName(site.runtime));
+    }
     absl::StrAppend(&out, "\n");
   }
   return out;

@@ -28,10 +28,17 @@ enum class HandoffMode {
   kPidfd,      // the worker takes the fd with pidfd_getfd()
 };
 
+// What the site's workers speak on their channel (docs/node.md).
+enum class Runtime {
+  kDdv,   // ddv's handoff protocol: the C++/C worker library, ddv_hello
+  kNode,  // Node.js's cluster protocol: a stock Node app as a cluster worker
+};
+
 // The names used in the config file: "http", "tls", "tcp"; "scm_rights",
-// "pidfd".
+// "pidfd"; "ddv", "node".
 absl::string_view ProtocolName(Protocol protocol);
 absl::string_view HandoffModeName(HandoffMode mode);
+absl::string_view RuntimeName(Runtime runtime);
 
 // [master]
 struct MasterConfig {
@@ -58,6 +65,7 @@ struct SiteConfig {
   std::string id;                      // unique, [A-Za-z0-9_.-]+
   std::vector<std::string> command;    // argv; command[0] non-empty
   int processes = 1;                   // 1..1024
+  Runtime runtime = Runtime::kDdv;     // `runtime = "node"`: Node cluster
   std::vector<std::string> hosts;      // normal form: "a.example.com",
                                        // "*.example.com"
   std::vector<std::string> listeners;  // empty = every listener

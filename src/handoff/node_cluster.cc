@@ -101,6 +101,8 @@ absl::Status DecodeCluster(const json& object, ChildMessage* m) {
     // route to. The caller answers with an error.
     auto fd = object.find("fd");
     if (fd != object.end() && !fd->is_null()) m->address_type = -1;
+    auto data = object.find("data");
+    if (data != object.end()) m->data = data->dump();
     return absl::OkStatus();
   }
   if (act == "close") {
@@ -160,7 +162,9 @@ std::string ServerKey(int port, int address_type, absl::string_view address) {
 std::string EncodeQueryServerReply(int64_t ack, absl::string_view key,
                                    int address_type,
                                    absl::string_view address, int port,
-                                   int64_t seq) {
+                                   int64_t seq, absl::string_view data) {
+  json parsed = json::parse(data.begin(), data.end(), nullptr,
+                            /*allow_exceptions=*/false);
   json sockname = {
       {"address", std::string(address)},
       {"family", address_type == 6 ? "IPv6" : "IPv4"},
@@ -168,7 +172,9 @@ std::string EncodeQueryServerReply(int64_t ack, absl::string_view key,
   };
   json reply = {
       {"cmd", kClusterCmd}, {"errno", nullptr},  {"key", std::string(key)},
-      {"ack", ack},         {"data", nullptr},   {"sockname", sockname},
+      {"ack", ack},
+      {"data", parsed.is_discarded() ? json(nullptr) : parsed},
+      {"sockname", sockname},
       {"seq", seq},
   };
   return reply.dump() + "\n";

@@ -59,6 +59,11 @@ struct ChildMessage {
   int port = -1;
   int address_type = 0;
   std::string address;
+  // kQueryServer: the server's own data as JSON text ("null" when none). A
+  // TLS server sends its session-ticket keys here, and Node's primary
+  // answers every worker of the key with the first worker's data, which is
+  // how a cluster's processes share tickets.
+  std::string data = "null";
   // kAccepted: the primary's newconn seq this answers, and the outcome.
   int64_t ack = -1;
   bool accepted = false;
@@ -77,10 +82,12 @@ std::string ServerKey(int port, int address_type, absl::string_view address);
 // Answer to a kQueryServer: no fd, a key, so the worker takes the
 // round-robin path. `sockname_port` must equal the requested port or Node
 // fails the listen with EADDRINUSE; `seq` is the primary's own counter.
+// `data` is JSON text (see ChildMessage::data); it must parse.
 std::string EncodeQueryServerReply(int64_t ack, absl::string_view key,
                                    int address_type,
                                    absl::string_view address, int port,
-                                   int64_t seq);
+                                   int64_t seq,
+                                   absl::string_view data = "null");
 
 // Answer to a kQueryServer ddv cannot serve (a Unix path, a handle):
 // errno is a libuv error name, e.g. "EADDRNOTAVAIL"; listen() then fails.

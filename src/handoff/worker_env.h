@@ -20,6 +20,12 @@ inline constexpr char kEnvWorkerIndex[] = "DDV_WORKER_INDEX";
 inline constexpr char kEnvHandoff[] = "DDV_HANDOFF";
 inline constexpr char kEnvMasterPid[] = "DDV_MASTER_PID";
 
+// Set for Node.js workers (`runtime = "node"`, docs/node.md) instead of
+// DDV_CHANNEL_FD and DDV_HANDOFF: "node", and the port of the site's first
+// listener, for the app's server.listen(PORT).
+inline constexpr char kEnvRuntime[] = "DDV_RUNTIME";
+inline constexpr char kEnvPort[] = "PORT";
+
 // The values DDV_HANDOFF takes.
 inline constexpr char kHandoffScmRights[] = "scm_rights";
 inline constexpr char kHandoffPidfd[] = "pidfd";

@@ -77,6 +77,16 @@ absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
       change.removed = old.processes > 0;
       plan.next.sites.push_back(std::move(removed));
     } else {
+      // A worker slot's channel is made for its runtime (a SOCK_SEQPACKET
+      // for ddv, a SOCK_STREAM for Node) and lives as long as the slot.
+      if (it->runtime != old.runtime && old.processes > 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "site \"", old.id, "\" changed runtime from \"",
+            config::RuntimeName(old.runtime), "\" to \"",
+            config::RuntimeName(it->runtime),
+            "\"; remove the site and reload, then add it back, or restart "
+            "ddv_master"));
+      }
       taken[it - loaded.sites.begin()] = true;
       plan.next.sites.push_back(*it);
     }

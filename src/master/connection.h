@@ -55,6 +55,9 @@ struct Connection {
   int32_t site = -1;
   int32_t worker = -1;
   uint32_t seen = 0;  // bytes the last peek returned
+  // Node workers that answered `accepted: false` (at their maxConnections):
+  // it goes to another one, and is refused once every worker has said no.
+  uint8_t node_refusals = 0;
   int64_t accept_ns = 0;
   int64_t waiting_since_ns = 0;
   __kernel_timespec deadline{};  // CLOCK_MONOTONIC, absolute

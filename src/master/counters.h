@@ -38,7 +38,9 @@ namespace master {
   X(peek_grown, "prefixes that outgrew a ring buffer")                     \
   X(worker_restarts, "worker processes restarted")                         \
   X(worker_shutdowns, "workers asked to finish and exit (kShutdown)")      \
-  X(stale_completions, "completions dropped because their slot was reused")
+  X(stale_completions, "completions dropped because their slot was reused") \
+  X(node_not_accepted, "connections a Node worker refused (maxConnections)") \
+  X(node_protocol_errors, "Node workers killed for a broken IPC stream")
 
 struct Counters {
 #define DDV_DECLARE_COUNTER(name, help) uint64_t name = 0;

@@ -4,7 +4,9 @@
 // ddvctl, the control point).
 #include "src/master/master.h"
 
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -76,6 +78,21 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     }
   }
 
+  // Node workers are told their site's port (PORT) for server.listen.
+  options_.workers.listener_ports.clear();
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof(address);
+    int port = 0;
+    if (getsockname(listeners_[l].get(), reinterpret_cast<sockaddr*>(&address),
+                    &length) == 0) {
+      port = address.ss_family == AF_INET6
+                 ? ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port)
+                 : ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+    }
+    options_.workers.listener_ports.emplace_back(config_.listeners[l].name,
+                                                 port);
+  }
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);
   if (!workers.ok()) return workers.status();

@@ -25,11 +25,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
+#include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
 #include "src/master/clock.h"
 #include "src/master/connection.h"
@@ -200,6 +202,18 @@ class Master {
   void CheckWaiting(int64_t now_ns);
   void CheckHeartbeats(int64_t now_ns);
 
+  // Node.js workers: the cluster primary's side (master_node.cc).
+  void FlushNode(int worker);
+  void OnNodeReadable(int worker);
+  void OnNodeQueryServer(int worker, const handoff::node::ChildMessage& m);
+  void OnNodeAccepted(int worker, int64_t ack, bool accepted);
+  void OnNodeUserMessage(int worker, const std::string& line);
+  void SendToNode(int worker, std::string line);
+  static std::string NodeReplyLine(uint64_t id, const absl::Status& status,
+                                   const std::string& body);
+  static std::string NodeMessageLine(const handoff::Message& message);
+  static std::string NodePingLine(uint64_t seq);
+
   // Signals, the control socket and the control point (master_control.cc).
   absl::Status InitSignals();
   void ArmSignalPoll();
@@ -262,6 +276,8 @@ class Master {
   // backlog and RunControlPoint accepts them when a slot frees.
   bool control_backlog_waiting_ = false;
   PendingControl pending_;
+  // Node's server data per site and server key (master_node.cc).
+  absl::flat_hash_map<std::string, std::string> node_server_data_;
   int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;

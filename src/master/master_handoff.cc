@@ -87,6 +87,13 @@ void Master::CheckWaiting(int64_t now_ns) {
 void Master::FlushBatches() {
   for (int w = 0; w < workers_->size(); ++w) {
     Worker& worker = workers_->at(w);
+    if (worker.node) {
+      // Node workers: one line per connection, and replies and messages
+      // wait in the same outbox.
+      if (worker.draining && !worker.queue.empty()) RequeueFromDraining(w);
+      FlushNode(w);
+      continue;
+    }
     if (worker.queue.empty() || worker.send_in_flight) continue;
     if (worker.draining) {
       RequeueFromDraining(w);
@@ -282,6 +289,10 @@ void Master::OnChannelWritable(int w) {
 void Master::OnChannelReadable(int w) {
   Worker& worker = workers_->at(w);
   if (!worker.channel) return;  // released (a retired worker)
+  if (worker.node) {
+    OnNodeReadable(w);
+    return;
+  }
   // Bounded per turn so one chatty worker cannot starve the loop.
   for (int i = 0; i < 256; ++i) {
     absl::StatusOr<handoff::ReceivedFrame> received =
@@ -339,6 +350,9 @@ void Master::CheckHeartbeats(int64_t now_ns) {
     // library's Run() returns) while it finishes its connections: its
     // deadline is the drain grace, after which it gets SIGTERM, not this.
     if (worker.draining) continue;
+    // A stock Node app cannot answer pings; one using the ddv-worker
+    // package said so ({"ddv":"hello"}) and answers them.
+    if (worker.node && !worker.node->speaks_ddv) continue;
     if (worker.last_heard_ns == 0) worker.last_heard_ns = now_ns;  // started
     if (now_ns - worker.last_heard_ns > timeout) {
       LOG(ERROR) << "worker " << workers_->site_id(worker.site) << "#"
@@ -347,6 +361,10 @@ void Master::CheckHeartbeats(int64_t now_ns) {
                  << "; killing it (its connections go to another worker)";
       kill(pid, SIGKILL);
       worker.last_heard_ns = 0;
+      continue;
+    }
+    if (worker.node) {
+      SendToNode(w, NodePingLine(++worker.heartbeat_sequence));
       continue;
     }
     handoff::Heartbeat beat{++worker.heartbeat_sequence, false};
@@ -407,6 +425,10 @@ void Master::OnWorkerExit(int w) {
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
+  // A Node child's unanswered connections are still the master's (it
+  // keeps a copy until `accepted`): forget what was said to the dead
+  // process; ReclaimFromWorker re-routes them.
+  if (workers_->at(w).node) workers_->at(w).node->Reset();
   RecoverUnread(w);
   if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);

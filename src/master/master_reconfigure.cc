@@ -101,6 +101,10 @@ void Master::Reply(int w, uint64_t id, absl::Status status,
   response.code = status.code();
   response.error = std::string(status.message());
   response.body = status.ok() ? body : "";
+  if (workers_->at(w).node) {
+    SendToNode(w, NodeReplyLine(id, status, body));
+    return;
+  }
   absl::StatusOr<std::string> bytes = handoff::EncodeFrame(response);
   if (!bytes.ok()) return;
   absl::Status sent = handoff::SendFrame(workers_->at(w).channel.get(), *bytes,
@@ -134,13 +138,18 @@ void Master::ForwardMessage(int w, handoff::Message message) {
   if (!bytes.ok()) return;
   for (int t = 0; t < workers_->size(); ++t) {
     const Worker& to = workers_->at(t);
+    if (to.retired || !workers_->Alive(t)) continue;
     if (workers_->site_id(to.site) != message.target_site) continue;
     if (message.target_worker != handoff::kAnyWorker &&
         static_cast<uint32_t>(to.index) != message.target_worker) {
       continue;
     }
-    (void)handoff::SendFrame(to.channel.get(), *bytes, {},
-                             absl::ZeroDuration());
+    if (to.node) {
+      SendToNode(t, NodeMessageLine(message));
+    } else {
+      (void)handoff::SendFrame(to.channel.get(), *bytes, {},
+                               absl::ZeroDuration());
+    }
     if (message.target_worker == handoff::kAnyWorker) break;
   }
 }

@@ -69,6 +69,7 @@ std::string Master::StatusJson() const {
     sites.push_back({{"id", site.id},
                      {"hosts", site.hosts},
                      {"default", site.is_default},
+                     {"runtime", config::RuntimeName(site.runtime)},
                      {"failed", workers_->SiteFailed(s)},
                      {"workers", workers}});
   }

@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/base/errno_status.h"
+#include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
 #include "src/handoff/worker_env.h"
 #include "src/master/clock.h"
@@ -45,6 +48,18 @@ bool HasExited(int pidfd) {
          info.si_pid != 0;
 }
 
+// A SOCK_SEQPACKET channel for ddv workers; Node's IPC needs a byte stream.
+absl::StatusOr<std::pair<UniqueFd, UniqueFd>> MakeWorkerChannel(
+    config::Runtime runtime) {
+  if (runtime == config::Runtime::kDdv) return handoff::MakeChannelPair();
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+                 fds) != 0) {
+    return ErrnoStatus(errno, "socketpair", "creating a Node worker channel");
+  }
+  return std::make_pair(UniqueFd(fds[0]), UniqueFd(fds[1]));
+}
+
 }  // namespace
 
 WorkerPool::WorkerPool(const WorkerPoolOptions& options) : options_(options) {}
@@ -72,6 +87,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     worker.draining = false;
     worker.drain_deadline_ns = 0;
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
+    if (worker.node) worker.node->Reset();
     self->restarted_.push_back(w);
   });
   pool->handoff_mode_ = config.master.handoff == config::HandoffMode::kPidfd
@@ -99,7 +115,7 @@ absl::StatusOr<int> WorkerPool::AddSite(const config::SiteConfig& site) {
   std::vector<std::pair<UniqueFd, UniqueFd>> channels;
   for (int i = 0; i < site.processes; ++i) {
     absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
-        handoff::MakeChannelPair();
+        MakeWorkerChannel(site.runtime);
     if (!pair.ok()) return pair.status();
     channels.push_back(std::move(*pair));
   }
@@ -109,6 +125,9 @@ absl::StatusOr<int> WorkerPool::AddSite(const config::SiteConfig& site) {
     worker.index = i;
     worker.channel = std::move(channels[i].first);
     worker.child_end = std::move(channels[i].second);
+    if (site.runtime == config::Runtime::kNode) {
+      worker.node = std::make_unique<NodeChannel>();
+    }
     worker.process_slot = processes_->Add(
         MakeSpec(s, site, i, worker.child_end.get()));
     if (static_cast<int>(slot_to_worker_.size()) <= worker.process_slot) {
@@ -128,11 +147,25 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   spec.name = absl::StrCat(site.id, "#", index);
   spec.argv = site.command;
   spec.env = site.env;
-  spec.env.emplace_back(handoff::kEnvChannelFd,
-                        absl::StrCat(handoff::kWorkerChannelFd));
+  if (site.runtime == config::Runtime::kNode) {
+    // A stock Node cluster worker (lib/internal/cluster/child.js): the
+    // master plays the primary over this channel. NODE_UNIQUE_ID is the
+    // worker's cluster.worker.id, unique per slot.
+    spec.env.emplace_back(handoff::node::kEnvChannelFd,
+                          absl::StrCat(handoff::kWorkerChannelFd));
+    spec.env.emplace_back(handoff::node::kEnvSerialization, "json");
+    spec.env.emplace_back(handoff::node::kEnvUniqueId,
+                          absl::StrCat(index + 1));
+    spec.env.emplace_back(handoff::kEnvRuntime,
+                          config::RuntimeName(site.runtime));
+    spec.env.emplace_back(handoff::kEnvPort, absl::StrCat(SitePort(site)));
+  } else {
+    spec.env.emplace_back(handoff::kEnvChannelFd,
+                          absl::StrCat(handoff::kWorkerChannelFd));
+    spec.env.emplace_back(handoff::kEnvHandoff, handoff_mode_);
+  }
   spec.env.emplace_back(handoff::kEnvSite, site.id);
   spec.env.emplace_back(handoff::kEnvWorkerIndex, absl::StrCat(index));
-  spec.env.emplace_back(handoff::kEnvHandoff, handoff_mode_);
   spec.env.emplace_back(handoff::kEnvMasterPid, absl::StrCat(getpid()));
   if (!site.tls_cert.empty()) {
     // Pairwise, ':'-joined (docs/tls.md); the worker terminates TLS.
@@ -152,6 +185,17 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   spec.group = site.group;
   spec.inherit_fds.emplace_back(child_fd, handoff::kWorkerChannelFd);
   return spec;
+}
+
+int WorkerPool::SitePort(const config::SiteConfig& site) const {
+  const std::vector<std::pair<std::string, int>>& ports =
+      options_.listener_ports;
+  if (ports.empty()) return 0;
+  if (site.listeners.empty()) return ports.front().second;
+  for (const auto& [name, port] : ports) {
+    if (name == site.listeners.front()) return port;
+  }
+  return 0;
 }
 
 absl::Status WorkerPool::StartAll() {
@@ -187,10 +231,13 @@ absl::StatusOr<int> WorkerPool::AddWorker(int s,
   worker.site = s;
   worker.index = LiveWorkers(s);
   absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair =
-      handoff::MakeChannelPair();
+      MakeWorkerChannel(site.runtime);
   if (!pair.ok()) return pair.status();
   worker.channel = std::move(pair->first);
   worker.child_end = std::move(pair->second);
+  if (site.runtime == config::Runtime::kNode) {
+    worker.node = std::make_unique<NodeChannel>();
+  }
   worker.process_slot = processes_->Add(
       MakeSpec(s, site, worker.index, worker.child_end.get()));
   if (static_cast<int>(slot_to_worker_.size()) <= worker.process_slot) {
@@ -226,7 +273,23 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
   worker.drain_deadline_ns = MonotonicNowNs() + absl::ToInt64Nanoseconds(grace);
   const std::string name =
       absl::StrCat(site_ids_[worker.site], "#", worker.index);
-  if (worker.ready && worker.channel) {
+  if (worker.node && worker.ready && worker.channel) {
+    // Node's own drain: the worker closes its servers, finishes what it
+    // holds and exits 0 (lib/internal/cluster/child.js, _disconnect).
+    worker.node->QueueLine(
+        handoff::node::EncodeDisconnect(worker.node->NextSeq()));
+    std::vector<uint32_t> none;
+    if (worker.node->Flush(worker.channel.get(), &none) !=
+        NodeChannel::FlushResult::kClosed) {
+      ++shutdowns_sent_;
+      LOG(INFO) << "asked Node worker " << name << " pid "
+                << processes_->pid(slot) << " to finish and exit "
+                << "(disconnect, grace " << absl::FormatDuration(grace) << ")";
+      return;
+    }
+    LOG(WARNING) << "cannot send disconnect to Node worker " << name
+                 << "; SIGTERM instead";
+  } else if (!worker.node && worker.ready && worker.channel) {
     handoff::Shutdown shutdown;
     shutdown.grace_ms = static_cast<uint32_t>(
         std::min<int64_t>(absl::ToInt64Milliseconds(grace), UINT32_MAX));
@@ -367,6 +430,9 @@ int WorkerPool::Pick(int site, int exclude) {
             worker.channel_full || !Alive(w)) {
           return std::nullopt;
         }
+        // A Node app that does not listen yet has nowhere to put a
+        // connection: it would answer `accepted: false`.
+        if (worker.node && !worker.ready) return std::nullopt;
         // Load is what it has not taken yet: queued or unacknowledged
         // connections, plus the bytes of handoffs still unread in its
         // channel (about 100 per connection). Probed only when there is a
@@ -397,6 +463,12 @@ std::vector<handoff::ReceivedFrame> WorkerPool::DrainChildEnd(int worker) {
   std::vector<handoff::ReceivedFrame> frames;
   int fd = workers_[worker].child_end.get();
   if (fd < 0) return frames;  // released: a retired worker
+  if (workers_[worker].node) {
+    // A Node channel carries copies: the master keeps every socket until
+    // the child says `accepted`, so what is unread is only discarded.
+    DiscardStream(fd);
+    return frames;
+  }
   // Bounded: a channel holds far fewer messages than this.
   for (int attempt = 0; attempt < 100000; ++attempt) {
     absl::StatusOr<handoff::ReceivedFrame> frame =
@@ -414,6 +486,32 @@ std::vector<handoff::ReceivedFrame> WorkerPool::DrainChildEnd(int worker) {
     frames.push_back(std::move(*frame));
   }
   return frames;
+}
+
+void WorkerPool::DiscardStream(int fd) {
+  for (int attempt = 0; attempt < 100000; ++attempt) {
+    char buffer[16384];
+    iovec iov{buffer, sizeof(buffer)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr;
+         c = CMSG_NXTHDR(&message, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t k = 0; k < count; ++k) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+        close(received);
+      }
+    }
+  }
 }
 
 size_t WorkerPool::UnreadBytes(int worker) const {

@@ -32,6 +32,7 @@
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
 #include "src/handoff/channel.h"
+#include "src/master/node_channel.h"
 #include "src/supervise/process_table.h"
 
 namespace ddv {
@@ -48,6 +49,9 @@ struct WorkerPoolOptions {
   // After that SIGTERM (or the SIGTERM a worker that never said hello gets
   // at once, after stop_grace in that case), how long until SIGKILL.
   absl::Duration term_grace = absl::Seconds(5);
+  // Each listener's name and port (the bound one, for port 0), in config
+  // order: Node workers get their site's first as PORT.
+  std::vector<std::pair<std::string, int>> listener_ports;
 };
 
 struct Worker {
@@ -75,6 +79,9 @@ struct Worker {
   std::vector<uint32_t> sending;  // connections in the message in flight
   std::unique_ptr<handoff::ScmRightsMessage> message;
   bool send_in_flight = false;
+  // Set for a `runtime = "node"` slot: its channel is a SOCK_STREAM speaking
+  // Node's cluster IPC (docs/node.md), and `ready` means the app listens.
+  std::unique_ptr<NodeChannel> node;
 };
 
 class WorkerPool {
@@ -169,6 +176,10 @@ class WorkerPool {
   supervise::ProcessSpec MakeSpec(int site, const config::SiteConfig& config,
                                   int index, int child_fd) const;
   void ProgressRollingRestarts();
+  int SitePort(const config::SiteConfig& site) const;
+  // Reads and drops everything queued on a stream channel end, closing any
+  // fds in it.
+  static void DiscardStream(int fd);
 
   WorkerPoolOptions options_;
   std::unique_ptr<supervise::ProcessTable> processes_;

@@ -1,0 +1,149 @@
+// NodeChannel: ordered, whole-line writes with fds attached, and line reads.
+#include "src/master/node_channel.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+namespace node = handoff::node;
+
+// Sends `bytes` with `fd` in SCM_RIGHTS (or none when fd < 0). Returns the
+// byte count or -errno.
+ssize_t SendWithFd(int channel_fd, const char* bytes, size_t length, int fd) {
+  iovec iov{const_cast<char*>(bytes), length};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  }
+  ssize_t n = sendmsg(channel_fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return n < 0 ? -errno : n;
+}
+
+}  // namespace
+
+void NodeChannel::Reset() {
+  outbox_.clear();
+  reader_ = node::LineReader();
+  unaccepted_.clear();
+  listening = false;
+  server_key.clear();
+  speaks_ddv = false;
+  broken_ = false;
+}
+
+void NodeChannel::QueueLine(std::string line) {
+  outbox_.push_back(Outgoing{std::move(line), 0, -1, -1});
+}
+
+int64_t NodeChannel::QueueConnection(int fd, uint32_t connection) {
+  const int64_t seq = NextSeq();
+  outbox_.push_back(Outgoing{node::EncodeNewConnection(server_key, seq), 0, fd,
+                             static_cast<int64_t>(connection)});
+  unaccepted_[seq] = connection;
+  return seq;
+}
+
+NodeChannel::FlushResult NodeChannel::Flush(int channel_fd,
+                                            std::vector<uint32_t>* sent) {
+  while (!outbox_.empty()) {
+    Outgoing& out = outbox_.front();
+    // The fd rides on the first byte of its line; the rest of a line cut
+    // short by a full buffer goes out later without it.
+    const int fd = out.written == 0 ? out.fd : -1;
+    ssize_t n = SendWithFd(channel_fd, out.bytes.data() + out.written,
+                           out.bytes.size() - out.written, fd);
+    if (n == -EINTR) continue;
+    if (n == -EAGAIN || n == -ENOBUFS) return FlushResult::kBlocked;
+    if (n < 0) return FlushResult::kClosed;
+    if (out.written == 0 && out.connection >= 0) {
+      sent->push_back(static_cast<uint32_t>(out.connection));
+    }
+    out.written += static_cast<size_t>(n);
+    if (out.written < out.bytes.size()) return FlushResult::kBlocked;
+    outbox_.pop_front();
+  }
+  return FlushResult::kDone;
+}
+
+absl::Status NodeChannel::Read(int channel_fd,
+                               std::vector<node::ChildMessage>* messages,
+                               std::vector<std::string>* user_lines) {
+  if (broken_) return absl::DataLossError("the channel is broken");
+  // Bounded per turn so one chatty worker cannot starve the loop.
+  for (int i = 0; i < 64; ++i) {
+    char buffer[16384];
+    iovec iov{buffer, sizeof(buffer)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(channel_fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    // A child never sends handles to the primary in ddv's use; close any.
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); n >= 0 && c != nullptr;
+         c = CMSG_NXTHDR(&message, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t k = 0; k < count; ++k) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+        close(fd);
+      }
+    }
+    if (n <= 0) break;  // EAGAIN, or EOF (the exit poll handles deaths)
+    absl::Status appended =
+        reader_.Append(absl::string_view(buffer, static_cast<size_t>(n)));
+    if (!appended.ok()) {
+      broken_ = true;
+      return appended;
+    }
+    while (std::optional<absl::string_view> line = reader_.Next()) {
+      if (line->empty()) continue;
+      absl::StatusOr<node::ChildMessage> decoded = node::DecodeChildLine(*line);
+      if (!decoded.ok()) {
+        broken_ = true;
+        return absl::DataLossError(
+            absl::StrCat("bad line from the Node worker: ",
+                         decoded.status().message()));
+      }
+      if (decoded->kind == node::ChildMessageKind::kUser) {
+        user_lines->emplace_back(*line);
+      } else {
+        messages->push_back(std::move(*decoded));
+      }
+    }
+    if (static_cast<size_t>(n) < sizeof(buffer)) break;
+  }
+  return absl::OkStatus();
+}
+
+int64_t NodeChannel::TakeAccepted(int64_t ack) {
+  auto it = unaccepted_.find(ack);
+  if (it == unaccepted_.end()) return -1;
+  const uint32_t connection = it->second;
+  unaccepted_.erase(it);
+  return connection;
+}
+
+}  // namespace master
+}  // namespace ddv

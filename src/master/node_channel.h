@@ -1,0 +1,90 @@
+// NodeChannel: the master's side of one Node.js worker slot's channel, a
+// SOCK_STREAM socketpair carrying Node's cluster IPC (JSON lines, one fd per
+// handed-off connection; src/handoff/node_cluster.h). It holds what a
+// SOCK_SEQPACKET channel does not need: an outbox, because a stream write
+// can be partial and every line must reach the child whole and in order,
+// and the line reader for what the child sends. docs/node.md has the
+// conversation.
+#ifndef DDV_SRC_MASTER_NODE_CHANNEL_H_
+#define DDV_SRC_MASTER_NODE_CHANNEL_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "src/handoff/node_cluster.h"
+
+namespace ddv {
+namespace master {
+
+// Handed-off connections a Node worker may hold without having answered
+// `accepted`. A stopped Node child's channel takes ~278 such messages before
+// the socket buffer is full; past this cap connections wait in the worker's
+// queue (and the balance prefers its siblings) instead.
+inline constexpr size_t kNodeMaxUnaccepted = 128;
+
+class NodeChannel {
+ public:
+  // A new process in the slot: what the old one said or was sent is gone
+  // with it. The sequence number keeps counting, so a late answer from the
+  // old process can never match a connection sent to the new one.
+  void Reset();
+
+  // Queues a whole line (ending in '\n') to the child.
+  void QueueLine(std::string line);
+  // Queues a connection: its `newconn` line, written with `fd` attached.
+  // Returns the sequence number the child's `accepted` will carry.
+  int64_t QueueConnection(int fd, uint32_t connection);
+  // Our next message's sequence number (every message we send takes one).
+  int64_t NextSeq() { return next_seq_++; }
+
+  enum class FlushResult {
+    kDone,     // the outbox is empty
+    kBlocked,  // the socket buffer is full: wait for POLLOUT
+    kClosed,   // the child end is gone (EPIPE, ECONNRESET)
+  };
+  // Writes what the outbox holds, in order, without blocking. Connections
+  // whose line (with their fd) went out are appended to `sent`.
+  FlushResult Flush(int channel_fd, std::vector<uint32_t>* sent);
+
+  // Reads what the child sent (non-blocking, bounded) into `messages`.
+  // Fds the child should never send are closed. Returns an error when the
+  // stream is broken (a line over the limit); the caller kills the worker.
+  absl::Status Read(int channel_fd,
+                    std::vector<handoff::node::ChildMessage>* messages,
+                    std::vector<std::string>* user_lines);
+
+  // The connection an `accepted` answers, or -1; forgets it.
+  int64_t TakeAccepted(int64_t ack);
+  // Connections written or queued and not yet answered.
+  size_t unaccepted() const { return unaccepted_.size(); }
+  bool outbox_empty() const { return outbox_.empty(); }
+
+  // What the app listens on, once it asked (queryServer) and we answered.
+  bool listening = false;
+  std::string server_key;
+  // The process loaded the ddv-worker package: it said {"ddv":"hello"} and
+  // answers {"ddv":"ping"}, so heartbeats apply to it.
+  bool speaks_ddv = false;
+
+ private:
+  struct Outgoing {
+    std::string bytes;
+    size_t written = 0;
+    int fd = -1;               // attached to the first byte, if any
+    int64_t connection = -1;   // the connection index the fd belongs to
+  };
+  std::deque<Outgoing> outbox_;
+  handoff::node::LineReader reader_;
+  absl::flat_hash_map<int64_t, uint32_t> unaccepted_;  // seq → connection
+  int64_t next_seq_ = 0;
+  bool broken_ = false;
+};
+
+}  // namespace master
+}  // namespace ddv
+
+#endif  // DDV_SRC_MASTER_NODE_CHANNEL_H_
