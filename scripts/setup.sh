@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that ddv's build, tests and benchmarks need.
+# Installs every Debian 12 package that ddv's build, tests and benchmarks need,
+# and the npm packages the Node tests need (from committed lockfiles).
 # Idempotent: does nothing when all are present. Fails loudly, naming the
 # package it could not get.
 set -euo pipefail
@@ -22,8 +23,34 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
+# npm packages, pinned by their committed lockfiles: express for the Node
+# tests (node/ddv-worker's devDependencies) and Node 18 and 22 binaries for
+# the compatibility tests (third_party/node_versions). `npm ci` runs only
+# when the lockfile changed since the last install.
+install_npm() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "setup: node and npm are needed (Node.js 18, 20 or 22)" >&2
+    exit 1
+  fi
+  local dir
+  for dir in node/ddv-worker third_party/node_versions; do
+    local stamp="$dir/node_modules/.ddv-lock"
+    if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+      continue
+    fi
+    echo "setup: npm ci in $dir"
+    if ! (cd "$dir" && npm ci --no-audit --no-fund >/tmp/ddv-npm.log 2>&1); then
+      echo "setup: npm ci failed in $dir; see /tmp/ddv-npm.log" >&2
+      exit 1
+    fi
+    cp "$dir/package-lock.json" "$stamp"
+  done
+}
+cd "$(dirname "$0")/.."
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
+  install_npm
   exit 0
 fi
 
@@ -48,3 +75,4 @@ if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
   done
 fi
 echo "setup: installed ${#missing[@]} packages"
+install_npm
