@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "master"))
 import harness  # noqa: E402
 from harness import fields, http_get, runfile  # noqa: E402
 
+# The node binary the sites run: PATH's (the machine's Node 20) unless a
+# caller (node_versions_test.py) points this at another version.
 NODE = shutil.which("node")
 
 
@@ -274,6 +276,103 @@ class NodeSiteTest(unittest.TestCase):
         self.assertIn(b"408", data)
         self.assertLess(elapsed, 5)
         self.assertGreater(elapsed, 0.8)
+
+
+class NodeBehaviourTest(unittest.TestCase):
+    def start(self, apps, **kwargs):
+        ddv = harness.Ddv(config_text=node_config(apps), **kwargs)
+        self.addCleanup(ddv.stop)
+        return ddv
+
+    def test_max_connections_refusal_goes_to_another_worker_then_503(self):
+        # Each worker takes one connection at a time (server.maxConnections
+        # = 1): it answers `accepted: false` for a second one, which goes to
+        # the other worker; with both busy, the master answers 503.
+        ddv = self.start([("n", "http_app.js", 2, ["n.localhost"],
+                           {"MAX_CONNECTIONS": "1"})])
+        held = []
+        try:
+            pids = set()
+            for _ in range(2):
+                s = socket.create_connection(("127.0.0.1", ddv.http_port),
+                                             timeout=10)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: n.localhost\r\n\r\n")
+                data = s.recv(65536)
+                self.assertIn(b"200 OK", data)
+                pids.add(data.split(b"pid=")[1].split()[0])
+                held.append(s)  # keep-alive: the worker still holds it
+            self.assertEqual(len(pids), 2)
+            status, _ = request(ddv.http_port, "n.localhost")
+            self.assertEqual(status, 503)
+            counters = harness.control(ddv.control_socket, "metrics")
+            refused = [l for l in counters.splitlines()
+                       if l.startswith("ddv_node_not_accepted_total")]
+            self.assertTrue(refused and float(refused[0].split()[1]) >= 2,
+                            refused)
+        finally:
+            for s in held:
+                s.close()
+        # Once a worker is free again it serves.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if request(ddv.http_port, "n.localhost")[0] == 200:
+                break
+            time.sleep(0.05)
+        self.assertEqual(request(ddv.http_port, "n.localhost")[0], 200)
+
+    def test_tls_sessions_resume_across_the_sites_processes(self):
+        # The master gives every worker the first one's server data (a TLS
+        # server's ticket keys), as Node's own primary does.
+        ddv = self.start([("n", "https_app.js", 2, ["n.localhost"], {})])
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+        def get(session=None):
+            with socket.create_connection(("127.0.0.1", ddv.tls_port),
+                                          timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname="n.localhost",
+                                         session=session) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: n.localhost\r\n"
+                              b"Connection: close\r\n\r\n")
+                    data = harness.recv_all(s)
+                    pid = data.split(b"pid=")[1].split()[0]
+                    return s.session, s.session_reused, pid
+        session, _, first_pid = get()
+        resumed_on_other = False
+        for _ in range(6):
+            _, reused, pid = get(session)
+            self.assertTrue(reused)
+            resumed_on_other |= pid != first_pid
+        self.assertTrue(resumed_on_other)
+
+    def test_heartbeats_kill_a_stopped_ddv_worker_app_not_a_stock_app(self):
+        ddv = self.start(
+            [("w", "ddv_worker_app.js", 1, ["w.localhost"], {}),
+             ("n", "http_app.js", 1, ["n.localhost"], {})],
+            extra_flags=["--heartbeat_interval_ms=100",
+                         "--heartbeat_timeout_ms=1000"])
+        stopped_w = ddv.worker_pids("w")[0]
+        stopped_n = ddv.worker_pids("n")[0]
+        # Busy but alive: the package answers pings from the event loop.
+        time.sleep(1.5)
+        self.assertEqual(ddv.worker_pids("w")[0], stopped_w)
+        os.kill(stopped_w, signal.SIGSTOP)
+        os.kill(stopped_n, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if ddv.worker_pids("w")[0] not in (0, stopped_w):
+                    break
+                time.sleep(0.1)
+            self.assertNotIn(ddv.worker_pids("w")[0], (0, stopped_w))
+            # A stock app cannot answer pings: it is never killed for it.
+            self.assertEqual(ddv.worker_pids("n")[0], stopped_n)
+        finally:
+            os.kill(stopped_n, signal.SIGCONT)
+        status, body = request(ddv.http_port, "w.localhost")
+        self.assertEqual(status, 200)
 
 
 class ReadmeExampleTest(unittest.TestCase):

@@ -21,6 +21,9 @@ const server = http.createServer(options, (req, res) => {
   }
   res.end(body);
 });
+if (process.env.MAX_CONNECTIONS) {
+  server.maxConnections = Number(process.env.MAX_CONNECTIONS);
+}
 server.listen(Number(process.env.PORT), () => {
   const address = server.address();
   console.log(`listening port=${address.port} family=${address.family}`);
