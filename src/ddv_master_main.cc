@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <fstream>
@@ -66,6 +67,9 @@ DEFINE_int32(crash_loop_limit, 5,
              "exits within --crash_loop_window_s that mark a site failed");
 DEFINE_int32(crash_loop_window_s, 60, "crash-loop window");
 DEFINE_int32(heartbeat_interval_ms, 5000, "how often the master probes workers");
+DEFINE_uint32(node_max_unaccepted, 128,
+              "connections a Node worker may hold before answering "
+              "`accepted` (1 = one in flight, as Node's own primary)");
 DEFINE_int32(heartbeat_timeout_ms, 20000,
              "a worker silent this long is killed and replaced");
 DEFINE_int32(worker_stop_grace_s, 30,
@@ -190,6 +194,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
   options.heartbeat_interval = absl::Milliseconds(FLAGS_heartbeat_interval_ms);
   options.heartbeat_timeout = absl::Milliseconds(FLAGS_heartbeat_timeout_ms);
+  options.node_max_unaccepted = FLAGS_node_max_unaccepted;
   options.workers.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
   options.workers.stop_grace = absl::Seconds(FLAGS_worker_stop_grace_s);
   options.workers.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
@@ -224,6 +229,12 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = FLAGS_log_dir.empty();
   google::InitGoogleLogging(argv[0]);
 
+  if (FLAGS_node_max_unaccepted == 0) {
+    std::fprintf(stderr,
+                 "--node_max_unaccepted must be at least 1 (1 = one "
+                 "connection in flight per Node worker)\n");
+    return kExitConfigError;
+  }
   const bool demo = FLAGS_config.empty();
   const std::string path = demo ? WriteDemoConfig() : FLAGS_config;
   if (path.empty()) return kExitConfigError;

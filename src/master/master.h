@@ -55,6 +55,8 @@ struct MasterOptions {
   absl::Duration linger = absl::Seconds(1);       // after a refusal
   absl::Duration worker_wait = absl::Seconds(1);  // for a live worker
   uint32_t handoff_batch = 32;       // connections per handoff message
+  // Connections a Node worker may hold unanswered (docs/node.md).
+  uint32_t node_max_unaccepted = kNodeMaxUnaccepted;
   // Graceful stop: once the undecided connections are gone, how long the
   // workers have to finish after kShutdown before they are signalled.
   absl::Duration stop_grace = absl::Seconds(10);

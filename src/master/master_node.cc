@@ -55,7 +55,8 @@ void Master::FlushNode(int w) {
   // the cap unanswered; the rest wait in the queue, and count as load.
   size_t taken = 0;
   while (taken < worker.queue.size() &&
-         channel.unaccepted() < kNodeMaxUnaccepted && channel.listening) {
+         channel.unaccepted() < options_.node_max_unaccepted &&
+         channel.listening) {
     const uint32_t index = worker.queue[taken++];
     Connection& c = connections_.at(index);
     if (c.state != ConnState::kQueued || c.worker != w) continue;

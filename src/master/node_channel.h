@@ -20,10 +20,11 @@
 namespace ddv {
 namespace master {
 
-// Handed-off connections a Node worker may hold without having answered
-// `accepted`. A stopped Node child's channel takes ~278 such messages before
-// the socket buffer is full; past this cap connections wait in the worker's
-// queue (and the balance prefers its siblings) instead.
+// The default cap on handed-off connections a Node worker may hold without
+// having answered `accepted` (--node_max_unaccepted). A stopped Node child's
+// channel takes ~278 such messages before the socket buffer is full; past
+// the cap connections wait in the worker's queue (and the balance prefers
+// its siblings) instead. 1 is what Node's own primary does.
 inline constexpr size_t kNodeMaxUnaccepted = 128;
 
 class NodeChannel {
