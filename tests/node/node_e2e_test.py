@@ -142,6 +142,16 @@ class NodeSiteTest(unittest.TestCase):
         handed = harness.control(ddv.control_socket, "metrics")
         self.assertIn("ddv_connections_handed_off_total", handed)
 
+    def test_one_connection_in_flight_as_nodes_own_primary(self):
+        ddv = self.start([("n", "http_app.js", 2, ["n.localhost"], {})],
+                         extra_flags=["--node_max_unaccepted=1"])
+
+        def one(_):
+            return request(ddv.http_port, "n.localhost")[0] == 200
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(one, range(300)))
+        self.assertEqual(results.count(False), 0)
+
     def test_express_app(self):
         ddv = self.start([("e", "express_app.js", 1, ["e.localhost"], {})])
         status, body = request(ddv.http_port, "e.localhost", "/hello/ddv")
