@@ -27,6 +27,9 @@ namespace master {
   X(not_this_protocol, "prefixes of another protocol than the listener's") \
   X(closed_before_decision, "peers that closed before a decision")         \
   X(accept_errors, "failed accepts")                                       \
+  X(accept_paused, "times accepts paused at --max_connections or the fd limit") \
+  X(accepted_over_limit,                                                    \
+    "connections accepted as the table filled, held for a slot, not reset") \
   X(http_host_found, "HTTP requests with a Host")                          \
   X(http_host_absent, "HTTP requests without a name (to the default)")     \
   X(tls_sni_found, "TLS ClientHellos with SNI")                            \

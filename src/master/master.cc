@@ -28,6 +28,8 @@ Master::Master(const MasterOptions& options, config::Config config)
     : options_(options),
       config_(std::move(config)),
       connections_(options.max_connections),
+      accept_gate_(static_cast<uint32_t>(config_.listeners.size()),
+                   options.max_connections),
       linger_scratch_(16384) {}
 
 Master::~Master() = default;
@@ -47,7 +49,6 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     return absl::InvalidArgumentError("one listening socket per listener");
   }
   listeners_ = std::move(listeners);
-  accepting_.assign(listeners_.size(), false);
   absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
       RoutesFromConfig(config_);
   if (!routes.ok()) return routes.status();
@@ -101,7 +102,7 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   if (!status.ok()) return status;
   for (int w = 0; w < workers_->size(); ++w) ArmWorker(w);
 
-  for (uint32_t l = 0; l < listeners_.size(); ++l) SubmitAccept(l);
+  UpdateAccepts(MonotonicNowNs());
   return absl::OkStatus();
 }
 
@@ -140,12 +141,10 @@ absl::Status Master::Run() {
     const int64_t now = MonotonicNowNs();
     CheckWaiting(now);
     CheckHeartbeats(now);
-    if (accept_resume_ns_ != 0 && now >= accept_resume_ns_ && !stopping_) {
-      accept_resume_ns_ = 0;
-      for (uint32_t l = 0; l < listeners_.size(); ++l) {
-        if (!accepting_[l]) SubmitAccept(l);
-      }
-    }
+    // Slots freed in this batch go first to held connections, then to
+    // the backlog: the gate re-arms accepts only for the room left.
+    AdmitHeld();
+    UpdateAccepts(now);
     if (!no_buffer_.empty()) {
       std::vector<uint32_t> retry;
       retry.swap(no_buffer_);
@@ -225,13 +224,10 @@ void Master::BeginStop() {
   stop_phase_ = StopPhase::kDrainingConnections;
   // Undecided connections get until their peek deadline; routed ones until
   // a worker has them (plus the wait for a live worker).
-  stop_deadline_ns_ = MonotonicNowNs() +
-                      config_.master.peek_timeout_ms * 1000000LL +
+  const int64_t now = MonotonicNowNs();
+  stop_deadline_ns_ = now + config_.master.peek_timeout_ms * 1000000LL +
                       absl::ToInt64Nanoseconds(options_.worker_wait);
-  for (uint32_t l = 0; l < listeners_.size(); ++l) {
-    io_uring_sqe* sqe = Sqe(kOpCancel, l);
-    io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, l, 0}.Encode(), 0);
-  }
+  UpdateAccepts(now);  // stopping_: every accept is cancelled
 }
 
 // Stop, in order: no more accepts (BeginStop); the connections the master
@@ -243,10 +239,11 @@ bool Master::StopStep(int64_t now_ns) {
     case StopPhase::kRunning:
       return false;
     case StopPhase::kDrainingConnections: {
-      const bool drained = connections_.in_use() == 0;
+      const bool drained = connections_.in_use() == 0 && held_.empty();
       if (!drained && now_ns < stop_deadline_ns_) return false;
       if (!drained) {
-        LOG(WARNING) << "stopping with " << connections_.in_use()
+        LOG(WARNING) << "stopping with "
+                     << connections_.in_use() + held_.size()
                      << " connections still undecided";
       }
       workers_->ShutdownAll(options_.stop_grace);

@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@
 #include "src/config/config.h"
 #include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
+#include "src/master/accept_gate.h"
 #include "src/master/clock.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
@@ -147,8 +149,15 @@ class Master {
   void OnCompletion(io_uring_cqe* cqe);
 
   // Connection path (master_connection.cc).
-  void SubmitAccept(uint32_t listener);
+  // Once per loop turn: held connections take the free slots, then the
+  // accept gate arms or cancels each listener's accept.
+  void AdmitHeld();
+  void UpdateAccepts(int64_t now_ns);
+  void SubmitAccept(uint32_t listener, bool multishot);
+  void CancelAccept(uint32_t listener);
   void OnAccept(uint32_t listener, io_uring_cqe* cqe);
+  // Gives an accepted socket a slot (there must be one) and starts its peek.
+  void Admit(UniqueFd fd, uint32_t listener);
   // The connection a completion is for, with its in-flight count taken
   // down; nullptr (counted, logged at VLOG 1) when the slot was reused.
   Connection* CompletedOp(const uring::OpTag& tag);
@@ -266,7 +275,16 @@ class Master {
   std::unique_ptr<uring::BufferRing> peek_buffers_;
   ConnectionTable connections_;
   std::vector<UniqueFd> listeners_;
-  std::vector<bool> accepting_;
+  AcceptGate accept_gate_;
+  std::vector<AcceptGate::Action> accept_actions_;  // scratch for the gate
+  // Sockets accepted after the table filled, before the pause took effect
+  // (AcceptGate bounds how many). Never reset: each takes the next free
+  // slot, before anything new is accepted.
+  struct HeldConnection {
+    UniqueFd fd;
+    uint32_t listener;
+  };
+  std::deque<HeldConnection> held_;
   std::unique_ptr<WorkerPool> workers_;
   std::vector<uint32_t> waiting_;      // kWaitingForWorker connections
   std::vector<uint32_t> no_buffer_;    // peeks to retry when buffers return
@@ -280,7 +298,6 @@ class Master {
   PendingControl pending_;
   // Node's server data per site and server key (master_node.cc).
   absl::flat_hash_map<std::string, std::string> node_server_data_;
-  int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;
   bool stopping_ = false;

@@ -25,50 +25,103 @@ constexpr uint16_t kPeekBufferGroup = 1;
 
 }  // namespace
 
-void Master::SubmitAccept(uint32_t listener) {
+void Master::AdmitHeld() {
+  while (!held_.empty() && connections_.in_use() < connections_.capacity()) {
+    HeldConnection held = std::move(held_.front());
+    held_.pop_front();
+    Admit(std::move(held.fd), held.listener);
+  }
+}
+
+void Master::UpdateAccepts(int64_t now_ns) {
+  const int64_t free = static_cast<int64_t>(connections_.capacity()) -
+                       connections_.in_use() -
+                       static_cast<int64_t>(held_.size());
+  const bool was_paused = accept_gate_.paused();
+  accept_gate_.Plan(free, stopping_, now_ns, &accept_actions_);
+  if (accept_gate_.paused() != was_paused) {
+    LOG(INFO) << (was_paused ? "accepting again" : "accepts paused") << ": "
+              << connections_.in_use() << " of " << connections_.capacity()
+              << " connections in use, " << held_.size() << " held";
+  }
+  for (uint32_t l = 0; l < accept_actions_.size(); ++l) {
+    switch (accept_actions_[l]) {
+      case AcceptGate::Action::kNone:
+        break;
+      case AcceptGate::Action::kArmMultishot:
+        SubmitAccept(l, /*multishot=*/true);
+        break;
+      case AcceptGate::Action::kArmSingle:
+        SubmitAccept(l, /*multishot=*/false);
+        break;
+      case AcceptGate::Action::kCancel:
+        CancelAccept(l);
+        break;
+    }
+  }
+}
+
+void Master::SubmitAccept(uint32_t listener, bool multishot) {
   // Listener slots are never reused while the master runs: no generation.
   io_uring_sqe* sqe = Sqe(kOpAccept, listener);
   // SOCK_CLOEXEC: accepted sockets must never leak into spawned workers
   // except through a handoff. Blocking mode is kept: the worker gets the
   // socket as accept(2) would have given it.
-  io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr,
-                                 nullptr, SOCK_CLOEXEC);
-  accepting_[listener] = true;
+  if (multishot) {
+    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr,
+                                   nullptr, SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
+                         SOCK_CLOEXEC);
+  }
+}
+
+void Master::CancelAccept(uint32_t listener) {
+  // The gate keeps one accept op per listener, so its tag names exactly one.
+  io_uring_sqe* sqe = Sqe(kOpCancel, listener);
+  io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, listener, 0}.Encode(), 0);
 }
 
 void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
-  if (!(cqe->flags & IORING_CQE_F_MORE)) {
-    accepting_[listener] = false;
-    if (cqe->res == -EMFILE || cqe->res == -ENFILE) {
-      // Out of fds: re-arming at once would spin. Pause accepts briefly
-      // (connections queue in the backlog) and re-arm from the loop.
-      accept_resume_ns_ = MonotonicNowNs() + 100000000LL;
-    } else if (!stopping_) {
-      SubmitAccept(listener);  // the kernel ended the multishot
+  const bool accepted = cqe->res >= 0;
+  accept_gate_.OnCompletion(listener, cqe->flags & IORING_CQE_F_MORE, accepted,
+                            cqe->flags & IORING_CQE_F_SOCK_NONEMPTY);
+  if (!accepted) {
+    const int error = -cqe->res;
+    if (error == ECANCELED) return;
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS ||
+        error == ENOMEM) {
+      // The kernel took no connection (the fd comes first): it waits in
+      // the backlog. Re-arming at once would spin; the gate pauses until a
+      // connection closes or a short retry.
+      accept_gate_.OnOutOfFds(MonotonicNowNs());
     }
-  }
-  if (cqe->res < 0) {
-    if (cqe->res != -ECANCELED) {
-      ++counters_.accept_errors;
-      LOG_EVERY_N(WARNING, 100)
-          << "accept() failed on listener \""
-          << config_.listeners[listener].name << "\": " << strerror(-cqe->res);
-    }
+    ++counters_.accept_errors;
+    LOG_EVERY_N(WARNING, 100)
+        << "accept() failed on listener \"" << config_.listeners[listener].name
+        << "\": " << strerror(error);
     return;
   }
   UniqueFd fd(cqe->res);
   ++counters_.connections_accepted;
-  // Below, a socket with no slot is closed by its UniqueFd: rare paths, not
-  // worth a ring close without a slot to tag it with.
-  if (stopping_) return;  // accepted just before the cancel took effect
-  uint32_t index;
-  Connection* c = connections_.Allocate(&index);
-  if (c == nullptr) {
-    // Over capacity: closing at once is the only bounded answer.
-    LOG_EVERY_N(WARNING, 1000)
-        << "connection table full (" << connections_.capacity() << "); closing";
+  // A graceful stop routes what was accepted before its cancel took effect
+  // as usual: the workers still run, and the stop waits for undecided
+  // connections.
+  if (!held_.empty() || connections_.in_use() == connections_.capacity()) {
+    // Accepted after the table filled, before the gate's cancel took
+    // effect. Resetting it would be the failure the gate exists to avoid:
+    // hold it for the next free slot instead.
+    ++counters_.accepted_over_limit;
+    held_.push_back({std::move(fd), listener});
     return;
   }
+  Admit(std::move(fd), listener);
+}
+
+void Master::Admit(UniqueFd fd, uint32_t listener) {
+  uint32_t index;
+  Connection* c = connections_.Allocate(&index);
+  CHECK(c != nullptr) << "Admit with the connection table full";
   c->fd = std::move(fd);
   c->listener = listener;
   c->accept_ns = MonotonicNowNs();
@@ -476,6 +529,7 @@ void Master::MaybeFree(uint32_t index) {
   Connection& c = connections_.at(index);
   if (c.state == ConnState::kClosing && c.inflight == 0) {
     connections_.Free(index);
+    accept_gate_.OnConnectionClosed();
   }
 }
 

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "src/master/master.h"
 
@@ -13,6 +14,7 @@ using json = nlohmann::json;
 Counters Master::CountersNow() const {
   Counters counters = counters_;
   counters.worker_shutdowns = workers_->shutdowns_sent();
+  counters.accept_paused = accept_gate_.pauses();
   return counters;
 }
 
@@ -23,6 +25,22 @@ std::string Master::MetricsText() const {
                   "holds now\n# TYPE ddv_connections_undecided gauge\n"
                   "ddv_connections_undecided ",
                   connections_.in_use(), "\n");
+  // Seconds as a float counter: Prometheus' convention for durations.
+  absl::StrAppend(
+      &out,
+      "# HELP ddv_accept_paused_seconds_total time accepts spent paused at "
+      "--max_connections or the fd limit\n"
+      "# TYPE ddv_accept_paused_seconds_total counter\n"
+      "ddv_accept_paused_seconds_total ",
+      absl::StrFormat("%.3f", accept_gate_.paused_ns(MonotonicNowNs()) / 1e9),
+      "\n# HELP ddv_accept_paused 1 while accepts are paused (clients wait in "
+      "the listen backlog)\n# TYPE ddv_accept_paused gauge\n"
+      "ddv_accept_paused ",
+      accept_gate_.paused() ? 1 : 0,
+      "\n# HELP ddv_connections_held connections accepted as the table "
+      "filled, waiting for a slot\n# TYPE ddv_connections_held gauge\n"
+      "ddv_connections_held ",
+      held_.size(), "\n");
   absl::StrAppend(&out, "# TYPE ddv_worker_outstanding gauge\n");
   for (int w = 0; w < workers_->size(); ++w) {
     const Worker& worker = workers_->at(w);
@@ -39,6 +57,7 @@ std::string Master::StatusJson() const {
   status["uptime_seconds"] = (MonotonicNowNs() - started_ns_) / 1000000000;
   status["config"] = config_.path;
   status["stopping"] = stopping_;
+  status["accept_paused"] = accept_gate_.paused();
   json listeners = json::array();
   for (const config::ListenerConfig& l : config_.listeners) {
     listeners.push_back({{"name", l.name},

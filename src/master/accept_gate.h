@@ -1,0 +1,92 @@
+// AcceptGate: decides how each listener accepts, so the master never takes a
+// connection it has no slot for. At the connection limit (or out of fds)
+// accepts stop and new clients wait in the kernel's listen backlog, as with
+// nginx; they are accepted again as slots free. Pure bookkeeping: the master
+// submits the accepts and cancels it asks for, and feeds back completions.
+//
+// Why three modes: a multishot accept takes everything queued at each
+// wake-up (the kernel loops until the backlog is empty), so it is used only
+// with room to spare. Near the limit, and after a pause while the backlog
+// may still be long, each listener has one single-shot accept at a time: at
+// most one connection per listener arrives after the table filled. Those
+// few are held by the master, never reset (Master::OnAccept).
+#ifndef DDV_SRC_MASTER_ACCEPT_GATE_H_
+#define DDV_SRC_MASTER_ACCEPT_GATE_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace ddv {
+namespace master {
+
+class AcceptGate {
+ public:
+  // What the master must submit for one listener this turn.
+  enum class Action : uint8_t {
+    kNone,
+    kArmMultishot,
+    kArmSingle,
+    kCancel,  // the listener's one accept op (its tag names it)
+  };
+
+  // After EMFILE/ENFILE (the connection stays in the backlog): retry after
+  // this long unless a connection closes first.
+  static constexpr int64_t kOutOfFdsRetryNs = 100 * 1000000LL;
+
+  // `capacity`: the connection table's size (--max_connections).
+  AcceptGate(uint32_t listeners, uint32_t capacity);
+
+  // Once per loop turn. `free`: slots neither in use nor promised to a held
+  // connection (<= 0 at the limit). `stopping`: cancel everything for good.
+  // Fills `actions` with one entry per listener, and marks what it asked for
+  // as done (armed, or cancelling until the op's last completion).
+  void Plan(int64_t free, bool stopping, int64_t now_ns,
+            std::vector<Action>* actions);
+
+  // A completion of `listener`'s accept. `more`: IORING_CQE_F_MORE (the
+  // multishot goes on). `accepted`: it carries a socket; then
+  // `backlog_nonempty` is IORING_CQE_F_SOCK_NONEMPTY (kernels before 6.10
+  // never set it, and the gate then trusts the backlog to be short).
+  void OnCompletion(uint32_t listener, bool more, bool accepted,
+                    bool backlog_nonempty);
+  // Accept failed for lack of fds (or kernel memory): pause every listener.
+  void OnOutOfFds(int64_t now_ns);
+  // A connection closed: an fd is free again, so an fd pause may end now.
+  void OnConnectionClosed();
+
+  // Paused: nothing accepts because the table is full or fds ran out (a
+  // graceful stop is not a pause).
+  bool paused() const { return paused_; }
+  // Times accepts paused, and the total time paused (the current pause
+  // included), for ddv_accept_paused_total and _seconds_total.
+  uint64_t pauses() const { return pauses_; }
+  int64_t paused_ns(int64_t now_ns) const;
+  // Multishot when at least this many slots are free (and twice this to
+  // switch back from single-shot accepts).
+  uint32_t headroom() const { return headroom_; }
+
+ private:
+  enum class Mode : uint8_t { kOff, kSingle, kMultishot };
+  struct Listener {
+    Mode armed = Mode::kOff;
+    bool cancelling = false;
+    // Until an accept says otherwise, assume connections are queued (a new
+    // master may start with a full backlog): begin with single-shot.
+    bool backlog_nonempty = true;
+  };
+
+  void SetPaused(bool paused, int64_t now_ns);
+
+  std::vector<Listener> listeners_;
+  uint32_t headroom_;
+  int64_t out_of_fds_until_ns_ = 0;
+  bool paused_ = false;
+  uint64_t pauses_ = 0;
+  int64_t paused_since_ns_ = 0;
+  int64_t paused_total_ns_ = 0;
+};
+
+}  // namespace master
+}  // namespace ddv
+
+#endif  // DDV_SRC_MASTER_ACCEPT_GATE_H_

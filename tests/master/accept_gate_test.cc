@@ -1,0 +1,135 @@
+// AcceptGate: the decisions that keep the master from accepting a connection
+// it has no slot for, and the pause accounting behind its metrics.
+#include "src/master/accept_gate.h"
+
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+using Action = AcceptGate::Action;
+
+constexpr int64_t kMs = 1000000;
+
+std::vector<Action> Plan(AcceptGate& gate, int64_t free, int64_t now_ns,
+                         bool stopping = false) {
+  std::vector<Action> actions;
+  gate.Plan(free, stopping, now_ns, &actions);
+  return actions;
+}
+
+// The kernel's answer to a cancel: the op's last completion.
+void Cancelled(AcceptGate& gate, uint32_t listener) {
+  gate.OnCompletion(listener, /*more=*/false, /*accepted=*/false, false);
+}
+
+TEST(AcceptGateTest, StartsOneAtATimeThenMultishotOnceTheBacklogIsEmpty) {
+  AcceptGate gate(/*listeners=*/2, /*capacity=*/1024);
+  EXPECT_EQ(gate.headroom(), 64u);
+  // A new master may inherit a full backlog: single-shot first.
+  EXPECT_EQ(Plan(gate, 1024, 0),
+            (std::vector<Action>{Action::kArmSingle, Action::kArmSingle}));
+  EXPECT_EQ(Plan(gate, 1024, 0),
+            (std::vector<Action>{Action::kNone, Action::kNone}));
+  // Listener 0 accepts and more are queued: it stays single-shot.
+  gate.OnCompletion(0, false, true, /*backlog_nonempty=*/true);
+  EXPECT_EQ(Plan(gate, 1023, 0)[0], Action::kArmSingle);
+  // Its backlog is empty now: multishot.
+  gate.OnCompletion(0, false, true, /*backlog_nonempty=*/false);
+  EXPECT_EQ(Plan(gate, 1022, 0)[0], Action::kArmMultishot);
+  // A multishot completion with MORE changes nothing.
+  gate.OnCompletion(0, true, true, false);
+  EXPECT_EQ(Plan(gate, 1021, 0)[0], Action::kNone);
+}
+
+TEST(AcceptGateTest, NearTheLimitMultishotIsCancelledForSingleShot) {
+  AcceptGate gate(1, 256);  // headroom 16
+  Plan(gate, 256, 0);
+  gate.OnCompletion(0, false, true, false);
+  EXPECT_EQ(Plan(gate, 255, 0)[0], Action::kArmMultishot);
+  EXPECT_EQ(Plan(gate, 16, 0)[0], Action::kNone) << "still >= headroom";
+  EXPECT_EQ(Plan(gate, 15, 0)[0], Action::kCancel);
+  // Nothing new until the cancelled op's last completion.
+  EXPECT_EQ(Plan(gate, 15, 0)[0], Action::kNone);
+  gate.OnCompletion(0, true, true, false);  // accepted before the cancel
+  EXPECT_EQ(Plan(gate, 14, 0)[0], Action::kNone);
+  Cancelled(gate, 0);
+  EXPECT_EQ(Plan(gate, 14, 0)[0], Action::kArmSingle);
+  // Back to multishot only at twice the headroom (hysteresis).
+  gate.OnCompletion(0, false, true, false);
+  EXPECT_EQ(Plan(gate, 31, 0)[0], Action::kArmSingle);
+  gate.OnCompletion(0, false, true, false);
+  EXPECT_EQ(Plan(gate, 32, 0)[0], Action::kArmMultishot);
+  EXPECT_FALSE(gate.paused());
+}
+
+TEST(AcceptGateTest, FullTablePausesEveryListenerAndCountsTheTime) {
+  AcceptGate gate(2, 8);
+  Plan(gate, 8, 0);  // both single-shot
+  EXPECT_EQ(Plan(gate, 0, 10 * kMs),
+            (std::vector<Action>{Action::kCancel, Action::kCancel}));
+  EXPECT_TRUE(gate.paused());
+  EXPECT_EQ(gate.pauses(), 1u);
+  EXPECT_EQ(gate.paused_ns(30 * kMs), 20 * kMs) << "counts while paused";
+  // No re-arm while the cancels are outstanding, even with room again.
+  EXPECT_EQ(Plan(gate, 0, 40 * kMs),
+            (std::vector<Action>{Action::kNone, Action::kNone}));
+  Cancelled(gate, 0);
+  Cancelled(gate, 1);
+  EXPECT_EQ(Plan(gate, 0, 50 * kMs),
+            (std::vector<Action>{Action::kNone, Action::kNone}));
+  // A slot frees: resume one at a time (the backlog filled meanwhile).
+  EXPECT_EQ(Plan(gate, 1, 60 * kMs),
+            (std::vector<Action>{Action::kArmSingle, Action::kArmSingle}));
+  EXPECT_FALSE(gate.paused());
+  EXPECT_EQ(gate.paused_ns(1000 * kMs), 50 * kMs);
+  // The second pause is counted apart.
+  Plan(gate, 0, 100 * kMs);
+  EXPECT_EQ(gate.pauses(), 2u);
+  EXPECT_EQ(gate.paused_ns(110 * kMs), 60 * kMs);
+}
+
+TEST(AcceptGateTest, OutOfFdsPausesUntilAConnectionClosesOrTheRetry) {
+  AcceptGate gate(1, 64);
+  Plan(gate, 64, 0);
+  gate.OnCompletion(0, false, false, false);  // failed: EMFILE
+  gate.OnOutOfFds(0);
+  EXPECT_EQ(Plan(gate, 64, kMs)[0], Action::kNone);
+  EXPECT_TRUE(gate.paused());
+  // A connection closing frees an fd: retry at once.
+  gate.OnConnectionClosed();
+  EXPECT_EQ(Plan(gate, 64, 2 * kMs)[0], Action::kArmSingle);
+  EXPECT_FALSE(gate.paused());
+  // Without a close, the retry comes after kOutOfFdsRetryNs.
+  gate.OnCompletion(0, false, false, false);
+  gate.OnOutOfFds(10 * kMs);
+  EXPECT_EQ(Plan(gate, 64, 11 * kMs)[0], Action::kNone);
+  EXPECT_EQ(Plan(gate, 64, 10 * kMs + AcceptGate::kOutOfFdsRetryNs)[0],
+            Action::kArmSingle);
+  EXPECT_EQ(gate.pauses(), 2u);
+}
+
+TEST(AcceptGateTest, StoppingCancelsForGoodAndIsNotAPause) {
+  AcceptGate gate(2, 8);
+  Plan(gate, 8, 0);
+  Plan(gate, 0, kMs);  // paused
+  Cancelled(gate, 0);
+  Cancelled(gate, 1);
+  EXPECT_EQ(Plan(gate, 0, 5 * kMs, /*stopping=*/true),
+            (std::vector<Action>{Action::kNone, Action::kNone}));
+  EXPECT_FALSE(gate.paused());
+  EXPECT_EQ(gate.paused_ns(100 * kMs), 4 * kMs);
+  EXPECT_EQ(Plan(gate, 8, 6 * kMs, true),
+            (std::vector<Action>{Action::kNone, Action::kNone}));
+
+  AcceptGate running(1, 8);
+  Plan(running, 8, 0);
+  EXPECT_EQ(Plan(running, 8, 0, true)[0], Action::kCancel);
+}
+
+}  // namespace
+}  // namespace master
+}  // namespace ddv

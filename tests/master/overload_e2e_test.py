@@ -1,0 +1,138 @@
+"""Overload, end to end: at --max_connections the master stops accepting and
+clients wait in the kernel's listen backlog; none is accepted just to be
+reset, and each is served once a slot frees."""
+import socket
+import threading
+import time
+import unittest
+
+import harness
+from harness import fields
+from pyddv.control import counters
+from pyddv.net import parse_response, request_bytes
+
+# Idle clients are accepted at once, not held back by TCP_DEFER_ACCEPT until
+# their first byte, so they fill the table.
+FLAGS = ["--max_connections=8", "--defer_accept_seconds=0"]
+
+
+def fetch(port, host, results, lock, timeout=15.0):
+    """One GET on a new connection; appends ("ok", site, seconds) or
+    ("error", why, seconds)."""
+    start = time.monotonic()
+    outcome = None
+    try:
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=timeout) as s:
+            s.sendall(request_bytes(host))
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        status, body = parse_response(b"".join(chunks))
+        if status == 200:
+            outcome = ("ok", fields(body)["site"])
+        else:
+            outcome = ("error", f"status {status}")
+    except ConnectionResetError:
+        outcome = ("error", "reset")
+    except OSError as e:
+        outcome = ("error", repr(e))
+    with lock:
+        results.append(outcome + (time.monotonic() - start,))
+
+
+def run_clients(port, count, host="a.localhost"):
+    results, lock = [], threading.Lock()
+    threads = [threading.Thread(target=fetch,
+                                args=(port, host, results, lock))
+               for _ in range(count)]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    return predicate()
+
+
+class OverloadTest(unittest.TestCase):
+    def test_clients_wait_in_the_backlog_while_idle_ones_fill_the_table(self):
+        ddv = harness.Ddv(peek_timeout_ms=500, extra_flags=FLAGS)
+        try:
+            idle = []
+            for _ in range(8):
+                idle.append(socket.create_connection(
+                    ("127.0.0.1", ddv.http_port), timeout=10))
+            self.assertTrue(wait_for(
+                lambda: counters(ddv.control_socket)
+                ["ddv_connections_undecided"] == 8), ddv.read_log())
+            self.assertTrue(wait_for(
+                lambda: counters(ddv.control_socket)["ddv_accept_paused"] == 1))
+            threads, results = run_clients(ddv.http_port, 20)
+            time.sleep(0.2)
+            # The 20 are in the backlog, not in the master.
+            m = counters(ddv.control_socket)
+            self.assertEqual(m["ddv_connections_accepted_total"], 8, m)
+            self.assertEqual(m["ddv_connections_held"], 0, m)
+            for t in threads:
+                t.join(timeout=30)
+            self.assertEqual(len(results), 20)
+            errors = [r for r in results if r[0] != "ok"]
+            self.assertEqual(errors, [], ddv.read_log())
+            # Served only once the idle ones reached their peek deadline.
+            self.assertGreaterEqual(min(r[2] for r in results), 0.25)
+            for s in idle:
+                status, _ = parse_response(harness.recv_all(s))
+                self.assertEqual(status, 408)
+                s.close()
+            m = counters(ddv.control_socket)
+            self.assertGreaterEqual(m["ddv_accept_paused_total"], 1, m)
+            self.assertGreater(m["ddv_accept_paused_seconds_total"], 0.2, m)
+            self.assertEqual(m["ddv_accept_paused"], 0, m)
+            self.assertEqual(m["ddv_connections_accepted_total"], 28, m)
+            self.assertEqual(m["ddv_peek_timeout_total"], 8, m)
+        finally:
+            self.assertEqual(ddv.stop(), 0)
+
+    def test_many_concurrent_clients_on_a_small_table_are_all_served(self):
+        # 64 clients at a time, 640 connections, against a table of 4: the
+        # table fills again and again; every client must get its answer.
+        ddv = harness.Ddv(peek_timeout_ms=2000,
+                          extra_flags=["--max_connections=4",
+                                       "--defer_accept_seconds=0"])
+        try:
+            results, lock = [], threading.Lock()
+
+            def client():
+                for _ in range(10):
+                    fetch(ddv.http_port, "a.localhost", results, lock)
+
+            threads = [threading.Thread(target=client) for _ in range(64)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            self.assertEqual(len(results), 640)
+            errors = [r for r in results if r[0] != "ok"]
+            self.assertEqual(errors, [], ddv.read_log())
+            self.assertEqual({r[1] for r in results}, {"a"})
+            m = counters(ddv.control_socket)
+            self.assertEqual(m["ddv_connections_handed_off_total"], 640, m)
+            self.assertEqual(m["ddv_accept_errors_total"], 0, m)
+            self.assertEqual(m["ddv_connections_held"], 0, m)
+            self.assertGreaterEqual(m["ddv_accept_paused_total"], 1, m)
+        finally:
+            self.assertEqual(ddv.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
