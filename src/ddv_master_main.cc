@@ -72,8 +72,12 @@ DEFINE_uint32(node_max_unaccepted, 128,
               "`accepted` (1 = one in flight, as Node's own primary)");
 DEFINE_int32(heartbeat_timeout_ms, 20000,
              "a worker silent this long is killed and replaced");
-DEFINE_int32(worker_stop_grace_s, 30,
-             "how long a stopping worker may finish its connections");
+DEFINE_int32(drain_timeout, 30,
+             "seconds any drain may take: a graceful stop (SIGTERM, "
+             "`ddvctl stop`), workers retired by a reload, each worker of a "
+             "rolling restart. Workers are asked to finish what they hold "
+             "and exit; what still runs after this gets SIGTERM, and SIGKILL "
+             "5 s later");
 
 namespace {
 
@@ -196,7 +200,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.heartbeat_timeout = absl::Milliseconds(FLAGS_heartbeat_timeout_ms);
   options.node_max_unaccepted = FLAGS_node_max_unaccepted;
   options.workers.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
-  options.workers.stop_grace = absl::Seconds(FLAGS_worker_stop_grace_s);
+  options.workers.drain_timeout = absl::Seconds(FLAGS_drain_timeout);
   options.workers.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
   options.workers.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
   options.workers.backoff.crash_loop_window =
@@ -229,6 +233,10 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = FLAGS_log_dir.empty();
   google::InitGoogleLogging(argv[0]);
 
+  if (FLAGS_drain_timeout < 0) {
+    std::fprintf(stderr, "--drain_timeout must be 0 or more seconds\n");
+    return kExitConfigError;
+  }
   if (FLAGS_node_max_unaccepted == 0) {
     std::fprintf(stderr,
                  "--node_max_unaccepted must be at least 1 (1 = one "
@@ -273,6 +281,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     ddv::watchdog::WatchdogOptions options;
+    // The master drains for --drain_timeout, then gives its workers
+    // SIGTERM and 5 s more: SIGKILL it only well after that.
+    options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
     options.master_argv.push_back(SelfDir() + "/ddv_master");
     for (size_t i = 1; i < original_args.size(); ++i) {
       options.master_argv.push_back(original_args[i]);

@@ -296,9 +296,18 @@ void HttpServer::Stop() {
   (void)ignored;
 }
 
+void HttpServer::StopWithin(absl::Duration timeout) {
+  stop_timeout_ns_.store(absl::ToInt64Nanoseconds(timeout),
+                         std::memory_order_relaxed);
+  Stop();
+}
+
 void HttpServer::BeginDrain() {
+  const int64_t timeout = stop_timeout_ns_.load(std::memory_order_relaxed);
   stop_deadline_ns_ =
-      clock_.now_ns() + absl::ToInt64Nanoseconds(options_.stop_timeout);
+      clock_.now_ns() + (timeout >= 0
+                             ? timeout
+                             : absl::ToInt64Nanoseconds(options_.stop_timeout));
   for (size_t i = 0; i < listeners_.size(); ++i) {
     Listener& listener = *listeners_[i];
     if (listener.armed) {

@@ -105,6 +105,11 @@ class HttpServer {
   // Stop() cuts that wait short. Thread-safe and async-signal-safe (an
   // atomic increment and an eventfd write).
   void Stop();
+  // Stop() with `timeout` instead of Options::stop_timeout for the busy
+  // connections: the master's kShutdown says how long its drain allows
+  // (--drain_timeout), so a long download is not cut at ddv_hello's own
+  // default. Same thread rules as Stop().
+  void StopWithin(absl::Duration timeout);
 
   const HttpServerStats& stats() const { return stats_; }
 
@@ -143,6 +148,8 @@ class HttpServer {
   UniqueFd wake_fd_;  // eventfd that makes Stop() wake the loop
   bool wake_armed_ = false;
   std::atomic<int> stop_requests_{0};
+  // StopWithin's timeout in ns; -1: Options::stop_timeout.
+  std::atomic<int64_t> stop_timeout_ns_{-1};
   bool running_ = false;
   bool forced_ = false;
   int64_t stop_deadline_ns_ = 0;

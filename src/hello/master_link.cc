@@ -60,7 +60,8 @@ void MasterLink::Wire() {
   w->OnShutdown([this](absl::Duration grace) {
     LOG(INFO) << "master asked for shutdown (grace "
               << absl::FormatDuration(grace) << ")";
-    server_->Stop();
+    // Busy connections get the master's whole drain, not --stop_timeout_ms.
+    server_->StopWithin(grace);
   });
   w->OnMasterGone([this](const absl::Status& why) {
     LOG(WARNING) << "master gone: " << why << "; finishing and exiting";

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 
@@ -222,18 +223,22 @@ void Master::BeginStop() {
   if (stopping_) return;
   stopping_ = true;
   stop_phase_ = StopPhase::kDrainingConnections;
-  // Undecided connections get until their peek deadline; routed ones until
-  // a worker has them (plus the wait for a live worker).
+  // The whole stop fits in --drain_timeout. Within it, undecided
+  // connections get until their peek deadline and routed ones until a
+  // worker has them (plus the wait for a live worker).
   const int64_t now = MonotonicNowNs();
-  stop_deadline_ns_ = now + config_.master.peek_timeout_ms * 1000000LL +
-                      absl::ToInt64Nanoseconds(options_.worker_wait);
+  drain_deadline_ns_ =
+      now + absl::ToInt64Nanoseconds(options_.workers.drain_timeout);
+  stop_deadline_ns_ = std::min<int64_t>(
+      drain_deadline_ns_, now + config_.master.peek_timeout_ms * 1000000LL +
+                              absl::ToInt64Nanoseconds(options_.worker_wait));
   UpdateAccepts(now);  // stopping_: every accept is cancelled
 }
 
 // Stop, in order: no more accepts (BeginStop); the connections the master
-// holds are decided and handed off; then the workers get kShutdown and
-// finish what they hold; whatever is still running after stop_grace is
-// signalled by Run()'s StopAll.
+// holds are decided and handed off; then the workers get kShutdown with
+// what is left of --drain_timeout and finish what they hold; whatever is
+// still running at the drain deadline is signalled by Run()'s StopAll.
 bool Master::StopStep(int64_t now_ns) {
   switch (stop_phase_) {
     case StopPhase::kRunning:
@@ -242,14 +247,13 @@ bool Master::StopStep(int64_t now_ns) {
       const bool drained = connections_.in_use() == 0 && held_.empty();
       if (!drained && now_ns < stop_deadline_ns_) return false;
       if (!drained) {
-        LOG(WARNING) << "stopping with "
-                     << connections_.in_use() + held_.size()
+        LOG(WARNING) << "stopping with " << connections_.in_use() + held_.size()
                      << " connections still undecided";
       }
-      workers_->ShutdownAll(options_.stop_grace);
+      workers_->ShutdownAll(
+          absl::Nanoseconds(std::max<int64_t>(0, drain_deadline_ns_ - now_ns)));
       stop_phase_ = StopPhase::kStoppingWorkers;
-      stop_deadline_ns_ =
-          now_ns + absl::ToInt64Nanoseconds(options_.stop_grace);
+      stop_deadline_ns_ = drain_deadline_ns_;
       return false;
     }
     case StopPhase::kStoppingWorkers:

@@ -59,9 +59,6 @@ struct MasterOptions {
   uint32_t handoff_batch = 32;       // connections per handoff message
   // Connections a Node worker may hold unanswered (docs/node.md).
   uint32_t node_max_unaccepted = kNodeMaxUnaccepted;
-  // Graceful stop: once the undecided connections are gone, how long the
-  // workers have to finish after kShutdown before they are signalled.
-  absl::Duration stop_grace = absl::Seconds(10);
   // The master probes each worker this often; a worker that has said
   // nothing for heartbeat_timeout (a stopped or deadlocked process) is
   // killed, its connections go to another worker and it is restarted.
@@ -248,7 +245,7 @@ class Master {
   // Moves the graceful stop on; returns true when Run() may return.
   bool StopStep(int64_t now_ns);
 
-  // Config changes (master_config.cc).
+  // Config changes (master_reconfigure.cc).
   absl::Status ApplyConfig(const config::Config& loaded);
   absl::Status UpdateServerConf(int worker, const std::string& body);
 
@@ -302,7 +299,8 @@ class Master {
   Counters counters_;
   bool stopping_ = false;
   StopPhase stop_phase_ = StopPhase::kRunning;
-  int64_t stop_deadline_ns_ = 0;
+  int64_t stop_deadline_ns_ = 0;   // of the current stop phase
+  int64_t drain_deadline_ns_ = 0;  // of the whole stop: --drain_timeout
   int64_t started_ns_ = 0;
 };
 

@@ -257,7 +257,7 @@ void WorkerPool::Retire(int w) {
   if (worker.retired) return;
   worker.retired = true;
   worker.restart_pending = false;
-  BeginShutdown(w, options_.stop_grace);
+  BeginShutdown(w, options_.drain_timeout);
 }
 
 void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
@@ -383,7 +383,7 @@ void WorkerPool::ProgressRollingRestarts() {
       continue;
     }
     worker.restart_pending = true;
-    BeginShutdown(w, options_.stop_grace);
+    BeginShutdown(w, options_.drain_timeout);
   }
 }
 

@@ -12,8 +12,8 @@
 // A worker is retired (reload, fewer processes), restarted (rolling) or
 // stopped (graceful stop) the same way: kShutdown on its channel, after
 // which it takes no new connections, finishes what it has and exits. Only
-// if it is still running after stop_grace does it get SIGTERM, and SIGKILL
-// term_grace later. A worker that never said hello may not speak the
+// if it is still running after drain_timeout does it get SIGTERM, and
+// SIGKILL term_grace later. A worker that never said hello may not speak the
 // protocol: it gets SIGTERM at once.
 #ifndef DDV_SRC_MASTER_WORKER_POOL_H_
 #define DDV_SRC_MASTER_WORKER_POOL_H_
@@ -43,11 +43,12 @@ struct WorkerPoolOptions {
   // Environment every worker gets besides its site's `env` and the DDV_*
   // variables (a clean base: PATH, HOME, LANG, ...).
   std::vector<std::pair<std::string, std::string>> base_env;
-  // How long a worker asked to shut down (kShutdown) may finish its
-  // connections before it gets SIGTERM.
-  absl::Duration stop_grace = absl::Seconds(30);
+  // --drain_timeout: how long a worker asked to shut down (kShutdown) may
+  // finish its connections before it gets SIGTERM, whatever asked (a
+  // reload retiring it, a rolling restart, the master's graceful stop).
+  absl::Duration drain_timeout = absl::Seconds(30);
   // After that SIGTERM (or the SIGTERM a worker that never said hello gets
-  // at once, after stop_grace in that case), how long until SIGKILL.
+  // at once, after drain_timeout in that case), how long until SIGKILL.
   absl::Duration term_grace = absl::Seconds(5);
   // Each listener's name and port (the bound one, for port 0), in config
   // order: Node workers get their site's first as PORT.

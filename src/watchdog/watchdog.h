@@ -21,7 +21,10 @@ struct WatchdogOptions {
   std::vector<std::string> master_argv;
   std::vector<std::string> listener_names;
   supervise::BackoffPolicy backoff;
-  absl::Duration stop_grace = absl::Seconds(30);
+  // After forwarding SIGTERM, how long the master may drain before SIGKILL
+  // (ddv_master sets --drain_timeout plus the master's own SIGTERM-to-
+  // SIGKILL wait for its workers, and a margin).
+  absl::Duration stop_grace = absl::Seconds(40);
 };
 
 // Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or

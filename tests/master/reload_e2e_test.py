@@ -210,7 +210,7 @@ hosts = ["slow.localhost"]
                           extra_flags=LOG_INFO_TO_STDERR + [
                               "--heartbeat_interval_ms=100",
                               "--heartbeat_timeout_ms=500",
-                              "--worker_stop_grace_s=2"])
+                              "--drain_timeout=2"])
         try:
             pid = live_pids(ddv, "slow")[0]
             ddv.write_text(text(ddv, with_slow=False))

@@ -51,7 +51,7 @@ class WorkerPoolTest : public ::testing::Test {
 
   // One site "s" of `processes` shutdown_worker processes.
   void Start(int processes, std::vector<std::string> args = {},
-             absl::Duration stop_grace = absl::Seconds(4)) {
+             absl::Duration drain_timeout = absl::Seconds(4)) {
     config::Config config;
     config::SiteConfig site;
     site.id = "s";
@@ -62,7 +62,7 @@ class WorkerPoolTest : public ::testing::Test {
     config.sites.push_back(site);
     site_ = site;
     WorkerPoolOptions options;
-    options.stop_grace = stop_grace;
+    options.drain_timeout = drain_timeout;
     options.term_grace = absl::Seconds(2);
     absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
         WorkerPool::Create(options, config);
