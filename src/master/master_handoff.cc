@@ -425,10 +425,6 @@ void Master::OnWorkerExit(int w) {
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
-  // A Node child's unanswered connections are still the master's (it
-  // keeps a copy until `accepted`): forget what was said to the dead
-  // process; ReclaimFromWorker re-routes them.
-  if (workers_->at(w).node) workers_->at(w).node->Reset();
   RecoverUnread(w);
   if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);

@@ -50,7 +50,9 @@ std::string key_for_site(int site, const std::string& key) {
 void Master::FlushNode(int w) {
   Worker& worker = workers_->at(w);
   NodeChannel& channel = *worker.node;
-  if (!worker.channel || worker.channel_full) return;
+  // No process: nothing may go into the channel a successor will read
+  // (the dead one's connections are re-routed by ReclaimFromWorker).
+  if (!worker.channel || worker.channel_full || workers_->pid(w) == 0) return;
   // Queued connections enter the outbox while the child holds fewer than
   // the cap unanswered; the rest wait in the queue, and count as load.
   size_t taken = 0;
@@ -112,6 +114,9 @@ void Master::OnNodeReadable(int w) {
         if (m.key == channel.server_key) {
           channel.listening = false;
           worker.ready = false;
+          // What waits in its queue goes to a sibling; what it was sent
+          // comes back as `accepted: false` and goes there too.
+          RequeueFromDraining(w);
         }
         break;
       case node::ChildMessageKind::kOnline:

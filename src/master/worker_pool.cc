@@ -465,7 +465,10 @@ std::vector<handoff::ReceivedFrame> WorkerPool::DrainChildEnd(int worker) {
   if (fd < 0) return frames;  // released: a retired worker
   if (workers_[worker].node) {
     // A Node channel carries copies: the master keeps every socket until
-    // the child says `accepted`, so what is unread is only discarded.
+    // the child says `accepted`, so what is unread is only discarded, and
+    // what was said to the dead process (its outbox, its unanswered
+    // connections, which the master re-routes) is forgotten.
+    workers_[worker].node->Reset();
     DiscardStream(fd);
     return frames;
   }
