@@ -96,6 +96,15 @@ struct ReceivedFrame {
 absl::StatusOr<ReceivedFrame> ReceiveFrame(
     int fd, absl::Duration timeout = absl::InfiniteDuration());
 
+// Stream sockets (a Node worker's channel, docs/node.md), where a message is
+// bytes, not a frame. One non-blocking write of `bytes` with `fd` (if >= 0)
+// in SCM_RIGHTS; returns the bytes written (maybe fewer) or -errno.
+ssize_t SendBytesWithFd(int socket, absl::string_view bytes, int fd);
+// One non-blocking read into `buffer`. Fds that came with the bytes are
+// closed: the peers this is for never send any. Returns the bytes read, 0 at
+// EOF, or -errno (-EAGAIN when nothing is queued).
+ssize_t RecvBytesClosingFds(int socket, char* buffer, size_t size);
+
 // Distinguish the two expected non-errors of a channel from real failures.
 bool IsWouldBlock(const absl::Status& status);
 bool IsPeerClosed(const absl::Status& status);

@@ -492,28 +492,9 @@ std::vector<handoff::ReceivedFrame> WorkerPool::DrainChildEnd(int worker) {
 }
 
 void WorkerPool::DiscardStream(int fd) {
+  char buffer[16384];
   for (int attempt = 0; attempt < 100000; ++attempt) {
-    char buffer[16384];
-    iovec iov{buffer, sizeof(buffer)};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr;
-         c = CMSG_NXTHDR(&message, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t k = 0; k < count; ++k) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-        close(received);
-      }
-    }
+    if (handoff::RecvBytesClosingFds(fd, buffer, sizeof(buffer)) <= 0) return;
   }
 }
 
