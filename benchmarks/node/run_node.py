@@ -45,6 +45,7 @@ from pyddv.procs import Procs  # noqa: E402
 PATHS = ["single", "cluster", "ddv"]
 APPS = {"http": "http_app.js", "express": "express_app.js"}
 WORKLOADS = ["keep-alive", "new-conn"]
+WORKLOAD_TEXT = {"keep-alive": "keep-alive", "new-conn": "new connections"}
 WORKLOAD_ALIASES = {"keepalive": "keep-alive", "keep-alive": "keep-alive",
                     "newconn": "new-conn", "new-conn": "new-conn"}
 # From the issue: ddv's efficiency against one Node process, per workload;
@@ -269,6 +270,10 @@ def run_rounds(ctx, results):
 # The report
 
 
+def capitalized(text):
+    return text[:1].upper() + text[1:]
+
+
 def rate(x):
     return f"{x / 1000:.1f}k"
 
@@ -453,9 +458,11 @@ def compose(ctx, run):
             f"round; {args.warmup} s unmeasured warm-up before each run, a "
             f"fresh server per app and path), all server processes pinned to "
             f"CPU {args.server_cpu} with `taskset`, wrk on CPU "
-            f"{args.client_cpu}, loopback. Keep-alive: "
-            f"`{wrk_display(ctx, False)}`; new connections: "
-            f"`{wrk_display(ctx, True)}`. Load average before / after: "
+            f"{args.client_cpu}, loopback. "
+            + capitalized("; ".join(
+                f"{WORKLOAD_TEXT[w]}: `{wrk_display(ctx, w == 'new-conn')}`"
+                for w in ctx.workloads))
+            + f". Load average before / after: "
             f"{run.load_before[0]:.2f} / {run.load_after[0]:.2f}. "
             + "; ".join(versions) + ".", "",
             "Server CPU = utime + stime of the path's whole server process "
