@@ -111,7 +111,7 @@ void Master::OnNodeReadable(int w) {
         break;
       case node::ChildMessageKind::kClose:
         // The app closed its server: nothing to hand it any more.
-        if (m.key == channel.server_key) {
+        if (m.key == channel.server_key()) {
           channel.listening = false;
           worker.ready = false;
           // What waits in its queue goes to a sibling; what it was sent
@@ -157,7 +157,7 @@ void Master::OnNodeQueryServer(int w, const node::ChildMessage& m) {
   // request, or Node fails the listen with EADDRINUSE.
   const std::string key = node::ServerKey(m.port, m.address_type, m.address);
   if (!channel.listening) {
-    channel.server_key = key;
+    channel.SetServerKey(key);
     channel.listening = true;
   }
   const std::string address =

@@ -17,7 +17,8 @@ void NodeChannel::Reset() {
   reader_ = node::LineReader();
   unaccepted_.clear();
   listening = false;
-  server_key.clear();
+  server_key_.clear();
+  newconn_prefix_.clear();
   speaks_ddv = false;
   broken_ = false;
 }
@@ -26,10 +27,16 @@ void NodeChannel::QueueLine(std::string line) {
   outbox_.push_back(Outgoing{std::move(line), 0, -1, -1});
 }
 
+void NodeChannel::SetServerKey(std::string key) {
+  newconn_prefix_ = node::NewConnectionPrefix(key);
+  server_key_ = std::move(key);
+}
+
 int64_t NodeChannel::QueueConnection(int fd, uint32_t connection) {
   const int64_t seq = NextSeq();
-  outbox_.push_back(Outgoing{node::EncodeNewConnection(server_key, seq), 0, fd,
-                             static_cast<int64_t>(connection)});
+  Outgoing out{std::string(), 0, fd, static_cast<int64_t>(connection)};
+  node::AppendNewConnection(newconn_prefix_, seq, &out.bytes);
+  outbox_.push_back(std::move(out));
   unaccepted_[seq] = connection;
   return seq;
 }
