@@ -119,8 +119,10 @@ class WorkerPool {
   // New command, environment, logs or credentials: every worker of the site
   // starts with `config` from its next start on.
   void UpdateSpecs(int site, const config::SiteConfig& config);
-  // Restarts the site's workers one at a time: the next is stopped only when
-  // every other worker of the site is up and has said hello.
+  // Restarts the site's workers. Those with no process (back-off, failed,
+  // done, stopped) start at once, all together; running ones are replaced
+  // one at a time: the next is stopped only when every other worker of the
+  // site is up and has said hello, or has no process and no restart coming.
   void RollingRestart(int site);
   int LiveWorkers(int site) const;
 
@@ -176,6 +178,11 @@ class WorkerPool {
   supervise::ProcessSpec MakeSpec(int site, const config::SiteConfig& config,
                                   int index, int child_fd) const;
   void ProgressRollingRestarts();
+  // Whether sibling `o` keeps a rolling restart from stopping the next
+  // running worker of its site: it is being replaced, starting, not ready
+  // yet, or waiting out a back-off. A worker with no process and no restart
+  // coming (failed, done, stopped) holds nothing.
+  bool HoldsRollingRestart(int o) const;
   int SitePort(const config::SiteConfig& site) const;
   // Reads and drops everything queued on a stream channel end, closing any
   // fds in it.

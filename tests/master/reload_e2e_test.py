@@ -263,6 +263,56 @@ hosts = ["slow.localhost"]
         finally:
             ddv.stop()
 
+    def test_restart_revives_a_site_whose_workers_all_failed(self):
+        # Two workers crash-loop until a file exists; both end failed. Once
+        # the cause is fixed, `restart` must start both: neither may wait
+        # for the other to say hello (it used to, and nothing started).
+        def text(ddv):
+            flag = os.path.join(ddv.dir, "fixed")
+            script = os.path.join(ddv.dir, "crashy.sh")
+            with open(script, "w") as f:
+                f.write(f"#!/bin/sh\n[ -e {flag} ] || exit 1\n"
+                        f"exec {ddv.hello} --site=crashy\n")
+            os.chmod(script, 0o755)
+            open(flag, "w").close()
+            return config(ddv) + f"""
+[[site]]
+id = "crashy"
+command = ["{script}"]
+processes = 2
+hosts = ["crashy.localhost"]
+"""
+
+        ddv = harness.Ddv(config_text=text,
+                          extra_flags=["--crash_loop_limit=1"])
+        try:
+            self.assertEqual(site_of(ddv, "crashy.localhost"), "crashy")
+            os.unlink(os.path.join(ddv.dir, "fixed"))
+            for pid in live_pids(ddv, "crashy"):
+                os.kill(pid, signal.SIGKILL)
+
+            def states():
+                return [w["state"] for s in ddv.status()["sites"]
+                        if s["id"] == "crashy" for w in s["workers"]]
+            self.assertTrue(wait_for(
+                lambda: states() == ["failed", "failed"]), states())
+            self.assertEqual(site_of(ddv, "crashy.localhost"), 503)
+
+            open(os.path.join(ddv.dir, "fixed"), "w").close()
+            reply = harness.control(ddv.control_socket, "restart crashy")
+            self.assertTrue(reply.startswith("ok: restarting 2 workers"),
+                            reply)
+            self.assertTrue(wait_for(
+                lambda: len(live_pids(ddv, "crashy")) == 2, timeout=10),
+                ddv.status())
+            ddv.wait_ready()
+            pids = {fields(http_get(ddv.http_port, "crashy.localhost")[1])
+                    ["pid"] for _ in range(20)}
+            self.assertEqual(
+                pids, {str(p) for p in live_pids(ddv, "crashy")})
+        finally:
+            ddv.stop()
+
     def test_rolling_restart_keeps_serving(self):
         self.reload(config(self.ddv, a_processes=2))
         self.assertTrue(wait_for(lambda: len(live_pids(self.ddv, "a")) == 2))
