@@ -121,7 +121,6 @@ class Master {
   struct PendingControl {
     bool stop = false;    // SIGTERM, SIGINT, `ddvctl stop`
     bool reload = false;  // SIGHUP, `ddvctl reload`
-    bool reopen = false;  // SIGUSR1: forwarded to the workers
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
@@ -232,7 +231,7 @@ class Master {
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // reload, worker conf updates, restarts, reopen.
+  // reload, worker conf updates, restarts.
   void RunControlPoint();
   absl::Status Reload();
   void BeginStop();

@@ -109,7 +109,10 @@ void Master::OnSignals() {
         pending_.reload = true;
         break;
       case SIGUSR1:
-        pending_.reopen = true;
+        // logrotate's `kill -USR1`. Not forwarded: workers start with
+        // default dispositions, and SIGUSR1's default action kills them.
+        LOG(INFO) << "SIGUSR1: log reopening is not implemented yet; "
+                     "nothing done";
         break;
       case SIGCHLD:
         break;  // exits are seen through each worker's pidfd
@@ -258,8 +261,8 @@ void Master::ReplyToControlClient(uint32_t slot, const std::string& reply) {
   c.fd.Reset();
 }
 
-// nginx's master cycle: terminate/quit, then reconfigure, then reopen. A
-// stop wins over what was asked in the same turn: a master that is
+// nginx's master cycle: terminate/quit, then reconfigure (reopen, its last
+// step, is not implemented: SIGUSR1 is only logged). A stop wins over what was asked in the same turn: a master that is
 // stopping starts nothing new.
 void Master::RunControlPoint() {
   PendingControl pending;
@@ -312,13 +315,6 @@ void Master::RunControlPoint() {
 
   // Control clients left in the backlog while every slot was busy.
   if (control_backlog_waiting_) OnControlReadable();
-
-  if (pending.reopen) {
-    // Workers own their log files' content; tell them too.
-    for (int w = 0; w < workers_->size(); ++w) {
-      if (workers_->pid(w) > 0) kill(workers_->pid(w), SIGUSR1);
-    }
-  }
 }
 
 absl::Status Master::Reload() {
