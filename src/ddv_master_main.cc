@@ -22,6 +22,7 @@
 #include "glog/logging.h"
 #include "src/config/config.h"
 #include "src/watchdog/watchdog.h"
+#include "src/master/config_apply.h"
 #include "src/master/listener_socket.h"
 #include "src/master/master.h"
 #include "src/supervise/spawn.h"
@@ -244,18 +245,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
     return kExitConfigError;
   }
-  if (!FLAGS_control_socket.empty()) {
-    config->master.control_socket = FLAGS_control_socket;
-  }
+  // The master applies them again to every file a reload loads.
+  ddv::master::MasterOverrides overrides;
+  overrides.control_socket = FLAGS_control_socket;
   if (FLAGS_handoff == "pidfd") {
-    config->master.handoff = ddv::config::HandoffMode::kPidfd;
+    overrides.handoff = ddv::config::HandoffMode::kPidfd;
   } else if (FLAGS_handoff == "scm_rights") {
-    config->master.handoff = ddv::config::HandoffMode::kScmRights;
+    overrides.handoff = ddv::config::HandoffMode::kScmRights;
   } else if (!FLAGS_handoff.empty()) {
     std::fprintf(stderr, "--handoff must be scm_rights or pidfd, not \"%s\"\n",
                  FLAGS_handoff.c_str());
     return kExitConfigError;
   }
+  ddv::master::ApplyOverrides(overrides, &*config);
   if (FLAGS_check_config) {
     std::printf("%s", ddv::config::DescribeConfig(*config).c_str());
     return 0;
@@ -295,8 +297,10 @@ int main(int argc, char** argv) {
     LOG(ERROR) << listeners.status().message();
     return 1;
   }
+  ddv::master::MasterOptions options = MasterOptionsFromFlags();
+  options.overrides = overrides;
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
-      ddv::master::Master::Create(MasterOptionsFromFlags(), std::move(*config),
+      ddv::master::Master::Create(options, std::move(*config),
                                   std::move(*listeners));
   if (!master.ok()) {
     LOG(ERROR) << "cannot start the master: " << master.status().message();

@@ -34,6 +34,7 @@
 #include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
 #include "src/master/clock.h"
+#include "src/master/config_apply.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
 #include "src/master/worker_pool.h"
@@ -66,6 +67,9 @@ struct MasterOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   absl::Duration heartbeat_timeout = absl::Seconds(20);
   WorkerPoolOptions workers;
+  // The command line's [master] overrides, which every reload applies to
+  // the file it loads before planning.
+  MasterOverrides overrides;
 };
 
 class Master {

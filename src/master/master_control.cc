@@ -319,6 +319,7 @@ void Master::RunControlPoint() {
 
 absl::Status Master::Reload() {
   absl::StatusOr<config::Config> loaded = config::LoadConfigFile(config_.path);
+  if (loaded.ok()) ApplyOverrides(options_.overrides, &*loaded);
   absl::Status status = loaded.ok() ? ApplyConfig(*loaded) : loaded.status();
   if (!status.ok()) {
     LOG(ERROR) << "reload failed, keeping the running config: "

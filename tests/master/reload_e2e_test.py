@@ -5,6 +5,7 @@ restart); a worker's update_server_conf RPC adds hosts and processes;
 succeeding."""
 import os
 import signal
+import tempfile
 import time
 import unittest
 
@@ -237,6 +238,49 @@ hosts = ["slow.localhost"]
         reply = harness.control(self.ddv.control_socket, "reload")
         self.assertTrue(reply.startswith("error: reload failed"), reply)
         self.assertEqual(site_of(self.ddv, "c.localhost"), "c")
+
+    def test_command_line_overrides_survive_a_reload(self):
+        # --handoff and --control_socket win over the file at start and at
+        # every reload; before, the first reload took the file's [master]
+        # and then refused nothing.
+        flag_socket = os.path.join(tempfile.mkdtemp(prefix="ddv-", dir="/tmp"),
+                                   "flag.sock")
+
+        def text(d):
+            file_text = config(d)        # names the file's control socket
+            d.control_socket = flag_socket  # the one the master binds
+            return file_text
+
+        ddv = harness.Ddv(config_text=text,
+                          extra_flags=["--handoff=pidfd",
+                                       f"--control_socket={flag_socket}"])
+        try:
+            file_socket = flag_socket + ".file"  # any path but the flag's
+            ddv.write_text(config(ddv, with_c=True).replace(
+                flag_socket, file_socket))
+            reply = harness.control(flag_socket, "reload")
+            self.assertTrue(reply.startswith("ok: reloaded"), reply)
+            self.assertEqual(site_of(ddv, "c.localhost"), "c")
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+            # The file says scm_rights now: the flag still wins.
+            ddv.write_text(config(ddv, with_c=True).replace(
+                "[master]\n", '[master]\nhandoff = "scm_rights"\n'))
+            reply = harness.control(flag_socket, "reload")
+            self.assertTrue(reply.startswith("ok: reloaded"), reply)
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+        finally:
+            ddv.stop()
+
+    def test_handoff_change_needs_a_restart(self):
+        self.ddv.write_text(config(self.ddv, with_c=True).replace(
+            "[master]\n", '[master]\nhandoff = "pidfd"\n'))
+        reply = harness.control(self.ddv.control_socket, "reload")
+        self.assertEqual(
+            reply, "error: reload failed, keeping the running config: "
+            '[master] handoff changed from "scm_rights" to "pidfd"; '
+            "restart ddv_master to apply that\n")
+        self.assertEqual(site_of(self.ddv, "c.localhost"), "fallback")
+        self.assertEqual(site_of(self.ddv, "a.localhost"), "a")
 
     def test_bad_reload_keeps_the_running_config(self):
         self.ddv.write_text("[[site]]\nid = 'x'\nprocesses = 'many'\n")
