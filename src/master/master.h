@@ -283,6 +283,8 @@ class Master {
   PendingControl pending_;
   // Node's server data per site and server key (master_node.cc).
   absl::flat_hash_map<std::string, std::string> node_server_data_;
+  // Per target site id: whose turn it is for a message to any worker.
+  absl::flat_hash_map<std::string, uint32_t> message_round_robin_;
   int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;

@@ -376,6 +376,50 @@ hosts = ["crashy.localhost"]
         self.assertEqual(failures, 0)
 
 
+def message_config(ddv):
+    worker = harness.runfile("tests/master/rpc_worker")
+    return config(ddv) + f"""
+[[site]]
+id = "dst"
+command = ["{worker}"]
+processes = 2
+hosts = ["dst.localhost"]
+
+[[site]]
+id = "any"
+command = ["{worker}"]
+hosts = ["any.localhost"]
+env = {{ RPC_MESSAGE_SITE = "dst", RPC_MESSAGE_COUNT = "10" }}
+
+[[site]]
+id = "second"
+command = ["{worker}"]
+hosts = ["second.localhost"]
+env = {{ RPC_MESSAGE_SITE = "dst", RPC_MESSAGE_COUNT = "3", RPC_MESSAGE_WORKER = "1" }}
+"""
+
+
+class MessageTest(unittest.TestCase):
+    def test_messages_to_any_worker_rotate_and_to_one_reach_it(self):
+        # 10 messages to any worker of "dst" are shared between its two
+        # workers (they all went to the first one); 3 to worker 1 reach it.
+        ddv = harness.Ddv(config_text=message_config)
+        try:
+            def received():
+                seen = {}
+                for _ in range(20):
+                    status, body, _ = http_get(ddv.http_port, "dst.localhost")
+                    if status == 200:
+                        f = fields(body)
+                        seen[f["worker"]] = int(f["messages"])
+                return seen
+
+            self.assertTrue(wait_for(
+                lambda: received() == {"0": 5, "1": 8}), received())
+        finally:
+            ddv.stop()
+
+
 class UpdateServerConfTest(unittest.TestCase):
     def setUp(self):
         self.ddv = harness.Ddv(config_text=rpc_config)
