@@ -193,6 +193,9 @@ class Master {
   void OnAcknowledged(int worker, uint64_t id);
   void OnPullFailed(int worker, uint64_t id, int error);
   void ReleaseRetired(int worker);
+  // ReleaseRetired for every retired worker with no process: one retired
+  // in back-off or failed has no exit to wait for.
+  void ReleaseRetiredWithoutProcess();
   void OnWorkerExitPoll(const uring::OpTag& tag);
   void OnWorkerExit(int worker);
   void ReclaimFromWorker(int worker);

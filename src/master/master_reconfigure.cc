@@ -72,6 +72,7 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
   }
   routes_ = std::move(*routes);
   config_ = std::move(plan->next);
+  ReleaseRetiredWithoutProcess();
   return absl::OkStatus();
 }
 
@@ -88,6 +89,7 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
   const config::SiteConfig& mine = next->sites[site];
   if (mine.processes != config_.sites[site].processes) {
     absl::Status status = workers_->SetProcessCount(site, mine, mine.processes);
+    ReleaseRetiredWithoutProcess();
     if (!status.ok()) return status;
   }
   routes_ = std::move(*routes);

@@ -357,6 +357,52 @@ hosts = ["crashy.localhost"]
         finally:
             ddv.stop()
 
+    def test_retired_failed_worker_releases_its_channel(self):
+        # a#1 exits at once, every time, and is failed (crash_loop_limit
+        # 0): it has no process when a reload retires it, so no exit will
+        # come to release its channel; the retirement must.
+        def text(d, processes):
+            script = os.path.join(d.dir, "no_second.sh")
+            with open(script, "w") as f:
+                f.write('#!/bin/sh\n[ "$DDV_WORKER_INDEX" = 1 ] && exit 1\n'
+                        f'exec {d.hello} --site=a\n')
+            os.chmod(script, 0o755)
+            return config(d, a_processes=processes).replace(
+                f'"{d.hello}", "--site=a"', f'"{script}"')
+
+        ddv = harness.Ddv(config_text=lambda d: text(d, 1),
+                          extra_flags=["--crash_loop_limit=0"])
+        try:
+            def fds():  # sockets: glog opens its files when it likes
+                fd_dir = f"/proc/{ddv.proc.pid}/fd"
+                count = 0
+                for fd in os.listdir(fd_dir):
+                    try:
+                        count += os.readlink(
+                            os.path.join(fd_dir, fd)).startswith("socket:")
+                    except OSError:
+                        pass  # closed meanwhile
+                return count
+
+            def states():
+                return [w["state"] for s in ddv.status()["sites"]
+                        if s["id"] == "a" for w in s["workers"]]
+            before = fds()
+            ddv.write_text(text(ddv, 2))
+            reply = harness.control(ddv.control_socket, "reload")
+            self.assertTrue(reply.startswith("ok"), reply)
+            self.assertTrue(wait_for(lambda: states()[1:] == ["failed"]),
+                            states())
+            self.assertEqual(fds(), before + 2, "a#1's channel, both ends")
+            ddv.write_text(text(ddv, 1))
+            reply = harness.control(ddv.control_socket, "reload")
+            self.assertTrue(reply.startswith("ok"), reply)
+            self.assertEqual(len(states()), 1)
+            self.assertTrue(wait_for(lambda: fds() == before), fds())
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+        finally:
+            ddv.stop()
+
     def test_rolling_restart_keeps_serving(self):
         self.reload(config(self.ddv, a_processes=2))
         self.assertTrue(wait_for(lambda: len(live_pids(self.ddv, "a")) == 2))
