@@ -68,6 +68,62 @@ TEST(RingTest, OptionalSetupFlags) {
   EXPECT_EQ((*plain)->get()->enter_ring_fd, (*plain)->get()->ring_fd);
 }
 
+// An SQE that fails to issue stops the kernel's submission (no SUBMIT_ALL)
+// and leaves the entries after it queued: one submit does not free them.
+// Reserve must keep submitting, or an op and its linked timeout could be
+// split.
+TEST(RingTest, ReserveSubmitsUntilThereIsRoom) {
+  RingOptions options;
+  options.entries = 4;
+  auto ring = Ring::Create(options);
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  io_uring* r = (*ring)->get();
+  ASSERT_EQ(r->sq.ring_entries, 4u);
+  io_uring_sqe* bad = (*ring)->GetSqe();
+  io_uring_prep_nop(bad);
+  bad->opcode = 250;  // no such op: fails as the kernel takes it
+  for (int i = 0; i < 3; ++i) io_uring_prep_nop((*ring)->GetSqe());
+  ASSERT_EQ(io_uring_sq_space_left(r), 0u);
+
+  (*ring)->Reserve(2);
+  EXPECT_GE(io_uring_sq_space_left(r), 2u);
+  int failed = 0, done = 0;
+  for (int i = 0; i < 4; ++i) {
+    io_uring_cqe* cqe = WaitOne(ring->get());
+    ASSERT_NE(cqe, nullptr) << "completion " << i;
+    (cqe->res == -EINVAL ? failed : done)++;
+    io_uring_cqe_seen(r, cqe);
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(done, 3);
+}
+
+// A ring the kernel will never take entries from (its fd is gone): Reserve
+// and GetSqe stop the process, saying why, instead of spinning or going on
+// with the SQ full.
+TEST(RingDeathTest, FullQueueTheKernelWillNotTakeIsFatal) {
+  auto fill_and_break = [](Ring* ring) {
+    for (int i = 0; i < 4; ++i) io_uring_prep_nop(ring->GetSqe());
+    close(ring->get()->ring_fd);
+  };
+  RingOptions options;
+  options.entries = 4;
+  EXPECT_DEATH(
+      {
+        auto ring = Ring::Create(options);
+        fill_and_break(ring->get());
+        (*ring)->Reserve(2);
+      },
+      "io_uring_submit cannot make room for 2 SQEs");
+  EXPECT_DEATH(
+      {
+        auto ring = Ring::Create(options);
+        fill_and_break(ring->get());
+        (*ring)->GetSqe();
+      },
+      "io_uring_submit cannot make room for 1 SQEs");
+}
+
 TEST(BufferRingTest, CheckCountIsWhatCreateChecks) {
   EXPECT_TRUE(BufferRing::CheckCount(1).ok());
   EXPECT_TRUE(BufferRing::CheckCount(1024).ok());
