@@ -99,7 +99,11 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   workers_ = std::move(*workers);
   status = workers_->StartAll();
   if (!status.ok()) return status;
-  for (int w = 0; w < workers_->size(); ++w) ArmWorker(w);
+  // Each started worker once, as the loop does for every later start: arming
+  // them all here and again from the loop's TakeRestarted gave each initial
+  // worker two exit polls, and the second came back stale. A worker whose
+  // start failed gets its polls when the supervisor starts it.
+  for (int w : workers_->TakeRestarted()) ArmWorker(w);
 
   for (uint32_t l = 0; l < listeners_.size(); ++l) SubmitAccept(l);
   return absl::OkStatus();

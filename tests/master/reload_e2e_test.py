@@ -420,6 +420,11 @@ hosts = ["crashy.localhost"]
                 break
         self.assertFalse(set(live_pids(self.ddv, "a")) & set(old))
         self.assertEqual(failures, 0)
+        # Every op's completion met its own slot: no exit poll was armed
+        # twice for one process (docs/master.md, "Op tags").
+        self.ddv.wait_ready()
+        self.assertEqual(
+            self.ddv.status()["counters"]["stale_completions"], 0)
 
 
 def message_config(ddv):
