@@ -268,6 +268,7 @@ class Master {
   MasterOptions options_;
   config::Config config_;
   std::shared_ptr<const route::RouteTable> routes_;
+  // ~Master tears these two down first, before the memory their ops use.
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> peek_buffers_;
   ConnectionTable connections_;

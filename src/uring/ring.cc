@@ -157,5 +157,16 @@ void Ring::Reserve(unsigned count) {
   }
 }
 
+void Ring::CancelAll() {
+  io_uring_sync_cancel_reg cancel{};
+  cancel.fd = -1;
+  cancel.flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+  cancel.timeout.tv_sec = 1;
+  const int ret = io_uring_register_sync_cancel(&ring_, &cancel);
+  if (ret < 0 && ret != -ENOENT) {
+    LOG(WARNING) << "cancelling the ring's ops at teardown: " << strerror(-ret);
+  }
+}
+
 }  // namespace uring
 }  // namespace ddv

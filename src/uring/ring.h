@@ -49,6 +49,12 @@ class Ring {
   // correct way on from there.
   void Reserve(unsigned count);
 
+  // Cancels every op in flight and returns once none is (synchronous
+  // cancel, bounded at a second): after it, the kernel no longer writes into
+  // any buffer an op pointed at. For teardown: the memory ops point into
+  // may be freed next. Their completions stay in the CQ, unread.
+  void CancelAll();
+
  private:
   Ring() = default;
   io_uring ring_{};

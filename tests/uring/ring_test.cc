@@ -124,6 +124,31 @@ TEST(RingDeathTest, FullQueueTheKernelWillNotTakeIsFatal) {
       "io_uring_submit cannot make room for 1 SQEs");
 }
 
+// Teardown: once CancelAll returns, a recv that was waiting is over, and
+// data arriving later is not written into its buffer (which the owner may
+// free next).
+TEST(RingTest, CancelAllLeavesNothingInFlight) {
+  auto ring = Ring::Create(RingOptions{});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  UniqueFd a(fds[0]), b(fds[1]);
+  char buffer[16] = {};
+  io_uring_prep_recv((*ring)->GetSqe(), a.get(), buffer, sizeof(buffer), 0);
+  io_uring_prep_recv((*ring)->GetSqe(), a.get(), buffer, sizeof(buffer), 0);
+  ASSERT_EQ(io_uring_submit((*ring)->get()), 2);
+
+  (*ring)->CancelAll();
+  ASSERT_EQ(write(b.get(), "late", 4), 4);
+  for (int i = 0; i < 2; ++i) {
+    io_uring_cqe* cqe = WaitOne(ring->get(), 100);
+    ASSERT_NE(cqe, nullptr) << "recv " << i << " still in flight";
+    EXPECT_EQ(cqe->res, -ECANCELED);
+    io_uring_cqe_seen((*ring)->get(), cqe);
+  }
+  EXPECT_EQ(std::string(buffer), "");
+}
+
 TEST(BufferRingTest, CheckCountIsWhatCreateChecks) {
   EXPECT_TRUE(BufferRing::CheckCount(1).ok());
   EXPECT_TRUE(BufferRing::CheckCount(1024).ok());
