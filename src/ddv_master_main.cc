@@ -57,7 +57,7 @@ DEFINE_uint32(peek_buffer_size, 4096, "bytes per provided peek buffer");
 DEFINE_uint32(max_connections, 16384,
               "connections the master holds at once (accept..handoff)");
 DEFINE_int32(backlog, 4096, "listen(2) backlog");
-DEFINE_uint32(handoff_batch, 32, "connections per handoff message");
+DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
@@ -236,6 +236,18 @@ int main(int argc, char** argv) {
                  "connection in flight per Node worker)\n");
     return kExitConfigError;
   }
+
+  // 0 would leave every routed connection queued forever; a message holds
+  // at most kMaxHandoffBatch sockets.
+  if (FLAGS_handoff_batch < 1 ||
+      FLAGS_handoff_batch > ddv::master::kMaxHandoffBatch) {
+    std::fprintf(stderr,
+                 "--handoff_batch must be 1..%u (connections per handoff "
+                 "message), not %u\n",
+                 ddv::master::kMaxHandoffBatch, FLAGS_handoff_batch);
+    return kExitConfigError;
+  }
+
   const bool demo = FLAGS_config.empty();
   const std::string path = demo ? WriteDemoConfig() : FLAGS_config;
   if (path.empty()) return kExitConfigError;

@@ -47,6 +47,9 @@
 namespace ddv {
 namespace master {
 
+// The most connections one handoff message carries (--handoff_batch).
+inline constexpr uint32_t kMaxHandoffBatch = handoff::kMaxEntriesPerBatch;
+
 struct MasterOptions {
   uring::RingOptions ring;
   uint32_t peek_buffers = 1024;      // power of two
@@ -55,7 +58,7 @@ struct MasterOptions {
   int defer_accept_seconds = 1;      // the kernel's TCP_DEFER_ACCEPT hold
   absl::Duration linger = absl::Seconds(1);       // after a refusal
   absl::Duration worker_wait = absl::Seconds(1);  // for a live worker
-  uint32_t handoff_batch = 32;       // connections per handoff message
+  uint32_t handoff_batch = 32;  // connections per message, 1..kMaxHandoffBatch
   // Connections a Node worker may hold unanswered (docs/node.md).
   uint32_t node_max_unaccepted = kNodeMaxUnaccepted;
   // Graceful stop: once the undecided connections are gone, how long the

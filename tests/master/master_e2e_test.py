@@ -325,6 +325,17 @@ class ConfigErrorTest(unittest.TestCase):
         self.assertEqual(result.returncode, 2)
         self.assertRegex(result.stderr, rf"{path}:4:\d+: ")
 
+    def test_handoff_batch_outside_1_to_64_exits_2(self):
+        # 0 would queue every connection forever.
+        for value in ("0", "65"):
+            result = subprocess.run(
+                [harness.runfile("src/ddv_master"), f"--handoff_batch={value}",
+                 "--check_config"], capture_output=True, text=True,
+                timeout=10)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn(f"--handoff_batch must be 1..64 (connections per "
+                          f"handoff message), not {value}", result.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
