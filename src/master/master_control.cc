@@ -41,6 +41,12 @@ absl::Status Master::InitSignals() {
   signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_) return ErrnoStatus(errno, "signalfd", "watching signals");
   ArmSignalPoll();
+  // A worker's channel or a ddvctl client can close under a write; every
+  // send says MSG_NOSIGNAL, and this covers whatever does not. Before any
+  // worker is spawned; supervise::Spawn resets it in the child.
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+    return ErrnoStatus(errno, "signal", "ignoring SIGPIPE");
+  }
 
   const std::string& path = config_.master.control_socket;
   if (path.empty()) return absl::OkStatus();

@@ -312,6 +312,17 @@ class SignalTest(unittest.TestCase):
         finally:
             ddv.stop()
 
+    def test_master_ignores_sigpipe(self):
+        ddv = harness.Ddv()
+        try:
+            with open(f"/proc/{ddv.proc.pid}/status") as f:
+                ignored = next(int(line.split()[1], 16) for line in f
+                               if line.startswith("SigIgn:"))
+            self.assertTrue(ignored & (1 << (signal.SIGPIPE - 1)),
+                            hex(ignored))
+        finally:
+            ddv.stop()
+
 
 class ConfigErrorTest(unittest.TestCase):
     def test_config_error_exits_2_with_file_line_col(self):
