@@ -40,9 +40,10 @@ absl::StatusOr<std::pair<UniqueFd, UniqueFd>> MakeChannelPair();
 // submission. Neither copyable nor movable, since the header points into it.
 //
 // Seqpacket sends are atomic: the completion is either the whole frame size
-// or an error (-EAGAIN cannot happen without MSG_DONTWAIT; io_uring waits for
-// room). On success the worker holds its own references: the master then
-// closes its copies of the sockets.
+// or an error. Without MSG_DONTWAIT io_uring would wait for room; the master
+// sends with MSG_DONTWAIT and relies on -EAGAIN (a full channel: the batch
+// goes to another worker, master_handoff.cc). On success the worker holds
+// its own references: the master then closes its copies of the sockets.
 class ScmRightsMessage {
  public:
   ScmRightsMessage();

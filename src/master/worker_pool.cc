@@ -311,8 +311,9 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
     LOG(WARNING) << "cannot send kShutdown to worker " << name << ": " << sent
                  << "; SIGTERM instead";
   }
-  // It never said hello (it may not speak the protocol), or its channel
-  // is full: the signal is the only way to reach it.
+  // It has not said hello (just started, or it does not speak the
+  // protocol), or its channel is full: the signal is the only way to reach
+  // it.
   processes_->Stop(slot, grace);
 }
 
