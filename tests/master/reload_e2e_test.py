@@ -327,8 +327,11 @@ processes = 2
 hosts = ["crashy.localhost"]
 """
 
+        # Three quick exits fail a site: the crashy one fails fast, and a
+        # worker that fails once for another reason fails nothing.
         ddv = harness.Ddv(config_text=text,
-                          extra_flags=["--crash_loop_limit=1"])
+                          extra_flags=["--crash_loop_limit=2"] +
+                          LOG_INFO_TO_STDERR)
         try:
             self.assertEqual(site_of(ddv, "crashy.localhost"), "crashy")
             os.unlink(os.path.join(ddv.dir, "fixed"))
@@ -350,17 +353,20 @@ hosts = ["crashy.localhost"]
                 lambda: len(live_pids(ddv, "crashy")) == 2, timeout=10),
                 ddv.status())
             ddv.wait_ready()
-            pids = {fields(http_get(ddv.http_port, "crashy.localhost")[1])
-                    ["pid"] for _ in range(20)}
-            self.assertEqual(
-                pids, {str(p) for p in live_pids(ddv, "crashy")})
+            workers = set()
+            for _ in range(20):
+                status, body, _ = http_get(ddv.http_port, "crashy.localhost")
+                self.assertEqual(status, 200,
+                                 f"{body}\n{ddv.status()}\n{full_log(ddv)}")
+                workers.add(fields(body)["worker"])
+            self.assertEqual(workers, {"0", "1"})
         finally:
             ddv.stop()
 
     def test_retired_failed_worker_releases_its_channel(self):
-        # a#1 exits at once, every time, and is failed (crash_loop_limit
-        # 0): it has no process when a reload retires it, so no exit will
-        # come to release its channel; the retirement must.
+        # a#1 exits at once, every time, and is soon failed (three quick
+        # exits): it has no process when a reload retires it, so no exit
+        # will come to release its channel; the retirement must.
         def text(d, processes):
             script = os.path.join(d.dir, "no_second.sh")
             with open(script, "w") as f:
@@ -371,7 +377,7 @@ hosts = ["crashy.localhost"]
                 f'"{d.hello}", "--site=a"', f'"{script}"')
 
         ddv = harness.Ddv(config_text=lambda d: text(d, 1),
-                          extra_flags=["--crash_loop_limit=0"])
+                          extra_flags=["--crash_loop_limit=2"])
         try:
             def fds():  # sockets: glog opens its files when it likes
                 fd_dir = f"/proc/{ddv.proc.pid}/fd"
