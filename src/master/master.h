@@ -36,6 +36,7 @@
 #include "src/handoff/wire.h"
 #include "src/master/accept_gate.h"
 #include "src/master/clock.h"
+#include "src/master/config_apply.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
 #include "src/master/worker_pool.h"
@@ -48,6 +49,9 @@
 namespace ddv {
 namespace master {
 
+// The most connections one handoff message carries (--handoff_batch).
+inline constexpr uint32_t kMaxHandoffBatch = handoff::kMaxEntriesPerBatch;
+
 struct MasterOptions {
   uring::RingOptions ring;
   uint32_t peek_buffers = 1024;      // power of two
@@ -56,7 +60,7 @@ struct MasterOptions {
   int defer_accept_seconds = 1;      // the kernel's TCP_DEFER_ACCEPT hold
   absl::Duration linger = absl::Seconds(1);       // after a refusal
   absl::Duration worker_wait = absl::Seconds(1);  // for a live worker
-  uint32_t handoff_batch = 32;       // connections per handoff message
+  uint32_t handoff_batch = 32;  // connections per message, 1..kMaxHandoffBatch
   // Connections a Node worker may hold unanswered (docs/node.md).
   uint32_t node_max_unaccepted = kNodeMaxUnaccepted;
   // The master probes each worker this often; a worker that has said
@@ -65,6 +69,9 @@ struct MasterOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   absl::Duration heartbeat_timeout = absl::Seconds(20);
   WorkerPoolOptions workers;
+  // The command line's [master] overrides, which every reload applies to
+  // the file it loads before planning.
+  MasterOverrides overrides;
 };
 
 class Master {
@@ -120,7 +127,6 @@ class Master {
   struct PendingControl {
     bool stop = false;    // SIGTERM, SIGINT, `ddvctl stop`
     bool reload = false;  // SIGHUP, `ddvctl reload`
-    bool reopen = false;  // SIGUSR1: forwarded to the workers
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
@@ -196,6 +202,9 @@ class Master {
   void OnAcknowledged(int worker, uint64_t id);
   void OnPullFailed(int worker, uint64_t id, int error);
   void ReleaseRetired(int worker);
+  // ReleaseRetired for every retired worker with no process: one retired
+  // in back-off or failed has no exit to wait for.
+  void ReleaseRetiredWithoutProcess();
   void OnWorkerExitPoll(const uring::OpTag& tag);
   void OnWorkerExit(int worker);
   void ReclaimFromWorker(int worker);
@@ -238,7 +247,7 @@ class Master {
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // reload, worker conf updates, restarts, reopen.
+  // reload, worker conf updates, restarts.
   void RunControlPoint();
   absl::Status Reload();
   void BeginStop();
@@ -268,6 +277,7 @@ class Master {
   MasterOptions options_;
   config::Config config_;
   std::shared_ptr<const route::RouteTable> routes_;
+  // ~Master tears these two down first, before the memory their ops use.
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> peek_buffers_;
   ConnectionTable connections_;
@@ -295,6 +305,8 @@ class Master {
   PendingControl pending_;
   // Node's server data per site and server key (master_node.cc).
   absl::flat_hash_map<std::string, std::string> node_server_data_;
+  // Per target site id: whose turn it is for a message to any worker.
+  absl::flat_hash_map<std::string, uint32_t> message_round_robin_;
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;
   bool stopping_ = false;

@@ -111,7 +111,7 @@ const std::vector<ErrorCase>& Cases() {
       {"UnknownSiteKey", SiteWith("colour = \"red\""),
        "t.toml:8:1: unknown key \"colour\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
-       "group, log_output, log_error, log_all, tls_cert, tls_key"},
+       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime"},
       {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
        "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
        "\"address\"?)"},
@@ -124,7 +124,7 @@ const std::vector<ErrorCase>& Cases() {
       {"UnknownKeyReportedInFileOrder", SiteWith("zzz = 1\naaa = 2"),
        "t.toml:8:1: unknown key \"zzz\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
-       "group, log_output, log_error, log_all, tls_cert, tls_key"},
+       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime"},
 
       // [master]
       {"MasterNotTable",
