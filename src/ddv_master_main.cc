@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "src/config/config.h"
+#include "src/config/config_snapshot.h"
 #include "src/watchdog/watchdog.h"
 #include "src/master/config_apply.h"
 #include "src/master/listener_socket.h"
@@ -38,6 +41,11 @@ DEFINE_bool(watchdog, true,
 DEFINE_string(listen_fds, "",
               "internal: listening sockets inherited from the watchdog, "
               "name=fd,...");
+DEFINE_string(config_snapshot, "",
+              "internal, set by the watchdog: the last good config "
+              "(docs/master.md). A master started with it runs that file "
+              "when it exists and writes every config it applies there; "
+              "--config stays the file reloads read and errors name");
 DEFINE_string(control_socket, "",
               "override [master] control_socket (ddvctl talks to it)");
 DEFINE_string(handoff, "", "override [master] handoff: scm_rights or pidfd");
@@ -209,6 +217,70 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   return options;
 }
 
+// The config a master starts with: the last good config when there is one,
+// so a restart never runs a file edited (maybe broken) since; --config stays
+// the path reloads read and messages name. Without a usable snapshot: the
+// file.
+absl::StatusOr<ddv::config::Config> LoadStartConfig(
+    const std::string& path, const std::string& snapshot) {
+  if (snapshot.empty() || access(snapshot.c_str(), F_OK) != 0) {
+    return ddv::config::LoadConfigFile(path);
+  }
+  absl::StatusOr<ddv::config::Config> good =
+      ddv::config::LoadConfigFile(snapshot);
+  if (!good.ok()) {
+    LOG(ERROR) << "the last good config is unusable, reading " << path
+               << " instead: " << good.status().message();
+    return ddv::config::LoadConfigFile(path);
+  }
+  good->path = path;
+  // Tell the operator when the file says something else: an edit not yet
+  // applied by a reload, or one a reload refused.
+  absl::StatusOr<ddv::config::Config> file = ddv::config::LoadConfigFile(path);
+  if (!file.ok()) {
+    LOG(WARNING) << "running the last good config " << snapshot << "; "
+                 << path << " does not load: " << file.status().message();
+  } else if (file->text != good->text) {
+    LOG(WARNING) << "running the last good config " << snapshot << "; "
+                 << path << " has changed since it was applied (a reload "
+                 << "applies it)";
+  } else {
+    LOG(INFO) << "running the last good config " << snapshot;
+  }
+  return good;
+}
+
+// The watchdog's side of the last good config: it starts every master with
+// --config_snapshot, and first writes there the text it just validated, so
+// the first master runs exactly that and a snapshot left by an earlier run
+// is gone. Returns the path, or "" when there can be no snapshot.
+std::string PrepareConfigSnapshot(const ddv::config::Config& config) {
+  const std::string snapshot =
+      ddv::config::SnapshotPathFor(config.master.control_socket);
+  if (snapshot.empty()) {
+    LOG(WARNING) << "no control socket, so no last good config: a restarted "
+                    "master reads "
+                 << config.path;
+    return "";
+  }
+  // The master creates the control socket's directory; it may not exist yet.
+  std::error_code ignored;
+  std::filesystem::create_directories(
+      std::filesystem::path(snapshot).parent_path(), ignored);
+  absl::Status saved = ddv::config::WriteConfigSnapshot(snapshot, config.text);
+  if (saved.ok()) return snapshot;
+  // Never leave an older snapshot to be run instead of this config.
+  if (unlink(snapshot.c_str()) == 0 || errno == ENOENT) {
+    LOG(WARNING) << saved.message()
+                 << "; the master writes it once it has started";
+    return snapshot;
+  }
+  LOG(ERROR) << saved.message() << ", and the old one cannot be removed: "
+             << "no last good config, a restarted master reads "
+             << config.path;
+  return "";
+}
+
 void PrintDemoBanner(const ddv::config::Config& config) {
   std::printf(
       "ddv demo is up (config %s).\n"
@@ -259,8 +331,12 @@ int main(int argc, char** argv) {
   const bool demo = FLAGS_config.empty();
   const std::string path = demo ? WriteDemoConfig() : FLAGS_config;
   if (path.empty()) return kExitConfigError;
+  const bool watchdog = FLAGS_watchdog && FLAGS_listen_fds.empty();
+  // The watchdog and --check_config validate the file itself.
   absl::StatusOr<ddv::config::Config> config =
-      ddv::config::LoadConfigFile(path);
+      watchdog || FLAGS_check_config
+          ? ddv::config::LoadConfigFile(path)
+          : LoadStartConfig(path, FLAGS_config_snapshot);
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
     return kExitConfigError;
@@ -287,7 +363,7 @@ int main(int argc, char** argv) {
   listen.backlog = FLAGS_backlog;
   listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
 
-  if (FLAGS_watchdog && FLAGS_listen_fds.empty()) {
+  if (watchdog) {
     absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
         ddv::master::BindAll(*config, listen);
     if (!listeners.ok()) {
@@ -303,8 +379,11 @@ int main(int argc, char** argv) {
       options.master_argv.push_back(original_args[i]);
     }
     options.master_argv.push_back("--watchdog=false");
-    // The master must load the very file the watchdog validated.
     options.master_argv.push_back("--config=" + path);
+    const std::string snapshot = PrepareConfigSnapshot(*config);
+    if (!snapshot.empty()) {
+      options.master_argv.push_back("--config_snapshot=" + snapshot);
+    }
     for (const auto& listener : config->listeners) {
       options.listener_names.push_back(listener.name);
     }
@@ -322,6 +401,7 @@ int main(int argc, char** argv) {
   }
   ddv::master::MasterOptions options = MasterOptionsFromFlags();
   options.overrides = overrides;
+  options.config_snapshot = FLAGS_config_snapshot;
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
       ddv::master::Master::Create(options, std::move(*config),
                                   std::move(*listeners));

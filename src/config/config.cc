@@ -779,6 +779,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
   DDV_RETURN_IF_ERROR(reader.Parse(toml_text, &root));
   Config config;
   config.path = path_for_messages;
+  config.text = std::string(toml_text);
   DDV_RETURN_IF_ERROR(ParseDocument(reader, root, &config));
   return config;
 }

@@ -82,6 +82,9 @@ struct SiteConfig {
 
 struct Config {
   std::string path;  // as given to LoadConfigFile / ParseConfig
+  // The TOML text it was parsed from, byte for byte: what the last good
+  // config snapshot keeps (config_snapshot.h).
+  std::string text;
   MasterConfig master;
   std::vector<ListenerConfig> listeners;  // at least one, in file order
   std::vector<SiteConfig> sites;          // at least one, in file order

@@ -118,6 +118,7 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   for (int w : workers_->TakeRestarted()) ArmWorker(w);
 
   UpdateAccepts(MonotonicNowNs());
+  SaveConfigSnapshot();
   return absl::OkStatus();
 }
 

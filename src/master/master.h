@@ -72,6 +72,9 @@ struct MasterOptions {
   // The command line's [master] overrides, which every reload applies to
   // the file it loads before planning.
   MasterOverrides overrides;
+  // The last good config (config_snapshot.h): after every successful start
+  // and reload the master writes the text it applied here. "" writes none.
+  std::string config_snapshot;
 };
 
 class Master {
@@ -250,6 +253,9 @@ class Master {
   // reload, worker conf updates, restarts.
   void RunControlPoint();
   absl::Status Reload();
+  // Writes config_.text to options_.config_snapshot; a failure is logged,
+  // not fatal (the running config is good either way).
+  void SaveConfigSnapshot();
   void BeginStop();
   // Moves the graceful stop on; returns true when Run() may return.
   bool StopStep(int64_t now_ns);

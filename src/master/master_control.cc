@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
+#include "src/config/config_snapshot.h"
 #include "src/master/master.h"
 
 namespace ddv {
@@ -333,7 +334,18 @@ absl::Status Master::Reload() {
     return status;
   }
   LOG(INFO) << "reloaded " << config_.path;
+  SaveConfigSnapshot();
   return absl::OkStatus();
+}
+
+void Master::SaveConfigSnapshot() {
+  if (options_.config_snapshot.empty()) return;
+  absl::Status status =
+      config::WriteConfigSnapshot(options_.config_snapshot, config_.text);
+  if (!status.ok()) {
+    LOG(WARNING) << status.message()
+                 << "; a restarted master would read " << config_.path;
+  }
 }
 
 }  // namespace master

@@ -1,9 +1,12 @@
 """The watchdog role of ddv_master, end to end: it owns the listeners, so a
 master crash loses no queued connection; it forwards SIGHUP (reload) and
-SIGTERM (drain and stop, nothing left behind)."""
+SIGTERM (drain and stop, nothing left behind); a restarted master runs the
+last good config, never a file broken since."""
 import os
+import re
 import signal
 import socket
+import stat
 import sys
 import time
 import unittest
@@ -11,6 +14,11 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "master"))
 import harness  # noqa: E402
 from harness import fields, http_get  # noqa: E402
+
+BROKEN = "[[site]]\nid = 'x'\nprocesses = 'many'\n"
+# Back-off short enough to watch it grow within a test; the watchdog's own
+# lines go to the log (glog would write INFO under TEST_TMPDIR otherwise).
+FLAGS = ["--backoff_max_ms=800", "--log_dir="]
 
 
 def alive(pid):
@@ -21,6 +29,49 @@ def alive(pid):
     # A zombie is gone for our purposes.
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def snapshot_path(ddv):
+    return os.path.join(os.path.dirname(ddv.control_socket),
+                        "control.last-good.toml")
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def full_log(ddv):
+    if not ddv.log.closed:
+        ddv.log.flush()
+    with open(os.path.join(ddv.dir, "master.log")) as f:
+        return f.read()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def kill_master(ddv):
+    """SIGKILLs the running master and waits until it is gone."""
+    master = ddv.status()["pid"]
+    os.kill(master, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while alive(master) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert not alive(master)
+    return master
+
+
+def site_of(ddv, host):
+    status, body, _ = http_get(ddv.http_port, host, timeout=10)
+    return fields(body)["site"] if status == 200 else status
 
 
 class WatchdogTest(unittest.TestCase):
@@ -90,6 +141,65 @@ class WatchdogTest(unittest.TestCase):
         while time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.05)
         self.assertEqual([p for p in pids if alive(p)], [])
+
+
+class LastGoodConfigTest(unittest.TestCase):
+    def test_restarted_master_runs_the_last_good_config_not_a_broken_file(self):
+        ddv = harness.Ddv(watchdog=True, extra_flags=FLAGS)
+        try:
+            good = read(ddv.config_path)
+            snapshot = snapshot_path(ddv)
+            self.assertEqual(read(snapshot), good)
+            self.assertEqual(stat.S_IMODE(os.stat(snapshot).st_mode), 0o600)
+
+            ddv.write_text(BROKEN)
+            old = kill_master(ddv)
+            # The new master runs the snapshot: everything still routes.
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+            self.assertEqual(site_of(ddv, "b.localhost"), "b")
+            status = ddv.status()
+            self.assertNotEqual(status["pid"], old)
+            # Reloads and messages still name --config.
+            self.assertEqual(status["config"], ddv.config_path)
+            self.assertIn("does not load", full_log(ddv))
+
+            reply = harness.control(ddv.control_socket, "reload")
+            self.assertRegex(
+                reply, r"^error: reload failed, keeping the running config: "
+                + re.escape(ddv.config_path) + r":\d+:\d+: ")
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+            self.assertEqual(read(snapshot), good)
+
+            # A good reload becomes the last good config, and the next
+            # restart runs it.
+            ddv.write_config(b_hosts=("b.localhost", "c.localhost"))
+            changed = read(ddv.config_path)
+            reply = harness.control(ddv.control_socket, "reload")
+            self.assertTrue(reply.startswith("ok: reloaded"), reply)
+            self.assertEqual(read(snapshot), changed)
+            ddv.write_text(BROKEN)
+            kill_master(ddv)
+            self.assertEqual(site_of(ddv, "c.localhost"), "b")
+        finally:
+            self.assertEqual(ddv.stop(), 0, full_log(ddv)[-3000:])
+
+    def test_a_new_watchdog_replaces_a_snapshot_left_by_an_earlier_run(self):
+        def text(ddv):
+            # The earlier run's last good config routed c.localhost to b.
+            ddv.write_config(b_hosts=("b.localhost", "c.localhost"))
+            with open(snapshot_path(ddv), "w") as f:
+                f.write(read(ddv.config_path))
+            ddv.write_config()
+            return read(ddv.config_path)
+
+        ddv = harness.Ddv(watchdog=True, extra_flags=FLAGS, config_text=text)
+        try:
+            self.assertEqual(site_of(ddv, "c.localhost"), "fallback")
+            self.assertEqual(read(snapshot_path(ddv)), read(ddv.config_path))
+            kill_master(ddv)
+            self.assertEqual(site_of(ddv, "c.localhost"), "fallback")
+        finally:
+            self.assertEqual(ddv.stop(), 0)
 
 
 if __name__ == "__main__":
