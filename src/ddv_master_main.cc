@@ -374,6 +374,11 @@ int main(int argc, char** argv) {
     // The master drains for --drain_timeout, then gives its workers
     // SIGTERM and 5 s more: SIGKILL it only well after that.
     options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
+    // The same back-off flags as for workers; the watchdog never gives up.
+    options.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
+    options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
+    options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
+    options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
     options.master_argv.push_back(SelfDir() + "/ddv_master");
     for (size_t i = 1; i < original_args.size(); ++i) {
       options.master_argv.push_back(original_args[i]);

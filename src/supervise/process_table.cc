@@ -145,12 +145,16 @@ std::string ProcessTable::ScheduleRestart(Slot& s, absl::Time now) {
          s.recent_exits.front() <= now - policy_.crash_loop_window) {
     s.recent_exits.pop_front();
   }
-  if (static_cast<int>(s.recent_exits.size()) > policy_.crash_loop_limit) {
+  const std::string crash_loop =
+      InCrashLoop(s) ? absl::StrCat("; crash loop: ", s.recent_exits.size(),
+                                    " exits within ",
+                                    absl::FormatDuration(
+                                        policy_.crash_loop_window))
+                     : "";
+  if (!crash_loop.empty() && !policy_.never_give_up) {
     s.state = ProcessState::kFailed;
     s.restart_at = absl::InfiniteFuture();
-    return absl::StrCat("; crash loop: ", s.recent_exits.size(),
-                        " exits within ",
-                        absl::FormatDuration(policy_.crash_loop_window),
+    return absl::StrCat(crash_loop,
                         ", not restarting until started by hand (site \"",
                         SiteOf(s.spec.name), "\" failed)");
   }
@@ -158,7 +162,12 @@ std::string ProcessTable::ScheduleRestart(Slot& s, absl::Time now) {
   ++s.backoff_step;
   s.state = ProcessState::kBackoff;
   s.restart_at = now + delay;
-  return absl::StrCat("; restarting in ", absl::FormatDuration(delay));
+  return absl::StrCat(crash_loop, crash_loop.empty() ? "" : ", still retrying",
+                      "; restarting in ", absl::FormatDuration(delay));
+}
+
+bool ProcessTable::InCrashLoop(const Slot& s) const {
+  return static_cast<int>(s.recent_exits.size()) > policy_.crash_loop_limit;
 }
 
 void ProcessTable::SignalGroup(Slot& s, int sig) {
@@ -238,7 +247,8 @@ void ProcessTable::OnExit(int slot) {
   if (s.state == ProcessState::kStopping) {
     s.state = ProcessState::kExited;
     LOG(INFO) << what << "; stopped";
-  } else if (status.exited() && status.code == kExitNoRestart) {
+  } else if (status.exited() && status.code == kExitNoRestart &&
+             !policy_.never_give_up) {
     s.state = ProcessState::kDone;
     s.restart_at = absl::InfiniteFuture();
     LOG(ERROR) << what << ": status " << kExitNoRestart
@@ -246,7 +256,8 @@ void ProcessTable::OnExit(int slot) {
   } else {
     if (now - s.started_at >= policy_.healthy_after) s.backoff_step = 0;
     const std::string decision = ScheduleRestart(s, now);
-    if (s.state == ProcessState::kFailed) {
+    if (s.state == ProcessState::kFailed || InCrashLoop(s) ||
+        (status.exited() && status.code == kExitNoRestart)) {
       LOG(ERROR) << what << decision;
     } else {
       LOG(WARNING) << what << decision;

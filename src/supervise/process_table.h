@@ -35,6 +35,12 @@ struct BackoffPolicy {
   // A process up this long is healthy: kStarting becomes kRunning and the
   // back-off starts again from `initial`.
   absl::Duration healthy_after = absl::Seconds(10);
+  // For a process whose supervisor must outlast any failure of it (the
+  // watchdog's master): exit status 2 and crash loops are logged as such,
+  // but the slot stays in kBackoff and restarts at the capped delay, never
+  // kDone or kFailed. Whatever made it fail (a config file, a missing
+  // resource) may be fixed meanwhile.
+  bool never_give_up = false;
 };
 
 enum class ProcessState {
@@ -44,8 +50,9 @@ enum class ProcessState {
   kBackoff,   // exited unexpectedly; restarts at restart_at()
   kStopping,  // asked to stop (SIGTERM sent); will not be restarted
   kExited,    // stopped on purpose; not restarted
-  kFailed,    // crash loop; not restarted
-  kDone,      // exited with status 2, "fatal, do not restart" (nginx's rule)
+  kFailed,    // crash loop; not restarted (unless never_give_up)
+  kDone,      // exited with status 2, "fatal, do not restart" (nginx's rule;
+              // unless never_give_up)
 };
 
 // "starting", "running", ... as shown by `ddvctl status`.
@@ -161,6 +168,8 @@ class ProcessTable {
   // Records an unexpected end (exit or failed spawn) and moves the slot to
   // kBackoff or kFailed; returns the log suffix describing the decision.
   std::string ScheduleRestart(Slot& s, absl::Time now);
+  // More than crash_loop_limit exits within crash_loop_window.
+  bool InCrashLoop(const Slot& s) const;
   void SignalGroup(Slot& s, int sig);
   absl::Duration BackoffDelay(int step) const;
 

@@ -1,10 +1,16 @@
-// RunWatchdog: a poll() loop over a signalfd and the master's pidfd.
+// RunWatchdog: a poll() loop over a signalfd and the master's pidfd. It
+// exits only when asked to stop (a signal, or a master that stopped on
+// request); any other end of the master is restarted, forever.
 #include "src/watchdog/watchdog.h"
 
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -42,7 +48,12 @@ int RunWatchdog(const WatchdogOptions& options,
   }
   spec.argv.push_back(absl::StrCat("--listen_fds=", absl::StrJoin(fds, ",")));
 
-  supervise::ProcessTable table(options.backoff);
+  // The watchdog holds the listeners: while it runs, clients queue in the
+  // backlog for the next master. Giving up would turn them all away, so a
+  // config error (status 2) or a crash loop only slows the restarts down.
+  supervise::BackoffPolicy policy = options.backoff;
+  policy.never_give_up = true;
+  supervise::ProcessTable table(policy);
   // The master inherits our environment (its flags may depend on it).
   std::vector<std::pair<std::string, std::string>> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -55,15 +66,18 @@ int RunWatchdog(const WatchdogOptions& options,
   table.set_base_env(env);
   int slot = table.Add(spec);
   status = table.Start(slot);
-  if (!status.ok()) {
-    LOG(ERROR) << "cannot start the master: " << status;
-    return 1;
+  if (status.ok()) {
+    LOG(INFO) << "watchdog " << getpid() << " started master "
+              << table.pid(slot);
+  } else {
+    LOG(ERROR) << "watchdog: cannot start the master: " << status.message()
+               << "; retrying after back-off";
   }
-  LOG(INFO) << "watchdog " << getpid() << " started master "
-            << table.pid(slot);
 
   bool stopping = false;
+  std::deque<absl::Time> recent_exits;  // within crash_loop_window
   while (true) {
+    const pid_t running = table.pid(slot);
     pollfd fds_to_poll[2] = {{signal_fd.get(), POLLIN, 0},
                              {table.pidfd(slot), POLLIN, 0}};
     int n = poll(fds_to_poll, table.pidfd(slot) >= 0 ? 2 : 1, 100);
@@ -86,40 +100,65 @@ int RunWatchdog(const WatchdogOptions& options,
     }
     if (table.pidfd(slot) >= 0 && (fds_to_poll[1].revents & POLLIN)) {
       table.OnExit(slot);
-      std::optional<supervise::ExitStatus> exit = table.last_exit(slot);
-      if (!stopping && exit && exit->exited() && exit->code == 0) {
-        // The master exits 0 only when asked to stop (ddvctl stop, or a
-        // signal sent to it directly): that is final, not a crash.
-        LOG(INFO) << "watchdog: master stopped on request";
-        table.Stop(slot, absl::ZeroDuration());
-        return 0;
-      }
-      if (!stopping && table.state(slot) != supervise::ProcessState::kDone &&
-          table.state(slot) != supervise::ProcessState::kFailed) {
-        LOG(WARNING) << "watchdog: master "
-                     << (exit ? exit->ToString() : std::string("exited"))
-                     << "; restarting after back-off";
-      }
     }
     table.ReapOrphans();
-    // Decide on the state, whichever path reaped the master (its pidfd, or
-    // ReapOrphans) and even when it was in back-off with no process at all.
-    if (table.pid(slot) == 0) {
-      supervise::ProcessState state = table.state(slot);
-      std::optional<supervise::ExitStatus> exit = table.last_exit(slot);
-      if (stopping || state == supervise::ProcessState::kExited) {
-        LOG(INFO) << "watchdog: master stopped, exiting";
+    // Decide on the exit whichever path reaped the master (its pidfd, or
+    // ReapOrphans).
+    if (running != 0 && table.pid(slot) != running) {
+      const std::optional<supervise::ExitStatus> exit = table.last_exit(slot);
+      const std::string how =
+          exit ? exit->ToString() : std::string("an unknown status");
+      if (stopping) {
+        LOG(INFO) << "watchdog: master pid " << running << " stopped ("
+                  << how << "), exiting";
         return 0;
       }
-      if (state == supervise::ProcessState::kDone ||
-          state == supervise::ProcessState::kFailed) {
-        LOG(ERROR) << "watchdog: master "
-                   << (exit ? exit->ToString() : std::string("exited"))
-                   << "; not restarting";
-        return exit && exit->code == supervise::kExitNoRestart ? 2 : 1;
+      if (exit && exit->exited() && exit->code == 0) {
+        // The master exits 0 only when asked to stop (ddvctl stop, or a
+        // signal sent to it directly): that is final, not a crash.
+        LOG(INFO) << "watchdog: master stopped on request, exiting";
+        table.Stop(slot, absl::ZeroDuration());  // cancels the restart
+        return 0;
+      }
+      const absl::Time now = absl::Now();
+      recent_exits.push_back(now);
+      while (recent_exits.front() <= now - policy.crash_loop_window) {
+        recent_exits.pop_front();
+      }
+      const std::string next = absl::StrCat(
+          "restarting in ",
+          absl::FormatDuration(absl::Ceil(
+              std::max(table.restart_at(slot) - now, absl::ZeroDuration()),
+              absl::Milliseconds(1))),
+          "; the listeners stay open and clients wait in the backlog");
+      const bool config_error =
+          exit && exit->exited() && exit->code == supervise::kExitNoRestart;
+      if (static_cast<int>(recent_exits.size()) > policy.crash_loop_limit) {
+        LOG(ERROR) << "watchdog: the master is crash-looping ("
+                   << recent_exits.size() << " exits within "
+                   << absl::FormatDuration(policy.crash_loop_window)
+                   << "; the last, pid " << running << ", " << how
+                   << (config_error ? ": its config does not load" : "")
+                   << "); still retrying, at most "
+                   << absl::FormatDuration(policy.max) << " apart: " << next;
+      } else if (config_error) {
+        LOG(ERROR) << "watchdog: master pid " << running << " exited with "
+                   << how << ": its config does not load (fix the file: the "
+                   << "next start reads it); " << next;
+      } else {
+        LOG(WARNING) << "watchdog: master pid " << running << " ended with "
+                     << how << "; " << next;
       }
     }
+    if (table.pid(slot) == 0 &&
+        (stopping || table.state(slot) == supervise::ProcessState::kExited)) {
+      LOG(INFO) << "watchdog: master stopped, exiting";
+      return 0;
+    }
     table.RestartDue(absl::Now());
+    if (running == 0 && table.pid(slot) != 0) {
+      LOG(INFO) << "watchdog: started master " << table.pid(slot);
+    }
   }
 }
 

@@ -20,6 +20,7 @@ struct WatchdogOptions {
   // --listen_fds=<name=fd,...>.
   std::vector<std::string> master_argv;
   std::vector<std::string> listener_names;
+  // Restarts of the master; never_give_up is always set.
   supervise::BackoffPolicy backoff;
   // After forwarding SIGTERM, how long the master may drain before SIGKILL
   // (ddv_master sets --drain_timeout plus the master's own SIGTERM-to-
@@ -28,8 +29,11 @@ struct WatchdogOptions {
 };
 
 // Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or
-// until the master exits with status 2 (fatal: not restarted). Returns the
-// process exit code.
+// until the master exits 0 (it was asked to stop: `ddvctl stop`). Any other
+// exit, status 2 (config error) and crash loops included, is logged and
+// restarted with `backoff` (capped at backoff.max), never given up on: the
+// listeners stay open and clients wait in the backlog. Returns the process
+// exit code.
 int RunWatchdog(const WatchdogOptions& options,
                 std::vector<UniqueFd> listeners);
 

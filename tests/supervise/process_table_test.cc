@@ -201,6 +201,41 @@ TEST_F(ProcessTableTest, ExitStatus2IsDoneAndNotRestarted) {
   EXPECT_EQ(table.restarts(slot), 0);
 }
 
+// The watchdog's policy: status 2 and a crash loop are retried forever,
+// the delay growing to the cap; a healthy run resets it.
+TEST_F(ProcessTableTest, NeverGiveUpRetriesStatus2AndCrashLoopsAtTheCap) {
+  BackoffPolicy policy;
+  policy.initial = absl::Milliseconds(100);
+  policy.max = absl::Seconds(1);
+  policy.never_give_up = true;  // crash_loop_limit stays 5 in 60 s
+  ProcessTable table(policy, clock());
+  const int slot = table.Add(Shell("master", "exit 2"));
+  ASSERT_TRUE(table.Start(slot).ok());
+  const std::vector<int> expected_ms = {100, 200, 400, 800, 1000,
+                                        1000, 1000, 1000};
+  for (size_t i = 0; i < expected_ms.size(); ++i) {
+    AwaitExit(table, slot);
+    ASSERT_EQ(table.state(slot), ProcessState::kBackoff) << "exit " << i;
+    EXPECT_EQ(table.last_exit(slot)->code, 2);
+    EXPECT_EQ(table.restart_at(slot), now_ + absl::Milliseconds(expected_ms[i]))
+        << "exit " << i;
+    now_ = table.restart_at(slot);
+    table.RestartDue(now_);
+    ASSERT_EQ(table.state(slot), ProcessState::kStarting) << "exit " << i;
+  }
+  EXPECT_EQ(table.restarts(slot), 8);
+  // Fixed meanwhile: it stays up, becomes healthy, and the next failure
+  // starts again from the initial delay.
+  table.SetSpec(slot, Shell("master", "exec sleep 30"));
+  AwaitExit(table, slot);  // the last failing run
+  now_ = table.restart_at(slot);
+  table.RestartDue(now_);
+  now_ += absl::Seconds(10);
+  table.RestartDue(now_);
+  EXPECT_EQ(table.state(slot), ProcessState::kRunning);
+  ASSERT_TRUE(table.StopAllAndWait(absl::Seconds(2)).ok());
+}
+
 TEST_F(ProcessTableTest, StoppedProcessIsNotRestarted) {
   ProcessTable table(BackoffPolicy{}, clock());
   const int slot = table.Add(Shell("a#0", "exec sleep 30"));

@@ -1,13 +1,15 @@
 """The watchdog role of ddv_master, end to end: it owns the listeners, so a
 master crash loses no queued connection; it forwards SIGHUP (reload) and
 SIGTERM (drain and stop, nothing left behind); a restarted master runs the
-last good config, never a file broken since."""
+last good config, never a file broken since; and a master that cannot start
+is retried with growing back-off while the watchdog holds the listeners."""
 import os
 import re
 import signal
 import socket
 import stat
 import sys
+import threading
 import time
 import unittest
 
@@ -201,6 +203,50 @@ class LastGoodConfigTest(unittest.TestCase):
             self.assertEqual(read(snapshot_path(ddv)), read(ddv.config_path))
             kill_master(ddv)
             self.assertEqual(site_of(ddv, "c.localhost"), "fallback")
+        finally:
+            self.assertEqual(ddv.stop(), 0)
+
+
+class NeverGivesUpTest(unittest.TestCase):
+    def test_master_that_cannot_start_is_retried_until_the_file_is_fixed(self):
+        ddv = harness.Ddv(watchdog=True, extra_flags=FLAGS)
+        try:
+            good = read(ddv.config_path)
+            # Nothing usable left: the file and the snapshot are broken.
+            ddv.write_text(BROKEN)
+            with open(snapshot_path(ddv), "w") as f:
+                f.write(BROKEN)
+            kill_master(ddv)
+            # Every start fails with status 2; the delays grow to the cap
+            # (50 ms after the kill, then 100, 200, 400, 800, 800...) and the
+            # watchdog stays up.
+            delays = lambda: [int(d) for d in re.findall(  # noqa: E731
+                r"watchdog: .*restarting in (\d+)ms", full_log(ddv))]
+            self.assertTrue(wait_for(lambda: len(delays()) >= 7, timeout=15),
+                            full_log(ddv)[-3000:])
+            self.assertIsNone(ddv.proc.poll())
+            self.assertEqual(delays()[:7], [50, 100, 200, 400, 800, 800, 800])
+            log = full_log(ddv)
+            self.assertGreaterEqual(log.count("its config does not load"), 4)
+            self.assertIn("the master is crash-looping", log)
+
+            # A client arriving meanwhile waits in the backlog.
+            result = {}
+
+            def client():
+                result["site"] = site_of(ddv, "a.localhost")
+
+            waiting = threading.Thread(target=client)
+            waiting.start()
+            time.sleep(0.3)
+            self.assertNotIn("site", result)
+
+            # Fixed: the next restart (at most 800 ms away) serves.
+            ddv.write_text(good)
+            waiting.join(timeout=10)
+            self.assertEqual(result.get("site"), "a", full_log(ddv)[-3000:])
+            self.assertEqual(site_of(ddv, "b.localhost"), "b")
+            self.assertTrue(wait_for(lambda: read(snapshot_path(ddv)) == good))
         finally:
             self.assertEqual(ddv.stop(), 0)
 
