@@ -63,17 +63,26 @@ DEFINE_bool(defer_taskrun, true, "IORING_SETUP_DEFER_TASKRUN");
 DEFINE_uint32(peek_buffers, 1024, "provided peek buffers (power of two)");
 DEFINE_uint32(peek_buffer_size, 4096, "bytes per provided peek buffer");
 DEFINE_uint32(max_connections, 16384,
-              "connections the master holds at once (accept..handoff)");
-DEFINE_int32(backlog, 4096, "listen(2) backlog");
+              "connections the master holds at once (accept..handoff); at "
+              "the limit it stops accepting and clients wait in the listen "
+              "backlog (ddv_accept_paused_total)");
+DEFINE_int32(backlog, 4096,
+             "listen(2) backlog: where clients wait while no master accepts "
+             "(at --max_connections, or while the master restarts)");
 DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
              "TCP_DEFER_ACCEPT on http/tls listeners (0: off)");
-DEFINE_int32(backoff_initial_ms, 100, "first restart delay of a dead worker");
-DEFINE_int32(backoff_max_ms, 30000, "longest restart delay");
+DEFINE_int32(backoff_initial_ms, 100,
+             "first restart delay of a dead worker, and of a dead master "
+             "under the watchdog; it doubles with each restart in a row");
+DEFINE_int32(backoff_max_ms, 30000,
+             "longest restart delay, for workers and for the watchdog's "
+             "master (which it retries forever while holding the listeners)");
 DEFINE_int32(crash_loop_limit, 5,
-             "exits within --crash_loop_window_s that mark a site failed");
+             "exits within --crash_loop_window_s that mark a site failed "
+             "(for the master: logged as a crash loop, still retried)");
 DEFINE_int32(crash_loop_window_s, 60, "crash-loop window");
 DEFINE_int32(heartbeat_interval_ms, 5000, "how often the master probes workers");
 DEFINE_uint32(node_max_unaccepted, 128,
