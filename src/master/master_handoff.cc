@@ -495,14 +495,24 @@ void Master::RecoverUnread(int w) {
     }
     for (size_t i = 0; i < batch->entries.size(); ++i) {
       const handoff::HandoffEntry& e = batch->entries[i];
-      uint32_t index;
-      Connection* c = connections_.Allocate(&index);
-      if (c == nullptr || e.listener_index >= listeners_.size() ||
-          e.site_index >= config_.sites.size()) {
-        if (c != nullptr) connections_.Free(index);
+      if (e.listener_index >= listeners_.size()) {
         LOG_EVERY_N(WARNING, 100) << "cannot take back a connection from a "
                                      "dead worker; closing it";
         continue;  // received.fds[i] closes with `frames`
+      }
+      uint32_t index;
+      Connection* c = e.site_index < config_.sites.size()
+                          ? connections_.Allocate(&index)
+                          : nullptr;
+      if (c == nullptr) {
+        // The table is full: closing would reset a client whose request
+        // is still unread in the socket. It waits for a slot like a
+        // connection accepted at the limit, and is peeked and routed again.
+        held_.push_back({std::move(received.fds[i]), e.listener_index});
+        ++counters_.handoff_worker_gone;
+        ++counters_.connections_rerouted;
+        ++recovered;
+        continue;
       }
       c->fd = std::move(received.fds[i]);
       c->listener = e.listener_index;

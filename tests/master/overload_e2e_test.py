@@ -1,6 +1,8 @@
 """Overload, end to end: at --max_connections the master stops accepting and
 clients wait in the kernel's listen backlog; none is accepted just to be
 reset, and each is served once a slot frees."""
+import os
+import signal
 import socket
 import threading
 import time
@@ -103,13 +105,47 @@ class OverloadTest(unittest.TestCase):
         finally:
             self.assertEqual(ddv.stop(), 0)
 
-    def test_many_concurrent_clients_on_a_small_table_are_all_served(self):
-        # 64 clients at a time, 640 connections, against a table of 4: the
-        # table fills again and again; every client must get its answer.
-        ddv = harness.Ddv(peek_timeout_ms=2000,
-                          extra_flags=["--max_connections=4",
-                                       "--defer_accept_seconds=0"])
+    def test_dead_workers_unread_connections_wait_for_a_slot(self):
+        # Site b's only worker is stopped, so what the master hands it stays
+        # unread in its channel; then idle clients fill the table and the
+        # worker is killed. The master takes those connections back with no
+        # slot for them: they wait for one, not reset, and are served by the
+        # restarted worker once the idle ones time out.
+        ddv = harness.Ddv(peek_timeout_ms=700, extra_flags=FLAGS)
         try:
+            b = ddv.worker_pids("b")[0]
+            os.kill(b, signal.SIGSTOP)
+            threads, results = run_clients(ddv.http_port, 5, "b.localhost")
+            self.assertTrue(wait_for(
+                lambda: counters(ddv.control_socket)
+                ["ddv_connections_handed_off_total"] == 5))
+            idle = [socket.create_connection(("127.0.0.1", ddv.http_port),
+                                             timeout=10) for _ in range(8)]
+            self.assertTrue(wait_for(
+                lambda: counters(ddv.control_socket)["ddv_accept_paused"] == 1))
+            os.kill(b, signal.SIGKILL)
+            for t in threads:
+                t.join(timeout=30)
+            self.assertEqual([r[:2] for r in results], [("ok", "b")] * 5,
+                             ddv.read_log())
+            m = counters(ddv.control_socket)
+            self.assertEqual(m["ddv_handoff_worker_gone_total"], 5, m)
+            for s in idle:
+                s.close()
+        finally:
+            self.assertEqual(ddv.stop(), 0)
+
+    def test_many_concurrent_clients_on_a_small_table_are_all_served(self):
+        # 64 clients at a time, 640 connections, through the 2 slots that 6
+        # idle clients leave of a table of 8: it fills again and again, and
+        # every client must get its answer.
+        ddv = harness.Ddv(peek_timeout_ms=10000, extra_flags=FLAGS)
+        try:
+            idle = [socket.create_connection(("127.0.0.1", ddv.http_port),
+                                             timeout=20) for _ in range(6)]
+            self.assertTrue(wait_for(
+                lambda: counters(ddv.control_socket)
+                ["ddv_connections_undecided"] == 6))
             results, lock = [], threading.Lock()
 
             def client():
@@ -130,6 +166,9 @@ class OverloadTest(unittest.TestCase):
             self.assertEqual(m["ddv_accept_errors_total"], 0, m)
             self.assertEqual(m["ddv_connections_held"], 0, m)
             self.assertGreaterEqual(m["ddv_accept_paused_total"], 1, m)
+            self.assertEqual(m["ddv_connections_undecided"], 6, m)
+            for s in idle:
+                s.close()
         finally:
             self.assertEqual(ddv.stop(), 0)
 
