@@ -198,6 +198,7 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
   }
   uint32_t budget =
       limit.rlim_cur > 2 * reserve ? limit.rlim_cur - reserve : limit.rlim_cur / 2;
+  if (budget >= wanted) return wanted;  // a small table fits a small limit
   LOG(WARNING) << "--max_connections=" << wanted << " lowered to " << budget
                << " to fit the fd limit of " << limit.rlim_cur;
   return budget;

@@ -33,7 +33,9 @@ class Ddv:
 
     def __init__(self, handoff="scm_rights", peek_timeout_ms=1500,
                  max_peek_bytes=16384, extra_flags=(), watchdog=False,
-                 config_text=None):
+                 config_text=None, prefix=()):
+        """`prefix`: argv before ddv_master's, e.g. a prlimit command that
+        execs it (the process stays the master)."""
         self.dir = tempfile.mkdtemp(prefix="ddv-test-",
                                     dir=os.environ.get("TEST_TMPDIR"))
         self.hello = runfile("src/ddv_hello")
@@ -52,7 +54,7 @@ class Ddv:
             self.write_text(config_text(self))
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen(
-            [self.master_bin, f"--config={self.config_path}",
+            [*prefix, self.master_bin, f"--config={self.config_path}",
              f"--watchdog={'true' if watchdog else 'false'}",
              "--backoff_initial_ms=50",
              *extra_flags],

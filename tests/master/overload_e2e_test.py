@@ -135,6 +135,37 @@ class OverloadTest(unittest.TestCase):
         finally:
             self.assertEqual(ddv.stop(), 0)
 
+    def test_out_of_fds_pauses_accepts_instead_of_failing_clients(self):
+        # 32 fds: the master uses about 22 itself, so a table of 16 runs out
+        # of fds first. accept() then fails with EMFILE (the kernel takes no
+        # connection): the master pauses, and the clients past the limit
+        # wait in the backlog until idle ones time out and free their fds.
+        ddv = harness.Ddv(peek_timeout_ms=500,
+                          extra_flags=["--max_connections=16",
+                                       "--defer_accept_seconds=0",
+                                       "--ring_entries=256"],
+                          prefix=["prlimit", "--nofile=32:32", "--"])
+        try:
+            idle = [socket.create_connection(("127.0.0.1", ddv.http_port),
+                                             timeout=20) for _ in range(14)]
+            threads, results = run_clients(ddv.http_port, 20)
+            for t in threads:
+                t.join(timeout=60)
+            errors = [r for r in results if r[0] != "ok"]
+            self.assertEqual(len(results), 20)
+            self.assertEqual(errors, [], ddv.read_log())
+            for s in idle:
+                status, _ = parse_response(harness.recv_all(s))
+                self.assertEqual(status, 408)
+                s.close()
+            m = counters(ddv.control_socket)
+            self.assertGreaterEqual(m["ddv_accept_errors_total"], 1, m)
+            self.assertGreaterEqual(m["ddv_accept_paused_total"], 1, m)
+            self.assertEqual(m["ddv_connections_accepted_total"], 34, m)
+            self.assertIn("Too many open files", ddv.read_log())
+        finally:
+            self.assertEqual(ddv.stop(), 0)
+
     def test_many_concurrent_clients_on_a_small_table_are_all_served(self):
         # 64 clients at a time, 640 connections, through the 2 slots that 6
         # idle clients leave of a table of 8: it fills again and again, and
