@@ -28,8 +28,9 @@ void AcceptGate::Plan(int64_t free, bool stopping, int64_t now_ns,
       want = Mode::kOff;
     } else if (listener.armed == Mode::kMultishot
                    ? free >= headroom_
-                   : free >= 2 * static_cast<int64_t>(headroom_) &&
-                         !listener.backlog_nonempty) {
+                   : listener.queued != kQueuedUnknown &&
+                         free >= 2 * static_cast<int64_t>(headroom_) +
+                                     listener.queued) {
       want = Mode::kMultishot;
     }
     if (want == listener.armed) continue;
@@ -56,14 +57,14 @@ void AcceptGate::Plan(int64_t free, bool stopping, int64_t now_ns,
 }
 
 void AcceptGate::OnCompletion(uint32_t listener, bool more, bool accepted,
-                              bool backlog_nonempty) {
+                              uint32_t queued) {
   if (listener >= listeners_.size()) return;
   Listener& l = listeners_[listener];
-  if (accepted) l.backlog_nonempty = backlog_nonempty;
-  if (!more) {
-    l.armed = Mode::kOff;
-    l.cancelling = false;
-  }
+  if (more) return;  // a multishot goes on
+  // A multishot that ended says nothing about the backlog it leaves.
+  l.queued = l.armed == Mode::kSingle && accepted ? queued : kQueuedUnknown;
+  l.armed = Mode::kOff;
+  l.cancelling = false;
 }
 
 void AcceptGate::OnOutOfFds(int64_t now_ns) {
@@ -79,7 +80,7 @@ void AcceptGate::SetPaused(bool paused, int64_t now_ns) {
     ++pauses_;
     paused_since_ns_ = now_ns;
     // Clients queue while nothing accepts: resume one at a time.
-    for (Listener& l : listeners_) l.backlog_nonempty = true;
+    for (Listener& l : listeners_) l.queued = kQueuedUnknown;
   } else {
     paused_total_ns_ += now_ns - paused_since_ns_;
   }

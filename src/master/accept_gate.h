@@ -6,10 +6,11 @@
 //
 // Why three modes: a multishot accept takes everything queued at each
 // wake-up (the kernel loops until the backlog is empty), so it is used only
-// with room to spare. Near the limit, and after a pause while the backlog
-// may still be long, each listener has one single-shot accept at a time: at
-// most one connection per listener arrives after the table filled. Those
-// few are held by the master, never reset (Master::OnAccept).
+// with room to spare for the backlog it may find. Near the limit, and while
+// the backlog is unknown (at start, after a pause), each listener has one
+// single-shot accept at a time, whose completion says how many connections
+// still wait: at most one connection per listener arrives after the table
+// filled. Those few are held by the master, never reset (Master::OnAccept).
 #ifndef DDV_SRC_MASTER_ACCEPT_GATE_H_
 #define DDV_SRC_MASTER_ACCEPT_GATE_H_
 
@@ -43,12 +44,14 @@ class AcceptGate {
   void Plan(int64_t free, bool stopping, int64_t now_ns,
             std::vector<Action>* actions);
 
-  // A completion of `listener`'s accept. `more`: IORING_CQE_F_MORE (the
-  // multishot goes on). `accepted`: it carries a socket; then
-  // `backlog_nonempty` is IORING_CQE_F_SOCK_NONEMPTY (kernels before 6.10
-  // never set it, and the gate then trusts the backlog to be short).
+  // A completion of `listener`'s accept. `more`: IORING_CQE_F_MORE (a
+  // multishot goes on). `accepted`: it carries a socket. `queued`, read
+  // only for a single-shot accept that took a socket: the connections still
+  // in the listener's backlog (0 when IORING_CQE_F_SOCK_NONEMPTY is clear;
+  // kernels before 6.10 never set it, and the gate then trusts the backlog
+  // to be short).
   void OnCompletion(uint32_t listener, bool more, bool accepted,
-                    bool backlog_nonempty);
+                    uint32_t queued);
   // Accept failed for lack of fds (or kernel memory): pause every listener.
   void OnOutOfFds(int64_t now_ns);
   // A connection closed: an fd is free again, so an fd pause may end now.
@@ -61,18 +64,22 @@ class AcceptGate {
   // included), for ddv_accept_paused_total and _seconds_total.
   uint64_t pauses() const { return pauses_; }
   int64_t paused_ns(int64_t now_ns) const;
-  // Multishot when at least this many slots are free (and twice this to
-  // switch back from single-shot accepts).
+  // A multishot accept stays while at least this many slots are free; one
+  // starts with twice this free beyond the backlog it will find.
   uint32_t headroom() const { return headroom_; }
+
+  // `queued` when nothing says how long the backlog is.
+  static constexpr uint32_t kQueuedUnknown = UINT32_MAX;
 
  private:
   enum class Mode : uint8_t { kOff, kSingle, kMultishot };
   struct Listener {
     Mode armed = Mode::kOff;
     bool cancelling = false;
-    // Until an accept says otherwise, assume connections are queued (a new
-    // master may start with a full backlog): begin with single-shot.
-    bool backlog_nonempty = true;
+    // The backlog's length as the last single-shot accept saw it. Unknown
+    // at start (a new master may find a full backlog), after a pause and
+    // after a multishot: a single-shot accept measures it first.
+    uint32_t queued = kQueuedUnknown;
   };
 
   void SetPaused(bool paused, int64_t now_ns);

@@ -62,6 +62,19 @@ absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
   return fds;
 }
 
+int64_t AcceptQueueLength(int listener_fd) {
+  // On a listening socket the kernel reports the accept queue in
+  // tcpi_unacked and its limit in tcpi_sacked (tcp_get_info), as `ss`
+  // shows them for LISTEN sockets.
+  tcp_info info{};
+  socklen_t length = sizeof(info);
+  if (getsockopt(listener_fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0 ||
+      info.tcpi_state != TCP_LISTEN) {
+    return -1;
+  }
+  return info.tcpi_unacked;
+}
+
 std::string FormatListenFds(const config::Config& config,
                             const std::vector<int>& fds) {
   std::vector<std::string> parts;

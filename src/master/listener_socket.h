@@ -3,6 +3,7 @@
 #ifndef DDV_SRC_MASTER_LISTENER_SOCKET_H_
 #define DDV_SRC_MASTER_LISTENER_SOCKET_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,10 @@ absl::StatusOr<UniqueFd> BindListener(const config::ListenerConfig& listener,
 // already bound and says which failed.
 absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
                                               const ListenOptions& options);
+
+// Connections waiting in a listening TCP socket's accept queue (TCP_INFO's
+// tcpi_unacked, which a listener uses for that). -1 if it cannot be read.
+int64_t AcceptQueueLength(int listener_fd);
 
 // How the watchdog passes listeners to the master: --listen_fds=http=3,https=4.
 std::string FormatListenFds(const config::Config& config,

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/master/listener_socket.h"
 #include "src/master/master.h"
 #include "src/sniff/http_sniffer.h"
 #include "src/sniff/proxy_protocol.h"
@@ -84,8 +85,17 @@ void Master::CancelAccept(uint32_t listener) {
 
 void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   const bool accepted = cqe->res >= 0;
-  accept_gate_.OnCompletion(listener, cqe->flags & IORING_CQE_F_MORE, accepted,
-                            cqe->flags & IORING_CQE_F_SOCK_NONEMPTY);
+  const bool more = cqe->flags & IORING_CQE_F_MORE;
+  // A single-shot accept (near the limit, or after a pause) tells the gate
+  // how many connections still wait, so it re-arms a multishot only with
+  // room for them. Multishot completions (MORE) cost no syscall.
+  uint32_t queued = 0;
+  if (accepted && !more && (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)) {
+    const int64_t length = AcceptQueueLength(listeners_[listener].get());
+    queued = length < 0 ? AcceptGate::kQueuedUnknown
+                        : static_cast<uint32_t>(length);
+  }
+  accept_gate_.OnCompletion(listener, more, accepted, queued);
   if (!accepted) {
     const int error = -cqe->res;
     if (error == ECANCELED) return;

@@ -23,10 +23,10 @@ std::vector<Action> Plan(AcceptGate& gate, int64_t free, int64_t now_ns,
 
 // The kernel's answer to a cancel: the op's last completion.
 void Cancelled(AcceptGate& gate, uint32_t listener) {
-  gate.OnCompletion(listener, /*more=*/false, /*accepted=*/false, false);
+  gate.OnCompletion(listener, /*more=*/false, /*accepted=*/false, 0);
 }
 
-TEST(AcceptGateTest, StartsOneAtATimeThenMultishotOnceTheBacklogIsEmpty) {
+TEST(AcceptGateTest, StartsOneAtATimeThenMultishotWithRoomForTheBacklog) {
   AcceptGate gate(/*listeners=*/2, /*capacity=*/1024);
   EXPECT_EQ(gate.headroom(), 64u);
   // A new master may inherit a full backlog: single-shot first.
@@ -34,34 +34,42 @@ TEST(AcceptGateTest, StartsOneAtATimeThenMultishotOnceTheBacklogIsEmpty) {
             (std::vector<Action>{Action::kArmSingle, Action::kArmSingle}));
   EXPECT_EQ(Plan(gate, 1024, 0),
             (std::vector<Action>{Action::kNone, Action::kNone}));
-  // Listener 0 accepts and more are queued: it stays single-shot.
-  gate.OnCompletion(0, false, true, /*backlog_nonempty=*/true);
+  // Listener 0 accepts and 1000 more wait: no room for them and the
+  // headroom twice over, so it stays single-shot.
+  gate.OnCompletion(0, false, true, /*queued=*/1000);
   EXPECT_EQ(Plan(gate, 1023, 0)[0], Action::kArmSingle);
-  // Its backlog is empty now: multishot.
-  gate.OnCompletion(0, false, true, /*backlog_nonempty=*/false);
+  // 800 wait: 1022 free is room enough (800 + 2 x 64).
+  gate.OnCompletion(0, false, true, /*queued=*/800);
   EXPECT_EQ(Plan(gate, 1022, 0)[0], Action::kArmMultishot);
-  // A multishot completion with MORE changes nothing.
-  gate.OnCompletion(0, true, true, false);
+  // Multishot completions change nothing (and their `queued` is not read).
+  gate.OnCompletion(0, true, true, AcceptGate::kQueuedUnknown);
   EXPECT_EQ(Plan(gate, 1021, 0)[0], Action::kNone);
+  // Listener 1's accept failed: it measured nothing, so single-shot again.
+  gate.OnCompletion(1, false, false, 0);
+  EXPECT_EQ(Plan(gate, 1021, 0)[1], Action::kArmSingle);
+  // A multishot that ends leaves a backlog of unknown length behind: the
+  // next accept is single-shot, to measure it.
+  gate.OnCompletion(0, false, false, 0);
+  EXPECT_EQ(Plan(gate, 1021, 0)[0], Action::kArmSingle);
 }
 
 TEST(AcceptGateTest, NearTheLimitMultishotIsCancelledForSingleShot) {
   AcceptGate gate(1, 256);  // headroom 16
   Plan(gate, 256, 0);
-  gate.OnCompletion(0, false, true, false);
+  gate.OnCompletion(0, false, true, /*queued=*/0);
   EXPECT_EQ(Plan(gate, 255, 0)[0], Action::kArmMultishot);
   EXPECT_EQ(Plan(gate, 16, 0)[0], Action::kNone) << "still >= headroom";
   EXPECT_EQ(Plan(gate, 15, 0)[0], Action::kCancel);
   // Nothing new until the cancelled op's last completion.
   EXPECT_EQ(Plan(gate, 15, 0)[0], Action::kNone);
-  gate.OnCompletion(0, true, true, false);  // accepted before the cancel
+  gate.OnCompletion(0, true, true, 0);  // accepted before the cancel
   EXPECT_EQ(Plan(gate, 14, 0)[0], Action::kNone);
   Cancelled(gate, 0);
   EXPECT_EQ(Plan(gate, 14, 0)[0], Action::kArmSingle);
   // Back to multishot only at twice the headroom (hysteresis).
-  gate.OnCompletion(0, false, true, false);
+  gate.OnCompletion(0, false, true, /*queued=*/0);
   EXPECT_EQ(Plan(gate, 31, 0)[0], Action::kArmSingle);
-  gate.OnCompletion(0, false, true, false);
+  gate.OnCompletion(0, false, true, /*queued=*/0);
   EXPECT_EQ(Plan(gate, 32, 0)[0], Action::kArmMultishot);
   EXPECT_FALSE(gate.paused());
 }
@@ -95,7 +103,7 @@ TEST(AcceptGateTest, FullTablePausesEveryListenerAndCountsTheTime) {
 TEST(AcceptGateTest, OutOfFdsPausesUntilAConnectionClosesOrTheRetry) {
   AcceptGate gate(1, 64);
   Plan(gate, 64, 0);
-  gate.OnCompletion(0, false, false, false);  // failed: EMFILE
+  gate.OnCompletion(0, false, false, 0);  // failed: EMFILE
   gate.OnOutOfFds(0);
   EXPECT_EQ(Plan(gate, 64, kMs)[0], Action::kNone);
   EXPECT_TRUE(gate.paused());
@@ -104,7 +112,7 @@ TEST(AcceptGateTest, OutOfFdsPausesUntilAConnectionClosesOrTheRetry) {
   EXPECT_EQ(Plan(gate, 64, 2 * kMs)[0], Action::kArmSingle);
   EXPECT_FALSE(gate.paused());
   // Without a close, the retry comes after kOutOfFdsRetryNs.
-  gate.OnCompletion(0, false, false, false);
+  gate.OnCompletion(0, false, false, 0);
   gate.OnOutOfFds(10 * kMs);
   EXPECT_EQ(Plan(gate, 64, 11 * kMs)[0], Action::kNone);
   EXPECT_EQ(Plan(gate, 64, 10 * kMs + AcceptGate::kOutOfFdsRetryNs)[0],

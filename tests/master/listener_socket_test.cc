@@ -124,6 +124,32 @@ TEST(ParseListenFdsTest, RefusesAMissingOrNonListeningSocketAndTakesNothing) {
   EXPECT_EQ(fds.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(AcceptQueueLengthTest, CountsConnectionsWaitingToBeAccepted) {
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&addr),
+                 sizeof(addr)),
+            0);
+  ASSERT_EQ(listen(listener.get(), 16), 0);
+  socklen_t length = sizeof(addr);
+  getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &length);
+  EXPECT_EQ(AcceptQueueLength(listener.get()), 0);
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(connect(clients.back().get(),
+                      reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+              0);
+  }
+  EXPECT_EQ(AcceptQueueLength(listener.get()), 3);
+  UniqueFd accepted(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_EQ(AcceptQueueLength(listener.get()), 2);
+  // Not a listener: unknown.
+  EXPECT_EQ(AcceptQueueLength(clients[0].get()), -1);
+}
+
 }  // namespace
 }  // namespace master
 }  // namespace ddv
