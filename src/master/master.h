@@ -227,6 +227,11 @@ class Master {
   void SubmitControlRecv(uint32_t slot);
   void OnControlRecv(const uring::OpTag& tag, io_uring_cqe* cqe);
   void OnControlTimeout(const uring::OpTag& tag);
+  // The SO_PEERCRED check of a new control client (control_access.h).
+  void CheckControlPeer(uint32_t slot);
+  void LogControlRefusal(uint32_t slot);
+  // The socket file's mode and group from `master` ([master]).
+  absl::Status ApplyControlSocketAccess(const config::MasterConfig& master);
   // Answers `line` now, or records it in pending_ and keeps the client
   // until the control point answers it.
   void OnControlCommand(uint32_t slot, absl::string_view line);
@@ -257,6 +262,11 @@ class Master {
     bool resubmit = false;
     bool awaiting_control_point = false;  // its reply comes from there
     __kernel_timespec deadline{};
+    // The peer check's verdict at accept (MayControl), and who it was, for
+    // the refusal and its log line.
+    bool allowed = false;
+    int64_t peer_uid = -1;  // -1: the kernel could not say
+    pid_t peer_pid = 0;
   };
 
   MasterOptions options_;
@@ -273,6 +283,13 @@ class Master {
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
+  // The path bound at start: the one a reload's mode or group applies to.
+  std::string control_socket_path_;
+  // Refused control clients are logged at most once per 10 s, with how
+  // many were refused since (a local user looping on ddvctl must not fill
+  // the log).
+  int64_t control_refusal_logged_ns_ = 0;
+  uint64_t control_refusals_unlogged_ = 0;
   std::array<ControlClient, 16> control_clients_;
   // Every control slot was busy at the last accept: clients wait in the
   // backlog and RunControlPoint accepts them when a slot frees.

@@ -26,6 +26,17 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
   absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
       RoutesFromConfig(plan->next);
   if (!routes.ok()) return routes.status();
+  // The control socket's mode and group apply live, and first: a chown the
+  // master may not do fails the reload before anything else changed. The
+  // peer check reads the group from config_ at each accept.
+  const config::MasterConfig& master = plan->next.master;
+  if (!control_socket_path_.empty() &&
+      (master.control_socket_mode != config_.master.control_socket_mode ||
+       master.control_socket_group != config_.master.control_socket_group ||
+       master.control_socket_gid != config_.master.control_socket_gid)) {
+    absl::Status access = ApplyControlSocketAccess(master);
+    if (!access.ok()) return access;
+  }
 
   for (size_t s = 0; s < plan->next.sites.size(); ++s) {
     const config::SiteConfig& site = plan->next.sites[s];
