@@ -34,6 +34,7 @@
 #include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
 #include "src/master/clock.h"
+#include "src/master/config_apply.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
 #include "src/master/worker_pool.h"
@@ -132,10 +133,13 @@ class Master {
     std::vector<Restart> restarts;  // `ddvctl restart SITE`
     struct ServerConf {
       int worker;
+      uint32_t generation;  // of the asking process
       uint64_t request_id;
       std::string body;
     };
     std::vector<ServerConf> server_conf;  // update_server_conf RPCs
+    // Worker processes that exited (slot, generation): their claims go.
+    std::vector<std::pair<int, uint32_t>> exited;
   };
 
   Master(const MasterOptions& options, config::Config config);
@@ -237,16 +241,22 @@ class Master {
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // reload, worker conf updates, restarts, reopen.
+  // claims of exited workers, reload, worker conf updates, restarts,
+  // reopen.
   void RunControlPoint();
   absl::Status Reload();
   void BeginStop();
   // Moves the graceful stop on; returns true when Run() may return.
   bool StopStep(int64_t now_ns);
 
-  // Config changes (master_config.cc).
+  // Config changes (master_reconfigure.cc).
   absl::Status ApplyConfig(const config::Config& loaded);
   absl::Status UpdateServerConf(int worker, const std::string& body);
+  // Drops the claims of worker processes that exited, and routes without
+  // them.
+  void DropClaimsOfExited(
+      const std::vector<std::pair<int, uint32_t>>& exited);
+  void LogDroppedClaim(const Claim& claim, absl::string_view why);
 
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
@@ -270,7 +280,11 @@ class Master {
   };
 
   MasterOptions options_;
-  config::Config config_;
+  config::Config config_;  // the file's (and RPC process counts)
+  // Hosts and defaults workers claimed with update_server_conf: routed
+  // with config_ (WithClaims), re-checked at every reload, dropped when
+  // the claiming process exits.
+  std::vector<Claim> claims_;
   std::shared_ptr<const route::RouteTable> routes_;
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> peek_buffers_;

@@ -349,6 +349,9 @@ void Master::RunControlPoint() {
     ReplyToControlClient(slot, "ok: stopping\n");
   }
 
+  // Before the reload, so it re-checks only claims whose makers live.
+  if (!pending.exited.empty()) DropClaimsOfExited(pending.exited);
+
   if (pending.reload) {
     absl::Status status =
         stopping_ ? absl::FailedPreconditionError("the master is stopping")
@@ -364,6 +367,12 @@ void Master::RunControlPoint() {
   }
 
   for (const PendingControl::ServerConf& update : pending.server_conf) {
+    // A process that exited since it asked gets nothing: its claims would
+    // outlive it, and the reply would reach its successor on the channel.
+    if (workers_->pid(update.worker) == 0 ||
+        workers_->at(update.worker).generation != update.generation) {
+      continue;
+    }
     absl::Status status = stopping_
                               ? absl::UnavailableError("the master is stopping")
                               : UpdateServerConf(update.worker, update.body);
