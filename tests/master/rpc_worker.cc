@@ -2,6 +2,10 @@
 // $RPC_UPDATE as an update_server_conf RPC (and a ping), then answers every
 // handed-off HTTP request with one line saying what the master replied:
 //   site=<id> worker=<index> pid=<pid> ping=<ok|error> rpc=<ok|error text>
+// With $RPC_ONCE (a file path) only the first process to find no such file
+// sends the update, so a test can watch a claim outlive a reload and die
+// with the process that made it.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,7 +30,17 @@ int main() {
   w->Ping(absl::Seconds(5), [&](absl::StatusOr<nlohmann::json> reply) {
     ping = reply.ok() ? "ok" : "error";
   });
-  if (const char* update = std::getenv("RPC_UPDATE")) {
+  const char* update = std::getenv("RPC_UPDATE");
+  if (const char* once = std::getenv("RPC_ONCE")) {
+    const int marker = open(once, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (marker < 0) {
+      update = nullptr;
+      rpc = "skipped";
+    } else {
+      close(marker);
+    }
+  }
+  if (update != nullptr) {
     nlohmann::json body = nlohmann::json::parse(update, nullptr, false);
     w->Call("update_server_conf", body, absl::Seconds(5),
             [&](absl::StatusOr<nlohmann::json> reply) {
