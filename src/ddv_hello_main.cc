@@ -262,6 +262,10 @@ absl::StatusOr<UniqueFd> BlockSignals() {
   // Responses use MSG_NOSIGNAL; this covers anything else writing to a
   // closed socket.
   signal(SIGPIPE, SIG_IGN);
+  // A stray SIGUSR1 (logrotate's `kill -USR1` sent to the wrong process or
+  // group) must not kill a worker: its default action would. ddv_hello has
+  // nothing to reopen: its log is the stderr the master opened for it.
+  signal(SIGUSR1, SIG_IGN);
   return fd;
 }
 

@@ -22,6 +22,7 @@
 #include "glog/logging.h"
 #include "src/config/config.h"
 #include "src/watchdog/watchdog.h"
+#include "src/master/config_apply.h"
 #include "src/master/listener_socket.h"
 #include "src/master/master.h"
 #include "src/supervise/spawn.h"
@@ -56,7 +57,7 @@ DEFINE_uint32(peek_buffer_size, 4096, "bytes per provided peek buffer");
 DEFINE_uint32(max_connections, 16384,
               "connections the master holds at once (accept..handoff)");
 DEFINE_int32(backlog, 4096, "listen(2) backlog");
-DEFINE_uint32(handoff_batch, 32, "connections per handoff message");
+DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
@@ -235,6 +236,18 @@ int main(int argc, char** argv) {
                  "connection in flight per Node worker)\n");
     return kExitConfigError;
   }
+
+  // 0 would leave every routed connection queued forever; a message holds
+  // at most kMaxHandoffBatch sockets.
+  if (FLAGS_handoff_batch < 1 ||
+      FLAGS_handoff_batch > ddv::master::kMaxHandoffBatch) {
+    std::fprintf(stderr,
+                 "--handoff_batch must be 1..%u (connections per handoff "
+                 "message), not %u\n",
+                 ddv::master::kMaxHandoffBatch, FLAGS_handoff_batch);
+    return kExitConfigError;
+  }
+
   const bool demo = FLAGS_config.empty();
   const std::string path = demo ? WriteDemoConfig() : FLAGS_config;
   if (path.empty()) return kExitConfigError;
@@ -244,18 +257,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
     return kExitConfigError;
   }
-  if (!FLAGS_control_socket.empty()) {
-    config->master.control_socket = FLAGS_control_socket;
-  }
+  // The master applies them again to every file a reload loads.
+  ddv::master::MasterOverrides overrides;
+  overrides.control_socket = FLAGS_control_socket;
   if (FLAGS_handoff == "pidfd") {
-    config->master.handoff = ddv::config::HandoffMode::kPidfd;
+    overrides.handoff = ddv::config::HandoffMode::kPidfd;
   } else if (FLAGS_handoff == "scm_rights") {
-    config->master.handoff = ddv::config::HandoffMode::kScmRights;
+    overrides.handoff = ddv::config::HandoffMode::kScmRights;
   } else if (!FLAGS_handoff.empty()) {
     std::fprintf(stderr, "--handoff must be scm_rights or pidfd, not \"%s\"\n",
                  FLAGS_handoff.c_str());
     return kExitConfigError;
   }
+  ddv::master::ApplyOverrides(overrides, &*config);
   if (FLAGS_check_config) {
     std::printf("%s", ddv::config::DescribeConfig(*config).c_str());
     return 0;
@@ -295,8 +309,10 @@ int main(int argc, char** argv) {
     LOG(ERROR) << listeners.status().message();
     return 1;
   }
+  ddv::master::MasterOptions options = MasterOptionsFromFlags();
+  options.overrides = overrides;
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
-      ddv::master::Master::Create(MasterOptionsFromFlags(), std::move(*config),
+      ddv::master::Master::Create(options, std::move(*config),
                                   std::move(*listeners));
   if (!master.ok()) {
     LOG(ERROR) << "cannot start the master: " << master.status().message();

@@ -116,6 +116,46 @@ bool PeerHasShutDown(int fd) {
 
 }  // namespace
 
+ssize_t SendBytesWithFd(int socket, absl::string_view bytes, int fd) {
+  iovec iov;
+  msghdr message;
+  alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int))];
+  absl::Span<const int> fds;
+  if (fd >= 0) fds = absl::MakeConstSpan(&fd, 1);
+  BuildSendHeader(bytes, fds, &iov, control, sizeof(control), &message);
+  ssize_t n;
+  do {
+    n = ::sendmsg(socket, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
+}
+
+ssize_t RecvBytesClosingFds(int socket, char* buffer, size_t size) {
+  iovec iov{buffer, size};
+  alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * 16)];
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = ::recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr;
+       c = CMSG_NXTHDR(&message, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t k = 0; k < count; ++k) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+      ::close(received);
+    }
+  }
+  return n;
+}
+
 bool IsWouldBlock(const absl::Status& status) {
   return status.GetPayload(kWouldBlockUrl).has_value();
 }

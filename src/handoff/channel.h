@@ -40,9 +40,10 @@ absl::StatusOr<std::pair<UniqueFd, UniqueFd>> MakeChannelPair();
 // submission. Neither copyable nor movable, since the header points into it.
 //
 // Seqpacket sends are atomic: the completion is either the whole frame size
-// or an error (-EAGAIN cannot happen without MSG_DONTWAIT; io_uring waits for
-// room). On success the worker holds its own references: the master then
-// closes its copies of the sockets.
+// or an error. Without MSG_DONTWAIT io_uring would wait for room; the master
+// sends with MSG_DONTWAIT and relies on -EAGAIN (a full channel: the batch
+// goes to another worker, master_handoff.cc). On success the worker holds
+// its own references: the master then closes its copies of the sockets.
 class ScmRightsMessage {
  public:
   ScmRightsMessage();
@@ -95,6 +96,15 @@ struct ReceivedFrame {
 // buffer of kMaxFrameBytes per thread.
 absl::StatusOr<ReceivedFrame> ReceiveFrame(
     int fd, absl::Duration timeout = absl::InfiniteDuration());
+
+// Stream sockets (a Node worker's channel, docs/node.md), where a message is
+// bytes, not a frame. One non-blocking write of `bytes` with `fd` (if >= 0)
+// in SCM_RIGHTS; returns the bytes written (maybe fewer) or -errno.
+ssize_t SendBytesWithFd(int socket, absl::string_view bytes, int fd);
+// One non-blocking read into `buffer`. Fds that came with the bytes are
+// closed: the peers this is for never send any. Returns the bytes read, 0 at
+// EOF, or -errno (-EAGAIN when nothing is queued).
+ssize_t RecvBytesClosingFds(int socket, char* buffer, size_t size);
 
 // Distinguish the two expected non-errors of a channel from real failures.
 bool IsWouldBlock(const absl::Status& status);

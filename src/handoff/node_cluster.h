@@ -96,6 +96,12 @@ std::string EncodeQueryServerError(int64_t ack, absl::string_view uv_errno,
 
 // One connection: send with exactly one fd attached.
 std::string EncodeNewConnection(absl::string_view key, int64_t seq);
+// The same line built from a prefix made once per server key, for the hot
+// path: AppendNewConnection(NewConnectionPrefix(key), seq, &line) equals
+// EncodeNewConnection(key, seq).
+std::string NewConnectionPrefix(absl::string_view key);
+void AppendNewConnection(absl::string_view prefix, int64_t seq,
+                         std::string* out);
 
 // Drain: the worker closes its servers and exits 0 once idle.
 std::string EncodeDisconnect(int64_t seq);

@@ -136,8 +136,32 @@ absl::Status CheckHostClaim(const config::Config& config,
   return absl::OkStatus();
 }
 
+void ApplyOverrides(const MasterOverrides& overrides, config::Config* config) {
+  if (!overrides.control_socket.empty()) {
+    config->master.control_socket = overrides.control_socket;
+  }
+  if (overrides.handoff.has_value()) config->master.handoff = *overrides.handoff;
+}
+
 absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
                                       const config::Config& loaded) {
+  // Both are fixed for the master's life: every worker was started with
+  // DDV_HANDOFF (and pidfd mode set PR_SET_PTRACER), and the control socket
+  // was bound at start. Half-applying them would be worse than refusing.
+  if (loaded.master.handoff != running.master.handoff) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "[master] handoff changed from \"",
+        config::HandoffModeName(running.master.handoff), "\" to \"",
+        config::HandoffModeName(loaded.master.handoff),
+        "\"; restart ddv_master to apply that"));
+  }
+  if (loaded.master.control_socket != running.master.control_socket) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "[master] control_socket changed from \"",
+        running.master.control_socket, "\" to \"",
+        loaded.master.control_socket,
+        "\"; restart ddv_master to apply that"));
+  }
   if (loaded.listeners.size() != running.listeners.size()) {
     return absl::FailedPreconditionError(
         "listeners were added or removed; restart ddv_master to apply that");

@@ -9,6 +9,7 @@
 #define DDV_SRC_MASTER_CONFIG_APPLY_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,8 +43,21 @@ struct ReloadPlan {
   std::vector<SiteChange> sites;  // one per next.sites
 };
 
+// What ddv_master's command line overrides in [master] (--control_socket,
+// --handoff). Applied to the file at start and to every file a reload
+// loads, so a reload never drops them.
+struct MasterOverrides {
+  std::string control_socket;                  // empty: the file's
+  std::optional<config::HandoffMode> handoff;  // unset: the file's
+};
+void ApplyOverrides(const MasterOverrides& overrides, config::Config* config);
+
 // FailedPrecondition when a listener was added, removed or changed (the
-// watchdog owns the sockets: that needs a restart of ddv_master).
+// watchdog owns the sockets: that needs a restart of ddv_master), and when
+// [master] handoff or control_socket changed: workers got DDV_HANDOFF (and
+// the master PR_SET_PTRACER) at start, and the control socket is bound
+// once. peek_timeout_ms and max_peek_bytes apply live: the first to
+// connections accepted from then on, the second to every next peek.
 absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
                                       const config::Config& loaded);
 

@@ -30,7 +30,17 @@ Master::Master(const MasterOptions& options, config::Config config)
       connections_(options.max_connections),
       linger_scratch_(16384) {}
 
-Master::~Master() = default;
+Master::~Master() {
+  // The ring goes first. Members die in reverse order, and ring_ is
+  // declared before what its ops point into: the provided peek buffers, the
+  // connections (their sockets and grown peek buffers), the linger scratch.
+  // Left to the default order, a recv still in flight could write into
+  // freed memory. Cancel everything (synchronously), unregister the peek
+  // buffers while the ring is still open, then close it.
+  if (ring_) ring_->CancelAll();
+  peek_buffers_.reset();
+  ring_.reset();
+}
 
 absl::StatusOr<std::unique_ptr<Master>> Master::Create(
     const MasterOptions& options, config::Config config,
@@ -99,7 +109,11 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   workers_ = std::move(*workers);
   status = workers_->StartAll();
   if (!status.ok()) return status;
-  for (int w = 0; w < workers_->size(); ++w) ArmWorker(w);
+  // Each started worker once, as the loop does for every later start: arming
+  // them all here and again from the loop's TakeRestarted gave each initial
+  // worker two exit polls, and the second came back stale. A worker whose
+  // start failed gets its polls when the supervisor starts it.
+  for (int w : workers_->TakeRestarted()) ArmWorker(w);
 
   for (uint32_t l = 0; l < listeners_.size(); ++l) SubmitAccept(l);
   return absl::OkStatus();

@@ -47,6 +47,9 @@
 namespace ddv {
 namespace master {
 
+// The most connections one handoff message carries (--handoff_batch).
+inline constexpr uint32_t kMaxHandoffBatch = handoff::kMaxEntriesPerBatch;
+
 struct MasterOptions {
   uring::RingOptions ring;
   uint32_t peek_buffers = 1024;      // power of two
@@ -55,7 +58,7 @@ struct MasterOptions {
   int defer_accept_seconds = 1;      // the kernel's TCP_DEFER_ACCEPT hold
   absl::Duration linger = absl::Seconds(1);       // after a refusal
   absl::Duration worker_wait = absl::Seconds(1);  // for a live worker
-  uint32_t handoff_batch = 32;       // connections per handoff message
+  uint32_t handoff_batch = 32;  // connections per message, 1..kMaxHandoffBatch
   // Connections a Node worker may hold unanswered (docs/node.md).
   uint32_t node_max_unaccepted = kNodeMaxUnaccepted;
   // Graceful stop: once the undecided connections are gone, how long the
@@ -67,6 +70,9 @@ struct MasterOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   absl::Duration heartbeat_timeout = absl::Seconds(20);
   WorkerPoolOptions workers;
+  // The command line's [master] overrides, which every reload applies to
+  // the file it loads before planning.
+  MasterOverrides overrides;
 };
 
 class Master {
@@ -122,7 +128,6 @@ class Master {
   struct PendingControl {
     bool stop = false;    // SIGTERM, SIGINT, `ddvctl stop`
     bool reload = false;  // SIGHUP, `ddvctl reload`
-    bool reopen = false;  // SIGUSR1: forwarded to the workers
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
@@ -194,6 +199,9 @@ class Master {
   void OnAcknowledged(int worker, uint64_t id);
   void OnPullFailed(int worker, uint64_t id, int error);
   void ReleaseRetired(int worker);
+  // ReleaseRetired for every retired worker with no process: one retired
+  // in back-off or failed has no exit to wait for.
+  void ReleaseRetiredWithoutProcess();
   void OnWorkerExitPoll(const uring::OpTag& tag);
   void OnWorkerExit(int worker);
   void ReclaimFromWorker(int worker);
@@ -241,8 +249,7 @@ class Master {
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // claims of exited workers, reload, worker conf updates, restarts,
-  // reopen.
+  // claims of exited workers, reload, worker conf updates, restarts.
   void RunControlPoint();
   absl::Status Reload();
   void BeginStop();
@@ -286,6 +293,7 @@ class Master {
   // the claiming process exits.
   std::vector<Claim> claims_;
   std::shared_ptr<const route::RouteTable> routes_;
+  // ~Master tears these two down first, before the memory their ops use.
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> peek_buffers_;
   ConnectionTable connections_;
@@ -311,6 +319,8 @@ class Master {
   PendingControl pending_;
   // Node's server data per site and server key (master_node.cc).
   absl::flat_hash_map<std::string, std::string> node_server_data_;
+  // Per target site id: whose turn it is for a message to any worker.
+  absl::flat_hash_map<std::string, uint32_t> message_round_robin_;
   int64_t accept_resume_ns_ = 0;  // accepts paused (out of fds) until then
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;

@@ -60,7 +60,9 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   ++counters_.connections_accepted;
   // Below, a socket with no slot is closed by its UniqueFd: rare paths, not
   // worth a ring close without a slot to tag it with.
-  if (stopping_) return;  // accepted just before the cancel took effect
+  // A graceful stop routes what was accepted before its cancel took effect
+  // as usual: the workers still run, and the stop waits for undecided
+  // connections. Only the re-arming above stops.
   uint32_t index;
   Connection* c = connections_.Allocate(&index);
   if (c == nullptr) {

@@ -42,6 +42,12 @@ absl::Status Master::InitSignals() {
   signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd_) return ErrnoStatus(errno, "signalfd", "watching signals");
   ArmSignalPoll();
+  // A worker's channel or a ddvctl client can close under a write; every
+  // send says MSG_NOSIGNAL, and this covers whatever does not. Before any
+  // worker is spawned; supervise::Spawn resets it in the child.
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+    return ErrnoStatus(errno, "signal", "ignoring SIGPIPE");
+  }
 
   const std::string& path = config_.master.control_socket;
   if (path.empty()) return absl::OkStatus();
@@ -126,7 +132,10 @@ void Master::OnSignals() {
         pending_.reload = true;
         break;
       case SIGUSR1:
-        pending_.reopen = true;
+        // logrotate's `kill -USR1`. Not forwarded: workers start with
+        // default dispositions, and SIGUSR1's default action kills them.
+        LOG(INFO) << "SIGUSR1: log reopening is not implemented yet; "
+                     "nothing done";
         break;
       case SIGCHLD:
         break;  // exits are seen through each worker's pidfd
@@ -337,8 +346,8 @@ void Master::ReplyToControlClient(uint32_t slot, const std::string& reply) {
   c.fd.Reset();
 }
 
-// nginx's master cycle: terminate/quit, then reconfigure, then reopen. A
-// stop wins over what was asked in the same turn: a master that is
+// nginx's master cycle: terminate/quit, then reconfigure (reopen, its last
+// step, is not implemented: SIGUSR1 is only logged). A stop wins over what was asked in the same turn: a master that is
 // stopping starts nothing new.
 void Master::RunControlPoint() {
   PendingControl pending;
@@ -400,17 +409,11 @@ void Master::RunControlPoint() {
 
   // Control clients left in the backlog while every slot was busy.
   if (control_backlog_waiting_) OnControlReadable();
-
-  if (pending.reopen) {
-    // Workers own their log files' content; tell them too.
-    for (int w = 0; w < workers_->size(); ++w) {
-      if (workers_->pid(w) > 0) kill(workers_->pid(w), SIGUSR1);
-    }
-  }
 }
 
 absl::Status Master::Reload() {
   absl::StatusOr<config::Config> loaded = config::LoadConfigFile(config_.path);
+  if (loaded.ok()) ApplyOverrides(options_.overrides, &*loaded);
   absl::Status status = loaded.ok() ? ApplyConfig(*loaded) : loaded.status();
   if (!status.ok()) {
     LOG(ERROR) << "reload failed, keeping the running config: "

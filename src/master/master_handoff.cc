@@ -209,6 +209,9 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
       ++counters_.connections_handed_off;
       Close(index);
     }
+    // A retired worker that exited while this was in flight: its exit left
+    // the channel open for us; the batch comes back, then the channel goes.
+    ReleaseRetired(w);
     return;
   }
   // Not sent: the fds never left. Hand them to another worker of the site.
@@ -236,6 +239,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
     c.state = ConnState::kRouted;
     QueueForWorker(index);  // excludes c.worker when another one is alive
   }
+  ReleaseRetired(w);  // as above
 }
 
 void Master::OnAcknowledged(int w, uint64_t id) {
@@ -429,25 +433,40 @@ void Master::OnWorkerExit(int w) {
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
-  // A Node child's unanswered connections are still the master's (it
-  // keeps a copy until `accepted`): forget what was said to the dead
-  // process; ReclaimFromWorker re-routes them.
-  if (workers_->at(w).node) workers_->at(w).node->Reset();
   RecoverUnread(w);
   if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);
   if (workers_->at(w).retired) ReleaseRetired(w);
 }
 
+// A retired worker whose process is gone (or that had none when it was
+// retired: back-off, failed) closes its channel for good. Not while a send
+// is in flight: OnHandoffSent calls this again when it completes.
 void Master::ReleaseRetired(int w) {
   Worker& worker = workers_->at(w);
-  if (!worker.channel || worker.send_in_flight) return;
+  if (!worker.retired || !worker.channel || worker.send_in_flight ||
+      workers_->pid(w) != 0) {
+    return;
+  }
+  // What it never read (a batch sent as it died) goes to another worker
+  // first: closing the child end would close those sockets with it.
+  RecoverUnread(w);
+  ReclaimFromWorker(w);
   // Cancel its channel polls before the fds close; their completions are
   // ignored once the channel is gone.
   io_uring_sqe* sqe = Sqe(kOpCancel, w);
   io_uring_prep_poll_remove(sqe, uring::OpTag{kOpChannelPoll, uint32_t(w), 0}.Encode());
   worker.channel_poll_armed = true;  // never re-armed
   workers_->ReleaseIfRetired(w);
+}
+
+void Master::ReleaseRetiredWithoutProcess() {
+  for (int w = 0; w < workers_->size(); ++w) {
+    const Worker& worker = workers_->at(w);
+    if (worker.retired && worker.channel && workers_->pid(w) == 0) {
+      ReleaseRetired(w);
+    }
+  }
 }
 
 void Master::ReclaimFromDeadWorkers() {

@@ -50,7 +50,9 @@ std::string key_for_site(int site, const std::string& key) {
 void Master::FlushNode(int w) {
   Worker& worker = workers_->at(w);
   NodeChannel& channel = *worker.node;
-  if (!worker.channel || worker.channel_full) return;
+  // No process: nothing may go into the channel a successor will read
+  // (the dead one's connections are re-routed by ReclaimFromWorker).
+  if (!worker.channel || worker.channel_full || workers_->pid(w) == 0) return;
   // Queued connections enter the outbox while the child holds fewer than
   // the cap unanswered; the rest wait in the queue, and count as load.
   size_t taken = 0;
@@ -109,9 +111,12 @@ void Master::OnNodeReadable(int w) {
         break;
       case node::ChildMessageKind::kClose:
         // The app closed its server: nothing to hand it any more.
-        if (m.key == channel.server_key) {
+        if (m.key == channel.server_key()) {
           channel.listening = false;
           worker.ready = false;
+          // What waits in its queue goes to a sibling; what it was sent
+          // comes back as `accepted: false` and goes there too.
+          RequeueFromDraining(w);
         }
         break;
       case node::ChildMessageKind::kOnline:
@@ -152,7 +157,7 @@ void Master::OnNodeQueryServer(int w, const node::ChildMessage& m) {
   // request, or Node fails the listen with EADDRINUSE.
   const std::string key = node::ServerKey(m.port, m.address_type, m.address);
   if (!channel.listening) {
-    channel.server_key = key;
+    channel.SetServerKey(key);
     channel.listening = true;
   }
   const std::string address =

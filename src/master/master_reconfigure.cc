@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -92,6 +94,7 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
     LogDroppedClaim(d.claim, absl::StrCat("the reloaded config refuses it: ",
                                           d.why.message()));
   }
+  ReleaseRetiredWithoutProcess();
   return absl::OkStatus();
 }
 
@@ -157,6 +160,7 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
   const config::SiteConfig& mine = next->config.sites[site];
   if (mine.processes != config_.sites[site].processes) {
     absl::Status status = workers_->SetProcessCount(site, mine, mine.processes);
+    ReleaseRetiredWithoutProcess();
     if (!status.ok()) return status;
   }
   routes_ = std::move(*routes);
@@ -204,28 +208,54 @@ void Master::OnWorkerRequest(int w, const handoff::Request& request) {
   }
 }
 
+// A worker's message to `target_site`'s worker `target_worker`, or to any
+// of them (kAnyWorker): then one of the live workers that are neither
+// retired nor draining, in turn, trying the next while a send fails (a full
+// channel). A given index means the live, non-retired worker of that index.
+// Best effort, as the seed's: undeliverable messages are dropped, logged.
 void Master::ForwardMessage(int w, handoff::Message message) {
   const Worker& from = workers_->at(w);
   message.source_site = workers_->site_id(from.site);
   message.source_worker = from.index;
   absl::StatusOr<std::string> bytes = handoff::EncodeFrame(message);
   if (!bytes.ok()) return;
+  const bool any = message.target_worker == handoff::kAnyWorker;
+  std::vector<int> candidates;
   for (int t = 0; t < workers_->size(); ++t) {
     const Worker& to = workers_->at(t);
-    if (to.retired || !workers_->Alive(t)) continue;
+    if (to.retired || !to.channel || !workers_->Alive(t)) continue;
     if (workers_->site_id(to.site) != message.target_site) continue;
-    if (message.target_worker != handoff::kAnyWorker &&
-        static_cast<uint32_t>(to.index) != message.target_worker) {
+    if (any ? to.draining
+            : static_cast<uint32_t>(to.index) != message.target_worker) {
       continue;
     }
-    if (to.node) {
-      SendToNode(t, NodeMessageLine(message));
-    } else {
-      (void)handoff::SendFrame(to.channel.get(), *bytes, {},
-                               absl::ZeroDuration());
-    }
-    if (message.target_worker == handoff::kAnyWorker) break;
+    candidates.push_back(t);
   }
+  size_t start = 0;
+  if (any && !candidates.empty()) {
+    start = message_round_robin_[message.target_site]++ % candidates.size();
+  }
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    const int t = candidates[(start + k) % candidates.size()];
+    if (workers_->at(t).node) {
+      // Queued in the Node channel's outbox, which keeps it until written.
+      SendToNode(t, NodeMessageLine(message));
+      return;
+    }
+    absl::Status sent = handoff::SendFrame(workers_->at(t).channel.get(),
+                                           *bytes, {}, absl::ZeroDuration());
+    if (sent.ok()) return;
+    LOG_EVERY_N(WARNING, 100)
+        << "message from " << message.source_site << "#"
+        << message.source_worker << " not sent to " << message.target_site
+        << "#" << workers_->at(t).index << ": " << sent;
+  }
+  LOG_EVERY_N(WARNING, 100)
+      << "message from " << message.source_site << "#" << message.source_worker
+      << " to " << message.target_site << "#"
+      << (any ? std::string("any")
+              : absl::StrCat(message.target_worker))
+      << " dropped: no live worker took it";
 }
 
 }  // namespace master

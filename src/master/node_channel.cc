@@ -1,50 +1,24 @@
 // NodeChannel: ordered, whole-line writes with fds attached, and line reads.
 #include "src/master/node_channel.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cerrno>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "src/handoff/channel.h"
 
 namespace ddv {
 namespace master {
-namespace {
 
 namespace node = handoff::node;
-
-// Sends `bytes` with `fd` in SCM_RIGHTS (or none when fd < 0). Returns the
-// byte count or -errno.
-ssize_t SendWithFd(int channel_fd, const char* bytes, size_t length, int fd) {
-  iovec iov{const_cast<char*>(bytes), length};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  }
-  ssize_t n = sendmsg(channel_fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-  return n < 0 ? -errno : n;
-}
-
-}  // namespace
 
 void NodeChannel::Reset() {
   outbox_.clear();
   reader_ = node::LineReader();
   unaccepted_.clear();
   listening = false;
-  server_key.clear();
+  server_key_.clear();
+  newconn_prefix_.clear();
   speaks_ddv = false;
   broken_ = false;
 }
@@ -53,10 +27,16 @@ void NodeChannel::QueueLine(std::string line) {
   outbox_.push_back(Outgoing{std::move(line), 0, -1, -1});
 }
 
+void NodeChannel::SetServerKey(std::string key) {
+  newconn_prefix_ = node::NewConnectionPrefix(key);
+  server_key_ = std::move(key);
+}
+
 int64_t NodeChannel::QueueConnection(int fd, uint32_t connection) {
   const int64_t seq = NextSeq();
-  outbox_.push_back(Outgoing{node::EncodeNewConnection(server_key, seq), 0, fd,
-                             static_cast<int64_t>(connection)});
+  Outgoing out{std::string(), 0, fd, static_cast<int64_t>(connection)};
+  node::AppendNewConnection(newconn_prefix_, seq, &out.bytes);
+  outbox_.push_back(std::move(out));
   unaccepted_[seq] = connection;
   return seq;
 }
@@ -68,9 +48,8 @@ NodeChannel::FlushResult NodeChannel::Flush(int channel_fd,
     // The fd rides on the first byte of its line; the rest of a line cut
     // short by a full buffer goes out later without it.
     const int fd = out.written == 0 ? out.fd : -1;
-    ssize_t n = SendWithFd(channel_fd, out.bytes.data() + out.written,
-                           out.bytes.size() - out.written, fd);
-    if (n == -EINTR) continue;
+    ssize_t n = handoff::SendBytesWithFd(
+        channel_fd, absl::string_view(out.bytes).substr(out.written), fd);
     if (n == -EAGAIN || n == -ENOBUFS) return FlushResult::kBlocked;
     if (n < 0) return FlushResult::kClosed;
     if (out.written == 0 && out.connection >= 0) {
@@ -90,26 +69,10 @@ absl::Status NodeChannel::Read(int channel_fd,
   // Bounded per turn so one chatty worker cannot starve the loop.
   for (int i = 0; i < 64; ++i) {
     char buffer[16384];
-    iovec iov{buffer, sizeof(buffer)};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(channel_fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    // A child never sends handles to the primary in ddv's use; close any.
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); n >= 0 && c != nullptr;
-         c = CMSG_NXTHDR(&message, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t k = 0; k < count; ++k) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-        close(fd);
-      }
-    }
+    // A child never sends handles to the primary in ddv's use: any it
+    // attaches are closed.
+    ssize_t n =
+        handoff::RecvBytesClosingFds(channel_fd, buffer, sizeof(buffer));
     if (n <= 0) break;  // EAGAIN, or EOF (the exit poll handles deaths)
     absl::Status appended =
         reader_.Append(absl::string_view(buffer, static_cast<size_t>(n)));

@@ -65,8 +65,9 @@ class NodeChannel {
   bool outbox_empty() const { return outbox_.empty(); }
 
   // What the app listens on, once it asked (queryServer) and we answered.
+  void SetServerKey(std::string key);
+  const std::string& server_key() const { return server_key_; }
   bool listening = false;
-  std::string server_key;
   // The process loaded the ddv-worker package: it said {"ddv":"hello"} and
   // answers {"ddv":"ping"}, so heartbeats apply to it.
   bool speaks_ddv = false;
@@ -78,6 +79,8 @@ class NodeChannel {
     int fd = -1;               // attached to the first byte, if any
     int64_t connection = -1;   // the connection index the fd belongs to
   };
+  std::string server_key_;
+  std::string newconn_prefix_;  // node::NewConnectionPrefix(server_key_)
   std::deque<Outgoing> outbox_;
   handoff::node::LineReader reader_;
   absl::flat_hash_map<int64_t, uint32_t> unaccepted_;  // seq → connection

@@ -84,6 +84,9 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     Worker& worker = self->workers_[w];
     ++worker.generation;
     worker.ready = false;
+    // Whoever started it (ContinueRestart, the supervisor after a crash
+    // mid-restart, a later `restart`), the replacement is here.
+    worker.restart_pending = false;
     worker.draining = false;
     worker.drain_deadline_ns = 0;
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
@@ -308,8 +311,9 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
     LOG(WARNING) << "cannot send kShutdown to worker " << name << ": " << sent
                  << "; SIGTERM instead";
   }
-  // It never said hello (it may not speak the protocol), or its channel
-  // is full: the signal is the only way to reach it.
+  // It has not said hello (just started, or it does not speak the
+  // protocol), or its channel is full: the signal is the only way to reach
+  // it.
   processes_->Stop(slot, grace);
 }
 
@@ -353,7 +357,25 @@ void WorkerPool::RollingRestart(int s) {
   }
 }
 
+bool WorkerPool::HoldsRollingRestart(int o) const {
+  const Worker& other = workers_[o];
+  if (other.retired) return false;
+  if (other.restart_pending) return true;  // being replaced right now
+  const int slot = other.process_slot;
+  if (processes_->pid(slot) == 0) {
+    // Waiting out a back-off: the supervisor brings it back, so wait for it.
+    // Failed, done or stopped: nothing will, and waiting would be forever.
+    return processes_->state(slot) == supervise::ProcessState::kBackoff;
+  }
+  return !other.ready || !Alive(o);  // on its way up, or on its way out
+}
+
 void WorkerPool::ProgressRollingRestarts() {
+  // Workers with no process (back-off, failed, done, exited) have nothing
+  // to stop, and their channel was drained when they died: start them all
+  // now, whatever their siblings do. Waiting for siblings here could wait
+  // forever: in a crash-looping site every worker is such a one. This also
+  // revives a failed site.
   for (size_t i = 0; i < rolling_.size();) {
     const int w = rolling_[i];
     Worker& worker = workers_[w];
@@ -361,27 +383,29 @@ void WorkerPool::ProgressRollingRestarts() {
       rolling_.erase(rolling_.begin() + i);
       continue;
     }
-    // One at a time per site: every other worker must be up and ready.
-    bool others_ready = true;
-    for (int o : site_workers_[worker.site]) {
-      if (o == w || workers_[o].retired) continue;
-      if (workers_[o].restart_pending || !workers_[o].ready || !Alive(o)) {
-        others_ready = false;
-      }
-    }
-    if (!others_ready) {
+    if (processes_->pid(worker.process_slot) != 0) {
       ++i;
       continue;
     }
     rolling_.erase(rolling_.begin() + i);
-    if (processes_->pid(worker.process_slot) == 0) {
-      // No process (back-off, failed, exited): nothing to stop, and its
-      // channel was drained when it died. Start it now; this also revives
-      // a failed site.
-      absl::Status status = processes_->Start(worker.process_slot);
-      if (!status.ok()) LOG(ERROR) << "restart: " << status;
+    worker.restart_pending = false;
+    absl::Status status = processes_->Start(worker.process_slot);
+    if (!status.ok()) LOG(ERROR) << "restart: " << status;
+  }
+  // Running workers, one at a time per site: the next is asked to leave
+  // only when no sibling is on its way up or being replaced.
+  for (size_t i = 0; i < rolling_.size();) {
+    const int w = rolling_[i];
+    Worker& worker = workers_[w];
+    bool held = false;
+    for (int o : site_workers_[worker.site]) {
+      if (o != w && HoldsRollingRestart(o)) held = true;
+    }
+    if (held) {
+      ++i;
       continue;
     }
+    rolling_.erase(rolling_.begin() + i);
     worker.restart_pending = true;
     BeginShutdown(w, options_.stop_grace);
   }
@@ -397,9 +421,12 @@ void WorkerPool::ReleaseIfRetired(int w) {
 void WorkerPool::ContinueRestart(int w) {
   Worker& worker = workers_[w];
   if (!worker.restart_pending) return;
-  if (processes_->state(worker.process_slot) !=
-      supervise::ProcessState::kExited) {
-    return;  // still running, or crashed and left to the supervisor
+  const int slot = worker.process_slot;
+  if (processes_->state(slot) != supervise::ProcessState::kExited) {
+    // Still running; or it crashed and is the supervisor's again (back-off,
+    // failed): not ours to restart, and it must not hold its siblings' turn.
+    if (processes_->pid(slot) == 0) worker.restart_pending = false;
+    return;
   }
   worker.restart_pending = false;
   absl::Status status = processes_->Start(worker.process_slot);
@@ -465,7 +492,10 @@ std::vector<handoff::ReceivedFrame> WorkerPool::DrainChildEnd(int worker) {
   if (fd < 0) return frames;  // released: a retired worker
   if (workers_[worker].node) {
     // A Node channel carries copies: the master keeps every socket until
-    // the child says `accepted`, so what is unread is only discarded.
+    // the child says `accepted`, so what is unread is only discarded, and
+    // what was said to the dead process (its outbox, its unanswered
+    // connections, which the master re-routes) is forgotten.
+    workers_[worker].node->Reset();
     DiscardStream(fd);
     return frames;
   }
@@ -489,28 +519,9 @@ std::vector<handoff::ReceivedFrame> WorkerPool::DrainChildEnd(int worker) {
 }
 
 void WorkerPool::DiscardStream(int fd) {
+  char buffer[16384];
   for (int attempt = 0; attempt < 100000; ++attempt) {
-    char buffer[16384];
-    iovec iov{buffer, sizeof(buffer)};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr;
-         c = CMSG_NXTHDR(&message, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t k = 0; k < count; ++k) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-        close(received);
-      }
-    }
+    if (handoff::RecvBytesClosingFds(fd, buffer, sizeof(buffer)) <= 0) return;
   }
 }
 

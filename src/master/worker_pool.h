@@ -13,8 +13,10 @@
 // stopped (graceful stop) the same way: kShutdown on its channel, after
 // which it takes no new connections, finishes what it has and exits. Only
 // if it is still running after stop_grace does it get SIGTERM, and SIGKILL
-// term_grace later. A worker that never said hello may not speak the
-// protocol: it gets SIGTERM at once.
+// term_grace later. A worker that has not said hello cannot be sent
+// kShutdown: it gets SIGTERM at once. (One that never says hello does not
+// last: the master's heartbeat kills a ddv worker silent for
+// heartbeat_timeout.)
 #ifndef DDV_SRC_MASTER_WORKER_POOL_H_
 #define DDV_SRC_MASTER_WORKER_POOL_H_
 
@@ -46,8 +48,8 @@ struct WorkerPoolOptions {
   // How long a worker asked to shut down (kShutdown) may finish its
   // connections before it gets SIGTERM.
   absl::Duration stop_grace = absl::Seconds(30);
-  // After that SIGTERM (or the SIGTERM a worker that never said hello gets
-  // at once, after stop_grace in that case), how long until SIGKILL.
+  // After that SIGTERM (or the SIGTERM a worker that has not said hello
+  // gets at once, after stop_grace in that case), how long until SIGKILL.
   absl::Duration term_grace = absl::Seconds(5);
   // Each listener's name and port (the bound one, for port 0), in config
   // order: Node workers get their site's first as PORT.
@@ -119,8 +121,10 @@ class WorkerPool {
   // New command, environment, logs or credentials: every worker of the site
   // starts with `config` from its next start on.
   void UpdateSpecs(int site, const config::SiteConfig& config);
-  // Restarts the site's workers one at a time: the next is stopped only when
-  // every other worker of the site is up and has said hello.
+  // Restarts the site's workers. Those with no process (back-off, failed,
+  // done, stopped) start at once, all together; running ones are replaced
+  // one at a time: the next is stopped only when every other worker of the
+  // site is up and has said hello, or has no process and no restart coming.
   void RollingRestart(int site);
   int LiveWorkers(int site) const;
 
@@ -176,6 +180,11 @@ class WorkerPool {
   supervise::ProcessSpec MakeSpec(int site, const config::SiteConfig& config,
                                   int index, int child_fd) const;
   void ProgressRollingRestarts();
+  // Whether sibling `o` keeps a rolling restart from stopping the next
+  // running worker of its site: it is being replaced, starting, not ready
+  // yet, or waiting out a back-off. A worker with no process and no restart
+  // coming (failed, done, stopped) holds nothing.
+  bool HoldsRollingRestart(int o) const;
   int SitePort(const config::SiteConfig& site) const;
   // Reads and drops everything queued on a stream channel end, closing any
   // fds in it.

@@ -1,6 +1,8 @@
 // Ring set-up: one comment per flag, probe, and clean fallbacks.
 #include "src/uring/ring.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -109,15 +111,61 @@ Ring::~Ring() {
 
 io_uring_sqe* Ring::GetSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
-  }
+  if (sqe != nullptr) return sqe;
+  Reserve(1);
+  sqe = io_uring_get_sqe(&ring_);
+  CHECK(sqe != nullptr) << "io_uring: no free SQE after submitting";
   return sqe;
 }
 
 void Ring::Reserve(unsigned count) {
-  if (io_uring_sq_space_left(&ring_) < count) io_uring_submit(&ring_);
+  const unsigned entries = ring_.sq.ring_entries;
+  CHECK_LE(count, entries) << "io_uring: " << count
+                           << " linked SQEs cannot fit a submission queue of "
+                           << entries << " entries";
+  // One submit may not free everything: without SUBMIT_ALL the kernel stops
+  // at an SQE that fails to issue and leaves the rest queued, and an SQPOLL
+  // thread takes entries when it gets to them. So submit until there is
+  // room, and give up loudly if the kernel takes nothing: going on would
+  // split an op from its IOSQE_IO_LINK'ed timeout, and the op would run
+  // with no deadline.
+  int stalled = 0;
+  int last = 0;
+  while (io_uring_sq_space_left(&ring_) < count) {
+    const unsigned before = io_uring_sq_space_left(&ring_);
+    last = io_uring_submit(&ring_);
+    if (io_uring_sq_space_left(&ring_) > before) {
+      stalled = 0;
+      continue;
+    }
+    if (ring_.flags & IORING_SETUP_SQPOLL) {
+      // The kernel thread frees entries as it takes them.
+      last = io_uring_sqring_wait(&ring_);
+    }
+    // -EAGAIN (out of memory for requests), -EBUSY (CQ overflow that
+    // could not be flushed), -EINTR: the kernel may take them in a moment.
+    // Anything else (-EBADF, -EFAULT, ...) will not get better.
+    const bool transient =
+        last >= 0 || last == -EAGAIN || last == -EBUSY || last == -EINTR;
+    CHECK(transient && ++stalled < 1000)
+        << "io_uring_submit cannot make room for " << count
+        << " SQEs (free " << io_uring_sq_space_left(&ring_) << " of "
+        << entries << "; last result "
+        << (last < 0 ? strerror(-last) : absl::StrCat(last, " submitted"))
+        << "); refusing to split a linked op from its timeout";
+    usleep(1000);
+  }
+}
+
+void Ring::CancelAll() {
+  io_uring_sync_cancel_reg cancel{};
+  cancel.fd = -1;
+  cancel.flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+  cancel.timeout.tv_sec = 1;
+  const int ret = io_uring_register_sync_cancel(&ring_, &cancel);
+  if (ret < 0 && ret != -ENOENT) {
+    LOG(WARNING) << "cancelling the ring's ops at teardown: " << strerror(-ret);
+  }
 }
 
 }  // namespace uring

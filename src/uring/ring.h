@@ -38,12 +38,22 @@ class Ring {
   io_uring* get() { return &ring_; }
   unsigned setup_flags() const { return ring_.flags; }
 
-  // Returns a free SQE, submitting the queued ones first if the SQ is full.
+  // Returns a free SQE, submitting the queued ones first if the SQ is full
+  // (as Reserve(1)).
   io_uring_sqe* GetSqe();
-  // Makes room for `count` SQEs in a row. Linked ops (an op and its
-  // LINK_TIMEOUT) must not be split by a submit: the op would go out alone,
-  // with no deadline.
+  // Guarantees `count` free SQEs, to be taken in a row: submits until the
+  // kernel has taken enough. Linked ops (an op and its LINK_TIMEOUT) must
+  // not be split by a submit: the op would go out alone, with no deadline.
+  // The process dies (CHECK, saying why) if the kernel keeps refusing
+  // entries for about a second, or persistently (a dead ring): there is no
+  // correct way on from there.
   void Reserve(unsigned count);
+
+  // Cancels every op in flight and returns once none is (synchronous
+  // cancel, bounded at a second): after it, the kernel no longer writes into
+  // any buffer an op pointed at. For teardown: the memory ops point into
+  // may be freed next. Their completions stay in the CQ, unread.
+  void CancelAll();
 
  private:
   Ring() = default;

@@ -81,7 +81,7 @@ int RunWatchdog(const WatchdogOptions& options,
         stopping = true;
         table.Stop(slot, options.stop_grace);
       } else if (master > 0) {
-        kill(master, sig);  // SIGHUP reload, SIGUSR1 reopen: the master's job
+        kill(master, sig);  // SIGHUP reload, SIGUSR1: the master's to answer
       }
     }
     if (table.pidfd(slot) >= 0 && (fds_to_poll[1].revents & POLLIN)) {

@@ -27,19 +27,11 @@
 #include "absl/strings/string_view.h"
 #include "src/config/config.h"
 #include "src/config/host_pattern.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace ddv {
 namespace config {
 namespace {
-
-#define FUZZ_CHECK(cond)                                                    \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                  \
-      std::abort();                                                         \
-    }                                                                       \
-  } while (0)
 
 constexpr char kPath[] = "fuzz.toml";
 

@@ -12,7 +12,7 @@ def ddv_fuzzer(name, srcs, deps = []):
     native.cc_binary(
         name = name + "_fuzzer",
         srcs = srcs,
-        deps = deps + select({
+        deps = deps + [":fuzz_check"] + select({
             "//:fuzzing": [],
             "//conditions:default": [":replay_main"],
         }),
@@ -24,7 +24,7 @@ def ddv_fuzzer(name, srcs, deps = []):
     native.cc_test(
         name = name + "_corpus_test",
         srcs = srcs,
-        deps = deps + [":replay_main"],
+        deps = deps + [":fuzz_check", ":replay_main"],
         args = ["tests/fuzz/" + corpus],
         data = native.glob([corpus + "/**"]),
     )

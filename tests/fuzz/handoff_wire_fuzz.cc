@@ -22,19 +22,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "src/handoff/wire.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace ddv {
 namespace handoff {
 namespace {
-
-#define FUZZ_CHECK(cond)                                                    \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                  \
-      std::abort();                                                         \
-    }                                                                       \
-  } while (0)
 
 uint16_t U16At(absl::string_view bytes, size_t offset) {
   return static_cast<uint16_t>(static_cast<uint8_t>(bytes[offset]) |

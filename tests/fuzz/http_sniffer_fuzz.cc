@@ -11,21 +11,13 @@
 #include "src/sniff/host_name.h"
 #include "src/sniff/http_sniffer.h"
 #include "src/sniff/sniff_status.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace ddv {
 namespace sniff {
 namespace {
 
 constexpr size_t kNoCap = std::numeric_limits<size_t>::max();
-
-#define FUZZ_CHECK(cond)                                                    \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                  \
-      std::abort();                                                         \
-    }                                                                       \
-  } while (0)
 
 struct Answer {
   SniffStatus status;

@@ -10,19 +10,11 @@
 
 #include "absl/strings/string_view.h"
 #include "src/handoff/node_cluster.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 namespace node = ddv::handoff::node;
-
-#define FUZZ_CHECK(cond)                                                    \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                  \
-      std::abort();                                                         \
-    }                                                                       \
-  } while (false)
 
 void CheckLine(absl::string_view line) {
   auto m = node::DecodeChildLine(line);

@@ -18,17 +18,9 @@
 #include "src/config/config.h"
 #include "src/config/host_pattern.h"
 #include "src/master/config_apply.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                    \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                  \
-      std::abort();                                                         \
-    }                                                                       \
-  } while (false)
 
 const ddv::config::Config& Running() {
   static const ddv::config::Config* config = [] {

@@ -129,6 +129,42 @@ TEST(Encode, NewConnectionAndDisconnect) {
   EXPECT_EQ(error["ack"], 3);
 }
 
+TEST(DecodeChildLine, TheHotLinesDecodeAsTheFullParseWould) {
+  // Node's JSON.stringify output takes the fast path; the same messages
+  // written another way take the full parse: both must agree.
+  const char* lines[][2] = {
+      {R"({"cmd":"NODE_CLUSTER","ack":12,"accepted":true,"seq":40})",
+       R"({"seq":40,"accepted":true,"cmd":"NODE_CLUSTER","ack":12})"},
+      {R"({"cmd":"NODE_CLUSTER","ack":0,"accepted":false,"seq":0})",
+       R"({"cmd":"NODE_CLUSTER", "ack":0, "accepted":false, "seq":0})"},
+  };
+  for (const auto& pair : lines) {
+    auto hot = DecodeChildLine(pair[0]);
+    auto full = DecodeChildLine(pair[1]);
+    ASSERT_TRUE(hot.ok() && full.ok()) << pair[0];
+    EXPECT_EQ(hot->kind, ChildMessageKind::kAccepted);
+    EXPECT_EQ(hot->kind, full->kind);
+    EXPECT_EQ(hot->ack, full->ack);
+    EXPECT_EQ(hot->accepted, full->accepted);
+    EXPECT_EQ(hot->seq, full->seq);
+  }
+  // Near misses fall back to the full parse and its verdict.
+  EXPECT_FALSE(DecodeChildLine(R"({"cmd":"NODE_CLUSTER","ack":-1,"accepted":true,"seq":1})").ok());
+  EXPECT_FALSE(DecodeChildLine(R"({"cmd":"NODE_CLUSTER","ack":1,"accepted":true,"seq":1)").ok());
+  EXPECT_EQ(DecodeChildLine(R"({"cmd":"NODE_CLUSTER","ack":1,"accepted":true,"seq":1,"x":2})")->ack, 1);
+}
+
+TEST(Encode, TheNewConnectionPrefixBuildsTheSameLine) {
+  for (const char* key : {"*:80:4", "::1:443:6", "we\"ird\n:1:4"}) {
+    std::string line;
+    AppendNewConnection(NewConnectionPrefix(key), 77, &line);
+    EXPECT_EQ(line, EncodeNewConnection(key, 77));
+    json parsed = json::parse(line);
+    EXPECT_EQ(parsed["msg"]["key"], key);
+    EXPECT_EQ(parsed["msg"]["seq"], 77);
+  }
+}
+
 TEST(LineReader, SplitsAcrossReadsAndKeepsOrder) {
   LineReader reader;
   ASSERT_TRUE(reader.Append("{\"a\":1}\n{\"b\"").ok());

@@ -197,6 +197,64 @@ TEST(PlanReloadTest, ListenerChangesNeedARestart) {
   EXPECT_TRUE(PlanReload(Running(), loaded).ok());
 }
 
+TEST(PlanReloadTest, HandoffAndControlSocketChangesNeedARestart) {
+  config::Config loaded = Running();
+  loaded.master.handoff = config::HandoffMode::kPidfd;
+  absl::StatusOr<ReloadPlan> plan = PlanReload(Running(), loaded);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(plan.status().message(),
+              HasSubstr("handoff changed from \"scm_rights\" to \"pidfd\"; "
+                        "restart ddv_master to apply that"));
+
+  loaded = Running();
+  loaded.master.control_socket = "/run/other/control.sock";
+  plan = PlanReload(Running(), loaded);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(plan.status().message(),
+              HasSubstr("control_socket changed from "
+                        "\"/run/ddv/control.sock\" to "
+                        "\"/run/other/control.sock\"; restart ddv_master to "
+                        "apply that"));
+}
+
+TEST(PlanReloadTest, PeekSettingsApplyLive) {
+  config::Config loaded = Running();
+  loaded.master.peek_timeout_ms = 750;
+  loaded.master.max_peek_bytes = 4096;
+  absl::StatusOr<ReloadPlan> plan = PlanReload(Running(), loaded);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->next.master.peek_timeout_ms, 750);
+  EXPECT_EQ(plan->next.master.max_peek_bytes, 4096);
+}
+
+TEST(PlanReloadTest, CommandLineOverridesSurviveAReload) {
+  // ddv_master --handoff=pidfd --control_socket=/tmp/c.sock: the running
+  // config has them; the file, loaded again at reload, does not.
+  MasterOverrides overrides;
+  overrides.control_socket = "/tmp/c.sock";
+  overrides.handoff = config::HandoffMode::kPidfd;
+  config::Config running = Running();
+  ApplyOverrides(overrides, &running);
+  EXPECT_EQ(running.master.control_socket, "/tmp/c.sock");
+  EXPECT_EQ(running.master.handoff, config::HandoffMode::kPidfd);
+
+  config::Config file = Running();
+  file.sites[1].processes = 3;
+  EXPECT_FALSE(PlanReload(running, file).ok()) << "the file alone differs";
+  ApplyOverrides(overrides, &file);
+  absl::StatusOr<ReloadPlan> plan = PlanReload(running, file);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->next.master.control_socket, "/tmp/c.sock");
+  EXPECT_EQ(plan->next.master.handoff, config::HandoffMode::kPidfd);
+  EXPECT_TRUE(plan->sites[1].processes_changed);
+
+  // No overrides: the file's values stand.
+  config::Config untouched = Running();
+  ApplyOverrides(MasterOverrides(), &untouched);
+  EXPECT_EQ(untouched.master.control_socket, "/run/ddv/control.sock");
+  EXPECT_EQ(untouched.master.handoff, config::HandoffMode::kScmRights);
+}
+
 // The policy tests' world: site "a" may claim below users.a.example.com
 // and one extra name; "victim" owns a wildcard and names below another
 // domain; "c" may claim the default; "b" may claim nothing.

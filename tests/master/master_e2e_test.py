@@ -272,6 +272,58 @@ class HeartbeatTest(unittest.TestCase):
             ddv.stop()
 
 
+class SignalTest(unittest.TestCase):
+    def test_sigusr1_kills_no_worker(self):
+        # logrotate's `kill -USR1`: log reopening is not implemented, so
+        # the master only says so; it used to forward the signal, whose
+        # default action killed every worker.
+        message = ("SIGUSR1: log reopening is not implemented yet; "
+                   "nothing done")
+        ddv = harness.Ddv(extra_flags=["--log_dir="])  # INFO to stderr
+        try:
+            def pids():
+                return {s["id"]: sorted(w["pid"] for w in s["workers"])
+                        for s in ddv.status()["sites"]}
+            before = pids()
+            for n in (1, 2):
+                ddv.proc.send_signal(signal.SIGUSR1)
+                deadline = time.monotonic() + 5
+                while (ddv.read_log().count(message) < n and
+                       time.monotonic() < deadline):
+                    time.sleep(0.05)
+                self.assertEqual(ddv.read_log().count(message), n,
+                                 ddv.read_log())
+            time.sleep(0.3)  # a killed worker would be seen dead by now
+            self.assertIsNone(ddv.proc.poll())
+            self.assertEqual(pids(), before)
+            for host, site in (("a.localhost", "a"), ("b.localhost", "b"),
+                               ("other.localhost", "fallback")):
+                status, body, _ = http_get(ddv.http_port, host)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(fields(body)["site"], site)
+            # And a stray SIGUSR1 sent straight to ddv_hello is ignored.
+            worker = before["b"][0]
+            os.kill(worker, signal.SIGUSR1)
+            time.sleep(0.3)
+            self.assertEqual(pids(), before)
+            status, body, _ = http_get(ddv.http_port, "b.localhost")
+            self.assertEqual(status, 200, body)
+            self.assertEqual(int(fields(body)["pid"]), worker)
+        finally:
+            ddv.stop()
+
+    def test_master_ignores_sigpipe(self):
+        ddv = harness.Ddv()
+        try:
+            with open(f"/proc/{ddv.proc.pid}/status") as f:
+                ignored = next(int(line.split()[1], 16) for line in f
+                               if line.startswith("SigIgn:"))
+            self.assertTrue(ignored & (1 << (signal.SIGPIPE - 1)),
+                            hex(ignored))
+        finally:
+            ddv.stop()
+
+
 class ConfigErrorTest(unittest.TestCase):
     def test_config_error_exits_2_with_file_line_col(self):
         path = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), "bad.toml")
@@ -283,6 +335,17 @@ class ConfigErrorTest(unittest.TestCase):
              "--watchdog=false"], capture_output=True, text=True, timeout=10)
         self.assertEqual(result.returncode, 2)
         self.assertRegex(result.stderr, rf"{path}:4:\d+: ")
+
+    def test_handoff_batch_outside_1_to_64_exits_2(self):
+        # 0 would queue every connection forever.
+        for value in ("0", "65"):
+            result = subprocess.run(
+                [harness.runfile("src/ddv_master"), f"--handoff_batch={value}",
+                 "--check_config"], capture_output=True, text=True,
+                timeout=10)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn(f"--handoff_batch must be 1..64 (connections per "
+                          f"handoff message), not {value}", result.stderr)
 
 
 if __name__ == "__main__":

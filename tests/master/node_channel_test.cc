@@ -67,7 +67,7 @@ std::string ReadAll(int fd, int* fds_received) {
 TEST(NodeChannel, ConnectionsGoOutAsWholeLinesWithOneFdEach) {
   Pair pair = StreamPair();
   NodeChannel channel;
-  channel.server_key = "*:80:4";
+  channel.SetServerKey("*:80:4");
   channel.listening = true;
   UniqueFd a(open("/dev/null", O_RDONLY | O_CLOEXEC));
   UniqueFd b(open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -100,7 +100,7 @@ TEST(NodeChannel, AFullBufferCutsNoLineAndSendsNoFdTwice) {
                        sizeof(small)),
             0);
   NodeChannel channel;
-  channel.server_key = std::string(300, 'k');  // long lines: partial writes
+  channel.SetServerKey(std::string(300, 'k'));  // long lines: partial writes
   channel.listening = true;
   UniqueFd fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
   constexpr int kConnections = 200;

@@ -6,6 +6,7 @@ and its claims outlive reloads but not the process; `restart SITE`
 replaces workers one at a time while requests keep succeeding."""
 import os
 import signal
+import tempfile
 import time
 import unittest
 
@@ -278,6 +279,49 @@ hosts = ["slow.localhost"]
         self.assertTrue(reply.startswith("error: reload failed"), reply)
         self.assertEqual(site_of(self.ddv, "c.localhost"), "c")
 
+    def test_command_line_overrides_survive_a_reload(self):
+        # --handoff and --control_socket win over the file at start and at
+        # every reload; before, the first reload took the file's [master]
+        # and then refused nothing.
+        flag_socket = os.path.join(tempfile.mkdtemp(prefix="ddv-", dir="/tmp"),
+                                   "flag.sock")
+
+        def text(d):
+            file_text = config(d)        # names the file's control socket
+            d.control_socket = flag_socket  # the one the master binds
+            return file_text
+
+        ddv = harness.Ddv(config_text=text,
+                          extra_flags=["--handoff=pidfd",
+                                       f"--control_socket={flag_socket}"])
+        try:
+            file_socket = flag_socket + ".file"  # any path but the flag's
+            ddv.write_text(config(ddv, with_c=True).replace(
+                flag_socket, file_socket))
+            reply = harness.control(flag_socket, "reload")
+            self.assertTrue(reply.startswith("ok: reloaded"), reply)
+            self.assertEqual(site_of(ddv, "c.localhost"), "c")
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+            # The file says scm_rights now: the flag still wins.
+            ddv.write_text(config(ddv, with_c=True).replace(
+                "[master]\n", '[master]\nhandoff = "scm_rights"\n'))
+            reply = harness.control(flag_socket, "reload")
+            self.assertTrue(reply.startswith("ok: reloaded"), reply)
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+        finally:
+            ddv.stop()
+
+    def test_handoff_change_needs_a_restart(self):
+        self.ddv.write_text(config(self.ddv, with_c=True).replace(
+            "[master]\n", '[master]\nhandoff = "pidfd"\n'))
+        reply = harness.control(self.ddv.control_socket, "reload")
+        self.assertEqual(
+            reply, "error: reload failed, keeping the running config: "
+            '[master] handoff changed from "scm_rights" to "pidfd"; '
+            "restart ddv_master to apply that\n")
+        self.assertEqual(site_of(self.ddv, "c.localhost"), "fallback")
+        self.assertEqual(site_of(self.ddv, "a.localhost"), "a")
+
     def test_bad_reload_keeps_the_running_config(self):
         self.ddv.write_text("[[site]]\nid = 'x'\nprocesses = 'many'\n")
         self.ddv.proc.send_signal(signal.SIGHUP)
@@ -303,6 +347,108 @@ hosts = ["slow.localhost"]
         finally:
             ddv.stop()
 
+    def test_restart_revives_a_site_whose_workers_all_failed(self):
+        # Two workers crash-loop until a file exists; both end failed. Once
+        # the cause is fixed, `restart` must start both: neither may wait
+        # for the other to say hello (it used to, and nothing started).
+        def text(ddv):
+            flag = os.path.join(ddv.dir, "fixed")
+            script = os.path.join(ddv.dir, "crashy.sh")
+            with open(script, "w") as f:
+                f.write(f"#!/bin/sh\n[ -e {flag} ] || exit 1\n"
+                        f"exec {ddv.hello} --site=crashy\n")
+            os.chmod(script, 0o755)
+            open(flag, "w").close()
+            return config(ddv) + f"""
+[[site]]
+id = "crashy"
+command = ["{script}"]
+processes = 2
+hosts = ["crashy.localhost"]
+"""
+
+        # Three quick exits fail a site: the crashy one fails fast, and a
+        # worker that fails once for another reason fails nothing.
+        ddv = harness.Ddv(config_text=text,
+                          extra_flags=["--crash_loop_limit=2"] +
+                          LOG_INFO_TO_STDERR)
+        try:
+            self.assertEqual(site_of(ddv, "crashy.localhost"), "crashy")
+            os.unlink(os.path.join(ddv.dir, "fixed"))
+            for pid in live_pids(ddv, "crashy"):
+                os.kill(pid, signal.SIGKILL)
+
+            def states():
+                return [w["state"] for s in ddv.status()["sites"]
+                        if s["id"] == "crashy" for w in s["workers"]]
+            self.assertTrue(wait_for(
+                lambda: states() == ["failed", "failed"]), states())
+            self.assertEqual(site_of(ddv, "crashy.localhost"), 503)
+
+            open(os.path.join(ddv.dir, "fixed"), "w").close()
+            reply = harness.control(ddv.control_socket, "restart crashy")
+            self.assertTrue(reply.startswith("ok: restarting 2 workers"),
+                            reply)
+            self.assertTrue(wait_for(
+                lambda: len(live_pids(ddv, "crashy")) == 2, timeout=10),
+                ddv.status())
+            ddv.wait_ready()
+            workers = set()
+            for _ in range(20):
+                status, body, _ = http_get(ddv.http_port, "crashy.localhost")
+                self.assertEqual(status, 200,
+                                 f"{body}\n{ddv.status()}\n{full_log(ddv)}")
+                workers.add(fields(body)["worker"])
+            self.assertEqual(workers, {"0", "1"})
+        finally:
+            ddv.stop()
+
+    def test_retired_failed_worker_releases_its_channel(self):
+        # a#1 exits at once, every time, and is soon failed (three quick
+        # exits): it has no process when a reload retires it, so no exit
+        # will come to release its channel; the retirement must.
+        def text(d, processes):
+            script = os.path.join(d.dir, "no_second.sh")
+            with open(script, "w") as f:
+                f.write('#!/bin/sh\n[ "$DDV_WORKER_INDEX" = 1 ] && exit 1\n'
+                        f'exec {d.hello} --site=a\n')
+            os.chmod(script, 0o755)
+            return config(d, a_processes=processes).replace(
+                f'"{d.hello}", "--site=a"', f'"{script}"')
+
+        ddv = harness.Ddv(config_text=lambda d: text(d, 1),
+                          extra_flags=["--crash_loop_limit=2"])
+        try:
+            def fds():  # sockets: glog opens its files when it likes
+                fd_dir = f"/proc/{ddv.proc.pid}/fd"
+                count = 0
+                for fd in os.listdir(fd_dir):
+                    try:
+                        count += os.readlink(
+                            os.path.join(fd_dir, fd)).startswith("socket:")
+                    except OSError:
+                        pass  # closed meanwhile
+                return count
+
+            def states():
+                return [w["state"] for s in ddv.status()["sites"]
+                        if s["id"] == "a" for w in s["workers"]]
+            before = fds()
+            ddv.write_text(text(ddv, 2))
+            reply = harness.control(ddv.control_socket, "reload")
+            self.assertTrue(reply.startswith("ok"), reply)
+            self.assertTrue(wait_for(lambda: states()[1:] == ["failed"]),
+                            states())
+            self.assertEqual(fds(), before + 2, "a#1's channel, both ends")
+            ddv.write_text(text(ddv, 1))
+            reply = harness.control(ddv.control_socket, "reload")
+            self.assertTrue(reply.startswith("ok"), reply)
+            self.assertEqual(len(states()), 1)
+            self.assertTrue(wait_for(lambda: fds() == before), fds())
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+        finally:
+            ddv.stop()
+
     def test_rolling_restart_keeps_serving(self):
         self.reload(config(self.ddv, a_processes=2))
         self.assertTrue(wait_for(lambda: len(live_pids(self.ddv, "a")) == 2))
@@ -320,6 +466,55 @@ hosts = ["slow.localhost"]
                 break
         self.assertFalse(set(live_pids(self.ddv, "a")) & set(old))
         self.assertEqual(failures, 0)
+        # Every op's completion met its own slot: no exit poll was armed
+        # twice for one process (docs/master.md, "Op tags").
+        self.ddv.wait_ready()
+        self.assertEqual(
+            self.ddv.status()["counters"]["stale_completions"], 0)
+
+
+def message_config(ddv):
+    worker = harness.runfile("tests/master/rpc_worker")
+    return config(ddv) + f"""
+[[site]]
+id = "dst"
+command = ["{worker}"]
+processes = 2
+hosts = ["dst.localhost"]
+
+[[site]]
+id = "any"
+command = ["{worker}"]
+hosts = ["any.localhost"]
+env = {{ RPC_MESSAGE_SITE = "dst", RPC_MESSAGE_COUNT = "10" }}
+
+[[site]]
+id = "second"
+command = ["{worker}"]
+hosts = ["second.localhost"]
+env = {{ RPC_MESSAGE_SITE = "dst", RPC_MESSAGE_COUNT = "3", RPC_MESSAGE_WORKER = "1" }}
+"""
+
+
+class MessageTest(unittest.TestCase):
+    def test_messages_to_any_worker_rotate_and_to_one_reach_it(self):
+        # 10 messages to any worker of "dst" are shared between its two
+        # workers (they all went to the first one); 3 to worker 1 reach it.
+        ddv = harness.Ddv(config_text=message_config)
+        try:
+            def received():
+                seen = {}
+                for _ in range(20):
+                    status, body, _ = http_get(ddv.http_port, "dst.localhost")
+                    if status == 200:
+                        f = fields(body)
+                        seen[f["worker"]] = int(f["messages"])
+                return seen
+
+            self.assertTrue(wait_for(
+                lambda: received() == {"0": 5, "1": 8}), received())
+        finally:
+            ddv.stop()
 
 
 class UpdateServerConfTest(unittest.TestCase):

@@ -1,7 +1,11 @@
 // A test worker on the worker library: at start it sends the JSON in
-// $RPC_UPDATE as an update_server_conf RPC (and a ping), then answers every
-// handed-off HTTP request with one line saying what the master replied:
+// $RPC_UPDATE as an update_server_conf RPC (and a ping), and
+// $RPC_MESSAGE_COUNT messages to site $RPC_MESSAGE_SITE's worker
+// $RPC_MESSAGE_WORKER (default: any), then answers every handed-off HTTP
+// request with one line saying what the master replied and how many
+// messages it received:
 //   site=<id> worker=<index> pid=<pid> ping=<ok|error> rpc=<ok|error text>
+//   messages=<n>
 // With $RPC_ONCE (a file path) only the first process to find no such file
 // sends the update, so a test can watch a claim outlive a reload and die
 // with the process that made it.
@@ -15,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "src/handoff/wire.h"
 #include "src/worker/worker.h"
 
 int main() {
@@ -52,6 +57,20 @@ int main() {
               }
             });
   }
+  int messages = 0;
+  w->OnMessage([&](const ddv::worker::IncomingMessage&) { ++messages; });
+  if (const char* site = std::getenv("RPC_MESSAGE_SITE")) {
+    const char* count = std::getenv("RPC_MESSAGE_COUNT");
+    const char* index = std::getenv("RPC_MESSAGE_WORKER");
+    const uint32_t target = index != nullptr
+                                ? static_cast<uint32_t>(std::atoi(index))
+                                : ddv::handoff::kAnyWorker;
+    for (int i = 0; i < (count != nullptr ? std::atoi(count) : 1); ++i) {
+      absl::Status sent = w->SendToWorker(site, target, {{"n", i}});
+      if (!sent.ok()) std::fprintf(stderr, "rpc_worker: %s\n",
+                                   sent.ToString().c_str());
+    }
+  }
   w->OnConnection([&](ddv::UniqueFd socket,
                       const ddv::worker::ConnectionInfo& info) {
     timeval tv{2, 0};
@@ -65,7 +84,8 @@ int main() {
     }
     std::string body = absl::StrCat(
         "site=", info.site, " worker=", w->identity().worker_index,
-        " pid=", getpid(), " ping=", ping, " rpc=", rpc, "\n");
+        " pid=", getpid(), " ping=", ping, " rpc=", rpc,
+        " messages=", messages, "\n");
     std::string response = absl::StrCat(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ",
         body.size(), "\r\nConnection: close\r\n\r\n", body);

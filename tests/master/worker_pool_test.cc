@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <fstream>
@@ -52,16 +53,23 @@ class WorkerPoolTest : public ::testing::Test {
   // One site "s" of `processes` shutdown_worker processes.
   void Start(int processes, std::vector<std::string> args = {},
              absl::Duration stop_grace = absl::Seconds(4)) {
+    std::vector<std::string> command = {WorkerBinary()};
+    for (const std::string& arg : args) command.push_back(arg);
+    StartCommand(processes, command, WorkerPoolOptions(), stop_grace);
+  }
+
+  // One site "s" of `processes` processes running `command`.
+  void StartCommand(int processes, std::vector<std::string> command,
+                    WorkerPoolOptions options,
+                    absl::Duration stop_grace = absl::Seconds(4)) {
     config::Config config;
     config::SiteConfig site;
     site.id = "s";
-    site.command = {WorkerBinary()};
-    for (const std::string& arg : args) site.command.push_back(arg);
+    site.command = std::move(command);
     site.processes = processes;
     site.env = {{"SHUTDOWN_LOG", log_}};
     config.sites.push_back(site);
     site_ = site;
-    WorkerPoolOptions options;
     options.stop_grace = stop_grace;
     options.term_grace = absl::Seconds(2);
     absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
@@ -189,6 +197,61 @@ TEST_F(WorkerPoolTest, ShutdownAllStopsEveryWorkerForGood) {
   pool_->Tick(MonotonicNowNs() + absl::ToInt64Nanoseconds(absl::Hours(1)));
   EXPECT_EQ(pool_->LiveProcesses(), 0) << "nothing restarted";
   EXPECT_EQ(ReadFile(log_), "shutdown 3000\nshutdown 3000\n");
+}
+
+TEST_F(WorkerPoolTest, RestartRevivesASiteWhoseWorkersAllFailed) {
+  // A crash loop: every start exits 1 at once, and one exit is a loop.
+  WorkerPoolOptions options;
+  options.backoff.crash_loop_limit = 0;
+  StartCommand(2, {"/bin/sh", "-c", "exit 1"}, options);
+  AwaitExitAndReap(0);
+  AwaitExitAndReap(1);
+  ASSERT_EQ(State(0), ProcessState::kFailed);
+  ASSERT_EQ(State(1), ProcessState::kFailed);
+  ASSERT_TRUE(pool_->SiteFailed(0));
+
+  // The cause is fixed (a reload with a working command), then `restart`:
+  // neither dead worker may wait for the other to say hello.
+  config::SiteConfig fixed = site_;
+  fixed.command = {WorkerBinary()};
+  pool_->UpdateSpecs(0, fixed);
+  pool_->RollingRestart(0);
+  pool_->Tick(MonotonicNowNs());
+  EXPECT_NE(pool_->pid(0), 0);
+  EXPECT_NE(pool_->pid(1), 0);
+  EXPECT_EQ(pool_->TakeRestarted(), std::vector<int>({0, 1}));
+  EXPECT_FALSE(pool_->SiteFailed(0));
+  AwaitHello(0);
+  AwaitHello(1);
+  EXPECT_GE(pool_->Pick(0), 0);
+}
+
+TEST_F(WorkerPoolTest, FailedSiblingDoesNotHoldARollingRestart) {
+  // #1 cannot start (its binary is gone) and is failed for good; #0 runs.
+  // Replacing #0 must not wait for #1: nothing will bring it back.
+  WorkerPoolOptions options;
+  options.backoff.crash_loop_limit = 0;
+  StartCommand(2, {WorkerBinary()}, options);
+  AwaitHello(0);
+  AwaitHello(1);
+  config::SiteConfig missing = site_;
+  missing.command = {"/nonexistent/worker"};
+  pool_->UpdateSpecs(0, missing);
+  ASSERT_EQ(kill(pool_->pid(1), SIGKILL), 0);
+  AwaitExitAndReap(1);
+  ASSERT_EQ(State(1), ProcessState::kFailed);
+
+  pool_->RollingRestart(0);
+  pool_->Tick(MonotonicNowNs());
+  EXPECT_EQ(pool_->pid(1), 0);
+  EXPECT_EQ(State(1), ProcessState::kFailed) << "its start failed again";
+  EXPECT_TRUE(pool_->at(0).restart_pending) << "#1 must not hold #0";
+  EXPECT_TRUE(pool_->at(0).draining);
+  pool_->UpdateSpecs(0, site_);
+  AwaitExitAndReap(0);
+  pool_->ContinueRestart(0);
+  EXPECT_NE(pool_->pid(0), 0);
+  EXPECT_FALSE(pool_->at(0).restart_pending);
 }
 
 }  // namespace

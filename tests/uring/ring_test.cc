@@ -68,6 +68,87 @@ TEST(RingTest, OptionalSetupFlags) {
   EXPECT_EQ((*plain)->get()->enter_ring_fd, (*plain)->get()->ring_fd);
 }
 
+// An SQE that fails to issue stops the kernel's submission (no SUBMIT_ALL)
+// and leaves the entries after it queued: one submit does not free them.
+// Reserve must keep submitting, or an op and its linked timeout could be
+// split.
+TEST(RingTest, ReserveSubmitsUntilThereIsRoom) {
+  RingOptions options;
+  options.entries = 4;
+  auto ring = Ring::Create(options);
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  io_uring* r = (*ring)->get();
+  ASSERT_EQ(r->sq.ring_entries, 4u);
+  io_uring_sqe* bad = (*ring)->GetSqe();
+  io_uring_prep_nop(bad);
+  bad->opcode = 250;  // no such op: fails as the kernel takes it
+  for (int i = 0; i < 3; ++i) io_uring_prep_nop((*ring)->GetSqe());
+  ASSERT_EQ(io_uring_sq_space_left(r), 0u);
+
+  (*ring)->Reserve(2);
+  EXPECT_GE(io_uring_sq_space_left(r), 2u);
+  int failed = 0, done = 0;
+  for (int i = 0; i < 4; ++i) {
+    io_uring_cqe* cqe = WaitOne(ring->get());
+    ASSERT_NE(cqe, nullptr) << "completion " << i;
+    (cqe->res == -EINVAL ? failed : done)++;
+    io_uring_cqe_seen(r, cqe);
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(done, 3);
+}
+
+// A ring the kernel will never take entries from (its fd is gone): Reserve
+// and GetSqe stop the process, saying why, instead of spinning or going on
+// with the SQ full.
+TEST(RingDeathTest, FullQueueTheKernelWillNotTakeIsFatal) {
+  auto fill_and_break = [](Ring* ring) {
+    for (int i = 0; i < 4; ++i) io_uring_prep_nop(ring->GetSqe());
+    close(ring->get()->ring_fd);
+  };
+  RingOptions options;
+  options.entries = 4;
+  EXPECT_DEATH(
+      {
+        auto ring = Ring::Create(options);
+        fill_and_break(ring->get());
+        (*ring)->Reserve(2);
+      },
+      "io_uring_submit cannot make room for 2 SQEs");
+  EXPECT_DEATH(
+      {
+        auto ring = Ring::Create(options);
+        fill_and_break(ring->get());
+        (*ring)->GetSqe();
+      },
+      "io_uring_submit cannot make room for 1 SQEs");
+}
+
+// Teardown: once CancelAll returns, a recv that was waiting is over, and
+// data arriving later is not written into its buffer (which the owner may
+// free next).
+TEST(RingTest, CancelAllLeavesNothingInFlight) {
+  auto ring = Ring::Create(RingOptions{});
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  UniqueFd a(fds[0]), b(fds[1]);
+  char buffer[16] = {};
+  io_uring_prep_recv((*ring)->GetSqe(), a.get(), buffer, sizeof(buffer), 0);
+  io_uring_prep_recv((*ring)->GetSqe(), a.get(), buffer, sizeof(buffer), 0);
+  ASSERT_EQ(io_uring_submit((*ring)->get()), 2);
+
+  (*ring)->CancelAll();
+  ASSERT_EQ(write(b.get(), "late", 4), 4);
+  for (int i = 0; i < 2; ++i) {
+    io_uring_cqe* cqe = WaitOne(ring->get(), 100);
+    ASSERT_NE(cqe, nullptr) << "recv " << i << " still in flight";
+    EXPECT_EQ(cqe->res, -ECANCELED);
+    io_uring_cqe_seen((*ring)->get(), cqe);
+  }
+  EXPECT_EQ(std::string(buffer), "");
+}
+
 TEST(BufferRingTest, CheckCountIsWhatCreateChecks) {
   EXPECT_TRUE(BufferRing::CheckCount(1).ok());
   EXPECT_TRUE(BufferRing::CheckCount(1024).ok());

@@ -99,14 +99,16 @@ def find_tools(paths):
     return tools
 
 
-def locate_binaries(args):
+def locate_binaries(args, targets=("//src:ddv_master", "//src:ddv_hello")):
+    """args.bin_dir, or the bazel-bin of args.output_base after building
+    `targets` there with --config=opt (unless args.no_build)."""
     if args.bin_dir:
         return args.bin_dir
     base = ["bazel", f"--output_base={args.output_base}"]
     if not args.no_build:
-        log("building //src:ddv_master //src:ddv_hello (--config=opt) ...")
+        log(f"building {' '.join(targets)} (--config=opt) ...")
         subprocess.run(base + ["build", "--config=opt", "--symlink_prefix=/",
-                               "//src:ddv_master", "//src:ddv_hello"],
+                               *targets],
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     out = subprocess.run(base + ["info", "--config=opt", "bazel-bin"], cwd=REPO,
