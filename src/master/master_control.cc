@@ -185,11 +185,12 @@ void Master::CheckControlPeer(uint32_t slot) {
       control::ReadPeerCredentials(c.fd.get());
   if (!peer.ok()) {
     // Fail closed: a peer we cannot identify gets nothing.
-    LOG_EVERY_N(WARNING, 100) << "control client refused: " << peer.status();
+    ++counters_.control_refused;
+    LOG_EVERY_N(WARNING, 100) << "control client refused, unidentified: "
+                              << peer.status();
     c.allowed = false;
     c.peer_uid = -1;
     c.peer_pid = 0;
-    LogControlRefusal(slot);
     return;
   }
   control::ControlAccess access;
