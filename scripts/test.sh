@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh || exit 1
 
+# Every io_uring (the master's and each ddv_hello worker's) pins memory that
+# the kernel charges to the user's RLIMIT_MEMLOCK (8 MiB by default) when
+# the process lacks CAP_IPC_LOCK, as inside Bazel's sandbox: parallel tests
+# would share that budget and fail with ENOMEM at ring set-up. Raise it for
+# this run; the Bazel server is restarted so the tests inherit it.
+if ulimit -l unlimited 2>/dev/null; then
+  bazel shutdown >/dev/null 2>&1
+fi
+
 RESULTS=$(mktemp -d)
 step=0
 

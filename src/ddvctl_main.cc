@@ -1,7 +1,11 @@
 // ddvctl: the control CLI. `status [--json]`, `reload`, `stop`, `metrics`,
-// `restart SITE`, against --control_socket.
+// `restart SITE`, against --control_socket. Every failure exits non-zero
+// with the reason on stderr and an exit code that says which kind of
+// failure it was (kUsage below, `ddvctl --help`).
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_join.h"
 #include "gflags/gflags.h"
@@ -14,6 +18,37 @@ DEFINE_bool(json, false, "status: print the raw JSON");
 DEFINE_int32(timeout_ms, 5000, "give up after this long");
 
 namespace {
+
+// What `ddvctl --help` prints (gflags' own --help lists every linked flag
+// and exits 1). Keep the exit codes in step with control_client.h and
+// docs/master.md.
+constexpr char kUsage[] =
+    R"(usage: ddvctl [--control_socket=PATH] [--timeout_ms=N] COMMAND
+
+commands:
+  status [--json]  the master, its listeners, sites, hosts and claimed
+                   hosts, and workers (--json: the raw object)
+  metrics          counters in Prometheus text format
+  reload           re-read the config file; on a bad file, the reason
+                   (FILE:LINE:COL: ...) and the running config is kept
+  stop             drain and stop the master
+  restart SITE     replace SITE's workers one at a time
+
+flags:
+  --control_socket=PATH  the master's control socket ([master]
+                         control_socket; default /tmp/ddv-demo/control.sock)
+  --timeout_ms=N         give up waiting for the master after N ms (5000)
+
+exit codes:
+  0  done
+  1  the master refused or failed the command (its reason on stderr), or
+     another error talking to it
+  2  bad ddvctl command line
+  3  the master is not running (no control socket, or nobody listening)
+  4  the master did not answer in time (busy or stuck)
+  5  permission denied: only root, the master's user and members of
+     [master] control_socket_group may use the control socket
+)";
 
 void PrintStatus(const std::string& text) {
   nlohmann::json status = nlohmann::json::parse(text, nullptr, false);
@@ -39,6 +74,17 @@ void PrintStatus(const std::string& text) {
                 s.value("default", false) ? " (default)" : "",
                 s.value("failed", false) ? " FAILED" : "",
                 hosts.empty() ? "-" : absl::StrJoin(hosts, " ").c_str());
+    std::vector<std::string> claimed;
+    for (const auto& c : s.value("claimed_hosts", nlohmann::json::array())) {
+      claimed.push_back(c.value("host", std::string()) + " (#" +
+                        std::to_string(c.value("worker", 0)) + ")");
+    }
+    for (const auto& c : s.value("claimed_default", nlohmann::json::array())) {
+      claimed.push_back("default (#" + std::to_string(c.get<int>()) + ")");
+    }
+    if (!claimed.empty()) {
+      std::printf("  claimed: %s\n", absl::StrJoin(claimed, " ").c_str());
+    }
     for (const auto& w : s["workers"]) {
       std::printf("  #%d pid %-7d %-9s restarts %d outstanding %d\n",
                   w.value("index", 0), w.value("pid", 0),
@@ -51,38 +97,49 @@ void PrintStatus(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
-      "ddvctl [--control_socket=PATH] status [--json] | metrics | reload | "
-      "stop | restart SITE");
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 ||
+        std::strcmp(argv[i], "-help") == 0 || std::strcmp(argv[i], "-h") == 0 ||
+        (i == 1 && std::strcmp(argv[i], "help") == 0)) {
+      std::printf("%s", kUsage);
+      return ddv::control::kExitOk;
+    }
+  }
+  gflags::SetUsageMessage(kUsage);
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (argc < 2) {
-    std::fprintf(stderr, "%s\n", gflags::ProgramUsage());
-    return 2;
+    std::fprintf(stderr, "%s", kUsage);
+    return ddv::control::kExitUsage;
   }
   std::string command = argv[1];
   if (command == "restart") {
     if (argc != 3) {
       std::fprintf(stderr, "usage: ddvctl restart SITE\n");
-      return 2;
+      return ddv::control::kExitUsage;
     }
     command += std::string(" ") + argv[2];
   } else if (command != "status" && command != "metrics" &&
              command != "reload" && command != "stop") {
-    std::fprintf(stderr, "ddvctl: unknown command \"%s\"\n%s\n",
-                 command.c_str(), gflags::ProgramUsage());
-    return 2;
+    std::fprintf(stderr, "ddvctl: unknown command \"%s\"\n\n%s",
+                 command.c_str(), kUsage);
+    return ddv::control::kExitUsage;
+  } else if (argc > 2) {
+    std::fprintf(stderr, "ddvctl: %s takes no argument\n\n%s",
+                 command.c_str(), kUsage);
+    return ddv::control::kExitUsage;
   }
   absl::StatusOr<std::string> reply = ddv::control::SendControlCommand(
       FLAGS_control_socket, command, absl::Milliseconds(FLAGS_timeout_ms));
   if (!reply.ok()) {
-    std::fprintf(stderr, "ddvctl: %s\n",
-                 std::string(reply.status().message()).c_str());
-    return 1;
+    std::string message(reply.status().message());
+    if (message.empty() || message.back() != '\n') message += '\n';
+    std::fprintf(stderr, "ddvctl: %s", message.c_str());
+    return ddv::control::ExitCodeFor(reply.status());
   }
   if (command == "status" && !FLAGS_json) {
     PrintStatus(*reply);
   } else {
     std::printf("%s", reply->c_str());
   }
-  return 0;
+  return ddv::control::kExitOk;
 }

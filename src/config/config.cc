@@ -26,6 +26,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
 #include "src/base/errno_status.h"
@@ -51,14 +52,15 @@ constexpr size_t kMaxAlpnLength = 255;
 // The keys each table accepts, in the order docs/config.md lists them.
 constexpr absl::string_view kRootKeys[] = {"master", "listener", "site"};
 constexpr absl::string_view kMasterKeys[] = {
-    "control_socket", "peek_timeout_ms", "max_peek_bytes", "handoff"};
+    "control_socket", "control_socket_mode", "control_socket_group",
+    "peek_timeout_ms", "max_peek_bytes", "handoff"};
 constexpr absl::string_view kListenerKeys[] = {
     "name", "address", "protocol", "default_site", "proxy_protocol"};
 constexpr absl::string_view kSiteKeys[] = {
     "id",         "command",   "processes", "hosts",    "listeners",
     "default",    "alpn",      "env",       "user",     "group",
     "log_output", "log_error", "log_all",   "tls_cert", "tls_key",
-    "runtime"};
+    "runtime",    "claimable_hosts", "may_claim_default"};
 
 // Where the values the cross checks look at came from.
 struct ListenerSource {
@@ -147,12 +149,17 @@ bool IsValidSiteId(absl::string_view id) {
   return true;
 }
 
+uid_t IdOf(const passwd& entry) { return entry.pw_uid; }
+gid_t IdOf(const group& entry) { return entry.gr_gid; }
+
 // getpwnam_r / getgrnam_r want a caller buffer; ERANGE means "bigger".
-// Sets *found; a failed lookup (not "no such name") is an error.
-template <typename Entry, typename Lookup>
+// Sets *found, and *id (when given) to the uid or gid found; a failed
+// lookup (not "no such name") is an error.
+template <typename Entry, typename Lookup, typename Id = unsigned>
 absl::Status LookUpName(const std::string& name, Lookup lookup,
                         int buffer_size_name, absl::string_view call,
-                        absl::string_view kind, bool* found) {
+                        absl::string_view kind, bool* found,
+                        Id* id = nullptr) {
   long hint = sysconf(buffer_size_name);
   std::vector<char> buffer(hint > 0 ? static_cast<size_t>(hint) : 16384);
   Entry entry;
@@ -170,6 +177,7 @@ absl::Status LookUpName(const std::string& name, Lookup lookup,
                        absl::StrCat("looking up ", kind, " \"", name, "\""));
   }
   *found = rc == 0 && result != nullptr;
+  if (*found && id != nullptr) *id = IdOf(*result);
   return absl::OkStatus();
 }
 
@@ -263,6 +271,77 @@ absl::Status CheckExecutable(const TomlReader& reader, const toml::node& node,
   return absl::OkStatus();
 }
 
+// control_socket_mode: an octal string, as chmod(1) takes it ("0660",
+// "660"). A string, because a TOML integer 0660 is a syntax error and 660
+// would be decimal. The owner (root or the master's user, who run ddvctl)
+// keeps read and write; set-id and sticky bits mean nothing on a socket.
+absl::Status ReadControlSocketMode(const TomlReader& reader,
+                                   const toml::table& table,
+                                   MasterConfig* master) {
+  constexpr absl::string_view kKey = "control_socket_mode";
+  const toml::node* node = table.get(std::string_view(kKey.data(), kKey.size()));
+  if (node == nullptr) return absl::OkStatus();
+  if (!node->is_string()) {
+    return reader.ErrorAt(
+        *node, absl::StrCat(kKey, " must be a string of octal digits such as "
+                                  "\"0660\", got ",
+                            TomlTypeName(*node)));
+  }
+  const std::string& text = node->as_string()->get();
+  const bool octal =
+      (text.size() == 3 || text.size() == 4) &&
+      std::all_of(text.begin(), text.end(),
+                  [](char c) { return c >= '0' && c <= '7'; });
+  if (!octal) {
+    return reader.ErrorAt(
+        *node, absl::StrCat(kKey, " \"", text,
+                            "\" must be 3 or 4 octal digits, such as "
+                            "\"0600\" or \"0660\""));
+  }
+  const mode_t mode = static_cast<mode_t>(std::strtoul(text.c_str(), nullptr, 8));
+  if (mode & ~mode_t{0777}) {
+    return reader.ErrorAt(
+        *node, absl::StrCat(kKey, " \"", text,
+                            "\" sets set-id or sticky bits; only "
+                            "permission bits (0777) apply to a socket"));
+  }
+  if ((mode & 0600) != 0600) {
+    return reader.ErrorAt(
+        *node, absl::StrCat(kKey, " \"", text,
+                            "\" must give the owner read and write (0600): "
+                            "ddvctl needs both to connect"));
+  }
+  master->control_socket_mode = mode;
+  return absl::OkStatus();
+}
+
+// control_socket_group is resolved now, so a typo fails the load instead of
+// the master's start (chown) or, worse, locking the group out silently.
+absl::Status ReadControlSocketGroup(const TomlReader& reader,
+                                    const toml::table& table,
+                                    MasterConfig* master) {
+  const toml::node* node = nullptr;
+  DDV_RETURN_IF_ERROR(reader.ReadString(table, "control_socket_group",
+                                        &master->control_socket_group, &node));
+  if (node == nullptr) return absl::OkStatus();
+  if (master->control_socket_group.empty()) {
+    return reader.ErrorAt(
+        *node, "control_socket_group must not be empty; leave it out instead");
+  }
+  bool found = false;
+  absl::Status status = LookUpName<group>(
+      master->control_socket_group, getgrnam_r, _SC_GETGR_R_SIZE_MAX,
+      "getgrnam_r", "group", &found, &master->control_socket_gid);
+  if (!status.ok()) return reader.ErrorAt(*node, status.message());
+  if (!found) {
+    return reader.ErrorAt(
+        *node, absl::StrCat("control_socket_group \"",
+                            master->control_socket_group,
+                            "\" does not exist"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
                          MasterConfig* master) {
   DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[master]", kMasterKeys));
@@ -284,6 +363,8 @@ absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
                        kSunPathSize));
     }
   }
+  DDV_RETURN_IF_ERROR(ReadControlSocketMode(reader, table, master));
+  DDV_RETURN_IF_ERROR(ReadControlSocketGroup(reader, table, master));
   DDV_RETURN_IF_ERROR(
       reader.ReadInt(table, "peek_timeout_ms", kMinPeekTimeoutMs,
                      kMaxPeekTimeoutMs, &master->peek_timeout_ms));
@@ -384,6 +465,33 @@ absl::Status ParseHosts(const TomlReader& reader, const toml::table& table,
           absl::StrCat("host \"", *host, "\" is listed twice"));
     }
     site->hosts.push_back(*std::move(host));
+  }
+  return absl::OkStatus();
+}
+
+// claimable_hosts: the patterns of `hosts`, in the same normal form, so a
+// claim is compared with them byte for byte (config_apply.h).
+absl::Status ParseClaimableHosts(const TomlReader& reader,
+                                 const toml::table& table, SiteConfig* site) {
+  std::vector<std::string> written;
+  std::vector<const toml::node*> elements;
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "claimable_hosts",
+                                            /*allow_single=*/false, &written,
+                                            &elements));
+  for (size_t i = 0; i < written.size(); ++i) {
+    absl::StatusOr<std::string> host = NormalizeHostPattern(written[i]);
+    if (!host.ok()) {
+      return reader.ErrorAt(*elements[i],
+                            absl::StrCat("claimable_hosts: ",
+                                         host.status().message()));
+    }
+    if (std::find(site->claimable_hosts.begin(), site->claimable_hosts.end(),
+                  *host) != site->claimable_hosts.end()) {
+      return reader.ErrorAt(
+          *elements[i],
+          absl::StrCat("claimable host \"", *host, "\" is listed twice"));
+    }
+    site->claimable_hosts.push_back(*std::move(host));
   }
   return absl::OkStatus();
 }
@@ -537,6 +645,9 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
   DDV_RETURN_IF_ERROR(reader.ReadBool(
       table, "default", &site->is_default, &source->is_default));
   DDV_RETURN_IF_ERROR(ParseAlpn(reader, table, site));
+  DDV_RETURN_IF_ERROR(ParseClaimableHosts(reader, table, site));
+  DDV_RETURN_IF_ERROR(
+      reader.ReadBool(table, "may_claim_default", &site->may_claim_default));
   DDV_RETURN_IF_ERROR(ParseEnv(reader, table, site));
   DDV_RETURN_IF_ERROR(ReadAccount(reader, table, site));
   DDV_RETURN_IF_ERROR(
@@ -808,7 +919,15 @@ std::string DescribeConfig(const Config& config) {
       config.listeners.size() == 1 ? " listener, " : " listeners, ",
       config.sites.size(), config.sites.size() == 1 ? " site" : " sites",
       "; handoff ", HandoffModeName(config.master.handoff), ", control socket ",
-      config.master.control_socket, "\n");
+      config.master.control_socket);
+  if (config.master.control_socket_mode != MasterConfig().control_socket_mode) {
+    absl::StrAppend(&out, " mode ",
+                    absl::StrFormat("%04o", config.master.control_socket_mode));
+  }
+  if (!config.master.control_socket_group.empty()) {
+    absl::StrAppend(&out, " group ", config.master.control_socket_group);
+  }
+  absl::StrAppend(&out, "\n");
   for (const ListenerConfig& listener : config.listeners) {
     absl::StrAppend(&out, "  listener ", listener.name, ": ", listener.address,
                     " ", ProtocolName(listener.protocol));
@@ -829,6 +948,11 @@ std::string DescribeConfig(const Config& config) {
       absl::StrAppend(&out, ", alpn ", absl::StrJoin(site.alpn, " "));
     }
     if (site.is_default) absl::StrAppend(&out, ", default");
+    if (!site.claimable_hosts.empty()) {
+      absl::StrAppend(&out, ", claimable ",
+                      absl::StrJoin(site.claimable_hosts, " "));
+    }
+    if (site.may_claim_default) absl::StrAppend(&out, ", may claim default");
     if (site.runtime != Runtime::kDdv) {
       absl::StrAppend(&out, ", runtime ", RuntimeName(site.runtime));
     }

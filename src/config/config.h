@@ -6,6 +6,7 @@
 #define DDV_SRC_CONFIG_CONFIG_H_
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <string>
 #include <utility>
@@ -46,6 +47,15 @@ struct MasterConfig {
   int peek_timeout_ms = 5000;  // 1..600000
   int max_peek_bytes = 16384;  // 512..1048576
   HandoffMode handoff = HandoffMode::kScmRights;
+  // The control socket's file mode (`control_socket_mode = "0660"`): the
+  // owner always has read and write. Only the file's first gate: every
+  // connection is also checked with SO_PEERCRED (docs/master.md).
+  mode_t control_socket_mode = 0600;
+  // `control_socket_group`: the socket is chowned to it and its members may
+  // use ddvctl. Empty: root and the master's own user only. The gid is
+  // resolved at load, like a site's `group`.
+  std::string control_socket_group;
+  gid_t control_socket_gid = 0;  // meaningful only with the group set
 };
 
 // One [[listener]].
@@ -77,6 +87,11 @@ struct SiteConfig {
                                   // hosts, e.g. "acme-tls/1"
   std::vector<std::string> tls_cert, tls_key;  // passed to workers; as many
                                                // keys as certificates
+  // What its workers may claim at run time with update_server_conf
+  // (docs/master.md): host patterns in normal form, like `hosts`; empty
+  // means nothing beyond the site's own hosts.
+  std::vector<std::string> claimable_hosts;
+  bool may_claim_default = false;  // whether a worker may claim the default
   int line = 0;                                // of the [[site]] header
 };
 

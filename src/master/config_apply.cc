@@ -1,14 +1,16 @@
-// PlanReload and ApplyServerConfUpdate: config diffs, no side effects.
+// PlanReload, ApplyServerConfUpdate and the claim policy: config diffs, no
+// side effects.
 #include "src/master/config_apply.h"
 
 #include <algorithm>
 #include <string>
 
-#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
-#include "src/sniff/host_name.h"
+#include "src/config/host_pattern.h"
 
 namespace ddv {
 namespace master {
@@ -24,21 +26,115 @@ bool SpecChanged(const config::SiteConfig& a, const config::SiteConfig& b) {
          a.tls_cert != b.tls_cert || a.tls_key != b.tls_key;
 }
 
-// "*.Example.COM." → "*.example.com", or an error naming the host.
-absl::StatusOr<std::string> HostPattern(const std::string& host) {
-  std::string name = absl::AsciiStrToLower(host);
-  absl::string_view bare = name;
-  bool wildcard = absl::ConsumePrefix(&bare, "*.");
-  sniff::HostName normal;
-  if (const char* error =
-          sniff::NormalizeHost(bare, sniff::HostSyntax::kTlsSni, &normal)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("add_hosts: \"", name, "\": ", error));
+// Whether the wildcard `wildcard` ("*.example.com") matches `pattern`, an
+// exact name or a narrower wildcard: "a.example.com", "*.x.example.com";
+// not "example.com" (a wildcard never matches its own apex) and not
+// "*.example.com" itself (equal, which callers tell apart).
+bool Covers(absl::string_view wildcard, absl::string_view pattern) {
+  if (!absl::StartsWith(wildcard, "*.")) return false;
+  absl::string_view suffix = wildcard.substr(1);  // ".example.com"
+  absl::ConsumePrefix(&pattern, "*.");
+  return absl::EndsWith(pattern, suffix);
+}
+
+bool Contains(const std::vector<std::string>& list, absl::string_view item) {
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// What site `site` routes now: its config's hosts and its claims.
+std::vector<std::string> Served(const config::Config& config,
+                                const std::vector<Claim>& claims, int site) {
+  std::vector<std::string> hosts = config.sites[site].hosts;
+  for (const Claim& claim : claims) {
+    if (claim.site == site && !claim.is_default() &&
+        !Contains(hosts, claim.host)) {
+      hosts.push_back(claim.host);
+    }
   }
-  return absl::StrCat(wildcard ? "*." : "", normal.view());
+  return hosts;
+}
+
+bool HoldsDefault(const config::Config& config,
+                  const std::vector<Claim>& claims, int site) {
+  if (config.sites[site].is_default) return true;
+  return std::any_of(claims.begin(), claims.end(), [site](const Claim& c) {
+    return c.site == site && c.is_default();
+  });
+}
+
+absl::Status CheckDefaultClaim(const config::Config& config,
+                               const std::vector<Claim>& claims, int site) {
+  const config::SiteConfig& mine = config.sites[site];
+  if (mine.is_default) return absl::OkStatus();  // the config says so already
+  if (!mine.may_claim_default) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("default: site \"", mine.id,
+                     "\" may not claim the default (may_claim_default is "
+                     "false)"));
+  }
+  for (size_t o = 0; o < config.sites.size(); ++o) {
+    if (static_cast<int>(o) == site) continue;
+    if (HoldsDefault(config, claims, o)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "default: site \"", config.sites[o].id, "\" is the default already"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool SameClaimant(const Claim& claim, const Claimant& who) {
+  return claim.site == who.site && claim.worker == who.worker &&
+         claim.generation == who.generation;
 }
 
 }  // namespace
+
+absl::Status CheckHostClaim(const config::Config& config,
+                            const std::vector<Claim>& claims, int site,
+                            const std::string& host) {
+  const config::SiteConfig& mine = config.sites[site];
+  if (Contains(mine.hosts, host)) return absl::OkStatus();
+  const bool claimable =
+      std::any_of(mine.claimable_hosts.begin(), mine.claimable_hosts.end(),
+                  [&host](const std::string& pattern) {
+                    return pattern == host || Covers(pattern, host);
+                  });
+  if (!claimable) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "add_hosts: \"", host, "\" is not in site \"", mine.id,
+        "\"'s claimable_hosts (",
+        mine.claimable_hosts.empty()
+            ? std::string("it has none")
+            : absl::StrCat("\"", absl::StrJoin(mine.claimable_hosts, "\", \""),
+                           "\""),
+        ")"));
+  }
+  // Names are routed exact first, then by the longest wildcard: an exact
+  // claim under another site's wildcard would take that name from it, and
+  // a wildcard over another site's name would take the rest of that site's
+  // domain. A site's names are its own whatever their listeners and ALPN.
+  for (size_t o = 0; o < config.sites.size(); ++o) {
+    if (static_cast<int>(o) == site) continue;
+    const std::string& other = config.sites[o].id;
+    for (const std::string& served : Served(config, claims, o)) {
+      if (served == host) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "add_hosts: \"", host, "\" is served by site \"", other, "\""));
+      }
+      if (Covers(served, host)) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("add_hosts: \"", host, "\" falls under site \"",
+                         other, "\"'s \"", served, "\""));
+      }
+      if (Covers(host, served)) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("add_hosts: \"", host, "\" would cover site \"",
+                         other, "\"'s \"", served, "\""));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
 
 void ApplyOverrides(const MasterOverrides& overrides, config::Config* config) {
   if (!overrides.control_socket.empty()) {
@@ -132,19 +228,21 @@ absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
   return plan;
 }
 
-absl::StatusOr<config::Config> ApplyServerConfUpdate(
-    const config::Config& running, int site, absl::string_view body) {
+absl::StatusOr<ServerConfUpdate> ApplyServerConfUpdate(
+    const config::Config& running, const std::vector<Claim>& claims,
+    const Claimant& who, absl::string_view body) {
   json request = json::parse(body, nullptr, false);
   if (request.is_discarded() || !request.is_object()) {
     return absl::InvalidArgumentError(
         "update_server_conf: body is not a JSON object");
   }
+  const int site = who.site;
   if (site < 0 || static_cast<size_t>(site) >= running.sites.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("update_server_conf: no site ", site));
   }
-  config::Config next = running;
-  config::SiteConfig& mine = next.sites[site];
+  ServerConfUpdate update{running, claims};
+  config::SiteConfig& mine = update.config.sites[site];
   for (auto it = request.begin(); it != request.end(); ++it) {
     if (it.key() == "add_hosts" && it->is_array()) {
       for (const json& host : *it) {
@@ -152,33 +250,45 @@ absl::StatusOr<config::Config> ApplyServerConfUpdate(
           return absl::InvalidArgumentError("add_hosts: hosts are strings");
         }
         absl::StatusOr<std::string> pattern =
-            HostPattern(host.get<std::string>());
-        if (!pattern.ok()) return pattern.status();
-        for (const config::SiteConfig& other : next.sites) {
-          if (&other == &mine) continue;
-          for (const std::string& h : other.hosts) {
-            if (h == *pattern) {
-              return absl::AlreadyExistsError(
-                  absl::StrCat("add_hosts: \"", *pattern,
-                               "\" is served by site \"", other.id, "\""));
-            }
-          }
+            config::NormalizeHostPattern(host.get<std::string>());
+        if (!pattern.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("add_hosts: ", pattern.status().message()));
         }
-        if (std::find(mine.hosts.begin(), mine.hosts.end(), *pattern) ==
-            mine.hosts.end()) {
-          mine.hosts.push_back(*pattern);
+        absl::Status allowed =
+            CheckHostClaim(update.config, update.claims, site, *pattern);
+        if (!allowed.ok()) return allowed;
+        if (Contains(mine.hosts, *pattern)) continue;  // its own already
+        const bool again = std::any_of(
+            update.claims.begin(), update.claims.end(), [&](const Claim& c) {
+              return SameClaimant(c, who) && c.host == *pattern;
+            });
+        if (!again) {
+          update.claims.push_back(
+              {site, who.worker, who.worker_index, who.generation, *pattern});
         }
       }
     } else if (it.key() == "default" && it->is_boolean()) {
+      auto mine_default = [&who](const Claim& c) {
+        return SameClaimant(c, who) && c.is_default();
+      };
       if (it->get<bool>()) {
-        for (const config::SiteConfig& other : next.sites) {
-          if (&other != &mine && other.is_default) {
-            return absl::FailedPreconditionError(absl::StrCat(
-                "default: site \"", other.id, "\" is the default already"));
-          }
+        absl::Status allowed =
+            CheckDefaultClaim(update.config, update.claims, site);
+        if (!allowed.ok()) return allowed;
+        if (!mine.is_default &&
+            std::none_of(update.claims.begin(), update.claims.end(),
+                         mine_default)) {
+          update.claims.push_back(
+              {site, who.worker, who.worker_index, who.generation, ""});
         }
+      } else {
+        // The seed's apps send defaultListen: false with every update: it
+        // drops the caller's own claim, never a default the config gives.
+        update.claims.erase(std::remove_if(update.claims.begin(),
+                                           update.claims.end(), mine_default),
+                            update.claims.end());
       }
-      mine.is_default = it->get<bool>();
     } else if (it.key() == "processes" && it->is_number_integer()) {
       // The config's own bounds (docs/config.md) are the policy.
       int64_t count = it->get<int64_t>();
@@ -193,7 +303,46 @@ absl::StatusOr<config::Config> ApplyServerConfUpdate(
           "\" (add_hosts: [string], default: bool, processes: int)"));
     }
   }
-  return next;
+  return update;
+}
+
+std::vector<Claim> RecheckClaims(const config::Config& next,
+                                 const std::vector<Claim>& claims,
+                                 std::vector<DroppedClaim>* dropped) {
+  std::vector<Claim> kept;
+  for (const Claim& claim : claims) {
+    absl::Status status;
+    if (claim.site < 0 || static_cast<size_t>(claim.site) >= next.sites.size()) {
+      status = absl::NotFoundError(absl::StrCat("no site ", claim.site));
+    } else if (next.sites[claim.site].processes == 0) {
+      status = absl::NotFoundError(absl::StrCat(
+          "site \"", next.sites[claim.site].id, "\" was removed"));
+    } else if (claim.is_default()) {
+      status = CheckDefaultClaim(next, kept, claim.site);
+    } else {
+      status = CheckHostClaim(next, kept, claim.site, claim.host);
+    }
+    if (status.ok()) {
+      kept.push_back(claim);
+    } else {
+      dropped->push_back({claim, status});
+    }
+  }
+  return kept;
+}
+
+config::Config WithClaims(const config::Config& config,
+                          const std::vector<Claim>& claims) {
+  config::Config routed = config;
+  for (const Claim& claim : claims) {
+    config::SiteConfig& site = routed.sites[claim.site];
+    if (claim.is_default()) {
+      site.is_default = true;
+    } else if (!Contains(site.hosts, claim.host)) {
+      site.hosts.push_back(claim.host);
+    }
+  }
+  return routed;
 }
 
 }  // namespace master

@@ -1,15 +1,19 @@
 // What a new config changes in a running master, decided without touching
-// anything: PlanReload (SIGHUP, `ddvctl reload`) and ApplyServerConfUpdate
-// (a worker's update_server_conf RPC). The master then carries the plan out
-// at its control point (docs/master.md). Pure functions, so what a reload
-// does is tested without a ring or a process.
+// anything: PlanReload (SIGHUP, `ddvctl reload`), ApplyServerConfUpdate (a
+// worker's update_server_conf RPC, checked against the site's
+// claimable_hosts) and RecheckClaims (those claims after a reload). The
+// master then carries the plan out at its control point (docs/master.md).
+// Pure functions, so what a reload does is tested without a ring or a
+// process.
 #ifndef DDV_SRC_MASTER_CONFIG_APPLY_H_
 #define DDV_SRC_MASTER_CONFIG_APPLY_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "src/config/config.h"
@@ -57,12 +61,76 @@ void ApplyOverrides(const MasterOverrides& overrides, config::Config* config);
 absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
                                       const config::Config& loaded);
 
-// The seed's updateServerConf for site index `site`: a JSON object with
-// add_hosts: [string], default: bool, processes: int. A host another site
-// serves is refused (AlreadyExists), as is the default when another site
-// holds it (FailedPrecondition). Returns the config to commit.
-absl::StatusOr<config::Config> ApplyServerConfUpdate(
-    const config::Config& running, int site, absl::string_view body);
+// A host, or the default, that a worker claimed at run time with
+// update_server_conf (the seed's updateServerConf). Claims live in the
+// master beside the file's config, never in it: a reload rebuilds the
+// config from the file and re-applies them (RecheckClaims); they go when
+// the process that made them exits. docs/master.md has the policy.
+struct Claim {
+  int site = -1;
+  int worker = -1;          // the claiming worker's slot in the pool
+  int worker_index = 0;     // within its site ("a#1" is 1), for status
+  uint32_t generation = 0;  // of the claiming process: claims die with it
+  std::string host;         // normal form; empty: the default
+  bool is_default() const { return host.empty(); }
+};
+
+// Who asks: a worker of `site` (its slot, index and process generation).
+struct Claimant {
+  int site = -1;
+  int worker = -1;
+  int worker_index = 0;
+  uint32_t generation = 0;
+};
+
+// What an accepted update_server_conf leaves: the config with the site's
+// process count changed if asked (the file's count comes back at the next
+// reload), and every claim, the new ones included.
+struct ServerConfUpdate {
+  config::Config config;
+  std::vector<Claim> claims;
+};
+
+// The update_server_conf body of `who`: a JSON object with
+//   add_hosts: [string]  host patterns to claim (normal form applied);
+//   default: bool        true claims the default, false drops the caller's
+//                        default claim (a default the config gives stays);
+//   processes: int       the site's process count (1..1024).
+// All or nothing: any refusal changes nothing. A host the site's own
+// `hosts` lists is accepted and recorded as no claim. Refused:
+//   PermissionDenied   a host no pattern of the site's claimable_hosts
+//                      matches; the default without may_claim_default;
+//   AlreadyExists      a host another site serves (its hosts or claims), or
+//                      that falls under another site's wildcard, or a
+//                      wildcard that would cover another site's host;
+//   FailedPrecondition the default, when another site holds it;
+//   InvalidArgument    a malformed body, host or count.
+// Other sites are checked whatever their listeners and ALPN.
+absl::StatusOr<ServerConfUpdate> ApplyServerConfUpdate(
+    const config::Config& running, const std::vector<Claim>& claims,
+    const Claimant& who, absl::string_view body);
+
+// Whether `site` may claim `host` (normal form) now, as above.
+absl::Status CheckHostClaim(const config::Config& config,
+                            const std::vector<Claim>& claims, int site,
+                            const std::string& host);
+
+// After a reload: the claims `next` still allows, in order, each checked
+// against `next` and the claims kept before it. The others are appended to
+// `dropped` with why (the new claimable_hosts no longer match, a site now
+// serves the host, the site was removed, ...).
+struct DroppedClaim {
+  Claim claim;
+  absl::Status why;
+};
+std::vector<Claim> RecheckClaims(const config::Config& next,
+                                 const std::vector<Claim>& claims,
+                                 std::vector<DroppedClaim>* dropped);
+
+// The config the route table is built from: each site's hosts plus the
+// hosts claimed for it, and the default where a claim holds it.
+config::Config WithClaims(const config::Config& config,
+                          const std::vector<Claim>& claims);
 
 }  // namespace master
 }  // namespace ddv

@@ -43,7 +43,10 @@ namespace master {
   X(worker_shutdowns, "workers asked to finish and exit (kShutdown)")      \
   X(stale_completions, "completions dropped because their slot was reused") \
   X(node_not_accepted, "connections a Node worker refused (maxConnections)") \
-  X(node_protocol_errors, "Node workers killed for a broken IPC stream")
+  X(node_protocol_errors, "Node workers killed for a broken IPC stream")   \
+  X(control_refused, "control connections refused by the peer check")     \
+  X(claims_refused, "update_server_conf claims refused by the policy")    \
+  X(claims_dropped, "run-time claims dropped (worker gone, or a reload)")
 
 struct Counters {
 #define DDV_DECLARE_COUNTER(name, help) uint64_t name = 0;

@@ -140,10 +140,13 @@ class Master {
     std::vector<Restart> restarts;  // `ddvctl restart SITE`
     struct ServerConf {
       int worker;
+      uint32_t generation;  // of the asking process
       uint64_t request_id;
       std::string body;
     };
     std::vector<ServerConf> server_conf;  // update_server_conf RPCs
+    // Worker processes that exited (slot, generation): their claims go.
+    std::vector<std::pair<int, uint32_t>> exited;
   };
 
   Master(const MasterOptions& options, config::Config config);
@@ -245,12 +248,17 @@ class Master {
   void SubmitControlRecv(uint32_t slot);
   void OnControlRecv(const uring::OpTag& tag, io_uring_cqe* cqe);
   void OnControlTimeout(const uring::OpTag& tag);
+  // The SO_PEERCRED check of a new control client (control_access.h).
+  void CheckControlPeer(uint32_t slot);
+  void LogControlRefusal(uint32_t slot);
+  // The socket file's mode and group from `master` ([master]).
+  absl::Status ApplyControlSocketAccess(const config::MasterConfig& master);
   // Answers `line` now, or records it in pending_ and keeps the client
   // until the control point answers it.
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // reload, worker conf updates, restarts.
+  // claims of exited workers, reload, worker conf updates, restarts.
   void RunControlPoint();
   absl::Status Reload();
   // Writes config_.text to options_.config_snapshot; a failure is logged,
@@ -263,6 +271,11 @@ class Master {
   // Config changes (master_reconfigure.cc).
   absl::Status ApplyConfig(const config::Config& loaded);
   absl::Status UpdateServerConf(int worker, const std::string& body);
+  // Drops the claims of worker processes that exited, and routes without
+  // them.
+  void DropClaimsOfExited(
+      const std::vector<std::pair<int, uint32_t>>& exited);
+  void LogDroppedClaim(const Claim& claim, absl::string_view why);
 
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
@@ -278,10 +291,19 @@ class Master {
     bool resubmit = false;
     bool awaiting_control_point = false;  // its reply comes from there
     __kernel_timespec deadline{};
+    // The peer check's verdict at accept (MayControl), and who it was, for
+    // the refusal and its log line.
+    bool allowed = false;
+    int64_t peer_uid = -1;  // -1: the kernel could not say
+    pid_t peer_pid = 0;
   };
 
   MasterOptions options_;
-  config::Config config_;
+  config::Config config_;  // the file's (and RPC process counts)
+  // Hosts and defaults workers claimed with update_server_conf: routed
+  // with config_ (WithClaims), re-checked at every reload, dropped when
+  // the claiming process exits.
+  std::vector<Claim> claims_;
   std::shared_ptr<const route::RouteTable> routes_;
   // ~Master tears these two down first, before the memory their ops use.
   std::unique_ptr<uring::Ring> ring_;
@@ -304,6 +326,13 @@ class Master {
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
+  // The path bound at start: the one a reload's mode or group applies to.
+  std::string control_socket_path_;
+  // Refused control clients are logged at most once per 10 s, with how
+  // many were refused since (a local user looping on ddvctl must not fill
+  // the log).
+  int64_t control_refusal_logged_ns_ = 0;
+  uint64_t control_refusals_unlogged_ = 0;
   std::array<ControlClient, 16> control_clients_;
   // Every control slot was busy at the last accept: clients wait in the
   // backlog and RunControlPoint accepts them when a slot frees.

@@ -20,6 +20,7 @@
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
 #include "src/config/config_snapshot.h"
+#include "src/control/control_access.h"
 #include "src/master/master.h"
 
 namespace ddv {
@@ -68,18 +69,34 @@ absl::Status Master::InitSignals() {
   }
   // A stale socket from a crashed master would make bind fail.
   unlink(path.c_str());
-  if (bind(control_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
-           sizeof(addr)) < 0) {
+  // bind() creates the file with 0777 & ~umask: with this umask it is born
+  // 0600, so nobody else can connect before its mode and group are set.
+  const mode_t umask_before = umask(0177);
+  const int bound = bind(control_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
+                         sizeof(addr));
+  const int bind_errno = errno;
+  umask(umask_before);
+  if (bound < 0) {
     return ErrnoStatus(
-        errno, "bind",
+        bind_errno, "bind",
         absl::StrCat("binding the control socket \"", path, "\""));
   }
-  chmod(path.c_str(), 0660);
+  control_socket_path_ = path;
+  absl::Status access = ApplyControlSocketAccess(config_.master);
+  if (!access.ok()) return access;
   if (listen(control_fd_.get(), 16) < 0) {
     return ErrnoStatus(errno, "listen", "listening on the control socket");
   }
   ArmControlPoll();
   return absl::OkStatus();
+}
+
+absl::Status Master::ApplyControlSocketAccess(
+    const config::MasterConfig& master) {
+  return control::SetControlSocketAccess(
+      control_socket_path_, master.control_socket_mode,
+      master.control_socket_group.empty() ? getegid()
+                                          : master.control_socket_gid);
 }
 
 void Master::ArmSignalPoll() {
@@ -154,8 +171,63 @@ void Master::OnControlReadable() {
     c.awaiting_control_point = false;
     ++c.generation;
     c.deadline = ToTimespecNs(MonotonicNowNs() + 1000000000LL);
+    CheckControlPeer(slot);
+    // A refused client is still read, and answered: closing it with its
+    // command unread would reset the connection before it read why.
     SubmitControlRecv(slot);
   }
+}
+
+// Workers run under their sites' `user`, and a socket mode may be set wide:
+// the kernel's record of who connected is what decides.
+void Master::CheckControlPeer(uint32_t slot) {
+  ControlClient& c = control_clients_[slot];
+  absl::StatusOr<control::PeerCredentials> peer =
+      control::ReadPeerCredentials(c.fd.get());
+  if (!peer.ok()) {
+    // Fail closed: a peer we cannot identify gets nothing.
+    ++counters_.control_refused;
+    LOG_EVERY_N(WARNING, 100) << "control client refused, unidentified: "
+                              << peer.status();
+    c.allowed = false;
+    c.peer_uid = -1;
+    c.peer_pid = 0;
+    return;
+  }
+  control::ControlAccess access;
+  access.owner_uid = geteuid();
+  if (!config_.master.control_socket_group.empty()) {
+    access.group = config_.master.control_socket_gid;
+  }
+  c.allowed = control::MayControl(*peer, access);
+  c.peer_uid = peer->uid;
+  c.peer_pid = peer->pid;
+  if (!c.allowed) LogControlRefusal(slot);
+}
+
+void Master::LogControlRefusal(uint32_t slot) {
+  const ControlClient& c = control_clients_[slot];
+  ++counters_.control_refused;
+  const int64_t now = MonotonicNowNs();
+  if (control_refusal_logged_ns_ != 0 &&
+      now - control_refusal_logged_ns_ < 10 * 1000000000LL) {
+    ++control_refusals_unlogged_;
+    return;
+  }
+  LOG(WARNING) << "control client refused: uid " << c.peer_uid << " pid "
+               << c.peer_pid
+               << " is not root, the master's user or in "
+               << (config_.master.control_socket_group.empty()
+                       ? std::string("a control_socket_group (none is set)")
+                       : absl::StrCat("control_socket_group \"",
+                                      config_.master.control_socket_group,
+                                      "\""))
+               << (control_refusals_unlogged_ > 0
+                       ? absl::StrCat(" (", control_refusals_unlogged_,
+                                      " more refused since the last line)")
+                       : std::string());
+  control_refusal_logged_ns_ = now;
+  control_refusals_unlogged_ = 0;
 }
 
 void Master::SubmitControlRecv(uint32_t slot) {
@@ -221,6 +293,14 @@ void Master::OnControlTimeout(const uring::OpTag& tag) {
 }
 
 void Master::OnControlCommand(uint32_t slot, absl::string_view line) {
+  // Refused at accept (CheckControlPeer, which logged it); answered once
+  // its command is read.
+  if (!control_clients_[slot].allowed) {
+    ReplyToControlClient(
+        slot, absl::StrCat("error: permission denied (uid ",
+                           control_clients_[slot].peer_uid, ")\n"));
+    return;
+  }
   line = absl::StripAsciiWhitespace(line);
   std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
   if (words.empty()) {
@@ -280,6 +360,9 @@ void Master::RunControlPoint() {
     ReplyToControlClient(slot, "ok: stopping\n");
   }
 
+  // Before the reload, so it re-checks only claims whose makers live.
+  if (!pending.exited.empty()) DropClaimsOfExited(pending.exited);
+
   if (pending.reload) {
     absl::Status status =
         stopping_ ? absl::FailedPreconditionError("the master is stopping")
@@ -295,6 +378,12 @@ void Master::RunControlPoint() {
   }
 
   for (const PendingControl::ServerConf& update : pending.server_conf) {
+    // A process that exited since it asked gets nothing: its claims would
+    // outlive it, and the reply would reach its successor on the channel.
+    if (workers_->pid(update.worker) == 0 ||
+        workers_->at(update.worker).generation != update.generation) {
+      continue;
+    }
     absl::Status status = stopping_
                               ? absl::UnavailableError("the master is stopping")
                               : UpdateServerConf(update.worker, update.body);

@@ -418,6 +418,10 @@ void Master::OnWorkerExit(int w) {
     if (workers_->pid(w) == pid && pid != 0) ArmWorker(w);
     return;
   }
+  // Its claims go with it, at the control point (routes change only
+  // there). The generation is still this process's: a successor's start
+  // (ContinueRestart below, or the supervisor later) bumps it.
+  pending_.exited.emplace_back(w, workers_->at(w).generation);
   {
     const Worker& worker = workers_->at(w);
     if (!worker.retired && !worker.restart_pending && !worker.draining) {

@@ -4,6 +4,7 @@
 // control point, never from inside a completion handler.
 #include <signal.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -25,10 +26,26 @@ namespace master {
 absl::Status Master::ApplyConfig(const config::Config& loaded) {
   absl::StatusOr<ReloadPlan> plan = PlanReload(config_, loaded);
   if (!plan.ok()) return plan.status();
+  // Workers' claims outlive the file's config: re-checked against the new
+  // one (its claimable_hosts, its sites' hosts), kept if it still allows
+  // them.
+  std::vector<DroppedClaim> dropped;
+  std::vector<Claim> claims = RecheckClaims(plan->next, claims_, &dropped);
   // Listener defaults name sites by id; the route builder maps them.
   absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
-      RoutesFromConfig(plan->next);
+      RoutesFromConfig(WithClaims(plan->next, claims));
   if (!routes.ok()) return routes.status();
+  // The control socket's mode and group apply live, and first: a chown the
+  // master may not do fails the reload before anything else changed. The
+  // peer check reads the group from config_ at each accept.
+  const config::MasterConfig& master = plan->next.master;
+  if (!control_socket_path_.empty() &&
+      (master.control_socket_mode != config_.master.control_socket_mode ||
+       master.control_socket_group != config_.master.control_socket_group ||
+       master.control_socket_gid != config_.master.control_socket_gid)) {
+    absl::Status access = ApplyControlSocketAccess(master);
+    if (!access.ok()) return access;
+  }
 
   for (size_t s = 0; s < plan->next.sites.size(); ++s) {
     const config::SiteConfig& site = plan->next.sites[s];
@@ -72,29 +89,84 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
   }
   routes_ = std::move(*routes);
   config_ = std::move(plan->next);
+  claims_ = std::move(claims);
+  for (const DroppedClaim& d : dropped) {
+    LogDroppedClaim(d.claim, absl::StrCat("the reloaded config refuses it: ",
+                                          d.why.message()));
+  }
   ReleaseRetiredWithoutProcess();
   return absl::OkStatus();
 }
 
-// The seed's updateServerConf: a worker adds hosts to its own site or claims
-// the default, or changes its site's process count (config_apply.h).
-absl::Status Master::UpdateServerConf(int w, const std::string& body) {
-  const int site = workers_->at(w).site;
-  absl::StatusOr<config::Config> next =
-      ApplyServerConfUpdate(config_, site, body);
-  if (!next.ok()) return next.status();
+void Master::LogDroppedClaim(const Claim& claim, absl::string_view why) {
+  ++counters_.claims_dropped;
+  LOG(INFO) << "claim of " << workers_->site_id(claim.site) << "#"
+            << claim.worker_index << " on "
+            << (claim.is_default() ? std::string("the default")
+                                   : absl::StrCat("\"", claim.host, "\""))
+            << " dropped: " << why;
+}
+
+// A claim lives as long as the process that made it: one that exited (a
+// crash, a retirement, a rolling restart) takes its claims along, and its
+// successor claims again if it wants them.
+void Master::DropClaimsOfExited(
+    const std::vector<std::pair<int, uint32_t>>& exited) {
+  std::vector<Claim> kept;
+  std::vector<Claim> gone;
+  for (const Claim& claim : claims_) {
+    const bool dead = std::any_of(
+        exited.begin(), exited.end(), [&claim](const auto& e) {
+          return e.first == claim.worker && e.second == claim.generation;
+        });
+    (dead ? gone : kept).push_back(claim);
+  }
+  if (gone.empty()) return;
   absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
-      RoutesFromConfig(*next);
+      RoutesFromConfig(WithClaims(config_, kept));
+  if (!routes.ok()) {
+    // Fewer hosts than a table that built: cannot fail; keep the old one.
+    LOG(DFATAL) << "routes without the claims of exited workers: "
+                << routes.status();
+    return;
+  }
+  routes_ = std::move(*routes);
+  claims_ = std::move(kept);
+  for (const Claim& claim : gone) {
+    LogDroppedClaim(claim, "its worker process exited");
+  }
+}
+
+// The seed's updateServerConf: a worker claims hosts or the default for
+// its site, as far as the site's claimable_hosts and may_claim_default
+// allow, or changes its site's process count (config_apply.h).
+absl::Status Master::UpdateServerConf(int w, const std::string& body) {
+  const Worker& worker = workers_->at(w);
+  const int site = worker.site;
+  const Claimant who{site, w, worker.index, worker.generation};
+  absl::StatusOr<ServerConfUpdate> next =
+      ApplyServerConfUpdate(config_, claims_, who, body);
+  if (!next.ok()) {
+    ++counters_.claims_refused;
+    LOG_EVERY_N(WARNING, 20)
+        << "update_server_conf of " << workers_->site_id(site) << "#"
+        << worker.index << " pid " << workers_->pid(w)
+        << " refused: " << next.status().message();
+    return next.status();
+  }
+  absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
+      RoutesFromConfig(WithClaims(next->config, next->claims));
   if (!routes.ok()) return routes.status();
-  const config::SiteConfig& mine = next->sites[site];
+  const config::SiteConfig& mine = next->config.sites[site];
   if (mine.processes != config_.sites[site].processes) {
     absl::Status status = workers_->SetProcessCount(site, mine, mine.processes);
     ReleaseRetiredWithoutProcess();
     if (!status.ok()) return status;
   }
   routes_ = std::move(*routes);
-  config_ = std::move(*next);
-  LOG(INFO) << "site " << config_.sites[site].id
+  config_ = std::move(next->config);
+  claims_ = std::move(next->claims);
+  LOG(INFO) << "site " << config_.sites[site].id << "#" << who.worker_index
             << " updated its server conf: " << body;
   return absl::OkStatus();
 }
@@ -126,7 +198,8 @@ void Master::OnWorkerRequest(int w, const handoff::Request& request) {
     Reply(w, request.id, absl::OkStatus(), StatusJson());
   } else if (request.method == "update_server_conf") {
     // It changes the config: answered from the control point once applied.
-    pending_.server_conf.push_back({w, request.id, request.body});
+    pending_.server_conf.push_back(
+        {w, workers_->at(w).generation, request.id, request.body});
   } else {
     Reply(w, request.id,
           absl::UnimplementedError(

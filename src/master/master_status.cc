@@ -85,9 +85,24 @@ std::string Master::StatusJson() const {
                          {"outstanding", worker.outstanding},
                          {"unread_bytes", workers_->UnreadBytes(w)}});
     }
+    // hosts and default are the config's; what workers claimed at run
+    // time is listed apart, with who claimed it.
+    json claimed_hosts = json::array();
+    json claimed_default = json::array();
+    for (const Claim& claim : claims_) {
+      if (claim.site != static_cast<int>(s)) continue;
+      if (claim.is_default()) {
+        claimed_default.push_back(claim.worker_index);
+      } else {
+        claimed_hosts.push_back(
+            {{"host", claim.host}, {"worker", claim.worker_index}});
+      }
+    }
     sites.push_back({{"id", site.id},
                      {"hosts", site.hosts},
+                     {"claimed_hosts", claimed_hosts},
                      {"default", site.is_default},
+                     {"claimed_default", claimed_default},
                      {"runtime", config::RuntimeName(site.runtime)},
                      {"failed", workers_->SiteFailed(s)},
                      {"workers", workers}});

@@ -111,7 +111,8 @@ const std::vector<ErrorCase>& Cases() {
       {"UnknownSiteKey", SiteWith("colour = \"red\""),
        "t.toml:8:1: unknown key \"colour\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
-       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime"},
+       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime, "
+       "claimable_hosts, may_claim_default"},
       {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
        "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
        "\"address\"?)"},
@@ -124,7 +125,8 @@ const std::vector<ErrorCase>& Cases() {
       {"UnknownKeyReportedInFileOrder", SiteWith("zzz = 1\naaa = 2"),
        "t.toml:8:1: unknown key \"zzz\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
-       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime"},
+       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime, "
+       "claimable_hosts, may_claim_default"},
 
       // [master]
       {"MasterNotTable",
@@ -147,6 +149,30 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:2:11: handoff \"fd\" must be \"scm_rights\" or \"pidfd\""},
       {"ControlSocketRelative", MasterWith("control_socket = \"ddv.sock\""),
        "t.toml:2:18: control_socket \"ddv.sock\" must be an absolute path"},
+      {"ControlSocketModeInteger", MasterWith("control_socket_mode = 0o660"),
+       "t.toml:2:23: control_socket_mode must be a string of octal digits "
+       "such as \"0660\", got an integer"},
+      {"ControlSocketModeNotOctal", MasterWith("control_socket_mode = \"0680\""),
+       "t.toml:2:23: control_socket_mode \"0680\" must be 3 or 4 octal "
+       "digits, such as \"0600\" or \"0660\""},
+      {"ControlSocketModeTooLong",
+       MasterWith("control_socket_mode = \"00660\""),
+       "t.toml:2:23: control_socket_mode \"00660\" must be 3 or 4 octal "
+       "digits, such as \"0600\" or \"0660\""},
+      {"ControlSocketModeSetuid", MasterWith("control_socket_mode = \"4660\""),
+       "t.toml:2:23: control_socket_mode \"4660\" sets set-id or sticky "
+       "bits; only permission bits (0777) apply to a socket"},
+      {"ControlSocketModeOwnerCannotWrite",
+       MasterWith("control_socket_mode = \"0460\""),
+       "t.toml:2:23: control_socket_mode \"0460\" must give the owner read "
+       "and write (0600): ddvctl needs both to connect"},
+      {"ControlSocketGroupUnknown",
+       MasterWith("control_socket_group = \"ddv-no-such-group\""),
+       "t.toml:2:24: control_socket_group \"ddv-no-such-group\" does not "
+       "exist"},
+      {"ControlSocketGroupEmpty", MasterWith("control_socket_group = \"\""),
+       "t.toml:2:24: control_socket_group must not be empty; leave it out "
+       "instead"},
       {"ControlSocketTooLong",
        MasterWith("control_socket = \"/" + std::string(107, 's') + "\""),
        "t.toml:2:18: control_socket is 108 bytes; a Unix socket path must "
@@ -314,6 +340,19 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:8:8: user must be a string, got an integer"},
       {"GroupUnknown", SiteWith("group = \"ddv-no-such-group\""),
        "t.toml:8:9: group \"ddv-no-such-group\" does not exist"},
+      {"ClaimableHostInvalid", SiteWith("claimable_hosts = [\"a.*.b\"]"),
+       "t.toml:8:20: claimable_hosts: host \"a.*.b\" has a misplaced \"*\": "
+       "a wildcard is only allowed as the whole first label, as in "
+       "\"*.example.com\""},
+      {"ClaimableHostTwice",
+       SiteWith("claimable_hosts = [\"*.a.com\", \"*.A.com.\"]"),
+       "t.toml:8:31: claimable host \"*.a.com\" is listed twice"},
+      {"ClaimableHostsNotArray", SiteWith("claimable_hosts = \"a.com\""),
+       "t.toml:8:19: claimable_hosts must be an array of strings, got a "
+       "string"},
+      {"MayClaimDefaultNotBool", SiteWith("may_claim_default = 1"),
+       "t.toml:8:21: may_claim_default must be true or false, got an "
+       "integer"},
       {"LogOutputRelative", SiteWith("log_output = \"a.log\""),
        "t.toml:8:14: log_output \"a.log\" must be an absolute path"},
       {"LogErrorRelative", SiteWith("log_error = \"logs/a.err\""),

@@ -27,6 +27,8 @@ control_socket = "/tmp/ddv-test/control.sock"
 peek_timeout_ms = 2500
 max_peek_bytes = 4096
 handoff = "pidfd"
+control_socket_mode = "0660"
+control_socket_group = "root"
 
 [[listener]]
 name = "http"
@@ -59,6 +61,8 @@ user = "root"
 group = "root"
 tls_cert = ["/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"]
 tls_key = ["/etc/ddv/a.key", "/etc/ddv/a-ec.key"]
+claimable_hosts = ["*.Users.A.example.com.", "b.example.net"]
+may_claim_default = true
 
 [[site]]
 id = "acme"
@@ -84,6 +88,9 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(c.master.peek_timeout_ms, 2500);
   EXPECT_EQ(c.master.max_peek_bytes, 4096);
   EXPECT_EQ(c.master.handoff, HandoffMode::kPidfd);
+  EXPECT_EQ(c.master.control_socket_mode, 0660u);
+  EXPECT_EQ(c.master.control_socket_group, "root");
+  EXPECT_EQ(c.master.control_socket_gid, 0u);
 
   ASSERT_EQ(c.listeners.size(), 3u);
   const ListenerConfig& http = c.listeners[0];
@@ -97,7 +104,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(http.protocol, Protocol::kHttp);
   EXPECT_EQ(http.default_site, "fallback");
   EXPECT_FALSE(http.proxy_protocol);
-  EXPECT_EQ(http.line, 8);
+  EXPECT_EQ(http.line, 10);
 
   const ListenerConfig& https = c.listeners[1];
   EXPECT_EQ(https.name, "https");
@@ -109,7 +116,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(https.protocol, Protocol::kTls);
   EXPECT_TRUE(https.default_site.empty());
   EXPECT_TRUE(https.proxy_protocol);
-  EXPECT_EQ(https.line, 14);
+  EXPECT_EQ(https.line, 16);
   EXPECT_EQ(c.listeners[2].protocol, Protocol::kTcp);
 
   ASSERT_EQ(c.sites.size(), 3u);
@@ -130,7 +137,11 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_TRUE(a.alpn.empty());
   EXPECT_THAT(a.tls_cert, ElementsAre("/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"));
   EXPECT_THAT(a.tls_key, ElementsAre("/etc/ddv/a.key", "/etc/ddv/a-ec.key"));
-  EXPECT_EQ(a.line, 25);
+  EXPECT_EQ(a.line, 27);
+  // Normal form, as in hosts.
+  EXPECT_THAT(a.claimable_hosts,
+              ElementsAre("*.users.a.example.com", "b.example.net"));
+  EXPECT_TRUE(a.may_claim_default);
 
   const SiteConfig& acme = c.sites[1];
   // A bare name is resolved in PATH at load.
@@ -164,7 +175,11 @@ command = ["/bin/sh"]
   EXPECT_EQ(parsed->master.peek_timeout_ms, 5000);
   EXPECT_EQ(parsed->master.max_peek_bytes, 16384);
   EXPECT_EQ(parsed->master.handoff, HandoffMode::kScmRights);
+  EXPECT_EQ(parsed->master.control_socket_mode, 0600u);
+  EXPECT_EQ(parsed->master.control_socket_group, "");
   const SiteConfig& a = parsed->sites[0];
+  EXPECT_TRUE(a.claimable_hosts.empty());
+  EXPECT_FALSE(a.may_claim_default);
   EXPECT_EQ(a.processes, 1);
   EXPECT_FALSE(a.is_default);
   EXPECT_TRUE(a.hosts.empty() && a.listeners.empty() && a.env.empty() &&
@@ -218,12 +233,13 @@ TEST(ParseConfigTest, DescribeConfigSummarises) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(DescribeConfig(*parsed),
             "config full.toml: 3 listeners, 3 sites; handoff pidfd, control "
-            "socket /tmp/ddv-test/control.sock\n"
+            "socket /tmp/ddv-test/control.sock mode 0660 group root\n"
             "  listener http: 0.0.0.0:80 http, default_site fallback\n"
             "  listener https: [::]:443 tls, proxy_protocol\n"
             "  listener db: 127.0.0.1:5432 tcp\n"
             "  site a: 2 processes, listeners http https, hosts "
-            "a.example.com *.a.example.com\n"
+            "a.example.com *.a.example.com, claimable "
+            "*.users.a.example.com b.example.net, may claim default\n"
             "  site acme: 1 process, listeners https, hosts a.example.com, "
             "alpn acme-tls/1\n"
             "  site fallback: 1 process, listeners all, hosts none, "

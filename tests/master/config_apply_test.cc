@@ -1,13 +1,17 @@
 // What a reload and update_server_conf change, decided without a master:
 // site slots keep their indexes (removed sites stay as empty slots, new ones
 // are appended), process counts, rolling restarts and certificate re-reads
-// are flagged only when they apply, and listener changes are refused.
+// are flagged only when they apply, and listener changes are refused; what
+// a worker may claim (claimable_hosts, may_claim_default, other sites'
+// names and wildcards) and which claims a reload keeps.
 #include "src/master/config_apply.h"
 
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -251,45 +255,224 @@ TEST(PlanReloadTest, CommandLineOverridesSurviveAReload) {
   EXPECT_EQ(untouched.master.handoff, config::HandoffMode::kScmRights);
 }
 
-TEST(ApplyServerConfUpdateTest, AddsNormalisedHostsOnce) {
-  absl::StatusOr<config::Config> next = ApplyServerConfUpdate(
-      Running(), 2,
-      R"({"add_hosts": ["C.Example.com.", "*.c.example.com", "c.example.com"]})");
+// The policy tests' world: site "a" may claim below users.a.example.com
+// and one extra name; "victim" owns a wildcard and names below another
+// domain; "c" may claim the default; "b" may claim nothing.
+config::Config Claimable() {
+  config::Config config = Running();
+  config.sites[0].claimable_hosts = {"*.users.a.example.com", "extra.test",
+                                     "*.victim.com", "*.other.com",
+                                     "shop.other.com"};
+  config.sites[2].may_claim_default = true;
+  config::SiteConfig victim = Site("victim", 1,
+                                   {"*.victim.com", "www.other.com",
+                                    "*.deep.other.com"});
+  config.sites.push_back(victim);
+  return config;
+}
+
+Claimant Who(int site, int worker = 0, uint32_t generation = 1) {
+  return Claimant{site, worker, worker, generation};
+}
+
+absl::StatusOr<ServerConfUpdate> Update(const config::Config& running,
+                                        int site, absl::string_view body,
+                                        const std::vector<Claim>& claims = {}) {
+  return ApplyServerConfUpdate(running, claims, Who(site), body);
+}
+
+std::vector<std::string> Hosts(const std::vector<Claim>& claims) {
+  std::vector<std::string> hosts;
+  for (const Claim& c : claims) hosts.push_back(c.host);
+  return hosts;
+}
+
+TEST(ApplyServerConfUpdateTest, ClaimsAreNormalisedKeptApartAndRecordedOnce) {
+  absl::StatusOr<ServerConfUpdate> next = Update(
+      Claimable(), 0,
+      R"({"add_hosts": ["X.Users.A.Example.com.", "*.deep.users.a.example.com",
+                        "x.users.a.example.com", "EXTRA.test"]})");
   ASSERT_TRUE(next.ok()) << next.status();
-  EXPECT_THAT(next->sites[2].hosts,
-              ElementsAre("c.example.com", "*.c.example.com"));
-  EXPECT_THAT(next->sites[0].hosts, ElementsAre("a.example.com"));
+  EXPECT_THAT(Hosts(next->claims),
+              ElementsAre("x.users.a.example.com", "*.deep.users.a.example.com",
+                          "extra.test"));
+  for (const Claim& claim : next->claims) {
+    EXPECT_EQ(claim.site, 0);
+    EXPECT_EQ(claim.worker, 0);
+    EXPECT_EQ(claim.generation, 1u);
+  }
+  // The config stays the file's: claims are routed through WithClaims.
+  EXPECT_THAT(next->config.sites[0].hosts, ElementsAre("a.example.com"));
+  EXPECT_THAT(WithClaims(next->config, next->claims).sites[0].hosts,
+              ElementsAre("a.example.com", "x.users.a.example.com",
+                          "*.deep.users.a.example.com", "extra.test"));
+  // The same again from the same process adds nothing; from a sibling, a
+  // claim of its own (the host stays while either lives).
+  absl::StatusOr<ServerConfUpdate> again =
+      Update(next->config, 0, R"({"add_hosts": ["extra.test"]})",
+             next->claims);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->claims.size(), 3u);
+  absl::StatusOr<ServerConfUpdate> sibling = ApplyServerConfUpdate(
+      next->config, next->claims, Who(0, 1), R"({"add_hosts": ["extra.test"]})");
+  ASSERT_TRUE(sibling.ok());
+  ASSERT_EQ(sibling->claims.size(), 4u);
+  EXPECT_EQ(sibling->claims.back().worker, 1);
+  EXPECT_THAT(WithClaims(sibling->config, sibling->claims).sites[0].hosts,
+              ElementsAre("a.example.com", "x.users.a.example.com",
+                          "*.deep.users.a.example.com", "extra.test"));
 }
 
-TEST(ApplyServerConfUpdateTest, RefusesAHostOfAnotherSite) {
-  absl::StatusOr<config::Config> next = ApplyServerConfUpdate(
-      Running(), 2, R"({"add_hosts": ["A.example.com"]})");
+TEST(ApplyServerConfUpdateTest, ItsOwnHostsNeedNoClaimableHosts) {
+  absl::StatusOr<ServerConfUpdate> next =
+      Update(Running(), 0, R"({"add_hosts": ["A.example.com."]})");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_THAT(next->claims, IsEmpty()) << "nothing to route differently";
+}
+
+TEST(ApplyServerConfUpdateTest, RefusesWhatClaimableHostsDoesNotMatch) {
+  // b lists no claimable_hosts: it may claim nothing beyond its config.
+  absl::StatusOr<ServerConfUpdate> next =
+      Update(Claimable(), 1, R"({"add_hosts": ["new.b.example.com"]})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(next.status().message(),
+            "add_hosts: \"new.b.example.com\" is not in site \"b\"'s "
+            "claimable_hosts (it has none)");
+  // A wildcard matches below itself, not its apex, and not wider.
+  for (const char* host : {"users.a.example.com", "*.a.example.com",
+                           "x.a.example.com", "extra.test.evil"}) {
+    next = Update(Claimable(), 0,
+                  absl::StrCat(R"({"add_hosts": [")", host, R"("]})"));
+    EXPECT_EQ(next.status().code(), absl::StatusCode::kPermissionDenied)
+        << host;
+    EXPECT_THAT(next.status().message(), HasSubstr(host));
+    EXPECT_THAT(next.status().message(),
+                HasSubstr("(\"*.users.a.example.com\", \"extra.test\","));
+  }
+}
+
+TEST(ApplyServerConfUpdateTest, RefusesAHostAnotherSiteServes) {
+  config::Config running = Claimable();
+  running.sites[0].claimable_hosts.push_back("b.example.com");
+  absl::StatusOr<ServerConfUpdate> next =
+      Update(running, 0, R"({"add_hosts": ["B.Example.com."]})");
   EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_THAT(next.status().message(), HasSubstr("served by site \"a\""));
-  // Its own host again is fine.
-  EXPECT_TRUE(
-      ApplyServerConfUpdate(Running(), 0, R"({"add_hosts": ["a.example.com"]})")
-          .ok());
+  EXPECT_EQ(next.status().message(),
+            "add_hosts: \"b.example.com\" is served by site \"b\"");
+  // Another site's run-time claim counts as much as its config.
+  running.sites[2].claimable_hosts = {"extra.test"};
+  absl::StatusOr<ServerConfUpdate> c_claims =
+      Update(running, 2, R"({"add_hosts": ["extra.test"]})");
+  ASSERT_TRUE(c_claims.ok()) << c_claims.status();
+  next = Update(c_claims->config, 0, R"({"add_hosts": ["extra.test"]})",
+                c_claims->claims);
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(next.status().message(), HasSubstr("served by site \"c\""));
 }
 
-TEST(ApplyServerConfUpdateTest, DefaultOnlyWhenNobodyElseHoldsIt) {
-  absl::StatusOr<config::Config> next =
-      ApplyServerConfUpdate(Running(), 1, R"({"default": true})");
-  ASSERT_TRUE(next.ok());
-  EXPECT_TRUE(next->sites[1].is_default);
-  next = ApplyServerConfUpdate(*next, 2, R"({"default": true})");
-  EXPECT_EQ(next.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(next.status().message(), HasSubstr("site \"b\""));
+TEST(ApplyServerConfUpdateTest, RefusesAHostUnderAnotherSitesWildcard) {
+  // victim serves *.victim.com: a claim on a name below it, at any depth,
+  // or on a narrower wildcard, would take names from it.
+  for (const char* host :
+       {"x.victim.com", "a.b.victim.com", "*.x.victim.com"}) {
+    absl::StatusOr<ServerConfUpdate> next = Update(
+        Claimable(), 0, absl::StrCat(R"({"add_hosts": [")", host, R"("]})"));
+    EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists) << host;
+    EXPECT_EQ(next.status().message(),
+              absl::StrCat("add_hosts: \"", host,
+                           "\" falls under site \"victim\"'s \"*.victim.com\""));
+  }
+  // Equal wildcards are the same host.
+  absl::StatusOr<ServerConfUpdate> next =
+      Update(Claimable(), 0, R"({"add_hosts": ["*.victim.com"]})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(next.status().message(), HasSubstr("served by site \"victim\""));
+  // The apex is not under the wildcard; but a needs it in claimable_hosts.
+  next = Update(Claimable(), 0, R"({"add_hosts": ["victim.com"]})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST(ApplyServerConfUpdateTest, RefusesAWildcardOverAnotherSitesHost) {
+  absl::StatusOr<ServerConfUpdate> next =
+      Update(Claimable(), 0, R"({"add_hosts": ["*.other.com"]})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(next.status().message(),
+            "add_hosts: \"*.other.com\" would cover site \"victim\"'s "
+            "\"www.other.com\"");
+  // Over a narrower wildcard of another site too.
+  config::Config running = Claimable();
+  running.sites[3].hosts = {"*.deep.other.com"};
+  next = Update(running, 0, R"({"add_hosts": ["*.other.com"]})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(next.status().message(),
+              HasSubstr("would cover site \"victim\"'s \"*.deep.other.com\""));
+  // *.com covers every site's .com names.
+  running = Claimable();
+  running.sites[0].claimable_hosts.push_back("*.com");
+  next = Update(running, 0, R"({"add_hosts": ["*.com"]})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists);
+  // A name beside the other site's, not under or over it, is fine.
+  next = Update(Claimable(), 0, R"({"add_hosts": ["shop.other.com"]})");
+  EXPECT_TRUE(next.ok()) << next.status();
+}
+
+TEST(ApplyServerConfUpdateTest, AllOrNothing) {
+  absl::StatusOr<ServerConfUpdate> next = Update(
+      Claimable(), 0,
+      R"({"add_hosts": ["x.users.a.example.com", "x.victim.com"], "processes": 4})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(next.status().message(), HasSubstr("\"x.victim.com\""));
+}
+
+TEST(ApplyServerConfUpdateTest, DefaultOnlyWithMayClaimDefault) {
+  // b may not: refused whoever holds the default.
+  absl::StatusOr<ServerConfUpdate> next =
+      Update(Claimable(), 1, R"({"default": true})");
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(next.status().message(),
+            "default: site \"b\" may not claim the default (may_claim_default "
+            "is false)");
+  // c may, while nobody else holds it.
+  next = Update(Claimable(), 2, R"({"default": true})");
+  ASSERT_TRUE(next.ok()) << next.status();
+  ASSERT_EQ(next->claims.size(), 1u);
+  EXPECT_TRUE(next->claims[0].is_default());
+  EXPECT_FALSE(next->config.sites[2].is_default) << "the config's stays";
+  EXPECT_TRUE(WithClaims(next->config, next->claims).sites[2].is_default);
+  // Now held by c's claim: a, allowed to claim it, is refused.
+  config::Config with_a = next->config;
+  with_a.sites[0].may_claim_default = true;
+  absl::StatusOr<ServerConfUpdate> a =
+      Update(with_a, 0, R"({"default": true})", next->claims);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(a.status().message(), HasSubstr("site \"c\" is the default"));
+  // false drops the caller's claim only.
+  absl::StatusOr<ServerConfUpdate> release =
+      Update(next->config, 2, R"({"default": false})", next->claims);
+  ASSERT_TRUE(release.ok());
+  EXPECT_THAT(release->claims, IsEmpty());
+}
+
+TEST(ApplyServerConfUpdateTest, DefaultFalseNeverUndoesTheConfigs) {
+  config::Config running = Running();
+  running.sites[1].is_default = true;
+  // The seed's apps send defaultListen: false with every update.
+  absl::StatusOr<ServerConfUpdate> next = Update(
+      running, 1, R"({"default": false, "add_hosts": ["b.example.com"]})");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE(WithClaims(next->config, next->claims).sites[1].is_default);
+  // And true on a site the config makes the default needs no permission.
+  EXPECT_TRUE(Update(running, 1, R"({"default": true})").ok());
 }
 
 TEST(ApplyServerConfUpdateTest, ProcessesWithinTheConfigBounds) {
-  absl::StatusOr<config::Config> next =
-      ApplyServerConfUpdate(Running(), 0, R"({"processes": 7})");
+  absl::StatusOr<ServerConfUpdate> next =
+      Update(Running(), 0, R"({"processes": 7})");
   ASSERT_TRUE(next.ok());
-  EXPECT_EQ(next->sites[0].processes, 7);
+  EXPECT_EQ(next->config.sites[0].processes, 7);
   for (const char* body : {R"({"processes": 0})", R"({"processes": 1025})",
                            R"({"processes": "3"})"}) {
-    EXPECT_EQ(ApplyServerConfUpdate(Running(), 0, body).status().code(),
+    EXPECT_EQ(Update(Running(), 0, body).status().code(),
               absl::StatusCode::kInvalidArgument)
         << body;
   }
@@ -299,13 +482,63 @@ TEST(ApplyServerConfUpdateTest, RefusesWhatItDoesNotKnowAndChangesNothing) {
   for (const char* body :
        {"not json", "[1]", R"({"hosts": ["x.example.com"]})",
         R"({"add_hosts": [3]})", R"({"add_hosts": ["bad host!"]})",
+        R"({"add_hosts": ["*"]})", R"({"add_hosts": ["a.*.example.com"]})",
+        R"({"add_hosts": ["x.users.a.example.com:80"]})",
         R"({"default": "yes"})"}) {
-    absl::StatusOr<config::Config> next =
-        ApplyServerConfUpdate(Running(), 0, body);
+    absl::StatusOr<ServerConfUpdate> next = Update(Claimable(), 0, body);
     EXPECT_EQ(next.status().code(), absl::StatusCode::kInvalidArgument) << body;
   }
-  EXPECT_EQ(ApplyServerConfUpdate(Running(), 9, "{}").status().code(),
+  EXPECT_EQ(Update(Running(), 9, "{}").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// After a reload, each claim is checked against the new file.
+TEST(RecheckClaimsTest, KeepsWhatTheNewConfigAllowsAndSaysWhyForTheRest) {
+  absl::StatusOr<ServerConfUpdate> a = Update(
+      Claimable(), 0,
+      R"({"add_hosts": ["x.users.a.example.com", "extra.test",
+                        "shop.other.com"]})");
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<ServerConfUpdate> c =
+      Update(a->config, 2, R"({"default": true})", a->claims);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->claims.size(), 4u);
+
+  // Same file: everything stays.
+  std::vector<DroppedClaim> dropped;
+  EXPECT_EQ(RecheckClaims(Claimable(), c->claims, &dropped).size(), 4u);
+  EXPECT_THAT(dropped, IsEmpty());
+
+  // The new file: a no longer lists extra.test; victim now serves
+  // *.other.com (shop.other.com falls under it); b became the default.
+  config::Config next = Claimable();
+  next.sites[0].claimable_hosts = {"*.users.a.example.com", "*.other.com"};
+  next.sites[3].hosts = {"*.other.com"};
+  next.sites[1].is_default = true;
+  std::vector<Claim> kept = RecheckClaims(next, c->claims, &dropped);
+  EXPECT_THAT(Hosts(kept), ElementsAre("x.users.a.example.com"));
+  ASSERT_EQ(dropped.size(), 3u);
+  EXPECT_EQ(dropped[0].claim.host, "extra.test");
+  EXPECT_EQ(dropped[0].why.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(dropped[1].claim.host, "shop.other.com");
+  EXPECT_THAT(dropped[1].why.message(),
+              HasSubstr("falls under site \"victim\"'s \"*.other.com\""));
+  EXPECT_TRUE(dropped[2].claim.is_default());
+  EXPECT_THAT(dropped[2].why.message(), HasSubstr("site \"b\" is the default"));
+}
+
+TEST(RecheckClaimsTest, ClaimsOfARemovedSiteGo) {
+  absl::StatusOr<ServerConfUpdate> a =
+      Update(Claimable(), 0, R"({"add_hosts": ["extra.test"]})");
+  ASSERT_TRUE(a.ok());
+  config::Config without_a = Claimable();
+  without_a.sites.erase(without_a.sites.begin());
+  absl::StatusOr<ReloadPlan> plan = PlanReload(Claimable(), without_a);
+  ASSERT_TRUE(plan.ok());
+  std::vector<DroppedClaim> dropped;
+  EXPECT_THAT(RecheckClaims(plan->next, a->claims, &dropped), IsEmpty());
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].why.message(), "site \"a\" was removed");
 }
 
 }  // namespace

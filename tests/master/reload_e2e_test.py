@@ -1,8 +1,9 @@
 """Reload and run-time changes, end to end: SIGHUP re-reads the config and
 adds or removes sites, changes process counts and commands (rolling
-restart); a worker's update_server_conf RPC adds hosts and processes;
-`restart SITE` replaces workers one at a time while requests keep
-succeeding."""
+restart); a worker's update_server_conf RPC claims hosts (as far as its
+site's claimable_hosts allow, never another site's names) and processes,
+and its claims outlive reloads but not the process; `restart SITE`
+replaces workers one at a time while requests keep succeeding."""
 import os
 import signal
 import tempfile
@@ -60,14 +61,53 @@ def rpc_config(ddv):
 id = "dyn"
 command = ["{worker}"]
 hosts = ["dyn.localhost"]
+claimable_hosts = ["extra.localhost", "*.more.localhost"]
 env = {{ RPC_UPDATE = '{{"add_hosts": ["extra.localhost", "*.more.localhost"], "processes": 5}}' }}
 
 [[site]]
 id = "greedy"
 command = ["{worker}"]
 hosts = ["greedy.localhost"]
+claimable_hosts = ["*.localhost"]
 env = {{ RPC_UPDATE = '{{"add_hosts": ["a.localhost"]}}' }}
+
+[[site]]
+id = "victim"
+command = ["{ddv.hello}", "--site=victim"]
+hosts = ["*.victim.localhost"]
+
+[[site]]
+id = "sneaky"
+command = ["{worker}"]
+hosts = ["sneaky.localhost"]
+claimable_hosts = ["*.localhost"]
+env = {{ RPC_UPDATE = '{{"add_hosts": ["x.victim.localhost"]}}' }}
+
+[[site]]
+id = "plain"
+command = ["{worker}"]
+hosts = ["plain.localhost"]
+env = {{ RPC_UPDATE = '{{"add_hosts": ["plain-extra.localhost"]}}' }}
 """
+
+
+def once_config(ddv, claimable=("once.localhost",), marker=None):
+    """Site "once": its first process claims once.localhost, and only it."""
+    worker = harness.runfile("tests/master/rpc_worker")
+    marker = marker or os.path.join(ddv.dir, "claimed")
+    claimable_toml = ", ".join(f'"{h}"' for h in claimable)
+    return config(ddv) + f"""
+[[site]]
+id = "once"
+command = ["{worker}"]
+hosts = ["once-home.localhost"]
+claimable_hosts = [{claimable_toml}]
+env = {{ RPC_UPDATE = '{{"add_hosts": ["once.localhost"]}}', RPC_ONCE = "{marker}" }}
+"""
+
+
+def site_status(ddv, site):
+    return next(s for s in ddv.status()["sites"] if s["id"] == site)
 
 
 # The master's INFO lines, which say what it did to its workers, go to its
@@ -500,8 +540,84 @@ class UpdateServerConfTest(unittest.TestCase):
     def test_host_of_another_site_is_refused(self):
         f = fields(http_get(self.ddv.http_port, "greedy.localhost")[1])
         self.assertTrue(f["rpc"].startswith("error:"), f)
-        self.assertIn("served_by_site", f["rpc"])
+        self.assertIn('"a.localhost"_is_served_by_site_"a"', f["rpc"])
         self.assertEqual(site_of(self.ddv, "a.localhost"), "a")
+
+    def test_host_under_another_sites_wildcard_is_refused(self):
+        f = fields(http_get(self.ddv.http_port, "sneaky.localhost")[1])
+        self.assertIn('"x.victim.localhost"_falls_under_site_"victim"\'s_'
+                      '"*.victim.localhost"', f["rpc"])
+        self.assertEqual(site_of(self.ddv, "x.victim.localhost"), "victim")
+
+    def test_host_not_in_claimable_hosts_is_refused(self):
+        f = fields(http_get(self.ddv.http_port, "plain.localhost")[1])
+        self.assertIn('"plain-extra.localhost"_is_not_in_site_"plain"\'s_'
+                      'claimable_hosts', f["rpc"])
+        self.assertEqual(site_of(self.ddv, "plain-extra.localhost"),
+                         "fallback")
+        self.assertGreaterEqual(
+            self.ddv.status()["counters"]["claims_refused"], 3)
+
+    def test_status_shows_config_hosts_and_claimed_hosts_apart(self):
+        self.assertEqual(site_of(self.ddv, "extra.localhost"), "dyn")
+        dyn = site_status(self.ddv, "dyn")
+        self.assertEqual(dyn["hosts"], ["dyn.localhost"])
+        claimed = {(c["host"], c["worker"]) for c in dyn["claimed_hosts"]}
+        self.assertIn(("extra.localhost", 0), claimed)
+        self.assertIn(("*.more.localhost", 0), claimed)
+        self.assertEqual(site_status(self.ddv, "greedy")["claimed_hosts"], [])
+
+
+class ClaimLifetimeTest(unittest.TestCase):
+    """A claim is kept across reloads that allow it, and goes with the
+    process that made it."""
+
+    def test_claim_survives_a_reload_and_dies_with_its_worker(self):
+        ddv = harness.Ddv(config_text=once_config,
+                          extra_flags=LOG_INFO_TO_STDERR)
+        self.addCleanup(ddv.stop)
+        self.assertTrue(wait_for(
+            lambda: site_of(ddv, "once.localhost") == "once"))
+        self.assertEqual(site_status(ddv, "once")["claimed_hosts"],
+                         [{"host": "once.localhost", "worker": 0}])
+        # A reload rebuilds routes from the file; the claim is re-applied.
+        ddv.write_text(once_config(ddv) + "\n# touched\n")
+        reply = harness.control(ddv.control_socket, "reload")
+        self.assertTrue(reply.startswith("ok"), reply)
+        self.assertEqual(site_of(ddv, "once.localhost"), "once")
+        self.assertEqual(site_status(ddv, "once")["claimed_hosts"],
+                         [{"host": "once.localhost", "worker": 0}])
+        # The claiming process dies; its successor claims nothing.
+        pid = live_pids(ddv, "once")[0]
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(wait_for(
+            lambda: site_of(ddv, "once.localhost") == "fallback"))
+        self.assertEqual(site_status(ddv, "once")["claimed_hosts"], [])
+        self.assertTrue(wait_for(lambda: live_pids(ddv, "once") not in
+                                 ([], [pid])))
+        self.assertEqual(site_of(ddv, "once-home.localhost"), "once")
+        self.assertEqual(site_of(ddv, "once.localhost"), "fallback")
+        self.assertIn('claim of once#0 on "once.localhost" dropped: its '
+                      'worker process exited', full_log(ddv))
+
+    def test_reload_drops_a_claim_the_new_config_forbids(self):
+        ddv = harness.Ddv(config_text=once_config,
+                          extra_flags=LOG_INFO_TO_STDERR)
+        self.addCleanup(ddv.stop)
+        self.assertTrue(wait_for(
+            lambda: site_of(ddv, "once.localhost") == "once"))
+        pid = live_pids(ddv, "once")[0]
+        ddv.write_text(once_config(ddv, claimable=("other.localhost",)))
+        reply = harness.control(ddv.control_socket, "reload")
+        self.assertTrue(reply.startswith("ok"), reply)
+        self.assertEqual(site_of(ddv, "once.localhost"), "fallback")
+        self.assertEqual(site_status(ddv, "once")["claimed_hosts"], [])
+        self.assertEqual(live_pids(ddv, "once"), [pid], "no restart needed")
+        self.assertIn('claim of once#0 on "once.localhost" dropped: the '
+                      'reloaded config refuses it: add_hosts: '
+                      '"once.localhost" is not in site "once"\'s '
+                      'claimable_hosts', full_log(ddv))
+        self.assertEqual(ddv.status()["counters"]["claims_dropped"], 1)
 
 
 if __name__ == "__main__":

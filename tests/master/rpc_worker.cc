@@ -6,6 +6,10 @@
 // messages it received:
 //   site=<id> worker=<index> pid=<pid> ping=<ok|error> rpc=<ok|error text>
 //   messages=<n>
+// With $RPC_ONCE (a file path) only the first process to find no such file
+// sends the update, so a test can watch a claim outlive a reload and die
+// with the process that made it.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,7 +35,17 @@ int main() {
   w->Ping(absl::Seconds(5), [&](absl::StatusOr<nlohmann::json> reply) {
     ping = reply.ok() ? "ok" : "error";
   });
-  if (const char* update = std::getenv("RPC_UPDATE")) {
+  const char* update = std::getenv("RPC_UPDATE");
+  if (const char* once = std::getenv("RPC_ONCE")) {
+    const int marker = open(once, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (marker < 0) {
+      update = nullptr;
+      rpc = "skipped";
+    } else {
+      close(marker);
+    }
+  }
+  if (update != nullptr) {
     nlohmann::json body = nlohmann::json::parse(update, nullptr, false);
     w->Call("update_server_conf", body, absl::Seconds(5),
             [&](absl::StatusOr<nlohmann::json> reply) {

@@ -51,8 +51,14 @@ def node_config(apps, extra_sites=""):
     def render(d):
         cert, key = make_cert(d.dir)
         sites = []
-        for site_id, app, processes, hosts, env in apps:
+        for site_id, app, processes, hosts, env, *claimable in apps:
             env_toml = ", ".join(f'{k} = "{v}"' for k, v in env.items())
+            # An optional sixth element: what the site's workers may claim
+            # with updateServerConf.
+            claimable_toml = (
+                "claimable_hosts = [" +
+                ", ".join(f'"{h}"' for h in claimable[0]) + "]\n"
+                if claimable else "")
             sites.append(f"""
 [[site]]
 id = "{site_id}"
@@ -60,7 +66,7 @@ runtime = "node"
 command = ["{NODE}", "{runfile('tests/node/apps/' + app)}"]
 processes = {processes}
 hosts = [{", ".join(f'"{h}"' for h in hosts)}]
-log_all = "{d.dir}/{site_id}.log"
+{claimable_toml}log_all = "{d.dir}/{site_id}.log"
 tls_cert = "{cert}"
 tls_key = "{key}"
 env = {{ NODE_PATH = "{NODE_MODULES}", DDV_WORKER_PACKAGE = "{PACKAGE}"{", " + env_toml if env_toml else ""} }}
@@ -242,7 +248,8 @@ class NodeSiteTest(unittest.TestCase):
                          "two")
 
     def test_update_server_conf_accepted_and_refused(self):
-        ddv = self.start([("w", "ddv_worker_app.js", 1, ["w.localhost"], {}),
+        ddv = self.start([("w", "ddv_worker_app.js", 1, ["w.localhost"], {},
+                           ["*.localhost"]),
                           ("x", "http_app.js", 1, ["x.localhost"], {})])
         status, body = request(ddv.http_port, "w.localhost",
                                "/claim?host=new.localhost")
@@ -254,7 +261,7 @@ class NodeSiteTest(unittest.TestCase):
                                "/claim?host=x.localhost")
         reply = json.loads(body)
         self.assertFalse(reply["ok"])
-        self.assertIn("x.localhost", reply["error"])
+        self.assertIn('"x.localhost" is served by site "x"', reply["error"])
         self.assertEqual(fields(request(ddv.http_port, "x.localhost")[1])["site"],
                          "x")
 
@@ -399,6 +406,7 @@ id = "readme"
 runtime = "node"
 command = ["{NODE}", "{index}"]
 hosts = ["readme.localhost"]
+claimable_hosts = ["rpc.iceovideo.ping-qu.com"]
 log_all = "{d.dir}/readme.log"
 env = {{ NODE_PATH = "{NODE_MODULES}", DDV_WORKER_PACKAGE = "{PACKAGE}" }}
 """
