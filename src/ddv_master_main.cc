@@ -320,6 +320,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--drain_timeout must be 0 or more seconds\n");
     return kExitConfigError;
   }
+  if (FLAGS_max_connections == 0) {
+    std::fprintf(stderr,
+                 "--max_connections must be at least 1 (connections the "
+                 "master holds before a worker has them)\n");
+    return kExitConfigError;
+  }
   if (FLAGS_node_max_unaccepted == 0) {
     std::fprintf(stderr,
                  "--node_max_unaccepted must be at least 1 (1 = one "

@@ -25,7 +25,7 @@ namespace ddv {
 namespace master {
 
 // A connection's life:
-//   kPeeking → kRouted → kQueued → kSending → (pidfd: kSent →) kClosing
+//   kPeeking → kRouted → kQueued → kSending → (pidfd, Node: kSent →) kClosing
 // kRouted ⇄ kWaitingForWorker while its site has no live worker; a handoff
 // that fails, or a worker that dies or shuts down, sends it back to kRouted.
 // Any state before the handoff can end in kRefusing → kClosing.
@@ -36,7 +36,7 @@ enum class ConnState : uint8_t {
   kWaitingForWorker,  // routed, but its site has no live worker right now
   kQueued,            // in a worker's next handoff batch
   kSending,           // in a handoff message being sent
-  kSent,              // pidfd mode: offered; kept until the worker acknowledges
+  kSent,              // pidfd or Node: offered; kept until the worker answers
   kRefusing,          // sending a refusal, then a lingering close
   kClosing,           // close submitted; freed when no op is in flight
 };
@@ -57,7 +57,7 @@ struct Connection {
   uint32_t seen = 0;  // bytes the last peek returned
   // Node workers that answered `accepted: false` (at their maxConnections):
   // it goes to another one, and is refused once every worker has said no.
-  uint8_t node_refusals = 0;
+  uint16_t node_refusals = 0;
   int64_t accept_ns = 0;
   int64_t waiting_since_ns = 0;
   __kernel_timespec deadline{};  // CLOCK_MONOTONIC, absolute

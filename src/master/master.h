@@ -231,7 +231,8 @@ class Master {
   void OnNodeQueryServer(int worker, const handoff::node::ChildMessage& m);
   void OnNodeAccepted(int worker, int64_t ack, bool accepted);
   void OnNodeUserMessage(int worker, const std::string& line);
-  void SendToNode(int worker, std::string line);
+  // Queues and flushes; false when the worker's outbox is full.
+  bool SendToNode(int worker, std::string line);
   static std::string NodeReplyLine(uint64_t id, const absl::Status& status,
                                    const std::string& body);
   static std::string NodeMessageLine(const handoff::Message& message);

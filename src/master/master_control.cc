@@ -384,9 +384,20 @@ void Master::RunControlPoint() {
         workers_->at(update.worker).generation != update.generation) {
       continue;
     }
-    absl::Status status = stopping_
-                              ? absl::UnavailableError("the master is stopping")
-                              : UpdateServerConf(update.worker, update.body);
+    const Worker& asking = workers_->at(update.worker);
+    absl::Status status;
+    if (stopping_) {
+      status = absl::UnavailableError("the master is stopping");
+    } else if (asking.retired || asking.draining ||
+               config_.sites[asking.site].processes == 0) {
+      // A worker on its way out (its site removed by a reload, fewer
+      // processes, a rolling restart) must not bring its site back or take
+      // hosts for it.
+      status = absl::FailedPreconditionError(
+          "this worker is shutting down; its site's config is not changed");
+    } else {
+      status = UpdateServerConf(update.worker, update.body);
+    }
     Reply(update.worker, update.request_id, status, "{}");
   }
 
@@ -432,8 +443,19 @@ void Master::SaveConfigSnapshot() {
   absl::Status status =
       config::WriteConfigSnapshot(options_.config_snapshot, config_.text);
   if (!status.ok()) {
-    LOG(WARNING) << status.message()
-                 << "; a restarted master would read " << config_.path;
+    // The old snapshot must not outlive the config that replaced it: a
+    // restarted master would run what this reload undid. Without one it
+    // reads the file.
+    const bool removed =
+        unlink(options_.config_snapshot.c_str()) == 0 || errno == ENOENT;
+    LOG(ERROR) << status.message() << "; "
+               << (removed ? absl::StrCat("removed the old snapshot, so a "
+                                          "restarted master reads ",
+                                          config_.path)
+                           : absl::StrCat("could not remove the old snapshot ",
+                                          options_.config_snapshot,
+                                          ": a restarted master would run "
+                                          "the config before this one"));
   }
 }
 

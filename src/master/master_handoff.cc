@@ -354,9 +354,24 @@ void Master::CheckHeartbeats(int64_t now_ns) {
     // library's Run() returns) while it finishes its connections: its
     // deadline is the drain grace, after which it gets SIGTERM, not this.
     if (worker.draining) continue;
-    // A stock Node app cannot answer pings; one using the ddv-worker
-    // package said so ({"ddv":"hello"}) and answers them.
-    if (worker.node && !worker.node->speaks_ddv) continue;
+    if (worker.node) {
+      // Any Node worker that leaves a connection unanswered past the
+      // timeout is hung (its event loop never took the message): killed,
+      // its connections go to another worker.
+      const int64_t oldest = worker.node->OldestUnansweredNs();
+      if (oldest != 0 && now_ns - oldest > timeout) {
+        LOG(ERROR) << "Node worker " << workers_->site_id(worker.site) << "#"
+                   << worker.index << " pid " << pid
+                   << " has not taken a connection for "
+                   << options_.heartbeat_timeout
+                   << "; killing it (its connections go to another worker)";
+        kill(pid, SIGKILL);
+        continue;
+      }
+      // A stock Node app cannot answer pings; one using the ddv-worker
+      // package said so ({"ddv":"hello"}) and answers them.
+      if (!worker.node->speaks_ddv) continue;
+    }
     if (worker.last_heard_ns == 0) worker.last_heard_ns = now_ns;  // started
     if (now_ns - worker.last_heard_ns > timeout) {
       LOG(ERROR) << "worker " << workers_->site_id(worker.site) << "#"

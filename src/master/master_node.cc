@@ -63,7 +63,7 @@ void Master::FlushNode(int w) {
     Connection& c = connections_.at(index);
     if (c.state != ConnState::kQueued || c.worker != w) continue;
     c.state = ConnState::kSending;
-    channel.QueueConnection(c.fd.get(), index);
+    channel.QueueConnection(c.fd.get(), index, MonotonicNowNs());
   }
   worker.queue.erase(worker.queue.begin(), worker.queue.begin() + taken);
 
@@ -82,8 +82,16 @@ void Master::FlushNode(int w) {
     io_uring_sqe* sqe = Sqe(kOpChannelWritable, w, 0);
     io_uring_prep_poll_add(sqe, worker.channel.get(), POLLOUT);
   }
-  // kClosed cannot happen while the master holds the child end; the exit
-  // poll deals with a dead process.
+  if (result == NodeChannel::FlushResult::kClosed) {
+    // Not EAGAIN: the master holds the child end, so this is an fd that is
+    // not what it was (EBADF) or a broken socket. The head of the outbox
+    // would fail forever; the worker is killed, and its death re-routes
+    // what it had not answered.
+    ++counters_.node_protocol_errors;
+    LOG(ERROR) << "Node worker " << workers_->site_id(worker.site) << "#"
+               << worker.index << ": writing its channel failed; killing it";
+    kill(workers_->pid(w), SIGKILL);
+  }
 }
 
 void Master::OnNodeReadable(int w) {
@@ -167,10 +175,14 @@ void Master::OnNodeQueryServer(int w, const node::ChildMessage& m) {
   // server data (a TLS server's ticket keys), so a session ticket issued by
   // one process resumes on another. Kept across restarts of the workers.
   std::string& shared = node_server_data_[key_for_site(worker.site, key)];
-  if (shared.empty()) shared = m.data;
-  channel.QueueLine(node::EncodeQueryServerReply(m.seq, key, m.address_type,
-                                                 address, m.port,
-                                                 channel.NextSeq(), shared));
+  // Only an object is data (Node's primary tests `if (!handle.data)`): a
+  // plain server's null must not stick, or a TLS build of the app on the
+  // same port would get null back and throw in _setServerData.
+  const bool has_data = !m.data.empty() && m.data.front() == '{';
+  if (has_data && shared.empty()) shared = m.data;
+  channel.QueueLine(node::EncodeQueryServerReply(
+      m.seq, key, m.address_type, address, m.port, channel.NextSeq(),
+      has_data ? shared : std::string("null")));
 }
 
 void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
@@ -178,10 +190,10 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   const int64_t index = worker.node->TakeAccepted(ack);
   if (index < 0) return;  // stale: an answer from a process since replaced
   Connection& c = connections_.at(static_cast<uint32_t>(index));
-  if (c.worker != w ||
-      (c.state != ConnState::kSent && c.state != ConnState::kSending)) {
-    return;
-  }
+  // Only a connection whose line (and fd) the child really received can be
+  // answered: an answer for one still in the outbox is forged, and acting
+  // on it would close an fd whose number the outbox still holds.
+  if (c.worker != w || c.state != ConnState::kSent) return;
   if (worker.outstanding > 0) --worker.outstanding;
   if (accepted) {
     ++counters_.connections_handed_off;
@@ -236,11 +248,18 @@ void Master::OnNodeUserMessage(int w, const std::string& line) {
   }
 }
 
-void Master::SendToNode(int w, std::string line) {
+bool Master::SendToNode(int w, std::string line) {
   Worker& worker = workers_->at(w);
-  if (!worker.channel) return;
-  worker.node->QueueLine(std::move(line));
+  if (!worker.channel) return false;
+  if (!worker.node->QueueLine(std::move(line))) {
+    LOG_EVERY_N(WARNING, 100)
+        << "Node worker " << workers_->site_id(worker.site) << "#"
+        << worker.index << " does not read its channel; a message for it "
+        << "was dropped";
+    return false;
+  }
   FlushNode(w);
+  return true;
 }
 
 std::string Master::NodeReplyLine(uint64_t id, const absl::Status& status,

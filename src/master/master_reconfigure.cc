@@ -238,9 +238,10 @@ void Master::ForwardMessage(int w, handoff::Message message) {
   for (size_t k = 0; k < candidates.size(); ++k) {
     const int t = candidates[(start + k) % candidates.size()];
     if (workers_->at(t).node) {
-      // Queued in the Node channel's outbox, which keeps it until written.
-      SendToNode(t, NodeMessageLine(message));
-      return;
+      // Queued in the Node channel's outbox, which keeps it until written;
+      // a full outbox (the worker does not read) counts as not sent.
+      if (SendToNode(t, NodeMessageLine(message))) return;
+      continue;
     }
     absl::Status sent = handoff::SendFrame(workers_->at(t).channel.get(),
                                            *bytes, {}, absl::ZeroDuration());

@@ -14,6 +14,7 @@ namespace node = handoff::node;
 
 void NodeChannel::Reset() {
   outbox_.clear();
+  outbox_bytes_ = 0;
   reader_ = node::LineReader();
   unaccepted_.clear();
   listening = false;
@@ -23,8 +24,11 @@ void NodeChannel::Reset() {
   broken_ = false;
 }
 
-void NodeChannel::QueueLine(std::string line) {
+bool NodeChannel::QueueLine(std::string line) {
+  if (outbox_bytes_ + line.size() > kMaxOutboxBytes) return false;
+  outbox_bytes_ += line.size();
   outbox_.push_back(Outgoing{std::move(line), 0, -1, -1});
+  return true;
 }
 
 void NodeChannel::SetServerKey(std::string key) {
@@ -32,13 +36,23 @@ void NodeChannel::SetServerKey(std::string key) {
   server_key_ = std::move(key);
 }
 
-int64_t NodeChannel::QueueConnection(int fd, uint32_t connection) {
+int64_t NodeChannel::QueueConnection(int fd, uint32_t connection,
+                                     int64_t now_ns) {
   const int64_t seq = NextSeq();
   Outgoing out{std::string(), 0, fd, static_cast<int64_t>(connection)};
   node::AppendNewConnection(newconn_prefix_, seq, &out.bytes);
+  outbox_bytes_ += out.bytes.size();
   outbox_.push_back(std::move(out));
-  unaccepted_[seq] = connection;
+  unaccepted_[seq] = Unanswered{connection, now_ns};
   return seq;
+}
+
+int64_t NodeChannel::OldestUnansweredNs() const {
+  int64_t oldest = 0;
+  for (const auto& [seq, waiting] : unaccepted_) {
+    if (oldest == 0 || waiting.queued_ns < oldest) oldest = waiting.queued_ns;
+  }
+  return oldest;
 }
 
 NodeChannel::FlushResult NodeChannel::Flush(int channel_fd,
@@ -57,6 +71,7 @@ NodeChannel::FlushResult NodeChannel::Flush(int channel_fd,
     }
     out.written += static_cast<size_t>(n);
     if (out.written < out.bytes.size()) return FlushResult::kBlocked;
+    outbox_bytes_ -= out.bytes.size();
     outbox_.pop_front();
   }
   return FlushResult::kDone;
@@ -103,7 +118,7 @@ absl::Status NodeChannel::Read(int channel_fd,
 int64_t NodeChannel::TakeAccepted(int64_t ack) {
   auto it = unaccepted_.find(ack);
   if (it == unaccepted_.end()) return -1;
-  const uint32_t connection = it->second;
+  const uint32_t connection = it->second.connection;
   unaccepted_.erase(it);
   return connection;
 }

@@ -27,6 +27,9 @@ namespace master {
 // its siblings) instead. 1 is what Node's own primary does.
 inline constexpr size_t kNodeMaxUnaccepted = 128;
 
+// Replies, pings and messages a Node worker may have waiting in the master.
+inline constexpr size_t kMaxOutboxBytes = 4 << 20;
+
 class NodeChannel {
  public:
   // A new process in the slot: what the old one said or was sent is gone
@@ -34,11 +37,14 @@ class NodeChannel {
   // old process can never match a connection sent to the new one.
   void Reset();
 
-  // Queues a whole line (ending in '\n') to the child.
-  void QueueLine(std::string line);
+  // Queues a whole line (ending in '\n') to the child. False (nothing
+  // queued) when the outbox already holds kMaxOutboxBytes: a child that
+  // does not read must not make the master buffer without bound.
+  bool QueueLine(std::string line);
   // Queues a connection: its `newconn` line, written with `fd` attached.
   // Returns the sequence number the child's `accepted` will carry.
-  int64_t QueueConnection(int fd, uint32_t connection);
+  // `now_ns` starts its clock for OldestUnansweredNs.
+  int64_t QueueConnection(int fd, uint32_t connection, int64_t now_ns);
   // Our next message's sequence number (every message we send takes one).
   int64_t NextSeq() { return next_seq_++; }
 
@@ -62,6 +68,11 @@ class NodeChannel {
   int64_t TakeAccepted(int64_t ack);
   // Connections written or queued and not yet answered.
   size_t unaccepted() const { return unaccepted_.size(); }
+  // When the longest-waiting unanswered connection was queued (monotonic
+  // ns), or 0 when none waits. A stock Node app answers `accepted` as soon
+  // as its event loop takes the message: one that has not for long is hung
+  // (or, at its fd limit, got the line without its fd and said NACK).
+  int64_t OldestUnansweredNs() const;
   bool outbox_empty() const { return outbox_.empty(); }
 
   // What the app listens on, once it asked (queryServer) and we answered.
@@ -83,7 +94,12 @@ class NodeChannel {
   std::string newconn_prefix_;  // node::NewConnectionPrefix(server_key_)
   std::deque<Outgoing> outbox_;
   handoff::node::LineReader reader_;
-  absl::flat_hash_map<int64_t, uint32_t> unaccepted_;  // seq → connection
+  struct Unanswered {
+    uint32_t connection;
+    int64_t queued_ns;
+  };
+  absl::flat_hash_map<int64_t, Unanswered> unaccepted_;  // by seq
+  size_t outbox_bytes_ = 0;
   int64_t next_seq_ = 0;
   bool broken_ = false;
 };

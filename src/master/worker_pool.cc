@@ -279,11 +279,10 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
   if (worker.node && worker.ready && worker.channel) {
     // Node's own drain: the worker closes its servers, finishes what it
     // holds and exits 0 (lib/internal/cluster/child.js, _disconnect).
-    worker.node->QueueLine(
-        handoff::node::EncodeDisconnect(worker.node->NextSeq()));
-    std::vector<uint32_t> none;
-    if (worker.node->Flush(worker.channel.get(), &none) !=
-        NodeChannel::FlushResult::kClosed) {
+    // Queued behind what is already in its outbox; the master's next
+    // flush writes it (and moves those connections on as it does).
+    if (worker.node->QueueLine(
+            handoff::node::EncodeDisconnect(worker.node->NextSeq()))) {
       ++shutdowns_sent_;
       LOG(INFO) << "asked Node worker " << name << " pid "
                 << processes_->pid(slot) << " to finish and exit "

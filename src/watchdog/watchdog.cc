@@ -138,13 +138,13 @@ int RunWatchdog(const WatchdogOptions& options,
                    << recent_exits.size() << " exits within "
                    << absl::FormatDuration(policy.crash_loop_window)
                    << "; the last, pid " << running << ", " << how
-                   << (config_error ? ": its config does not load" : "")
+                   << (config_error ? ": it refused its config or flags" : "")
                    << "); still retrying, at most "
                    << absl::FormatDuration(policy.max) << " apart: " << next;
       } else if (config_error) {
         LOG(ERROR) << "watchdog: master pid " << running << " exited with "
-                   << how << ": its config does not load (fix the file: the "
-                   << "next start reads it); " << next;
+                   << how << ": it refused its config or flags (see its "
+                   << "log); " << next;
       } else {
         LOG(WARNING) << "watchdog: master pid " << running << " ended with "
                      << how << "; " << next;

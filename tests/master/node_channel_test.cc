@@ -71,9 +71,9 @@ TEST(NodeChannel, ConnectionsGoOutAsWholeLinesWithOneFdEach) {
   channel.listening = true;
   UniqueFd a(open("/dev/null", O_RDONLY | O_CLOEXEC));
   UniqueFd b(open("/dev/null", O_RDONLY | O_CLOEXEC));
-  const int64_t seq_a = channel.QueueConnection(a.get(), 7);
+  const int64_t seq_a = channel.QueueConnection(a.get(), 7, 100);
   channel.QueueLine("{\"ddv\":\"ping\",\"seq\":1}\n");
-  const int64_t seq_b = channel.QueueConnection(b.get(), 9);
+  const int64_t seq_b = channel.QueueConnection(b.get(), 9, 200);
   std::vector<uint32_t> sent;
   EXPECT_EQ(channel.Flush(pair.master.get(), &sent),
             NodeChannel::FlushResult::kDone);
@@ -87,10 +87,12 @@ TEST(NodeChannel, ConnectionsGoOutAsWholeLinesWithOneFdEach) {
   EXPECT_EQ(nlohmann::json::parse(lines[1])["ddv"], "ping");
   EXPECT_EQ(nlohmann::json::parse(lines[2])["msg"]["key"], "*:80:4");
   EXPECT_EQ(channel.unaccepted(), 2u);
+  EXPECT_EQ(channel.OldestUnansweredNs(), 100);
   EXPECT_EQ(channel.TakeAccepted(seq_b), 9);
   EXPECT_EQ(channel.TakeAccepted(seq_b), -1);  // answered once only
   EXPECT_EQ(channel.TakeAccepted(seq_a), 7);
   EXPECT_EQ(channel.unaccepted(), 0u);
+  EXPECT_EQ(channel.OldestUnansweredNs(), 0);
 }
 
 TEST(NodeChannel, AFullBufferCutsNoLineAndSendsNoFdTwice) {
@@ -104,7 +106,7 @@ TEST(NodeChannel, AFullBufferCutsNoLineAndSendsNoFdTwice) {
   channel.listening = true;
   UniqueFd fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
   constexpr int kConnections = 200;
-  for (int i = 0; i < kConnections; ++i) channel.QueueConnection(fd.get(), i);
+  for (int i = 0; i < kConnections; ++i) channel.QueueConnection(fd.get(), i, 1000 + i);
 
   std::string received;
   int fds = 0;
@@ -129,6 +131,16 @@ TEST(NodeChannel, AFullBufferCutsNoLineAndSendsNoFdTwice) {
     ASSERT_FALSE(line.is_discarded()) << lines[i];
     EXPECT_EQ(line["msg"]["seq"], i);
   }
+}
+
+TEST(NodeChannel, TheOutboxIsBounded) {
+  NodeChannel channel;
+  const std::string line(64 * 1024, 'x');
+  size_t queued = 0;
+  while (channel.QueueLine(line + "\n")) ++queued;
+  EXPECT_EQ(queued, kMaxOutboxBytes / (line.size() + 1));
+  channel.Reset();
+  EXPECT_TRUE(channel.QueueLine("{}\n"));
 }
 
 TEST(NodeChannel, ReadSplitsTheChildsLinesAndClosesStrayFds) {

@@ -392,6 +392,28 @@ class NodeBehaviourTest(unittest.TestCase):
         self.assertEqual(status, 200)
 
 
+class HungNodeWorkerTest(unittest.TestCase):
+    def test_a_hung_stock_app_with_a_connection_waiting_is_replaced(self):
+        # A stock app cannot answer pings, but one whose event loop does not
+        # take a handed-off connection within the heartbeat timeout is hung:
+        # it is killed and the connection is served by its replacement.
+        ddv = harness.Ddv(
+            config_text=node_config([("n", "http_app.js", 1,
+                                      ["n.localhost"], {})]),
+            extra_flags=["--heartbeat_interval_ms=100",
+                         "--heartbeat_timeout_ms=1000",
+                         "--worker_wait_ms=10000"])
+        self.addCleanup(ddv.stop)
+        hung = ddv.worker_pids("n")[0]
+        os.kill(hung, signal.SIGSTOP)
+        start = time.monotonic()
+        status, body = request(ddv.http_port, "n.localhost", timeout=20)
+        self.assertEqual(status, 200, ddv.read_log())
+        self.assertNotEqual(fields(body)["pid"], str(hung))
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertIn("has not taken a connection", ddv.read_log())
+
+
 class ReadmeExampleTest(unittest.TestCase):
     """ddv-worker's own README example (testworker.js + index.js with
     express), with only the require path changed, as a ddv site."""
