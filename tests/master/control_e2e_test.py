@@ -15,7 +15,7 @@ import time
 import unittest
 
 import harness
-from harness import http_get
+from harness import http_get, wait_for
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -71,15 +71,6 @@ def as_user(uid, gid, groups, fn):
 
 def ask(path, command="status"):
     return lambda: harness.control(path, command, timeout=5)
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def other_group():

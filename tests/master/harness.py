@@ -8,6 +8,7 @@ the load benchmark; they are re-exported here for the tests.
 import os
 import subprocess
 import tempfile
+import time
 
 from pyddv.control import control, status as control_status, \
     wait_workers_ready
@@ -15,7 +16,7 @@ from pyddv.net import free_port, http_get, parse_response, recv_all
 from pyddv.procs import stop_process
 
 __all__ = ["runfile", "free_port", "control", "Ddv", "http_get", "recv_all",
-           "parse_response", "fields"]
+           "parse_response", "fields", "full_log", "wait_for"]
 
 RUNFILES = os.environ.get("TEST_SRCDIR", "")
 WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
@@ -146,6 +147,26 @@ log_all = "{self.dir}/fallback.log"
         stop_process(self.proc, timeout=20)
         self.log.close()
         return self.proc.returncode
+
+
+def full_log(ddv):
+    """The master's whole log so far (read_log keeps only the tail)."""
+    if not ddv.log.closed:
+        ddv.log.flush()
+    with open(os.path.join(ddv.dir, "master.log")) as f:
+        return f.read()
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05):
+    """Polls `predicate` until it returns something true or `timeout`
+    passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
 
 
 def fields(body):

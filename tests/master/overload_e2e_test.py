@@ -9,7 +9,7 @@ import time
 import unittest
 
 import harness
-from harness import fields
+from harness import fields, wait_for
 from pyddv.control import counters
 from pyddv.net import parse_response, request_bytes
 
@@ -54,16 +54,6 @@ def run_clients(port, count, host="a.localhost"):
     for t in threads:
         t.start()
     return threads, results
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    return predicate()
 
 
 class OverloadTest(unittest.TestCase):

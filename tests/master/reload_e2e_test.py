@@ -11,7 +11,7 @@ import time
 import unittest
 
 import harness
-from harness import fields, http_get
+from harness import fields, http_get, full_log, wait_for
 
 
 def config(ddv, a_processes=1, with_b=True, with_c=False, a_args=()):
@@ -113,23 +113,6 @@ def site_status(ddv, site):
 # The master's INFO lines, which say what it did to its workers, go to its
 # stderr (glog would write them under TEST_TMPDIR otherwise).
 LOG_INFO_TO_STDERR = ["--log_dir="]
-
-
-def full_log(ddv):
-    if not ddv.log.closed:
-        ddv.log.flush()
-    with open(os.path.join(ddv.dir, "master.log")) as f:
-        return f.read()
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def site_of(ddv, host):

@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "master"))
 import harness  # noqa: E402
-from harness import fields, http_get  # noqa: E402
+from harness import fields, http_get, full_log, wait_for  # noqa: E402
 
 BROKEN = "[[site]]\nid = 'x'\nprocesses = 'many'\n"
 # Back-off short enough to watch it grow within a test; the watchdog's own
@@ -44,23 +44,6 @@ def snapshot_path(ddv):
 def read(path):
     with open(path) as f:
         return f.read()
-
-
-def full_log(ddv):
-    if not ddv.log.closed:
-        ddv.log.flush()
-    with open(os.path.join(ddv.dir, "master.log")) as f:
-        return f.read()
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
 
 
 def kill_master(ddv):
