@@ -34,6 +34,8 @@
 #include "src/base/unique_fd.h"
 #include "src/config/host_pattern.h"
 #include "src/config/listen_address.h"
+#include "src/config/cross_checks.h"
+#include "src/config/system_checks.h"
 #include "src/config/toml_reader.h"
 
 namespace ddv {
@@ -61,22 +63,6 @@ constexpr absl::string_view kSiteKeys[] = {
     "default",    "alpn",      "env",       "user",     "group",
     "log_output", "log_error", "log_all",   "tls_cert", "tls_key",
     "runtime",    "claimable_hosts", "may_claim_default"};
-
-// Where the values the cross checks look at came from.
-struct ListenerSource {
-  const toml::table* table = nullptr;
-  const toml::node* name = nullptr;
-  const toml::node* address = nullptr;
-  const toml::node* default_site = nullptr;
-  ListenAddress parsed_address;
-};
-
-struct SiteSource {
-  const toml::table* table = nullptr;
-  const toml::node* id = nullptr;
-  const toml::node* is_default = nullptr;
-  std::vector<const toml::node*> hosts;
-};
 
 absl::Status RequireAbsolutePath(const TomlReader& reader,
                                  const toml::node& node, absl::string_view key,
@@ -149,128 +135,6 @@ bool IsValidSiteId(absl::string_view id) {
   return true;
 }
 
-uid_t IdOf(const passwd& entry) { return entry.pw_uid; }
-gid_t IdOf(const group& entry) { return entry.gr_gid; }
-
-// getpwnam_r / getgrnam_r want a caller buffer; ERANGE means "bigger".
-// Sets *found, and *id (when given) to the uid or gid found; a failed
-// lookup (not "no such name") is an error.
-template <typename Entry, typename Lookup, typename Id = unsigned>
-absl::Status LookUpName(const std::string& name, Lookup lookup,
-                        int buffer_size_name, absl::string_view call,
-                        absl::string_view kind, bool* found,
-                        Id* id = nullptr) {
-  long hint = sysconf(buffer_size_name);
-  std::vector<char> buffer(hint > 0 ? static_cast<size_t>(hint) : 16384);
-  Entry entry;
-  Entry* result = nullptr;
-  int rc;
-  while ((rc = lookup(name.c_str(), &entry, buffer.data(), buffer.size(),
-                      &result)) == ERANGE &&
-         buffer.size() < (size_t{1} << 24)) {
-    buffer.resize(buffer.size() * 2);
-  }
-  // glibc reports "no such name" as 0 with a null result; some NSS modules
-  // say ENOENT instead.
-  if (rc != 0 && rc != ENOENT) {
-    return ErrnoStatus(rc, call,
-                       absl::StrCat("looking up ", kind, " \"", name, "\""));
-  }
-  *found = rc == 0 && result != nullptr;
-  if (*found && id != nullptr) *id = IdOf(*result);
-  return absl::OkStatus();
-}
-
-// `user` and `group` are resolved now, so a typo fails the load instead of
-// every worker spawn.
-absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
-                         SiteConfig* site) {
-  const toml::node* node = nullptr;
-  DDV_RETURN_IF_ERROR(
-      reader.ReadString(table, "user", &site->user, &node));
-  if (node != nullptr) {
-    bool found = false;
-    absl::Status status =
-        LookUpName<passwd>(site->user, getpwnam_r, _SC_GETPW_R_SIZE_MAX,
-                           "getpwnam_r", "user", &found);
-    if (!status.ok()) return reader.ErrorAt(*node, status.message());
-    if (!found) {
-      return reader.ErrorAt(
-          *node, absl::StrCat("user \"", site->user, "\" does not exist"));
-    }
-  }
-  DDV_RETURN_IF_ERROR(
-      reader.ReadString(table, "group", &site->group, &node));
-  if (node != nullptr) {
-    bool found = false;
-    absl::Status status =
-        LookUpName<group>(site->group, getgrnam_r, _SC_GETGR_R_SIZE_MAX,
-                          "getgrnam_r", "group", &found);
-    if (!status.ok()) return reader.ErrorAt(*node, status.message());
-    if (!found) {
-      return reader.ErrorAt(
-          *node, absl::StrCat("group \"", site->group, "\" does not exist"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// A bare command[0] ("ddv_hello") is looked up in the master's PATH now,
-// and replaced by the absolute path found: workers are exec'ed without a
-// PATH search (supervise::Spawn), and a reload must not depend on the PATH
-// a worker would see.
-absl::Status ResolveInPath(const TomlReader& reader, const toml::node& node,
-                           std::string* program) {
-  if (program->find('/') != std::string::npos) {
-    return reader.ErrorAt(node, absl::StrCat("command[0] \"", *program,
-                                             "\" must be an absolute path "
-                                             "or a bare name found in PATH"));
-  }
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir :
-       absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
-    if (dir.empty() || dir.front() != '/') continue;
-    std::string candidate = absl::StrCat(dir, "/", *program);
-    struct stat st;
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        access(candidate.c_str(), X_OK) == 0) {
-      *program = candidate;
-      return absl::OkStatus();
-    }
-  }
-  return reader.ErrorAt(node, absl::StrCat("command[0] \"", *program,
-                                           "\" was not found in PATH"));
-}
-
-// command[0] must be an executable file now, so a typo fails the load (or
-// the reload) instead of crash-looping a site.
-absl::Status CheckExecutable(const TomlReader& reader, const toml::node& node,
-                             std::string* program_in_out) {
-  if (!absl::StartsWith(*program_in_out, "/")) {
-    return ResolveInPath(reader, node, program_in_out);
-  }
-  const std::string& program = *program_in_out;
-  auto error = [&](absl::string_view what) {
-    return reader.ErrorAt(node,
-                          absl::StrCat("command[0] \"", program, "\" ", what));
-  };
-  struct stat st;
-  if (stat(program.c_str(), &st) != 0) {
-    int stat_errno = errno;
-    if (stat_errno == ENOENT || stat_errno == ENOTDIR) {
-      return error("does not exist");
-    }
-    return reader.ErrorAt(
-        node, ErrnoStatus(stat_errno, "stat",
-                          absl::StrCat("checking command[0] \"", program, "\""))
-                  .message());
-  }
-  if (S_ISDIR(st.st_mode)) return error("is a directory");
-  if (!S_ISREG(st.st_mode)) return error("is not a regular file");
-  if (access(program.c_str(), X_OK) != 0) return error("is not executable");
-  return absl::OkStatus();
-}
-
 // control_socket_mode: an octal string, as chmod(1) takes it ("0660",
 // "660"). A string, because a TOML integer 0660 is a syntax error and 660
 // would be decimal. The owner (root or the master's user, who run ddvctl)
@@ -279,7 +143,8 @@ absl::Status ReadControlSocketMode(const TomlReader& reader,
                                    const toml::table& table,
                                    MasterConfig* master) {
   constexpr absl::string_view kKey = "control_socket_mode";
-  const toml::node* node = table.get(std::string_view(kKey.data(), kKey.size()));
+  const toml::node* node =
+      table.get(std::string_view(kKey.data(), kKey.size()));
   if (node == nullptr) return absl::OkStatus();
   if (!node->is_string()) {
     return reader.ErrorAt(
@@ -298,7 +163,8 @@ absl::Status ReadControlSocketMode(const TomlReader& reader,
                             "\" must be 3 or 4 octal digits, such as "
                             "\"0600\" or \"0660\""));
   }
-  const mode_t mode = static_cast<mode_t>(std::strtoul(text.c_str(), nullptr, 8));
+  const mode_t mode =
+      static_cast<mode_t>(std::strtoul(text.c_str(), nullptr, 8));
   if (mode & ~mode_t{0777}) {
     return reader.ErrorAt(
         *node, absl::StrCat(kKey, " \"", text,
@@ -312,33 +178,6 @@ absl::Status ReadControlSocketMode(const TomlReader& reader,
                             "ddvctl needs both to connect"));
   }
   master->control_socket_mode = mode;
-  return absl::OkStatus();
-}
-
-// control_socket_group is resolved now, so a typo fails the load instead of
-// the master's start (chown) or, worse, locking the group out silently.
-absl::Status ReadControlSocketGroup(const TomlReader& reader,
-                                    const toml::table& table,
-                                    MasterConfig* master) {
-  const toml::node* node = nullptr;
-  DDV_RETURN_IF_ERROR(reader.ReadString(table, "control_socket_group",
-                                        &master->control_socket_group, &node));
-  if (node == nullptr) return absl::OkStatus();
-  if (master->control_socket_group.empty()) {
-    return reader.ErrorAt(
-        *node, "control_socket_group must not be empty; leave it out instead");
-  }
-  bool found = false;
-  absl::Status status = LookUpName<group>(
-      master->control_socket_group, getgrnam_r, _SC_GETGR_R_SIZE_MAX,
-      "getgrnam_r", "group", &found, &master->control_socket_gid);
-  if (!status.ok()) return reader.ErrorAt(*node, status.message());
-  if (!found) {
-    return reader.ErrorAt(
-        *node, absl::StrCat("control_socket_group \"",
-                            master->control_socket_group,
-                            "\" does not exist"));
-  }
   return absl::OkStatus();
 }
 
@@ -364,7 +203,8 @@ absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
     }
   }
   DDV_RETURN_IF_ERROR(ReadControlSocketMode(reader, table, master));
-  DDV_RETURN_IF_ERROR(ReadControlSocketGroup(reader, table, master));
+  DDV_RETURN_IF_ERROR(
+      internal::ReadControlSocketGroup(reader, table, master));
   DDV_RETURN_IF_ERROR(
       reader.ReadInt(table, "peek_timeout_ms", kMinPeekTimeoutMs,
                      kMaxPeekTimeoutMs, &master->peek_timeout_ms));
@@ -376,7 +216,8 @@ absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
 }
 
 absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
-                           ListenerConfig* listener, ListenerSource* source) {
+                           ListenerConfig* listener,
+                           internal::ListenerSource* source) {
   source->table = &table;
   listener->line = static_cast<int>(table.source().begin.line);
   DDV_RETURN_IF_ERROR(
@@ -444,12 +285,12 @@ absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
   if (site->command[0].empty()) {
     return reader.ErrorAt(*elements[0], "command[0] must not be empty");
   }
-  return CheckExecutable(reader, *elements[0], &site->command[0]);
+  return internal::CheckExecutable(reader, *elements[0], &site->command[0]);
 }
 
 // hosts, normalised; the same host twice in one site is a typo.
 absl::Status ParseHosts(const TomlReader& reader, const toml::table& table,
-                        SiteConfig* site, SiteSource* source) {
+                        SiteConfig* site, internal::SiteSource* source) {
   std::vector<std::string> written;
   DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "hosts", /*allow_single=*/false, &written, &source->hosts));
@@ -617,7 +458,7 @@ absl::Status ParseTlsFiles(const TomlReader& reader, const toml::table& table,
 
 absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
                        const std::vector<ListenerConfig>& listeners,
-                       SiteConfig* site, SiteSource* source) {
+                       SiteConfig* site, internal::SiteSource* source) {
   source->table = &table;
   site->line = static_cast<int>(table.source().begin.line);
   DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[[site]]", kSiteKeys));
@@ -649,7 +490,7 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
   DDV_RETURN_IF_ERROR(
       reader.ReadBool(table, "may_claim_default", &site->may_claim_default));
   DDV_RETURN_IF_ERROR(ParseEnv(reader, table, site));
-  DDV_RETURN_IF_ERROR(ReadAccount(reader, table, site));
+  DDV_RETURN_IF_ERROR(internal::ReadAccount(reader, table, site));
   DDV_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_output", &site->log_output));
   DDV_RETURN_IF_ERROR(
@@ -679,142 +520,6 @@ absl::Status FindSection(const TomlReader& reader, const toml::table& root,
   return absl::OkStatus();
 }
 
-bool Serves(const SiteConfig& site, const std::string& listener) {
-  return site.listeners.empty() ||
-         std::find(site.listeners.begin(), site.listeners.end(), listener) !=
-             site.listeners.end();
-}
-
-absl::Status CheckUniqueListener(const TomlReader& reader,
-                                 const std::vector<ListenerConfig>& listeners,
-                                 const std::vector<ListenerSource>& sources,
-                                 size_t i) {
-  const ListenerConfig& listener = listeners[i];
-  for (size_t j = 0; j < i; ++j) {
-    if (listeners[j].name == listener.name) {
-      return reader.ErrorAt(
-          *sources[i].name,
-          absl::StrCat("listener name \"", listener.name,
-                       "\" is already used on line ", listeners[j].line));
-    }
-    // Port 0 asks the kernel for a fresh port each time: no clash.
-    if (ListenPort(sources[i].parsed_address) != 0 &&
-        SameListenAddress(sources[i].parsed_address,
-                          sources[j].parsed_address)) {
-      return reader.ErrorAt(*sources[i].address,
-                            absl::StrCat("address \"", listener.address,
-                                         "\" is already used by listener \"",
-                                         listeners[j].name, "\""));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Unique site ids, and at most one `default = true`. Returns the default
-// site's index in *default_site, or -1.
-absl::Status CheckSites(const TomlReader& reader, const Config& config,
-                        const std::vector<SiteSource>& sources,
-                        int* default_site) {
-  absl::flat_hash_map<std::string, size_t> by_id;
-  *default_site = -1;
-  for (size_t i = 0; i < config.sites.size(); ++i) {
-    const SiteConfig& site = config.sites[i];
-    auto [it, inserted] = by_id.emplace(site.id, i);
-    if (!inserted) {
-      return reader.ErrorAt(
-          *sources[i].id,
-          absl::StrCat("site id \"", site.id,
-                       "\" is already used by the site on line ",
-                       config.sites[it->second].line));
-    }
-    if (!site.is_default) continue;
-    if (*default_site >= 0) {
-      return reader.ErrorAt(
-          *sources[i].is_default,
-          absl::StrCat("site \"", site.id,
-                       "\" has default = true, but so does site \"",
-                       config.sites[*default_site].id,
-                       "\"; at most one site may be the default"));
-    }
-    *default_site = static_cast<int>(i);
-  }
-  return absl::OkStatus();
-}
-
-// Each listener's default_site exists and serves it; a tcp listener, which
-// cannot route by name, has a default of some kind.
-absl::Status CheckListenerDefaults(const TomlReader& reader,
-                                   const Config& config,
-                                   const std::vector<ListenerSource>& sources,
-                                   int default_site) {
-  for (size_t i = 0; i < config.listeners.size(); ++i) {
-    const ListenerConfig& listener = config.listeners[i];
-    if (!listener.default_site.empty()) {
-      auto site = std::find_if(config.sites.begin(), config.sites.end(),
-                               [&listener](const SiteConfig& s) {
-                                 return s.id == listener.default_site;
-                               });
-      if (site == config.sites.end()) {
-        return reader.ErrorAt(
-            *sources[i].default_site,
-            absl::StrCat("default_site \"", listener.default_site,
-                         "\" is not a site id"));
-      }
-      if (!Serves(*site, listener.name)) {
-        return reader.ErrorAt(
-            *sources[i].default_site,
-            absl::StrCat("default_site \"", listener.default_site,
-                         "\" does not serve listener \"", listener.name,
-                         "\": add \"", listener.name,
-                         "\" to that site's listeners"));
-      }
-    }
-    if (listener.protocol == Protocol::kTcp && listener.default_site.empty() &&
-        (default_site < 0 ||
-         !Serves(config.sites[default_site], listener.name))) {
-      return reader.ErrorAt(
-          *sources[i].table,
-          absl::StrCat("listener \"", listener.name,
-                       "\" is tcp, which cannot route by name: give it a "
-                       "default_site, or mark a site that serves it "
-                       "default = true"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Each (listener, host, ALPN) has one owner. A site with `alpn` claims its
-// hosts only for those protocols (e.g. an ACME tls-alpn-01 responder beside
-// the real site); a site without claims them for everything else.
-absl::Status CheckHostOwners(const TomlReader& reader, const Config& config,
-                             const std::vector<SiteSource>& sources) {
-  std::map<std::tuple<std::string, std::string, std::string>, size_t> owners;
-  for (size_t i = 0; i < config.sites.size(); ++i) {
-    const SiteConfig& site = config.sites[i];
-    std::vector<std::string> alpns = site.alpn;
-    if (alpns.empty()) alpns.push_back("");
-    for (size_t h = 0; h < site.hosts.size(); ++h) {
-      for (const ListenerConfig& listener : config.listeners) {
-        if (!Serves(site, listener.name)) continue;
-        for (const std::string& alpn : alpns) {
-          auto [it, inserted] = owners.emplace(
-              std::make_tuple(listener.name, site.hosts[h], alpn), i);
-          if (inserted) continue;
-          std::string with_alpn =
-              alpn.empty() ? "" : absl::StrCat(" with ALPN \"", alpn, "\"");
-          return reader.ErrorAt(
-              *sources[i].hosts[h],
-              absl::StrCat("host \"", site.hosts[h], "\"", with_alpn,
-                           " is on both site \"", config.sites[it->second].id,
-                           "\" and site \"", site.id,
-                           "\", which share listener \"", listener.name, "\""));
-        }
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
                            Config* config) {
   DDV_RETURN_IF_ERROR(
@@ -832,19 +537,19 @@ absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
 
   const toml::array* listeners = nullptr;
   DDV_RETURN_IF_ERROR(FindSection(reader, root, "listener", &listeners));
-  std::vector<ListenerSource> listener_sources(listeners->size());
+  std::vector<internal::ListenerSource> listener_sources(listeners->size());
   for (size_t i = 0; i < listeners->size(); ++i) {
     config->listeners.emplace_back();
-    DDV_RETURN_IF_ERROR(
-        ParseListener(reader, *listeners->get(i)->as_table(),
-                      &config->listeners.back(), &listener_sources[i]));
-    DDV_RETURN_IF_ERROR(
-        CheckUniqueListener(reader, config->listeners, listener_sources, i));
+    DDV_RETURN_IF_ERROR(ParseListener(reader, *listeners->get(i)->as_table(),
+                                      &config->listeners.back(),
+                                      &listener_sources[i]));
+    DDV_RETURN_IF_ERROR(internal::CheckUniqueListener(reader, config->listeners,
+                                                      listener_sources, i));
   }
 
   const toml::array* sites = nullptr;
   DDV_RETURN_IF_ERROR(FindSection(reader, root, "site", &sites));
-  std::vector<SiteSource> site_sources(sites->size());
+  std::vector<internal::SiteSource> site_sources(sites->size());
   for (size_t i = 0; i < sites->size(); ++i) {
     config->sites.emplace_back();
     DDV_RETURN_IF_ERROR(
@@ -854,10 +559,10 @@ absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
 
   int default_site = -1;
   DDV_RETURN_IF_ERROR(
-      CheckSites(reader, *config, site_sources, &default_site));
-  DDV_RETURN_IF_ERROR(
-      CheckListenerDefaults(reader, *config, listener_sources, default_site));
-  return CheckHostOwners(reader, *config, site_sources);
+      internal::CheckSites(reader, *config, site_sources, &default_site));
+  DDV_RETURN_IF_ERROR(internal::CheckListenerDefaults(
+      reader, *config, listener_sources, default_site));
+  return internal::CheckHostOwners(reader, *config, site_sources);
 }
 
 }  // namespace

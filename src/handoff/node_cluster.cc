@@ -77,7 +77,8 @@ absl::Status DecodeCluster(const json& object, ChildMessage* m) {
     }
     status = OptionalInt(object, "ack", 0, INT64_MAX, &m->ack);
     if (!status.ok()) return status;
-    if (m->ack < 0) return absl::InvalidArgumentError("\"accepted\" without \"ack\"");
+    if (m->ack < 0)
+      return absl::InvalidArgumentError("\"accepted\" without \"ack\"");
     m->kind = ChildMessageKind::kAccepted;
     m->accepted = accepted->get<bool>();
     return absl::OkStatus();
