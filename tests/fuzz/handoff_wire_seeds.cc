@@ -19,10 +19,17 @@
 
 #include "absl/status/statusor.h"
 #include "src/handoff/wire.h"
+#include "tests/handoff/frame_bytes.h"
 
 namespace ddv {
 namespace handoff {
 namespace {
+
+using ::ddv::testing::AppendPayload;
+using ::ddv::testing::CutPayload;
+using ::ddv::testing::WithByte;
+using ::ddv::testing::WithU16;
+using ::ddv::testing::WithU32;
 
 HandoffEntry HttpEntry(uint64_t id) {
   HandoffEntry e;
@@ -91,32 +98,6 @@ std::string Batch(HandoffMode mode, std::vector<HandoffEntry> entries) {
   return Encoded(batch);
 }
 
-std::string WithU16(std::string bytes, size_t offset, uint16_t v) {
-  bytes[offset] = static_cast<char>(v);
-  bytes[offset + 1] = static_cast<char>(v >> 8);
-  return bytes;
-}
-
-std::string WithU32(std::string bytes, size_t offset, uint32_t v) {
-  for (int i = 0; i < 4; ++i) bytes[offset + i] = static_cast<char>(v >> (8 * i));
-  return bytes;
-}
-
-std::string WithByte(std::string bytes, size_t offset, uint8_t v) {
-  bytes[offset] = static_cast<char>(v);
-  return bytes;
-}
-
-// Cuts `n` bytes off the payload and fixes payload_length to match.
-std::string CutPayload(std::string bytes, size_t n) {
-  bytes.resize(bytes.size() - n);
-  return WithU32(bytes, 8, static_cast<uint32_t>(bytes.size() - kHeaderSize));
-}
-
-std::string AppendPayload(std::string bytes, const std::string& extra) {
-  bytes += extra;
-  return WithU32(bytes, 8, static_cast<uint32_t>(bytes.size() - kHeaderSize));
-}
 
 std::vector<std::pair<std::string, std::string>> Seeds() {
   const HandoffMode kScm = HandoffMode::kScmRights;

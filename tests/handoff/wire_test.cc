@@ -1,6 +1,7 @@
 // Wire format: every frame type round-trips, the encoder refuses what the
 // decoder would refuse, and a table of malformed frames gets clear errors.
 #include "src/handoff/wire.h"
+#include "tests/handoff/frame_bytes.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,6 +20,11 @@ namespace handoff {
 namespace {
 
 using ::testing::HasSubstr;
+using ::ddv::testing::AppendPayload;
+using ::ddv::testing::CutPayload;
+using ::ddv::testing::WithByte;
+using ::ddv::testing::WithU16;
+using ::ddv::testing::WithU32;
 
 HandoffEntry HttpEntry(uint64_t id) {
   HandoffEntry e;
@@ -220,34 +226,6 @@ TEST(WireTest, EncoderRejectsWhatTheDecoderWould) {
 
 // Byte surgery on a valid frame for the malformed-frame table.
 std::string Encoded(const Frame& frame) { return *EncodeFrame(frame); }
-
-std::string WithU16(std::string bytes, size_t offset, uint16_t v) {
-  bytes[offset] = static_cast<char>(v);
-  bytes[offset + 1] = static_cast<char>(v >> 8);
-  return bytes;
-}
-
-std::string WithU32(std::string bytes, size_t offset, uint32_t v) {
-  for (int i = 0; i < 4; ++i) bytes[offset + i] = static_cast<char>(v >> (8 * i));
-  return bytes;
-}
-
-std::string WithByte(std::string bytes, size_t offset, uint8_t v) {
-  bytes[offset] = static_cast<char>(v);
-  return bytes;
-}
-
-// Cuts `n` bytes off the end and fixes payload_length, so the header is
-// consistent and the payload itself is short.
-std::string CutPayload(std::string bytes, size_t n) {
-  bytes.resize(bytes.size() - n);
-  return WithU32(bytes, 8, static_cast<uint32_t>(bytes.size() - kHeaderSize));
-}
-
-std::string AppendPayload(std::string bytes, const std::string& extra) {
-  bytes += extra;
-  return WithU32(bytes, 8, static_cast<uint32_t>(bytes.size() - kHeaderSize));
-}
 
 struct MalformedCase {
   const char* name;
