@@ -4,7 +4,6 @@
 // ddvctl, the control point).
 #include "src/master/master.h"
 
-#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
+#include "src/base/socket_address.h"
 #include "src/master/routes_from_config.h"
 
 namespace ddv {
@@ -98,9 +98,7 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     int port = 0;
     if (getsockname(listeners_[l].get(), reinterpret_cast<sockaddr*>(&address),
                     &length) == 0) {
-      port = address.ss_family == AF_INET6
-                 ? ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port)
-                 : ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+      port = std::max(0, SocketAddressPort(address));
     }
     options_.workers.listener_ports.emplace_back(config_.listeners[l].name,
                                                  port);

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "master"))
 import harness  # noqa: E402
 from harness import fields, http_get, runfile  # noqa: E402
+from tests.testing.certificates import make_self_signed  # noqa: E402
 
 # The node binary the sites run: PATH's (the machine's Node 20) unless a
 # caller (node_versions_test.py) points this at another version.
@@ -33,23 +33,10 @@ PACKAGE = repo_path("node/ddv-worker/package.json")
 NODE_MODULES = os.path.join(PACKAGE, "node_modules")
 
 
-def make_cert(directory):
-    cert = os.path.join(directory, "cert.pem")
-    key = os.path.join(directory, "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-         "-subj", "/CN=n.localhost", "-addext",
-         "subjectAltName=DNS:n.localhost,DNS:*.n.localhost",
-         "-keyout", key, "-out", cert],
-        check=True, capture_output=True)
-    return cert, key
-
-
 def node_config(apps, extra_sites=""):
     """A config with HTTP and TLS listeners and the given Node sites."""
     def render(d):
-        cert, key = make_cert(d.dir)
+        cert, key = make_self_signed(d.dir, "n", ["n.localhost", "*.n.localhost"])
         sites = []
         for site_id, app, processes, hosts, env, *claimable in apps:
             env_toml = ", ".join(f'{k} = "{v}"' for k, v in env.items())
