@@ -299,6 +299,8 @@ class Master {
     pid_t peer_pid = 0;
   };
 
+  ControlClient* CompletedControlOp(const uring::OpTag& tag);
+
   MasterOptions options_;
   config::Config config_;  // the file's (and RPC process counts)
   // Hosts and defaults workers claimed with update_server_conf: routed

@@ -242,16 +242,24 @@ void Master::SubmitControlRecv(uint32_t slot) {
   c.inflight += 2;
 }
 
-void Master::OnControlRecv(const uring::OpTag& tag, io_uring_cqe* cqe) {
+// As CompletedOp for connections: the control client a completion is for,
+// with its in-flight count taken down; nullptr (counted) when stale.
+Master::ControlClient* Master::CompletedControlOp(const uring::OpTag& tag) {
   ControlClient* c = tag.index < control_clients_.size()
                          ? &control_clients_[tag.index]
                          : nullptr;
   if (c == nullptr || !tag.Matches(c->generation) || c->inflight == 0) {
     ++counters_.stale_completions;
     VLOG(1) << "stale control completion for slot " << tag.index;
-    return;
+    return nullptr;
   }
   --c->inflight;
+  return c;
+}
+
+void Master::OnControlRecv(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  ControlClient* c = CompletedControlOp(tag);
+  if (c == nullptr) return;
   if (!c->fd || c->awaiting_control_point) return;
   if (cqe->res <= 0) {
     c->fd.Reset();  // EOF, an error, or the one-second deadline
@@ -277,15 +285,8 @@ void Master::OnControlRecv(const uring::OpTag& tag, io_uring_cqe* cqe) {
 // with -ECANCELED), else -ECANCELED or -ENOENT. A recv that waited for it
 // goes out now.
 void Master::OnControlTimeout(const uring::OpTag& tag) {
-  ControlClient* c = tag.index < control_clients_.size()
-                         ? &control_clients_[tag.index]
-                         : nullptr;
-  if (c == nullptr || !tag.Matches(c->generation) || c->inflight == 0) {
-    ++counters_.stale_completions;
-    VLOG(1) << "stale control completion for slot " << tag.index;
-    return;
-  }
-  --c->inflight;
+  ControlClient* c = CompletedControlOp(tag);
+  if (c == nullptr) return;
   if (c->resubmit && c->inflight == 0 && c->fd) {
     c->resubmit = false;
     SubmitControlRecv(tag.index);
