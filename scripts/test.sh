@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: setup, every test, the sniffer and route tests again
-# under ASan+UBSan, and a bounded libFuzzer run (iterations, not time) of each
-# fuzz target. Ends with one line "N passed, M failed", counted from the test
-# cases in the results (scripts/count_results.py).
+# under ASan+UBSan, the Debian package built and run from a temporary root,
+# and a bounded libFuzzer run (iterations, not time) of each fuzz target.
+# Ends with one line "N passed, M failed", counted from the test cases in the
+# results (scripts/count_results.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,20 @@ bazel_tests() {
 
 bazel_tests all //...
 bazel_tests asan --config=asan //tests/sniff/... //tests/route/...
+
+# The Debian package: built from the --config=opt outputs, linted, extracted
+# into a temporary root and run from there (tests/package/package_test.sh).
+# One result per check.
+step=$((step + 1))
+echo "== package: tests/package/package_test.sh"
+bash tests/package/package_test.sh --results="$RESULTS" \
+  >"$RESULTS/$step-package.log" 2>&1
+grep -E '^(PASSED|FAILED) ' "$RESULTS/$step-package.log" | sed 's/^/package /'
+if grep -q '^FAILED ' "$RESULTS/$step-package.log" ||
+    ! ls "$RESULTS"/package-*.result >/dev/null 2>&1; then
+  tail -60 "$RESULTS/$step-package.log"
+  echo "FAILED" >"$RESULTS/package.result"
+fi
 
 # libFuzzer needs clang. A separate output base keeps the clang toolchain from
 # invalidating the gcc build; no convenience symlinks, so bazel-bin and
