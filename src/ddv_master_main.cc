@@ -41,6 +41,10 @@ DEFINE_bool(watchdog, true,
 DEFINE_string(listen_fds, "",
               "internal: listening sockets inherited from the watchdog, "
               "name=fd,...");
+DEFINE_int32(watchdog_fd, -1,
+             "internal, set by the watchdog: its link to this master, over "
+             "which running workers are adopted and recorded "
+             "(docs/lifecycle.md)");
 DEFINE_string(config_snapshot, "",
               "internal, set by the watchdog: the last good config "
               "(docs/master.md). A master started with it runs that file "
@@ -423,6 +427,7 @@ int main(int argc, char** argv) {
   ddv::master::MasterOptions options = MasterOptionsFromFlags();
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
+  options.watchdog_fd = FLAGS_watchdog_fd;
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
       ddv::master::Master::Create(options, std::move(*config),
                                   std::move(*listeners));

@@ -103,17 +103,26 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     options_.workers.listener_ports.emplace_back(config_.listeners[l].name,
                                                  port);
   }
+  if (options_.watchdog_fd >= 0) {
+    watchdog_link_ = UniqueFd(options_.watchdog_fd);
+    options_.workers.workers_outlive_master = true;
+  }
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);
   if (!workers.ok()) return workers.status();
   workers_ = std::move(*workers);
+  status = AdoptWorkers();
+  if (!status.ok()) return status;
   status = workers_->StartAll();
   if (!status.ok()) return status;
   // Each started worker once, as the loop does for every later start: arming
   // them all here and again from the loop's TakeRestarted gave each initial
   // worker two exit polls, and the second came back stale. A worker whose
   // start failed gets its polls when the supervisor starts it.
-  for (int w : workers_->TakeRestarted()) ArmWorker(w);
+  for (int w : workers_->TakeRestarted()) {
+    ArmWorker(w);
+    RecordWorker(w);
+  }
 
   UpdateAccepts(MonotonicNowNs());
   SaveConfigSnapshot();
@@ -165,7 +174,11 @@ absl::Status Master::Run() {
       for (uint32_t index : retry) SubmitPeek(index, false);
     }
     workers_->Tick(now);
-    for (int w : workers_->TakeRestarted()) ArmWorker(w);
+    for (int w : workers_->TakeRestarted()) {
+      ArmWorker(w);
+      RecordWorker(w);
+    }
+    if (!watchdog_outbox_.empty()) FlushWatchdogLink();
     ReclaimFromDeadWorkers();
     if (stopping_ && StopStep(now)) break;
   }

@@ -1,0 +1,179 @@
+// The master's side of the watchdog link (docs/lifecycle.md): it adopts
+// the workers an earlier master left running, and records each process it
+// starts so that the next master can adopt it in turn. The watchdog's
+// copies of every worker's channel are what keep the worker serving while
+// no master runs: a worker sees EOF, and leaves, only when no process
+// holds the master's end.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "src/master/master.h"
+#include "src/watchdog/link.h"
+#include "src/watchdog/worker_record.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+// How long a starting master waits for the watchdog's offer. The watchdog
+// sends it right after the fork; only a wedged watchdog makes this expire,
+// and then the master starts fresh workers beside the old ones.
+constexpr absl::Duration kAdoptTimeout = absl::Seconds(5);
+
+}  // namespace
+
+absl::Status Master::AdoptWorkers() {
+  if (!watchdog_link_) return absl::OkStatus();
+  const int64_t now = MonotonicNowNs();
+  const absl::Time deadline = absl::Now() + kAdoptTimeout;
+  std::vector<int> restart_sites;
+  int adopted = 0, exited = 0, foreign = 0;
+  while (true) {
+    absl::StatusOr<watchdog::LinkMessage> message =
+        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
+                                     deadline - absl::Now());
+    if (!message.ok()) {
+      if (absl::IsInvalidArgument(message.status())) {
+        LOG(ERROR) << "from the watchdog: " << message.status().message();
+        continue;
+      }
+      LOG(ERROR) << "no worker list from the watchdog ("
+                 << message.status().message()
+                 << "); starting workers without adopting any";
+      break;
+    }
+    const std::string op = message->body["op"].get<std::string>();
+    if (op == "adopt_end") break;
+    if (op != "worker") {
+      LOG(WARNING) << "unexpected message from the watchdog: "
+                   << message->body.dump();
+      continue;
+    }
+    absl::StatusOr<watchdog::WorkerRecord> record =
+        watchdog::DecodeWorkerRecord(*std::move(message));
+    if (!record.ok()) {
+      LOG(ERROR) << "from the watchdog: " << record.status().message();
+      continue;
+    }
+    const std::string key = record->key();
+    const pid_t pid = record->pid;
+    // Keep the pidfd to stop a process that is not ours any more.
+    UniqueFd pidfd(fcntl(record->pidfd.get(), F_DUPFD_CLOEXEC, 0));
+    WorkerPool::AdoptResult result =
+        workers_->Adopt(*std::move(record), now);
+    if (result.worker >= 0) {
+      ++adopted;
+      ++counters_.workers_adopted;
+      workers_->at(result.worker).recorded_pid = pid;
+      if (result.spec_changed) {
+        LOG(INFO) << "worker " << key << " pid " << pid
+                  << " was started with another command, environment or "
+                     "user than the config has now; it will be restarted";
+        restart_sites.push_back(workers_->at(result.worker).site);
+      }
+      continue;
+    }
+    if (result.exited) {
+      ++exited;
+      counters_.adopted_connections_lost += result.lost_connections;
+      LOG(WARNING) << "worker " << key << " pid " << pid
+                   << " exited while no master ran"
+                   << (result.lost_connections > 0
+                           ? absl::StrCat("; ", result.lost_connections,
+                                          " connections it never read are "
+                                          "lost")
+                           : std::string())
+                   << "; starting it again";
+    } else {
+      // A slot the config no longer has (a worker retired by a reload
+      // just before the old master died, a site removed): it was being
+      // drained; SIGTERM finishes that.
+      ++foreign;
+      LOG(WARNING) << "worker " << key << " pid " << pid
+                   << " has no slot in the config; SIGTERM";
+      if (pidfd) {
+        syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0);
+      }
+    }
+    SendToWatchdog({{"op", "drop"}, {"key", key}, {"pid", pid}}, {});
+  }
+  for (int site : restart_sites) workers_->RollingRestart(site);
+  if (adopted + exited + foreign > 0) {
+    LOG(INFO) << "adopted " << adopted << " running workers from the "
+              << "previous master (" << exited << " had exited, " << foreign
+              << " had no slot)";
+  }
+  return absl::OkStatus();
+}
+
+void Master::RecordWorker(int w) {
+  if (!watchdog_link_) return;
+  Worker& worker = workers_->at(w);
+  const int pidfd = workers_->pidfd(w);
+  if (workers_->pid(w) == 0 || pidfd < 0 || !worker.channel ||
+      !worker.child_end) {
+    return;
+  }
+  watchdog::WorkerRecord record = workers_->DescribeForWatchdog(w);
+  worker.recorded_pid = record.pid;
+  SendToWatchdog(watchdog::EncodeWorkerRecord(record),
+                 {pidfd, worker.channel.get(), worker.child_end.get()});
+}
+
+void Master::RecordWorkerReady(int w) {
+  if (!watchdog_link_ || workers_->at(w).recorded_pid == 0) return;
+  SendToWatchdog(
+      watchdog::EncodeWorkerReady(workers_->DescribeForWatchdog(w)), {});
+}
+
+void Master::ForgetWorker(int w) {
+  Worker& worker = workers_->at(w);
+  if (!watchdog_link_ || worker.recorded_pid == 0) return;
+  SendToWatchdog({{"op", "drop"},
+                  {"key", absl::StrCat(workers_->site_id(worker.site), "#",
+                                       worker.index)},
+                  {"pid", worker.recorded_pid}},
+                 {});
+  worker.recorded_pid = 0;
+}
+
+void Master::SendToWatchdog(nlohmann::json body, std::vector<int> fds) {
+  if (!watchdog_link_) return;
+  if (watchdog_outbox_.empty()) {
+    absl::Status sent =
+        watchdog::SendLinkMessage(watchdog_link_.get(), body, fds);
+    if (sent.ok()) return;
+    if (!absl::IsResourceExhausted(sent)) {
+      LOG_EVERY_N(ERROR, 100) << "watchdog link: " << sent.message()
+                              << "; workers may not outlive this master";
+      return;
+    }
+  }
+  // Full: keep copies of the fds, since the worker may be gone (and its
+  // fds closed) by the time there is room.
+  PendingLinkMessage pending{std::move(body), {}};
+  for (int fd : fds) pending.fds.emplace_back(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  watchdog_outbox_.push_back(std::move(pending));
+}
+
+void Master::FlushWatchdogLink() {
+  while (!watchdog_outbox_.empty()) {
+    PendingLinkMessage& pending = watchdog_outbox_.front();
+    std::vector<int> fds;
+    for (const UniqueFd& fd : pending.fds) fds.push_back(fd.get());
+    absl::Status sent =
+        watchdog::SendLinkMessage(watchdog_link_.get(), pending.body, fds);
+    if (absl::IsResourceExhausted(sent)) return;
+    if (!sent.ok()) {
+      LOG_EVERY_N(ERROR, 100) << "watchdog link: " << sent.message();
+    }
+    watchdog_outbox_.pop_front();
+  }
+}
+
+}  // namespace master
+}  // namespace ddv
