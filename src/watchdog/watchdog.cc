@@ -16,9 +16,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "src/watchdog/link.h"
+#include "src/watchdog/listener_set.h"
 #include "src/watchdog/worker_record.h"
 
 namespace ddv {
@@ -28,12 +28,14 @@ namespace {
 class Watchdog {
  public:
   Watchdog(const WatchdogOptions& options, std::vector<UniqueFd> listeners)
-      : options_(options), listeners_(std::move(listeners)) {}
+      : options_(options),
+        listeners_(options.listener_names, std::move(listeners)) {}
 
   int Run();
 
  private:
-  // A new link for the next master: the spec inherits its child end.
+  // A new link for the next master, and its spec: the master's command
+  // line, the listeners and the link's child end.
   absl::Status PrepareLink();
   // Queues every record for the master just started, then "adopt_end".
   void OfferRecords();
@@ -44,11 +46,10 @@ class Watchdog {
   void OnMasterExit(pid_t running);
 
   const WatchdogOptions& options_;
-  std::vector<UniqueFd> listeners_;
+  ListenerSet listeners_;
   supervise::BackoffPolicy policy_;
   std::unique_ptr<supervise::ProcessTable> table_;
   int slot_ = -1;
-  supervise::ProcessSpec spec_;
   UniqueFd link_;              // our end, for the running master
   UniqueFd link_child_end_;    // inherited by the next master started
   std::deque<std::string> offer_keys_;  // records still to send
@@ -64,8 +65,13 @@ absl::Status Watchdog::PrepareLink() {
   if (!pair.ok()) return pair.status();
   link_ = std::move(pair->first);
   link_child_end_ = std::move(pair->second);
-  spec_.inherit_fds.back().first = link_child_end_.get();
-  table_->SetSpec(slot_, spec_);
+  supervise::ProcessSpec spec;
+  spec.name = "master";
+  spec.argv = options_.master_argv;
+  const int link_fd = listeners_.AddToSpec(&spec);
+  spec.inherit_fds.emplace_back(link_child_end_.get(), link_fd);
+  spec.argv.push_back(absl::StrCat("--watchdog_fd=", link_fd));
+  table_->SetSpec(slot_, std::move(spec));
   offer_keys_.clear();
   offer_end_pending_ = false;
   return absl::OkStatus();
@@ -232,21 +238,6 @@ int Watchdog::Run() {
     return 1;
   }
 
-  spec_.name = "master";
-  spec_.argv = options_.master_argv;
-  std::vector<std::string> fds;
-  // Inherited at the same numbers, from 3 up, in listener order; the link
-  // after them.
-  for (size_t i = 0; i < listeners_.size(); ++i) {
-    int child_fd = 3 + static_cast<int>(i);
-    spec_.inherit_fds.emplace_back(listeners_[i].get(), child_fd);
-    fds.push_back(absl::StrCat(options_.listener_names[i], "=", child_fd));
-  }
-  spec_.argv.push_back(absl::StrCat("--listen_fds=", absl::StrJoin(fds, ",")));
-  const int link_fd = 3 + static_cast<int>(listeners_.size());
-  spec_.inherit_fds.emplace_back(-1, link_fd);
-  spec_.argv.push_back(absl::StrCat("--watchdog_fd=", link_fd));
-
   // The watchdog holds the listeners: while it runs, clients queue in the
   // backlog for the next master. Giving up would turn them all away, so a
   // config error (status 2) or a crash loop only slows the restarts down.
@@ -263,7 +254,7 @@ int Watchdog::Run() {
                      std::string(kv.substr(eq + 1)));
   }
   table_->set_base_env(env);
-  slot_ = table_->Add(spec_);
+  slot_ = table_->Add(supervise::ProcessSpec());
   status = PrepareLink();
   if (!status.ok()) {
     LOG(ERROR) << "watchdog: " << status.message();
