@@ -118,6 +118,7 @@ class Master {
     kOpChannelWritable,  // index: worker; the channel outlives processes
     kOpControlRecv,      // index: control client (generation checked)
     kOpControlTimeout,   // index: control client (generation checked)
+    kOpWatchdogPoll,     // the one link to the watchdog
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -138,6 +139,8 @@ class Master {
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
+    bool upgrade = false;                  // SIGUSR2, `ddvctl upgrade`
+    std::vector<uint32_t> upgrade_clients;
     struct Restart {
       uint32_t client;
       std::string site;
@@ -292,6 +295,14 @@ class Master {
   void RecordWorkerReady(int worker);
   void ForgetWorker(int worker);
   void SendToWatchdog(nlohmann::json body, std::vector<int> fds);
+  void ArmWatchdogPoll();
+  void OnWatchdogPoll(io_uring_cqe* cqe);
+  // `ddvctl upgrade`, SIGUSR2: asks the watchdog, which checks the binary
+  // on disk and answers "handover" (BeginHandover) or "upgrade_failed".
+  void RequestUpgrade(int client);
+  // Stops accepting, hands off what it holds, then Run() returns leaving
+  // every worker running for the next master (docs/lifecycle.md).
+  void BeginHandover();
   // Retries what a full link refused; called every loop turn.
   void FlushWatchdogLink();
 
@@ -352,6 +363,9 @@ class Master {
     std::vector<UniqueFd> fds;  // our own copies until sent
   };
   std::deque<PendingLinkMessage> watchdog_outbox_;
+  std::vector<uint32_t> upgrade_clients_;  // waiting for the watchdog
+  bool upgrade_requested_ = false;
+  bool handing_over_ = false;
   // The path bound at start: the one a reload's mode or group applies to.
   std::string control_socket_path_;
   // Refused control clients are logged at most once per 10 s, with how

@@ -5,6 +5,7 @@
 // no master runs: a worker sees EOF, and leaves, only when no process
 // holds the master's end.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -173,6 +174,91 @@ void Master::FlushWatchdogLink() {
     }
     watchdog_outbox_.pop_front();
   }
+}
+
+void Master::ArmWatchdogPoll() {
+  io_uring_sqe* sqe = Sqe(kOpWatchdogPoll, 0);
+  io_uring_prep_poll_multishot(sqe, watchdog_link_.get(), POLLIN);
+}
+
+void Master::OnWatchdogPoll(io_uring_cqe* cqe) {
+  if (!watchdog_link_) return;
+  bool closed = cqe->res < 0 || (cqe->res & (POLLHUP | POLLERR));
+  for (int i = 0; i < 64 && !closed; ++i) {
+    absl::StatusOr<watchdog::LinkMessage> message =
+        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
+                                     absl::ZeroDuration());
+    if (absl::IsNotFound(message.status())) break;
+    if (absl::IsUnavailable(message.status())) {
+      closed = true;
+      break;
+    }
+    if (!message.ok()) {
+      LOG(ERROR) << "from the watchdog: " << message.status().message();
+      continue;
+    }
+    const std::string op = message->body["op"].get<std::string>();
+    if (op == "handover") {
+      for (uint32_t slot : upgrade_clients_) {
+        ReplyToControlClient(
+            slot, absl::StrCat("ok: the binary on disk accepts the config; "
+                               "master ",
+                               getpid(), " hands over to it\n"));
+      }
+      upgrade_clients_.clear();
+      BeginHandover();
+    } else if (op == "upgrade_failed") {
+      const std::string error = message->body.value("error", "");
+      for (uint32_t slot : upgrade_clients_) {
+        ReplyToControlClient(slot,
+                             absl::StrCat("error: upgrade refused: ", error,
+                                          "; this master keeps running\n"));
+      }
+      upgrade_clients_.clear();
+      upgrade_requested_ = false;
+    } else {
+      LOG(WARNING) << "unexpected message from the watchdog: "
+                   << message->body.dump();
+    }
+  }
+  if (closed) {
+    // The watchdog is gone: PR_SET_PDEATHSIG brings our SIGTERM. Nothing
+    // more can be recorded; the poll is not re-armed.
+    LOG(ERROR) << "the link to the watchdog closed";
+    watchdog_link_.Reset();
+    return;
+  }
+  if (!(cqe->flags & IORING_CQE_F_MORE)) ArmWatchdogPoll();
+}
+
+void Master::RequestUpgrade(int client) {
+  if (!watchdog_link_) {
+    const std::string error =
+        "error: upgrade needs the watchdog, and this master runs alone "
+        "(--watchdog=false); restart it with the new binary\n";
+    LOG(WARNING) << error;
+    if (client >= 0) ReplyToControlClient(client, error);
+    return;
+  }
+  if (stopping_) {
+    if (client >= 0) {
+      ReplyToControlClient(client, "error: the master is stopping\n");
+    }
+    return;
+  }
+  if (client >= 0) upgrade_clients_.push_back(client);
+  if (upgrade_requested_) return;  // one answer serves every client
+  upgrade_requested_ = true;
+  LOG(INFO) << "upgrade: asking the watchdog to check the binary on disk";
+  SendToWatchdog({{"op", "upgrade"}}, {});
+}
+
+void Master::BeginHandover() {
+  if (stopping_) return;
+  LOG(INFO) << "handing over to the next master: no more accepts; the "
+               "connections held are handed off first";
+  handing_over_ = true;
+  BeginStop();
 }
 
 }  // namespace master
