@@ -123,6 +123,7 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     ArmWorker(w);
     RecordWorker(w);
   }
+  ReplayAdoptedConfUpdates();
 
   if (watchdog_link_) ArmWatchdogPoll();
   UpdateAccepts(MonotonicNowNs());

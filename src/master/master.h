@@ -289,6 +289,10 @@ class Master {
   // The watchdog link (master_watchdog.cc).
   // Takes over the workers the watchdog offers, before any is started.
   absl::Status AdoptWorkers();
+  // Replays the update_server_conf bodies adopted workers had accepted,
+  // once the routes exist.
+  void ReplayAdoptedConfUpdates();
+  std::vector<std::pair<int, std::vector<std::string>>> adopted_conf_updates_;
   // Tells the watchdog about `worker`'s new process, its readiness, or
   // that its slot is gone for good.
   void RecordWorker(int worker);

@@ -70,6 +70,10 @@ absl::Status Master::AdoptWorkers() {
       ++adopted;
       ++counters_.workers_adopted;
       workers_->at(result.worker).recorded_pid = pid;
+      if (!result.conf_updates.empty()) {
+        adopted_conf_updates_.emplace_back(result.worker,
+                                           std::move(result.conf_updates));
+      }
       if (result.spec_changed) {
         LOG(INFO) << "worker " << key << " pid " << pid
                   << " was started with another command, environment or "
@@ -109,6 +113,21 @@ absl::Status Master::AdoptWorkers() {
               << " had no slot)";
   }
   return absl::OkStatus();
+}
+
+void Master::ReplayAdoptedConfUpdates() {
+  for (auto& [w, bodies] : adopted_conf_updates_) {
+    for (const std::string& body : bodies) {
+      // Checked against today's policy and claims like a new request.
+      absl::Status status = UpdateServerConf(w, body);
+      if (!status.ok()) {
+        LOG(WARNING) << "replaying update_server_conf of adopted worker "
+                     << workers_->site_id(workers_->at(w).site) << "#"
+                     << workers_->at(w).index << ": " << status.message();
+      }
+    }
+  }
+  adopted_conf_updates_.clear();
 }
 
 void Master::RecordWorker(int w) {
