@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
 #include "src/handoff/node_cluster.h"
@@ -75,6 +76,10 @@ struct MasterOptions {
   // The last good config (config_snapshot.h): after every successful start
   // and reload the master writes the text it applied here. "" writes none.
   std::string config_snapshot;
+  // The link to the watchdog (docs/lifecycle.md), -1 when the master runs
+  // alone. The master adopts the workers the watchdog kept and records
+  // each worker it starts there, so that they outlive it.
+  int watchdog_fd = -1;
 };
 
 class Master {
@@ -113,6 +118,7 @@ class Master {
     kOpChannelWritable,  // index: worker; the channel outlives processes
     kOpControlRecv,      // index: control client (generation checked)
     kOpControlTimeout,   // index: control client (generation checked)
+    kOpWatchdogPoll,     // the one link to the watchdog
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -133,6 +139,8 @@ class Master {
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
+    bool upgrade = false;                  // SIGUSR2, `ddvctl upgrade`
+    std::vector<uint32_t> upgrade_clients;
     struct Restart {
       uint32_t client;
       std::string site;
@@ -278,6 +286,30 @@ class Master {
       const std::vector<std::pair<int, uint32_t>>& exited);
   void LogDroppedClaim(const Claim& claim, absl::string_view why);
 
+  // The watchdog link (master_watchdog.cc).
+  // Takes over the workers the watchdog offers, before any is started.
+  absl::Status AdoptWorkers();
+  // Replays the update_server_conf bodies adopted workers had accepted,
+  // once the routes exist.
+  void ReplayAdoptedConfUpdates();
+  std::vector<std::pair<int, std::vector<std::string>>> adopted_conf_updates_;
+  // Tells the watchdog about `worker`'s new process, its readiness, or
+  // that its slot is gone for good.
+  void RecordWorker(int worker);
+  void RecordWorkerReady(int worker);
+  void ForgetWorker(int worker);
+  void SendToWatchdog(nlohmann::json body, std::vector<int> fds);
+  void ArmWatchdogPoll();
+  void OnWatchdogPoll(io_uring_cqe* cqe);
+  // `ddvctl upgrade`, SIGUSR2: asks the watchdog, which checks the binary
+  // on disk and answers "handover" (BeginHandover) or "upgrade_failed".
+  void RequestUpgrade(int client);
+  // Stops accepting, hands off what it holds, then Run() returns leaving
+  // every worker running for the next master (docs/lifecycle.md).
+  void BeginHandover();
+  // Retries what a full link refused; called every loop turn.
+  void FlushWatchdogLink();
+
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
 
@@ -329,6 +361,15 @@ class Master {
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
+  UniqueFd watchdog_link_;
+  struct PendingLinkMessage {
+    nlohmann::json body;
+    std::vector<UniqueFd> fds;  // our own copies until sent
+  };
+  std::deque<PendingLinkMessage> watchdog_outbox_;
+  std::vector<uint32_t> upgrade_clients_;  // waiting for the watchdog
+  bool upgrade_requested_ = false;
+  bool handing_over_ = false;
   // The path bound at start: the one a reload's mode or group applies to.
   std::string control_socket_path_;
   // Refused control clients are logged at most once per 10 s, with how
