@@ -5,7 +5,8 @@
 # linked with `pkg-config --cflags --libs ddv-worker`, the installed
 # ddv_master serving ddv_hello, that C worker and a Node.js app using the
 # installed ddv-worker module, ddvctl as ddv.service's ExecReload runs it,
-# a graceful stop, and `systemd-analyze verify` of the unit.
+# `ddvctl upgrade` as the postinst runs it, a graceful stop, and
+# `systemd-analyze verify` of the unit.
 #
 # Outside Bazel (packaging needs the --config=opt outputs and dpkg tools):
 # scripts/test.sh runs it. Prints one "PASSED NAME" or "FAILED NAME" line
@@ -219,8 +220,28 @@ hello_runs_as_site_user() {
   [ "$owner" = "$site_user" ] || fail "expected $site_user"
 }
 
+# What the postinst runs on a package upgrade: the watchdog re-executes the
+# binary on disk in place and its new master adopts the running workers, so
+# ddv_hello answers from the same pid afterwards.
+upgrade_keeps_workers() {
+  local before after
+  get anything.example site=hello || return 1
+  before=$(sed -n 's/.* pid=\([0-9]*\) .*/\1/p' <<<"$last_body")
+  "${ctl[@]}" upgrade || return 1
+  kill -0 "$master_pid" || fail "the watchdog's pid changed" || return 1
+  for _ in $(seq 1 20); do  # either ddv_hello may answer
+    get anything.example site=hello >/dev/null || return 1
+    after=$(sed -n 's/.* pid=\([0-9]*\) .*/\1/p' <<<"$last_body")
+    if [ "$after" = "$before" ]; then
+      echo "after the upgrade ddv_hello pid $after still answers"
+      return 0
+    fi
+  done
+  fail "ddv_hello pid $before did not answer after the upgrade"
+}
+
 serve() {
-  local ctl=("$root/usr/bin/ddvctl" --control_socket="$state/control.sock")
+  ctl=("$root/usr/bin/ddvctl" --control_socket="$state/control.sock")
   "$root/usr/sbin/ddv_master" --config="$config" >"$state/master.log" 2>&1 &
   master_pid=$!
   local ok=0
@@ -229,7 +250,8 @@ serve() {
     get node.localhost "node_app site=node host=node.localhost" &&
     "${ctl[@]}" status &&
     "${ctl[@]}" reload &&  # what ddv.service's ExecReload runs
-    get c.localhost "c_worker site=c" && ok=1
+    get c.localhost "c_worker site=c" &&
+    upgrade_keeps_workers && ok=1
   # A graceful stop, as systemctl stop sends it to the main process.
   kill -TERM "$master_pid"
   local waited=0
