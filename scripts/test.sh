@@ -67,6 +67,9 @@ if "${FUZZ[@]}" build "${FUZZ_FLAGS[@]}" //tests/fuzz/... \
   for bin in "$bin_dir"/tests/fuzz/*_fuzzer; do
     [ -x "$bin" ] || continue
     name=$(basename "$bin")
+    # Every checkout shares this output base, so it may hold fuzzers another
+    # branch built; this tree's each have a corpus.
+    [ -d "tests/fuzz/corpus/${name%_fuzzer}" ] || continue
     work=$(mktemp -d)
     if "$bin" -runs="$FUZZ_RUNS" -max_len=20000 "$work" \
         "tests/fuzz/corpus/${name%_fuzzer}" >"$RESULTS/fuzz-$name.log" 2>&1; then
