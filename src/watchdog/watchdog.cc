@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/watchdog/link.h"
+#include "src/watchdog/listener_requests.h"
 #include "src/watchdog/listener_set.h"
 #include "src/watchdog/worker_record.h"
 
@@ -29,7 +30,8 @@ class Watchdog {
  public:
   Watchdog(const WatchdogOptions& options, std::vector<UniqueFd> listeners)
       : options_(options),
-        listeners_(options.listener_names, std::move(listeners)) {}
+        listeners_(options.listener_names, std::move(listeners)),
+        listener_requests_(options.listen) {}
 
   int Run();
 
@@ -47,6 +49,7 @@ class Watchdog {
 
   const WatchdogOptions& options_;
   ListenerSet listeners_;
+  ListenerRequests listener_requests_;  // a reload's binds and commit
   supervise::BackoffPolicy policy_;
   std::unique_ptr<supervise::ProcessTable> table_;
   int slot_ = -1;
@@ -140,6 +143,10 @@ void Watchdog::ReadLink() {
 
 void Watchdog::HandleLinkMessage(LinkMessage message) {
   const std::string op = message.body["op"].get<std::string>();
+  if (ListenerRequests::Handles(op)) {
+    listener_requests_.Handle(message, link_.get(), &listeners_);
+    return;
+  }
   if (op == "worker") {
     absl::StatusOr<WorkerRecord> record =
         DecodeWorkerRecord(std::move(message));
@@ -178,6 +185,8 @@ void Watchdog::HandleLinkMessage(LinkMessage message) {
 
 void Watchdog::OnMasterExit(pid_t running) {
   link_.Reset();
+  // A reload it did not commit never happened.
+  listener_requests_.Abort();
   offer_keys_.clear();
   offer_end_pending_ = false;
   const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);

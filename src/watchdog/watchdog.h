@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "src/base/listen_socket.h"
 #include "src/base/unique_fd.h"
 #include "src/supervise/process_table.h"
 
@@ -20,6 +21,8 @@ struct WatchdogOptions {
   // --listen_fds=<name=fd,...>.
   std::vector<std::string> master_argv;
   std::vector<std::string> listener_names;
+  // How listeners a reload adds are bound (as the first ones were).
+  ListenOptions listen;
   // Restarts of the master; never_give_up is always set.
   supervise::BackoffPolicy backoff;
   // After forwarding SIGTERM, how long the master may drain before SIGKILL
