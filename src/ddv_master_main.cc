@@ -216,7 +216,8 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.peek_buffers = FLAGS_peek_buffers;
   options.peek_buffer_size = FLAGS_peek_buffer_size;
   options.max_connections = FdBudgetedConnections(FLAGS_max_connections);
-  options.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  options.listen.backlog = FLAGS_backlog;
+  options.listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
   options.heartbeat_interval = absl::Milliseconds(FLAGS_heartbeat_interval_ms);
@@ -412,14 +413,17 @@ int main(int argc, char** argv) {
     for (const auto& listener : config->listeners) {
       options.listener_names.push_back(listener.name);
     }
+    options.listen = listen;
     if (demo) PrintDemoBanner(*config);
     return ddv::watchdog::RunWatchdog(options, std::move(*listeners));
   }
 
+  // From the watchdog: the sockets it holds for this config's listeners;
+  // the master binds (through it) any the config has and it lacks.
   absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
       FLAGS_listen_fds.empty()
           ? ddv::master::BindAll(*config, listen)
-          : ddv::master::ParseListenFds(FLAGS_listen_fds, *config);
+          : ddv::master::TakeListenFds(FLAGS_listen_fds, *config);
   if (!listeners.ok()) {
     LOG(ERROR) << listeners.status().message();
     return 1;

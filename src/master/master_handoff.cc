@@ -140,7 +140,7 @@ void Master::SubmitBatch(int w) {
     e.connection_id = c.Id(index);
     e.listener_index = c.listener;
     e.site_index = c.site;
-    e.protocol = WireProtocol(config_.listeners[c.listener].protocol);
+    e.protocol = WireProtocol(listeners_[c.listener].config.protocol);
     e.accept_time_ns = c.accept_ns;
     e.host = std::string(c.host.view());
     e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));

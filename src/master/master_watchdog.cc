@@ -5,9 +5,12 @@
 // no master runs: a worker sees EOF, and leaves, only when no process
 // holds the master's end.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
@@ -24,18 +27,34 @@ namespace {
 // and then the master starts fresh workers beside the old ones.
 constexpr absl::Duration kAdoptTimeout = absl::Seconds(5);
 
+// How long the master waits for the watchdog's answer to a request (a
+// bind, during a reload). The watchdog answers from its next loop turn;
+// only a wedged one makes this expire, and the reload then fails.
+constexpr absl::Duration kWatchdogReplyTimeout = absl::Seconds(5);
+
+// Waits until `fd` can take a message, or `deadline`.
+bool WaitWritable(int fd, absl::Time deadline) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return false;
+  pollfd pfd{fd, POLLOUT, 0};
+  return ::poll(&pfd, 1,
+                static_cast<int>(absl::ToInt64Milliseconds(
+                    absl::Ceil(left, absl::Milliseconds(1))))) > 0;
+}
+
 }  // namespace
 
 absl::Status Master::AdoptWorkers() {
   if (!watchdog_link_) return absl::OkStatus();
+  // From here on the watchdog sends only replies (docs/master.md).
+  adopted_ = true;
   const int64_t now = MonotonicNowNs();
   const absl::Time deadline = absl::Now() + kAdoptTimeout;
   std::vector<int> restart_sites;
   int adopted = 0, exited = 0, foreign = 0;
   while (true) {
     absl::StatusOr<watchdog::LinkMessage> message =
-        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
-                                     deadline - absl::Now());
+        ReceiveFromWatchdog(deadline);
     if (!message.ok()) {
       if (absl::IsInvalidArgument(message.status())) {
         LOG(ERROR) << "from the watchdog: " << message.status().message();
@@ -139,6 +158,96 @@ void Master::ForgetWorker(int w) {
                   {"pid", worker.recorded_pid}},
                  {});
   worker.recorded_pid = 0;
+}
+
+absl::StatusOr<watchdog::LinkMessage> Master::ReceiveFromWatchdog(
+    absl::Time deadline) {
+  if (!watchdog_inbox_.empty()) {
+    watchdog::LinkMessage message = std::move(watchdog_inbox_.front());
+    watchdog_inbox_.pop_front();
+    return message;
+  }
+  return watchdog::ReceiveLinkMessage(
+      watchdog_link_.get(),
+      std::max(deadline - absl::Now(), absl::ZeroDuration()));
+}
+
+absl::StatusOr<watchdog::LinkMessage> Master::AskWatchdog(
+    nlohmann::json request, absl::string_view reply_op) {
+  if (!watchdog_link_) {
+    return absl::FailedPreconditionError("no link to the watchdog");
+  }
+  const absl::Time deadline = absl::Now() + kWatchdogReplyTimeout;
+  const uint64_t seq = ++watchdog_seq_;
+  request["seq"] = seq;
+  // In order: what the link still holds for the watchdog (worker records)
+  // goes first.
+  while (!watchdog_outbox_.empty()) {
+    FlushWatchdogLink();
+    if (!watchdog_outbox_.empty() &&
+        !WaitWritable(watchdog_link_.get(), deadline)) {
+      return absl::DeadlineExceededError("the watchdog link stays full");
+    }
+  }
+  while (true) {
+    absl::Status sent = watchdog::SendLinkMessage(watchdog_link_.get(), request);
+    if (sent.ok()) break;
+    if (!absl::IsResourceExhausted(sent) ||
+        !WaitWritable(watchdog_link_.get(), deadline)) {
+      return sent;
+    }
+  }
+  while (true) {
+    absl::StatusOr<watchdog::LinkMessage> message = watchdog::ReceiveLinkMessage(
+        watchdog_link_.get(),
+        std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    if (absl::IsNotFound(message.status())) {
+      // It may still answer: that reply (and a socket it carries) is read
+      // and dropped later, not taken for the next request's.
+      ++watchdog_replies_owed_;
+      return absl::DeadlineExceededError(
+          absl::StrCat("the watchdog did not answer within ",
+                       absl::FormatDuration(kWatchdogReplyTimeout)));
+    }
+    if (absl::IsInvalidArgument(message.status())) {
+      LOG(ERROR) << "from the watchdog: " << message.status().message();
+      continue;
+    }
+    if (!message.ok()) return message.status();
+    const std::string op = message->body["op"].get<std::string>();
+    if (op == reply_op) {
+      auto got = message->body.find("seq");
+      if (got != message->body.end() && got->is_number_unsigned() &&
+          got->get<uint64_t>() == seq) {
+        return message;
+      }
+      // A reply to a request given up on; its fds close here.
+      if (watchdog_replies_owed_ > 0) --watchdog_replies_owed_;
+      continue;
+    }
+    if (!adopted_) {
+      // At start the worker offers may come first: AdoptWorkers reads them.
+      watchdog_inbox_.push_back(*std::move(message));
+      continue;
+    }
+    LOG(WARNING) << "unexpected message from the watchdog: "
+                 << message->body.dump();
+  }
+}
+
+void Master::DropLateWatchdogReplies() {
+  while (watchdog_replies_owed_ > 0) {
+    absl::StatusOr<watchdog::LinkMessage> message =
+        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
+                                     absl::ZeroDuration());
+    if (absl::IsNotFound(message.status())) return;
+    if (!message.ok() && !absl::IsInvalidArgument(message.status())) {
+      watchdog_replies_owed_ = 0;  // the link is gone
+      return;
+    }
+    // Whatever it is, it answers nothing asked now; its fds close here.
+    if (message.ok()) --watchdog_replies_owed_;
+  }
 }
 
 void Master::SendToWatchdog(nlohmann::json body, std::vector<int> fds) {
