@@ -18,12 +18,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "src/config/config.h"
 #include "src/config/config_snapshot.h"
+#include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/watchdog.h"
 #include "src/master/config_apply.h"
 #include "src/master/listener_socket.h"
@@ -45,6 +47,9 @@ DEFINE_int32(watchdog_fd, -1,
              "internal, set by the watchdog: its link to this master, over "
              "which running workers are adopted and recorded "
              "(docs/lifecycle.md)");
+DEFINE_int32(watchdog_state_fd, -1,
+             "internal, set by a watchdog re-executing itself for an "
+             "upgrade: its listeners and workers (docs/lifecycle.md)");
 DEFINE_string(config_snapshot, "",
               "internal, set by the watchdog: the last good config "
               "(docs/master.md). A master started with it runs that file "
@@ -208,6 +213,13 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
   return budget;
 }
 
+ddv::ListenOptions ListenOptionsFromFlags() {
+  ddv::ListenOptions listen;
+  listen.backlog = FLAGS_backlog;
+  listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  return listen;
+}
+
 ddv::master::MasterOptions MasterOptionsFromFlags() {
   ddv::master::MasterOptions options;
   options.ring.entries = FLAGS_ring_entries;
@@ -216,8 +228,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.peek_buffers = FLAGS_peek_buffers;
   options.peek_buffer_size = FLAGS_peek_buffer_size;
   options.max_connections = FdBudgetedConnections(FLAGS_max_connections);
-  options.listen.backlog = FLAGS_backlog;
-  options.listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
   options.heartbeat_interval = absl::Milliseconds(FLAGS_heartbeat_interval_ms);
@@ -311,6 +322,21 @@ void PrintDemoBanner(const ddv::config::Config& config) {
   std::fflush(stdout);
 }
 
+ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
+  ddv::watchdog::WatchdogOptions options;
+  // The master drains for --drain_timeout, then gives its workers
+  // SIGTERM and 5 s more: SIGKILL it only well after that.
+  options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
+  // The same back-off flags as for workers; the watchdog never gives up.
+  options.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
+  options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
+  options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
+  options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+  // A reload's new listeners are bound by the watchdog, as the first were.
+  options.listen = ListenOptionsFromFlags();
+  return options;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -349,6 +375,31 @@ int main(int argc, char** argv) {
     return kExitConfigError;
   }
 
+  if (FLAGS_watchdog_state_fd >= 0) {
+    // A watchdog re-executed for an upgrade: everything it needs comes
+    // from the state its previous image saved, not from the config file
+    // (which may have been edited since, even broken).
+    absl::StatusOr<ddv::watchdog::WatchdogState> state =
+        ddv::watchdog::ReadWatchdogState(FLAGS_watchdog_state_fd);
+    if (!state.ok()) {
+      LOG(ERROR) << "upgrade: " << state.status().message();
+      return 1;
+    }
+    ddv::watchdog::WatchdogOptions options = WatchdogOptionsFromFlags();
+    for (const std::string& arg : original_args) {
+      if (!absl::StartsWith(arg, "--watchdog_state_fd=")) {
+        options.self_argv.push_back(arg);
+      }
+    }
+    options.master_argv = std::move(state->master_argv);
+    options.listener_names = std::move(state->listener_names);
+    LOG(INFO) << "watchdog " << getpid() << " upgraded in place: "
+              << state->listeners.size() << " listeners, "
+              << state->workers.size() << " workers kept";
+    return ddv::watchdog::RunWatchdog(options, std::move(state->listeners),
+                                      std::move(state->workers));
+  }
+
   const bool demo = FLAGS_config.empty();
   const std::string path = demo ? WriteDemoConfig() : FLAGS_config;
   if (path.empty()) return kExitConfigError;
@@ -380,9 +431,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  ddv::master::ListenOptions listen;
-  listen.backlog = FLAGS_backlog;
-  listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  const ddv::ListenOptions listen = ListenOptionsFromFlags();
 
   if (watchdog) {
     absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
@@ -391,15 +440,8 @@ int main(int argc, char** argv) {
       LOG(ERROR) << listeners.status().message();
       return 1;
     }
-    ddv::watchdog::WatchdogOptions options;
-    // The master drains for --drain_timeout, then gives its workers
-    // SIGTERM and 5 s more: SIGKILL it only well after that.
-    options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
-    // The same back-off flags as for workers; the watchdog never gives up.
-    options.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
-    options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
-    options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
-    options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+    ddv::watchdog::WatchdogOptions options = WatchdogOptionsFromFlags();
+    options.self_argv = original_args;
     options.master_argv.push_back(SelfDir() + "/ddv_master");
     for (size_t i = 1; i < original_args.size(); ++i) {
       options.master_argv.push_back(original_args[i]);
@@ -413,7 +455,6 @@ int main(int argc, char** argv) {
     for (const auto& listener : config->listeners) {
       options.listener_names.push_back(listener.name);
     }
-    options.listen = listen;
     if (demo) PrintDemoBanner(*config);
     return ddv::watchdog::RunWatchdog(options, std::move(*listeners));
   }

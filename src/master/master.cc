@@ -115,7 +115,9 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     ArmWorker(w);
     RecordWorker(w);
   }
+  ReplayAdoptedConfUpdates();
 
+  if (watchdog_link_) ArmWatchdogPoll();
   UpdateAccepts(MonotonicNowNs());
   SaveConfigSnapshot();
   return absl::OkStatus();
@@ -171,9 +173,19 @@ absl::Status Master::Run() {
       RecordWorker(w);
     }
     if (!watchdog_outbox_.empty()) FlushWatchdogLink();
-    if (watchdog_replies_owed_ > 0) DropLateWatchdogReplies();
+    // Read while a reload waited for the watchdog: handled between
+    // handlers, as if polled.
+    if (adopted_ && !watchdog_inbox_.empty()) HandleWatchdogInbox();
     ReclaimFromDeadWorkers();
     if (stopping_ && StopStep(now)) break;
+  }
+  if (handing_over_) {
+    // The workers are the next master's: the watchdog holds their records.
+    FlushWatchdogLink();
+    workers_->AbandonAll();
+    LOG(INFO) << "master handed over: " << workers_->size()
+              << " workers left running for the next master";
+    return absl::OkStatus();
   }
   // Whatever did not exit within the grace: SIGTERM, then SIGKILL.
   workers_->StopAll(options_.workers.term_grace);
@@ -223,6 +235,9 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
     case kOpSignalPoll:
       OnSignalPoll(cqe);
       return;
+    case kOpWatchdogPoll:
+      OnWatchdogPoll(cqe);
+      return;
     case kOpControlPoll:
       OnControlPoll(cqe);
       return;
@@ -268,6 +283,10 @@ bool Master::StopStep(int64_t now_ns) {
       if (!drained) {
         LOG(WARNING) << "stopping with " << connections_.in_use() + held_.size()
                      << " connections still undecided";
+      }
+      if (handing_over_) {
+        stop_phase_ = StopPhase::kDone;
+        return true;
       }
       workers_->ShutdownAll(
           absl::Nanoseconds(std::max<int64_t>(0, drain_deadline_ns_ - now_ns)));

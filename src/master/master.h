@@ -126,6 +126,7 @@ class Master {
     kOpChannelWritable,  // index: worker; the channel outlives processes
     kOpControlRecv,      // index: control client (generation checked)
     kOpControlTimeout,   // index: control client (generation checked)
+    kOpWatchdogPoll,     // the one link to the watchdog
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -146,6 +147,8 @@ class Master {
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
+    bool upgrade = false;                  // SIGUSR2, `ddvctl upgrade`
+    std::vector<uint32_t> upgrade_clients;
     struct Restart {
       uint32_t client;
       std::string site;
@@ -343,18 +346,34 @@ class Master {
       absl::Time deadline);
   // Sends `request` (after whatever the link still holds) and waits for
   // the watchdog's reply, {"op": reply_op} with the same "seq", for a few
-  // seconds at most: a reload is not the hot path. Messages read meanwhile
-  // are kept for ReceiveFromWatchdog; a reply that comes too late is read
-  // and dropped later (DropLateWatchdogReplies).
+  // seconds at most: a reload is not the hot path. Other messages read
+  // meanwhile wait in watchdog_inbox_: the worker offers at start (for
+  // AdoptWorkers), later an upgrade's answer (HandleWatchdogInbox). A
+  // reply that comes too late is dropped by HandleWatchdogMessage.
   absl::StatusOr<watchdog::LinkMessage> AskWatchdog(nlohmann::json request,
                                                     absl::string_view reply_op);
-  void DropLateWatchdogReplies();
+  // What the watchdog sends a running master (an upgrade's answer), from
+  // the link's poll or from the inbox once the loop turn allows.
+  void HandleWatchdogMessage(watchdog::LinkMessage message);
+  void HandleWatchdogInbox();
+  // Replays the update_server_conf bodies adopted workers had accepted,
+  // once the routes exist.
+  void ReplayAdoptedConfUpdates();
+  std::vector<std::pair<int, std::vector<std::string>>> adopted_conf_updates_;
   // Tells the watchdog about `worker`'s new process, its readiness, or
   // that its slot is gone for good.
   void RecordWorker(int worker);
   void RecordWorkerReady(int worker);
   void ForgetWorker(int worker);
   void SendToWatchdog(nlohmann::json body, std::vector<int> fds);
+  void ArmWatchdogPoll();
+  void OnWatchdogPoll(io_uring_cqe* cqe);
+  // `ddvctl upgrade`, SIGUSR2: asks the watchdog, which checks the binary
+  // on disk and answers "handover" (BeginHandover) or "upgrade_failed".
+  void RequestUpgrade(int client);
+  // Stops accepting, hands off what it holds, then Run() returns leaving
+  // every worker running for the next master (docs/lifecycle.md).
+  void BeginHandover();
   // Retries what a full link refused; called every loop turn.
   void FlushWatchdogLink();
 
@@ -434,9 +453,11 @@ class Master {
   // Read while waiting for a reply, for ReceiveFromWatchdog (at start: the
   // workers offered).
   std::deque<watchdog::LinkMessage> watchdog_inbox_;
-  uint64_t watchdog_seq_ = 0;           // of the last request
-  int watchdog_replies_owed_ = 0;       // requests given up on
-  bool adopted_ = false;                // AdoptWorkers has run
+  uint64_t watchdog_seq_ = 0;  // of the last request
+  bool adopted_ = false;       // AdoptWorkers has run
+  std::vector<uint32_t> upgrade_clients_;  // waiting for the watchdog
+  bool upgrade_requested_ = false;
+  bool handing_over_ = false;
   // The path bound at start: the one a reload's mode or group applies to.
   std::string control_socket_path_;
   // Refused control clients are logged at most once per 10 s, with how

@@ -192,6 +192,8 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
   claims_ = std::move(next->claims);
   LOG(INFO) << "site " << config_.sites[site].id << "#" << who.worker_index
             << " updated its server conf: " << body;
+  workers_->at(w).conf_updates.push_back(body);
+  RecordWorkerReady(w);  // a next master replays it
   return absl::OkStatus();
 }
 

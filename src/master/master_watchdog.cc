@@ -46,7 +46,8 @@ bool WaitWritable(int fd, absl::Time deadline) {
 
 absl::Status Master::AdoptWorkers() {
   if (!watchdog_link_) return absl::OkStatus();
-  // From here on the watchdog sends only replies (docs/master.md).
+  // What the link brings from now on is the loop's (OnWatchdogPoll, and
+  // the inbox a reload's wait fills).
   adopted_ = true;
   const int64_t now = MonotonicNowNs();
   const absl::Time deadline = absl::Now() + kAdoptTimeout;
@@ -88,6 +89,10 @@ absl::Status Master::AdoptWorkers() {
       ++adopted;
       ++counters_.workers_adopted;
       workers_->at(result.worker).recorded_pid = pid;
+      if (!result.conf_updates.empty()) {
+        adopted_conf_updates_.emplace_back(result.worker,
+                                           std::move(result.conf_updates));
+      }
       if (result.spec_changed) {
         LOG(INFO) << "worker " << key << " pid " << pid
                   << " was started with another command, environment or "
@@ -127,6 +132,21 @@ absl::Status Master::AdoptWorkers() {
               << " had no slot)";
   }
   return absl::OkStatus();
+}
+
+void Master::ReplayAdoptedConfUpdates() {
+  for (auto& [w, bodies] : adopted_conf_updates_) {
+    for (const std::string& body : bodies) {
+      // Checked against today's policy and claims like a new request.
+      absl::Status status = UpdateServerConf(w, body);
+      if (!status.ok()) {
+        LOG(WARNING) << "replaying update_server_conf of adopted worker "
+                     << workers_->site_id(workers_->at(w).site) << "#"
+                     << workers_->at(w).index << ": " << status.message();
+      }
+    }
+  }
+  adopted_conf_updates_.clear();
 }
 
 void Master::RecordWorker(int w) {
@@ -203,8 +223,7 @@ absl::StatusOr<watchdog::LinkMessage> Master::AskWatchdog(
         std::max(deadline - absl::Now(), absl::ZeroDuration()));
     if (absl::IsNotFound(message.status())) {
       // It may still answer: that reply (and a socket it carries) is read
-      // and dropped later, not taken for the next request's.
-      ++watchdog_replies_owed_;
+      // and dropped by OnWatchdogPoll, never taken for a later request's.
       return absl::DeadlineExceededError(
           absl::StrCat("the watchdog did not answer within ",
                        absl::FormatDuration(kWatchdogReplyTimeout)));
@@ -222,31 +241,19 @@ absl::StatusOr<watchdog::LinkMessage> Master::AskWatchdog(
         return message;
       }
       // A reply to a request given up on; its fds close here.
-      if (watchdog_replies_owed_ > 0) --watchdog_replies_owed_;
       continue;
     }
-    if (!adopted_) {
-      // At start the worker offers may come first: AdoptWorkers reads them.
-      watchdog_inbox_.push_back(*std::move(message));
-      continue;
-    }
-    LOG(WARNING) << "unexpected message from the watchdog: "
-                 << message->body.dump();
+    // At start, the worker offers (AdoptWorkers reads them); later, an
+    // upgrade's answer (the loop hands it to HandleWatchdogMessage).
+    watchdog_inbox_.push_back(*std::move(message));
   }
 }
 
-void Master::DropLateWatchdogReplies() {
-  while (watchdog_replies_owed_ > 0) {
-    absl::StatusOr<watchdog::LinkMessage> message =
-        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
-                                     absl::ZeroDuration());
-    if (absl::IsNotFound(message.status())) return;
-    if (!message.ok() && !absl::IsInvalidArgument(message.status())) {
-      watchdog_replies_owed_ = 0;  // the link is gone
-      return;
-    }
-    // Whatever it is, it answers nothing asked now; its fds close here.
-    if (message.ok()) --watchdog_replies_owed_;
+void Master::HandleWatchdogInbox() {
+  while (!watchdog_inbox_.empty()) {
+    watchdog::LinkMessage message = std::move(watchdog_inbox_.front());
+    watchdog_inbox_.pop_front();
+    HandleWatchdogMessage(std::move(message));
   }
 }
 
@@ -282,6 +289,100 @@ void Master::FlushWatchdogLink() {
     }
     watchdog_outbox_.pop_front();
   }
+}
+
+void Master::ArmWatchdogPoll() {
+  io_uring_sqe* sqe = Sqe(kOpWatchdogPoll, 0);
+  io_uring_prep_poll_multishot(sqe, watchdog_link_.get(), POLLIN);
+}
+
+void Master::OnWatchdogPoll(io_uring_cqe* cqe) {
+  if (!watchdog_link_) return;
+  bool closed = cqe->res < 0 || (cqe->res & (POLLHUP | POLLERR));
+  for (int i = 0; i < 64 && !closed; ++i) {
+    absl::StatusOr<watchdog::LinkMessage> message =
+        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
+                                     absl::ZeroDuration());
+    if (absl::IsNotFound(message.status())) break;
+    if (absl::IsUnavailable(message.status())) {
+      closed = true;
+      break;
+    }
+    if (!message.ok()) {
+      LOG(ERROR) << "from the watchdog: " << message.status().message();
+      continue;
+    }
+    HandleWatchdogMessage(*std::move(message));
+  }
+  if (closed) {
+    // The watchdog is gone: PR_SET_PDEATHSIG brings our SIGTERM. Nothing
+    // more can be recorded; the poll is not re-armed.
+    LOG(ERROR) << "the link to the watchdog closed";
+    watchdog_link_.Reset();
+    return;
+  }
+  if (!(cqe->flags & IORING_CQE_F_MORE)) ArmWatchdogPoll();
+}
+
+void Master::HandleWatchdogMessage(watchdog::LinkMessage message) {
+  const std::string op = message.body["op"].get<std::string>();
+  if (op == "handover") {
+    for (uint32_t slot : upgrade_clients_) {
+      ReplyToControlClient(
+          slot, absl::StrCat("ok: the binary on disk accepts the config; "
+                             "master ",
+                             getpid(), " hands over to it\n"));
+    }
+    upgrade_clients_.clear();
+    BeginHandover();
+  } else if (op == "upgrade_failed") {
+    const std::string error = message.body.value("error", "");
+    for (uint32_t slot : upgrade_clients_) {
+      ReplyToControlClient(slot,
+                           absl::StrCat("error: upgrade refused: ", error,
+                                        "; this master keeps running\n"));
+    }
+    upgrade_clients_.clear();
+    upgrade_requested_ = false;
+  } else if (op == "bound") {
+    // The answer to a bind the master stopped waiting for (its reload
+    // failed and aborted): the socket it carries closes here.
+    LOG(WARNING) << "a late answer from the watchdog, dropped: "
+                 << message.body.dump();
+  } else {
+    LOG(WARNING) << "unexpected message from the watchdog: "
+                 << message.body.dump();
+  }
+}
+
+void Master::RequestUpgrade(int client) {
+  if (!watchdog_link_) {
+    const std::string error =
+        "error: upgrade needs the watchdog, and this master runs alone "
+        "(--watchdog=false); restart it with the new binary\n";
+    LOG(WARNING) << error;
+    if (client >= 0) ReplyToControlClient(client, error);
+    return;
+  }
+  if (stopping_) {
+    if (client >= 0) {
+      ReplyToControlClient(client, "error: the master is stopping\n");
+    }
+    return;
+  }
+  if (client >= 0) upgrade_clients_.push_back(client);
+  if (upgrade_requested_) return;  // one answer serves every client
+  upgrade_requested_ = true;
+  LOG(INFO) << "upgrade: asking the watchdog to check the binary on disk";
+  SendToWatchdog({{"op", "upgrade"}}, {});
+}
+
+void Master::BeginHandover() {
+  if (stopping_) return;
+  LOG(INFO) << "handing over to the next master: no more accepts; the "
+               "connections held are handed off first";
+  handing_over_ = true;
+  BeginStop();
 }
 
 }  // namespace master

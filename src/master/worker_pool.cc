@@ -81,6 +81,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     worker.drain_deadline_ns = 0;
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
     worker.scm_rights_only = false;
+    worker.conf_updates.clear();
     if (worker.node) worker.node->Reset();
     self->restarted_.push_back(w);
   });
@@ -296,6 +297,8 @@ WorkerPool::AdoptResult WorkerPool::Adopt(watchdog::WorkerRecord record,
                        absl::ToUnixMicros(absl::Now()));
     worker.ready = record.ready && worker.node->listening;
   }
+  result.conf_updates = std::move(record.conf_updates);
+  worker.conf_updates.clear();  // replayed by the master, which adds them
   restarted_.push_back(found);
   return result;
 }
@@ -311,6 +314,7 @@ watchdog::WorkerRecord WorkerPool::DescribeForWatchdog(int w) const {
       SpecFingerprint(processes_->spec(worker.process_slot));
   record.ticket_secret = ticket_secrets_[worker.site];
   record.ready = worker.ready;
+  record.conf_updates = worker.conf_updates;
   if (worker.node) {
     record.node_server_key = worker.node->server_key();
     record.node_speaks_ddv = worker.node->speaks_ddv;

@@ -93,6 +93,9 @@ struct Worker {
   bool scm_rights_only = false;
   // The process the watchdog holds a record of, 0 for none.
   pid_t recorded_pid = 0;
+  // update_server_conf bodies accepted from the current process, kept in
+  // its watchdog record so that a next master can replay them.
+  std::vector<std::string> conf_updates;
   // Set for a `runtime = "node"` slot: its channel is a SOCK_STREAM speaking
   // Node's cluster IPC (docs/node.md), and `ready` means the app listens.
   std::unique_ptr<NodeChannel> node;
@@ -112,6 +115,7 @@ class WorkerPool {
     bool exited = false;        // the process is gone; its slot starts anew
     bool spec_changed = false;  // started with another command or env
     int lost_connections = 0;   // unread in a dead process's channel
+    std::vector<std::string> conf_updates;  // to replay, in order
   };
   // Takes over a worker the watchdog kept from an earlier master, before
   // StartAll (docs/lifecycle.md). The record's slot (site and index) must

@@ -15,11 +15,13 @@
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/watchdog/link.h"
 #include "src/watchdog/listener_requests.h"
 #include "src/watchdog/listener_set.h"
+#include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/worker_record.h"
 
 namespace ddv {
@@ -28,10 +30,16 @@ namespace {
 
 class Watchdog {
  public:
-  Watchdog(const WatchdogOptions& options, std::vector<UniqueFd> listeners)
+  Watchdog(const WatchdogOptions& options, std::vector<UniqueFd> listeners,
+           std::vector<WorkerRecord> workers)
       : options_(options),
         listeners_(options.listener_names, std::move(listeners)),
-        listener_requests_(options.listen) {}
+        listener_requests_(options.listen) {
+    for (WorkerRecord& record : workers) {
+      const std::string key = record.key();
+      records_.insert_or_assign(key, std::move(record));
+    }
+  }
 
   int Run();
 
@@ -45,7 +53,16 @@ class Watchdog {
   bool FlushOffers();
   void ReadLink();
   void HandleLinkMessage(LinkMessage message);
-  void OnMasterExit(pid_t running);
+  // `handed_over`: it exited for an upgrade that could not re-execute, so
+  // even status 0 means "start another", not "stop".
+  void OnMasterExit(pid_t running, bool handed_over);
+  // Upgrade: checks the binary on disk, then asks the master to hand over.
+  void StartUpgrade();
+  // Runs the binary on disk with --check_config on the last good config.
+  absl::Status CheckNewBinary();
+  // After the master handed over: execve() of the binary on disk, keeping
+  // listeners and records. Returns only if that failed.
+  void ReExecute();
 
   const WatchdogOptions& options_;
   ListenerSet listeners_;
@@ -60,6 +77,8 @@ class Watchdog {
   size_t offered_ = 0;
   absl::flat_hash_map<std::string, WorkerRecord> records_;  // by key()
   bool stopping_ = false;
+  bool upgrading_ = false;  // the master was asked to hand over
+  absl::Time upgrade_deadline_ = absl::InfiniteFuture();
   std::deque<absl::Time> recent_exits_;  // within crash_loop_window
 };
 
@@ -165,6 +184,10 @@ void Watchdog::HandleLinkMessage(LinkMessage message) {
     if (it != records_.end()) ApplyWorkerReady(message.body, &it->second);
     return;
   }
+  if (op == "upgrade") {
+    StartUpgrade();
+    return;
+  }
   if (op == "drop") {
     auto key = message.body.find("key");
     auto pid = message.body.find("pid");
@@ -183,7 +206,7 @@ void Watchdog::HandleLinkMessage(LinkMessage message) {
                << message.body.dump();
 }
 
-void Watchdog::OnMasterExit(pid_t running) {
+void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   link_.Reset();
   // A reload it did not commit never happened.
   listener_requests_.Abort();
@@ -193,7 +216,7 @@ void Watchdog::OnMasterExit(pid_t running) {
   const std::string how =
       exit ? exit->ToString() : std::string("an unknown status");
   if (stopping_) return;
-  if (exit && exit->exited() && exit->code == 0) return;
+  if (exit && exit->exited() && exit->code == 0 && !handed_over) return;
   absl::Status link = PrepareLink();
   if (!link.ok()) LOG(ERROR) << "watchdog: " << link.message();
   const absl::Time now = absl::Now();
@@ -231,13 +254,110 @@ void Watchdog::OnMasterExit(pid_t running) {
   }
 }
 
+absl::Status Watchdog::CheckNewBinary() {
+  supervise::ProcessSpec check;
+  check.name = "upgrade-check";
+  check.argv = options_.master_argv;
+  // The config the new master would run: the last good one if there is one.
+  for (const std::string& arg : options_.master_argv) {
+    constexpr absl::string_view kSnapshot = "--config_snapshot=";
+    if (absl::StartsWith(arg, kSnapshot) &&
+        access(arg.substr(kSnapshot.size()).c_str(), R_OK) == 0) {
+      check.argv.push_back(
+          absl::StrCat("--config=", arg.substr(kSnapshot.size())));
+    }
+  }
+  check.argv.push_back("--check_config");
+  // Its summary is not for the log; errors go to stderr, which is ours.
+  check.stdout_path = "/dev/null";
+  absl::StatusOr<supervise::Spawned> spawned = supervise::Spawn(check);
+  if (!spawned.ok()) return spawned.status();
+  pollfd done = {spawned->pidfd.get(), POLLIN, 0};
+  if (poll(&done, 1, 10000) <= 0) {
+    kill(spawned->pid, SIGKILL);
+    poll(&done, 1, 5000);
+    supervise::TryReap(spawned->pidfd.get()).IgnoreError();
+    return absl::DeadlineExceededError(absl::StrCat(
+        options_.master_argv[0], " --check_config did not finish in 10s"));
+  }
+  absl::StatusOr<supervise::ExitStatus> exit =
+      supervise::TryReap(spawned->pidfd.get());
+  if (!exit.ok()) return exit.status();
+  if (!exit->exited() || exit->code != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.master_argv[0], " --check_config ended with ",
+                     exit->ToString(), " (its reason is in the log)"));
+  }
+  return absl::OkStatus();
+}
+
+void Watchdog::StartUpgrade() {
+  const pid_t master = table_->pid(slot_);
+  absl::Status status;
+  if (upgrading_) {
+    status = absl::FailedPreconditionError("an upgrade is already under way");
+  } else if (master == 0 || !link_) {
+    status = absl::FailedPreconditionError(
+        "no master is running to hand over; it restarts with the binary on "
+        "disk anyway");
+  } else {
+    status = CheckNewBinary();
+  }
+  if (!status.ok()) {
+    LOG(ERROR) << "watchdog: upgrade refused: " << status.message();
+    if (link_) {
+      SendLinkMessage(link_.get(), {{"op", "upgrade_failed"},
+                                    {"error", std::string(status.message())}})
+          .IgnoreError();
+    }
+    return;
+  }
+  LOG(INFO) << "watchdog: upgrade: " << options_.master_argv[0]
+            << " accepts the config; asking master " << master
+            << " to hand over";
+  upgrading_ = true;
+  upgrade_deadline_ = absl::Now() + options_.stop_grace;
+  absl::Status sent = SendLinkMessage(link_.get(), {{"op", "handover"}});
+  if (!sent.ok()) {
+    // It cannot hear us: it goes the hard way. Its workers live on.
+    LOG(WARNING) << "watchdog: cannot ask the master to hand over ("
+                 << sent.message() << "); SIGKILL";
+    kill(master, SIGKILL);
+  }
+}
+
+void Watchdog::ReExecute() {
+  std::vector<const WorkerRecord*> workers;
+  for (const auto& [key, record] : records_) workers.push_back(&record);
+  absl::StatusOr<UniqueFd> state =
+      WriteWatchdogState(options_.master_argv, listeners_, workers);
+  if (!state.ok()) {
+    LOG(ERROR) << "watchdog: upgrade: " << state.status().message()
+               << "; starting a master from this watchdog instead";
+    return;
+  }
+  std::vector<std::string> args = options_.self_argv;
+  args.push_back(absl::StrCat("--watchdog_state_fd=", state->get()));
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  LOG(INFO) << "watchdog: upgrade: re-executing " << options_.master_argv[0]
+            << " as pid " << getpid() << " with " << listeners_.size()
+            << " listeners and " << records_.size() << " workers";
+  google::FlushLogFiles(google::GLOG_INFO);
+  execve(options_.master_argv[0].c_str(), argv.data(), environ);
+  PLOG(ERROR) << "watchdog: upgrade: execve(" << options_.master_argv[0]
+              << ") failed; starting a master from this watchdog instead";
+  RestoreCloseOnExec(listeners_, workers);
+}
+
 int Watchdog::Run() {
   absl::Status status = supervise::BecomeSubreaper();
   if (!status.ok()) LOG(WARNING) << status;
 
   sigset_t mask;
   sigemptyset(&mask);
-  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGCHLD}) {
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCHLD}) {
     sigaddset(&mask, sig);
   }
   sigprocmask(SIG_BLOCK, &mask, nullptr);
@@ -299,7 +419,10 @@ int Watchdog::Run() {
       if (sig == SIGTERM || sig == SIGINT) {
         LOG(INFO) << "watchdog: signal " << sig << ", stopping the master";
         stopping_ = true;
+        upgrading_ = false;
         table_->Stop(slot_, options_.stop_grace);
+      } else if (sig == SIGUSR2) {
+        StartUpgrade();
       } else if (master > 0) {
         kill(master, sig);  // SIGHUP reload, SIGUSR1: the master's to answer
       }
@@ -317,17 +440,25 @@ int Watchdog::Run() {
     table_->ReapOrphans();
     // Decide on the exit whichever path reaped the master (its pidfd, or
     // ReapOrphans).
+    bool handed_over = false;
+    if (running != 0 && table_->pid(slot_) != running && upgrading_) {
+      handed_over = true;
+      upgrading_ = false;
+      upgrade_deadline_ = absl::InfiniteFuture();
+      link_.Reset();
+      ReExecute();  // returns only if it failed: go on as a crash
+    }
     if (running != 0 && table_->pid(slot_) != running) {
       const std::optional<supervise::ExitStatus> exit =
           table_->last_exit(slot_);
-      OnMasterExit(running);
+      OnMasterExit(running, handed_over);
       if (stopping_) {
         LOG(INFO) << "watchdog: master pid " << running << " stopped ("
                   << (exit ? exit->ToString() : "an unknown status")
                   << "), exiting";
         return 0;
       }
-      if (exit && exit->exited() && exit->code == 0) {
+      if (exit && exit->exited() && exit->code == 0 && !handed_over) {
         // The master exits 0 only when asked to stop (ddvctl stop, or a
         // signal sent to it directly): that is final, not a crash.
         LOG(INFO) << "watchdog: master stopped on request, exiting";
@@ -341,6 +472,13 @@ int Watchdog::Run() {
       LOG(INFO) << "watchdog: master stopped, exiting";
       return 0;
     }
+    if (upgrading_ && absl::Now() >= upgrade_deadline_ &&
+        table_->pid(slot_) != 0) {
+      LOG(WARNING) << "watchdog: the master did not hand over in time; "
+                      "SIGKILL (its workers live on)";
+      kill(table_->pid(slot_), SIGKILL);
+      upgrade_deadline_ = absl::InfiniteFuture();
+    }
     table_->RestartDue(absl::Now());
     if (table_->pid(slot_) != 0 && table_->pid(slot_) != running) {
       LOG(INFO) << "watchdog: started master " << table_->pid(slot_);
@@ -352,8 +490,9 @@ int Watchdog::Run() {
 }  // namespace
 
 int RunWatchdog(const WatchdogOptions& options,
-                std::vector<UniqueFd> listeners) {
-  Watchdog watchdog(options, std::move(listeners));
+                std::vector<UniqueFd> listeners,
+                std::vector<WorkerRecord> workers) {
+  Watchdog watchdog(options, std::move(listeners), std::move(workers));
   return watchdog.Run();
 }
 

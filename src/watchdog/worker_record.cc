@@ -6,6 +6,20 @@ namespace ddv {
 namespace watchdog {
 namespace {
 
+bool ReadStrings(const nlohmann::json& body, const char* name,
+                 std::vector<std::string>* out) {
+  auto it = body.find(name);
+  if (it == body.end()) return true;
+  if (!it->is_array()) return false;
+  std::vector<std::string> strings;
+  for (const nlohmann::json& item : *it) {
+    if (!item.is_string()) return false;
+    strings.push_back(item.get<std::string>());
+  }
+  *out = std::move(strings);
+  return true;
+}
+
 // Reads an optional field of the expected JSON type; false on a wrong type.
 template <typename T>
 bool ReadField(const nlohmann::json& body, const char* name, T* out) {
@@ -52,7 +66,8 @@ absl::StatusOr<WorkerRecord> DecodeWorkerRecord(LinkMessage message) {
       !ReadField(body, "ticket_secret", &record.ticket_secret) ||
       !ReadField(body, "ready", &record.ready) ||
       !ReadField(body, "node_server_key", &record.node_server_key) ||
-      !ReadField(body, "node_speaks_ddv", &record.node_speaks_ddv)) {
+      !ReadField(body, "node_speaks_ddv", &record.node_speaks_ddv) ||
+      !ReadStrings(body, "conf_updates", &record.conf_updates)) {
     return absl::InvalidArgumentError(
         absl::StrCat("worker record with a field of the wrong type: ",
                      body.dump()));
@@ -76,6 +91,7 @@ nlohmann::json EncodeWorkerReady(const WorkerRecord& record) {
   body["key"] = record.key();
   body["pid"] = record.pid;
   body["ready"] = record.ready;
+  body["conf_updates"] = record.conf_updates;
   if (record.node) {
     body["node_server_key"] = record.node_server_key;
     body["node_speaks_ddv"] = record.node_speaks_ddv;
@@ -94,11 +110,14 @@ bool ApplyWorkerReady(const nlohmann::json& body, WorkerRecord* record) {
   updated.ready = record->ready;
   updated.node_server_key = record->node_server_key;
   updated.node_speaks_ddv = record->node_speaks_ddv;
+  updated.conf_updates = record->conf_updates;
   if (!ReadField(body, "ready", &updated.ready) ||
       !ReadField(body, "node_server_key", &updated.node_server_key) ||
-      !ReadField(body, "node_speaks_ddv", &updated.node_speaks_ddv)) {
+      !ReadField(body, "node_speaks_ddv", &updated.node_speaks_ddv) ||
+      !ReadStrings(body, "conf_updates", &updated.conf_updates)) {
     return false;
   }
+  record->conf_updates = std::move(updated.conf_updates);
   record->ready = updated.ready;
   record->node_server_key = std::move(updated.node_server_key);
   record->node_speaks_ddv = updated.node_speaks_ddv;

@@ -39,6 +39,10 @@ struct WorkerRecord {
   // loaded the ddv-worker package.
   std::string node_server_key;
   bool node_speaks_ddv = false;
+  // The update_server_conf bodies the master accepted from this process
+  // (claimed hosts, the default, a process count): the next master
+  // replays them, since an adopted worker does not ask again.
+  std::vector<std::string> conf_updates;
   UniqueFd pidfd;
   UniqueFd channel;    // the master's end
   UniqueFd child_end;  // the end every process of the slot inherits
@@ -51,7 +55,8 @@ nlohmann::json EncodeWorkerRecord(const WorkerRecord& record);
 std::vector<int> WorkerRecordFds(const WorkerRecord& record);
 absl::StatusOr<WorkerRecord> DecodeWorkerRecord(LinkMessage message);
 
-// {"op": "ready", "key", "pid", ...}: the fields a ready worker adds.
+// {"op": "ready", "key", "pid", ...}: what changes while the process runs
+// (readiness, what a Node app listens on, accepted conf updates).
 nlohmann::json EncodeWorkerReady(const WorkerRecord& record);
 // Applies a "ready" message to `record` if it names the same process.
 bool ApplyWorkerReady(const nlohmann::json& body, WorkerRecord* record);
