@@ -240,6 +240,7 @@ class Master {
   // Retired listeners whose accept has stopped: what waits in their
   // backlog is taken, then the socket is closed. Every loop turn.
   void CloseDrainedListeners();
+  void ReleaseRetiredRoutes();
   void DrainListener(uint32_t listener);
   // A connection accepted on `listener`: a slot now, or held for the next.
   void TakeAccepted(UniqueFd fd, uint32_t listener);

@@ -165,6 +165,7 @@ void Master::CommitListeners(const std::vector<config::ListenerConfig>& next,
 void Master::ApplyListeners(const ReloadPlan& plan,
                             std::vector<NewListener> acquired,
                             std::shared_ptr<const route::RouteTable> old_routes) {
+  ReleaseRetiredRoutes();
   // Running config index → slot.
   std::vector<uint32_t> slot_of(config_.listeners.size());
   for (uint32_t l = 0; l < listeners_.size(); ++l) {
@@ -216,6 +217,24 @@ void Master::ApplyListeners(const ReloadPlan& plan,
               << (change.socket_from >= 0 ? " (the same socket)"
                                           : " (a new socket)");
     listeners_.push_back(std::move(slot));
+  }
+}
+
+// A retired listener's route table is kept while anything accepted on it
+// may still be routed: in the table or held. Checked at each reload, so a
+// master changing listeners often does not keep every table it ever had.
+void Master::ReleaseRetiredRoutes() {
+  std::vector<bool> in_use(listeners_.size(), false);
+  for (uint32_t index = 0; index < connections_.capacity(); ++index) {
+    const Connection& c = connections_.at(index);
+    if (c.state != ConnState::kFree) in_use[c.listener] = true;
+  }
+  for (const HeldConnection& held : held_) in_use[held.listener] = true;
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    ListenerSlot& slot = listeners_[l];
+    if (slot.config_index < 0 && !slot.drain && !in_use[l]) {
+      slot.routes.reset();
+    }
   }
 }
 
@@ -293,6 +312,10 @@ route::RouteResult Master::RouteOn(
   if (slot.config_index >= 0) {
     return routes_->Lookup(slot.config_index, host, offered_alpn);
   }
+  // Released (ReleaseRetiredRoutes) only when nothing accepted on it was
+  // left; one that comes back later (unread in a dead worker's channel,
+  // held for a slot) has no site any more.
+  if (!slot.routes) return route::RouteResult{};
   return slot.routes->Lookup(slot.route_index, host, offered_alpn);
 }
 

@@ -269,6 +269,41 @@ class ListenersTest(unittest.TestCase):
         self.assertEqual(worker_pids(self.ddv), workers)
         self.assertNotIn("was not passed on", full_log(self.ddv))
 
+    def test_master_dead_before_its_snapshot_binds_what_the_snapshot_has(self):
+        """A master that dies between the watchdog's commit and writing the
+        last good config: the next one runs the older snapshot, and binds
+        what it has that the watchdog's set lacks."""
+        http, old, new = free_port(), free_port(), free_port()
+        self.ddv = start([("http", http), ("old", old)])
+        snapshot = os.path.join(os.path.dirname(self.ddv.control_socket),
+                                "control.last-good.toml")
+        with open(snapshot) as f:
+            before = f.read()
+        result = reload(self.ddv, [("http", http), ("new", new)])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(snapshot, "w") as f:
+            f.write(before)  # as if the master died before writing it
+        master = self.ddv.status()["pid"]
+        os.kill(master, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: not alive(master), timeout=5))
+        # "old" listens again once the next master has bound it (the
+        # watchdog did not hold it meanwhile).
+        self.assertTrue(wait_for(lambda: not refused(old), timeout=10))
+        self.assertEqual(site_on(old), "a")
+        self.assertEqual(site_on(http), "a")
+        self.assertTrue(wait_for(lambda: refused(new), timeout=5))
+        self.assertIn('listener "old" 127.0.0.1:%d was not passed on' % old,
+                      full_log(self.ddv))
+        # Its start commit made that the watchdog's set: the master after
+        # it is passed "old" again.
+        master = self.ddv.status()["pid"]
+        os.kill(master, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: not alive(master), timeout=5))
+        self.assertEqual(site_on(old), "a")
+        self.assertEqual(
+            full_log(self.ddv).count('listener "old" 127.0.0.1:%d was not '
+                                     'passed on' % old), 1)
+
     def test_five_reloads_under_load_fail_no_request(self):
         http, web = free_port(), free_port()
         stable = [("http", http), ("web", web)]
