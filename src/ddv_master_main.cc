@@ -393,6 +393,9 @@ int main(int argc, char** argv) {
     }
     options.master_argv = std::move(state->master_argv);
     options.listener_names = std::move(state->listener_names);
+    for (const std::string& why : state->skipped) {
+      LOG(ERROR) << "upgrade: a worker record is lost: " << why;
+    }
     LOG(INFO) << "watchdog " << getpid() << " upgraded in place: "
               << state->listeners.size() << " listeners, "
               << state->workers.size() << " workers kept";
@@ -489,5 +492,5 @@ int main(int argc, char** argv) {
     LOG(ERROR) << status;
     return 1;
   }
-  return 0;
+  return (*master)->handed_over() ? ddv::master::kExitHandedOver : 0;
 }

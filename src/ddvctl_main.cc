@@ -107,7 +107,10 @@ void PrintStatus(const std::string& text) {
 int MasterPid(const absl::StatusOr<std::string>& reply) {
   if (!reply.ok()) return 0;
   nlohmann::json status = nlohmann::json::parse(*reply, nullptr, false);
-  return status.is_object() ? status.value("pid", 0) : 0;
+  if (!status.is_object()) return 0;
+  auto pid = status.find("pid");
+  return pid != status.end() && pid->is_number_integer() ? pid->get<int>()
+                                                         : 0;
 }
 
 int PrintFailure(const absl::Status& status) {

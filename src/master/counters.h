@@ -47,9 +47,7 @@ namespace master {
   X(control_refused, "control connections refused by the peer check")     \
   X(claims_refused, "update_server_conf claims refused by the policy")    \
   X(claims_dropped, "run-time claims dropped (worker gone, or a reload)") \
-  X(workers_adopted, "running workers taken over from an earlier master")  \
-  X(adopted_connections_lost,                                               \
-    "handoffs unread by workers that died while no master ran")
+  X(workers_adopted, "running workers taken over from an earlier master")
 
 struct Counters {
 #define DDV_DECLARE_COUNTER(name, help) uint64_t name = 0;

@@ -42,6 +42,12 @@ Master::~Master() {
   if (ring_) ring_->CancelAll();
   peek_buffers_.reset();
   ring_.reset();
+  // Under a watchdog, any end but a requested stop (an error out of Run,
+  // a handover) leaves the workers to the next master: the pool's table
+  // would SIGKILL them.
+  if (watchdog_link_ && workers_ && !(stopping_ && !handing_over_)) {
+    workers_->AbandonAll();
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Master>> Master::Create(
@@ -172,16 +178,24 @@ absl::Status Master::Run() {
       ArmWorker(w);
       RecordWorker(w);
     }
+    for (int w : workers_->TakeDrainStarted()) RecordWorkerReady(w);
     if (!watchdog_outbox_.empty()) FlushWatchdogLink();
     // Read while a reload waited for the watchdog: handled between
     // handlers, as if polled.
     if (adopted_ && !watchdog_inbox_.empty()) HandleWatchdogInbox();
+    CheckUpgradeAnswer(now);
     ReclaimFromDeadWorkers();
     if (stopping_ && StopStep(now)) break;
   }
   if (handing_over_) {
-    // The workers are the next master's: the watchdog holds their records.
+    // The workers are the next master's: the watchdog holds their records,
+    // so what is still queued for it must get there first.
+    const absl::Time deadline = absl::Now() + absl::Seconds(2);
     FlushWatchdogLink();
+    while (!watchdog_outbox_.empty() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+      FlushWatchdogLink();
+    }
     workers_->AbandonAll();
     LOG(INFO) << "master handed over: " << workers_->size()
               << " workers left running for the next master";
@@ -254,6 +268,16 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
 }
 
 void Master::BeginStop() {
+  if (handing_over_) {
+    // A stop asked during a handover wins: the workers drain and stop, and
+    // the exit status tells the watchdog not to re-execute.
+    LOG(INFO) << "stop asked during a handover: stopping instead";
+    handing_over_ = false;
+  }
+  StopAccepting();
+}
+
+void Master::StopAccepting() {
   if (stopping_) return;
   stopping_ = true;
   stop_phase_ = StopPhase::kDrainingConnections;

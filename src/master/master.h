@@ -54,6 +54,10 @@
 namespace ddv {
 namespace master {
 
+// The exit status of a master that handed its workers over (an upgrade):
+// the watchdog re-executes only on this one, never on a plain stop.
+inline constexpr int kExitHandedOver = 3;
+
 // The most connections one handoff message carries (--handoff_batch).
 inline constexpr uint32_t kMaxHandoffBatch = handoff::kMaxEntriesPerBatch;
 
@@ -100,6 +104,9 @@ class Master {
 
   // Runs until SIGTERM/SIGINT (graceful drain) or a fatal error.
   absl::Status Run();
+  // Run() ended by handing the workers over to the next master (an
+  // upgrade): the process exits with kExitHandedOver.
+  bool handed_over() const { return handing_over_; }
 
   // JSON for `ddvctl status --json`, Prometheus text for `ddvctl metrics`.
   std::string StatusJson() const;
@@ -326,6 +333,8 @@ class Master {
   // not fatal (the running config is good either way).
   void SaveConfigSnapshot();
   void BeginStop();
+  // What a stop and a handover share: no more accepts, then StopStep.
+  void StopAccepting();
   // Moves the graceful stop on; returns true when Run() may return.
   bool StopStep(int64_t now_ns);
 
@@ -372,6 +381,8 @@ class Master {
   // `ddvctl upgrade`, SIGUSR2: asks the watchdog, which checks the binary
   // on disk and answers "handover" (BeginHandover) or "upgrade_failed".
   void RequestUpgrade(int client);
+  // Gives up on an upgrade the watchdog never answered (30 s).
+  void CheckUpgradeAnswer(int64_t now_ns);
   // Stops accepting, hands off what it holds, then Run() returns leaving
   // every worker running for the next master (docs/lifecycle.md).
   void BeginHandover();
@@ -458,6 +469,7 @@ class Master {
   bool adopted_ = false;       // AdoptWorkers has run
   std::vector<uint32_t> upgrade_clients_;  // waiting for the watchdog
   bool upgrade_requested_ = false;
+  int64_t upgrade_requested_ns_ = 0;
   bool handing_over_ = false;
   // The path bound at start: the one a reload's mode or group applies to.
   std::string control_socket_path_;

@@ -103,15 +103,8 @@ absl::Status Master::AdoptWorkers() {
     }
     if (result.exited) {
       ++exited;
-      counters_.adopted_connections_lost += result.lost_connections;
       LOG(WARNING) << "worker " << key << " pid " << pid
-                   << " exited while no master ran"
-                   << (result.lost_connections > 0
-                           ? absl::StrCat("; ", result.lost_connections,
-                                          " connections it never read are "
-                                          "lost")
-                           : std::string())
-                   << "; starting it again";
+                   << " exited while no master ran; starting it again";
     } else {
       // A slot the config no longer has (a worker retired by a reload
       // just before the old master died, a site removed): it was being
@@ -336,7 +329,10 @@ void Master::HandleWatchdogMessage(watchdog::LinkMessage message) {
     upgrade_clients_.clear();
     BeginHandover();
   } else if (op == "upgrade_failed") {
-    const std::string error = message.body.value("error", "");
+    auto it = message.body.find("error");
+    const std::string error = it != message.body.end() && it->is_string()
+                                  ? it->get<std::string>()
+                                  : std::string("no reason given");
     for (uint32_t slot : upgrade_clients_) {
       ReplyToControlClient(slot,
                            absl::StrCat("error: upgrade refused: ", error,
@@ -353,6 +349,22 @@ void Master::HandleWatchdogMessage(watchdog::LinkMessage message) {
     LOG(WARNING) << "unexpected message from the watchdog: "
                  << message.body.dump();
   }
+}
+
+void Master::CheckUpgradeAnswer(int64_t now_ns) {
+  if (!upgrade_requested_ || handing_over_ ||
+      now_ns - upgrade_requested_ns_ < 30 * 1000000000LL) {
+    return;
+  }
+  // The watchdog's check takes 10 s at most: an answer this late is lost.
+  LOG(ERROR) << "upgrade: no answer from the watchdog in 30 s; giving up";
+  for (uint32_t slot : upgrade_clients_) {
+    ReplyToControlClient(slot,
+                         "error: upgrade: the watchdog did not answer in 30 "
+                         "s (see its log); this master keeps running\n");
+  }
+  upgrade_clients_.clear();
+  upgrade_requested_ = false;
 }
 
 void Master::RequestUpgrade(int client) {
@@ -373,6 +385,7 @@ void Master::RequestUpgrade(int client) {
   if (client >= 0) upgrade_clients_.push_back(client);
   if (upgrade_requested_) return;  // one answer serves every client
   upgrade_requested_ = true;
+  upgrade_requested_ns_ = MonotonicNowNs();
   LOG(INFO) << "upgrade: asking the watchdog to check the binary on disk";
   SendToWatchdog({{"op", "upgrade"}}, {});
 }
@@ -382,7 +395,7 @@ void Master::BeginHandover() {
   LOG(INFO) << "handing over to the next master: no more accepts; the "
                "connections held are handed off first";
   handing_over_ = true;
-  BeginStop();
+  StopAccepting();
 }
 
 }  // namespace master

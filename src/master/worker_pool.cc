@@ -82,6 +82,8 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
     worker.scm_rights_only = false;
     worker.conf_updates.clear();
+    worker.started_fingerprint =
+        SpecFingerprint(self->processes_->spec(slot));
     if (worker.node) worker.node->Reset();
     self->restarted_.push_back(w);
   });
@@ -242,26 +244,11 @@ WorkerPool::AdoptResult WorkerPool::Adopt(watchdog::WorkerRecord record,
   Worker& worker = workers_[found];
   struct pollfd exited = {record.pidfd.get(), POLLIN, 0};
   if (::poll(&exited, 1, 0) > 0) {
-    // It died while no master ran. What it left unread dies with it: its
-    // slot starts on the fresh channel, since a process started on the old
-    // one by the dead master after its last record could still hold it.
+    // It died while no master ran. Its slot starts on the fresh channel:
+    // a process the dead master started on the old one after its last
+    // record could still hold it, so what is unread there is not ours to
+    // take. Our copies close with the record.
     result.exited = true;
-    if (record.node) {
-      DiscardStream(record.child_end.get());
-    } else {
-      for (int i = 0; i < 100000; ++i) {
-        absl::StatusOr<handoff::ReceivedFrame> frame =
-            handoff::ReceiveFrame(record.child_end.get(), absl::ZeroDuration());
-        if (!frame.ok()) {
-          if (handoff::IsWouldBlock(frame.status()) ||
-              handoff::IsPeerClosed(frame.status())) {
-            break;
-          }
-          continue;
-        }
-        result.lost_connections += static_cast<int>(frame->fds.size());
-      }
-    }
     return result;
   }
   result.worker = found;
@@ -281,11 +268,18 @@ WorkerPool::AdoptResult WorkerPool::Adopt(watchdog::WorkerRecord record,
     if (to == handoff::kWorkerChannelFd) from = worker.child_end.get();
   }
   result.spec_changed = SpecFingerprint(spec) != record.spec_fingerprint;
+  worker.started_fingerprint = record.spec_fingerprint;
   processes_->SetSpec(worker.process_slot, std::move(spec));
   processes_->Adopt(worker.process_slot, record.pid, std::move(record.pidfd));
   ++worker.generation;
   worker.ready = record.ready;
-  worker.draining = false;
+  worker.draining = record.draining;
+  // It was told to leave by a master that is gone: it gets a whole drain
+  // from now, then SIGTERM as usual.
+  if (worker.draining) {
+    worker.drain_deadline_ns =
+        now_ns + absl::ToInt64Nanoseconds(options_.drain_timeout);
+  }
   worker.restart_pending = false;
   worker.last_heard_ns = now_ns;
   worker.scm_rights_only = handoff_mode_ == handoff::kHandoffPidfd;
@@ -310,10 +304,10 @@ watchdog::WorkerRecord WorkerPool::DescribeForWatchdog(int w) const {
   record.index = worker.index;
   record.pid = processes_->pid(worker.process_slot);
   record.node = worker.node != nullptr;
-  record.spec_fingerprint =
-      SpecFingerprint(processes_->spec(worker.process_slot));
+  record.spec_fingerprint = worker.started_fingerprint;
   record.ticket_secret = ticket_secrets_[worker.site];
   record.ready = worker.ready;
+  record.draining = worker.draining;
   record.conf_updates = worker.conf_updates;
   if (worker.node) {
     record.node_server_key = worker.node->server_key();
@@ -406,6 +400,7 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
   }
   if (worker.draining) return;
   worker.draining = true;
+  drain_started_.push_back(w);
   worker.drain_deadline_ns = MonotonicNowNs() + absl::ToInt64Nanoseconds(grace);
   const std::string name =
       absl::StrCat(site_ids_[worker.site], "#", worker.index);
@@ -694,6 +689,12 @@ void WorkerPool::Tick(int64_t now_ns) {
     processes_->Stop(slot, options_.term_grace);
   }
   processes_->RestartDue(absl::UnixEpoch() + absl::Nanoseconds(now_ns));
+}
+
+std::vector<int> WorkerPool::TakeDrainStarted() {
+  std::vector<int> out;
+  out.swap(drain_started_);
+  return out;
 }
 
 std::vector<int> WorkerPool::TakeRestarted() {

@@ -91,6 +91,9 @@ struct Worker {
   // so it cannot pull sockets from us with pidfd_getfd; it gets SCM_RIGHTS
   // batches (which every worker takes, whatever its mode) until it restarts.
   bool scm_rights_only = false;
+  // What the current process was started with (SpecFingerprint): a spec
+  // changed since by a reload must not pass for the process's own.
+  std::string started_fingerprint;
   // The process the watchdog holds a record of, 0 for none.
   pid_t recorded_pid = 0;
   // update_server_conf bodies accepted from the current process, kept in
@@ -114,7 +117,6 @@ class WorkerPool {
     int worker = -1;            // -1: the record is not one of our slots
     bool exited = false;        // the process is gone; its slot starts anew
     bool spec_changed = false;  // started with another command or env
-    int lost_connections = 0;   // unread in a dead process's channel
     std::vector<std::string> conf_updates;  // to replay, in order
   };
   // Takes over a worker the watchdog kept from an earlier master, before
@@ -202,6 +204,8 @@ class WorkerPool {
   void Tick(int64_t now_ns);
   // Workers (re)started since the last call: the master arms their polls.
   std::vector<int> TakeRestarted();
+  // Workers asked to drain since the last call: their records change.
+  std::vector<int> TakeDrainStarted();
 
   int pidfd(int worker) const;
   pid_t pid(int worker) const;
@@ -247,6 +251,7 @@ class WorkerPool {
   std::vector<int> rolling_;                 // workers waiting to restart
   std::string handoff_mode_;
   std::vector<int> restarted_;
+  std::vector<int> drain_started_;
   uint64_t shutdowns_sent_ = 0;
 };
 

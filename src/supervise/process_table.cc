@@ -177,7 +177,10 @@ void ProcessTable::SignalGroup(Slot& s, int sig) {
   // signal cannot hit a stranger. If the worker left its group, signal it
   // alone.
   if (s.pid <= 1) return;
-  if (::kill(-s.pid, sig) == 0) return;
+  // Not our child: the watchdog reaps it the moment it exits, so its pid
+  // (and group id) may already name another process. Only its pidfd is
+  // sure; what it forked is the watchdog's to reap.
+  if (!s.adopted && ::kill(-s.pid, sig) == 0) return;
   // Raw syscall: glibc 2.36's <sys/pidfd.h> cannot be linked from C++.
   if (::syscall(SYS_pidfd_send_signal, s.pidfd.get(), sig, nullptr, 0) != 0 &&
       errno != ESRCH) {
@@ -251,7 +254,6 @@ void ProcessTable::OnExit(int slot) {
   if (!s.pidfd) return;
   if (s.adopted) {
     if (!Exited(s)) return;  // still running: a spurious wake-up
-    ::kill(-s.pid, SIGKILL);
     FinishExit(slot, ExitStatus::Unknown());
     return;
   }

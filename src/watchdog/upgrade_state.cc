@@ -122,21 +122,28 @@ absl::StatusOr<WatchdogState> ReadWatchdogState(int fd) {
     out.listener_names.push_back(listener["name"].get<std::string>());
     out.listeners.push_back(std::move(socket));
   }
+  // One unusable worker record costs that worker (its fds close, it sees
+  // EOF and leaves), never the listeners and the other workers.
   for (const nlohmann::json& worker : state["workers"]) {
     LinkMessage message;
     message.body = worker;
-    if (!worker.is_object() || !worker.contains("fds") ||
-        !worker["fds"].is_array()) {
-      return bad(absl::StrCat("worker ", worker.dump()));
-    }
-    for (const nlohmann::json& fd : worker["fds"]) {
-      UniqueFd taken;
-      if (!TakeFd(fd, &taken)) return bad(absl::StrCat("worker ", worker.dump()));
-      message.fds.push_back(std::move(taken));
+    bool usable = worker.is_object() && worker.contains("fds") &&
+                  worker["fds"].is_array();
+    if (usable) {
+      for (const nlohmann::json& fd : worker["fds"]) {
+        UniqueFd taken;
+        if (!TakeFd(fd, &taken)) usable = false;
+        message.fds.push_back(std::move(taken));
+      }
     }
     absl::StatusOr<WorkerRecord> record =
-        DecodeWorkerRecord(std::move(message));
-    if (!record.ok()) return record.status();
+        usable ? DecodeWorkerRecord(std::move(message))
+               : absl::InvalidArgumentError("unusable fds");
+    if (!record.ok()) {
+      out.skipped.push_back(
+          absl::StrCat(record.status().message(), ": ", worker.dump()));
+      continue;
+    }
     out.workers.push_back(*std::move(record));
   }
   return out;

@@ -22,6 +22,7 @@ struct WatchdogState {
   std::vector<std::string> listener_names;
   std::vector<UniqueFd> listeners;
   std::vector<WorkerRecord> workers;
+  std::vector<std::string> skipped;  // unusable worker records, and why
 };
 
 // Writes the state into a new memfd and clears FD_CLOEXEC on it and on

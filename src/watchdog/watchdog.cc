@@ -51,7 +51,10 @@ class Watchdog {
   void OfferRecords();
   // Writes what is queued for the master; false when the link is full.
   bool FlushOffers();
-  void ReadLink();
+  // Reads what the master sent, at most `limit` messages (the loop's
+  // bound, so a master cannot keep the watchdog from its signals; a dead
+  // master's messages are read to the end).
+  void ReadLink(size_t limit = 256);
   void HandleLinkMessage(LinkMessage message);
   // `handed_over`: it exited for an upgrade that could not re-execute, so
   // even status 0 means "start another", not "stop".
@@ -142,9 +145,8 @@ bool Watchdog::FlushOffers() {
   return true;
 }
 
-void Watchdog::ReadLink() {
-  // Bounded per wake-up: a master cannot keep the watchdog from its signals.
-  for (int i = 0; i < 256 && link_; ++i) {
+void Watchdog::ReadLink(size_t limit) {
+  for (size_t i = 0; i < limit && link_; ++i) {
     absl::StatusOr<LinkMessage> message =
         ReceiveLinkMessage(link_.get(), absl::ZeroDuration());
     if (absl::IsNotFound(message.status())) return;
@@ -207,6 +209,9 @@ void Watchdog::HandleLinkMessage(LinkMessage message) {
 }
 
 void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
+  // Whatever it sent before dying (a record of a worker it just started)
+  // is still worth keeping, however it was reaped.
+  if (link_) ReadLink(SIZE_MAX);
   link_.Reset();
   // A reload it did not commit never happened.
   listener_requests_.Abort();
@@ -300,6 +305,9 @@ void Watchdog::StartUpgrade() {
     status = absl::FailedPreconditionError(
         "no master is running to hand over; it restarts with the binary on "
         "disk anyway");
+  } else if (!offer_keys_.empty() || offer_end_pending_) {
+    status = absl::UnavailableError(
+        "the master is still starting (adopting workers); try again");
   } else {
     status = CheckNewBinary();
   }
@@ -442,11 +450,19 @@ int Watchdog::Run() {
     // ReapOrphans).
     bool handed_over = false;
     if (running != 0 && table_->pid(slot_) != running && upgrading_) {
-      handed_over = true;
       upgrading_ = false;
       upgrade_deadline_ = absl::InfiniteFuture();
-      link_.Reset();
-      ReExecute();  // returns only if it failed: go on as a crash
+      const std::optional<supervise::ExitStatus> exit =
+          table_->last_exit(slot_);
+      // Only a master that says it handed over (its own exit status) left
+      // its workers for the next one; one that stopped instead (a stop
+      // asked meanwhile) is a stop.
+      if (exit && exit->exited() && exit->code == kExitHandedOver) {
+        handed_over = true;
+        if (link_) ReadLink(SIZE_MAX);
+        link_.Reset();
+        ReExecute();  // returns only if it failed: go on as a crash
+      }
     }
     if (running != 0 && table_->pid(slot_) != running) {
       const std::optional<supervise::ExitStatus> exit =

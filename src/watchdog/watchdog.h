@@ -17,6 +17,10 @@
 namespace ddv {
 namespace watchdog {
 
+// The master's exit status after handing its workers over for an upgrade
+// (master::kExitHandedOver; the watchdog does not depend on the master).
+inline constexpr int kExitHandedOver = 3;
+
 struct WatchdogOptions {
   // The master's command line; the listen fds are appended as
   // --listen_fds=<name=fd,...>.

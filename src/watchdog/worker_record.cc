@@ -65,6 +65,7 @@ absl::StatusOr<WorkerRecord> DecodeWorkerRecord(LinkMessage message) {
       !ReadField(body, "spec", &record.spec_fingerprint) ||
       !ReadField(body, "ticket_secret", &record.ticket_secret) ||
       !ReadField(body, "ready", &record.ready) ||
+      !ReadField(body, "draining", &record.draining) ||
       !ReadField(body, "node_server_key", &record.node_server_key) ||
       !ReadField(body, "node_speaks_ddv", &record.node_speaks_ddv) ||
       !ReadStrings(body, "conf_updates", &record.conf_updates)) {
@@ -91,6 +92,7 @@ nlohmann::json EncodeWorkerReady(const WorkerRecord& record) {
   body["key"] = record.key();
   body["pid"] = record.pid;
   body["ready"] = record.ready;
+  body["draining"] = record.draining;
   body["conf_updates"] = record.conf_updates;
   if (record.node) {
     body["node_server_key"] = record.node_server_key;
@@ -108,10 +110,12 @@ bool ApplyWorkerReady(const nlohmann::json& body, WorkerRecord* record) {
   }
   WorkerRecord updated;
   updated.ready = record->ready;
+  updated.draining = record->draining;
   updated.node_server_key = record->node_server_key;
   updated.node_speaks_ddv = record->node_speaks_ddv;
   updated.conf_updates = record->conf_updates;
   if (!ReadField(body, "ready", &updated.ready) ||
+      !ReadField(body, "draining", &updated.draining) ||
       !ReadField(body, "node_server_key", &updated.node_server_key) ||
       !ReadField(body, "node_speaks_ddv", &updated.node_speaks_ddv) ||
       !ReadStrings(body, "conf_updates", &updated.conf_updates)) {
@@ -119,6 +123,7 @@ bool ApplyWorkerReady(const nlohmann::json& body, WorkerRecord* record) {
   }
   record->conf_updates = std::move(updated.conf_updates);
   record->ready = updated.ready;
+  record->draining = updated.draining;
   record->node_server_key = std::move(updated.node_server_key);
   record->node_speaks_ddv = updated.node_speaks_ddv;
   return true;

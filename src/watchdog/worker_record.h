@@ -35,6 +35,9 @@ struct WorkerRecord {
   std::string spec_fingerprint;
   std::string ticket_secret;  // the site's TLS ticket secret, kept across
   bool ready = false;         // said hello (ddv) or listens (Node)
+  // Asked to finish and exit (kShutdown, Node's disconnect): the next
+  // master must not give it connections, only its drain deadline.
+  bool draining = false;
   // Node only, valid when ready: what the app listens on and whether it
   // loaded the ddv-worker package.
   std::string node_server_key;
