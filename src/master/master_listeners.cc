@@ -7,13 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "src/base/errno_status.h"
 #include "src/base/socket_address.h"
 #include "src/master/master.h"
 
@@ -261,9 +261,12 @@ void Master::DrainListener(uint32_t l) {
   if (!stopping_) {
     // O_NONBLOCK on the socket itself: nobody else accepts on it any more,
     // and accept4 gives the connections blocking, as always.
+    const std::string doing =
+        absl::StrCat("draining listener \"", slot.config.name, "\"");
     const int flags = fcntl(fd.get(), F_GETFL);
     if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0) {
-      why_stopped = absl::StrCat("fcntl(O_NONBLOCK): ", strerror(errno));
+      why_stopped =
+          std::string(ErrnoStatus(errno, "fcntl(O_NONBLOCK)", doing).message());
     }
     while (why_stopped.empty() && taken < kMaxDrainedConnections) {
       const int accepted =
@@ -276,7 +279,7 @@ void Master::DrainListener(uint32_t l) {
       }
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN) {
-        why_stopped = absl::StrCat("accept4(): ", strerror(errno));
+        why_stopped = std::string(ErrnoStatus(errno, "accept4", doing).message());
       }
       break;
     }
