@@ -178,8 +178,11 @@ ListenerPlan PlanListeners(const std::vector<config::ListenerConfig>& running,
       }
       break;
     }
+    // The owner knows sockets by name and keeps them in config order: a
+    // socket in another place or under another name changes its set.
+    // (running[i] is read only when socket_from == i, so it exists.)
     if (change.socket_from != static_cast<int>(i) ||
-        l.name != running[i].name) {  // socket_from == i: i < running.size()
+        l.name != running[i].name) {
       plan.sockets_change = true;
     }
     plan.next.push_back(change);
