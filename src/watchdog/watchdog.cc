@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/watchdog/link.h"
+#include "src/watchdog/listener_requests.h"
 #include "src/watchdog/listener_set.h"
 #include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/worker_record.h"
@@ -32,7 +33,8 @@ class Watchdog {
   Watchdog(const WatchdogOptions& options, std::vector<UniqueFd> listeners,
            std::vector<WorkerRecord> workers)
       : options_(options),
-        listeners_(options.listener_names, std::move(listeners)) {
+        listeners_(options.listener_names, std::move(listeners)),
+        listener_requests_(options.listen) {
     for (WorkerRecord& record : workers) {
       const std::string key = record.key();
       records_.insert_or_assign(key, std::move(record));
@@ -67,6 +69,7 @@ class Watchdog {
 
   const WatchdogOptions& options_;
   ListenerSet listeners_;
+  ListenerRequests listener_requests_;  // a reload's binds and commit
   supervise::BackoffPolicy policy_;
   std::unique_ptr<supervise::ProcessTable> table_;
   int slot_ = -1;
@@ -161,6 +164,10 @@ void Watchdog::ReadLink(size_t limit) {
 
 void Watchdog::HandleLinkMessage(LinkMessage message) {
   const std::string op = message.body["op"].get<std::string>();
+  if (ListenerRequests::Handles(op)) {
+    listener_requests_.Handle(message, link_.get(), &listeners_);
+    return;
+  }
   if (op == "worker") {
     absl::StatusOr<WorkerRecord> record =
         DecodeWorkerRecord(std::move(message));
@@ -206,6 +213,8 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   // is still worth keeping, however it was reaped.
   if (link_) ReadLink(SIZE_MAX);
   link_.Reset();
+  // A reload it did not commit never happened.
+  listener_requests_.Abort();
   offer_keys_.clear();
   offer_end_pending_ = false;
   const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);
