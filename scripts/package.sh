@@ -30,8 +30,8 @@ echo "package: bazel build --config=opt ${targets[*]}"
 bazel build --config=opt "${targets[@]}"
 bin=$(bazel info --config=opt bazel-bin 2>/dev/null)
 
-# Every timestamp in the package is the changelog's, so two builds of one
-# commit give the same files (dpkg-deb and gzip -n honour it).
+# Every timestamp in the package is the changelog's, not the build's
+# (dpkg-deb honours it; gzip -n stores none).
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$pkg/debian/changelog" -S Timestamp)
 export SOURCE_DATE_EPOCH
 
