@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,15 @@ struct ProcessSpec {
   // The same path for both opens one file once (log_all).
   std::string stdout_path;
   std::string stderr_path;
+  // Instead of opening the paths: fds in the parent to dup onto stdout and
+  // stderr, e.g. the write ends of pipes a log writer reads
+  // (src/logwriter/, docs/logs.md). -1: the path. Not closed by Spawn.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  // Size rotation of the log files, for the log writer that routes them
+  // (a site's log_max_bytes and log_keep); Spawn itself only appends.
+  uint64_t log_max_bytes = 0;
+  uint32_t log_keep = 0;
   // Optional. `user` alone also takes the user's primary group and its
   // supplementary groups; `group` alone changes only the group.
   std::string user;
@@ -40,6 +50,14 @@ struct ProcessSpec {
   // forgot to open with O_CLOEXEC. Targets must be distinct; a target of 0, 1
   // or 2 overrides the stdio set up above.
   std::vector<std::pair<int, int>> inherit_fds;
+};
+
+// The parent's write ends of the pipes a process's stdout and stderr go to
+// instead of its spec's files (ProcessTable::set_stdio_router). An invalid
+// one leaves that stream on its path. Closed once the process has them.
+struct StdioPipes {
+  UniqueFd out;
+  UniqueFd err;
 };
 
 // The environment every worker starts from: a fixed PATH plus TZ, LANG and
