@@ -3,8 +3,10 @@
 //
 // Roles: with --watchdog (default) this process binds the listeners and runs
 // a second ddv_master (--watchdog=false --listen_fds=...) as the master,
-// restarting it if it dies. With --watchdog=false it binds (or inherits) the
-// listeners and runs the master loop itself.
+// restarting it if it dies, and a third (--log_writer) as the log writer
+// beside it (docs/logs.md). With --watchdog=false it binds (or inherits) the
+// listeners and runs the master loop itself, starting its own log writer
+// unless the watchdog gave it one (--log_writer_fd).
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <climits>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -24,6 +27,9 @@
 #include "glog/logging.h"
 #include "src/config/config.h"
 #include "src/config/config_snapshot.h"
+#include "src/logwriter/log_writer.h"
+#include "src/logwriter/log_writer_client.h"
+#include "src/logwriter/writer_process.h"
 #include "src/watchdog/watchdog.h"
 #include "src/master/config_apply.h"
 #include "src/master/listener_socket.h"
@@ -46,6 +52,15 @@ DEFINE_string(config_snapshot, "",
               "(docs/master.md). A master started with it runs that file "
               "when it exists and writes every config it applies there; "
               "--config stays the file reloads read and errors name");
+DEFINE_bool(log_writer, false,
+            "internal: run as the log writer (docs/logs.md), reading its "
+            "link on fd 3");
+DEFINE_bool(log_writer_park, false,
+            "internal, with --log_writer: the watchdog's park is on fds 4 "
+            "and 5");
+DEFINE_int32(log_writer_fd, -1,
+             "internal, set by the watchdog: the master's end of the link to "
+             "the log writer");
 DEFINE_string(control_socket, "",
               "override [master] control_socket (ddvctl talks to it)");
 DEFINE_string(handoff, "", "override [master] handoff: scm_rights or pidfd");
@@ -316,6 +331,21 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = FLAGS_log_dir.empty();
   google::InitGoogleLogging(argv[0]);
 
+  if (FLAGS_log_writer) {
+    ddv::logwriter::LogWriterOptions writer;
+    writer.link_fd = ddv::logwriter::kWriterLinkFd;
+    if (FLAGS_log_writer_park) {
+      writer.park_send_fd = ddv::logwriter::kWriterParkSendFd;
+      writer.park_recv_fd = ddv::logwriter::kWriterParkRecvFd;
+    }
+    absl::Status status = ddv::logwriter::RunLogWriter(writer);
+    if (!status.ok()) {
+      LOG(ERROR) << "log writer: " << status;
+      return 1;
+    }
+    return 0;
+  }
+
   if (FLAGS_drain_timeout < 0) {
     std::fprintf(stderr, "--drain_timeout must be 0 or more seconds\n");
     return kExitConfigError;
@@ -400,6 +430,7 @@ int main(int argc, char** argv) {
       options.master_argv.push_back(original_args[i]);
     }
     options.master_argv.push_back("--watchdog=false");
+    options.log_writer_binary = SelfDir() + "/ddv_master";
     options.master_argv.push_back("--config=" + path);
     const std::string snapshot = PrepareConfigSnapshot(*config);
     if (!snapshot.empty()) {
@@ -423,6 +454,38 @@ int main(int argc, char** argv) {
   ddv::master::MasterOptions options = MasterOptionsFromFlags();
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
+  // The log writer's link: the watchdog's, or one this master starts for
+  // itself (its child, not restarted; docs/logs.md). Both outlive `master`.
+  std::unique_ptr<ddv::logwriter::ChildLogWriter> own_writer;
+  int log_link = FLAGS_log_writer_fd;
+  if (log_link >= 0) {
+    absl::Status link = ddv::logwriter::CheckMasterEnd(log_link);
+    if (!link.ok()) {
+      std::fprintf(stderr, "--log_writer_fd=%d: %s\n", log_link,
+                   std::string(link.message()).c_str());
+      return kExitConfigError;
+    }
+  } else {
+    absl::StatusOr<std::unique_ptr<ddv::logwriter::ChildLogWriter>> started =
+        ddv::logwriter::ChildLogWriter::Start(SelfDir() + "/ddv_master");
+    if (started.ok()) {
+      own_writer = *std::move(started);
+      log_link = own_writer->master_end();
+    } else {
+      LOG(ERROR) << "no log writer: " << started.status().message()
+                 << "; workers write their log files directly, and SIGUSR1 "
+                    "reopens nothing";
+    }
+  }
+  std::unique_ptr<ddv::logwriter::LogWriterClient> log_client;
+  if (log_link >= 0) {
+    log_client = std::make_unique<ddv::logwriter::LogWriterClient>(log_link);
+    options.log_writer = log_client.get();
+    options.workers.stdio_router =
+        [client = log_client.get()](const ddv::supervise::ProcessSpec& spec) {
+          return client->Route(spec);
+        };
+  }
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
       ddv::master::Master::Create(options, std::move(*config),
                                   std::move(*listeners));

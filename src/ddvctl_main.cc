@@ -1,5 +1,5 @@
 // ddvctl: the control CLI. `status [--json]`, `reload`, `stop`, `metrics`,
-// `restart SITE`, against --control_socket. Every failure exits non-zero
+// `restart SITE`, `reopen`, against --control_socket. Every failure exits non-zero
 // with the reason on stderr and an exit code that says which kind of
 // failure it was (kUsage below, `ddvctl --help`).
 #include <cstdio>
@@ -33,6 +33,8 @@ commands:
                    (FILE:LINE:COL: ...) and the running config is kept
   stop             drain and stop the master
   restart SITE     replace SITE's workers one at a time
+  reopen           reopen every log file (after logrotate moved them);
+                   workers are not touched
 
 flags:
   --control_socket=PATH  the master's control socket ([master]
@@ -119,7 +121,8 @@ int main(int argc, char** argv) {
     }
     command += std::string(" ") + argv[2];
   } else if (command != "status" && command != "metrics" &&
-             command != "reload" && command != "stop") {
+             command != "reload" && command != "stop" &&
+             command != "reopen") {
     std::fprintf(stderr, "ddvctl: unknown command \"%s\"\n\n%s",
                  command.c_str(), kUsage);
     return ddv::control::kExitUsage;

@@ -34,6 +34,7 @@
 #include "src/config/config.h"
 #include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
+#include "src/logwriter/log_writer_client.h"
 #include "src/master/accept_gate.h"
 #include "src/master/clock.h"
 #include "src/master/config_apply.h"
@@ -75,6 +76,9 @@ struct MasterOptions {
   // The last good config (config_snapshot.h): after every successful start
   // and reload the master writes the text it applied here. "" writes none.
   std::string config_snapshot;
+  // The link to the log writer (docs/logs.md), for SIGUSR1 and `ddvctl
+  // reopen`; not owned. Null: no writer, nothing to reopen.
+  logwriter::LogWriterClient* log_writer = nullptr;
 };
 
 class Master {
@@ -130,9 +134,11 @@ class Master {
   struct PendingControl {
     bool stop = false;    // SIGTERM, SIGINT, `ddvctl stop`
     bool reload = false;  // SIGHUP, `ddvctl reload`
+    bool reopen = false;  // SIGUSR1 (`ddvctl reopen` is in reopen_clients)
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
+    std::vector<uint32_t> reopen_clients;
     struct Restart {
       uint32_t client;
       std::string site;
@@ -259,9 +265,13 @@ class Master {
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // claims of exited workers, reload, worker conf updates, restarts.
+  // claims of exited workers, reload, worker conf updates, restarts,
+  // reopen.
   void RunControlPoint();
   absl::Status Reload();
+  // Asks the log writer to reopen every log file; each `ddvctl reopen`
+  // client is handed to it with the request, and answered by it.
+  void ReopenLogs(const std::vector<uint32_t>& clients);
   // Writes config_.text to options_.config_snapshot; a failure is logged,
   // not fatal (the running config is good either way).
   void SaveConfigSnapshot();

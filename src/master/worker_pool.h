@@ -55,6 +55,10 @@ struct WorkerPoolOptions {
   // Each listener's name and port (the bound one, for port 0), in config
   // order: Node workers get their site's first as PORT.
   std::vector<std::pair<std::string, int>> listener_ports;
+  // Where workers' stdout and stderr go when their site names log files:
+  // pipes to the log writer (docs/logs.md). Unset: the files, opened at
+  // each start.
+  supervise::ProcessTable::StdioRouter stdio_router;
 };
 
 struct Worker {

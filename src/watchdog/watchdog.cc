@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <deque>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/logwriter/writer_process.h"
 
 namespace ddv {
 namespace watchdog {
@@ -64,6 +66,24 @@ int RunWatchdog(const WatchdogOptions& options,
                      std::string(kv.substr(eq + 1)));
   }
   table.set_base_env(env);
+  // The log writer (docs/logs.md): in this table, so it is restarted like
+  // the master; started first, so the first master's workers have it. Every
+  // master gets the link after the listeners.
+  std::unique_ptr<logwriter::SupervisedLogWriter> log_writer;
+  if (!options.log_writer_binary.empty()) {
+    absl::StatusOr<std::unique_ptr<logwriter::SupervisedLogWriter>> started =
+        logwriter::SupervisedLogWriter::Start(options.log_writer_binary,
+                                              &table);
+    if (started.ok()) {
+      log_writer = *std::move(started);
+      const int child_fd = 3 + static_cast<int>(listeners.size());
+      spec.inherit_fds.emplace_back(log_writer->master_end(), child_fd);
+      spec.argv.push_back(absl::StrCat("--log_writer_fd=", child_fd));
+    } else {
+      LOG(ERROR) << "no log writer: " << started.status().message()
+                 << "; workers write their log files directly";
+    }
+  }
   int slot = table.Add(spec);
   status = table.Start(slot);
   if (status.ok()) {
@@ -94,8 +114,10 @@ int RunWatchdog(const WatchdogOptions& options,
         LOG(INFO) << "watchdog: signal " << sig << ", stopping the master";
         stopping = true;
         table.Stop(slot, options.stop_grace);
+      } else if (sig == SIGUSR1 && log_writer != nullptr) {
+        log_writer->Reopen();  // the writer holds every log file
       } else if (master > 0) {
-        kill(master, sig);  // SIGHUP reload, SIGUSR1: the master's to answer
+        kill(master, sig);  // SIGHUP: reload (SIGUSR1: no writer to ask)
       }
     }
     if (table.pidfd(slot) >= 0 && (fds_to_poll[1].revents & POLLIN)) {
