@@ -306,6 +306,13 @@ std::string PrepareConfigSnapshot(const ddv::config::Config& config) {
   return "";
 }
 
+// The log writer's command line: this binary, logging where the master
+// does (glog's --log_dir, or stderr).
+std::vector<std::string> LogWriterCommand() {
+  return {SelfDir() + "/ddv_master", "--log_dir=" + FLAGS_log_dir,
+          absl::StrCat("--v=", FLAGS_v)};
+}
+
 void PrintDemoBanner(const ddv::config::Config& config) {
   std::printf(
       "ddv demo is up (config %s).\n"
@@ -430,7 +437,7 @@ int main(int argc, char** argv) {
       options.master_argv.push_back(original_args[i]);
     }
     options.master_argv.push_back("--watchdog=false");
-    options.log_writer_binary = SelfDir() + "/ddv_master";
+    options.log_writer_command = LogWriterCommand();
     options.master_argv.push_back("--config=" + path);
     const std::string snapshot = PrepareConfigSnapshot(*config);
     if (!snapshot.empty()) {
@@ -467,7 +474,7 @@ int main(int argc, char** argv) {
     }
   } else {
     absl::StatusOr<std::unique_ptr<ddv::logwriter::ChildLogWriter>> started =
-        ddv::logwriter::ChildLogWriter::Start(SelfDir() + "/ddv_master");
+        ddv::logwriter::ChildLogWriter::Start(LogWriterCommand());
     if (started.ok()) {
       own_writer = *std::move(started);
       log_link = own_writer->master_end();

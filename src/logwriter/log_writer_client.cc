@@ -23,12 +23,21 @@ absl::StatusOr<supervise::StdioPipes> LogWriterClient::Route(
   Message message;
   message.type = MessageType::kRegister;
   std::vector<UniqueFd> read_ends;
-  UniqueFd* write_ends[] = {&pipes.out, &pipes.err};
-  const std::string* paths[] = {&spec.stdout_path, &spec.stderr_path};
-  const Stream streams[] = {Stream::kStdout, Stream::kStderr};
-  for (int i = 0; i < 2; ++i) {
-    if (paths[i]->empty()) continue;  // inherits the master's
-    absl::StatusOr<UniqueFd> check = OpenLogForAppend(*paths[i]);
+  // log_all (one path for both): one pipe, as it was one file.
+  const bool both = !spec.stdout_path.empty() &&
+                    spec.stdout_path == spec.stderr_path;
+  pipes.err_to_out = both;
+  struct Wanted {
+    std::string path;
+    Stream stream;
+    UniqueFd* write_end;
+  };
+  const Wanted wanted[] = {
+      {spec.stdout_path, both ? Stream::kBoth : Stream::kStdout, &pipes.out},
+      {both ? std::string() : spec.stderr_path, Stream::kStderr, &pipes.err}};
+  for (const Wanted& w : wanted) {
+    if (w.path.empty()) continue;  // inherits the master's
+    absl::StatusOr<UniqueFd> check = OpenLogForAppend(w.path);
     if (!check.ok()) {
       return absl::Status(check.status().code(),
                           absl::StrCat(check.status().message(),
@@ -39,15 +48,15 @@ absl::StatusOr<supervise::StdioPipes> LogWriterClient::Route(
     int ends[2];
     if (pipe2(ends, O_CLOEXEC) != 0) {
       return ErrnoStatus(errno, "pipe2",
-                         absl::StrCat("making the ", StreamName(streams[i]),
+                         absl::StrCat("making the ", StreamName(w.stream),
                                       " pipe of worker ", spec.name));
     }
     read_ends.emplace_back(ends[0]);
-    write_ends[i]->Reset(ends[1]);
+    w.write_end->Reset(ends[1]);
     PipeRoute route;
     route.worker = spec.name;
-    route.stream = streams[i];
-    route.path = *paths[i];
+    route.stream = w.stream;
+    route.path = w.path;
     route.max_bytes = spec.log_max_bytes;
     route.keep = spec.log_keep;
     message.routes.push_back(std::move(route));

@@ -81,7 +81,8 @@ absl::Status CheckRoutes(const Message& m) {
       break;
   }
   for (const PipeRoute& r : m.routes) {
-    if (r.stream != Stream::kStdout && r.stream != Stream::kStderr) {
+    if (r.stream != Stream::kStdout && r.stream != Stream::kStderr &&
+        r.stream != Stream::kBoth) {
       return absl::InvalidArgumentError("unknown stream");
     }
     if (r.worker.size() > kMaxWorkerNameLength) {
@@ -103,7 +104,15 @@ absl::Status CheckRoutes(const Message& m) {
 }  // namespace
 
 const char* StreamName(Stream stream) {
-  return stream == Stream::kStderr ? "stderr" : "stdout";
+  switch (stream) {
+    case Stream::kStdout:
+      return "stdout";
+    case Stream::kStderr:
+      return "stderr";
+    case Stream::kBoth:
+      return "output";
+  }
+  return "output";
 }
 
 size_t FdCount(const Message& message) {

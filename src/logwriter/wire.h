@@ -29,8 +29,10 @@ inline constexpr size_t kMaxRoutesPerMessage = 16;
 inline constexpr size_t kMaxWorkerNameLength = 512;
 inline constexpr size_t kMaxPathLength = 4096;  // PATH_MAX
 
-enum class Stream : uint8_t { kStdout = 1, kStderr = 2 };
-const char* StreamName(Stream stream);  // "stdout", "stderr"
+// kBoth: log_all, one pipe for stdout and stderr (one file, as before, in
+// the order the worker writes).
+enum class Stream : uint8_t { kStdout = 1, kStderr = 2, kBoth = 3 };
+const char* StreamName(Stream stream);  // "stdout", "stderr", "output"
 
 // Where one pipe's lines go.
 struct PipeRoute {

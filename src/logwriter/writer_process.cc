@@ -82,11 +82,12 @@ absl::Status CheckMasterEnd(int fd) {
   return absl::OkStatus();
 }
 
-supervise::ProcessSpec WriterSpec(const std::string& binary,
+supervise::ProcessSpec WriterSpec(const std::vector<std::string>& command,
                                   const WriterSockets& sockets) {
   supervise::ProcessSpec spec;
   spec.name = "log-writer";
-  spec.argv = {binary, kWriterRoleFlag};
+  spec.argv = command;
+  spec.argv.push_back(kWriterRoleFlag);
   spec.inherit_fds.emplace_back(sockets.writer_end.get(), kWriterLinkFd);
   if (sockets.park_send) {
     spec.argv.push_back(absl::StrCat(kWriterParkFlag, "=true"));
@@ -97,12 +98,12 @@ supervise::ProcessSpec WriterSpec(const std::string& binary,
 }
 
 absl::StatusOr<std::unique_ptr<SupervisedLogWriter>> SupervisedLogWriter::Start(
-    const std::string& binary, supervise::ProcessTable* table) {
+    const std::vector<std::string>& command, supervise::ProcessTable* table) {
   absl::StatusOr<WriterSockets> sockets = MakeWriterSockets(/*with_park=*/true);
   if (!sockets.ok()) return sockets.status();
   std::unique_ptr<SupervisedLogWriter> writer(
       new SupervisedLogWriter(table, *std::move(sockets)));
-  writer->slot_ = table->Add(WriterSpec(binary, writer->sockets_));
+  writer->slot_ = table->Add(WriterSpec(command, writer->sockets_));
   // A failed start is the table's to retry with back-off; meanwhile
   // registrations wait in the link.
   absl::Status started = table->Start(writer->slot_);
@@ -133,12 +134,12 @@ void SupervisedLogWriter::Reopen() {
 }
 
 absl::StatusOr<std::unique_ptr<ChildLogWriter>> ChildLogWriter::Start(
-    const std::string& binary) {
+    const std::vector<std::string>& command) {
   absl::StatusOr<WriterSockets> sockets =
       MakeWriterSockets(/*with_park=*/false);
   if (!sockets.ok()) return sockets.status();
   absl::StatusOr<supervise::Spawned> spawned =
-      supervise::Spawn(WriterSpec(binary, *sockets));
+      supervise::Spawn(WriterSpec(command, *sockets));
   if (!spawned.ok()) return spawned.status();
   std::unique_ptr<ChildLogWriter> writer(new ChildLogWriter());
   // Only the writer holds its end: when it dies, sends fail at once and

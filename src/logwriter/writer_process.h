@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -47,9 +48,10 @@ absl::StatusOr<WriterSockets> MakeWriterSockets(bool with_park);
 // master's end of a link, as the watchdog passes it.
 absl::Status CheckMasterEnd(int fd);
 
-// `binary` (an absolute path to ddv_master) as the log writer, inheriting
-// the writer's ends of `sockets`. Its stdout and stderr are the caller's.
-supervise::ProcessSpec WriterSpec(const std::string& binary,
+// `command` (ddv_master's absolute path, and flags such as glog's
+// --log_dir) run as the log writer, inheriting the writer's ends of
+// `sockets`. Its stdout and stderr are the caller's.
+supervise::ProcessSpec WriterSpec(const std::vector<std::string>& command,
                                   const WriterSockets& sockets);
 
 // How long a stopping writer may take to read the pipes to their end and
@@ -61,7 +63,7 @@ inline constexpr absl::Duration kWriterStopWait = absl::Seconds(8);
 class SupervisedLogWriter {
  public:
   static absl::StatusOr<std::unique_ptr<SupervisedLogWriter>> Start(
-      const std::string& binary, supervise::ProcessTable* table);
+      const std::vector<std::string>& command, supervise::ProcessTable* table);
   // Stops the writer and waits for it (kWriterStopWait at most): by then
   // the master has stopped, so the pipes are ending and it writes what they
   // held. Must run before `table` is destroyed.
@@ -91,7 +93,7 @@ class SupervisedLogWriter {
 class ChildLogWriter {
  public:
   static absl::StatusOr<std::unique_ptr<ChildLogWriter>> Start(
-      const std::string& binary);
+      const std::vector<std::string>& command);
   // Closes the link (the writer stops at its end, reads what the pipes
   // still hold), waits for it (kWriterStopWait at most) and reaps it.
   ~ChildLogWriter();

@@ -130,7 +130,7 @@ absl::StatusOr<Spawned> ProcessTable::SpawnWithStdio(const ProcessSpec& spec) {
   if (!pipes->out && !pipes->err) return Spawn(spec, base_env_);
   ProcessSpec routed = spec;
   routed.stdout_fd = pipes->out.get();
-  routed.stderr_fd = pipes->err.get();
+  routed.stderr_fd = pipes->err_to_out ? pipes->out.get() : pipes->err.get();
   return Spawn(routed, base_env_);
 }
 

@@ -58,6 +58,9 @@ struct ProcessSpec {
 struct StdioPipes {
   UniqueFd out;
   UniqueFd err;
+  // One pipe for both streams (log_all): stderr goes to `out` too, in the
+  // order the process writes, as it did to one file.
+  bool err_to_out = false;
 };
 
 // The environment every worker starts from: a fixed PATH plus TZ, LANG and

@@ -70,9 +70,9 @@ int RunWatchdog(const WatchdogOptions& options,
   // the master; started first, so the first master's workers have it. Every
   // master gets the link after the listeners.
   std::unique_ptr<logwriter::SupervisedLogWriter> log_writer;
-  if (!options.log_writer_binary.empty()) {
+  if (!options.log_writer_command.empty()) {
     absl::StatusOr<std::unique_ptr<logwriter::SupervisedLogWriter>> started =
-        logwriter::SupervisedLogWriter::Start(options.log_writer_binary,
+        logwriter::SupervisedLogWriter::Start(options.log_writer_command,
                                               &table);
     if (started.ok()) {
       log_writer = *std::move(started);

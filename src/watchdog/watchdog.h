@@ -26,9 +26,9 @@ struct WatchdogOptions {
   // (ddv_master sets --drain_timeout plus the master's own SIGTERM-to-
   // SIGKILL wait for its workers, and a margin).
   absl::Duration stop_grace = absl::Seconds(40);
-  // ddv_master, run as the log writer beside the master (docs/logs.md);
-  // "" runs none.
-  std::string log_writer_binary;
+  // ddv_master and its logging flags, run as the log writer beside the
+  // master (docs/logs.md); empty runs none.
+  std::vector<std::string> log_writer_command;
 };
 
 // Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or

@@ -180,17 +180,21 @@ class LogWriterTest : public ::testing::Test {
 TEST_F(LogWriterTest, ConcurrentWritersLinesStayWhole) {
   WriterChild writer(sockets_);
   const std::string log = dir_ + "/a.log";
+  // log_all: one pipe for both streams; and one stream each.
   supervise::StdioPipes w0 = Register(Spec("a#0", log, log));
   supervise::StdioPipes w1 = Register(Spec("a#1", log, log));
-  ASSERT_TRUE(w0.out && w0.err && w1.out && w1.err);
+  supervise::StdioPipes w2 = Register(Spec("a#2", log, ""));
+  supervise::StdioPipes w3 = Register(Spec("a#3", "", log));
+  ASSERT_TRUE(w0.out && w0.err_to_out && !w0.err) << "log_all: one pipe";
+  ASSERT_TRUE(w1.out && w2.out && !w2.err && !w3.out && w3.err);
   // Each line goes out in three writes, interleaved across four pipes, as
   // unbuffered writers would make them.
   const int kLines = 300;
   const std::vector<std::pair<int, std::string>> writers = {
-      {w0.out.get(), "a#0 out"},
-      {w0.err.get(), "a#0 err"},
-      {w1.out.get(), "a#1 out"},
-      {w1.err.get(), "a#1 err"}};
+      {w0.out.get(), "a#0 all"},
+      {w1.out.get(), "a#1 all"},
+      {w2.out.get(), "a#2 out"},
+      {w3.err.get(), "a#3 err"}};
   for (int i = 0; i < kLines; ++i) {
     for (const auto& [fd, who] : writers) WriteAll(fd, who);
     for (const auto& [fd, who] : writers) WriteAll(fd, absl::StrCat(" ", i));

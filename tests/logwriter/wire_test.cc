@@ -116,7 +116,7 @@ TEST(WireTest, DecodeRefusesMalformedInput) {
   EXPECT_THAT(std::string(DecodeMessage(good + "x").status().message()),
               HasSubstr("trailing"));
   bad = good;
-  bad[17] = 3;  // stream
+  bad[17] = 4;  // stream
   EXPECT_FALSE(DecodeMessage(bad).ok());
   bad = good;
   bad[16] = 1;  // has_reply on a register
