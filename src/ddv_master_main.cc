@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gflags/gflags.h"
@@ -30,6 +31,7 @@
 #include "src/logwriter/log_writer.h"
 #include "src/logwriter/log_writer_client.h"
 #include "src/logwriter/writer_process.h"
+#include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/watchdog.h"
 #include "src/master/config_apply.h"
 #include "src/master/listener_socket.h"
@@ -47,6 +49,13 @@ DEFINE_bool(watchdog, true,
 DEFINE_string(listen_fds, "",
               "internal: listening sockets inherited from the watchdog, "
               "name=fd,...");
+DEFINE_int32(watchdog_fd, -1,
+             "internal, set by the watchdog: its link to this master, over "
+             "which running workers are adopted and recorded "
+             "(docs/lifecycle.md)");
+DEFINE_int32(watchdog_state_fd, -1,
+             "internal, set by a watchdog re-executing itself for an "
+             "upgrade: its listeners and workers (docs/lifecycle.md)");
 DEFINE_string(config_snapshot, "",
               "internal, set by the watchdog: the last good config "
               "(docs/master.md). A master started with it runs that file "
@@ -307,10 +316,11 @@ std::string PrepareConfigSnapshot(const ddv::config::Config& config) {
 }
 
 // The log writer's command line: this binary, logging where the master
-// does (glog's --log_dir, or stderr).
+// does (glog's --log_dir, or stderr), with the drain its workers get.
 std::vector<std::string> LogWriterCommand() {
   return {SelfDir() + "/ddv_master", "--log_dir=" + FLAGS_log_dir,
-          absl::StrCat("--v=", FLAGS_v)};
+          absl::StrCat("--v=", FLAGS_v),
+          absl::StrCat("--drain_timeout=", FLAGS_drain_timeout)};
 }
 
 void PrintDemoBanner(const ddv::config::Config& config) {
@@ -328,6 +338,19 @@ void PrintDemoBanner(const ddv::config::Config& config) {
   std::fflush(stdout);
 }
 
+ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
+  ddv::watchdog::WatchdogOptions options;
+  // The master drains for --drain_timeout, then gives its workers
+  // SIGTERM and 5 s more: SIGKILL it only well after that.
+  options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
+  // The same back-off flags as for workers; the watchdog never gives up.
+  options.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
+  options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
+  options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
+  options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+  return options;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -341,6 +364,9 @@ int main(int argc, char** argv) {
   if (FLAGS_log_writer) {
     ddv::logwriter::LogWriterOptions writer;
     writer.link_fd = ddv::logwriter::kWriterLinkFd;
+    // Once stopped (its link ended: no watchdog and no master left), the
+    // workers still writing are draining: read them as long as that takes.
+    writer.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
     if (FLAGS_log_writer_park) {
       writer.park_send_fd = ddv::logwriter::kWriterParkSendFd;
       writer.park_recv_fd = ddv::logwriter::kWriterParkRecvFd;
@@ -379,6 +405,36 @@ int main(int argc, char** argv) {
                  "message), not %u\n",
                  ddv::master::kMaxHandoffBatch, FLAGS_handoff_batch);
     return kExitConfigError;
+  }
+
+  if (FLAGS_watchdog_state_fd >= 0) {
+    // A watchdog re-executed for an upgrade: everything it needs comes
+    // from the state its previous image saved, not from the config file
+    // (which may have been edited since, even broken).
+    absl::StatusOr<ddv::watchdog::WatchdogState> state =
+        ddv::watchdog::ReadWatchdogState(FLAGS_watchdog_state_fd);
+    if (!state.ok()) {
+      LOG(ERROR) << "upgrade: " << state.status().message();
+      return 1;
+    }
+    ddv::watchdog::WatchdogOptions options = WatchdogOptionsFromFlags();
+    for (const std::string& arg : original_args) {
+      if (!absl::StartsWith(arg, "--watchdog_state_fd=")) {
+        options.self_argv.push_back(arg);
+      }
+    }
+    options.master_argv = std::move(state->master_argv);
+    options.listener_names = std::move(state->listener_names);
+    options.log_writer_command = LogWriterCommand();
+    for (const std::string& why : state->skipped) {
+      LOG(ERROR) << "upgrade: not kept: " << why;
+    }
+    LOG(INFO) << "watchdog " << getpid() << " upgraded in place: "
+              << state->listeners.size() << " listeners, "
+              << state->workers.size() << " workers kept";
+    return ddv::watchdog::RunWatchdog(options, std::move(state->listeners),
+                                      std::move(state->workers),
+                                      std::move(state->log_writer));
   }
 
   const bool demo = FLAGS_config.empty();
@@ -423,15 +479,8 @@ int main(int argc, char** argv) {
       LOG(ERROR) << listeners.status().message();
       return 1;
     }
-    ddv::watchdog::WatchdogOptions options;
-    // The master drains for --drain_timeout, then gives its workers
-    // SIGTERM and 5 s more: SIGKILL it only well after that.
-    options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
-    // The same back-off flags as for workers; the watchdog never gives up.
-    options.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
-    options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
-    options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
-    options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+    ddv::watchdog::WatchdogOptions options = WatchdogOptionsFromFlags();
+    options.self_argv = original_args;
     options.master_argv.push_back(SelfDir() + "/ddv_master");
     for (size_t i = 1; i < original_args.size(); ++i) {
       options.master_argv.push_back(original_args[i]);
@@ -461,8 +510,11 @@ int main(int argc, char** argv) {
   ddv::master::MasterOptions options = MasterOptionsFromFlags();
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
-  // The log writer's link: the watchdog's, or one this master starts for
-  // itself (its child, not restarted; docs/logs.md). Both outlive `master`.
+  options.watchdog_fd = FLAGS_watchdog_fd;
+  // The log writer's link: the watchdog's, or, for a master alone, one it
+  // starts for itself (its child, not restarted; docs/logs.md). Both
+  // outlive `master`. Under a watchdog the workers outlive the master, so a
+  // writer of the master's own would leave them without a reader: none.
   std::unique_ptr<ddv::logwriter::ChildLogWriter> own_writer;
   int log_link = FLAGS_log_writer_fd;
   if (log_link >= 0) {
@@ -472,7 +524,7 @@ int main(int argc, char** argv) {
                    std::string(link.message()).c_str());
       return kExitConfigError;
     }
-  } else {
+  } else if (FLAGS_watchdog_fd < 0) {
     absl::StatusOr<std::unique_ptr<ddv::logwriter::ChildLogWriter>> started =
         ddv::logwriter::ChildLogWriter::Start(LogWriterCommand());
     if (started.ok()) {
@@ -509,5 +561,5 @@ int main(int argc, char** argv) {
     LOG(ERROR) << status;
     return 1;
   }
-  return 0;
+  return (*master)->handed_over() ? ddv::master::kExitHandedOver : 0;
 }

@@ -98,12 +98,26 @@ supervise::ProcessSpec WriterSpec(const std::vector<std::string>& command,
 }
 
 absl::StatusOr<std::unique_ptr<SupervisedLogWriter>> SupervisedLogWriter::Start(
-    const std::vector<std::string>& command, supervise::ProcessTable* table) {
-  absl::StatusOr<WriterSockets> sockets = MakeWriterSockets(/*with_park=*/true);
-  if (!sockets.ok()) return sockets.status();
+    const std::vector<std::string>& command, supervise::ProcessTable* table,
+    KeptWriter kept) {
+  const bool resumed = kept.sockets.master_end.valid();
+  WriterSockets sockets = std::move(kept.sockets);
+  if (!resumed) {
+    absl::StatusOr<WriterSockets> made = MakeWriterSockets(/*with_park=*/true);
+    if (!made.ok()) return made.status();
+    sockets = *std::move(made);
+  }
   std::unique_ptr<SupervisedLogWriter> writer(
-      new SupervisedLogWriter(table, *std::move(sockets)));
-  writer->slot_ = table->Add(WriterSpec(command, writer->sockets_));
+      new SupervisedLogWriter(table, std::move(sockets)));
+  supervise::ProcessSpec spec = WriterSpec(command, writer->sockets_);
+  spec.parent_death_signal = 0;
+  writer->slot_ = table->Add(std::move(spec));
+  if (resumed && kept.pid > 0 && kept.pidfd.valid()) {
+    table->Adopt(writer->slot_, kept.pid, std::move(kept.pidfd));
+    LOG(INFO) << "log writer pid " << kept.pid
+              << " kept across the upgrade";
+    return writer;
+  }
   // A failed start is the table's to retry with back-off; meanwhile
   // registrations wait in the link.
   absl::Status started = table->Start(writer->slot_);

@@ -58,12 +58,28 @@ supervise::ProcessSpec WriterSpec(const std::vector<std::string>& command,
 // write what it has (the writer's own stop grace is 5 s), before SIGKILL.
 inline constexpr absl::Duration kWriterStopWait = absl::Seconds(8);
 
+// A watchdog's writer and its sockets, kept running across the watchdog's
+// re-execution for an upgrade (docs/lifecycle.md): the new image takes them
+// back, so no pipe of a worker it adopts loses its reader.
+struct KeptWriter {
+  pid_t pid = 0;  // 0: none was running (it was in back-off)
+  UniqueFd pidfd;
+  WriterSockets sockets;  // no master_end: nothing was kept
+};
+
 // The watchdog's writer: a slot of the watchdog's process table (which
 // restarts it with back-off, like the master; ReapOrphans routes its exit).
+// Unlike a worker it has no parent-death signal: if the watchdog dies, it
+// reads the workers' pipes until they end (they leave when their channels
+// do), then stops at the end of its link.
 class SupervisedLogWriter {
  public:
+  // Starts one on new sockets; or, given what an upgraded watchdog's
+  // previous image kept, takes that writer back (ProcessTable::Adopt), or
+  // starts one on the kept sockets (and park) if it was not running.
   static absl::StatusOr<std::unique_ptr<SupervisedLogWriter>> Start(
-      const std::vector<std::string>& command, supervise::ProcessTable* table);
+      const std::vector<std::string>& command, supervise::ProcessTable* table,
+      KeptWriter kept = {});
   // Stops the writer and waits for it (kWriterStopWait at most): by then
   // the master has stopped, so the pipes are ending and it writes what they
   // held. Must run before `table` is destroyed.
@@ -76,6 +92,12 @@ class SupervisedLogWriter {
   // SIGUSR1 to the watchdog: a kReopen on the link, so a writer that is
   // restarting gets it when it is back.
   void Reopen();
+
+  // What an upgrade keeps across execve (the watchdog's state): the
+  // process, 0 and -1 while it waits to restart, and every socket end.
+  pid_t pid() const { return table_->pid(slot_); }
+  int pidfd() const { return table_->pidfd(slot_); }
+  const WriterSockets& sockets() const { return sockets_; }
 
  private:
   SupervisedLogWriter(supervise::ProcessTable* table, WriterSockets sockets)

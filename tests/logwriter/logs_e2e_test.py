@@ -7,10 +7,12 @@ without a pause, ddv_hello serves requests meanwhile.
   pids, new files, and every numbered line exactly once across the old and
   new files.
 - kill -9 of the master: the log writer is the watchdog's child, so it
-  keeps the files and reads the pipes of the workers to their end; no line
-  written is lost.
+  keeps the files, and the workers (adopted by the next master) keep their
+  pipes; no line written is lost.
 - kill -9 of the log writer: the watchdog restarts it, it takes the pipes
   back from the park, and no worker notices.
+- `ddvctl upgrade`: the re-executed watchdog takes the same writer back;
+  no worker is touched and no line lost.
 """
 import collections
 import os
@@ -236,19 +238,46 @@ class LogsE2ETest(unittest.TestCase):
         master = ddv.status()["pid"]
         old = set(self.all_pids(ddv)["lines"])
         os.kill(master, signal.SIGKILL)
-        # A new master, its workers ready (today's workers end with their
-        # master; the new master starts new ones).
+        # A new master, which adopts the same workers: their pipes never
+        # had the master as a reader, so they write on throughout.
         self.assertTrue(wait_for(
             lambda: self.ready_master(ddv, master), timeout=20),
             full_log(ddv)[-3000:])
-        new = set(self.all_pids(ddv)["lines"])
-        self.assertTrue(wait_for(lambda: all(
-            f"pid={p} out" in open(out).read() for p in new)))
+        self.assertEqual(set(self.all_pids(ddv)["lines"]), old)
+        size = count_lines(out)
+        self.assertTrue(wait_for(lambda: count_lines(out) > size + 50))
         # The writer never stopped: the files were never the master's.
         self.assertEqual(log_writer_pid(ddv), writer)
         ends = self.stop_and_check(ddv, [])
-        self.assertTrue(old <= set(ends), (old, ends))
-        self.assertTrue(new <= set(ends), (new, ends))
+        self.assertEqual(set(ends), old)
+
+    def test_upgrade_keeps_the_writer_and_every_line(self):
+        ddv = self.start()
+        out, err, _ = self.paths(ddv)
+        self.assertTrue(wait_for(lambda: count_lines(out) > 20))
+        before = self.all_pids(ddv)
+        writer = log_writer_pid(ddv)
+        watchdog = ddv.proc.pid
+        result = subprocess.run(
+            [self.ddvctl, f"--control_socket={ddv.control_socket}",
+             "upgrade"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0,
+                         result.stderr + full_log(ddv)[-3000:])
+        self.assertIn("kept across the upgrade", full_log(ddv))
+        # The same writer, re-adopted by the re-executed watchdog, and the
+        # same workers: nothing was reopened or restarted.
+        self.assertEqual(log_writer_pid(ddv), writer)
+        self.assertEqual(self.all_pids(ddv), before)
+        self.assertEqual(ddv.proc.pid, watchdog)
+        # And it still answers a reopen.
+        os.rename(out, out + ".0")
+        os.rename(err, err + ".0")
+        os.kill(ddv.proc.pid, signal.SIGUSR1)
+        self.assertTrue(wait_for(lambda: count_lines(out) > 20 and
+                                 count_lines(err) > 20),
+                        full_log(ddv)[-2000:])
+        ends = self.stop_and_check(ddv, [out + ".0", err + ".0"])
+        self.assertEqual(sorted(ends), before["lines"])
 
     def ready_master(self, ddv, dead):
         try:
