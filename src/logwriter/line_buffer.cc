@@ -1,12 +1,15 @@
 // LineBuffer: whole lines out, the incomplete tail kept for the next read.
 #include "src/logwriter/line_buffer.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace ddv {
 namespace logwriter {
 
-LineBuffer::LineBuffer(size_t capacity) : data_(capacity > 0 ? capacity : 1) {}
+LineBuffer::LineBuffer(size_t capacity, size_t initial)
+    : capacity_(capacity > 0 ? capacity : 1),
+      data_(std::min(capacity_, initial > 0 ? initial : 1)) {}
 
 size_t LineBuffer::Commit(size_t n, std::string* out) {
   if (n > space_size()) n = space_size();
@@ -23,6 +26,10 @@ size_t LineBuffer::Commit(size_t n, std::string* out) {
   }
   if (last == nullptr) {
     if (used_ < data_.size()) return 0;
+    if (data_.size() < capacity_) {
+      data_.resize(std::min(capacity_, data_.size() * 2));
+      return 0;
+    }
     // Full and no newline: cut here rather than stall the pipe.
     out->append(start, used_);
     out->push_back('\n');

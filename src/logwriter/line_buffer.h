@@ -14,7 +14,9 @@ namespace logwriter {
 class LineBuffer {
  public:
   // `capacity` bounds the longest line kept whole (the writer uses 64 KiB).
-  explicit LineBuffer(size_t capacity);
+  // The buffer starts at `initial` bytes and doubles up to it only while a
+  // line does not fit: an idle pipe costs 4 KiB, not the capacity.
+  explicit LineBuffer(size_t capacity, size_t initial = 4096);
 
   // Where the next read goes, and how many bytes fit there (never 0: a full
   // buffer is emptied by Commit).
@@ -22,9 +24,10 @@ class LineBuffer {
   size_t space_size() const { return data_.size() - used_; }
 
   // `n` bytes were read into space(). Appends every complete line now held
-  // to `out` and keeps the incomplete tail. A buffer full of one line with
-  // no newline is passed on whole with a '\n' added: a line longer than the
-  // capacity is cut, and the pipe keeps flowing. Returns the bytes appended.
+  // to `out` and keeps the incomplete tail, growing the buffer when the
+  // tail fills it. At the capacity, a buffer full of one line with no
+  // newline is passed on whole with a '\n' added: a longer line is cut,
+  // and the pipe keeps flowing. Returns the bytes appended.
   size_t Commit(size_t n, std::string* out);
 
   // End of the pipe: a partial last line is passed on with a '\n' added, so
@@ -37,6 +40,7 @@ class LineBuffer {
   uint64_t lines_cut() const { return lines_cut_; }
 
  private:
+  size_t capacity_;
   std::vector<char> data_;
   size_t used_ = 0;
   uint64_t lines_cut_ = 0;

@@ -2,6 +2,7 @@
 // lines cut at the capacity, a partial last line ended at EOF.
 #include "src/logwriter/line_buffer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -60,6 +61,27 @@ TEST(LineBufferTest, CutsALineLongerThanTheCapacity) {
   EXPECT_EQ(buffer.space_size(), 8u);  // room again: the pipe keeps flowing
   Feed(buffer, "ij\n", &out);
   EXPECT_EQ(out, "abcdefgh\nij\n");
+}
+
+TEST(LineBufferTest, GrowsForALongLineUpToTheCapacity) {
+  LineBuffer buffer(64, 8);
+  std::string out;
+  EXPECT_EQ(buffer.space_size(), 8u);
+  Feed(buffer, "abcdefgh", &out);  // fills the first 8: grow, keep it
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(buffer.space_size(), 8u);  // 16 now, 8 used
+  Feed(buffer, "ijklmnop", &out);
+  Feed(buffer, "qr\n", &out);
+  EXPECT_EQ(out, "abcdefghijklmnopqr\n");
+  EXPECT_EQ(buffer.lines_cut(), 0u);
+  // At the capacity it cuts.
+  std::string line(64, 'x');
+  for (size_t i = 0; i < line.size();) {
+    const size_t n = std::min(buffer.space_size(), line.size() - i);
+    Feed(buffer, line.substr(i, n), &out);
+    i += n;
+  }
+  EXPECT_EQ(buffer.lines_cut(), 1u);
 }
 
 TEST(LineBufferTest, NeverOffersAFullBuffer) {
