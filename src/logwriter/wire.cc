@@ -204,6 +204,9 @@ absl::StatusOr<Message> DecodeMessage(absl::string_view bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "log writer message has ", r.left(), " trailing bytes"));
   }
+  if ((flags & ~kFlagHasReply) != 0) {
+    return absl::InvalidArgumentError("unknown log writer message flags");
+  }
   if (m.type != MessageType::kReopen && m.has_reply) {
     return absl::InvalidArgumentError("only a reopen request has a reply");
   }

@@ -70,8 +70,9 @@ size_t FdCount(const Message& message);
 absl::StatusOr<std::string> EncodeMessage(const Message& message);
 
 // Decodes one message; InvalidArgument naming what is wrong (bad magic,
-// another version, an unknown type, a truncated field, trailing bytes, a
-// relative path).
+// another version, an unknown type or flag, a truncated field, trailing
+// bytes, a relative path). No slack: what decodes re-encodes to the same
+// bytes.
 absl::StatusOr<Message> DecodeMessage(absl::string_view bytes);
 
 }  // namespace logwriter
