@@ -16,8 +16,8 @@
 #include <climits>
 #include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -486,7 +486,6 @@ int main(int argc, char** argv) {
       options.master_argv.push_back(original_args[i]);
     }
     options.master_argv.push_back("--watchdog=false");
-    options.log_writer_command = LogWriterCommand();
     options.master_argv.push_back("--config=" + path);
     const std::string snapshot = PrepareConfigSnapshot(*config);
     if (!snapshot.empty()) {
@@ -495,6 +494,7 @@ int main(int argc, char** argv) {
     for (const auto& listener : config->listeners) {
       options.listener_names.push_back(listener.name);
     }
+    options.log_writer_command = LogWriterCommand();
     if (demo) PrintDemoBanner(*config);
     return ddv::watchdog::RunWatchdog(options, std::move(*listeners));
   }
