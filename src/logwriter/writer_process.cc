@@ -140,6 +140,8 @@ SupervisedLogWriter::~SupervisedLogWriter() {
 }
 
 void SupervisedLogWriter::Reopen() {
+  LOG(INFO) << "watchdog: SIGUSR1, asking the log writer to reopen the log "
+               "files";
   absl::Status sent = LogWriterClient(master_end()).RequestReopen(-1);
   if (!sent.ok()) {
     LOG(ERROR) << "cannot ask the log writer to reopen its files: "
