@@ -228,6 +228,13 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
   return budget;
 }
 
+ddv::ListenOptions ListenOptionsFromFlags() {
+  ddv::ListenOptions listen;
+  listen.backlog = FLAGS_backlog;
+  listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  return listen;
+}
+
 ddv::master::MasterOptions MasterOptionsFromFlags() {
   ddv::master::MasterOptions options;
   options.ring.entries = FLAGS_ring_entries;
@@ -236,7 +243,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.peek_buffers = FLAGS_peek_buffers;
   options.peek_buffer_size = FLAGS_peek_buffer_size;
   options.max_connections = FdBudgetedConnections(FLAGS_max_connections);
-  options.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
   options.heartbeat_interval = absl::Milliseconds(FLAGS_heartbeat_interval_ms);
@@ -348,6 +355,8 @@ ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
   options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
   options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
   options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+  // A reload's new listeners are bound by the watchdog, as the first were.
+  options.listen = ListenOptionsFromFlags();
   return options;
 }
 
@@ -468,9 +477,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  ddv::master::ListenOptions listen;
-  listen.backlog = FLAGS_backlog;
-  listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  const ddv::ListenOptions listen = ListenOptionsFromFlags();
 
   if (watchdog) {
     absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
@@ -499,10 +506,12 @@ int main(int argc, char** argv) {
     return ddv::watchdog::RunWatchdog(options, std::move(*listeners));
   }
 
+  // From the watchdog: the sockets it holds for this config's listeners;
+  // the master binds (through it) any the config has and it lacks.
   absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
       FLAGS_listen_fds.empty()
           ? ddv::master::BindAll(*config, listen)
-          : ddv::master::ParseListenFds(FLAGS_listen_fds, *config);
+          : ddv::master::TakeListenFds(FLAGS_listen_fds, *config);
   if (!listeners.ok()) {
     LOG(ERROR) << listeners.status().message();
     return 1;

@@ -485,6 +485,18 @@ void WorkerPool::UpdateSpecs(int s, const config::SiteConfig& site) {
   }
 }
 
+void WorkerPool::SetListenerPorts(
+    std::vector<std::pair<std::string, int>> ports,
+    const config::Config& config) {
+  options_.listener_ports = std::move(ports);
+  // Sites the pool has yet to add get the new ports when they are added.
+  for (size_t s = 0; s < config.sites.size() && s < site_ids_.size(); ++s) {
+    const config::SiteConfig& site = config.sites[s];
+    if (site.runtime != config::Runtime::kNode || site.processes == 0) continue;
+    SetSiteEnv(s, handoff::kEnvPort, absl::StrCat(SitePort(site)));
+  }
+}
+
 void WorkerPool::RollingRestart(int s) {
   for (int w : site_workers_[s]) {
     if (workers_[w].retired) continue;

@@ -161,6 +161,11 @@ class WorkerPool {
   // New command, environment, logs or credentials: every worker of the site
   // starts with `config` from its next start on.
   void UpdateSpecs(int site, const config::SiteConfig& config);
+  // A reload changed the listeners: Node workers of `config`'s sites get
+  // the new PORT from their next start on. Running ones keep the one they
+  // were started with; routing does not depend on it (docs/node.md).
+  void SetListenerPorts(std::vector<std::pair<std::string, int>> ports,
+                        const config::Config& config);
   // Restarts the site's workers. Those with no process (back-off, failed,
   // done, stopped) start at once, all together; running ones are replaced
   // one at a time: the next is stopped only when every other worker of the

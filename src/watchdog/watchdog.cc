@@ -21,6 +21,7 @@
 #include "glog/logging.h"
 #include "src/logwriter/writer_process.h"
 #include "src/watchdog/link.h"
+#include "src/watchdog/listener_requests.h"
 #include "src/watchdog/listener_set.h"
 #include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/worker_record.h"
@@ -35,6 +36,7 @@ class Watchdog {
            std::vector<WorkerRecord> workers, logwriter::KeptWriter writer)
       : options_(options),
         listeners_(options.listener_names, std::move(listeners)),
+        listener_requests_(options.listen),
         kept_writer_(std::move(writer)) {
     for (WorkerRecord& record : workers) {
       const std::string key = record.key();
@@ -73,6 +75,7 @@ class Watchdog {
 
   const WatchdogOptions& options_;
   ListenerSet listeners_;
+  ListenerRequests listener_requests_;  // a reload's binds and commit
   supervise::BackoffPolicy policy_;
   std::unique_ptr<supervise::ProcessTable> table_;
   int slot_ = -1;
@@ -174,6 +177,10 @@ void Watchdog::ReadLink(size_t limit) {
 
 void Watchdog::HandleLinkMessage(LinkMessage message) {
   const std::string op = message.body["op"].get<std::string>();
+  if (ListenerRequests::Handles(op)) {
+    listener_requests_.Handle(message, link_.get(), &listeners_);
+    return;
+  }
   if (op == "worker") {
     absl::StatusOr<WorkerRecord> record =
         DecodeWorkerRecord(std::move(message));
@@ -219,6 +226,8 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   // is still worth keeping, however it was reaped.
   if (link_) ReadLink(SIZE_MAX);
   link_.Reset();
+  // A reload it did not commit never happened.
+  listener_requests_.Abort();
   offer_keys_.clear();
   offer_end_pending_ = false;
   const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);

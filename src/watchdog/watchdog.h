@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "src/base/listen_socket.h"
 #include "src/base/unique_fd.h"
 #include "src/logwriter/writer_process.h"
 #include "src/supervise/process_table.h"
@@ -26,6 +27,8 @@ struct WatchdogOptions {
   // --listen_fds=<name=fd,...>.
   std::vector<std::string> master_argv;
   std::vector<std::string> listener_names;
+  // How listeners a reload adds are bound (as the first ones were).
+  ListenOptions listen;
   // The watchdog's own command line, for an upgrade: it re-executes
   // master_argv[0] (the ddv_master binary on disk) with these arguments
   // and --watchdog_state_fd (docs/lifecycle.md).
