@@ -222,6 +222,8 @@ void Watchdog::HandleLinkMessage(LinkMessage message) {
 }
 
 void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
+  // The delay logged is from the exit, not from after the work below.
+  const absl::Time now = absl::Now();
   // Whatever it sent before dying (a record of a worker it just started)
   // is still worth keeping, however it was reaped.
   if (link_) ReadLink(SIZE_MAX);
@@ -237,7 +239,6 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   if (exit && exit->exited() && exit->code == 0 && !handed_over) return;
   absl::Status link = PrepareLink();
   if (!link.ok()) LOG(ERROR) << "watchdog: " << link.message();
-  const absl::Time now = absl::Now();
   recent_exits_.push_back(now);
   while (recent_exits_.front() <= now - policy_.crash_loop_window) {
     recent_exits_.pop_front();
