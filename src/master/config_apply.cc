@@ -24,6 +24,7 @@ bool SpecChanged(const config::SiteConfig& a, const config::SiteConfig& b) {
   return a.command != b.command || a.env != b.env || a.user != b.user ||
          a.group != b.group || a.log_output != b.log_output ||
          a.log_error != b.log_error || a.log_all != b.log_all ||
+         a.log_max_bytes != b.log_max_bytes || a.log_keep != b.log_keep ||
          a.tls_cert != b.tls_cert || a.tls_key != b.tls_key;
 }
 

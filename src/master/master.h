@@ -37,6 +37,7 @@
 #include "src/config/config.h"
 #include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
+#include "src/logwriter/log_writer_client.h"
 #include "src/master/accept_gate.h"
 #include "src/master/listener_socket.h"
 #include "src/master/clock.h"
@@ -91,6 +92,9 @@ struct MasterOptions {
   // alone. The master adopts the workers the watchdog kept and records
   // each worker it starts there, so that they outlive it.
   int watchdog_fd = -1;
+  // The link to the log writer (docs/logs.md), for SIGUSR1 and `ddvctl
+  // reopen`; not owned. Null: no writer, nothing to reopen.
+  logwriter::LogWriterClient* log_writer = nullptr;
 };
 
 class Master {
@@ -151,11 +155,13 @@ class Master {
   struct PendingControl {
     bool stop = false;    // SIGTERM, SIGINT, `ddvctl stop`
     bool reload = false;  // SIGHUP, `ddvctl reload`
+    bool reopen = false;  // SIGUSR1 (`ddvctl reopen` is in reopen_clients)
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
     bool upgrade = false;                  // SIGUSR2, `ddvctl upgrade`
     std::vector<uint32_t> upgrade_clients;
+    std::vector<uint32_t> reopen_clients;
     struct Restart {
       uint32_t client;
       std::string site;
@@ -326,9 +332,13 @@ class Master {
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // claims of exited workers, reload, worker conf updates, restarts.
+  // claims of exited workers, reload, worker conf updates, restarts,
+  // upgrade, reopen.
   void RunControlPoint();
   absl::Status Reload();
+  // Asks the log writer to reopen every log file; each `ddvctl reopen`
+  // client is handed to it with the request, and answered by it.
+  void ReopenLogs(const std::vector<uint32_t>& clients);
   // Writes config_.text to options_.config_snapshot; a failure is logged,
   // not fatal (the running config is good either way).
   void SaveConfigSnapshot();

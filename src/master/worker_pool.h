@@ -60,6 +60,10 @@ struct WorkerPoolOptions {
   // keeps their channels and the next master adopts them
   // (docs/lifecycle.md). A master alone takes its workers with it.
   bool workers_outlive_master = false;
+  // Where workers' stdout and stderr go when their site names log files:
+  // pipes to the log writer (docs/logs.md). Unset: the files, opened at
+  // each start.
+  supervise::ProcessTable::StdioRouter stdio_router;
 };
 
 struct Worker {
