@@ -74,6 +74,7 @@ done
 
 # Config, service, run-time directories.
 put 0644 "$pkg/ddv.toml" /etc/ddv/ddv.toml
+put 0644 "$pkg/logrotate" /etc/logrotate.d/ddv
 put 0644 "$pkg/ddv.service" /lib/systemd/system/ddv.service
 mkdir -p "$root/var/log/ddv"  # owner and mode: postinst
 

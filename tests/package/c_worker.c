@@ -1,8 +1,8 @@
 /* A worker built outside Bazel against the installed package: compiled with
  * `pkg-config --cflags --libs ddv-worker`, it includes <ddv/ddv_worker.h>,
  * links libddv_worker.so.0, and answers each request handed to it with
- * "c_worker site=SITE host=HOST". package_test.sh runs it as a site of the
- * installed ddv_master. One connection at a time, blocking: a test, not a
+ * "c_worker site=SITE host=HOST", logging a line for each on stdout.
+ * package_test.sh runs it as a site of the installed ddv_master. One connection at a time, blocking: a test, not a
  * server to copy for production. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -42,6 +42,9 @@ static void on_connection(void* user, int fd, const ddv_connection_info* info) {
                      body_len, body);
   if (write(fd, response, (size_t)len) != len) perror("write");
   close(fd);
+  /* One line per request in the site's log, for the logrotate check. */
+  printf("c_worker served host=%s\n", info->host[0] ? info->host : "-");
+  fflush(stdout);
 }
 
 int main(void) {

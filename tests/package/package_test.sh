@@ -5,8 +5,8 @@
 # linked with `pkg-config --cflags --libs ddv-worker`, the installed
 # ddv_master serving ddv_hello, that C worker and a Node.js app using the
 # installed ddv-worker module, ddvctl as ddv.service's ExecReload runs it,
-# `ddvctl upgrade` as the postinst runs it, a graceful stop, and
-# `systemd-analyze verify` of the unit.
+# `ddvctl upgrade` as the postinst runs it, a rotation by the packaged
+# logrotate file, a graceful stop, and `systemd-analyze verify` of the unit.
 #
 # Outside Bazel (packaging needs the --config=opt outputs and dpkg tools):
 # scripts/test.sh runs it. Prints one "PASSED NAME" or "FAILED NAME" line
@@ -92,7 +92,8 @@ contents() {
   for f in /usr/sbin/ddv_master /usr/bin/ddvctl /usr/lib/ddv/ddv_hello; do
     [ -x "$root$f" ] || fail "$f is not an executable" || return 1
   done
-  for f in /etc/ddv/ddv.toml /lib/systemd/system/ddv.service \
+  for f in /etc/ddv/ddv.toml /etc/logrotate.d/ddv \
+      /lib/systemd/system/ddv.service \
       /usr/include/ddv/ddv_worker.h "$libdir/libddv_worker.so.0" \
       "$libdir/pkgconfig/ddv-worker.pc" \
       /usr/lib/ddv/node/ddv-worker/index.js \
@@ -102,9 +103,10 @@ contents() {
     [ -f "$root$f" ] || fail "$f is missing" || return 1
   done
   [ -d "$root/var/log/ddv" ] || fail "/var/log/ddv is missing" || return 1
-  dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles |
-    grep -qx /etc/ddv/ddv.toml || fail "/etc/ddv/ddv.toml is not a conffile" ||
-    return 1
+  for f in /etc/ddv/ddv.toml /etc/logrotate.d/ddv; do
+    dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx "$f" ||
+      fail "$f is not a conffile" || return 1
+  done
   local depends
   depends=$(dpkg-deb --field "$deb" Depends)
   echo "Depends: $depends"
@@ -240,6 +242,34 @@ upgrade_keeps_workers() {
   fail "ddv_hello pid $before did not answer after the upgrade"
 }
 
+# The packaged /etc/logrotate.d/ddv, its paths moved to the test's: a forced
+# rotation moves the C worker's log away, its postrotate (ddvctl reopen)
+# makes the log writer open a new one, and the next request's line is there.
+logrotate_reopens() {
+  local conf=$tmp/logrotate.conf
+  sed -e "s|/var/log/ddv/|$state/|g" \
+    -e "s|/run/ddv/control.sock|$state/control.sock|g" \
+    -e "s|ddvctl |$root/usr/bin/ddvctl |" \
+    "$root/etc/logrotate.d/ddv" >"$conf"
+  grep -q "$state/\*.log" "$conf" && grep -q "$root/usr/bin/ddvctl" "$conf" &&
+    grep -q "\-S $state/control.sock" "$conf" ||
+    fail "the packaged logrotate file no longer has the paths this rewrites" ||
+    return 1
+  chmod 0644 "$conf"
+  logrotate --force --state="$tmp/logrotate.state" "$conf" || return 1
+  [ -s "$state/c.log.1" ] || fail "c.log was not rotated" || return 1
+  echo "rotated: $(cd "$state" && echo c.log.*)"
+  get c.localhost "c_worker site=c" >/dev/null || return 1
+  for _ in $(seq 1 40); do
+    if grep -q "c_worker served" "$state/c.log" 2>/dev/null; then
+      echo "after ddvctl reopen, the new c.log has: $(tail -n 1 "$state/c.log")"
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "no line in the new c.log after the rotation"
+}
+
 serve() {
   ctl=("$root/usr/bin/ddvctl" --control_socket="$state/control.sock")
   "$root/usr/sbin/ddv_master" --config="$config" >"$state/master.log" 2>&1 &
@@ -251,7 +281,8 @@ serve() {
     "${ctl[@]}" status &&
     "${ctl[@]}" reload &&  # what ddv.service's ExecReload runs
     get c.localhost "c_worker site=c" &&
-    upgrade_keeps_workers && ok=1
+    upgrade_keeps_workers &&
+    logrotate_reopens && ok=1
   # A graceful stop, as systemctl stop sends it to the main process.
   kill -TERM "$master_pid"
   local waited=0
