@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -364,10 +365,9 @@ void ConnectionIo::StartSend(Connection* c) {
       size = c->out_inflight.size();
       c->sending_filler = false;
     } else if (c->http.stream_remaining() > 0) {
-      absl::string_view block = HttpResponder::StreamBlock();
-      data = block.data();
-      size = static_cast<size_t>(
-          std::min<uint64_t>(c->http.stream_remaining(), block.size()));
+      absl::string_view chunk = c->http.NextStreamChunk(SIZE_MAX);
+      data = chunk.data();
+      size = chunk.size();
       c->sending_filler = true;
     } else {
       return;
