@@ -107,6 +107,7 @@ absl::Status HttpServer::Init() {
   ConnectionIo::Options io_options;
   io_options.idle_timeout = options_.idle_timeout;
   io_options.linger_timeout = options_.linger_timeout;
+  io_options.drain_idle_grace = options_.drain_idle_grace;
   io_options.max_head_bytes = options_.max_head_bytes;
   io_options.tls_context = options_.tls_context;
   connections_ = std::make_unique<ConnectionIo>(

@@ -56,6 +56,10 @@ class HttpServer {
     absl::Duration linger_timeout = absl::Seconds(5);
     // Graceful stop: connections still busy after this are closed.
     absl::Duration stop_timeout = absl::Seconds(10);
+    // Graceful stop: an idle keep-alive connection may send one more request
+    // (answered with Connection: close) for this long before it is closed,
+    // so a request already on its way is not lost (ConnectionIo::Options).
+    absl::Duration drain_idle_grace = absl::Seconds(1);
     // Multishot recv into a shared provided-buffer ring (one buffer per read,
     // returned at once) instead of one single-shot recv per read into a
     // per-connection buffer.

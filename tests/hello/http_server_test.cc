@@ -36,6 +36,8 @@ class HttpServerTest : public ::testing::TestWithParam<bool> {
     options.site_id = "s";
     options.worker_index = 7;
     options.recv_multishot = GetParam();
+    // Stops with idle keep-alive clients would each wait the 1 s default.
+    options.drain_idle_grace = absl::Milliseconds(50);
     return options;
   }
 };
