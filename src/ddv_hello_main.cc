@@ -354,7 +354,8 @@ int Main(int argc, char** argv) {
 
   int signal_fd = signals->get();
   tls::TlsServerContext* tls_ctx = tls_context.get();
-  s->RegisterExternalFd(signal_fd, [s, signal_fd, tls_ctx] {
+  s->RegisterExternalFd(signal_fd, [s, signal_fd, tls_ctx,
+                                    stop_signals = 0]() mutable {
     signalfd_siginfo info;
     while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
       if (info.ssi_signo == SIGHUP) {
@@ -373,8 +374,17 @@ int Main(int argc, char** argv) {
         }
         continue;
       }
-      LOG(INFO) << "signal " << info.ssi_signo << ": stopping";
-      s->Stop();
+      // The first signal drains; a second one (Ctrl-C again) does not wait.
+      // A master's kShutdown or disappearance is not a signal: a worker
+      // whose master died gets SIGTERM (PDEATHSIG) and sees its channel
+      // close, and still drains.
+      if (++stop_signals == 1) {
+        LOG(INFO) << "signal " << info.ssi_signo << ": stopping";
+        s->Stop();
+      } else {
+        LOG(INFO) << "signal " << info.ssi_signo << " again: stopping now";
+        s->StopNow();
+      }
     }
   });
 
