@@ -18,12 +18,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "src/config/config.h"
 #include "src/config/config_snapshot.h"
+#include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/watchdog.h"
 #include "src/master/config_apply.h"
 #include "src/master/listener_socket.h"
@@ -41,6 +43,13 @@ DEFINE_bool(watchdog, true,
 DEFINE_string(listen_fds, "",
               "internal: listening sockets inherited from the watchdog, "
               "name=fd,...");
+DEFINE_int32(watchdog_fd, -1,
+             "internal, set by the watchdog: its link to this master, over "
+             "which running workers are adopted and recorded "
+             "(docs/lifecycle.md)");
+DEFINE_int32(watchdog_state_fd, -1,
+             "internal, set by a watchdog re-executing itself for an "
+             "upgrade: its listeners and workers (docs/lifecycle.md)");
 DEFINE_string(config_snapshot, "",
               "internal, set by the watchdog: the last good config "
               "(docs/master.md). A master started with it runs that file "
@@ -306,6 +315,19 @@ void PrintDemoBanner(const ddv::config::Config& config) {
   std::fflush(stdout);
 }
 
+ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
+  ddv::watchdog::WatchdogOptions options;
+  // The master drains for --drain_timeout, then gives its workers
+  // SIGTERM and 5 s more: SIGKILL it only well after that.
+  options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
+  // The same back-off flags as for workers; the watchdog never gives up.
+  options.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
+  options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
+  options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
+  options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+  return options;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -342,6 +364,34 @@ int main(int argc, char** argv) {
                  "message), not %u\n",
                  ddv::master::kMaxHandoffBatch, FLAGS_handoff_batch);
     return kExitConfigError;
+  }
+
+  if (FLAGS_watchdog_state_fd >= 0) {
+    // A watchdog re-executed for an upgrade: everything it needs comes
+    // from the state its previous image saved, not from the config file
+    // (which may have been edited since, even broken).
+    absl::StatusOr<ddv::watchdog::WatchdogState> state =
+        ddv::watchdog::ReadWatchdogState(FLAGS_watchdog_state_fd);
+    if (!state.ok()) {
+      LOG(ERROR) << "upgrade: " << state.status().message();
+      return 1;
+    }
+    ddv::watchdog::WatchdogOptions options = WatchdogOptionsFromFlags();
+    for (const std::string& arg : original_args) {
+      if (!absl::StartsWith(arg, "--watchdog_state_fd=")) {
+        options.self_argv.push_back(arg);
+      }
+    }
+    options.master_argv = std::move(state->master_argv);
+    options.listener_names = std::move(state->listener_names);
+    for (const std::string& why : state->skipped) {
+      LOG(ERROR) << "upgrade: a worker record is lost: " << why;
+    }
+    LOG(INFO) << "watchdog " << getpid() << " upgraded in place: "
+              << state->listeners.size() << " listeners, "
+              << state->workers.size() << " workers kept";
+    return ddv::watchdog::RunWatchdog(options, std::move(state->listeners),
+                                      std::move(state->workers));
   }
 
   const bool demo = FLAGS_config.empty();
@@ -386,15 +436,8 @@ int main(int argc, char** argv) {
       LOG(ERROR) << listeners.status().message();
       return 1;
     }
-    ddv::watchdog::WatchdogOptions options;
-    // The master drains for --drain_timeout, then gives its workers
-    // SIGTERM and 5 s more: SIGKILL it only well after that.
-    options.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
-    // The same back-off flags as for workers; the watchdog never gives up.
-    options.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
-    options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
-    options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
-    options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+    ddv::watchdog::WatchdogOptions options = WatchdogOptionsFromFlags();
+    options.self_argv = original_args;
     options.master_argv.push_back(SelfDir() + "/ddv_master");
     for (size_t i = 1; i < original_args.size(); ++i) {
       options.master_argv.push_back(original_args[i]);
@@ -423,6 +466,7 @@ int main(int argc, char** argv) {
   ddv::master::MasterOptions options = MasterOptionsFromFlags();
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
+  options.watchdog_fd = FLAGS_watchdog_fd;
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
       ddv::master::Master::Create(options, std::move(*config),
                                   std::move(*listeners));
@@ -439,5 +483,5 @@ int main(int argc, char** argv) {
     LOG(ERROR) << status;
     return 1;
   }
-  return 0;
+  return (*master)->handed_over() ? ddv::master::kExitHandedOver : 0;
 }

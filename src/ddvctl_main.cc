@@ -1,13 +1,17 @@
 // ddvctl: the control CLI. `status [--json]`, `reload`, `stop`, `metrics`,
-// `restart SITE`, against --control_socket. Every failure exits non-zero
+// `restart SITE`, `upgrade`, against --control_socket. Every failure exits non-zero
 // with the reason on stderr and an exit code that says which kind of
 // failure it was (kUsage below, `ddvctl --help`).
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gflags/gflags.h"
 #include "nlohmann/json.hpp"
 #include "src/control/control_client.h"
@@ -33,6 +37,11 @@ commands:
                    (FILE:LINE:COL: ...) and the running config is kept
   stop             drain and stop the master
   restart SITE     replace SITE's workers one at a time
+  upgrade          run the ddv_master binary now on disk: it checks the
+                   last good config, the master hands over to it and the
+                   watchdog re-executes it in place; the workers keep
+                   running and are adopted. Waits (up to 30 s, or
+                   --timeout_ms if longer) until the new master answers
 
 flags:
   --control_socket=PATH  the master's control socket ([master]
@@ -94,6 +103,55 @@ void PrintStatus(const std::string& text) {
   }
 }
 
+// The pid in a status reply, 0 if there is none.
+int MasterPid(const absl::StatusOr<std::string>& reply) {
+  if (!reply.ok()) return 0;
+  nlohmann::json status = nlohmann::json::parse(*reply, nullptr, false);
+  if (!status.is_object()) return 0;
+  auto pid = status.find("pid");
+  return pid != status.end() && pid->is_number_integer() ? pid->get<int>()
+                                                         : 0;
+}
+
+int PrintFailure(const absl::Status& status) {
+  std::string message(status.message());
+  if (message.empty() || message.back() != '\n') message += '\n';
+  std::fprintf(stderr, "ddvctl: %s", message.c_str());
+  return ddv::control::ExitCodeFor(status);
+}
+
+// `upgrade`: the master answers once the watchdog has checked the new
+// binary; the new master then has to come up and answer status.
+int Upgrade() {
+  const absl::Duration timeout =
+      std::max(absl::Seconds(30), absl::Milliseconds(FLAGS_timeout_ms));
+  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Duration each = absl::Milliseconds(FLAGS_timeout_ms);
+  absl::StatusOr<std::string> before =
+      ddv::control::SendControlCommand(FLAGS_control_socket, "status", each);
+  if (!before.ok()) return PrintFailure(before.status());
+  const int old_pid = MasterPid(before);
+  absl::StatusOr<std::string> reply = ddv::control::SendControlCommand(
+      FLAGS_control_socket, "upgrade", timeout);
+  if (!reply.ok()) return PrintFailure(reply.status());
+  std::printf("%s", reply->c_str());
+  while (absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    absl::StatusOr<std::string> now = ddv::control::SendControlCommand(
+        FLAGS_control_socket, "status", each);
+    const int pid = MasterPid(now);
+    if (pid != 0 && pid != old_pid) {
+      std::printf("ok: master %d replaced by %d\n", old_pid, pid);
+      return ddv::control::kExitOk;
+    }
+  }
+  std::fprintf(stderr,
+               "ddvctl: no new master answered within %s (see the "
+               "watchdog's log)\n",
+               absl::FormatDuration(timeout).c_str());
+  return ddv::control::kExitNoAnswer;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,7 +177,8 @@ int main(int argc, char** argv) {
     }
     command += std::string(" ") + argv[2];
   } else if (command != "status" && command != "metrics" &&
-             command != "reload" && command != "stop") {
+             command != "reload" && command != "stop" &&
+             command != "upgrade") {
     std::fprintf(stderr, "ddvctl: unknown command \"%s\"\n\n%s",
                  command.c_str(), kUsage);
     return ddv::control::kExitUsage;
@@ -128,6 +187,7 @@ int main(int argc, char** argv) {
                  command.c_str(), kUsage);
     return ddv::control::kExitUsage;
   }
+  if (command == "upgrade") return Upgrade();
   absl::StatusOr<std::string> reply = ddv::control::SendControlCommand(
       FLAGS_control_socket, command, absl::Milliseconds(FLAGS_timeout_ms));
   if (!reply.ok()) {

@@ -46,7 +46,8 @@ namespace master {
   X(node_protocol_errors, "Node workers killed for a broken IPC stream")   \
   X(control_refused, "control connections refused by the peer check")     \
   X(claims_refused, "update_server_conf claims refused by the policy")    \
-  X(claims_dropped, "run-time claims dropped (worker gone, or a reload)")
+  X(claims_dropped, "run-time claims dropped (worker gone, or a reload)") \
+  X(workers_adopted, "running workers taken over from an earlier master")
 
 struct Counters {
 #define DDV_DECLARE_COUNTER(name, help) uint64_t name = 0;

@@ -43,6 +43,12 @@ Master::~Master() {
   if (ring_) ring_->CancelAll();
   peek_buffers_.reset();
   ring_.reset();
+  // Under a watchdog, any end but a requested stop (an error out of Run,
+  // a handover) leaves the workers to the next master: the pool's table
+  // would SIGKILL them.
+  if (watchdog_link_ && workers_ && !(stopping_ && !handing_over_)) {
+    workers_->AbandonAll();
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Master>> Master::Create(
@@ -103,18 +109,29 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     options_.workers.listener_ports.emplace_back(config_.listeners[l].name,
                                                  port);
   }
+  if (options_.watchdog_fd >= 0) {
+    watchdog_link_ = UniqueFd(options_.watchdog_fd);
+    options_.workers.workers_outlive_master = true;
+  }
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);
   if (!workers.ok()) return workers.status();
   workers_ = std::move(*workers);
+  status = AdoptWorkers();
+  if (!status.ok()) return status;
   status = workers_->StartAll();
   if (!status.ok()) return status;
   // Each started worker once, as the loop does for every later start: arming
   // them all here and again from the loop's TakeRestarted gave each initial
   // worker two exit polls, and the second came back stale. A worker whose
   // start failed gets its polls when the supervisor starts it.
-  for (int w : workers_->TakeRestarted()) ArmWorker(w);
+  for (int w : workers_->TakeRestarted()) {
+    ArmWorker(w);
+    RecordWorker(w);
+  }
+  ReplayAdoptedConfUpdates();
 
+  if (watchdog_link_) ArmWatchdogPoll();
   UpdateAccepts(MonotonicNowNs());
   SaveConfigSnapshot();
   return absl::OkStatus();
@@ -165,9 +182,29 @@ absl::Status Master::Run() {
       for (uint32_t index : retry) SubmitPeek(index, false);
     }
     workers_->Tick(now);
-    for (int w : workers_->TakeRestarted()) ArmWorker(w);
+    for (int w : workers_->TakeRestarted()) {
+      ArmWorker(w);
+      RecordWorker(w);
+    }
+    for (int w : workers_->TakeDrainStarted()) RecordWorkerReady(w);
+    if (!watchdog_outbox_.empty()) FlushWatchdogLink();
+    CheckUpgradeAnswer(now);
     ReclaimFromDeadWorkers();
     if (stopping_ && StopStep(now)) break;
+  }
+  if (handing_over_) {
+    // The workers are the next master's: the watchdog holds their records,
+    // so what is still queued for it must get there first.
+    const absl::Time deadline = absl::Now() + absl::Seconds(2);
+    FlushWatchdogLink();
+    while (!watchdog_outbox_.empty() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+      FlushWatchdogLink();
+    }
+    workers_->AbandonAll();
+    LOG(INFO) << "master handed over: " << workers_->size()
+              << " workers left running for the next master";
+    return absl::OkStatus();
   }
   // Whatever did not exit within the grace: SIGTERM, then SIGKILL.
   workers_->StopAll(options_.workers.term_grace);
@@ -217,6 +254,9 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
     case kOpSignalPoll:
       OnSignalPoll(cqe);
       return;
+    case kOpWatchdogPoll:
+      OnWatchdogPoll(cqe);
+      return;
     case kOpControlPoll:
       OnControlPoll(cqe);
       return;
@@ -233,6 +273,16 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
 }
 
 void Master::BeginStop() {
+  if (handing_over_) {
+    // A stop asked during a handover wins: the workers drain and stop, and
+    // the exit status tells the watchdog not to re-execute.
+    LOG(INFO) << "stop asked during a handover: stopping instead";
+    handing_over_ = false;
+  }
+  StopAccepting();
+}
+
+void Master::StopAccepting() {
   if (stopping_) return;
   stopping_ = true;
   stop_phase_ = StopPhase::kDrainingConnections;
@@ -262,6 +312,10 @@ bool Master::StopStep(int64_t now_ns) {
       if (!drained) {
         LOG(WARNING) << "stopping with " << connections_.in_use() + held_.size()
                      << " connections still undecided";
+      }
+      if (handing_over_) {
+        stop_phase_ = StopPhase::kDone;
+        return true;
       }
       workers_->ShutdownAll(
           absl::Nanoseconds(std::max<int64_t>(0, drain_deadline_ns_ - now_ns)));

@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
 #include "src/handoff/node_cluster.h"
@@ -48,6 +49,10 @@
 
 namespace ddv {
 namespace master {
+
+// The exit status of a master that handed its workers over (an upgrade):
+// the watchdog re-executes only on this one, never on a plain stop.
+inline constexpr int kExitHandedOver = 3;
 
 // The most connections one handoff message carries (--handoff_batch).
 inline constexpr uint32_t kMaxHandoffBatch = handoff::kMaxEntriesPerBatch;
@@ -75,6 +80,10 @@ struct MasterOptions {
   // The last good config (config_snapshot.h): after every successful start
   // and reload the master writes the text it applied here. "" writes none.
   std::string config_snapshot;
+  // The link to the watchdog (docs/lifecycle.md), -1 when the master runs
+  // alone. The master adopts the workers the watchdog kept and records
+  // each worker it starts there, so that they outlive it.
+  int watchdog_fd = -1;
 };
 
 class Master {
@@ -87,6 +96,9 @@ class Master {
 
   // Runs until SIGTERM/SIGINT (graceful drain) or a fatal error.
   absl::Status Run();
+  // Run() ended by handing the workers over to the next master (an
+  // upgrade): the process exits with kExitHandedOver.
+  bool handed_over() const { return handing_over_; }
 
   // JSON for `ddvctl status --json`, Prometheus text for `ddvctl metrics`.
   std::string StatusJson() const;
@@ -113,6 +125,7 @@ class Master {
     kOpChannelWritable,  // index: worker; the channel outlives processes
     kOpControlRecv,      // index: control client (generation checked)
     kOpControlTimeout,   // index: control client (generation checked)
+    kOpWatchdogPoll,     // the one link to the watchdog
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -133,6 +146,8 @@ class Master {
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
+    bool upgrade = false;                  // SIGUSR2, `ddvctl upgrade`
+    std::vector<uint32_t> upgrade_clients;
     struct Restart {
       uint32_t client;
       std::string site;
@@ -266,6 +281,8 @@ class Master {
   // not fatal (the running config is good either way).
   void SaveConfigSnapshot();
   void BeginStop();
+  // What a stop and a handover share: no more accepts, then StopStep.
+  void StopAccepting();
   // Moves the graceful stop on; returns true when Run() may return.
   bool StopStep(int64_t now_ns);
 
@@ -277,6 +294,32 @@ class Master {
   void DropClaimsOfExited(
       const std::vector<std::pair<int, uint32_t>>& exited);
   void LogDroppedClaim(const Claim& claim, absl::string_view why);
+
+  // The watchdog link (master_watchdog.cc).
+  // Takes over the workers the watchdog offers, before any is started.
+  absl::Status AdoptWorkers();
+  // Replays the update_server_conf bodies adopted workers had accepted,
+  // once the routes exist.
+  void ReplayAdoptedConfUpdates();
+  std::vector<std::pair<int, std::vector<std::string>>> adopted_conf_updates_;
+  // Tells the watchdog about `worker`'s new process, its readiness, or
+  // that its slot is gone for good.
+  void RecordWorker(int worker);
+  void RecordWorkerReady(int worker);
+  void ForgetWorker(int worker);
+  void SendToWatchdog(nlohmann::json body, std::vector<int> fds);
+  void ArmWatchdogPoll();
+  void OnWatchdogPoll(io_uring_cqe* cqe);
+  // `ddvctl upgrade`, SIGUSR2: asks the watchdog, which checks the binary
+  // on disk and answers "handover" (BeginHandover) or "upgrade_failed".
+  void RequestUpgrade(int client);
+  // Gives up on an upgrade the watchdog never answered (30 s).
+  void CheckUpgradeAnswer(int64_t now_ns);
+  // Stops accepting, hands off what it holds, then Run() returns leaving
+  // every worker running for the next master (docs/lifecycle.md).
+  void BeginHandover();
+  // Retries what a full link refused; called every loop turn.
+  void FlushWatchdogLink();
 
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
@@ -329,6 +372,16 @@ class Master {
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
+  UniqueFd watchdog_link_;
+  struct PendingLinkMessage {
+    nlohmann::json body;
+    std::vector<UniqueFd> fds;  // our own copies until sent
+  };
+  std::deque<PendingLinkMessage> watchdog_outbox_;
+  std::vector<uint32_t> upgrade_clients_;  // waiting for the watchdog
+  bool upgrade_requested_ = false;
+  int64_t upgrade_requested_ns_ = 0;
+  bool handing_over_ = false;
   // The path bound at start: the one a reload's mode or group applies to.
   std::string control_socket_path_;
   // Refused control clients are logged at most once per 10 s, with how

@@ -27,7 +27,8 @@ namespace ddv {
 namespace master {
 namespace {
 
-constexpr int kHandledSignals[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGCHLD};
+constexpr int kHandledSignals[] = {SIGHUP,  SIGTERM, SIGINT,
+                                   SIGUSR1, SIGUSR2, SIGCHLD};
 
 }  // namespace
 
@@ -137,6 +138,10 @@ void Master::OnSignals() {
         // default dispositions, and SIGUSR1's default action kills them.
         LOG(INFO) << "SIGUSR1: log reopening is not implemented yet; "
                      "nothing done";
+        break;
+      case SIGUSR2:
+        LOG(INFO) << "SIGUSR2: upgrade";
+        pending_.upgrade = true;
         break;
       case SIGCHLD:
         break;  // exits are seen through each worker's pidfd
@@ -322,6 +327,10 @@ void Master::OnControlCommand(uint32_t slot, absl::string_view line) {
     pending_.stop = true;
     pending_.stop_clients.push_back(slot);
     control_clients_[slot].awaiting_control_point = true;
+  } else if (words[0] == "upgrade") {
+    pending_.upgrade = true;
+    pending_.upgrade_clients.push_back(slot);
+    control_clients_[slot].awaiting_control_point = true;
   } else if (words[0] == "restart" && words.size() == 2) {
     pending_.restarts.push_back({slot, words[1]});
     control_clients_[slot].awaiting_control_point = true;
@@ -329,7 +338,8 @@ void Master::OnControlCommand(uint32_t slot, absl::string_view line) {
     ReplyToControlClient(
         slot,
         absl::StrCat("error: unknown command \"", words[0],
-                     "\" (status, metrics, reload, stop, restart SITE)\n"));
+                     "\" (status, metrics, reload, stop, restart SITE, "
+                     "upgrade)\n"));
   }
 }
 
@@ -419,6 +429,11 @@ void Master::RunControlPoint() {
       }
     }
     ReplyToControlClient(restart.client, reply);
+  }
+
+  if (pending.upgrade) {
+    if (pending.upgrade_clients.empty()) RequestUpgrade(-1);
+    for (uint32_t slot : pending.upgrade_clients) RequestUpgrade(slot);
   }
 
   // Control clients left in the backlog while every slot was busy.

@@ -125,7 +125,8 @@ void Master::SubmitBatch(int w) {
   const size_t n = std::min<size_t>(
       {worker.queue.size(), options_.handoff_batch,
        handoff::kMaxEntriesPerBatch});
-  const bool pidfd = config_.master.handoff == config::HandoffMode::kPidfd;
+  const bool pidfd = config_.master.handoff == config::HandoffMode::kPidfd &&
+                    !worker.scm_rights_only;
   std::vector<handoff::HandoffEntry> entries(n);
   std::vector<int> fds;
   fds.reserve(n);
@@ -193,7 +194,8 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
   sent.swap(worker.sending);
   if (cqe->res >= 0) {
     ++counters_.handoff_batches;
-    const bool pidfd = config_.master.handoff == config::HandoffMode::kPidfd;
+    // Decided per message: the batch's own mode byte says which it was.
+    const bool pidfd = worker.message->fd_count() == 0;
     for (uint32_t index : sent) {
       Connection& c = connections_.at(index);
       if (c.state != ConnState::kSending) continue;
@@ -314,6 +316,7 @@ void Master::OnChannelReadable(int w) {
     worker.last_heard_ns = MonotonicNowNs();
     if (auto* hello = std::get_if<handoff::Hello>(&frame)) {
       worker.ready = true;
+      RecordWorkerReady(w);
       VLOG(1) << "worker " << hello->site << "#" << hello->worker_index
               << " pid " << hello->pid << " ready";
     } else if (auto* ack = std::get_if<handoff::PidfdAck>(&frame)) {
@@ -472,6 +475,7 @@ void Master::ReleaseRetired(int w) {
   io_uring_sqe* sqe = Sqe(kOpCancel, w);
   io_uring_prep_poll_remove(sqe, uring::OpTag{kOpChannelPoll, uint32_t(w), 0}.Encode());
   worker.channel_poll_armed = true;  // never re-armed
+  ForgetWorker(w);
   workers_->ReleaseIfRetired(w);
 }
 

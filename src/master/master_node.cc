@@ -111,6 +111,7 @@ void Master::OnNodeReadable(int w) {
         break;
       case node::ChildMessageKind::kListening:
         worker.ready = channel.listening;
+        RecordWorkerReady(w);
         VLOG(1) << "Node worker " << workers_->site_id(worker.site) << "#"
                 << worker.index << " listening";
         break;
@@ -222,6 +223,7 @@ void Master::OnNodeUserMessage(int w, const std::string& line) {
   Worker& worker = workers_->at(w);
   if (kind == "hello") {
     worker.node->speaks_ddv = true;  // heartbeats from now on
+    RecordWorkerReady(w);
   } else if (kind == "pong") {
     // last_heard_ns is already set
   } else if (kind == "rpc") {

@@ -168,6 +168,20 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
   claims_ = std::move(next->claims);
   LOG(INFO) << "site " << config_.sites[site].id << "#" << who.worker_index
             << " updated its server conf: " << body;
+  // Kept for a next master to replay, within what a link message holds;
+  // past that the worker's later updates are not kept (logged).
+  std::vector<std::string>& kept = workers_->at(w).conf_updates;
+  size_t bytes = body.size();
+  for (const std::string& b : kept) bytes += b.size();
+  if (bytes <= 8 * 1024) {
+    kept.push_back(body);
+    RecordWorkerReady(w);
+  } else {
+    LOG(WARNING) << "update_server_conf of " << workers_->site_id(site) << "#"
+                 << who.worker_index << ": over 8 KiB of updates kept for "
+                 << "this process; this one is not replayed after a master "
+                    "restart";
+  }
   return absl::OkStatus();
 }
 

@@ -1,10 +1,12 @@
 // NodeChannel: ordered, whole-line writes with fds attached, and line reads.
 #include "src/master/node_channel.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 #include "src/handoff/channel.h"
 
 namespace ddv {
@@ -22,6 +24,7 @@ void NodeChannel::Reset() {
   newconn_prefix_.clear();
   speaks_ddv = false;
   broken_ = false;
+  resync_ = false;
 }
 
 bool NodeChannel::QueueLine(std::string line) {
@@ -29,6 +32,18 @@ bool NodeChannel::QueueLine(std::string line) {
   outbox_bytes_ += line.size();
   outbox_.push_back(Outgoing{std::move(line), 0, -1, -1});
   return true;
+}
+
+void NodeChannel::Adopt(std::string server_key, bool speaks_ddv_package,
+                        int64_t first_seq) {
+  Reset();
+  if (!server_key.empty()) {
+    SetServerKey(std::move(server_key));
+    listening = true;
+  }
+  speaks_ddv = speaks_ddv_package;
+  next_seq_ = std::max(next_seq_, first_seq);
+  resync_ = true;
 }
 
 void NodeChannel::SetServerKey(std::string key) {
@@ -98,6 +113,14 @@ absl::Status NodeChannel::Read(int channel_fd,
     while (std::optional<absl::string_view> line = reader_.Next()) {
       if (line->empty()) continue;
       absl::StatusOr<node::ChildMessage> decoded = node::DecodeChildLine(*line);
+      const bool first_after_adoption = resync_;
+      resync_ = false;
+      if (!decoded.ok() && first_after_adoption) {
+        LOG(WARNING) << "Node worker: dropped a torn first line after "
+                        "adoption: "
+                     << decoded.status().message();
+        continue;
+      }
       if (!decoded.ok()) {
         broken_ = true;
         return absl::DataLossError(

@@ -37,6 +37,15 @@ class NodeChannel {
   // old process can never match a connection sent to the new one.
   void Reset();
 
+  // A process started by an earlier master, now ours (docs/lifecycle.md):
+  // what it listens on, whether it speaks ddv, and a sequence start far
+  // above anything the earlier master used, so an `accepted` meant for that
+  // one never matches a connection of ours. The first line read may be the
+  // tail of one the earlier master had half read: if it does not decode it
+  // is dropped, not taken as a broken stream.
+  void Adopt(std::string server_key, bool speaks_ddv_package,
+             int64_t first_seq);
+
   // Queues a whole line (ending in '\n') to the child. False (nothing
   // queued) when the outbox already holds kMaxOutboxBytes: a child that
   // does not read must not make the master buffer without bound.
@@ -102,6 +111,7 @@ class NodeChannel {
   size_t outbox_bytes_ = 0;
   int64_t next_seq_ = 0;
   bool broken_ = false;
+  bool resync_ = false;  // adopted: the first line may be a torn one
 };
 
 }  // namespace master

@@ -5,7 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,16 +36,6 @@ absl::StatusOr<std::string> NewTicketSecret() {
     return absl::InternalError("getrandom() failed while making a ticket secret");
   }
   return absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes)));
-}
-
-// Whether the process behind `pidfd` has exited (a zombie now), without
-// reaping it: the supervisor does that.
-bool HasExited(int pidfd) {
-  if (pidfd < 0) return false;
-  siginfo_t info{};
-  return waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info,
-                WEXITED | WNOHANG | WNOWAIT) == 0 &&
-         info.si_pid != 0;
 }
 
 // A SOCK_SEQPACKET channel for ddv workers; Node's IPC needs a byte stream.
@@ -90,6 +80,10 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     worker.draining = false;
     worker.drain_deadline_ns = 0;
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
+    worker.scm_rights_only = false;
+    worker.conf_updates.clear();
+    worker.started_fingerprint =
+        SpecFingerprint(self->processes_->spec(slot));
     if (worker.node) worker.node->Reset();
     self->restarted_.push_back(w);
   });
@@ -187,7 +181,139 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   spec.user = site.user;
   spec.group = site.group;
   spec.inherit_fds.emplace_back(child_fd, handoff::kWorkerChannelFd);
+  if (options_.workers_outlive_master) spec.parent_death_signal = 0;
   return spec;
+}
+
+std::string WorkerPool::SpecFingerprint(const supervise::ProcessSpec& spec) {
+  // FNV-1a 64 over length-prefixed fields: stable across builds and
+  // processes (absl::Hash is neither), and not a security boundary.
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  auto add = [&hash](absl::string_view field) {
+    const std::string length = absl::StrCat(field.size(), ":");
+    for (absl::string_view part : {absl::string_view(length), field}) {
+      for (unsigned char c : part) {
+        hash ^= c;
+        hash *= 0x100000001b3ULL;
+      }
+    }
+  };
+  for (const std::string& arg : spec.argv) add(arg);
+  add("env");
+  for (const auto& [name, value] : spec.env) {
+    if (name == handoff::kEnvMasterPid) continue;
+    add(name);
+    add(value);
+  }
+  for (absl::string_view field :
+       {absl::string_view(spec.stdout_path), absl::string_view(spec.stderr_path),
+        absl::string_view(spec.user), absl::string_view(spec.group)}) {
+    add(field);
+  }
+  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+}
+
+void WorkerPool::SetSiteEnv(int s, absl::string_view name,
+                            const std::string& value) {
+  for (int w : site_workers_[s]) {
+    supervise::ProcessSpec spec = processes_->spec(workers_[w].process_slot);
+    for (auto& [key, current] : spec.env) {
+      if (key == name) current = value;
+    }
+    processes_->SetSpec(workers_[w].process_slot, std::move(spec));
+  }
+}
+
+WorkerPool::AdoptResult WorkerPool::Adopt(watchdog::WorkerRecord record,
+                                          int64_t now_ns) {
+  AdoptResult result;
+  int found = -1;
+  for (size_t s = 0; s < site_ids_.size() && found < 0; ++s) {
+    if (site_ids_[s] != record.site) continue;
+    for (int w : site_workers_[s]) {
+      const Worker& worker = workers_[w];
+      if (worker.index == record.index && !worker.retired &&
+          processes_->pid(worker.process_slot) == 0 &&
+          (worker.node != nullptr) == record.node) {
+        found = w;
+        break;
+      }
+    }
+  }
+  if (found < 0) return result;
+  Worker& worker = workers_[found];
+  struct pollfd exited = {record.pidfd.get(), POLLIN, 0};
+  if (::poll(&exited, 1, 0) > 0) {
+    // It died while no master ran. Its slot starts on the fresh channel:
+    // a process the dead master started on the old one after its last
+    // record could still hold it, so what is unread there is not ours to
+    // take. Our copies close with the record.
+    result.exited = true;
+    return result;
+  }
+  result.worker = found;
+  const int s = worker.site;
+  if (!record.ticket_secret.empty() &&
+      record.ticket_secret != ticket_secrets_[s]) {
+    // Keep the site's TLS session tickets valid across the change of
+    // master: the processes started from now on get the same secret.
+    ticket_secrets_[s] = record.ticket_secret;
+    SetSiteEnv(s, handoff::kEnvTlsTicketSecret, ticket_secrets_[s]);
+  }
+  // The slot's channel is the one the process holds.
+  worker.channel = std::move(record.channel);
+  worker.child_end = std::move(record.child_end);
+  supervise::ProcessSpec spec = processes_->spec(worker.process_slot);
+  for (auto& [from, to] : spec.inherit_fds) {
+    if (to == handoff::kWorkerChannelFd) from = worker.child_end.get();
+  }
+  result.spec_changed = SpecFingerprint(spec) != record.spec_fingerprint;
+  worker.started_fingerprint = record.spec_fingerprint;
+  processes_->SetSpec(worker.process_slot, std::move(spec));
+  processes_->Adopt(worker.process_slot, record.pid, std::move(record.pidfd));
+  ++worker.generation;
+  worker.ready = record.ready;
+  worker.draining = record.draining;
+  // It was told to leave by a master that is gone: it gets a whole drain
+  // from now, then SIGTERM as usual.
+  if (worker.draining) {
+    worker.drain_deadline_ns =
+        now_ns + absl::ToInt64Nanoseconds(options_.drain_timeout);
+  }
+  worker.restart_pending = false;
+  worker.last_heard_ns = now_ns;
+  worker.scm_rights_only = handoff_mode_ == handoff::kHandoffPidfd;
+  if (worker.node) {
+    // Sequence numbers above anything the earlier master can have used:
+    // it numbered from 0, one per message, for far less than a day.
+    worker.node->Adopt(record.ready ? record.node_server_key : std::string(),
+                       record.node_speaks_ddv,
+                       absl::ToUnixMicros(absl::Now()));
+    worker.ready = record.ready && worker.node->listening;
+  }
+  result.conf_updates = std::move(record.conf_updates);
+  worker.conf_updates.clear();  // replayed by the master, which adds them
+  restarted_.push_back(found);
+  return result;
+}
+
+watchdog::WorkerRecord WorkerPool::DescribeForWatchdog(int w) const {
+  const Worker& worker = workers_[w];
+  watchdog::WorkerRecord record;
+  record.site = site_ids_[worker.site];
+  record.index = worker.index;
+  record.pid = processes_->pid(worker.process_slot);
+  record.node = worker.node != nullptr;
+  record.spec_fingerprint = worker.started_fingerprint;
+  record.ticket_secret = ticket_secrets_[worker.site];
+  record.ready = worker.ready;
+  record.draining = worker.draining;
+  record.conf_updates = worker.conf_updates;
+  if (worker.node) {
+    record.node_server_key = worker.node->server_key();
+    record.node_speaks_ddv = worker.node->speaks_ddv;
+  }
+  return record;
 }
 
 int WorkerPool::SitePort(const config::SiteConfig& site) const {
@@ -203,6 +329,7 @@ int WorkerPool::SitePort(const config::SiteConfig& site) const {
 
 absl::Status WorkerPool::StartAll() {
   for (Worker& worker : workers_) {
+    if (processes_->pid(worker.process_slot) != 0) continue;  // adopted
     // A worker that cannot start (a bad user, a missing binary) is the
     // supervisor's to retry with back-off; the other sites still serve.
     absl::Status status = processes_->Start(worker.process_slot);
@@ -273,6 +400,7 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
   }
   if (worker.draining) return;
   worker.draining = true;
+  drain_started_.push_back(w);
   worker.drain_deadline_ns = MonotonicNowNs() + absl::ToInt64Nanoseconds(grace);
   const std::string name =
       absl::StrCat(site_ids_[worker.site], "#", worker.index);
@@ -475,7 +603,7 @@ bool WorkerPool::Reap(int worker) {
   const pid_t before = processes_->pid(slot);
   if (workers_[worker].draining && before != 0 &&
       processes_->state(slot) != supervise::ProcessState::kStopping &&
-      HasExited(processes_->pidfd(slot))) {
+      processes_->HasExited(slot)) {
     // It exited because we asked (kShutdown): a stop, not a crash to
     // restart with back-off. The table learns that from Stop(), whose
     // signal reaches only the zombie's process group now.
@@ -549,6 +677,12 @@ void WorkerPool::Tick(int64_t now_ns) {
     processes_->Stop(slot, options_.term_grace);
   }
   processes_->RestartDue(absl::UnixEpoch() + absl::Nanoseconds(now_ns));
+}
+
+std::vector<int> WorkerPool::TakeDrainStarted() {
+  std::vector<int> out;
+  out.swap(drain_started_);
+  return out;
 }
 
 std::vector<int> WorkerPool::TakeRestarted() {

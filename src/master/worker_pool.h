@@ -36,6 +36,7 @@
 #include "src/handoff/channel.h"
 #include "src/master/node_channel.h"
 #include "src/supervise/process_table.h"
+#include "src/watchdog/worker_record.h"
 
 namespace ddv {
 namespace master {
@@ -55,6 +56,10 @@ struct WorkerPoolOptions {
   // Each listener's name and port (the bound one, for port 0), in config
   // order: Node workers get their site's first as PORT.
   std::vector<std::pair<std::string, int>> listener_ports;
+  // Under a watchdog: workers get no PR_SET_PDEATHSIG, since the watchdog
+  // keeps their channels and the next master adopts them
+  // (docs/lifecycle.md). A master alone takes its workers with it.
+  bool workers_outlive_master = false;
 };
 
 struct Worker {
@@ -82,6 +87,18 @@ struct Worker {
   std::vector<uint32_t> sending;  // connections in the message in flight
   std::unique_ptr<handoff::ScmRightsMessage> message;
   bool send_in_flight = false;
+  // Adopted from an earlier master: its DDV_MASTER_PID names that master,
+  // so it cannot pull sockets from us with pidfd_getfd; it gets SCM_RIGHTS
+  // batches (which every worker takes, whatever its mode) until it restarts.
+  bool scm_rights_only = false;
+  // What the current process was started with (SpecFingerprint): a spec
+  // changed since by a reload must not pass for the process's own.
+  std::string started_fingerprint;
+  // The process the watchdog holds a record of, 0 for none.
+  pid_t recorded_pid = 0;
+  // update_server_conf bodies accepted from the current process, kept in
+  // its watchdog record so that a next master can replay them.
+  std::vector<std::string> conf_updates;
   // Set for a `runtime = "node"` slot: its channel is a SOCK_STREAM speaking
   // Node's cluster IPC (docs/node.md), and `ready` means the app listens.
   std::unique_ptr<NodeChannel> node;
@@ -93,7 +110,25 @@ class WorkerPool {
       const WorkerPoolOptions& options, const config::Config& config);
   ~WorkerPool();
 
+  // Starts every slot that has no process (adopted ones have one).
   absl::Status StartAll();
+
+  struct AdoptResult {
+    int worker = -1;            // -1: the record is not one of our slots
+    bool exited = false;        // the process is gone; its slot starts anew
+    bool spec_changed = false;  // started with another command or env
+    std::vector<std::string> conf_updates;  // to replay, in order
+  };
+  // Takes over a worker the watchdog kept from an earlier master, before
+  // StartAll (docs/lifecycle.md). The record's slot (site and index) must
+  // exist with no process yet, with the same runtime.
+  AdoptResult Adopt(watchdog::WorkerRecord record, int64_t now_ns);
+  // What the watchdog keeps of `worker`'s current process (no fds: the
+  // caller sends pidfd, channel and child end along).
+  watchdog::WorkerRecord DescribeForWatchdog(int worker) const;
+  // The master goes without stopping its workers (an upgrade hands them
+  // to the next one): forget the processes, signal none.
+  void AbandonAll() { processes_->AbandonAll(); }
 
   // Reload and update_server_conf. Sites are never renumbered: a removed
   // site keeps its index with no workers.
@@ -164,6 +199,8 @@ class WorkerPool {
   void Tick(int64_t now_ns);
   // Workers (re)started since the last call: the master arms their polls.
   std::vector<int> TakeRestarted();
+  // Workers asked to drain since the last call: their records change.
+  std::vector<int> TakeDrainStarted();
 
   int pidfd(int worker) const;
   pid_t pid(int worker) const;
@@ -190,6 +227,11 @@ class WorkerPool {
   // Reads and drops everything queued on a stream channel end, closing any
   // fds in it.
   static void DiscardStream(int fd);
+  // Sets an environment variable in every spec of the site's slots.
+  void SetSiteEnv(int site, absl::string_view name, const std::string& value);
+  // Hex digest of what a process starts with, minus what changes with each
+  // master (its pid), stable across builds: compared on adoption.
+  static std::string SpecFingerprint(const supervise::ProcessSpec& spec);
 
   WorkerPoolOptions options_;
   std::unique_ptr<supervise::ProcessTable> processes_;
@@ -204,6 +246,7 @@ class WorkerPool {
   std::vector<int> rolling_;                 // workers waiting to restart
   std::string handoff_mode_;
   std::vector<int> restarted_;
+  std::vector<int> drain_started_;
   uint64_t shutdowns_sent_ = 0;
 };
 

@@ -86,6 +86,7 @@ ProcessTable::~ProcessTable() {
     while (::poll(&pfd, 1, PollTimeoutMs(deadline - absl::Now())) < 0 &&
            errno == EINTR) {
     }
+    if (s.adopted) continue;  // its reaper is the watchdog
     if (!TryReap(s.pidfd.get()).ok()) {
       LOG(ERROR) << "worker " << s.spec.name << " pid " << s.pid
                  << " did not die after SIGKILL; left unreaped";
@@ -176,7 +177,10 @@ void ProcessTable::SignalGroup(Slot& s, int sig) {
   // signal cannot hit a stranger. If the worker left its group, signal it
   // alone.
   if (s.pid <= 1) return;
-  if (::kill(-s.pid, sig) == 0) return;
+  // Not our child: the watchdog reaps it the moment it exits, so its pid
+  // (and group id) may already name another process. Only its pidfd is
+  // sure; what it forked is the watchdog's to reap.
+  if (!s.adopted && ::kill(-s.pid, sig) == 0) return;
   // Raw syscall: glibc 2.36's <sys/pidfd.h> cannot be linked from C++.
   if (::syscall(SYS_pidfd_send_signal, s.pidfd.get(), sig, nullptr, 0) != 0 &&
       errno != ESRCH) {
@@ -210,9 +214,49 @@ absl::Status ProcessTable::Start(int slot) {
   return status;
 }
 
+void ProcessTable::Adopt(int slot, pid_t pid, UniqueFd pidfd) {
+  Slot& s = At(slot);
+  CHECK_EQ(s.pid, 0) << "adopting into busy slot " << s.spec.name;
+  s.pid = pid;
+  s.pidfd = std::move(pidfd);
+  s.adopted = true;
+  s.started_at = clock_() - policy_.healthy_after;
+  s.restart_at = absl::InfiniteFuture();
+  s.kill_at = absl::InfiniteFuture();
+  s.killed = false;
+  s.state = ProcessState::kRunning;
+  s.backoff_step = 0;
+  LOG(INFO) << "worker " << s.spec.name << " pid " << pid << " adopted";
+}
+
+void ProcessTable::AbandonAll() {
+  for (Slot& s : slots_) {
+    s.pid = 0;
+    s.pidfd.Reset();
+    s.state = ProcessState::kExited;
+  }
+}
+
+bool ProcessTable::Exited(const Slot& s) const {
+  if (s.adopted) {
+    struct pollfd pfd = {s.pidfd.get(), POLLIN, 0};
+    return ::poll(&pfd, 1, 0) > 0;
+  }
+  siginfo_t info;
+  ::memset(&info, 0, sizeof(info));
+  return ::waitid(static_cast<idtype_t>(P_PIDFD), s.pidfd.get(), &info,
+                  WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid != 0;
+}
+
 void ProcessTable::OnExit(int slot) {
   Slot& s = At(slot);
   if (!s.pidfd) return;
+  if (s.adopted) {
+    if (!Exited(s)) return;  // still running: a spurious wake-up
+    FinishExit(slot, ExitStatus::Unknown());
+    return;
+  }
 
   // Look without reaping first: while the zombie exists its pid, and so its
   // process-group id, stays reserved, so the group can be killed safely.
@@ -236,8 +280,13 @@ void ProcessTable::OnExit(int slot) {
   if (absl::StatusOr<ExitStatus> reaped = TryReap(s.pidfd.get()); reaped.ok()) {
     status = *reaped;
   }
+  FinishExit(slot, status);
+}
 
+void ProcessTable::FinishExit(int slot, const ExitStatus& status) {
+  Slot& s = At(slot);
   const pid_t pid = s.pid;
+  s.adopted = false;
   s.pid = 0;
   s.pidfd.Reset();
   s.last_exit = status;

@@ -97,6 +97,16 @@ class ProcessTable {
   // Spawn error is returned.
   absl::Status Start(int slot);
 
+  // Takes over a process another supervisor started (a worker of a master
+  // that died, handed over by the watchdog: docs/lifecycle.md). It is not
+  // our child, so its exit status cannot be known: OnExit learns of its end
+  // from the pidfd and records ExitStatus::Unknown(). The slot must have no
+  // process; it is kRunning, as one up for healthy_after.
+  void Adopt(int slot, pid_t pid, UniqueFd pidfd);
+  // Forgets every process without signalling it: the master hands its
+  // workers over to the next one (an upgrade) and they must live on.
+  void AbandonAll();
+
   // The loop calls this when the slot's pidfd is readable. Reaps the process
   // (waitid P_PIDFD, WNOHANG; nothing happens if it still runs), SIGKILLs
   // whatever is left of its process group, logs e.g.
@@ -138,6 +148,9 @@ class ProcessTable {
   int restarts(int slot) const;  // restarts done by the supervisor, ever
   std::optional<ExitStatus> last_exit(int slot) const;
   absl::Time restart_at(int slot) const;  // meaningful in kBackoff
+  // Whether the slot's process has ended (without reaping it).
+  bool HasExited(int slot) const { return At(slot).pidfd && Exited(At(slot)); }
+  bool adopted(int slot) const { return At(slot).adopted; }
   // Slot with this live pid, or -1.
   int FindByPid(pid_t pid) const;
   // Processes not yet reaped.
@@ -156,6 +169,7 @@ class ProcessTable {
     absl::Time restart_at = absl::InfiniteFuture();
     absl::Time kill_at = absl::InfiniteFuture();  // kStopping: SIGKILL then
     bool killed = false;                          // SIGKILL sent
+    bool adopted = false;  // not our child: only its pidfd tells its end
     int backoff_step = 0;  // restarts in a row without a healthy run
     int restarts = 0;
     std::deque<absl::Time> recent_exits;  // inside crash_loop_window
@@ -163,6 +177,11 @@ class ProcessTable {
   };
 
   Slot& At(int slot);
+  // Whether the slot's process has exited; for our children without
+  // reaping it, for adopted ones from the pidfd.
+  bool Exited(const Slot& s) const;
+  // The end of OnExit once the process is known gone: state and log.
+  void FinishExit(int slot, const ExitStatus& status);
   const Slot& At(int slot) const;
   absl::Status StartSlot(int slot, absl::Time now);
   // Records an unexpected end (exit or failed spawn) and moves the slot to

@@ -205,7 +205,8 @@ absl::StatusOr<UniqueFd> OpenLog(const std::string& path,
 
 // Everything between fork and execve. Only async-signal-safe calls, no
 // allocation: all inputs were prepared by the parent.
-[[noreturn]] void RunChild(int report_fd, pid_t parent, int floor,
+[[noreturn]] void RunChild(int report_fd, pid_t parent,
+                           int parent_death_signal, int floor,
                            const std::vector<FdMove>& moves,
                            std::vector<int>& scratch, const Credentials& creds,
                            char* const* argv, char* const* envp) {
@@ -243,10 +244,12 @@ absl::StatusOr<UniqueFd> OpenLog(const std::string& path,
 
   // After the credential change, which clears it. If the master died before
   // this line the signal would never come: check and give up.
-  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
-    ChildFail(report, kPdeathsig, errno);
+  if (parent_death_signal != 0) {
+    if (::prctl(PR_SET_PDEATHSIG, parent_death_signal) != 0) {
+      ChildFail(report, kPdeathsig, errno);
+    }
+    if (::getppid() != parent) ChildFail(report, kParentGone, ESRCH);
   }
-  if (::getppid() != parent) ChildFail(report, kParentGone, ESRCH);
 
   // Ignored signals stay ignored across exec (the master ignores SIGPIPE);
   // blocked ones stay blocked (the master may block what it reads from a
@@ -366,7 +369,8 @@ absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoStatus(errno, "fork", Doing(spec));
   if (pid == 0) {
-    RunChild(report_write.get(), parent, floor, moves, scratch, creds,
+    RunChild(report_write.get(), parent, spec.parent_death_signal, floor,
+             moves, scratch, creds,
              argv.data(), envp.data());
   }
   report_write.Reset();
@@ -415,6 +419,7 @@ ExitStatus ExitStatus::FromSiginfo(const siginfo_t& info) {
 }
 
 std::string ExitStatus::ToString() const {
+  if (!known) return "an unknown status (adopted, not our child)";
   if (exited()) return absl::StrCat("status ", code);
   return absl::StrCat("signal ", signal, " (", ::strsignal(signal),
                       core_dumped ? ", core dumped" : "", ")");

@@ -40,6 +40,10 @@ struct ProcessSpec {
   // forgot to open with O_CLOEXEC. Targets must be distinct; a target of 0, 1
   // or 2 overrides the stdio set up above.
   std::vector<std::pair<int, int>> inherit_fds;
+  // PR_SET_PDEATHSIG: the signal the process gets when its parent dies; 0
+  // for none. A master alone kills its workers this way; under a watchdog
+  // the workers outlive it (docs/lifecycle.md).
+  int parent_death_signal = SIGTERM;
 };
 
 // The environment every worker starts from: a fixed PATH plus TZ, LANG and
@@ -54,8 +58,8 @@ struct Spawned {
 // Starts `spec` with `base_env` + spec.env. The child runs in its own process
 // group (so the supervisor can signal the worker and whatever it forked),
 // with stdin on /dev/null, all signal dispositions default and an empty
-// signal mask, PR_SET_PDEATHSIG(SIGTERM) set after the credential change (a
-// uid change would clear it), and then execve().
+// signal mask, PR_SET_PDEATHSIG(spec.parent_death_signal) set after the
+// credential change (a uid change would clear it), and then execve().
 //
 // Returns once the child has exec'd: a failure in the child (execve, setuid,
 // ...) comes back through a CLOEXEC pipe as a Status naming the call, the
@@ -75,7 +79,14 @@ struct ExitStatus {
   int signal = 0;  // the signal that killed it, else 0
   bool core_dumped = false;
 
+  bool known = true;  // false: not our child (adopted), status unknown
+
   static ExitStatus FromSiginfo(const siginfo_t& info);
+  static ExitStatus Unknown() {
+    ExitStatus status;
+    status.known = false;
+    return status;
+  }
   bool exited() const { return signal == 0; }
   // "status 1", "signal 9 (Killed)", "signal 11 (Segmentation fault, core
   // dumped)".

@@ -1,6 +1,8 @@
-// RunWatchdog: a poll() loop over a signalfd and the master's pidfd. It
-// exits only when asked to stop (a signal, or a master that stopped on
-// request); any other end of the master is restarted, forever.
+// RunWatchdog: a poll() loop over a signalfd, the master's pidfd and the
+// link to the master. It exits only when asked to stop (a signal, or a
+// master that stopped on request); any other end of the master is
+// restarted, forever, and the workers it leaves behind are handed to the
+// next master (docs/lifecycle.md).
 #include "src/watchdog/watchdog.h"
 
 #include <poll.h>
@@ -12,21 +14,349 @@
 #include <deque>
 #include <optional>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/watchdog/link.h"
+#include "src/watchdog/listener_set.h"
+#include "src/watchdog/upgrade_state.h"
+#include "src/watchdog/worker_record.h"
 
 namespace ddv {
 namespace watchdog {
+namespace {
 
-int RunWatchdog(const WatchdogOptions& options,
-                std::vector<UniqueFd> listeners) {
+class Watchdog {
+ public:
+  Watchdog(const WatchdogOptions& options, std::vector<UniqueFd> listeners,
+           std::vector<WorkerRecord> workers)
+      : options_(options),
+        listeners_(options.listener_names, std::move(listeners)) {
+    for (WorkerRecord& record : workers) {
+      const std::string key = record.key();
+      records_.insert_or_assign(key, std::move(record));
+    }
+  }
+
+  int Run();
+
+ private:
+  // A new link for the next master, and its spec: the master's command
+  // line, the listeners and the link's child end.
+  absl::Status PrepareLink();
+  // Queues every record for the master just started, then "adopt_end".
+  void OfferRecords();
+  // Writes what is queued for the master; false when the link is full.
+  bool FlushOffers();
+  // Reads what the master sent, at most `limit` messages (the loop's
+  // bound, so a master cannot keep the watchdog from its signals; a dead
+  // master's messages are read to the end).
+  void ReadLink(size_t limit = 256);
+  void HandleLinkMessage(LinkMessage message);
+  // `handed_over`: it exited for an upgrade that could not re-execute, so
+  // even status 0 means "start another", not "stop".
+  void OnMasterExit(pid_t running, bool handed_over);
+  // Upgrade: checks the binary on disk, then asks the master to hand over.
+  void StartUpgrade();
+  // Runs the binary on disk with --check_config on the last good config.
+  absl::Status CheckNewBinary();
+  // After the master handed over: execve() of the binary on disk, keeping
+  // listeners and records. Returns only if that failed.
+  void ReExecute();
+
+  const WatchdogOptions& options_;
+  ListenerSet listeners_;
+  supervise::BackoffPolicy policy_;
+  std::unique_ptr<supervise::ProcessTable> table_;
+  int slot_ = -1;
+  UniqueFd link_;              // our end, for the running master
+  UniqueFd link_child_end_;    // inherited by the next master started
+  std::deque<std::string> offer_keys_;  // records still to send
+  bool offer_end_pending_ = false;
+  size_t offered_ = 0;
+  absl::flat_hash_map<std::string, WorkerRecord> records_;  // by key()
+  bool stopping_ = false;
+  bool upgrading_ = false;  // the master was asked to hand over
+  absl::Time upgrade_deadline_ = absl::InfiniteFuture();
+  std::deque<absl::Time> recent_exits_;  // within crash_loop_window
+};
+
+absl::Status Watchdog::PrepareLink() {
+  absl::StatusOr<std::pair<UniqueFd, UniqueFd>> pair = MakeLinkPair();
+  if (!pair.ok()) return pair.status();
+  link_ = std::move(pair->first);
+  link_child_end_ = std::move(pair->second);
+  supervise::ProcessSpec spec;
+  spec.name = "master";
+  spec.argv = options_.master_argv;
+  const int link_fd = listeners_.AddToSpec(&spec);
+  spec.inherit_fds.emplace_back(link_child_end_.get(), link_fd);
+  spec.argv.push_back(absl::StrCat("--watchdog_fd=", link_fd));
+  table_->SetSpec(slot_, std::move(spec));
+  offer_keys_.clear();
+  offer_end_pending_ = false;
+  return absl::OkStatus();
+}
+
+void Watchdog::OfferRecords() {
+  // The master inherited its end; ours must not keep the socket open for
+  // the one after it.
+  link_child_end_.Reset();
+  offer_keys_.clear();
+  for (const auto& [key, record] : records_) offer_keys_.push_back(key);
+  offer_end_pending_ = true;
+  offered_ = 0;
+  FlushOffers();
+}
+
+bool Watchdog::FlushOffers() {
+  while (!offer_keys_.empty()) {
+    auto it = records_.find(offer_keys_.front());
+    if (it != records_.end()) {
+      absl::Status sent =
+          SendLinkMessage(link_.get(), EncodeWorkerRecord(it->second),
+                          WorkerRecordFds(it->second));
+      if (absl::IsResourceExhausted(sent)) return false;
+      if (!sent.ok()) {
+        LOG(WARNING) << "watchdog: offering worker " << it->first
+                     << " to the master: " << sent.message();
+        offer_keys_.clear();
+        offer_end_pending_ = false;
+        return true;
+      }
+      ++offered_;
+    }
+    offer_keys_.pop_front();
+  }
+  if (offer_end_pending_) {
+    nlohmann::json end = {{"op", "adopt_end"}, {"count", offered_}};
+    absl::Status sent = SendLinkMessage(link_.get(), end);
+    if (absl::IsResourceExhausted(sent)) return false;
+    offer_end_pending_ = false;
+    if (offered_ > 0) {
+      LOG(INFO) << "watchdog: offered " << offered_
+                << " running workers to master " << table_->pid(slot_);
+    }
+  }
+  return true;
+}
+
+void Watchdog::ReadLink(size_t limit) {
+  for (size_t i = 0; i < limit && link_; ++i) {
+    absl::StatusOr<LinkMessage> message =
+        ReceiveLinkMessage(link_.get(), absl::ZeroDuration());
+    if (absl::IsNotFound(message.status())) return;
+    if (absl::IsUnavailable(message.status())) {
+      link_.Reset();  // the master is gone; its exit is handled by pidfd
+      return;
+    }
+    if (!message.ok()) {
+      LOG(ERROR) << "watchdog: from the master: " << message.status().message();
+      continue;
+    }
+    HandleLinkMessage(*std::move(message));
+  }
+}
+
+void Watchdog::HandleLinkMessage(LinkMessage message) {
+  const std::string op = message.body["op"].get<std::string>();
+  if (op == "worker") {
+    absl::StatusOr<WorkerRecord> record =
+        DecodeWorkerRecord(std::move(message));
+    if (!record.ok()) {
+      LOG(ERROR) << "watchdog: " << record.status().message();
+      return;
+    }
+    const std::string key = record->key();
+    records_.insert_or_assign(key, *std::move(record));
+    return;
+  }
+  if (op == "ready") {
+    auto key = message.body.find("key");
+    if (key == message.body.end() || !key->is_string()) return;
+    auto it = records_.find(key->get<std::string>());
+    if (it != records_.end()) ApplyWorkerReady(message.body, &it->second);
+    return;
+  }
+  if (op == "upgrade") {
+    StartUpgrade();
+    return;
+  }
+  if (op == "drop") {
+    auto key = message.body.find("key");
+    auto pid = message.body.find("pid");
+    if (key == message.body.end() || !key->is_string() ||
+        pid == message.body.end() || !pid->is_number_integer()) {
+      return;
+    }
+    auto it = records_.find(key->get<std::string>());
+    // Only the process the master means: a newer one may be recorded.
+    if (it != records_.end() && it->second.pid == pid->get<int>()) {
+      records_.erase(it);
+    }
+    return;
+  }
+  LOG(WARNING) << "watchdog: unknown message from the master: "
+               << message.body.dump();
+}
+
+void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
+  // Whatever it sent before dying (a record of a worker it just started)
+  // is still worth keeping, however it was reaped.
+  if (link_) ReadLink(SIZE_MAX);
+  link_.Reset();
+  offer_keys_.clear();
+  offer_end_pending_ = false;
+  const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);
+  const std::string how =
+      exit ? exit->ToString() : std::string("an unknown status");
+  if (stopping_) return;
+  if (exit && exit->exited() && exit->code == 0 && !handed_over) return;
+  absl::Status link = PrepareLink();
+  if (!link.ok()) LOG(ERROR) << "watchdog: " << link.message();
+  const absl::Time now = absl::Now();
+  recent_exits_.push_back(now);
+  while (recent_exits_.front() <= now - policy_.crash_loop_window) {
+    recent_exits_.pop_front();
+  }
+  const std::string next = absl::StrCat(
+      "restarting in ",
+      absl::FormatDuration(absl::Ceil(
+          std::max(table_->restart_at(slot_) - now, absl::ZeroDuration()),
+          absl::Milliseconds(1))),
+      "; the listeners stay open and clients wait in the backlog",
+      records_.empty()
+          ? ""
+          : absl::StrCat("; ", records_.size(),
+                         " workers keep serving and wait for it"));
+  const bool config_error =
+      exit && exit->exited() && exit->code == supervise::kExitNoRestart;
+  if (static_cast<int>(recent_exits_.size()) > policy_.crash_loop_limit) {
+    LOG(ERROR) << "watchdog: the master is crash-looping ("
+               << recent_exits_.size() << " exits within "
+               << absl::FormatDuration(policy_.crash_loop_window)
+               << "; the last, pid " << running << ", " << how
+               << (config_error ? ": it refused its config or flags" : "")
+               << "); still retrying, at most "
+               << absl::FormatDuration(policy_.max) << " apart: " << next;
+  } else if (config_error) {
+    LOG(ERROR) << "watchdog: master pid " << running << " exited with "
+               << how << ": it refused its config or flags (see its "
+               << "log); " << next;
+  } else {
+    LOG(WARNING) << "watchdog: master pid " << running << " ended with "
+                 << how << "; " << next;
+  }
+}
+
+absl::Status Watchdog::CheckNewBinary() {
+  supervise::ProcessSpec check;
+  check.name = "upgrade-check";
+  check.argv = options_.master_argv;
+  // The config the new master would run: the last good one if there is one.
+  for (const std::string& arg : options_.master_argv) {
+    constexpr absl::string_view kSnapshot = "--config_snapshot=";
+    if (absl::StartsWith(arg, kSnapshot) &&
+        access(arg.substr(kSnapshot.size()).c_str(), R_OK) == 0) {
+      check.argv.push_back(
+          absl::StrCat("--config=", arg.substr(kSnapshot.size())));
+    }
+  }
+  check.argv.push_back("--check_config");
+  // Its summary is not for the log; errors go to stderr, which is ours.
+  check.stdout_path = "/dev/null";
+  absl::StatusOr<supervise::Spawned> spawned = supervise::Spawn(check);
+  if (!spawned.ok()) return spawned.status();
+  pollfd done = {spawned->pidfd.get(), POLLIN, 0};
+  if (poll(&done, 1, 10000) <= 0) {
+    kill(spawned->pid, SIGKILL);
+    poll(&done, 1, 5000);
+    supervise::TryReap(spawned->pidfd.get()).IgnoreError();
+    return absl::DeadlineExceededError(absl::StrCat(
+        options_.master_argv[0], " --check_config did not finish in 10s"));
+  }
+  absl::StatusOr<supervise::ExitStatus> exit =
+      supervise::TryReap(spawned->pidfd.get());
+  if (!exit.ok()) return exit.status();
+  if (!exit->exited() || exit->code != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.master_argv[0], " --check_config ended with ",
+                     exit->ToString(), " (its reason is in the log)"));
+  }
+  return absl::OkStatus();
+}
+
+void Watchdog::StartUpgrade() {
+  const pid_t master = table_->pid(slot_);
+  absl::Status status;
+  if (upgrading_) {
+    status = absl::FailedPreconditionError("an upgrade is already under way");
+  } else if (master == 0 || !link_) {
+    status = absl::FailedPreconditionError(
+        "no master is running to hand over; it restarts with the binary on "
+        "disk anyway");
+  } else if (!offer_keys_.empty() || offer_end_pending_) {
+    status = absl::UnavailableError(
+        "the master is still starting (adopting workers); try again");
+  } else {
+    status = CheckNewBinary();
+  }
+  if (!status.ok()) {
+    LOG(ERROR) << "watchdog: upgrade refused: " << status.message();
+    if (link_) {
+      SendLinkMessage(link_.get(), {{"op", "upgrade_failed"},
+                                    {"error", std::string(status.message())}})
+          .IgnoreError();
+    }
+    return;
+  }
+  LOG(INFO) << "watchdog: upgrade: " << options_.master_argv[0]
+            << " accepts the config; asking master " << master
+            << " to hand over";
+  upgrading_ = true;
+  upgrade_deadline_ = absl::Now() + options_.stop_grace;
+  absl::Status sent = SendLinkMessage(link_.get(), {{"op", "handover"}});
+  if (!sent.ok()) {
+    // It cannot hear us: it goes the hard way. Its workers live on.
+    LOG(WARNING) << "watchdog: cannot ask the master to hand over ("
+                 << sent.message() << "); SIGKILL";
+    kill(master, SIGKILL);
+  }
+}
+
+void Watchdog::ReExecute() {
+  std::vector<const WorkerRecord*> workers;
+  for (const auto& [key, record] : records_) workers.push_back(&record);
+  absl::StatusOr<UniqueFd> state =
+      WriteWatchdogState(options_.master_argv, listeners_, workers);
+  if (!state.ok()) {
+    LOG(ERROR) << "watchdog: upgrade: " << state.status().message()
+               << "; starting a master from this watchdog instead";
+    return;
+  }
+  std::vector<std::string> args = options_.self_argv;
+  args.push_back(absl::StrCat("--watchdog_state_fd=", state->get()));
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  LOG(INFO) << "watchdog: upgrade: re-executing " << options_.master_argv[0]
+            << " as pid " << getpid() << " with " << listeners_.size()
+            << " listeners and " << records_.size() << " workers";
+  google::FlushLogFiles(google::GLOG_INFO);
+  execve(options_.master_argv[0].c_str(), argv.data(), environ);
+  PLOG(ERROR) << "watchdog: upgrade: execve(" << options_.master_argv[0]
+              << ") failed; starting a master from this watchdog instead";
+  RestoreCloseOnExec(listeners_, workers);
+}
+
+int Watchdog::Run() {
   absl::Status status = supervise::BecomeSubreaper();
   if (!status.ok()) LOG(WARNING) << status;
 
   sigset_t mask;
   sigemptyset(&mask);
-  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGCHLD}) {
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCHLD}) {
     sigaddset(&mask, sig);
   }
   sigprocmask(SIG_BLOCK, &mask, nullptr);
@@ -36,24 +366,12 @@ int RunWatchdog(const WatchdogOptions& options,
     return 1;
   }
 
-  supervise::ProcessSpec spec;
-  spec.name = "master";
-  spec.argv = options.master_argv;
-  std::vector<std::string> fds;
-  // Inherited at the same numbers, from 3 up, in listener order.
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    int child_fd = 3 + static_cast<int>(i);
-    spec.inherit_fds.emplace_back(listeners[i].get(), child_fd);
-    fds.push_back(absl::StrCat(options.listener_names[i], "=", child_fd));
-  }
-  spec.argv.push_back(absl::StrCat("--listen_fds=", absl::StrJoin(fds, ",")));
-
   // The watchdog holds the listeners: while it runs, clients queue in the
   // backlog for the next master. Giving up would turn them all away, so a
   // config error (status 2) or a crash loop only slows the restarts down.
-  supervise::BackoffPolicy policy = options.backoff;
-  policy.never_give_up = true;
-  supervise::ProcessTable table(policy);
+  policy_ = options_.backoff;
+  policy_.never_give_up = true;
+  table_ = std::make_unique<supervise::ProcessTable>(policy_);
   // The master inherits our environment (its flags may depend on it).
   std::vector<std::pair<std::string, std::string>> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -63,24 +381,31 @@ int RunWatchdog(const WatchdogOptions& options,
     env.emplace_back(std::string(kv.substr(0, eq)),
                      std::string(kv.substr(eq + 1)));
   }
-  table.set_base_env(env);
-  int slot = table.Add(spec);
-  status = table.Start(slot);
+  table_->set_base_env(env);
+  slot_ = table_->Add(supervise::ProcessSpec());
+  status = PrepareLink();
+  if (!status.ok()) {
+    LOG(ERROR) << "watchdog: " << status.message();
+    return 1;
+  }
+  status = table_->Start(slot_);
   if (status.ok()) {
     LOG(INFO) << "watchdog " << getpid() << " started master "
-              << table.pid(slot);
+              << table_->pid(slot_);
+    OfferRecords();
   } else {
     LOG(ERROR) << "watchdog: cannot start the master: " << status.message()
                << "; retrying after back-off";
   }
 
-  bool stopping = false;
-  std::deque<absl::Time> recent_exits;  // within crash_loop_window
   while (true) {
-    const pid_t running = table.pid(slot);
-    pollfd fds_to_poll[2] = {{signal_fd.get(), POLLIN, 0},
-                             {table.pidfd(slot), POLLIN, 0}};
-    int n = poll(fds_to_poll, table.pidfd(slot) >= 0 ? 2 : 1, 100);
+    const pid_t running = table_->pid(slot_);
+    pollfd to_poll[3] = {{signal_fd.get(), POLLIN, 0},
+                         {table_->pidfd(slot_), POLLIN, 0},
+                         {link_.get(), POLLIN, 0}};
+    if (!offer_keys_.empty() || offer_end_pending_) to_poll[2].events |= POLLOUT;
+    if (running == 0) to_poll[2].fd = -1;  // the next master's, unused yet
+    int n = poll(to_poll, 3, 100);
     if (n < 0 && errno != EINTR) {
       PLOG(ERROR) << "poll() failed in the watchdog loop";
       return 1;
@@ -89,77 +414,93 @@ int RunWatchdog(const WatchdogOptions& options,
     while (read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
       int sig = info.ssi_signo;
       if (sig == SIGCHLD) continue;
-      pid_t master = table.pid(slot);
+      pid_t master = table_->pid(slot_);
       if (sig == SIGTERM || sig == SIGINT) {
         LOG(INFO) << "watchdog: signal " << sig << ", stopping the master";
-        stopping = true;
-        table.Stop(slot, options.stop_grace);
+        stopping_ = true;
+        upgrading_ = false;
+        table_->Stop(slot_, options_.stop_grace);
+      } else if (sig == SIGUSR2) {
+        StartUpgrade();
       } else if (master > 0) {
         kill(master, sig);  // SIGHUP reload, SIGUSR1: the master's to answer
       }
     }
-    if (table.pidfd(slot) >= 0 && (fds_to_poll[1].revents & POLLIN)) {
-      table.OnExit(slot);
+    if (link_ && running != 0) {
+      if (to_poll[2].revents & POLLIN) ReadLink();
+      if (link_ && (!offer_keys_.empty() || offer_end_pending_)) FlushOffers();
     }
-    table.ReapOrphans();
+    if (table_->pidfd(slot_) >= 0 && (to_poll[1].revents & POLLIN)) {
+      // Whatever it sent before dying is still worth keeping.
+      if (link_) ReadLink();
+      table_->OnExit(slot_);
+    }
+    // Orphaned workers of a dead master are our children now: reaped here.
+    table_->ReapOrphans();
     // Decide on the exit whichever path reaped the master (its pidfd, or
     // ReapOrphans).
-    if (running != 0 && table.pid(slot) != running) {
-      const std::optional<supervise::ExitStatus> exit = table.last_exit(slot);
-      const std::string how =
-          exit ? exit->ToString() : std::string("an unknown status");
-      if (stopping) {
+    bool handed_over = false;
+    if (running != 0 && table_->pid(slot_) != running && upgrading_) {
+      upgrading_ = false;
+      upgrade_deadline_ = absl::InfiniteFuture();
+      const std::optional<supervise::ExitStatus> exit =
+          table_->last_exit(slot_);
+      // Only a master that says it handed over (its own exit status) left
+      // its workers for the next one; one that stopped instead (a stop
+      // asked meanwhile) is a stop.
+      if (exit && exit->exited() && exit->code == kExitHandedOver) {
+        handed_over = true;
+        if (link_) ReadLink(SIZE_MAX);
+        link_.Reset();
+        ReExecute();  // returns only if it failed: go on as a crash
+      }
+    }
+    if (running != 0 && table_->pid(slot_) != running) {
+      const std::optional<supervise::ExitStatus> exit =
+          table_->last_exit(slot_);
+      OnMasterExit(running, handed_over);
+      if (stopping_) {
         LOG(INFO) << "watchdog: master pid " << running << " stopped ("
-                  << how << "), exiting";
+                  << (exit ? exit->ToString() : "an unknown status")
+                  << "), exiting";
         return 0;
       }
-      if (exit && exit->exited() && exit->code == 0) {
+      if (exit && exit->exited() && exit->code == 0 && !handed_over) {
         // The master exits 0 only when asked to stop (ddvctl stop, or a
         // signal sent to it directly): that is final, not a crash.
         LOG(INFO) << "watchdog: master stopped on request, exiting";
-        table.Stop(slot, absl::ZeroDuration());  // cancels the restart
+        table_->Stop(slot_, absl::ZeroDuration());  // cancels the restart
         return 0;
       }
-      const absl::Time now = absl::Now();
-      recent_exits.push_back(now);
-      while (recent_exits.front() <= now - policy.crash_loop_window) {
-        recent_exits.pop_front();
-      }
-      const std::string next = absl::StrCat(
-          "restarting in ",
-          absl::FormatDuration(absl::Ceil(
-              std::max(table.restart_at(slot) - now, absl::ZeroDuration()),
-              absl::Milliseconds(1))),
-          "; the listeners stay open and clients wait in the backlog");
-      const bool config_error =
-          exit && exit->exited() && exit->code == supervise::kExitNoRestart;
-      if (static_cast<int>(recent_exits.size()) > policy.crash_loop_limit) {
-        LOG(ERROR) << "watchdog: the master is crash-looping ("
-                   << recent_exits.size() << " exits within "
-                   << absl::FormatDuration(policy.crash_loop_window)
-                   << "; the last, pid " << running << ", " << how
-                   << (config_error ? ": it refused its config or flags" : "")
-                   << "); still retrying, at most "
-                   << absl::FormatDuration(policy.max) << " apart: " << next;
-      } else if (config_error) {
-        LOG(ERROR) << "watchdog: master pid " << running << " exited with "
-                   << how << ": it refused its config or flags (see its "
-                   << "log); " << next;
-      } else {
-        LOG(WARNING) << "watchdog: master pid " << running << " ended with "
-                     << how << "; " << next;
-      }
     }
-    if (table.pid(slot) == 0 &&
-        (stopping || table.state(slot) == supervise::ProcessState::kExited)) {
+    if (table_->pid(slot_) == 0 &&
+        (stopping_ ||
+         table_->state(slot_) == supervise::ProcessState::kExited)) {
       LOG(INFO) << "watchdog: master stopped, exiting";
       return 0;
     }
-    table.RestartDue(absl::Now());
-    if (running == 0 && table.pid(slot) != 0) {
-      LOG(INFO) << "watchdog: started master " << table.pid(slot);
+    if (upgrading_ && absl::Now() >= upgrade_deadline_ &&
+        table_->pid(slot_) != 0) {
+      LOG(WARNING) << "watchdog: the master did not hand over in time; "
+                      "SIGKILL (its workers live on)";
+      kill(table_->pid(slot_), SIGKILL);
+      upgrade_deadline_ = absl::InfiniteFuture();
+    }
+    table_->RestartDue(absl::Now());
+    if (table_->pid(slot_) != 0 && table_->pid(slot_) != running) {
+      LOG(INFO) << "watchdog: started master " << table_->pid(slot_);
+      OfferRecords();
     }
   }
+}
+
+}  // namespace
+
+int RunWatchdog(const WatchdogOptions& options,
+                std::vector<UniqueFd> listeners,
+                std::vector<WorkerRecord> workers) {
+  Watchdog watchdog(options, std::move(listeners), std::move(workers));
+  return watchdog.Run();
 }
 
 }  // namespace watchdog

@@ -11,15 +11,24 @@
 #include "absl/status/statusor.h"
 #include "src/base/unique_fd.h"
 #include "src/supervise/process_table.h"
+#include "src/watchdog/worker_record.h"
 
 namespace ddv {
 namespace watchdog {
+
+// The master's exit status after handing its workers over for an upgrade
+// (master::kExitHandedOver; the watchdog does not depend on the master).
+inline constexpr int kExitHandedOver = 3;
 
 struct WatchdogOptions {
   // The master's command line; the listen fds are appended as
   // --listen_fds=<name=fd,...>.
   std::vector<std::string> master_argv;
   std::vector<std::string> listener_names;
+  // The watchdog's own command line, for an upgrade: it re-executes
+  // master_argv[0] (the ddv_master binary on disk) with these arguments
+  // and --watchdog_state_fd (docs/lifecycle.md).
+  std::vector<std::string> self_argv;
   // Restarts of the master; never_give_up is always set.
   supervise::BackoffPolicy backoff;
   // After forwarding SIGTERM, how long the master may drain before SIGKILL
@@ -34,8 +43,18 @@ struct WatchdogOptions {
 // restarted with `backoff` (capped at backoff.max), never given up on: the
 // listeners stay open and clients wait in the backlog. Returns the process
 // exit code.
+//
+// `workers` are records kept across an upgrade's re-execution (empty on a
+// fresh start): the first master adopts them.
+//
+// SIGUSR2, or `ddvctl upgrade` through the master, upgrades: the binary on
+// disk checks the last good config (--check_config), the master hands over
+// (stops accepting, hands off what it holds, exits leaving its workers),
+// and the watchdog re-executes the binary in place, keeping the listeners
+// and the workers' records; its first master adopts the workers.
 int RunWatchdog(const WatchdogOptions& options,
-                std::vector<UniqueFd> listeners);
+                std::vector<UniqueFd> listeners,
+                std::vector<WorkerRecord> workers = {});
 
 }  // namespace watchdog
 }  // namespace ddv

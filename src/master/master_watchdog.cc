@@ -1,0 +1,297 @@
+// The master's side of the watchdog link (docs/lifecycle.md): it adopts
+// the workers an earlier master left running, and records each process it
+// starts so that the next master can adopt it in turn. The watchdog's
+// copies of every worker's channel are what keep the worker serving while
+// no master runs: a worker sees EOF, and leaves, only when no process
+// holds the master's end.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "src/master/master.h"
+#include "src/watchdog/link.h"
+#include "src/watchdog/worker_record.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+// How long a starting master waits for the watchdog's offer. The watchdog
+// sends it right after the fork; only a wedged watchdog makes this expire,
+// and then the master starts fresh workers beside the old ones.
+constexpr absl::Duration kAdoptTimeout = absl::Seconds(5);
+
+}  // namespace
+
+absl::Status Master::AdoptWorkers() {
+  if (!watchdog_link_) return absl::OkStatus();
+  const int64_t now = MonotonicNowNs();
+  const absl::Time deadline = absl::Now() + kAdoptTimeout;
+  std::vector<int> restart_sites;
+  int adopted = 0, exited = 0, foreign = 0;
+  while (true) {
+    absl::StatusOr<watchdog::LinkMessage> message =
+        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
+                                     deadline - absl::Now());
+    if (!message.ok()) {
+      if (absl::IsInvalidArgument(message.status())) {
+        LOG(ERROR) << "from the watchdog: " << message.status().message();
+        continue;
+      }
+      LOG(ERROR) << "no worker list from the watchdog ("
+                 << message.status().message()
+                 << "); starting workers without adopting any";
+      break;
+    }
+    const std::string op = message->body["op"].get<std::string>();
+    if (op == "adopt_end") break;
+    if (op != "worker") {
+      LOG(WARNING) << "unexpected message from the watchdog: "
+                   << message->body.dump();
+      continue;
+    }
+    absl::StatusOr<watchdog::WorkerRecord> record =
+        watchdog::DecodeWorkerRecord(*std::move(message));
+    if (!record.ok()) {
+      LOG(ERROR) << "from the watchdog: " << record.status().message();
+      continue;
+    }
+    const std::string key = record->key();
+    const pid_t pid = record->pid;
+    // Keep the pidfd to stop a process that is not ours any more.
+    UniqueFd pidfd(fcntl(record->pidfd.get(), F_DUPFD_CLOEXEC, 0));
+    WorkerPool::AdoptResult result =
+        workers_->Adopt(*std::move(record), now);
+    if (result.worker >= 0) {
+      ++adopted;
+      ++counters_.workers_adopted;
+      workers_->at(result.worker).recorded_pid = pid;
+      if (!result.conf_updates.empty()) {
+        adopted_conf_updates_.emplace_back(result.worker,
+                                           std::move(result.conf_updates));
+      }
+      if (result.spec_changed) {
+        LOG(INFO) << "worker " << key << " pid " << pid
+                  << " was started with another command, environment or "
+                     "user than the config has now; it will be restarted";
+        restart_sites.push_back(workers_->at(result.worker).site);
+      }
+      continue;
+    }
+    if (result.exited) {
+      ++exited;
+      LOG(WARNING) << "worker " << key << " pid " << pid
+                   << " exited while no master ran; starting it again";
+    } else {
+      // A slot the config no longer has (a worker retired by a reload
+      // just before the old master died, a site removed): it was being
+      // drained; SIGTERM finishes that.
+      ++foreign;
+      LOG(WARNING) << "worker " << key << " pid " << pid
+                   << " has no slot in the config; SIGTERM";
+      if (pidfd) {
+        syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0);
+      }
+    }
+    SendToWatchdog({{"op", "drop"}, {"key", key}, {"pid", pid}}, {});
+  }
+  for (int site : restart_sites) workers_->RollingRestart(site);
+  if (adopted + exited + foreign > 0) {
+    LOG(INFO) << "adopted " << adopted << " running workers from the "
+              << "previous master (" << exited << " had exited, " << foreign
+              << " had no slot)";
+  }
+  return absl::OkStatus();
+}
+
+void Master::ReplayAdoptedConfUpdates() {
+  for (auto& [w, bodies] : adopted_conf_updates_) {
+    for (const std::string& body : bodies) {
+      // Checked against today's policy and claims like a new request.
+      absl::Status status = UpdateServerConf(w, body);
+      if (!status.ok()) {
+        LOG(WARNING) << "replaying update_server_conf of adopted worker "
+                     << workers_->site_id(workers_->at(w).site) << "#"
+                     << workers_->at(w).index << ": " << status.message();
+      }
+    }
+  }
+  adopted_conf_updates_.clear();
+}
+
+void Master::RecordWorker(int w) {
+  if (!watchdog_link_) return;
+  Worker& worker = workers_->at(w);
+  const int pidfd = workers_->pidfd(w);
+  if (workers_->pid(w) == 0 || pidfd < 0 || !worker.channel ||
+      !worker.child_end) {
+    return;
+  }
+  watchdog::WorkerRecord record = workers_->DescribeForWatchdog(w);
+  worker.recorded_pid = record.pid;
+  SendToWatchdog(watchdog::EncodeWorkerRecord(record),
+                 {pidfd, worker.channel.get(), worker.child_end.get()});
+}
+
+void Master::RecordWorkerReady(int w) {
+  if (!watchdog_link_ || workers_->at(w).recorded_pid == 0) return;
+  SendToWatchdog(
+      watchdog::EncodeWorkerReady(workers_->DescribeForWatchdog(w)), {});
+}
+
+void Master::ForgetWorker(int w) {
+  Worker& worker = workers_->at(w);
+  if (!watchdog_link_ || worker.recorded_pid == 0) return;
+  SendToWatchdog({{"op", "drop"},
+                  {"key", absl::StrCat(workers_->site_id(worker.site), "#",
+                                       worker.index)},
+                  {"pid", worker.recorded_pid}},
+                 {});
+  worker.recorded_pid = 0;
+}
+
+void Master::SendToWatchdog(nlohmann::json body, std::vector<int> fds) {
+  if (!watchdog_link_) return;
+  if (watchdog_outbox_.empty()) {
+    absl::Status sent =
+        watchdog::SendLinkMessage(watchdog_link_.get(), body, fds);
+    if (sent.ok()) return;
+    if (!absl::IsResourceExhausted(sent)) {
+      LOG_EVERY_N(ERROR, 100) << "watchdog link: " << sent.message()
+                              << "; workers may not outlive this master";
+      return;
+    }
+  }
+  // Full: keep copies of the fds, since the worker may be gone (and its
+  // fds closed) by the time there is room.
+  PendingLinkMessage pending{std::move(body), {}};
+  for (int fd : fds) pending.fds.emplace_back(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  watchdog_outbox_.push_back(std::move(pending));
+}
+
+void Master::FlushWatchdogLink() {
+  while (!watchdog_outbox_.empty()) {
+    PendingLinkMessage& pending = watchdog_outbox_.front();
+    std::vector<int> fds;
+    for (const UniqueFd& fd : pending.fds) fds.push_back(fd.get());
+    absl::Status sent =
+        watchdog::SendLinkMessage(watchdog_link_.get(), pending.body, fds);
+    if (absl::IsResourceExhausted(sent)) return;
+    if (!sent.ok()) {
+      LOG_EVERY_N(ERROR, 100) << "watchdog link: " << sent.message();
+    }
+    watchdog_outbox_.pop_front();
+  }
+}
+
+void Master::ArmWatchdogPoll() {
+  io_uring_sqe* sqe = Sqe(kOpWatchdogPoll, 0);
+  io_uring_prep_poll_multishot(sqe, watchdog_link_.get(), POLLIN);
+}
+
+void Master::OnWatchdogPoll(io_uring_cqe* cqe) {
+  if (!watchdog_link_) return;
+  bool closed = cqe->res < 0 || (cqe->res & (POLLHUP | POLLERR));
+  for (int i = 0; i < 64 && !closed; ++i) {
+    absl::StatusOr<watchdog::LinkMessage> message =
+        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
+                                     absl::ZeroDuration());
+    if (absl::IsNotFound(message.status())) break;
+    if (absl::IsUnavailable(message.status())) {
+      closed = true;
+      break;
+    }
+    if (!message.ok()) {
+      LOG(ERROR) << "from the watchdog: " << message.status().message();
+      continue;
+    }
+    const std::string op = message->body["op"].get<std::string>();
+    if (op == "handover") {
+      for (uint32_t slot : upgrade_clients_) {
+        ReplyToControlClient(
+            slot, absl::StrCat("ok: the binary on disk accepts the config; "
+                               "master ",
+                               getpid(), " hands over to it\n"));
+      }
+      upgrade_clients_.clear();
+      BeginHandover();
+    } else if (op == "upgrade_failed") {
+      auto it = message->body.find("error");
+      const std::string error = it != message->body.end() && it->is_string()
+                                    ? it->get<std::string>()
+                                    : std::string("no reason given");
+      for (uint32_t slot : upgrade_clients_) {
+        ReplyToControlClient(slot,
+                             absl::StrCat("error: upgrade refused: ", error,
+                                          "; this master keeps running\n"));
+      }
+      upgrade_clients_.clear();
+      upgrade_requested_ = false;
+    } else {
+      LOG(WARNING) << "unexpected message from the watchdog: "
+                   << message->body.dump();
+    }
+  }
+  if (closed) {
+    // The watchdog is gone: PR_SET_PDEATHSIG brings our SIGTERM. Nothing
+    // more can be recorded; the poll is not re-armed.
+    LOG(ERROR) << "the link to the watchdog closed";
+    watchdog_link_.Reset();
+    return;
+  }
+  if (!(cqe->flags & IORING_CQE_F_MORE)) ArmWatchdogPoll();
+}
+
+void Master::CheckUpgradeAnswer(int64_t now_ns) {
+  if (!upgrade_requested_ || handing_over_ ||
+      now_ns - upgrade_requested_ns_ < 30 * 1000000000LL) {
+    return;
+  }
+  // The watchdog's check takes 10 s at most: an answer this late is lost.
+  LOG(ERROR) << "upgrade: no answer from the watchdog in 30 s; giving up";
+  for (uint32_t slot : upgrade_clients_) {
+    ReplyToControlClient(slot,
+                         "error: upgrade: the watchdog did not answer in 30 "
+                         "s (see its log); this master keeps running\n");
+  }
+  upgrade_clients_.clear();
+  upgrade_requested_ = false;
+}
+
+void Master::RequestUpgrade(int client) {
+  if (!watchdog_link_) {
+    const std::string error =
+        "error: upgrade needs the watchdog, and this master runs alone "
+        "(--watchdog=false); restart it with the new binary\n";
+    LOG(WARNING) << error;
+    if (client >= 0) ReplyToControlClient(client, error);
+    return;
+  }
+  if (stopping_) {
+    if (client >= 0) {
+      ReplyToControlClient(client, "error: the master is stopping\n");
+    }
+    return;
+  }
+  if (client >= 0) upgrade_clients_.push_back(client);
+  if (upgrade_requested_) return;  // one answer serves every client
+  upgrade_requested_ = true;
+  upgrade_requested_ns_ = MonotonicNowNs();
+  LOG(INFO) << "upgrade: asking the watchdog to check the binary on disk";
+  SendToWatchdog({{"op", "upgrade"}}, {});
+}
+
+void Master::BeginHandover() {
+  if (stopping_) return;
+  LOG(INFO) << "handing over to the next master: no more accepts; the "
+               "connections held are handed off first";
+  handing_over_ = true;
+  StopAccepting();
+}
+
+}  // namespace master
+}  // namespace ddv

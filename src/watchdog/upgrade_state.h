@@ -1,0 +1,45 @@
+// What a watchdog passes to the binary it re-executes as (`ddvctl upgrade`,
+// SIGUSR2; docs/lifecycle.md): its listeners, the records of the running
+// workers and the master's command line, as JSON in a memfd whose number
+// the new image gets in --watchdog_state_fd. Every fd named in it is left
+// open across execve; the new image takes them back (and sets CLOEXEC).
+#ifndef DDV_SRC_WATCHDOG_UPGRADE_STATE_H_
+#define DDV_SRC_WATCHDOG_UPGRADE_STATE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/base/unique_fd.h"
+#include "src/watchdog/listener_set.h"
+#include "src/watchdog/worker_record.h"
+
+namespace ddv {
+namespace watchdog {
+
+struct WatchdogState {
+  std::vector<std::string> master_argv;
+  std::vector<std::string> listener_names;
+  std::vector<UniqueFd> listeners;
+  std::vector<WorkerRecord> workers;
+  std::vector<std::string> skipped;  // unusable worker records, and why
+};
+
+// Writes the state into a new memfd and clears FD_CLOEXEC on it and on
+// every fd it names. On error nothing is left changed.
+absl::StatusOr<UniqueFd> WriteWatchdogState(
+    const std::vector<std::string>& master_argv, const ListenerSet& listeners,
+    const std::vector<const WorkerRecord*>& workers);
+
+// Sets FD_CLOEXEC again on what WriteWatchdogState opened up (after a
+// failed execve).
+void RestoreCloseOnExec(const ListenerSet& listeners,
+                        const std::vector<const WorkerRecord*>& workers);
+
+// The new image's side: reads and closes `fd`, and owns the fds it names.
+absl::StatusOr<WatchdogState> ReadWatchdogState(int fd);
+
+}  // namespace watchdog
+}  // namespace ddv
+
+#endif  // DDV_SRC_WATCHDOG_UPGRADE_STATE_H_
