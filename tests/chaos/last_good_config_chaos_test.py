@@ -3,21 +3,16 @@
 The front door runs under its watchdog. A reload makes c.localhost a host
 of site "b" (the last good config; the file it started from sent it to the
 default site). Then the file is broken and the master is killed (SIGKILL).
-What holds today:
-- the watchdog's new master serves again within RESUME_WITHIN seconds of
+- The watchdog's new master serves again within RESUME_WITHIN seconds of
   the kill, with the last good config (c.localhost still goes to "b"),
-  while the file stays broken (`ddvctl reload` fails with FILE:LINE:COL);
-- no request fails after serving resumed, and every answer, before and
-  after, came from the right site;
-- no keep-alive request fails at all: the dying master's workers get
-  SIGTERM and finish what they serve, answering with Connection: close,
-  and the new connections that follow wait in the watchdog's backlog;
-- what fails are new connections the dying master had accepted and no
-  worker served yet (their sockets died with it): resets, within the
-  restart window, from the kill until serving resumed (in 12 runs: none
-  in 10, 1 and 5 in the others). Once workers outlive the master and the
-  master's restart loses no accepted connection, this becomes zero
-  failures."""
+  while the file stays broken (`ddvctl reload` fails with FILE:LINE:COL).
+- It adopts the workers (docs/lifecycle.md): the same pids serve before
+  and after, and no other answers.
+- Every answer came from the right site; no keep-alive request fails.
+- New connections fail only as resets within the restart window, from the
+  kill until serving resumed: the ones the dead master had accepted and
+  not yet handed off are lost with it (docs/lifecycle.md, "What is lost";
+  measured: 1 in 15 runs)."""
 import os
 import re
 import signal
@@ -51,6 +46,7 @@ class LastGoodConfigTest(chaos.ChaosTest):
         self.assertTrue(reply.startswith("ok: reloaded"), reply)
         self.assertEqual(chaos.site_of(ddv.http_port, "c.localhost"), "b")
 
+        workers = chaos.worker_pids(ddv)
         start = time.monotonic()
         loads = chaos.start_traffic(self, ddv.http_port, list(HOSTS),
                                     duration=60)
@@ -77,6 +73,7 @@ class LastGoodConfigTest(chaos.ChaosTest):
 
         status = ddv.status()
         self.assertNotEqual(status["pid"], master)
+        self.assertEqual(chaos.worker_pids(ddv), workers)
         self.assertEqual(status["config"], ddv.config_path)
         reply = harness.control(ddv.control_socket, "reload")
         self.assertRegex(
@@ -89,12 +86,13 @@ class LastGoodConfigTest(chaos.ChaosTest):
                              (new_connection, chaos.NEW_CONNECTION_RATE)):
             self.assertRan(result, rate, seconds)
             self.assertAnsweredBy(result, HOSTS)
-            # Both masters' workers answered.
-            old = [p for p, v in result.pids_of().items()
-                   if v["first"] < killed_at]
-            new = [p for p, v in result.pids_of().items()
-                   if v["last"] > resumed_at]
-            self.assertTrue(old and new, result.summary())
+            # The same workers answered before and after the kill.
+            answered_by = {pid for pids in workers.values() for pid in pids}
+            self.assertLessEqual(set(result.pids_of()), answered_by)
+            self.assertTrue(any(v["first"] < killed_at and
+                                v["last"] > resumed_at
+                                for v in result.pids_of().values()),
+                            result.summary())
         self.assertEqual(new_connection.failed(),
                          new_connection["failures"]["reset"],
                          new_connection.summary())
