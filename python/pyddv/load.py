@@ -31,6 +31,8 @@ tell whose connections failed. Each 2xx answer from ddv_hello names its
 with the monotonic times of each pid's first and last answer (CLOCK_MONOTONIC
 is one clock for every process, so they compare with the scenario's
 `time.monotonic()`), and `LoadResult.hosts` counts answers per Host and site.
+Also: `requests`, `ok`, `connections` opened, `latency_max` (s) and when
+(`latency_max_at`), `started` and `ended`.
 
 A keep-alive connection is replaced by a new one after an answer that says
 `Connection: close` (counted in `told_to_close`), and when the server
@@ -239,7 +241,8 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         "mode": mode, "ok": 0, "requests": 0, "connections": 0,
         "failures": {k: 0 for k in FAILURE_KINDS}, "statuses": {},
         "events": [], "pids": {}, "hosts": {},
-        "latency_max": 0.0, "idle_closed": 0, "told_to_close": 0,
+        "latency_max": 0.0, "latency_max_at": None, "idle_closed": 0,
+        "told_to_close": 0,
     }
     pids = out["pids"]
     host_counts = {h: {"ok": 0, "failed": 0, "sites": {}} for h in hosts}
@@ -338,6 +341,7 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         latency = now - c.t_req
         if latency > out["latency_max"]:
             out["latency_max"] = latency
+            out["latency_max_at"] = now
         c.reqs += 1
         if 200 <= status < 300:
             out["ok"] += 1

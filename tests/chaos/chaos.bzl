@@ -4,11 +4,12 @@ def chaos_test(name, data = []):
     """A py_test of `name`.py on the chaos library.
 
     Tagged "cpu:2", so that no other test shares the machine with its
-    load, and "no-sandbox": the test raises its CPU priority, its own and
-    its session's (chaos.raise_priority), so that builds sharing the
-    machine do not decide its time bounds, which Bazel's sandbox does not
-    allow; some scenarios also run ddvctl as another user (setgroups(),
-    denied there too).
+    load, and "no-sandbox": in Bazel's sandbox the front door's io_uring
+    rings lose CAP_IPC_LOCK and are charged to the one RLIMIT_MEMLOCK
+    budget of every root process on the machine (docs/design.md, "Kernel
+    facts"), which other tests exhaust at times (ENOMEM at ring set-up);
+    some scenarios also run ddvctl as another user (setgroups(), which the
+    sandbox denies).
     """
     native.py_test(
         name = name,

@@ -32,8 +32,6 @@ NEW_CONNECTION_CONNECTIONS = 8
 # A load must reach this share of its rate, or it did not test much.
 MIN_RATE_SHARE = 0.25
 
-# The nice value of the test process and all it starts (root only).
-PRIORITY = -10
 # ddv_master's own back-off (the harness' 50 ms is for other tests); glog's
 # INFO lines to the master's log.
 MASTER_FLAGS = ["--backoff_initial_ms=100", "--log_dir="]
@@ -187,32 +185,8 @@ def finish(loads):
     return results
 
 
-def raise_priority():
-    """Runs this process, and what it starts from now on, at PRIORITY; its
-    session too, since with autogroup scheduling (Linux's default for
-    desktop kernels, on here) a nice value only weighs within its session
-    and each session gets an equal share of the CPUs. Bazel runs each test
-    in a session of its own. Needs CAP_SYS_NICE: not in Bazel's sandbox,
-    where this does nothing."""
-    try:
-        if os.getpriority(os.PRIO_PROCESS, 0) > PRIORITY:
-            os.setpriority(os.PRIO_PROCESS, 0, PRIORITY)
-        with open("/proc/self/autogroup", "w") as f:
-            f.write(str(PRIORITY))
-    except (PermissionError, FileNotFoundError):
-        pass
-
-
 class ChaosTest(unittest.TestCase):
-    """Assertions on what a load saw. The test, and so the front door and
-    the loads it starts, runs at PRIORITY (raise_priority): the machine the
-    suite runs on is shared with builds, and the scenarios' bounds (a
-    replacement serving within 1 s) are ddv's, not a measure of who else
-    wants the CPUs."""
-
-    @classmethod
-    def setUpClass(cls):
-        raise_priority()
+    """Assertions on what a load saw."""
 
     def assertNoFailures(self, result, ddv=None):
         log = f"\n{harness.full_log(ddv)[-3000:]}" if ddv else ""

@@ -38,10 +38,12 @@ class WorkerKillTest(chaos.ChaosTest):
         (index, victim, _), (_, sibling, _) = chaos.workers(ddv, "a")
         b_pids = chaos.live_pids(ddv, "b")
 
+        # Stopped, its connections cannot change while they are listed
+        # (reading /proc/net/tcp takes a while with the load's TIME_WAITs).
         os.kill(victim, signal.SIGSTOP)
-        killed_at = time.monotonic()
         held = procs.tcp_connections(victim)
         os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
         held_ports = {remote for local, remote in held
                       if local == ddv.http_port}
 
