@@ -3,8 +3,10 @@
 //
 // Roles: with --watchdog (default) this process binds the listeners and runs
 // a second ddv_master (--watchdog=false --listen_fds=...) as the master,
-// restarting it if it dies. With --watchdog=false it binds (or inherits) the
-// listeners and runs the master loop itself.
+// restarting it if it dies, and a third (--log_writer) as the log writer
+// beside it (docs/logs.md). With --watchdog=false it binds (or inherits) the
+// listeners and runs the master loop itself, starting its own log writer
+// unless the watchdog gave it one (--log_writer_fd).
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,9 @@
 #include "glog/logging.h"
 #include "src/config/config.h"
 #include "src/config/config_snapshot.h"
+#include "src/logwriter/log_writer.h"
+#include "src/logwriter/log_writer_client.h"
+#include "src/logwriter/writer_process.h"
 #include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/watchdog.h"
 #include "src/master/config_apply.h"
@@ -55,6 +61,15 @@ DEFINE_string(config_snapshot, "",
               "(docs/master.md). A master started with it runs that file "
               "when it exists and writes every config it applies there; "
               "--config stays the file reloads read and errors name");
+DEFINE_bool(log_writer, false,
+            "internal: run as the log writer (docs/logs.md), reading its "
+            "link on fd 3");
+DEFINE_bool(log_writer_park, false,
+            "internal, with --log_writer: the watchdog's park is on fds 4 "
+            "and 5");
+DEFINE_int32(log_writer_fd, -1,
+             "internal, set by the watchdog: the master's end of the link to "
+             "the log writer");
 DEFINE_string(control_socket, "",
               "override [master] control_socket (ddvctl talks to it)");
 DEFINE_string(handoff, "", "override [master] handoff: scm_rights or pidfd");
@@ -213,6 +228,13 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
   return budget;
 }
 
+ddv::ListenOptions ListenOptionsFromFlags() {
+  ddv::ListenOptions listen;
+  listen.backlog = FLAGS_backlog;
+  listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  return listen;
+}
+
 ddv::master::MasterOptions MasterOptionsFromFlags() {
   ddv::master::MasterOptions options;
   options.ring.entries = FLAGS_ring_entries;
@@ -221,7 +243,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.peek_buffers = FLAGS_peek_buffers;
   options.peek_buffer_size = FLAGS_peek_buffer_size;
   options.max_connections = FdBudgetedConnections(FLAGS_max_connections);
-  options.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
   options.heartbeat_interval = absl::Milliseconds(FLAGS_heartbeat_interval_ms);
@@ -300,6 +322,14 @@ std::string PrepareConfigSnapshot(const ddv::config::Config& config) {
   return "";
 }
 
+// The log writer's command line: this binary, logging where the master
+// does (glog's --log_dir, or stderr), with the drain its workers get.
+std::vector<std::string> LogWriterCommand() {
+  return {SelfDir() + "/ddv_master", "--log_dir=" + FLAGS_log_dir,
+          absl::StrCat("--v=", FLAGS_v),
+          absl::StrCat("--drain_timeout=", FLAGS_drain_timeout)};
+}
+
 void PrintDemoBanner(const ddv::config::Config& config) {
   std::printf(
       "ddv demo is up (config %s).\n"
@@ -325,6 +355,8 @@ ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
   options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
   options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
   options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+  // A reload's new listeners are bound by the watchdog, as the first were.
+  options.listen = ListenOptionsFromFlags();
   return options;
 }
 
@@ -337,6 +369,24 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = FLAGS_log_dir.empty();
   google::InitGoogleLogging(argv[0]);
+
+  if (FLAGS_log_writer) {
+    ddv::logwriter::LogWriterOptions writer;
+    writer.link_fd = ddv::logwriter::kWriterLinkFd;
+    // Once stopped (its link ended: no watchdog and no master left), the
+    // workers still writing are draining: read them as long as that takes.
+    writer.stop_grace = absl::Seconds(FLAGS_drain_timeout) + absl::Seconds(10);
+    if (FLAGS_log_writer_park) {
+      writer.park_send_fd = ddv::logwriter::kWriterParkSendFd;
+      writer.park_recv_fd = ddv::logwriter::kWriterParkRecvFd;
+    }
+    absl::Status status = ddv::logwriter::RunLogWriter(writer);
+    if (!status.ok()) {
+      LOG(ERROR) << "log writer: " << status;
+      return 1;
+    }
+    return 0;
+  }
 
   if (FLAGS_drain_timeout < 0) {
     std::fprintf(stderr, "--drain_timeout must be 0 or more seconds\n");
@@ -384,14 +434,16 @@ int main(int argc, char** argv) {
     }
     options.master_argv = std::move(state->master_argv);
     options.listener_names = std::move(state->listener_names);
+    options.log_writer_command = LogWriterCommand();
     for (const std::string& why : state->skipped) {
-      LOG(ERROR) << "upgrade: a worker record is lost: " << why;
+      LOG(ERROR) << "upgrade: not kept: " << why;
     }
     LOG(INFO) << "watchdog " << getpid() << " upgraded in place: "
               << state->listeners.size() << " listeners, "
               << state->workers.size() << " workers kept";
     return ddv::watchdog::RunWatchdog(options, std::move(state->listeners),
-                                      std::move(state->workers));
+                                      std::move(state->workers),
+                                      std::move(state->log_writer));
   }
 
   const bool demo = FLAGS_config.empty();
@@ -425,9 +477,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  ddv::master::ListenOptions listen;
-  listen.backlog = FLAGS_backlog;
-  listen.defer_accept_seconds = FLAGS_defer_accept_seconds;
+  const ddv::ListenOptions listen = ListenOptionsFromFlags();
 
   if (watchdog) {
     absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
@@ -451,14 +501,17 @@ int main(int argc, char** argv) {
     for (const auto& listener : config->listeners) {
       options.listener_names.push_back(listener.name);
     }
+    options.log_writer_command = LogWriterCommand();
     if (demo) PrintDemoBanner(*config);
     return ddv::watchdog::RunWatchdog(options, std::move(*listeners));
   }
 
+  // From the watchdog: the sockets it holds for this config's listeners;
+  // the master binds (through it) any the config has and it lacks.
   absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
       FLAGS_listen_fds.empty()
           ? ddv::master::BindAll(*config, listen)
-          : ddv::master::ParseListenFds(FLAGS_listen_fds, *config);
+          : ddv::master::TakeListenFds(FLAGS_listen_fds, *config);
   if (!listeners.ok()) {
     LOG(ERROR) << listeners.status().message();
     return 1;
@@ -467,6 +520,40 @@ int main(int argc, char** argv) {
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
   options.watchdog_fd = FLAGS_watchdog_fd;
+  // The log writer's link: the watchdog's, or, for a master alone, one it
+  // starts for itself (its child, not restarted; docs/logs.md). Both
+  // outlive `master`. Under a watchdog the workers outlive the master, so a
+  // writer of the master's own would leave them without a reader: none.
+  std::unique_ptr<ddv::logwriter::ChildLogWriter> own_writer;
+  int log_link = FLAGS_log_writer_fd;
+  if (log_link >= 0) {
+    absl::Status link = ddv::logwriter::CheckMasterEnd(log_link);
+    if (!link.ok()) {
+      std::fprintf(stderr, "--log_writer_fd=%d: %s\n", log_link,
+                   std::string(link.message()).c_str());
+      return kExitConfigError;
+    }
+  } else if (FLAGS_watchdog_fd < 0) {
+    absl::StatusOr<std::unique_ptr<ddv::logwriter::ChildLogWriter>> started =
+        ddv::logwriter::ChildLogWriter::Start(LogWriterCommand());
+    if (started.ok()) {
+      own_writer = *std::move(started);
+      log_link = own_writer->master_end();
+    } else {
+      LOG(ERROR) << "no log writer: " << started.status().message()
+                 << "; workers write their log files directly, and SIGUSR1 "
+                    "reopens nothing";
+    }
+  }
+  std::unique_ptr<ddv::logwriter::LogWriterClient> log_client;
+  if (log_link >= 0) {
+    log_client = std::make_unique<ddv::logwriter::LogWriterClient>(log_link);
+    options.log_writer = log_client.get();
+    options.workers.stdio_router =
+        [client = log_client.get()](const ddv::supervise::ProcessSpec& spec) {
+          return client->Route(spec);
+        };
+  }
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
       ddv::master::Master::Create(options, std::move(*config),
                                   std::move(*listeners));

@@ -1,7 +1,7 @@
 // ddvctl: the control CLI. `status [--json]`, `reload`, `stop`, `metrics`,
-// `restart SITE`, `upgrade`, against --control_socket. Every failure exits non-zero
-// with the reason on stderr and an exit code that says which kind of
-// failure it was (kUsage below, `ddvctl --help`).
+// `restart SITE`, `upgrade`, `reopen`, against --control_socket. Every
+// failure exits non-zero with the reason on stderr and an exit code that
+// says which kind of failure it was (kUsage below, `ddvctl --help`).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +42,8 @@ commands:
                    watchdog re-executes it in place; the workers keep
                    running and are adopted. Waits (up to 30 s, or
                    --timeout_ms if longer) until the new master answers
+  reopen           reopen every log file (after logrotate moved them);
+                   workers are not touched
 
 flags:
   --control_socket=PATH  the master's control socket ([master]
@@ -178,7 +180,7 @@ int main(int argc, char** argv) {
     command += std::string(" ") + argv[2];
   } else if (command != "status" && command != "metrics" &&
              command != "reload" && command != "stop" &&
-             command != "upgrade") {
+             command != "upgrade" && command != "reopen") {
     std::fprintf(stderr, "ddvctl: unknown command \"%s\"\n\n%s",
                  command.c_str(), kUsage);
     return ddv::control::kExitUsage;

@@ -44,6 +44,9 @@ namespace {
 
 constexpr int kMinProcesses = 1;
 constexpr int kMaxProcesses = 1024;
+// log_max_bytes: any size up to 1 PiB; log_keep: rotated files kept.
+constexpr int64_t kMaxLogMaxBytes = int64_t{1} << 50;
+constexpr int kMaxLogKeep = 1000;
 constexpr int kMinPeekTimeoutMs = 1;
 constexpr int kMaxPeekTimeoutMs = 600000;
 constexpr int kMinMaxPeekBytes = 512;
@@ -61,8 +64,9 @@ constexpr absl::string_view kListenerKeys[] = {
 constexpr absl::string_view kSiteKeys[] = {
     "id",         "command",   "processes", "hosts",    "listeners",
     "default",    "alpn",      "env",       "user",     "group",
-    "log_output", "log_error", "log_all",   "tls_cert", "tls_key",
-    "runtime",    "claimable_hosts", "may_claim_default"};
+    "log_output", "log_error", "log_all",   "log_max_bytes", "log_keep",
+    "tls_cert",   "tls_key",   "runtime",   "claimable_hosts",
+    "may_claim_default"};
 
 absl::Status RequireAbsolutePath(const TomlReader& reader,
                                  const toml::node& node, absl::string_view key,
@@ -81,6 +85,34 @@ absl::Status ReadAbsolutePath(const TomlReader& reader,
   DDV_RETURN_IF_ERROR(reader.ReadString(table, key, out, &node));
   if (node == nullptr) return absl::OkStatus();
   return RequireAbsolutePath(reader, *node, key, *out);
+}
+
+// log_max_bytes and log_keep: the log writer rotates the site's files by
+// size. Neither may be set where it would do nothing.
+absl::Status ParseLogRotation(const TomlReader& reader,
+                              const toml::table& table, SiteConfig* site) {
+  int64_t max_bytes = 0;
+  const toml::node* max_node = nullptr;
+  DDV_RETURN_IF_ERROR(reader.ReadInt64(table, "log_max_bytes", 0,
+                                       kMaxLogMaxBytes, &max_bytes,
+                                       &max_node));
+  int keep = static_cast<int>(site->log_keep);
+  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "log_keep", 0, kMaxLogKeep, &keep));
+  site->log_max_bytes = static_cast<uint64_t>(max_bytes);
+  site->log_keep = static_cast<uint32_t>(keep);
+  if (const toml::node* keep_node = table.get("log_keep");
+      keep_node != nullptr && max_bytes == 0) {
+    return reader.ErrorAt(*keep_node,
+                          "log_keep needs log_max_bytes: files are rotated "
+                          "only by size");
+  }
+  if (max_bytes > 0 && site->log_output.empty() && site->log_error.empty() &&
+      site->log_all.empty()) {
+    return reader.ErrorAt(*max_node,
+                          "log_max_bytes needs a log file to rotate: "
+                          "log_output, log_error or log_all");
+  }
+  return absl::OkStatus();
 }
 
 // Protocol and handoff names, as written in the file.
@@ -497,6 +529,7 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
       ReadAbsolutePath(reader, table, "log_error", &site->log_error));
   DDV_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_all", &site->log_all));
+  DDV_RETURN_IF_ERROR(ParseLogRotation(reader, table, site));
   return ParseTlsFiles(reader, table, site);
 }
 

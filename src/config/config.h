@@ -81,6 +81,11 @@ struct SiteConfig {
   std::vector<std::string> listeners;  // empty = every listener
   bool is_default = false;             // `default = true`: at most one site
   std::string log_output, log_error, log_all;  // absolute paths or empty
+  // Size rotation by the log writer (docs/logs.md): at log_max_bytes a file
+  // becomes FILE.1 (FILE.1 becomes FILE.2, ...), log_keep of them kept.
+  // 0: no rotation (log_keep is then refused).
+  uint64_t log_max_bytes = 0;
+  uint32_t log_keep = 5;
   std::vector<std::pair<std::string, std::string>> env;  // sorted by name
   std::string user, group;        // names that existed at load time, or empty
   std::vector<std::string> alpn;  // ALPN protocols this site claims on its

@@ -177,7 +177,18 @@ absl::Status TomlReader::ReadBool(const toml::table& table,
 absl::Status TomlReader::ReadInt(const toml::table& table,
                                  absl::string_view key, int min, int max,
                                  int* out) const {
+  int64_t v = *out;
+  absl::Status status = ReadInt64(table, key, min, max, &v);
+  *out = static_cast<int>(v);
+  return status;
+}
+
+absl::Status TomlReader::ReadInt64(const toml::table& table,
+                                   absl::string_view key, int64_t min,
+                                   int64_t max, int64_t* out,
+                                   const toml::node** node) const {
   const toml::node* value = table.get(Std(key));
+  if (node != nullptr) *node = value;
   if (value == nullptr) return absl::OkStatus();
   const auto* integer = value->as_integer();
   if (integer == nullptr) {
@@ -189,7 +200,7 @@ absl::Status TomlReader::ReadInt(const toml::table& table,
     return ErrorAt(*value, absl::StrCat(key, " must be between ", min, " and ",
                                         max, ", got ", v));
   }
-  *out = static_cast<int>(v);
+  *out = v;
   return absl::OkStatus();
 }
 

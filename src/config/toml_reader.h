@@ -52,6 +52,9 @@ class TomlReader {
   // An integer in [min, max].
   absl::Status ReadInt(const toml::table& table, absl::string_view key, int min,
                        int max, int* out) const;
+  absl::Status ReadInt64(const toml::table& table, absl::string_view key,
+                         int64_t min, int64_t max, int64_t* out,
+                         const toml::node** node = nullptr) const;
   // An array of strings; with `allow_single`, a lone string is an array of
   // one. `elements` (when given) receives each element's node.
   absl::Status ReadStringList(

@@ -7,10 +7,37 @@ namespace ddv {
 namespace master {
 
 AcceptGate::AcceptGate(uint32_t listeners, uint32_t capacity)
-    : listeners_(listeners),
-      // A multishot accept may take a burst in one wake-up: keep it for when
-      // a sixteenth of the table (at least one slot per listener) is free.
-      headroom_(std::max<uint32_t>(std::max(listeners, 1u), capacity / 16)) {}
+    : listeners_(listeners), capacity_(capacity) {
+  UpdateHeadroom();
+}
+
+void AcceptGate::UpdateHeadroom() {
+  // A multishot accept may take a burst in one wake-up: keep it for when a
+  // sixteenth of the table (at least one slot per accepting listener) is
+  // free.
+  const uint32_t accepting = std::count_if(
+      listeners_.begin(), listeners_.end(),
+      [](const Listener& l) { return !l.retired; });
+  headroom_ = std::max<uint32_t>(std::max(accepting, 1u), capacity_ / 16);
+}
+
+uint32_t AcceptGate::Add() {
+  listeners_.emplace_back();
+  UpdateHeadroom();
+  return listeners_.size() - 1;
+}
+
+void AcceptGate::Retire(uint32_t listener) {
+  if (listener >= listeners_.size()) return;
+  listeners_[listener].retired = true;
+  UpdateHeadroom();
+}
+
+bool AcceptGate::Idle(uint32_t listener) const {
+  return listener < listeners_.size() &&
+         listeners_[listener].armed == Mode::kOff &&
+         !listeners_[listener].cancelling;
+}
 
 void AcceptGate::Plan(int64_t free, bool stopping, int64_t now_ns,
                       std::vector<Action>* actions) {
@@ -24,7 +51,7 @@ void AcceptGate::Plan(int64_t free, bool stopping, int64_t now_ns,
     // listener's tag) can never hit the wrong op.
     if (listener.cancelling) continue;
     Mode want = Mode::kSingle;
-    if (stopping || paused_) {
+    if (stopping || paused_ || listener.retired) {
       want = Mode::kOff;
     } else if (listener.armed == Mode::kMultishot
                    ? free >= headroom_

@@ -57,6 +57,15 @@ class AcceptGate {
   // A connection closed: an fd is free again, so an fd pause may end now.
   void OnConnectionClosed();
 
+  // A listener added by a reload; returns its index (the next one).
+  uint32_t Add();
+  // A listener a reload removed or replaced: its accept is cancelled and
+  // never armed again.
+  void Retire(uint32_t listener);
+  // Nothing of `listener` is armed or being cancelled: no accept op of it
+  // is left in flight (the cancelled one has completed).
+  bool Idle(uint32_t listener) const;
+
   // Paused: nothing accepts because the table is full or fds ran out (a
   // graceful stop is not a pause).
   bool paused() const { return paused_; }
@@ -80,12 +89,15 @@ class AcceptGate {
     // at start (a new master may find a full backlog), after a pause and
     // after a multishot: a single-shot accept measures it first.
     uint32_t queued = kQueuedUnknown;
+    bool retired = false;
   };
 
   void SetPaused(bool paused, int64_t now_ns);
+  void UpdateHeadroom();
 
   std::vector<Listener> listeners_;
-  uint32_t headroom_;
+  uint32_t capacity_;
+  uint32_t headroom_ = 1;
   int64_t out_of_fds_until_ns_ = 0;
   bool paused_ = false;
   uint64_t pauses_ = 0;

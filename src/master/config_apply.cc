@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
+#include "src/base/socket_address.h"
 #include "src/config/host_pattern.h"
 
 namespace ddv {
@@ -23,6 +24,7 @@ bool SpecChanged(const config::SiteConfig& a, const config::SiteConfig& b) {
   return a.command != b.command || a.env != b.env || a.user != b.user ||
          a.group != b.group || a.log_output != b.log_output ||
          a.log_error != b.log_error || a.log_all != b.log_all ||
+         a.log_max_bytes != b.log_max_bytes || a.log_keep != b.log_keep ||
          a.tls_cert != b.tls_cert || a.tls_key != b.tls_key;
 }
 
@@ -143,6 +145,57 @@ void ApplyOverrides(const MasterOverrides& overrides, config::Config* config) {
   if (overrides.handoff.has_value()) config->master.handoff = *overrides.handoff;
 }
 
+int ListenerPlan::binds() const {
+  return std::count_if(next.begin(), next.end(), [](const ListenerChange& c) {
+    return c.socket_from < 0;
+  });
+}
+
+ListenerPlan PlanListeners(const std::vector<config::ListenerConfig>& running,
+                           const std::vector<config::ListenerConfig>& loaded) {
+  ListenerPlan plan;
+  std::vector<bool> kept(running.size(), false);
+  std::vector<bool> socket_taken(running.size(), false);
+  plan.sockets_change = running.size() != loaded.size();
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    const config::ListenerConfig& l = loaded[i];
+    ListenerChange change;
+    // Addresses are unique within a config (port 0 aside), so at most one
+    // running socket can be this one's. Port 0 is "any free port": only
+    // the same listener's socket is its own.
+    for (size_t r = 0; r < running.size(); ++r) {
+      const config::ListenerConfig& old = running[r];
+      if (!SameSocketAddress(l.addr, old.addr)) continue;
+      if (SocketAddressPort(l.addr) == 0 && l.name != old.name) continue;
+      change.socket_from = r;
+      socket_taken[r] = true;
+      const bool peeked = l.protocol != config::Protocol::kTcp;
+      const bool was_peeked = old.protocol != config::Protocol::kTcp;
+      change.defer_accept_changes = peeked != was_peeked;
+      if (l.name == old.name && l.protocol == old.protocol &&
+          l.proxy_protocol == old.proxy_protocol) {
+        change.keeps = r;
+        kept[r] = true;
+      }
+      break;
+    }
+    // The owner knows sockets by name and keeps them in config order: a
+    // socket in another place or under another name changes its set.
+    // (running[i] is read only when socket_from == i, so it exists.)
+    if (change.socket_from != static_cast<int>(i) ||
+        l.name != running[i].name) {
+      plan.sockets_change = true;
+    }
+    plan.next.push_back(change);
+  }
+  for (size_t r = 0; r < running.size(); ++r) {
+    if (kept[r]) continue;
+    plan.retired.push_back(r);
+    if (!socket_taken[r]) plan.closed.push_back(r);
+  }
+  return plan;
+}
+
 absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
                                       const config::Config& loaded) {
   // Both are fixed for the master's life: every worker was started with
@@ -162,21 +215,8 @@ absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
         loaded.master.control_socket,
         "\"; restart ddv_master to apply that"));
   }
-  if (loaded.listeners.size() != running.listeners.size()) {
-    return absl::FailedPreconditionError(
-        "listeners were added or removed; restart ddv_master to apply that");
-  }
-  for (size_t i = 0; i < loaded.listeners.size(); ++i) {
-    const config::ListenerConfig& a = loaded.listeners[i];
-    const config::ListenerConfig& b = running.listeners[i];
-    if (a.name != b.name || a.address != b.address ||
-        a.protocol != b.protocol || a.proxy_protocol != b.proxy_protocol) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("listener \"", b.name,
-                       "\" changed; restart ddv_master to apply that"));
-    }
-  }
   ReloadPlan plan;
+  plan.listeners = PlanListeners(running.listeners, loaded.listeners);
   plan.next = loaded;
   plan.next.sites.clear();
   std::vector<bool> taken(loaded.sites.size(), false);

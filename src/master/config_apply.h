@@ -38,9 +38,47 @@ struct SiteChange {
   bool reread_certificates = false;
 };
 
+// What happens to one listener of the loaded config. The master's listener
+// indexes (connections, accept ops, handoff entries) are its own and stable;
+// this plan speaks of config indexes only.
+struct ListenerChange {
+  // The running listener it simply goes on as (same name, address, protocol
+  // and proxy_protocol; default_site may differ, which is routing only):
+  // its index, socket and connections carry on. -1: it gets a new index.
+  int keeps = -1;
+  // The running listener whose socket it takes over: the one bound to the
+  // same address (for port 0, the one of the same name). Connections
+  // waiting in that backlog are this listener's now. -1: a new socket.
+  int socket_from = -1;
+  // Its socket is a running one whose TCP_DEFER_ACCEPT must change: it
+  // moves between `tcp` (nothing peeked) and a peeked protocol.
+  bool defer_accept_changes = false;
+};
+
+struct ListenerPlan {
+  std::vector<ListenerChange> next;  // one per loaded listener
+  // Running listeners no loaded one keeps: they stop accepting; connections
+  // accepted on them are served as they were (protocol, routes).
+  std::vector<int> retired;
+  // Of those, the ones whose socket no loaded listener takes: what waits in
+  // the backlog is accepted and served, then the socket is closed.
+  std::vector<int> closed;
+  // The sockets by name differ from the running ones (a listener added,
+  // removed, renamed, re-addressed or reordered): whoever owns them must
+  // be told (the watchdog's set). False for routing-only changes.
+  bool sockets_change = false;
+  int binds() const;  // listeners that need a new socket
+};
+
+// Which running listener each loaded one goes on as or takes the socket of.
+// Pure: nothing is bound; addresses are compared as parsed.
+ListenerPlan PlanListeners(const std::vector<config::ListenerConfig>& running,
+                           const std::vector<config::ListenerConfig>& loaded);
+
 struct ReloadPlan {
   config::Config next;            // the config to commit, indexes kept
   std::vector<SiteChange> sites;  // one per next.sites
+  ListenerPlan listeners;
 };
 
 // What ddv_master's command line overrides in [master] (--control_socket,
@@ -52,12 +90,13 @@ struct MasterOverrides {
 };
 void ApplyOverrides(const MasterOverrides& overrides, config::Config* config);
 
-// FailedPrecondition when a listener was added, removed or changed (the
-// watchdog owns the sockets: that needs a restart of ddv_master), and when
-// [master] handoff or control_socket changed: workers got DDV_HANDOFF (and
-// the master PR_SET_PTRACER) at start, and the control socket is bound
-// once. peek_timeout_ms and max_peek_bytes apply live: the first to
-// connections accepted from then on, the second to every next peek.
+// Listeners added, removed and changed are planned (PlanListeners); the
+// master binds what is new, through the watchdog when there is one, before
+// it changes anything. FailedPrecondition when [master] handoff or
+// control_socket changed: workers got DDV_HANDOFF (and the master
+// PR_SET_PTRACER) at start, and the control socket is bound once.
+// peek_timeout_ms and max_peek_bytes apply live: the first to connections
+// accepted from then on, the second to every next peek.
 absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
                                       const config::Config& loaded);
 

@@ -14,7 +14,6 @@
 
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
-#include "src/base/socket_address.h"
 #include "src/master/routes_from_config.h"
 
 namespace ddv {
@@ -65,7 +64,15 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   if (listeners.size() != config_.listeners.size()) {
     return absl::InvalidArgumentError("one listening socket per listener");
   }
-  listeners_ = std::move(listeners);
+  if (options_.watchdog_fd >= 0) {
+    watchdog_link_ = UniqueFd(options_.watchdog_fd);
+    options_.workers.workers_outlive_master = true;
+  }
+  // Before the workers are adopted: a listener missing from --listen_fds
+  // is bound through the watchdog, and the worker offers it sends
+  // meanwhile wait in watchdog_inbox_.
+  absl::Status status = TakeListeners(std::move(listeners));
+  if (!status.ok()) return status;
   absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
       RoutesFromConfig(config_);
   if (!routes.ok()) return routes.status();
@@ -82,7 +89,7 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   if (!buffers.ok()) return buffers.status();
   peek_buffers_ = std::move(*buffers);
 
-  absl::Status status = InitSignals();
+  status = InitSignals();
   if (!status.ok()) return status;
 
   if (config_.master.handoff == config::HandoffMode::kPidfd &&
@@ -97,22 +104,7 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   }
 
   // Node workers are told their site's port (PORT) for server.listen.
-  options_.workers.listener_ports.clear();
-  for (uint32_t l = 0; l < listeners_.size(); ++l) {
-    sockaddr_storage address{};
-    socklen_t length = sizeof(address);
-    int port = 0;
-    if (getsockname(listeners_[l].get(), reinterpret_cast<sockaddr*>(&address),
-                    &length) == 0) {
-      port = std::max(0, SocketAddressPort(address));
-    }
-    options_.workers.listener_ports.emplace_back(config_.listeners[l].name,
-                                                 port);
-  }
-  if (options_.watchdog_fd >= 0) {
-    watchdog_link_ = UniqueFd(options_.watchdog_fd);
-    options_.workers.workers_outlive_master = true;
-  }
+  UpdateListenerPorts(config_);
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);
   if (!workers.ok()) return workers.status();
@@ -188,6 +180,9 @@ absl::Status Master::Run() {
     }
     for (int w : workers_->TakeDrainStarted()) RecordWorkerReady(w);
     if (!watchdog_outbox_.empty()) FlushWatchdogLink();
+    // Read while a reload waited for the watchdog: handled between
+    // handlers, as if polled.
+    if (adopted_ && !watchdog_inbox_.empty()) HandleWatchdogInbox();
     CheckUpgradeAnswer(now);
     ReclaimFromDeadWorkers();
     if (stopping_ && StopStep(now)) break;

@@ -29,13 +29,17 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "nlohmann/json.hpp"
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
 #include "src/handoff/node_cluster.h"
 #include "src/handoff/wire.h"
+#include "src/logwriter/log_writer_client.h"
 #include "src/master/accept_gate.h"
+#include "src/master/listener_socket.h"
 #include "src/master/clock.h"
 #include "src/master/config_apply.h"
 #include "src/master/connection.h"
@@ -46,6 +50,7 @@
 #include "src/uring/buffer_ring.h"
 #include "src/uring/op_tag.h"
 #include "src/uring/ring.h"
+#include "src/watchdog/link.h"
 
 namespace ddv {
 namespace master {
@@ -62,7 +67,10 @@ struct MasterOptions {
   uint32_t peek_buffers = 1024;      // power of two
   uint32_t peek_buffer_size = 4096;  // most heads fit; bigger ones grow
   uint32_t max_connections = 16384;  // below the 20000 fd limit
-  int defer_accept_seconds = 1;      // the kernel's TCP_DEFER_ACCEPT hold
+  // How listeners are bound (when the master binds them: alone, or missing
+  // from --listen_fds) and the TCP_DEFER_ACCEPT hold the peek deadline
+  // allows for.
+  ListenOptions listen;
   absl::Duration linger = absl::Seconds(1);       // after a refusal
   absl::Duration worker_wait = absl::Seconds(1);  // for a live worker
   uint32_t handoff_batch = 32;  // connections per message, 1..kMaxHandoffBatch
@@ -84,11 +92,15 @@ struct MasterOptions {
   // alone. The master adopts the workers the watchdog kept and records
   // each worker it starts there, so that they outlive it.
   int watchdog_fd = -1;
+  // The link to the log writer (docs/logs.md), for SIGUSR1 and `ddvctl
+  // reopen`; not owned. Null: no writer, nothing to reopen.
+  logwriter::LogWriterClient* log_writer = nullptr;
 };
 
 class Master {
  public:
-  // Takes the listening sockets (one per config listener, in order).
+  // Takes the listening sockets (one per config listener, in order); an
+  // empty one is bound at start, through the watchdog when there is one.
   static absl::StatusOr<std::unique_ptr<Master>> Create(
       const MasterOptions& options, config::Config config,
       std::vector<UniqueFd> listeners);
@@ -143,11 +155,13 @@ class Master {
   struct PendingControl {
     bool stop = false;    // SIGTERM, SIGINT, `ddvctl stop`
     bool reload = false;  // SIGHUP, `ddvctl reload`
+    bool reopen = false;  // SIGUSR1 (`ddvctl reopen` is in reopen_clients)
     // Control clients waiting for the outcome of what they asked.
     std::vector<uint32_t> stop_clients;
     std::vector<uint32_t> reload_clients;
     bool upgrade = false;                  // SIGUSR2, `ddvctl upgrade`
     std::vector<uint32_t> upgrade_clients;
+    std::vector<uint32_t> reopen_clients;
     struct Restart {
       uint32_t client;
       std::string site;
@@ -206,6 +220,50 @@ class Master {
   void OnClosed(const uring::OpTag& tag, io_uring_cqe* cqe);
   void MaybeFree(uint32_t index);
   void RestoreRcvlowat(Connection& c);
+
+  // Listeners (master_listeners.cc).
+  // At start: binds the listeners `inherited` lacks and, under a watchdog,
+  // tells it the set this master runs (its commit).
+  absl::Status TakeListeners(std::vector<UniqueFd> inherited);
+  // A new socket for `listener`: the watchdog binds it (and keeps it until
+  // the commit; `watchdog_id` names it then), or the master when alone.
+  absl::StatusOr<UniqueFd> AcquireListener(
+      const config::ListenerConfig& listener, int64_t* watchdog_id);
+  // A reload's new sockets, one per plan.listeners.next entry that needs
+  // one. All or nothing: on failure none is kept and the watchdog drops
+  // what it bound. Changes nothing else.
+  struct NewListener {
+    UniqueFd fd;
+    int64_t watchdog_id = -1;
+  };
+  absl::StatusOr<std::vector<NewListener>> AcquireListeners(
+      const ReloadPlan& plan);
+  void AbandonListeners(std::vector<NewListener> acquired);
+  // The watchdog's new set: `next`'s listeners, each with a socket the
+  // watchdog holds under a running listener's name, or one it bound.
+  void CommitListeners(const std::vector<config::ListenerConfig>& next,
+                       const std::vector<std::string>& held_as,
+                       const std::vector<NewListener>& acquired);
+  // Carries the plan out on the listener slots (cannot fail): kept slots
+  // take their new config, new ones are appended, retired ones stop
+  // accepting and keep `old_routes` for what they accepted.
+  void ApplyListeners(const ReloadPlan& plan,
+                      std::vector<NewListener> acquired,
+                      std::shared_ptr<const route::RouteTable> old_routes);
+  // Retired listeners whose accept has stopped: what waits in their
+  // backlog is taken, then the socket is closed. Every loop turn.
+  void CloseDrainedListeners();
+  void ReleaseRetiredRoutes();
+  void DrainListener(uint32_t listener);
+  // A connection accepted on `listener`: a slot now, or held for the next.
+  void TakeAccepted(UniqueFd fd, uint32_t listener);
+  // The route for a connection on `listener`: the running table, or for a
+  // retired listener the one it had.
+  route::RouteResult RouteOn(
+      uint32_t listener, absl::string_view host,
+      absl::Span<const absl::string_view> offered_alpn = {}) const;
+  // Node workers get their site's first listener's port as PORT.
+  void UpdateListenerPorts(const config::Config& config);
 
   // Worker side (master_handoff.cc).
   // Puts a routed connection in the queue of a worker of c.site (not
@@ -274,9 +332,13 @@ class Master {
   void OnControlCommand(uint32_t slot, absl::string_view line);
   void ReplyToControlClient(uint32_t slot, const std::string& reply);
   // The one place the master acts on pending_, in nginx's order: stop,
-  // claims of exited workers, reload, worker conf updates, restarts.
+  // claims of exited workers, reload, worker conf updates, restarts,
+  // upgrade, reopen.
   void RunControlPoint();
   absl::Status Reload();
+  // Asks the log writer to reopen every log file; each `ddvctl reopen`
+  // client is handed to it with the request, and answered by it.
+  void ReopenLogs(const std::vector<uint32_t>& clients);
   // Writes config_.text to options_.config_snapshot; a failure is logged,
   // not fatal (the running config is good either way).
   void SaveConfigSnapshot();
@@ -298,6 +360,22 @@ class Master {
   // The watchdog link (master_watchdog.cc).
   // Takes over the workers the watchdog offers, before any is started.
   absl::Status AdoptWorkers();
+  // The next message from the watchdog: one set aside while waiting for a
+  // reply, else one read from the link (waiting until `deadline`).
+  absl::StatusOr<watchdog::LinkMessage> ReceiveFromWatchdog(
+      absl::Time deadline);
+  // Sends `request` (after whatever the link still holds) and waits for
+  // the watchdog's reply, {"op": reply_op} with the same "seq", for a few
+  // seconds at most: a reload is not the hot path. Other messages read
+  // meanwhile wait in watchdog_inbox_: the worker offers at start (for
+  // AdoptWorkers), later an upgrade's answer (HandleWatchdogInbox). A
+  // reply that comes too late is dropped by HandleWatchdogMessage.
+  absl::StatusOr<watchdog::LinkMessage> AskWatchdog(nlohmann::json request,
+                                                    absl::string_view reply_op);
+  // What the watchdog sends a running master (an upgrade's answer), from
+  // the link's poll or from the inbox once the loop turn allows.
+  void HandleWatchdogMessage(watchdog::LinkMessage message);
+  void HandleWatchdogInbox();
   // Replays the update_server_conf bodies adopted workers had accepted,
   // once the routes exist.
   void ReplayAdoptedConfUpdates();
@@ -355,7 +433,23 @@ class Master {
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> peek_buffers_;
   ConnectionTable connections_;
-  std::vector<UniqueFd> listeners_;
+  // One slot per listener the master has accepted on, by its index: the
+  // index connections, accept ops, the accept gate and handoff entries
+  // (listener_index) carry. Stable for the master's life: a listener a
+  // reload adds, or changes so that its connections are handled
+  // differently (address, protocol, PROXY), gets the next index, and the
+  // old one stays, retired, for connections accepted on it.
+  struct ListenerSlot {
+    config::ListenerConfig config;  // how its connections are handled
+    UniqueFd fd;  // empty once closed, or passed on to the slot after it
+    int config_index = -1;  // in config_.listeners; -1 once retired
+    // Retired: the route table it had and its index there, so what it
+    // accepted is routed as it would have been.
+    std::shared_ptr<const route::RouteTable> routes;
+    int route_index = -1;
+    bool drain = false;  // retired with its own socket: drain, then close
+  };
+  std::vector<ListenerSlot> listeners_;
   AcceptGate accept_gate_;
   std::vector<AcceptGate::Action> accept_actions_;  // scratch for the gate
   // Sockets accepted after the table filled, before the pause took effect
@@ -378,6 +472,11 @@ class Master {
     std::vector<UniqueFd> fds;  // our own copies until sent
   };
   std::deque<PendingLinkMessage> watchdog_outbox_;
+  // Read while waiting for a reply, for ReceiveFromWatchdog (at start: the
+  // workers offered).
+  std::deque<watchdog::LinkMessage> watchdog_inbox_;
+  uint64_t watchdog_seq_ = 0;  // of the last request
+  bool adopted_ = false;       // AdoptWorkers has run
   std::vector<uint32_t> upgrade_clients_;  // waiting for the watchdog
   bool upgrade_requested_ = false;
   int64_t upgrade_requested_ns_ = 0;

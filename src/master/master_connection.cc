@@ -60,6 +60,7 @@ void Master::UpdateAccepts(int64_t now_ns) {
         break;
     }
   }
+  CloseDrainedListeners();
 }
 
 void Master::SubmitAccept(uint32_t listener, bool multishot) {
@@ -69,10 +70,10 @@ void Master::SubmitAccept(uint32_t listener, bool multishot) {
   // except through a handoff. Blocking mode is kept: the worker gets the
   // socket as accept(2) would have given it.
   if (multishot) {
-    io_uring_prep_multishot_accept(sqe, listeners_[listener].get(), nullptr,
+    io_uring_prep_multishot_accept(sqe, listeners_[listener].fd.get(), nullptr,
                                    nullptr, SOCK_CLOEXEC);
   } else {
-    io_uring_prep_accept(sqe, listeners_[listener].get(), nullptr, nullptr,
+    io_uring_prep_accept(sqe, listeners_[listener].fd.get(), nullptr, nullptr,
                          SOCK_CLOEXEC);
   }
 }
@@ -91,7 +92,7 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   // room for them. Multishot completions (MORE) cost no syscall.
   uint32_t queued = 0;
   if (accepted && !more && (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)) {
-    const int64_t length = AcceptQueueLength(listeners_[listener].get());
+    const int64_t length = AcceptQueueLength(listeners_[listener].fd.get());
     queued = length < 0 ? AcceptGate::kQueuedUnknown
                         : static_cast<uint32_t>(length);
   }
@@ -108,7 +109,7 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
     }
     ++counters_.accept_errors;
     LOG_EVERY_N(WARNING, 100)
-        << "accept() failed on listener \"" << config_.listeners[listener].name
+        << "accept() failed on listener \"" << listeners_[listener].config.name
         << "\": " << strerror(error);
     return;
   }
@@ -116,16 +117,8 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   ++counters_.connections_accepted;
   // A graceful stop routes what was accepted before its cancel took effect
   // as usual: the workers still run, and the stop waits for undecided
-  // connections.
-  if (!held_.empty() || connections_.in_use() == connections_.capacity()) {
-    // Accepted after the table filled, before the gate's cancel took
-    // effect. Resetting it would be the failure the gate exists to avoid:
-    // hold it for the next free slot instead.
-    ++counters_.accepted_over_limit;
-    held_.push_back({std::move(fd), listener});
-    return;
-  }
-  Admit(std::move(fd), listener);
+  // connections. So does a reload that retired this listener.
+  TakeAccepted(std::move(fd), listener);
 }
 
 void Master::Admit(UniqueFd fd, uint32_t listener) {
@@ -137,8 +130,8 @@ void Master::Admit(UniqueFd fd, uint32_t listener) {
   c->accept_ns = MonotonicNowNs();
   c->deadline =
       ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
-  if (config_.listeners[listener].protocol == config::Protocol::kTcp) {
-    Route(index, routes_->Lookup(listener, "", {}).site);
+  if (listeners_[listener].config.protocol == config::Protocol::kTcp) {
+    Route(index, RouteOn(listener, "").site);
     return;
   }
   c->state = ConnState::kPeeking;
@@ -207,7 +200,7 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
     if (!c->deadline_shortened) {
       c->deadline_shortened = true;
       int64_t deadline = FromTimespecNs(c->deadline) -
-                         options_.defer_accept_seconds * 1000000000LL;
+                         options_.listen.defer_accept_seconds * 1000000000LL;
       c->deadline = ToTimespecNs(std::max(deadline, c->accept_ns + 1000000));
     }
     SubmitPeek(index, false);
@@ -280,7 +273,7 @@ void Master::OnPeekTimeout(const uring::OpTag& tag, io_uring_cqe* cqe) {
 
 bool Master::Decide(uint32_t index, absl::string_view prefix) {
   Connection& c = connections_.at(index);
-  const config::ListenerConfig& listener = config_.listeners[c.listener];
+  const config::ListenerConfig& listener = listeners_[c.listener].config;
   const uint32_t max_bytes = config_.master.max_peek_bytes;
   size_t offset = 0;
   if (listener.proxy_protocol) {
@@ -322,7 +315,7 @@ bool Master::Decide(uint32_t index, absl::string_view prefix) {
           ++counters_.http_host_found;
         }
         c.host = info.host;
-        Route(index, routes_->Lookup(c.listener, info.host.view(), {}).site);
+        Route(index, RouteOn(c.listener, info.host.view()).site);
         return true;
       }
       case sniff::SniffStatus::kTooLarge:
@@ -356,7 +349,7 @@ bool Master::Decide(uint32_t index, absl::string_view prefix) {
         c.alpn = absl::StrJoin(alpn, ",");
       }
       c.host = info.sni;
-      Route(index, routes_->Lookup(c.listener, info.sni.view(), alpn).site);
+      Route(index, RouteOn(c.listener, info.sni.view(), alpn).site);
       return true;
     }
     case sniff::SniffStatus::kTooLarge:
@@ -396,7 +389,7 @@ void Master::Route(uint32_t index, int site) {
     ++counters_.no_site;
     LOG_EVERY_N(INFO, 1000)
         << "no site for \"" << c.host.view() << "\" on listener \""
-        << config_.listeners[c.listener].name << "\"";
+        << listeners_[c.listener].config.name << "\"";
     Refuse(index, Refusal::kNoSite);
     return;
   }
@@ -420,7 +413,7 @@ void Master::Refuse(uint32_t index, Refusal refusal) {
   Connection& c = connections_.at(index);
   RestoreRcvlowat(c);
   c.state = ConnState::kRefusing;
-  switch (config_.listeners[c.listener].protocol) {
+  switch (listeners_[c.listener].config.protocol) {
     case config::Protocol::kHttp:
       c.refusal = HttpRefusal(refusal);
       break;

@@ -134,10 +134,11 @@ void Master::OnSignals() {
         pending_.reload = true;
         break;
       case SIGUSR1:
-        // logrotate's `kill -USR1`. Not forwarded: workers start with
-        // default dispositions, and SIGUSR1's default action kills them.
-        LOG(INFO) << "SIGUSR1: log reopening is not implemented yet; "
-                     "nothing done";
+        // logrotate's `kill -USR1`: the log writer holds the files, so it
+        // reopens them. Never forwarded: the workers' pipes stay as they
+        // are, and SIGUSR1's default action would kill them.
+        LOG(INFO) << "SIGUSR1: reopening the log files";
+        pending_.reopen = true;
         break;
       case SIGUSR2:
         LOG(INFO) << "SIGUSR2: upgrade";
@@ -334,12 +335,15 @@ void Master::OnControlCommand(uint32_t slot, absl::string_view line) {
   } else if (words[0] == "restart" && words.size() == 2) {
     pending_.restarts.push_back({slot, words[1]});
     control_clients_[slot].awaiting_control_point = true;
+  } else if (words[0] == "reopen") {
+    pending_.reopen_clients.push_back(slot);
+    control_clients_[slot].awaiting_control_point = true;
   } else {
     ReplyToControlClient(
         slot,
         absl::StrCat("error: unknown command \"", words[0],
                      "\" (status, metrics, reload, stop, restart SITE, "
-                     "upgrade)\n"));
+                     "upgrade, reopen)\n"));
   }
 }
 
@@ -359,9 +363,9 @@ void Master::ReplyToControlClient(uint32_t slot, const std::string& reply) {
   c.fd.Reset();
 }
 
-// nginx's master cycle: terminate/quit, then reconfigure (reopen, its last
-// step, is not implemented: SIGUSR1 is only logged). A stop wins over what was asked in the same turn: a master that is
-// stopping starts nothing new.
+// nginx's master cycle: terminate/quit, reconfigure, then reopen. A stop
+// wins over what was asked in the same turn: a master that is stopping
+// starts nothing new (its log files are still reopened when asked).
 void Master::RunControlPoint() {
   PendingControl pending;
   std::swap(pending, pending_);
@@ -436,8 +440,53 @@ void Master::RunControlPoint() {
     for (uint32_t slot : pending.upgrade_clients) RequestUpgrade(slot);
   }
 
+  if (pending.reopen || !pending.reopen_clients.empty()) {
+    ReopenLogs(pending.reopen_clients);
+  }
+
   // Control clients left in the backlog while every slot was busy.
   if (control_backlog_waiting_) OnControlReadable();
+}
+
+// The master's own log is glog's stderr, which it does not open: what holds
+// files is the log writer (docs/logs.md). A `ddvctl reopen` client goes to
+// the writer with the request, as a connection goes to a worker, and the
+// writer answers it once every file is reopened ("ok: reopened N log
+// files"), so the answer tells what happened, not only that it was asked.
+void Master::ReopenLogs(const std::vector<uint32_t>& clients) {
+  logwriter::LogWriterClient* writer = options_.log_writer;
+  if (writer == nullptr) {
+    LOG(WARNING) << "no log writer: nothing to reopen";
+    for (uint32_t slot : clients) {
+      ReplyToControlClient(slot,
+                           "error: this master has no log writer (see its "
+                           "log): nothing to reopen\n");
+    }
+    return;
+  }
+  if (clients.empty()) {
+    absl::Status sent = writer->RequestReopen(-1);
+    if (!sent.ok()) {
+      LOG(ERROR) << "cannot ask the log writer to reopen the log files: "
+                 << sent.message();
+    }
+    return;
+  }
+  for (uint32_t slot : clients) {
+    ControlClient& c = control_clients_[slot];
+    if (!c.fd) continue;
+    absl::Status sent = writer->RequestReopen(c.fd.get());
+    if (!sent.ok()) {
+      ReplyToControlClient(
+          slot, absl::StrCat("error: cannot ask the log writer to reopen the "
+                             "log files: ",
+                             sent.message(), "\n"));
+      continue;
+    }
+    // The writer holds its own copy and answers; ours closes now.
+    c.awaiting_control_point = false;
+    c.fd.Reset();
+  }
 }
 
 absl::Status Master::Reload() {

@@ -140,7 +140,7 @@ void Master::SubmitBatch(int w) {
     e.connection_id = c.Id(index);
     e.listener_index = c.listener;
     e.site_index = c.site;
-    e.protocol = WireProtocol(config_.listeners[c.listener].protocol);
+    e.protocol = WireProtocol(listeners_[c.listener].config.protocol);
     e.accept_time_ns = c.accept_ns;
     e.host = std::string(c.host.view());
     e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));
@@ -518,7 +518,23 @@ void Master::RecoverUnread(int w) {
     }
     for (size_t i = 0; i < batch->entries.size(); ++i) {
       const handoff::HandoffEntry& e = batch->entries[i];
-      if (e.listener_index >= listeners_.size()) {
+      // Written by this master, or (a worker adopted after a crash) by the
+      // one before it, whose listener indexes may name other listeners if
+      // a reload changed them. The entry's protocol is what the connection
+      // speaks: it stays with a listener of that protocol.
+      uint32_t listener = e.listener_index;
+      if (listener >= listeners_.size() ||
+          WireProtocol(listeners_[listener].config.protocol) != e.protocol) {
+        listener = listeners_.size();
+        for (uint32_t l = 0; l < listeners_.size(); ++l) {
+          if (listeners_[l].config_index >= 0 &&
+              WireProtocol(listeners_[l].config.protocol) == e.protocol) {
+            listener = l;
+            break;
+          }
+        }
+      }
+      if (listener >= listeners_.size()) {
         LOG_EVERY_N(WARNING, 100) << "cannot take back a connection from a "
                                      "dead worker; closing it";
         continue;  // received.fds[i] closes with `frames`
@@ -531,14 +547,14 @@ void Master::RecoverUnread(int w) {
         // The table is full: closing would reset a client whose request
         // is still unread in the socket. It waits for a slot like a
         // connection accepted at the limit, and is peeked and routed again.
-        held_.push_back({std::move(received.fds[i]), e.listener_index});
+        held_.push_back({std::move(received.fds[i]), listener});
         ++counters_.handoff_worker_gone;
         ++counters_.connections_rerouted;
         ++recovered;
         continue;
       }
       c->fd = std::move(received.fds[i]);
-      c->listener = e.listener_index;
+      c->listener = listener;
       c->site = e.site_index;
       c->accept_ns = e.accept_time_ns;
       (void)sniff::NormalizeHost(e.host, sniff::HostSyntax::kHttpHost, &c->host);

@@ -19,10 +19,10 @@ namespace master {
 
 // What a reload can change live: hosts, defaults, ALPN claims (a new route
 // table swapped in whole); sites added or removed; a site's process count;
-// its command, environment, logs or credentials (a rolling restart). The
-// listening sockets belong to the watchdog, so listener changes need a
-// restart of ddv_master, which the watchdog does without losing queued
-// connections.
+// its command, environment, logs or credentials (a rolling restart);
+// listeners added, removed, re-addressed or changed. Whatever can fail (a
+// bind, the control socket's group) is done first, so a failed reload
+// changes nothing.
 absl::Status Master::ApplyConfig(const config::Config& loaded) {
   absl::StatusOr<ReloadPlan> plan = PlanReload(config_, loaded);
   if (!plan.ok()) return plan.status();
@@ -35,8 +35,13 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
   absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
       RoutesFromConfig(WithClaims(plan->next, claims));
   if (!routes.ok()) return routes.status();
-  // The control socket's mode and group apply live, and first: a chown the
-  // master may not do fails the reload before anything else changed. The
+  // New listeners' sockets (bound by the watchdog, or by the master alone):
+  // a port in use or one it may not bind fails the reload with the bind's
+  // reason, before anything changed.
+  absl::StatusOr<std::vector<NewListener>> acquired = AcquireListeners(*plan);
+  if (!acquired.ok()) return acquired.status();
+  // The control socket's mode and group apply live, before anything else
+  // changes: a chown the master may not do fails the reload cleanly. The
   // peer check reads the group from config_ at each accept.
   const config::MasterConfig& master = plan->next.master;
   if (!control_socket_path_.empty() &&
@@ -44,8 +49,27 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
        master.control_socket_group != config_.master.control_socket_group ||
        master.control_socket_gid != config_.master.control_socket_gid)) {
     absl::Status access = ApplyControlSocketAccess(master);
-    if (!access.ok()) return access;
+    if (!access.ok()) {
+      if (plan->listeners.binds() > 0) AbandonListeners(*std::move(acquired));
+      return access;
+    }
   }
+
+  // From here on nothing fails. The watchdog's set first, then (Reload)
+  // the snapshot: a master that dies between the two is followed by one
+  // that binds whatever its snapshot has and the set lacks (TakeListeners).
+  if (watchdog_link_ && plan->listeners.sockets_change) {
+    std::vector<std::string> held_as;
+    for (const ListenerChange& change : plan->listeners.next) {
+      held_as.push_back(change.socket_from >= 0
+                            ? config_.listeners[change.socket_from].name
+                            : std::string());
+    }
+    CommitListeners(plan->next.listeners, held_as, *acquired);
+  }
+  ApplyListeners(*plan, *std::move(acquired), routes_);
+  // Before sites are added or respecified: Node workers' PORT.
+  UpdateListenerPorts(plan->next);
 
   for (size_t s = 0; s < plan->next.sites.size(); ++s) {
     const config::SiteConfig& site = plan->next.sites[s];

@@ -58,12 +58,21 @@ std::string Master::StatusJson() const {
   status["config"] = config_.path;
   status["stopping"] = stopping_;
   status["accept_paused"] = accept_gate_.paused();
+  // In config order; `index` is the listener_index workers are told, which
+  // a listener keeps until a reload changes it.
   json listeners = json::array();
-  for (const config::ListenerConfig& l : config_.listeners) {
-    listeners.push_back({{"name", l.name},
-                         {"address", l.address},
-                         {"protocol", config::ProtocolName(l.protocol)},
-                         {"default_site", l.default_site}});
+  for (size_t i = 0; i < config_.listeners.size(); ++i) {
+    const config::ListenerConfig& l = config_.listeners[i];
+    json entry = {{"name", l.name},
+                  {"address", l.address},
+                  {"protocol", config::ProtocolName(l.protocol)},
+                  {"default_site", l.default_site}};
+    for (size_t slot = 0; slot < listeners_.size(); ++slot) {
+      if (listeners_[slot].config_index == static_cast<int>(i)) {
+        entry["index"] = slot;
+      }
+    }
+    listeners.push_back(std::move(entry));
   }
   status["listeners"] = listeners;
   json sites = json::array();

@@ -10,6 +10,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/master/master.h"
@@ -25,18 +27,35 @@ namespace {
 // and then the master starts fresh workers beside the old ones.
 constexpr absl::Duration kAdoptTimeout = absl::Seconds(5);
 
+// How long the master waits for the watchdog's answer to a request (a
+// bind, during a reload). The watchdog answers from its next loop turn;
+// only a wedged one makes this expire, and the reload then fails.
+constexpr absl::Duration kWatchdogReplyTimeout = absl::Seconds(5);
+
+// Waits until `fd` can take a message, or `deadline`.
+bool WaitWritable(int fd, absl::Time deadline) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return false;
+  pollfd pfd{fd, POLLOUT, 0};
+  return ::poll(&pfd, 1,
+                static_cast<int>(absl::ToInt64Milliseconds(
+                    absl::Ceil(left, absl::Milliseconds(1))))) > 0;
+}
+
 }  // namespace
 
 absl::Status Master::AdoptWorkers() {
   if (!watchdog_link_) return absl::OkStatus();
+  // What the link brings from now on is the loop's (OnWatchdogPoll, and
+  // the inbox a reload's wait fills).
+  adopted_ = true;
   const int64_t now = MonotonicNowNs();
   const absl::Time deadline = absl::Now() + kAdoptTimeout;
   std::vector<int> restart_sites;
   int adopted = 0, exited = 0, foreign = 0;
   while (true) {
     absl::StatusOr<watchdog::LinkMessage> message =
-        watchdog::ReceiveLinkMessage(watchdog_link_.get(),
-                                     deadline - absl::Now());
+        ReceiveFromWatchdog(deadline);
     if (!message.ok()) {
       if (absl::IsInvalidArgument(message.status())) {
         LOG(ERROR) << "from the watchdog: " << message.status().message();
@@ -154,6 +173,83 @@ void Master::ForgetWorker(int w) {
   worker.recorded_pid = 0;
 }
 
+absl::StatusOr<watchdog::LinkMessage> Master::ReceiveFromWatchdog(
+    absl::Time deadline) {
+  if (!watchdog_inbox_.empty()) {
+    watchdog::LinkMessage message = std::move(watchdog_inbox_.front());
+    watchdog_inbox_.pop_front();
+    return message;
+  }
+  return watchdog::ReceiveLinkMessage(
+      watchdog_link_.get(),
+      std::max(deadline - absl::Now(), absl::ZeroDuration()));
+}
+
+absl::StatusOr<watchdog::LinkMessage> Master::AskWatchdog(
+    nlohmann::json request, absl::string_view reply_op) {
+  if (!watchdog_link_) {
+    return absl::FailedPreconditionError("no link to the watchdog");
+  }
+  const absl::Time deadline = absl::Now() + kWatchdogReplyTimeout;
+  const uint64_t seq = ++watchdog_seq_;
+  request["seq"] = seq;
+  // In order: what the link still holds for the watchdog (worker records)
+  // goes first.
+  while (!watchdog_outbox_.empty()) {
+    FlushWatchdogLink();
+    if (!watchdog_outbox_.empty() &&
+        !WaitWritable(watchdog_link_.get(), deadline)) {
+      return absl::DeadlineExceededError("the watchdog link stays full");
+    }
+  }
+  while (true) {
+    absl::Status sent = watchdog::SendLinkMessage(watchdog_link_.get(), request);
+    if (sent.ok()) break;
+    if (!absl::IsResourceExhausted(sent) ||
+        !WaitWritable(watchdog_link_.get(), deadline)) {
+      return sent;
+    }
+  }
+  while (true) {
+    absl::StatusOr<watchdog::LinkMessage> message = watchdog::ReceiveLinkMessage(
+        watchdog_link_.get(),
+        std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    if (absl::IsNotFound(message.status())) {
+      // It may still answer: that reply (and a socket it carries) is read
+      // and dropped by OnWatchdogPoll, never taken for a later request's.
+      return absl::DeadlineExceededError(
+          absl::StrCat("the watchdog did not answer within ",
+                       absl::FormatDuration(kWatchdogReplyTimeout)));
+    }
+    if (absl::IsInvalidArgument(message.status())) {
+      LOG(ERROR) << "from the watchdog: " << message.status().message();
+      continue;
+    }
+    if (!message.ok()) return message.status();
+    const std::string op = message->body["op"].get<std::string>();
+    if (op == reply_op) {
+      auto got = message->body.find("seq");
+      if (got != message->body.end() && got->is_number_unsigned() &&
+          got->get<uint64_t>() == seq) {
+        return message;
+      }
+      // A reply to a request given up on; its fds close here.
+      continue;
+    }
+    // At start, the worker offers (AdoptWorkers reads them); later, an
+    // upgrade's answer (the loop hands it to HandleWatchdogMessage).
+    watchdog_inbox_.push_back(*std::move(message));
+  }
+}
+
+void Master::HandleWatchdogInbox() {
+  while (!watchdog_inbox_.empty()) {
+    watchdog::LinkMessage message = std::move(watchdog_inbox_.front());
+    watchdog_inbox_.pop_front();
+    HandleWatchdogMessage(std::move(message));
+  }
+}
+
 void Master::SendToWatchdog(nlohmann::json body, std::vector<int> fds) {
   if (!watchdog_link_) return;
   if (watchdog_outbox_.empty()) {
@@ -209,32 +305,7 @@ void Master::OnWatchdogPoll(io_uring_cqe* cqe) {
       LOG(ERROR) << "from the watchdog: " << message.status().message();
       continue;
     }
-    const std::string op = message->body["op"].get<std::string>();
-    if (op == "handover") {
-      for (uint32_t slot : upgrade_clients_) {
-        ReplyToControlClient(
-            slot, absl::StrCat("ok: the binary on disk accepts the config; "
-                               "master ",
-                               getpid(), " hands over to it\n"));
-      }
-      upgrade_clients_.clear();
-      BeginHandover();
-    } else if (op == "upgrade_failed") {
-      auto it = message->body.find("error");
-      const std::string error = it != message->body.end() && it->is_string()
-                                    ? it->get<std::string>()
-                                    : std::string("no reason given");
-      for (uint32_t slot : upgrade_clients_) {
-        ReplyToControlClient(slot,
-                             absl::StrCat("error: upgrade refused: ", error,
-                                          "; this master keeps running\n"));
-      }
-      upgrade_clients_.clear();
-      upgrade_requested_ = false;
-    } else {
-      LOG(WARNING) << "unexpected message from the watchdog: "
-                   << message->body.dump();
-    }
+    HandleWatchdogMessage(*std::move(message));
   }
   if (closed) {
     // The watchdog is gone: PR_SET_PDEATHSIG brings our SIGTERM. Nothing
@@ -244,6 +315,40 @@ void Master::OnWatchdogPoll(io_uring_cqe* cqe) {
     return;
   }
   if (!(cqe->flags & IORING_CQE_F_MORE)) ArmWatchdogPoll();
+}
+
+void Master::HandleWatchdogMessage(watchdog::LinkMessage message) {
+  const std::string op = message.body["op"].get<std::string>();
+  if (op == "handover") {
+    for (uint32_t slot : upgrade_clients_) {
+      ReplyToControlClient(
+          slot, absl::StrCat("ok: the binary on disk accepts the config; "
+                             "master ",
+                             getpid(), " hands over to it\n"));
+    }
+    upgrade_clients_.clear();
+    BeginHandover();
+  } else if (op == "upgrade_failed") {
+    auto it = message.body.find("error");
+    const std::string error = it != message.body.end() && it->is_string()
+                                  ? it->get<std::string>()
+                                  : std::string("no reason given");
+    for (uint32_t slot : upgrade_clients_) {
+      ReplyToControlClient(slot,
+                           absl::StrCat("error: upgrade refused: ", error,
+                                        "; this master keeps running\n"));
+    }
+    upgrade_clients_.clear();
+    upgrade_requested_ = false;
+  } else if (op == "bound") {
+    // The answer to a bind the master stopped waiting for (its reload
+    // failed and aborted): the socket it carries closes here.
+    LOG(WARNING) << "a late answer from the watchdog, dropped: "
+                 << message.body.dump();
+  } else {
+    LOG(WARNING) << "unexpected message from the watchdog: "
+                 << message.body.dump();
+  }
 }
 
 void Master::CheckUpgradeAnswer(int64_t now_ns) {

@@ -65,6 +65,9 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   if (!options.base_env.empty()) {
     pool->processes_->set_base_env(options.base_env);
   }
+  if (options.stdio_router) {
+    pool->processes_->set_stdio_router(options.stdio_router);
+  }
   WorkerPool* self = pool.get();
   pool->processes_->set_on_started([self](int slot, pid_t pid) {
     if (slot < 0 || slot >= static_cast<int>(self->slot_to_worker_.size())) {
@@ -178,6 +181,8 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
     spec.stdout_path = site.log_output;
     spec.stderr_path = site.log_error;
   }
+  spec.log_max_bytes = site.log_max_bytes;
+  spec.log_keep = site.log_keep;
   spec.user = site.user;
   spec.group = site.group;
   spec.inherit_fds.emplace_back(child_fd, handoff::kWorkerChannelFd);
@@ -209,6 +214,11 @@ std::string WorkerPool::SpecFingerprint(const supervise::ProcessSpec& spec) {
        {absl::string_view(spec.stdout_path), absl::string_view(spec.stderr_path),
         absl::string_view(spec.user), absl::string_view(spec.group)}) {
     add(field);
+  }
+  // The log writer rotates by what the pipe was registered with: a worker
+  // adopted under another rotation is replaced, as a reload would.
+  if (spec.log_max_bytes != 0) {
+    add(absl::StrCat("rotate ", spec.log_max_bytes, " ", spec.log_keep));
   }
   return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
 }
@@ -472,6 +482,18 @@ void WorkerPool::UpdateSpecs(int s, const config::SiteConfig& site) {
     if (worker.retired) continue;
     processes_->SetSpec(worker.process_slot,
                         MakeSpec(s, site, worker.index, worker.child_end.get()));
+  }
+}
+
+void WorkerPool::SetListenerPorts(
+    std::vector<std::pair<std::string, int>> ports,
+    const config::Config& config) {
+  options_.listener_ports = std::move(ports);
+  // Sites the pool has yet to add get the new ports when they are added.
+  for (size_t s = 0; s < config.sites.size() && s < site_ids_.size(); ++s) {
+    const config::SiteConfig& site = config.sites[s];
+    if (site.runtime != config::Runtime::kNode || site.processes == 0) continue;
+    SetSiteEnv(s, handoff::kEnvPort, absl::StrCat(SitePort(site)));
   }
 }
 

@@ -60,6 +60,10 @@ struct WorkerPoolOptions {
   // keeps their channels and the next master adopts them
   // (docs/lifecycle.md). A master alone takes its workers with it.
   bool workers_outlive_master = false;
+  // Where workers' stdout and stderr go when their site names log files:
+  // pipes to the log writer (docs/logs.md). Unset: the files, opened at
+  // each start.
+  supervise::ProcessTable::StdioRouter stdio_router;
 };
 
 struct Worker {
@@ -157,6 +161,11 @@ class WorkerPool {
   // New command, environment, logs or credentials: every worker of the site
   // starts with `config` from its next start on.
   void UpdateSpecs(int site, const config::SiteConfig& config);
+  // A reload changed the listeners: Node workers of `config`'s sites get
+  // the new PORT from their next start on. Running ones keep the one they
+  // were started with; routing does not depend on it (docs/node.md).
+  void SetListenerPorts(std::vector<std::pair<std::string, int>> ports,
+                        const config::Config& config);
   // Restarts the site's workers. Those with no process (back-off, failed,
   // done, stopped) start at once, all together; running ones are replaced
   // one at a time: the next is stopped only when every other worker of the

@@ -119,9 +119,25 @@ absl::Duration ProcessTable::BackoffDelay(int step) const {
   return std::min(delay, policy_.max);
 }
 
+// The stdio router's pipes stand in for the spec's log files for this one
+// process; the parent's write ends close once it has its own.
+absl::StatusOr<Spawned> ProcessTable::SpawnWithStdio(const ProcessSpec& spec) {
+  if (!stdio_router_ ||
+      (spec.stdout_path.empty() && spec.stderr_path.empty())) {
+    return Spawn(spec, base_env_);
+  }
+  absl::StatusOr<StdioPipes> pipes = stdio_router_(spec);
+  if (!pipes.ok()) return pipes.status();
+  if (!pipes->out && !pipes->err) return Spawn(spec, base_env_);
+  ProcessSpec routed = spec;
+  routed.stdout_fd = pipes->out.get();
+  routed.stderr_fd = pipes->err_to_out ? pipes->out.get() : pipes->err.get();
+  return Spawn(routed, base_env_);
+}
+
 absl::Status ProcessTable::StartSlot(int slot, absl::Time now) {
   Slot& s = slots_[slot];
-  absl::StatusOr<Spawned> spawned = Spawn(s.spec, base_env_);
+  absl::StatusOr<Spawned> spawned = SpawnWithStdio(s.spec);
   if (!spawned.ok()) return spawned.status();
   s.pid = spawned->pid;
   s.pidfd = std::move(spawned->pidfd);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
@@ -82,6 +83,15 @@ class ProcessTable {
   // channel; and after every reap. They may read the table, not change it.
   void set_on_started(StartedCallback cb) { on_started_ = std::move(cb); }
   void set_on_exited(ExitedCallback cb) { on_exited_ = std::move(cb); }
+  // Called before each start of a process whose spec names log files: the
+  // pipes its stdout and stderr go to instead (the master's log writer
+  // client, docs/logs.md). An error fails the start as a Spawn error
+  // would; no pipes leave the process on its files.
+  using StdioRouter =
+      std::function<absl::StatusOr<StdioPipes>(const ProcessSpec& spec)>;
+  void set_stdio_router(StdioRouter router) {
+    stdio_router_ = std::move(router);
+  }
 
   // Adds a slot in kIdle and returns its id (0, 1, ...). Does not start it.
   int Add(ProcessSpec spec);
@@ -184,6 +194,7 @@ class ProcessTable {
   void FinishExit(int slot, const ExitStatus& status);
   const Slot& At(int slot) const;
   absl::Status StartSlot(int slot, absl::Time now);
+  absl::StatusOr<Spawned> SpawnWithStdio(const ProcessSpec& spec);
   // Records an unexpected end (exit or failed spawn) and moves the slot to
   // kBackoff or kFailed; returns the log suffix describing the decision.
   std::string ScheduleRestart(Slot& s, absl::Time now);
@@ -197,6 +208,7 @@ class ProcessTable {
   EnvList base_env_;
   StartedCallback on_started_;
   ExitedCallback on_exited_;
+  StdioRouter stdio_router_;
   std::vector<Slot> slots_;
 };
 

@@ -297,14 +297,26 @@ absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
   }
   std::vector<FdMove> moves = {{dev_null.get(), 0}};
   UniqueFd out_log, err_log;
-  if (!spec.stdout_path.empty()) {
+  // Pipes to the log writer, when the caller made them (docs/logs.md): each
+  // stands in for its stream's path.
+  const bool stdout_piped = spec.stdout_fd >= 0;
+  const bool stderr_piped = spec.stderr_fd >= 0;
+  for (int fd : {spec.stdout_fd, spec.stderr_fd}) {
+    if (fd >= 0 && ::fcntl(fd, F_GETFD) < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "worker ", spec.name, ": output fd ", fd, " is not open"));
+    }
+  }
+  if (stdout_piped) moves.push_back({spec.stdout_fd, 1});
+  if (stderr_piped) moves.push_back({spec.stderr_fd, 2});
+  if (!stdout_piped && !spec.stdout_path.empty()) {
     absl::StatusOr<UniqueFd> fd = OpenLog(spec.stdout_path, spec);
     if (!fd.ok()) return fd.status();
     out_log = *std::move(fd);
     moves.push_back({out_log.get(), 1});
   }
-  if (!spec.stderr_path.empty()) {
-    if (spec.stderr_path == spec.stdout_path) {
+  if (!stderr_piped && !spec.stderr_path.empty()) {
+    if (spec.stderr_path == spec.stdout_path && out_log) {
       moves.push_back({out_log.get(), 2});  // one file, one offset: log_all
     } else {
       absl::StatusOr<UniqueFd> fd = OpenLog(spec.stderr_path, spec);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,15 @@ struct ProcessSpec {
   // The same path for both opens one file once (log_all).
   std::string stdout_path;
   std::string stderr_path;
+  // Instead of opening the paths: fds in the parent to dup onto stdout and
+  // stderr, e.g. the write ends of pipes a log writer reads
+  // (src/logwriter/, docs/logs.md). -1: the path. Not closed by Spawn.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  // Size rotation of the log files, for the log writer that routes them
+  // (a site's log_max_bytes and log_keep); Spawn itself only appends.
+  uint64_t log_max_bytes = 0;
+  uint32_t log_keep = 0;
   // Optional. `user` alone also takes the user's primary group and its
   // supplementary groups; `group` alone changes only the group.
   std::string user;
@@ -44,6 +54,17 @@ struct ProcessSpec {
   // for none. A master alone kills its workers this way; under a watchdog
   // the workers outlive it (docs/lifecycle.md).
   int parent_death_signal = SIGTERM;
+};
+
+// The parent's write ends of the pipes a process's stdout and stderr go to
+// instead of its spec's files (ProcessTable::set_stdio_router). An invalid
+// one leaves that stream on its path. Closed once the process has them.
+struct StdioPipes {
+  UniqueFd out;
+  UniqueFd err;
+  // One pipe for both streams (log_all): stderr goes to `out` too, in the
+  // order the process writes, as it did to one file.
+  bool err_to_out = false;
 };
 
 // The environment every worker starts from: a fixed PATH plus TZ, LANG and

@@ -19,8 +19,10 @@ struct RequiredOp {
   const char* name;
 };
 
-// Every opcode the master and ddv_hello submit.
+// Every opcode the master, ddv_hello and the log writer submit.
 constexpr RequiredOp kRequiredOps[] = {
+    {IORING_OP_READ, "IORING_OP_READ"},
+    {IORING_OP_WRITE, "IORING_OP_WRITE"},
     {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
     {IORING_OP_RECV, "IORING_OP_RECV"},
     {IORING_OP_SEND, "IORING_OP_SEND"},

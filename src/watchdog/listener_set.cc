@@ -10,6 +10,13 @@ ListenerSet::ListenerSet(std::vector<std::string> names,
                          std::vector<UniqueFd> fds)
     : names_(std::move(names)), fds_(std::move(fds)) {}
 
+int ListenerSet::Find(const std::string& name) const {
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == name) return i;
+  }
+  return -1;
+}
+
 int ListenerSet::AddToSpec(supervise::ProcessSpec* spec) const {
   std::vector<std::string> named;
   int child_fd = 3;

@@ -27,6 +27,10 @@ class ListenerSet {
   size_t size() const { return fds_.size(); }
   const std::string& name(size_t i) const { return names_[i]; }
   int fd(size_t i) const { return fds_[i].get(); }
+  // The index of the listener named `name`, or -1.
+  int Find(const std::string& name) const;
+  // Takes the socket out (the slot is left empty); for building a new set.
+  UniqueFd Take(size_t i) { return std::move(fds_[i]); }
 
  private:
   std::vector<std::string> names_;

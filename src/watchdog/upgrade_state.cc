@@ -27,11 +27,60 @@ bool TakeFd(const nlohmann::json& value, UniqueFd* out) {
   return true;
 }
 
+// The log writer's fds kept across execve: its pidfd (while it runs), the
+// link's two ends and the park's.
+std::vector<int> LogWriterFds(const logwriter::SupervisedLogWriter& writer) {
+  std::vector<int> fds = {writer.sockets().master_end.get(),
+                          writer.sockets().writer_end.get(),
+                          writer.sockets().park_send.get(),
+                          writer.sockets().park_recv.get()};
+  if (writer.pid() > 0) fds.push_back(writer.pidfd());
+  return fds;
+}
+
+// {"pid", "link": [masters' end, writer's end], "park": [send, receive],
+// "pidfd"}: the writer beside the master, taken back by the new image.
+nlohmann::json EncodeLogWriter(const logwriter::SupervisedLogWriter& writer) {
+  nlohmann::json entry = {
+      {"pid", writer.pid()},
+      {"link",
+       {writer.sockets().master_end.get(), writer.sockets().writer_end.get()}},
+      {"park",
+       {writer.sockets().park_send.get(), writer.sockets().park_recv.get()}}};
+  if (writer.pid() > 0) entry["pidfd"] = writer.pidfd();
+  return entry;
+}
+
+absl::StatusOr<logwriter::KeptWriter> DecodeLogWriter(
+    const nlohmann::json& entry) {
+  logwriter::KeptWriter kept;
+  const auto bad = absl::InvalidArgumentError(
+      absl::StrCat("log writer ", entry.dump()));
+  if (!entry.is_object() || !entry.contains("pid") ||
+      !entry["pid"].is_number_integer() || !entry.contains("link") ||
+      !entry["link"].is_array() || entry["link"].size() != 2 ||
+      !entry.contains("park") || !entry["park"].is_array() ||
+      entry["park"].size() != 2 ||
+      !TakeFd(entry["link"][0], &kept.sockets.master_end) ||
+      !TakeFd(entry["link"][1], &kept.sockets.writer_end) ||
+      !TakeFd(entry["park"][0], &kept.sockets.park_send) ||
+      !TakeFd(entry["park"][1], &kept.sockets.park_recv)) {
+    return bad;
+  }
+  kept.pid = entry["pid"].get<pid_t>();
+  if (kept.pid > 0 &&
+      (!entry.contains("pidfd") || !TakeFd(entry["pidfd"], &kept.pidfd))) {
+    kept.pid = 0;  // it is started afresh on the kept sockets
+  }
+  return kept;
+}
+
 }  // namespace
 
 absl::StatusOr<UniqueFd> WriteWatchdogState(
     const std::vector<std::string>& master_argv, const ListenerSet& listeners,
-    const std::vector<const WorkerRecord*>& workers) {
+    const std::vector<const WorkerRecord*>& workers,
+    const logwriter::SupervisedLogWriter* log_writer) {
   nlohmann::json state = nlohmann::json::object();
   state["master_argv"] = master_argv;
   state["listeners"] = nlohmann::json::array();
@@ -45,6 +94,7 @@ absl::StatusOr<UniqueFd> WriteWatchdogState(
     entry["fds"] = WorkerRecordFds(*record);
     state["workers"].push_back(std::move(entry));
   }
+  if (log_writer != nullptr) state["log_writer"] = EncodeLogWriter(*log_writer);
   const std::string text = state.dump();
   UniqueFd memfd(memfd_create("ddv-watchdog-state", 0));
   if (!memfd) {
@@ -66,16 +116,23 @@ absl::StatusOr<UniqueFd> WriteWatchdogState(
   for (const WorkerRecord* record : workers) {
     for (int fd : WorkerRecordFds(*record)) SetCloseOnExec(fd, false);
   }
+  if (log_writer != nullptr) {
+    for (int fd : LogWriterFds(*log_writer)) SetCloseOnExec(fd, false);
+  }
   return memfd;
 }
 
 void RestoreCloseOnExec(const ListenerSet& listeners,
-                        const std::vector<const WorkerRecord*>& workers) {
+                        const std::vector<const WorkerRecord*>& workers,
+                        const logwriter::SupervisedLogWriter* log_writer) {
   for (size_t i = 0; i < listeners.size(); ++i) {
     SetCloseOnExec(listeners.fd(i), true);
   }
   for (const WorkerRecord* record : workers) {
     for (int fd : WorkerRecordFds(*record)) SetCloseOnExec(fd, true);
+  }
+  if (log_writer != nullptr) {
+    for (int fd : LogWriterFds(*log_writer)) SetCloseOnExec(fd, true);
   }
 }
 
@@ -145,6 +202,17 @@ absl::StatusOr<WatchdogState> ReadWatchdogState(int fd) {
       continue;
     }
     out.workers.push_back(*std::move(record));
+  }
+  // An unusable writer entry costs the pipes it read (their workers get
+  // EPIPE); a new writer starts.
+  if (state.contains("log_writer")) {
+    absl::StatusOr<logwriter::KeptWriter> writer =
+        DecodeLogWriter(state["log_writer"]);
+    if (writer.ok()) {
+      out.log_writer = *std::move(writer);
+    } else {
+      out.skipped.push_back(std::string(writer.status().message()));
+    }
   }
   return out;
 }

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "src/base/unique_fd.h"
+#include "src/logwriter/writer_process.h"
 #include "src/watchdog/listener_set.h"
 #include "src/watchdog/worker_record.h"
 
@@ -23,18 +24,24 @@ struct WatchdogState {
   std::vector<UniqueFd> listeners;
   std::vector<WorkerRecord> workers;
   std::vector<std::string> skipped;  // unusable worker records, and why
+  // The log writer and its sockets (docs/logs.md); empty when there was
+  // none, or it was unusable (then in `skipped`).
+  logwriter::KeptWriter log_writer;
 };
 
 // Writes the state into a new memfd and clears FD_CLOEXEC on it and on
 // every fd it names. On error nothing is left changed.
 absl::StatusOr<UniqueFd> WriteWatchdogState(
     const std::vector<std::string>& master_argv, const ListenerSet& listeners,
-    const std::vector<const WorkerRecord*>& workers);
+    const std::vector<const WorkerRecord*>& workers,
+    const logwriter::SupervisedLogWriter* log_writer = nullptr);
 
 // Sets FD_CLOEXEC again on what WriteWatchdogState opened up (after a
 // failed execve).
-void RestoreCloseOnExec(const ListenerSet& listeners,
-                        const std::vector<const WorkerRecord*>& workers);
+void RestoreCloseOnExec(
+    const ListenerSet& listeners,
+    const std::vector<const WorkerRecord*>& workers,
+    const logwriter::SupervisedLogWriter* log_writer = nullptr);
 
 // The new image's side: reads and closes `fd`, and owns the fds it names.
 absl::StatusOr<WatchdogState> ReadWatchdogState(int fd);

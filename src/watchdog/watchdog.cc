@@ -12,13 +12,16 @@
 
 #include <algorithm>
 #include <deque>
+#include <memory>
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "src/logwriter/writer_process.h"
 #include "src/watchdog/link.h"
+#include "src/watchdog/listener_requests.h"
 #include "src/watchdog/listener_set.h"
 #include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/worker_record.h"
@@ -30,9 +33,11 @@ namespace {
 class Watchdog {
  public:
   Watchdog(const WatchdogOptions& options, std::vector<UniqueFd> listeners,
-           std::vector<WorkerRecord> workers)
+           std::vector<WorkerRecord> workers, logwriter::KeptWriter writer)
       : options_(options),
-        listeners_(options.listener_names, std::move(listeners)) {
+        listeners_(options.listener_names, std::move(listeners)),
+        listener_requests_(options.listen),
+        kept_writer_(std::move(writer)) {
     for (WorkerRecord& record : workers) {
       const std::string key = record.key();
       records_.insert_or_assign(key, std::move(record));
@@ -64,12 +69,19 @@ class Watchdog {
   // After the master handed over: execve() of the binary on disk, keeping
   // listeners and records. Returns only if that failed.
   void ReExecute();
+  // The log writer beside the master (docs/logs.md): started, or taken
+  // back after an upgrade, in table_, so it is restarted like the master.
+  void StartLogWriter();
 
   const WatchdogOptions& options_;
   ListenerSet listeners_;
+  ListenerRequests listener_requests_;  // a reload's binds and commit
   supervise::BackoffPolicy policy_;
   std::unique_ptr<supervise::ProcessTable> table_;
   int slot_ = -1;
+  // After table_: stopped and waited for before the table goes.
+  std::unique_ptr<logwriter::SupervisedLogWriter> log_writer_;
+  logwriter::KeptWriter kept_writer_;  // from the image before an upgrade
   UniqueFd link_;              // our end, for the running master
   UniqueFd link_child_end_;    // inherited by the next master started
   std::deque<std::string> offer_keys_;  // records still to send
@@ -93,6 +105,10 @@ absl::Status Watchdog::PrepareLink() {
   const int link_fd = listeners_.AddToSpec(&spec);
   spec.inherit_fds.emplace_back(link_child_end_.get(), link_fd);
   spec.argv.push_back(absl::StrCat("--watchdog_fd=", link_fd));
+  if (log_writer_ != nullptr) {
+    spec.inherit_fds.emplace_back(log_writer_->master_end(), link_fd + 1);
+    spec.argv.push_back(absl::StrCat("--log_writer_fd=", link_fd + 1));
+  }
   table_->SetSpec(slot_, std::move(spec));
   offer_keys_.clear();
   offer_end_pending_ = false;
@@ -161,6 +177,10 @@ void Watchdog::ReadLink(size_t limit) {
 
 void Watchdog::HandleLinkMessage(LinkMessage message) {
   const std::string op = message.body["op"].get<std::string>();
+  if (ListenerRequests::Handles(op)) {
+    listener_requests_.Handle(message, link_.get(), &listeners_);
+    return;
+  }
   if (op == "worker") {
     absl::StatusOr<WorkerRecord> record =
         DecodeWorkerRecord(std::move(message));
@@ -202,10 +222,14 @@ void Watchdog::HandleLinkMessage(LinkMessage message) {
 }
 
 void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
+  // The delay logged is from the exit, not from after the work below.
+  const absl::Time now = absl::Now();
   // Whatever it sent before dying (a record of a worker it just started)
   // is still worth keeping, however it was reaped.
   if (link_) ReadLink(SIZE_MAX);
   link_.Reset();
+  // A reload it did not commit never happened.
+  listener_requests_.Abort();
   offer_keys_.clear();
   offer_end_pending_ = false;
   const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);
@@ -215,7 +239,6 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   if (exit && exit->exited() && exit->code == 0 && !handed_over) return;
   absl::Status link = PrepareLink();
   if (!link.ok()) LOG(ERROR) << "watchdog: " << link.message();
-  const absl::Time now = absl::Now();
   recent_exits_.push_back(now);
   while (recent_exits_.front() <= now - policy_.crash_loop_window) {
     recent_exits_.pop_front();
@@ -328,8 +351,8 @@ void Watchdog::StartUpgrade() {
 void Watchdog::ReExecute() {
   std::vector<const WorkerRecord*> workers;
   for (const auto& [key, record] : records_) workers.push_back(&record);
-  absl::StatusOr<UniqueFd> state =
-      WriteWatchdogState(options_.master_argv, listeners_, workers);
+  absl::StatusOr<UniqueFd> state = WriteWatchdogState(
+      options_.master_argv, listeners_, workers, log_writer_.get());
   if (!state.ok()) {
     LOG(ERROR) << "watchdog: upgrade: " << state.status().message()
                << "; starting a master from this watchdog instead";
@@ -347,7 +370,21 @@ void Watchdog::ReExecute() {
   execve(options_.master_argv[0].c_str(), argv.data(), environ);
   PLOG(ERROR) << "watchdog: upgrade: execve(" << options_.master_argv[0]
               << ") failed; starting a master from this watchdog instead";
-  RestoreCloseOnExec(listeners_, workers);
+  RestoreCloseOnExec(listeners_, workers, log_writer_.get());
+}
+
+void Watchdog::StartLogWriter() {
+  if (options_.log_writer_command.empty()) return;
+  absl::StatusOr<std::unique_ptr<logwriter::SupervisedLogWriter>> writer =
+      logwriter::SupervisedLogWriter::Start(options_.log_writer_command,
+                                            table_.get(),
+                                            std::move(kept_writer_));
+  if (!writer.ok()) {
+    LOG(ERROR) << "watchdog: no log writer: " << writer.status().message()
+               << "; workers write their log files directly";
+    return;
+  }
+  log_writer_ = *std::move(writer);
 }
 
 int Watchdog::Run() {
@@ -383,6 +420,8 @@ int Watchdog::Run() {
   }
   table_->set_base_env(env);
   slot_ = table_->Add(supervise::ProcessSpec());
+  // Before the first master, so its first workers already have it.
+  StartLogWriter();
   status = PrepareLink();
   if (!status.ok()) {
     LOG(ERROR) << "watchdog: " << status.message();
@@ -422,8 +461,10 @@ int Watchdog::Run() {
         table_->Stop(slot_, options_.stop_grace);
       } else if (sig == SIGUSR2) {
         StartUpgrade();
+      } else if (sig == SIGUSR1 && log_writer_ != nullptr) {
+        log_writer_->Reopen();  // the writer holds every log file
       } else if (master > 0) {
-        kill(master, sig);  // SIGHUP reload, SIGUSR1: the master's to answer
+        kill(master, sig);  // SIGHUP: reload (SIGUSR1: no writer to ask)
       }
     }
     if (link_ && running != 0) {
@@ -498,8 +539,10 @@ int Watchdog::Run() {
 
 int RunWatchdog(const WatchdogOptions& options,
                 std::vector<UniqueFd> listeners,
-                std::vector<WorkerRecord> workers) {
-  Watchdog watchdog(options, std::move(listeners), std::move(workers));
+                std::vector<WorkerRecord> workers,
+                logwriter::KeptWriter log_writer) {
+  Watchdog watchdog(options, std::move(listeners), std::move(workers),
+                    std::move(log_writer));
   return watchdog.Run();
 }
 

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "src/base/listen_socket.h"
 #include "src/base/unique_fd.h"
+#include "src/logwriter/writer_process.h"
 #include "src/supervise/process_table.h"
 #include "src/watchdog/worker_record.h"
 
@@ -25,6 +27,8 @@ struct WatchdogOptions {
   // --listen_fds=<name=fd,...>.
   std::vector<std::string> master_argv;
   std::vector<std::string> listener_names;
+  // How listeners a reload adds are bound (as the first ones were).
+  ListenOptions listen;
   // The watchdog's own command line, for an upgrade: it re-executes
   // master_argv[0] (the ddv_master binary on disk) with these arguments
   // and --watchdog_state_fd (docs/lifecycle.md).
@@ -35,6 +39,9 @@ struct WatchdogOptions {
   // (ddv_master sets --drain_timeout plus the master's own SIGTERM-to-
   // SIGKILL wait for its workers, and a margin).
   absl::Duration stop_grace = absl::Seconds(40);
+  // ddv_master and its logging flags, run as the log writer beside the
+  // master (docs/logs.md); empty runs none.
+  std::vector<std::string> log_writer_command;
 };
 
 // Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or
@@ -45,7 +52,9 @@ struct WatchdogOptions {
 // exit code.
 //
 // `workers` are records kept across an upgrade's re-execution (empty on a
-// fresh start): the first master adopts them.
+// fresh start): the first master adopts them. So is `log_writer`, the log
+// writer that ran beside the master before it (docs/logs.md); without one
+// the watchdog starts a writer of its own (options.log_writer_command).
 //
 // SIGUSR2, or `ddvctl upgrade` through the master, upgrades: the binary on
 // disk checks the last good config (--check_config), the master hands over
@@ -54,7 +63,8 @@ struct WatchdogOptions {
 // and the workers' records; its first master adopts the workers.
 int RunWatchdog(const WatchdogOptions& options,
                 std::vector<UniqueFd> listeners,
-                std::vector<WorkerRecord> workers = {});
+                std::vector<WorkerRecord> workers = {},
+                logwriter::KeptWriter log_writer = {});
 
 }  // namespace watchdog
 }  // namespace ddv

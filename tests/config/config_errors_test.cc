@@ -111,8 +111,8 @@ const std::vector<ErrorCase>& Cases() {
       {"UnknownSiteKey", SiteWith("colour = \"red\""),
        "t.toml:8:1: unknown key \"colour\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
-       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime, "
-       "claimable_hosts, may_claim_default"},
+       "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default"},
       {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
        "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
        "\"address\"?)"},
@@ -125,8 +125,8 @@ const std::vector<ErrorCase>& Cases() {
       {"UnknownKeyReportedInFileOrder", SiteWith("zzz = 1\naaa = 2"),
        "t.toml:8:1: unknown key \"zzz\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
-       "group, log_output, log_error, log_all, tls_cert, tls_key, runtime, "
-       "claimable_hosts, may_claim_default"},
+       "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default"},
 
       // [master]
       {"MasterNotTable",
@@ -359,6 +359,23 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:8:13: log_error \"logs/a.err\" must be an absolute path"},
       {"LogAllNotString", SiteWith("log_all = true"),
        "t.toml:8:11: log_all must be a string, got a boolean"},
+      {"LogMaxBytesNegative",
+       SiteWith("log_all = \"/l/a.log\"\nlog_max_bytes = -1"),
+       "t.toml:9:17: log_max_bytes must be between 0 and 1125899906842624, "
+       "got -1"},
+      {"LogMaxBytesNotInteger", SiteWith("log_max_bytes = \"10M\""),
+       "t.toml:8:17: log_max_bytes must be an integer, got a string"},
+      {"LogMaxBytesWithoutLog", SiteWith("log_max_bytes = 1000000"),
+       "t.toml:8:17: log_max_bytes needs a log file to rotate: log_output, "
+       "log_error or log_all"},
+      {"LogKeepWithoutMaxBytes",
+       SiteWith("log_all = \"/l/a.log\"\nlog_keep = 3"),
+       "t.toml:9:12: log_keep needs log_max_bytes: files are rotated only by "
+       "size"},
+      {"LogKeepTooMany",
+       SiteWith("log_all = \"/l/a.log\"\nlog_max_bytes = 1000\n"
+                "log_keep = 1001"),
+       "t.toml:10:12: log_keep must be between 0 and 1000, got 1001"},
       {"TlsCertNotString", SiteWith("tls_cert = 5"),
        "t.toml:8:12: tls_cert must be a string or an array of strings, got "
        "an integer"},

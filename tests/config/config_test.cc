@@ -56,6 +56,8 @@ listeners = ["http", "https"]
 log_output = "/var/log/ddv/a.out"
 log_error = "/var/log/ddv/a.err"
 log_all = "/var/log/ddv/a.log"
+log_max_bytes = 10485760
+log_keep = 3
 env = { APP_ENV = "production", B = "2" }
 user = "root"
 group = "root"
@@ -130,6 +132,8 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(a.log_output, "/var/log/ddv/a.out");
   EXPECT_EQ(a.log_error, "/var/log/ddv/a.err");
   EXPECT_EQ(a.log_all, "/var/log/ddv/a.log");
+  EXPECT_EQ(a.log_max_bytes, 10485760u);
+  EXPECT_EQ(a.log_keep, 3u);
   EXPECT_THAT(a.env,
               ElementsAre(Pair("APP_ENV", "production"), Pair("B", "2")));
   EXPECT_EQ(a.user, "root");
@@ -185,6 +189,7 @@ command = ["/bin/sh"]
   EXPECT_TRUE(a.hosts.empty() && a.listeners.empty() && a.env.empty() &&
               a.alpn.empty() && a.tls_cert.empty() && a.user.empty() &&
               a.group.empty() && a.log_output.empty());
+  EXPECT_EQ(a.log_max_bytes, 0u);  // no rotation unless asked
   EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
 }
 

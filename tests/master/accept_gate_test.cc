@@ -138,6 +138,40 @@ TEST(AcceptGateTest, StoppingCancelsForGoodAndIsNotAPause) {
   EXPECT_EQ(Plan(running, 8, 0, true)[0], Action::kCancel);
 }
 
+// A reload adds listeners (the next index) and retires others: a retired
+// one's accept is cancelled and never armed again, and the master drains
+// its backlog only once no accept op of it is left (Idle).
+TEST(AcceptGateTest, ListenersAddedAndRetiredByAReload) {
+  AcceptGate gate(1, 1024);
+  Plan(gate, 1024, 0);
+  gate.OnCompletion(0, false, true, /*queued=*/0);
+  EXPECT_EQ(Plan(gate, 1023, 0)[0], Action::kArmMultishot);
+  EXPECT_FALSE(gate.Idle(0));
+
+  EXPECT_EQ(gate.Add(), 1u);
+  gate.Retire(0);
+  EXPECT_EQ(Plan(gate, 1023, 0),
+            (std::vector<Action>{Action::kCancel, Action::kArmSingle}));
+  EXPECT_FALSE(gate.Idle(0)) << "cancelling";
+  gate.OnCompletion(0, true, true, 0);  // accepted before the cancel
+  EXPECT_FALSE(gate.Idle(0));
+  Cancelled(gate, 0);
+  EXPECT_TRUE(gate.Idle(0));
+  EXPECT_EQ(Plan(gate, 1022, 0)[0], Action::kNone) << "never again";
+  EXPECT_TRUE(gate.Idle(0));
+
+  // A single-shot accept is cancelled too: the listener goes away.
+  gate.Retire(1);
+  EXPECT_EQ(Plan(gate, 1022, 0)[1], Action::kCancel);
+  Cancelled(gate, 1);
+  EXPECT_TRUE(gate.Idle(1));
+  // Never armed at all: idle at once.
+  const uint32_t unused = gate.Add();
+  gate.Retire(unused);
+  EXPECT_TRUE(gate.Idle(unused));
+  EXPECT_EQ(Plan(gate, 1022, 0)[unused], Action::kNone);
+}
+
 }  // namespace
 }  // namespace master
 }  // namespace ddv

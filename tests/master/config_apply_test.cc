@@ -1,12 +1,14 @@
 // What a reload and update_server_conf change, decided without a master:
 // site slots keep their indexes (removed sites stay as empty slots, new ones
 // are appended), process counts, rolling restarts and certificate re-reads
-// are flagged only when they apply, and listener changes are refused; what
-// a worker may claim (claimable_hosts, may_claim_default, other sites'
-// names and wildcards) and which claims a reload keeps.
+// are flagged only when they apply; which listeners go on, take over a
+// running socket or need a new one; what a worker may claim
+// (claimable_hosts, may_claim_default, other sites' names and wildcards)
+// and which claims a reload keeps.
 #include "src/master/config_apply.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -14,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "src/base/socket_address.h"
 
 namespace ddv {
 namespace master {
@@ -36,9 +39,12 @@ config::SiteConfig Site(const std::string& id, int processes,
 config::Config Running() {
   config::Config config;
   config.path = "/etc/ddv.toml";
+  absl::StatusOr<SocketAddress> address = ParseSocketAddress("0.0.0.0:80");
   config::ListenerConfig http;
   http.name = "http";
   http.address = "0.0.0.0:80";
+  http.addr = address->addr;
+  http.addr_len = address->addr_len;
   config.listeners.push_back(http);
   config.sites = {Site("a", 2, {"a.example.com"}),
                   Site("b", 1, {"b.example.com"}), Site("c", 1)};
@@ -170,31 +176,138 @@ TEST(PlanReloadTest, UnchangedCertificatePathsAreReRead) {
   EXPECT_FALSE(plan->sites[0].reread_certificates);
 }
 
-TEST(PlanReloadTest, ListenerChangesNeedARestart) {
-  config::Config added = Running();
-  added.listeners.push_back(added.listeners[0]);
-  added.listeners.back().name = "https";
-  EXPECT_EQ(PlanReload(Running(), added).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+config::ListenerConfig Listener(const std::string& name,
+                                const std::string& address,
+                                config::Protocol protocol =
+                                    config::Protocol::kHttp) {
+  config::ListenerConfig listener;
+  listener.name = name;
+  listener.address = address;
+  absl::StatusOr<SocketAddress> parsed = ParseSocketAddress(address);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  listener.addr = parsed->addr;
+  listener.addr_len = parsed->addr_len;
+  listener.protocol = protocol;
+  return listener;
+}
 
-  using Edit = void (*)(config::ListenerConfig&);
-  for (Edit edit : std::vector<Edit>{
-           [](config::ListenerConfig& l) { l.name = "web"; },
-           [](config::ListenerConfig& l) { l.address = "0.0.0.0:8080"; },
-           [](config::ListenerConfig& l) {
-             l.protocol = config::Protocol::kTls;
-           },
-           [](config::ListenerConfig& l) { l.proxy_protocol = true; }}) {
-    config::Config loaded = Running();
-    edit(loaded.listeners[0]);
-    absl::StatusOr<ReloadPlan> plan = PlanReload(Running(), loaded);
-    EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_THAT(plan.status().message(), HasSubstr("restart ddv_master"));
+// (keeps, socket_from) of each loaded listener.
+std::vector<std::pair<int, int>> Sources(const ListenerPlan& plan) {
+  std::vector<std::pair<int, int>> out;
+  for (const ListenerChange& c : plan.next) {
+    out.emplace_back(c.keeps, c.socket_from);
   }
-  // The default site is no listener change.
+  return out;
+}
+
+using Pair = std::pair<int, int>;
+
+TEST(PlanListenersTest, UnchangedListenersGoOnAndDefaultSiteIsRoutingOnly) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("http", "0.0.0.0:80"),
+      Listener("https", "0.0.0.0:443", config::Protocol::kTls)};
+  std::vector<config::ListenerConfig> loaded = running;
+  loaded[0].default_site = "c";
+  const ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(0, 0), Pair(1, 1)));
+  EXPECT_THAT(plan.retired, IsEmpty());
+  EXPECT_THAT(plan.closed, IsEmpty());
+  EXPECT_FALSE(plan.sockets_change);
+  EXPECT_EQ(plan.binds(), 0);
+}
+
+TEST(PlanListenersTest, AddedListenerIsBoundAndRemovedOneClosed) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("http", "0.0.0.0:80"), Listener("old", "0.0.0.0:81")};
+  std::vector<config::ListenerConfig> loaded = {
+      Listener("http", "0.0.0.0:80"), Listener("new", "0.0.0.0:82")};
+  const ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(0, 0), Pair(-1, -1)));
+  EXPECT_EQ(plan.binds(), 1);
+  EXPECT_THAT(plan.retired, ElementsAre(1));
+  EXPECT_THAT(plan.closed, ElementsAre(1));
+  EXPECT_TRUE(plan.sockets_change);
+}
+
+TEST(PlanListenersTest, ReAddressedListenerGetsANewSocketAndIndex) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("http", "0.0.0.0:80")};
+  std::vector<config::ListenerConfig> loaded = {
+      Listener("http", "0.0.0.0:8080")};
+  const ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(-1, -1)));
+  EXPECT_THAT(plan.retired, ElementsAre(0));
+  EXPECT_THAT(plan.closed, ElementsAre(0));
+  EXPECT_TRUE(plan.sockets_change);
+}
+
+// Connections already accepted keep the protocol and PROXY expectation
+// they were accepted under (the old index); the backlog is the new one's.
+TEST(PlanListenersTest, ProtocolOrProxyChangeKeepsTheSocketUnderANewIndex) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("web", "0.0.0.0:80")};
+  for (config::Protocol protocol :
+       {config::Protocol::kTls, config::Protocol::kTcp}) {
+    std::vector<config::ListenerConfig> loaded = {
+        Listener("web", "0.0.0.0:80", protocol)};
+    const ListenerPlan plan = PlanListeners(running, loaded);
+    EXPECT_THAT(Sources(plan), ElementsAre(Pair(-1, 0)));
+    EXPECT_EQ(plan.next[0].defer_accept_changes,
+              protocol == config::Protocol::kTcp);
+    EXPECT_THAT(plan.retired, ElementsAre(0));
+    EXPECT_THAT(plan.closed, IsEmpty());
+    EXPECT_FALSE(plan.sockets_change);  // same name, same socket
+  }
+  std::vector<config::ListenerConfig> loaded = running;
+  loaded[0].proxy_protocol = true;
+  const ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(-1, 0)));
+  EXPECT_FALSE(plan.next[0].defer_accept_changes);
+}
+
+TEST(PlanListenersTest, RenamedOrSwappedAddressesMoveSocketsNotBinds) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("a", "127.0.0.1:81"), Listener("b", "127.0.0.1:82")};
+  std::vector<config::ListenerConfig> renamed = {
+      Listener("z", "127.0.0.1:81"), Listener("b", "127.0.0.1:82")};
+  ListenerPlan plan = PlanListeners(running, renamed);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(-1, 0), Pair(1, 1)));
+  EXPECT_TRUE(plan.sockets_change);
+  EXPECT_THAT(plan.closed, IsEmpty());
+
+  std::vector<config::ListenerConfig> swapped = {
+      Listener("a", "127.0.0.1:82"), Listener("b", "127.0.0.1:81")};
+  plan = PlanListeners(running, swapped);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(-1, 1), Pair(-1, 0)));
+  EXPECT_EQ(plan.binds(), 0);
+  EXPECT_THAT(plan.retired, ElementsAre(0, 1));
+  EXPECT_THAT(plan.closed, IsEmpty());
+
+  std::vector<config::ListenerConfig> reordered = {running[1], running[0]};
+  plan = PlanListeners(running, reordered);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(1, 1), Pair(0, 0)));
+  EXPECT_TRUE(plan.sockets_change);  // the watchdog's order follows
+  EXPECT_THAT(plan.retired, IsEmpty());
+}
+
+// Port 0 is "any free port": only the same listener's socket is its own.
+TEST(PlanListenersTest, PortZeroSocketsGoOnlyWithTheirName) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("a", "127.0.0.1:0"), Listener("b", "127.0.0.1:0")};
+  std::vector<config::ListenerConfig> loaded = {
+      Listener("b", "127.0.0.1:0"), Listener("c", "127.0.0.1:0")};
+  const ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(1, 1), Pair(-1, -1)));
+  EXPECT_THAT(plan.closed, ElementsAre(0));
+}
+
+TEST(PlanReloadTest, ListenerChangesArePlannedNotRefused) {
   config::Config loaded = Running();
-  loaded.listeners[0].default_site = "c";
-  EXPECT_TRUE(PlanReload(Running(), loaded).ok());
+  loaded.listeners.push_back(Listener("https", "0.0.0.0:443"));
+  absl::StatusOr<ReloadPlan> plan = PlanReload(Running(), loaded);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->listeners.binds(), 1);
+  EXPECT_EQ(plan->next.listeners.size(), 2u);
 }
 
 TEST(PlanReloadTest, HandoffAndControlSocketChangesNeedARestart) {

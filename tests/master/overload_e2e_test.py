@@ -126,15 +126,16 @@ class OverloadTest(unittest.TestCase):
             self.assertEqual(ddv.stop(), 0)
 
     def test_out_of_fds_pauses_accepts_instead_of_failing_clients(self):
-        # 32 fds: the master uses about 22 itself, so a table of 16 runs out
-        # of fds first. accept() then fails with EMFILE (the kernel takes no
+        # 34 fds: the master uses about 23 itself (the log writer's link
+        # among them) and a worker's start a few more for a moment, so a
+        # table of 16 runs out of fds first. accept() then fails with EMFILE (the kernel takes no
         # connection): the master pauses, and the clients past the limit
         # wait in the backlog until idle ones time out and free their fds.
         ddv = harness.Ddv(peek_timeout_ms=500,
                           extra_flags=["--max_connections=16",
                                        "--defer_accept_seconds=0",
                                        "--ring_entries=256"],
-                          prefix=["prlimit", "--nofile=32:32", "--"])
+                          prefix=["prlimit", "--nofile=34:34", "--"])
         try:
             idle = [socket.create_connection(("127.0.0.1", ddv.http_port),
                                              timeout=20) for _ in range(14)]

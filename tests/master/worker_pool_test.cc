@@ -254,6 +254,41 @@ TEST_F(WorkerPoolTest, FailedSiblingDoesNotHoldARollingRestart) {
   EXPECT_FALSE(pool_->at(0).restart_pending);
 }
 
+std::string EnvOf(const WorkerPool& pool, int w, const std::string& name) {
+  for (const auto& [key, value] :
+       pool.processes().spec(pool.at(w).process_slot).env) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+// Node workers get their site's first listener's port as PORT; after a
+// reload changed the listeners, the ones started from then on get the new
+// one (running ones keep theirs: routing does not depend on it).
+TEST(WorkerPoolPortTest, NodeWorkersGetTheFirstListenersPortAfterAChange) {
+  config::Config config;
+  config::SiteConfig named;
+  named.id = "named";
+  named.command = {"/bin/true"};
+  named.runtime = config::Runtime::kNode;
+  named.listeners = {"https"};
+  config::SiteConfig every = named;
+  every.id = "every";
+  every.listeners = {};
+  config.sites = {named, every};
+  WorkerPoolOptions options;
+  options.listener_ports = {{"http", 8080}, {"https", 8443}};
+  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
+      WorkerPool::Create(options, config);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  EXPECT_EQ(EnvOf(**pool, 0, "PORT"), "8443");
+  EXPECT_EQ(EnvOf(**pool, 1, "PORT"), "8080");
+
+  (*pool)->SetListenerPorts({{"https", 9443}, {"web", 9080}}, config);
+  EXPECT_EQ(EnvOf(**pool, 0, "PORT"), "9443");
+  EXPECT_EQ(EnvOf(**pool, 1, "PORT"), "9443");
+}
+
 }  // namespace
 }  // namespace master
 }  // namespace ddv

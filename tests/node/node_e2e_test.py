@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "master"))
 import harness  # noqa: E402
-from harness import fields, http_get, runfile  # noqa: E402
+from harness import fields, http_get, runfile, wait_for  # noqa: E402
 from tests.testing.certificates import make_self_signed  # noqa: E402
 
 # The node binary the sites run: PATH's (the machine's Node 20) unless a
@@ -76,6 +76,15 @@ protocol = "tls"
     return render
 
 
+def read_file(path):
+    """The file's text so far ("" before it exists)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def request(port, host, path="/", timeout=10):
     status, body, _ = http_get(port, host, path=path, timeout=timeout)
     return status, body
@@ -96,8 +105,11 @@ class NodeSiteTest(unittest.TestCase):
         self.assertEqual(f["host"], "n.localhost")
         # The app sees the client itself, not the master.
         self.assertTrue(f["peer"].startswith("127.0.0.1:"))
-        log = open(os.path.join(ddv.dir, "n.log")).read()
-        self.assertIn(f"listening port={ddv.http_port}", log)
+        # The log writer appends the app's lines a moment after they are
+        # written (docs/logs.md): wait for it, bounded.
+        self.assertTrue(wait_for(lambda: f"listening port={ddv.http_port}"
+                                 in read_file(os.path.join(ddv.dir, "n.log"))),
+                        read_file(os.path.join(ddv.dir, "n.log")))
         site = [s for s in ddv.status()["sites"] if s["id"] == "n"][0]
         self.assertEqual(site["runtime"], "node")
         self.assertTrue(all(w["ready"] for w in site["workers"]))
@@ -434,8 +446,10 @@ env = {{ NODE_PATH = "{NODE_MODULES}", DDV_WORKER_PACKAGE = "{PACKAGE}" }}
             time.sleep(0.1)
         self.assertEqual(status, 404, ddv.read_log())
         self.assertIn("Cannot GET /", body)
-        log = open(os.path.join(ddv.dir, "readme.log")).read()
-        self.assertIn("更新服务器监听配置参数成功", log)
+        readme_log = os.path.join(ddv.dir, "readme.log")
+        self.assertTrue(wait_for(lambda: "更新服务器监听配置参数成功"
+                                 in read_file(readme_log)),
+                        read_file(readme_log))
 
 
 if __name__ == "__main__":

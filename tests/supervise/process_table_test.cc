@@ -2,6 +2,7 @@
 // crash loop, exit status 2, stop (graceful and SIGKILL), orphans, fd leaks.
 #include "src/supervise/process_table.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +52,48 @@ class ProcessTableTest : public ::testing::Test {
 
   absl::Time now_ = absl::FromUnixSeconds(1700000000);
 };
+
+// The master's log writer client is a stdio router: each start gets fresh
+// pipes, and a router error fails that start.
+TEST_F(ProcessTableTest, StdioRouterGivesEveryStartItsOwnPipes) {
+  ProcessTable table(BackoffPolicy{}, clock());
+  std::vector<UniqueFd> read_ends;
+  int routed = 0;
+  bool fail = false;
+  table.set_stdio_router(
+      [&](const ProcessSpec& spec) -> absl::StatusOr<StdioPipes> {
+        ++routed;
+        if (fail) return absl::PermissionDeniedError("no log for " + spec.name);
+        int ends[2];
+        EXPECT_EQ(::pipe2(ends, O_CLOEXEC), 0);
+        read_ends.emplace_back(ends[0]);
+        StdioPipes pipes;
+        pipes.out.Reset(ends[1]);
+        return pipes;
+      });
+  ProcessSpec spec = Shell("a#0", "echo run");
+  spec.stdout_path = "/nonexistent/never-opened.log";
+  const int slot = table.Add(spec);
+  const int silent = table.Add(Shell("b#0", "true"));  // no log: not routed
+  ASSERT_TRUE(table.Start(silent).ok());
+  for (int run = 0; run < 2; ++run) {
+    ASSERT_TRUE(table.Start(slot).ok());
+    AwaitExit(table, slot);
+    table.Stop(slot, absl::ZeroDuration());  // no restart: we start it
+  }
+  AwaitExit(table, silent);
+  EXPECT_EQ(routed, 2);
+  ASSERT_EQ(read_ends.size(), 2u);
+  for (const UniqueFd& fd : read_ends) {
+    char buffer[16];
+    EXPECT_EQ(::read(fd.get(), buffer, sizeof(buffer)), 4);  // then EOF:
+    EXPECT_EQ(::read(fd.get(), buffer, sizeof(buffer)), 0);  // no copy kept
+  }
+  fail = true;
+  absl::Status status = table.Start(slot);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("no log for a#0"));
+}
 
 TEST_F(ProcessTableTest, StartsThenBecomesHealthyThenStops) {
   ProcessTable table(BackoffPolicy{}, clock());

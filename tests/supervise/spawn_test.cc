@@ -97,6 +97,46 @@ TEST(SpawnTest, SamePathForBothIsOneLogInOrder) {
   EXPECT_EQ(ReadFile(spec.stdout_path), "one\ntwo\nthree\n");
 }
 
+// A log writer's pipes stand in for the paths (docs/logs.md): nothing is
+// opened, and the parent keeps its ends.
+TEST(SpawnTest, OutputFdsStandInForThePaths) {
+  const std::string dir = testing::MakeTempDir();
+  int out[2], err[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  UniqueFd out_read(out[0]), out_write(out[1]);
+  UniqueFd err_read(err[0]), err_write(err[1]);
+  ProcessSpec spec = Shell("echo to-out; echo to-err >&2");
+  spec.stdout_path = spec.stderr_path = dir + "/all.log";
+  spec.stdout_fd = out_write.get();
+  spec.stderr_fd = err_write.get();
+  EXPECT_EQ(RunToExit(spec).code, 0);
+  EXPECT_EQ(::fcntl(out_write.get(), F_GETFD), FD_CLOEXEC) << "still ours";
+  out_write.Reset();
+  err_write.Reset();
+  char buffer[64];
+  EXPECT_EQ(::read(out_read.get(), buffer, sizeof(buffer)), 7);
+  EXPECT_EQ(std::string(buffer, 7), "to-out\n");
+  EXPECT_EQ(::read(err_read.get(), buffer, sizeof(buffer)), 7);
+  EXPECT_EQ(std::string(buffer, 7), "to-err\n");
+  EXPECT_NE(::access(spec.stdout_path.c_str(), F_OK), 0) << "not opened";
+
+  // One stream piped, the other on its file.
+  ProcessSpec half = Shell("echo a; echo b >&2");
+  half.stdout_path = half.stderr_path = dir + "/half.log";
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  out_read.Reset(out[0]);
+  out_write.Reset(out[1]);
+  half.stdout_fd = out_write.get();
+  EXPECT_EQ(RunToExit(half).code, 0);
+  EXPECT_EQ(ReadFile(half.stderr_path), "b\n");
+
+  ProcessSpec closed = Shell("true");
+  closed.stdout_fd = 1000;
+  EXPECT_THAT(std::string(Spawn(closed).status().message()),
+              HasSubstr("output fd 1000 is not open"));
+}
+
 TEST(SpawnTest, InheritedFdsArriveAtTheirNumbersAndNothingElse) {
   const std::string dir = testing::MakeTempDir();
   int first[2], second[2];

@@ -1,0 +1,57 @@
+// Listening sockets, bound the same way by whoever owns them: the watchdog
+// (at start, and when a reload adds a listener), or the master when it runs
+// alone. Here, below both, so the two can never bind differently.
+#ifndef DDV_SRC_BASE_LISTEN_SOCKET_H_
+#define DDV_SRC_BASE_LISTEN_SOCKET_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "src/base/socket_address.h"
+#include "src/base/unique_fd.h"
+
+namespace ddv {
+
+struct ListenOptions {
+  int backlog = 4096;
+  // Seconds the kernel may hold a connection until its first bytes arrive
+  // (TCP_DEFER_ACCEPT) on listeners whose connections are peeked (http,
+  // tls); 0 disables. The master takes this hold off the peek deadline, so
+  // it never delays a close.
+  int defer_accept_seconds = 1;
+};
+
+// What one listening socket is bound from.
+struct ListenSpec {
+  std::string name;     // the listener's, for messages
+  std::string address;  // as written, for messages: "127.0.0.1:80"
+  SocketAddress bind_to;
+  bool defer_accept = true;  // false for `tcp` listeners: nothing is peeked
+};
+
+// socket + SO_REUSEADDR (+ IPV6_V6ONLY, so "[::]" never takes IPv4) + bind
+// + listen, and TCP_DEFER_ACCEPT when `spec.defer_accept`. A failure names
+// the call, the listener and the address:
+//   bind() failed while binding listener "x" to 127.0.0.1:80: Address
+//   already in use (errno 98)
+absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
+                                          const ListenOptions& options);
+
+// Turns TCP_DEFER_ACCEPT on (options.defer_accept_seconds) or off on a bound
+// socket: a listener that changes between `tcp` and a peeked protocol keeps
+// its socket.
+absl::Status SetDeferAccept(int fd, bool on, const ListenOptions& options);
+
+// Whether `fd` is a listening socket bound to `address`; port 0 in
+// `address` matches any port (the kernel picked one).
+bool ListensOn(int fd, const SocketAddress& address);
+
+// Connections waiting in a listening TCP socket's accept queue (TCP_INFO's
+// tcpi_unacked, which a listener uses for that). -1 if it cannot be read.
+int64_t AcceptQueueLength(int listener_fd);
+
+}  // namespace ddv
+
+#endif  // DDV_SRC_BASE_LISTEN_SOCKET_H_

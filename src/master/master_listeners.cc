@@ -1,0 +1,336 @@
+// Master, its listeners: the slots connections and accept ops are tagged
+// with, a reload's new sockets (bound by the watchdog, which owns them, or
+// by the master running alone), the watchdog's commit, and the drain of a
+// listener a reload removed (docs/master.md, "Listeners change live").
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "src/base/errno_status.h"
+#include "src/base/socket_address.h"
+#include "src/master/master.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+// Connection::listener is 16 bits: a master that has seen this many
+// listeners (every change takes a new index) needs a restart to go on.
+constexpr size_t kMaxListenerSlots = 65535;
+
+// Bounds one drain: a flood arriving while it runs must not keep the loop
+// here; what is left is reset when the socket closes (docs/master.md).
+constexpr int kMaxDrainedConnections = 65536;
+
+int BoundPort(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return 0;
+  }
+  return std::max(0, SocketAddressPort(address));
+}
+
+}  // namespace
+
+absl::Status Master::TakeListeners(std::vector<UniqueFd> inherited) {
+  std::vector<NewListener> bound(config_.listeners.size());
+  std::vector<std::string> held_as(config_.listeners.size());
+  for (size_t i = 0; i < config_.listeners.size(); ++i) {
+    const config::ListenerConfig& listener = config_.listeners[i];
+    ListenerSlot slot;
+    slot.config = listener;
+    slot.config_index = i;
+    if (inherited[i]) {
+      slot.fd = std::move(inherited[i]);
+      held_as[i] = listener.name;
+      // The last good config may give it another protocol than the socket
+      // was bound for (a crash in the middle of a reload).
+      absl::Status defer = SetDeferAccept(
+          slot.fd.get(), listener.protocol != config::Protocol::kTcp,
+          options_.listen);
+      if (!defer.ok()) LOG(WARNING) << defer;
+    } else {
+      // Not passed on by the watchdog: a master that died between a
+      // reload's commit and its snapshot, or run by hand with a partial
+      // --listen_fds. The config is what this master serves.
+      absl::StatusOr<UniqueFd> fd =
+          AcquireListener(listener, &bound[i].watchdog_id);
+      if (!fd.ok()) {
+        if (watchdog_link_) SendToWatchdog({{"op", "bind_abort"}}, {});
+        return fd.status();
+      }
+      LOG(INFO) << "listener \"" << listener.name << "\" " << listener.address
+                << " was not passed on; bound it";
+      slot.fd = std::move(*fd);
+    }
+    listeners_.push_back(std::move(slot));
+  }
+  // Every master tells the watchdog the set it runs, so the next one gets
+  // exactly that.
+  if (watchdog_link_) CommitListeners(config_.listeners, held_as, bound);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UniqueFd> Master::AcquireListener(
+    const config::ListenerConfig& listener, int64_t* watchdog_id) {
+  *watchdog_id = -1;
+  if (!watchdog_link_) return BindListener(listener, options_.listen);
+  const ListenSpec spec = ListenSpecFor(listener);
+  absl::StatusOr<watchdog::LinkMessage> reply =
+      AskWatchdog({{"op", "bind"},
+                   {"name", spec.name},
+                   {"address", spec.address},
+                   {"defer_accept", spec.defer_accept}},
+                  "bound");
+  if (!reply.ok()) {
+    return absl::Status(reply.status().code(),
+                        absl::StrCat("asking the watchdog to bind listener \"",
+                                     listener.name, "\" to ", listener.address,
+                                     ": ", reply.status().message()));
+  }
+  auto error = reply->body.find("error");
+  if (error != reply->body.end() && error->is_string()) {
+    // The watchdog's bind failed: its message names the call, the listener
+    // and the address, as a master running alone would.
+    return absl::FailedPreconditionError(error->get<std::string>());
+  }
+  auto id = reply->body.find("id");
+  if (reply->fds.size() != 1 || id == reply->body.end() ||
+      !id->is_number_integer()) {
+    return absl::InternalError(absl::StrCat(
+        "the watchdog's answer to binding listener \"", listener.name,
+        "\" has no socket"));
+  }
+  *watchdog_id = id->get<int64_t>();
+  return std::move(reply->fds[0]);
+}
+
+absl::StatusOr<std::vector<Master::NewListener>> Master::AcquireListeners(
+    const ReloadPlan& plan) {
+  const std::vector<config::ListenerConfig>& next = plan.next.listeners;
+  const size_t new_slots = std::count_if(
+      plan.listeners.next.begin(), plan.listeners.next.end(),
+      [](const ListenerChange& c) { return c.keeps < 0; });
+  if (listeners_.size() + new_slots > kMaxListenerSlots) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this master has used ", listeners_.size(),
+        " listener indexes (each listener change takes one); restart "
+        "ddv_master to change listeners again"));
+  }
+  std::vector<NewListener> acquired(next.size());
+  for (size_t i = 0; i < next.size(); ++i) {
+    if (plan.listeners.next[i].socket_from >= 0) continue;
+    absl::StatusOr<UniqueFd> fd =
+        AcquireListener(next[i], &acquired[i].watchdog_id);
+    if (!fd.ok()) {
+      AbandonListeners(std::move(acquired));
+      return fd.status();
+    }
+    acquired[i].fd = std::move(*fd);
+  }
+  return acquired;
+}
+
+void Master::AbandonListeners(std::vector<NewListener> acquired) {
+  // Our copies close with `acquired`; the watchdog closes its own, and a
+  // bind it finishes after we stopped waiting (it handles the abort after
+  // that bind).
+  if (watchdog_link_) SendToWatchdog({{"op", "bind_abort"}}, {});
+}
+
+void Master::CommitListeners(const std::vector<config::ListenerConfig>& next,
+                             const std::vector<std::string>& held_as,
+                             const std::vector<NewListener>& acquired) {
+  nlohmann::json set = nlohmann::json::array();
+  for (size_t i = 0; i < next.size(); ++i) {
+    nlohmann::json entry = {{"name", next[i].name}};
+    if (!held_as[i].empty()) {
+      entry["held"] = held_as[i];
+    } else {
+      entry["bound"] = acquired[i].watchdog_id;
+    }
+    set.push_back(std::move(entry));
+  }
+  SendToWatchdog({{"op", "listeners"}, {"set", std::move(set)}}, {});
+}
+
+void Master::ApplyListeners(const ReloadPlan& plan,
+                            std::vector<NewListener> acquired,
+                            std::shared_ptr<const route::RouteTable> old_routes) {
+  ReleaseRetiredRoutes();
+  // Running config index → slot.
+  std::vector<uint32_t> slot_of(config_.listeners.size());
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    if (listeners_[l].config_index >= 0) {
+      slot_of[listeners_[l].config_index] = l;
+    }
+  }
+  const std::vector<int>& closed = plan.listeners.closed;
+  for (int r : plan.listeners.retired) {
+    ListenerSlot& slot = listeners_[slot_of[r]];
+    slot.config_index = -1;
+    slot.routes = old_routes;
+    slot.route_index = r;
+    slot.drain = std::find(closed.begin(), closed.end(), r) != closed.end();
+    accept_gate_.Retire(slot_of[r]);
+    LOG(INFO) << "reload: listener \"" << slot.config.name << "\" "
+              << slot.config.address << " (index " << slot_of[r] << ") "
+              << (slot.drain ? "removed: it stops accepting, and what waits "
+                               "in its backlog is served before it closes"
+                             : "changed: its socket goes on under a new "
+                               "index");
+  }
+  const std::vector<config::ListenerConfig>& next = plan.next.listeners;
+  for (size_t i = 0; i < next.size(); ++i) {
+    const ListenerChange& change = plan.listeners.next[i];
+    if (change.keeps >= 0) {
+      ListenerSlot& slot = listeners_[slot_of[change.keeps]];
+      slot.config = next[i];  // default_site may have changed: routing only
+      slot.config_index = i;
+      continue;
+    }
+    ListenerSlot slot;
+    slot.config = next[i];
+    slot.config_index = i;
+    slot.fd = change.socket_from >= 0
+                  ? std::move(listeners_[slot_of[change.socket_from]].fd)
+                  : std::move(acquired[i].fd);
+    if (change.defer_accept_changes) {
+      absl::Status defer = SetDeferAccept(
+          slot.fd.get(), next[i].protocol != config::Protocol::kTcp,
+          options_.listen);
+      if (!defer.ok()) LOG(WARNING) << "reload: " << defer;
+    }
+    const uint32_t index = accept_gate_.Add();
+    DCHECK_EQ(index, listeners_.size());
+    LOG(INFO) << "reload: listener \"" << next[i].name << "\" "
+              << next[i].address << " " << config::ProtocolName(next[i].protocol)
+              << " accepts as index " << index
+              << (change.socket_from >= 0 ? " (the same socket)"
+                                          : " (a new socket)");
+    listeners_.push_back(std::move(slot));
+  }
+}
+
+// A retired listener's route table is kept while anything accepted on it
+// may still be routed: in the table or held. Checked at each reload, so a
+// master changing listeners often does not keep every table it ever had.
+void Master::ReleaseRetiredRoutes() {
+  std::vector<bool> in_use(listeners_.size(), false);
+  for (uint32_t index = 0; index < connections_.capacity(); ++index) {
+    const Connection& c = connections_.at(index);
+    if (c.state != ConnState::kFree) in_use[c.listener] = true;
+  }
+  for (const HeldConnection& held : held_) in_use[held.listener] = true;
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    ListenerSlot& slot = listeners_[l];
+    if (slot.config_index < 0 && !slot.drain && !in_use[l]) {
+      slot.routes.reset();
+    }
+  }
+}
+
+void Master::CloseDrainedListeners() {
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    if (listeners_[l].drain && accept_gate_.Idle(l)) DrainListener(l);
+  }
+}
+
+// The accept op was cancelled and has completed, so nothing else takes
+// from this backlog: what is queued there now is accepted here, at once,
+// and served like any connection. Then the socket closes (the watchdog
+// closed its copy at the commit), and new connections are refused. The
+// window left: a client whose handshake is still in progress (or, with
+// TCP_DEFER_ACCEPT, connected but silent) when the socket closes is reset.
+void Master::DrainListener(uint32_t l) {
+  ListenerSlot& slot = listeners_[l];
+  slot.drain = false;
+  UniqueFd fd = std::move(slot.fd);
+  if (!fd) return;
+  int taken = 0;
+  std::string why_stopped;
+  // A graceful stop takes nothing new.
+  if (!stopping_) {
+    // O_NONBLOCK on the socket itself: nobody else accepts on it any more,
+    // and accept4 gives the connections blocking, as always.
+    const std::string doing =
+        absl::StrCat("draining listener \"", slot.config.name, "\"");
+    const int flags = fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) < 0) {
+      why_stopped =
+          std::string(ErrnoStatus(errno, "fcntl(O_NONBLOCK)", doing).message());
+    }
+    while (why_stopped.empty() && taken < kMaxDrainedConnections) {
+      const int accepted =
+          accept4(fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (accepted >= 0) {
+        ++counters_.connections_accepted;
+        ++taken;
+        TakeAccepted(UniqueFd(accepted), l);
+        continue;
+      }
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN) {
+        why_stopped = std::string(ErrnoStatus(errno, "accept4", doing).message());
+      }
+      break;
+    }
+    if (taken == kMaxDrainedConnections) {
+      why_stopped = "more kept arriving";
+    }
+  }
+  LOG(INFO) << "listener \"" << slot.config.name << "\" "
+            << slot.config.address << " closed; " << taken
+            << " connections waiting in its backlog were accepted"
+            << (why_stopped.empty()
+                    ? std::string()
+                    : absl::StrCat(" (stopped early: ", why_stopped,
+                                   "; the rest are reset)"));
+}
+
+void Master::TakeAccepted(UniqueFd fd, uint32_t listener) {
+  if (!held_.empty() || connections_.in_use() == connections_.capacity()) {
+    // Accepted after the table filled, before the gate's cancel took
+    // effect. Resetting it would be the failure the gate exists to avoid:
+    // hold it for the next free slot instead.
+    ++counters_.accepted_over_limit;
+    held_.push_back({std::move(fd), listener});
+    return;
+  }
+  Admit(std::move(fd), listener);
+}
+
+route::RouteResult Master::RouteOn(
+    uint32_t listener, absl::string_view host,
+    absl::Span<const absl::string_view> offered_alpn) const {
+  const ListenerSlot& slot = listeners_[listener];
+  if (slot.config_index >= 0) {
+    return routes_->Lookup(slot.config_index, host, offered_alpn);
+  }
+  // Released (ReleaseRetiredRoutes) only when nothing accepted on it was
+  // left; one that comes back later (unread in a dead worker's channel,
+  // held for a slot) has no site any more.
+  if (!slot.routes) return route::RouteResult{};
+  return slot.routes->Lookup(slot.route_index, host, offered_alpn);
+}
+
+void Master::UpdateListenerPorts(const config::Config& config) {
+  std::vector<std::pair<std::string, int>> ports(config.listeners.size());
+  for (const ListenerSlot& slot : listeners_) {
+    if (slot.config_index < 0) continue;
+    ports[slot.config_index] = {slot.config.name, BoundPort(slot.fd.get())};
+  }
+  options_.workers.listener_ports = ports;
+  if (workers_) workers_->SetListenerPorts(std::move(ports), config);
+}
+
+}  // namespace master
+}  // namespace ddv

@@ -1,0 +1,155 @@
+// ListenerRequests: binds for the master, and commits the set it names.
+#include "src/watchdog/listener_requests.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "glog/logging.h"
+#include "src/base/socket_address.h"
+
+namespace ddv {
+namespace watchdog {
+namespace {
+
+using json = nlohmann::json;
+
+std::string StringField(const json& body, const char* key) {
+  auto it = body.find(key);
+  return it != body.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+bool ListenerRequests::Handles(absl::string_view op) {
+  return op == "bind" || op == "bind_abort" || op == "listeners";
+}
+
+void ListenerRequests::Handle(const LinkMessage& message, int link,
+                              ListenerSet* set) {
+  const std::string op = message.body["op"].get<std::string>();
+  if (op == "bind") {
+    int socket = -1;
+    const json reply = Bind(message.body, &socket);
+    std::vector<int> fds;
+    if (socket >= 0) fds.push_back(socket);
+    absl::Status sent = SendLinkMessage(link, reply, fds);
+    // The master waits for this reply; without it its reload fails (and
+    // aborts, which closes the socket here).
+    if (!sent.ok()) {
+      LOG(ERROR) << "watchdog: answering a bind: " << sent.message();
+    }
+  } else if (op == "bind_abort") {
+    if (!pending_.empty()) {
+      LOG(INFO) << "watchdog: the reload failed; closing " << pending_.size()
+                << " listeners bound for it";
+    }
+    Abort();
+  } else if (op == "listeners") {
+    absl::Status status = Commit(message.body, set);
+    if (!status.ok()) {
+      LOG(ERROR) << "watchdog: keeping the listeners it has: "
+                 << status.message();
+    }
+  }
+}
+
+json ListenerRequests::Bind(const json& request, int* socket) {
+  *socket = -1;
+  json reply = {{"op", "bound"},
+                {"seq", request.value("seq", json(0))},
+                {"name", StringField(request, "name")}};
+  ListenSpec spec;
+  spec.name = StringField(request, "name");
+  spec.address = StringField(request, "address");
+  auto defer = request.find("defer_accept");
+  spec.defer_accept = defer == request.end() || !defer->is_boolean() ||
+                      defer->get<bool>();
+  absl::StatusOr<SocketAddress> address = ParseSocketAddress(spec.address);
+  if (spec.name.empty() || !address.ok()) {
+    reply["error"] = absl::StrCat(
+        "watchdog: bad bind request for listener \"", spec.name, "\"",
+        address.ok() ? "" : absl::StrCat(": ", address.status().message()));
+    return reply;
+  }
+  spec.bind_to = *address;
+  absl::StatusOr<UniqueFd> bound = BindListenSocket(spec, options_);
+  if (!bound.ok()) {
+    LOG(WARNING) << "watchdog: " << bound.status().message();
+    reply["error"] = std::string(bound.status().message());
+    return reply;
+  }
+  const int64_t id = next_id_++;
+  *socket = bound->get();
+  pending_[id] = std::move(*bound);
+  reply["id"] = id;
+  LOG(INFO) << "watchdog: bound listener \"" << spec.name << "\" to "
+            << spec.address << " for the master's reload";
+  return reply;
+}
+
+absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
+  auto entries = request.find("set");
+  if (entries == request.end() || !entries->is_array() || entries->empty()) {
+    return absl::InvalidArgumentError("listeners: no \"set\" array");
+  }
+  // Checked whole before anything moves: a bad commit leaves the set alone.
+  absl::flat_hash_set<std::string> names;
+  absl::flat_hash_set<int> held;
+  absl::flat_hash_set<int64_t> bound;
+  for (const json& entry : *entries) {
+    const std::string name =
+        entry.is_object() ? StringField(entry, "name") : "";
+    if (name.empty() || !names.insert(name).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listeners: an entry without a name, or \"", name, "\" twice"));
+    }
+    auto h = entry.find("held");
+    auto b = entry.find("bound");
+    if (h != entry.end() && h->is_string()) {
+      const int index = set->Find(h->get<std::string>());
+      if (index < 0 || !held.insert(index).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("listeners: \"", name, "\": no socket \"",
+                         h->get<std::string>(), "\" held, or taken twice"));
+      }
+    } else if (b != entry.end() && b->is_number_integer()) {
+      const int64_t id = b->get<int64_t>();
+      if (pending_.count(id) == 0 || !bound.insert(id).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "listeners: \"", name, "\": no bound socket ", id,
+            ", or taken twice"));
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listeners: \"", name, "\" names neither \"held\" nor \"bound\""));
+    }
+  }
+  std::vector<std::string> next_names;
+  std::vector<UniqueFd> next_fds;
+  for (const json& entry : *entries) {
+    next_names.push_back(StringField(entry, "name"));
+    auto h = entry.find("held");
+    if (h != entry.end() && h->is_string()) {
+      next_fds.push_back(set->Take(set->Find(h->get<std::string>())));
+    } else {
+      auto it = pending_.find(entry["bound"].get<int64_t>());
+      next_fds.push_back(std::move(it->second));
+      pending_.erase(it);
+    }
+  }
+  const size_t closed = set->size() - held.size();
+  // The sockets of the old set that were not taken close with it; so do
+  // binds the commit does not name.
+  *set = ListenerSet(next_names, std::move(next_fds));
+  pending_.clear();
+  LOG(INFO) << "watchdog: listeners now " << absl::StrJoin(next_names, ", ")
+            << " (" << bound.size() << " new, " << closed << " closed)";
+  return absl::OkStatus();
+}
+
+}  // namespace watchdog
+}  // namespace ddv

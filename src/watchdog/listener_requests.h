@@ -1,0 +1,69 @@
+// ListenerRequests: the watchdog's side of a reload that changes listeners
+// (docs/master.md, "Listeners change live"). The listening sockets are the
+// watchdog's, so it binds the new ones the master asks for and hands it a
+// copy; when the master commits the reload, the set it names becomes the
+// watchdog's ListenerSet, in the new config order, and every socket it no
+// longer names is closed. The next master started gets that set.
+//
+// Messages (JSON on the link, link.h):
+//   master → {"op":"bind","seq":N,"name":"x","address":"127.0.0.1:81",
+//             "defer_accept":true}
+//   watchdog → {"op":"bound","seq":N,"name":"x","id":K} + the socket, or
+//              {"op":"bound","seq":N,"name":"x","error":"bind() failed ..."}
+//   master → {"op":"bind_abort"}: what was bound and not committed is closed
+//   master → {"op":"listeners","set":[{"name":"http","held":"http"},
+//             {"name":"x","bound":K}, ...]}: the new set, in config order;
+//             "held" names a socket of the current set, "bound" a bind's id.
+#ifndef DDV_SRC_WATCHDOG_LISTENER_REQUESTS_H_
+#define DDV_SRC_WATCHDOG_LISTENER_REQUESTS_H_
+
+#include <cstdint>
+#include <map>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+#include "src/base/listen_socket.h"
+#include "src/base/unique_fd.h"
+#include "src/watchdog/link.h"
+#include "src/watchdog/listener_set.h"
+
+namespace ddv {
+namespace watchdog {
+
+class ListenerRequests {
+ public:
+  explicit ListenerRequests(const ListenOptions& options) : options_(options) {}
+
+  // Whether `op` is one of the messages above that the master sends.
+  static bool Handles(absl::string_view op);
+
+  // Acts on one of them; a "bind" is answered on `link`.
+  void Handle(const LinkMessage& message, int link, ListenerSet* set);
+
+  // "bind": binds with the same code a master running alone uses, keeps the
+  // socket until the commit, and returns the "bound" reply; `socket` gets
+  // the bound socket (empty on failure) to send with it.
+  nlohmann::json Bind(const nlohmann::json& request, int* socket);
+
+  // "listeners": replaces `set` with the sockets the message names.
+  // InvalidArgument for a malformed set, a name twice, a socket named twice
+  // or one the watchdog does not hold; nothing changes then.
+  absl::Status Commit(const nlohmann::json& request, ListenerSet* set);
+
+  // "bind_abort", or the master is gone: sockets bound for it and not
+  // committed are closed (a reload that failed changes nothing).
+  void Abort() { pending_.clear(); }
+
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  const ListenOptions options_;
+  std::map<int64_t, UniqueFd> pending_;  // bound, not committed, by id
+  int64_t next_id_ = 1;
+};
+
+}  // namespace watchdog
+}  // namespace ddv
+
+#endif  // DDV_SRC_WATCHDOG_LISTENER_REQUESTS_H_

@@ -1,0 +1,147 @@
+// The watchdog's side of a reload that changes listeners: it binds what the
+// master asks for (and says why when it cannot), keeps those sockets until
+// the commit, and the commit makes exactly the named sockets its set, in
+// order, closing the rest; a bad commit or an abort changes nothing.
+#include "src/watchdog/listener_requests.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "src/base/socket_address.h"
+
+namespace ddv {
+namespace watchdog {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+int PortOf(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  return SocketAddressPort(address);
+}
+
+bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+
+UniqueFd Listening() {
+  ListenSpec spec;
+  spec.name = "x";
+  spec.address = "127.0.0.1:0";
+  spec.bind_to = *ParseSocketAddress(spec.address);
+  return *BindListenSocket(spec, ListenOptions());
+}
+
+json BindRequest(const std::string& name, const std::string& address) {
+  return {{"op", "bind"},
+          {"seq", 7},
+          {"name", name},
+          {"address", address},
+          {"defer_accept", true}};
+}
+
+TEST(ListenerRequestsTest, BindsAndCommitsTheNewSetInOrder) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Listening());
+  fds.push_back(Listening());
+  const int http = fds[0].get();
+  const int old = fds[1].get();
+  ListenerSet set({"http", "old"}, std::move(fds));
+  ListenerRequests requests{ListenOptions()};
+
+  int socket = -1;
+  const json reply = requests.Bind(BindRequest("new", "127.0.0.1:0"), &socket);
+  ASSERT_FALSE(reply.contains("error")) << reply.dump();
+  EXPECT_EQ(reply["op"], "bound");
+  EXPECT_EQ(reply["seq"], 7);
+  EXPECT_EQ(reply["name"], "new");
+  ASSERT_GE(socket, 0);
+  EXPECT_EQ(requests.pending(), 1u);
+
+  absl::Status committed = requests.Commit(
+      {{"op", "listeners"},
+       {"set",
+        {{{"name", "new"}, {"bound", reply["id"]}},
+         {{"name", "web"}, {"held", "http"}}}}},
+      &set);
+  ASSERT_TRUE(committed.ok()) << committed;
+  ASSERT_EQ(set.size(), 2u);
+  EXPECT_EQ(set.name(0), "new");
+  EXPECT_EQ(set.fd(0), socket);
+  EXPECT_EQ(set.name(1), "web");
+  EXPECT_EQ(set.fd(1), http);
+  EXPECT_FALSE(IsOpen(old)) << "a socket the commit does not name closes";
+  EXPECT_EQ(requests.pending(), 0u);
+}
+
+TEST(ListenerRequestsTest, ABindErrorSaysWhy) {
+  UniqueFd taken = Listening();
+  ListenerRequests requests{ListenOptions()};
+  int socket = -1;
+  const std::string address =
+      absl::StrCat("127.0.0.1:", PortOf(taken.get()));
+  json reply = requests.Bind(BindRequest("x", address), &socket);
+  EXPECT_EQ(socket, -1);
+  ASSERT_TRUE(reply.contains("error"));
+  EXPECT_THAT(reply["error"].get<std::string>(),
+              HasSubstr(absl::StrCat("binding listener \"x\" to ", address)));
+  EXPECT_THAT(reply["error"].get<std::string>(),
+              HasSubstr("Address already in use"));
+  EXPECT_EQ(requests.pending(), 0u);
+
+  reply = requests.Bind(BindRequest("x", "localhost:80"), &socket);
+  EXPECT_EQ(socket, -1);
+  EXPECT_THAT(reply["error"].get<std::string>(), HasSubstr("address"));
+}
+
+TEST(ListenerRequestsTest, AbortClosesWhatWasBoundForAFailedReload) {
+  ListenerRequests requests{ListenOptions()};
+  int socket = -1;
+  requests.Bind(BindRequest("x", "127.0.0.1:0"), &socket);
+  ASSERT_TRUE(IsOpen(socket));
+  requests.Abort();
+  EXPECT_FALSE(IsOpen(socket));
+}
+
+TEST(ListenerRequestsTest, ABadCommitChangesNothing) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Listening());
+  const int http = fds[0].get();
+  ListenerSet set({"http"}, std::move(fds));
+  ListenerRequests requests{ListenOptions()};
+  int socket = -1;
+  const json reply = requests.Bind(BindRequest("x", "127.0.0.1:0"), &socket);
+  for (const json& bad : std::vector<json>{
+           json::object(),
+           {{"set", json::array()}},
+           {{"set", {{{"name", "a"}, {"held", "nope"}}}}},
+           {{"set", {{{"name", "a"}, {"bound", 999}}}}},
+           {{"set", {{{"name", "a"}}}}},
+           {{"set", {{{"held", "http"}}}}},
+           {{"set",
+             {{{"name", "a"}, {"held", "http"}},
+              {{"name", "b"}, {"held", "http"}}}}},
+           {{"set",
+             {{{"name", "a"}, {"held", "http"}},
+              {{"name", "a"}, {"bound", reply["id"]}}}}}}) {
+    EXPECT_EQ(requests.Commit(bad, &set).code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad.dump();
+    ASSERT_EQ(set.size(), 1u);
+    EXPECT_EQ(set.fd(0), http);
+    EXPECT_EQ(requests.pending(), 1u);
+    EXPECT_TRUE(IsOpen(socket));
+  }
+}
+
+}  // namespace
+}  // namespace watchdog
+}  // namespace ddv
