@@ -1,4 +1,5 @@
-"""Chaos: five reloads under load, each changing hosts and process counts.
+"""Chaos: five reloads under load, each changing hosts, process counts and
+listeners.
 
 Keep-alive and new-connection traffic to a.localhost and b.localhost (whose
 sites never change) and to three hosts that move between "a", "b" and the
@@ -9,11 +10,10 @@ site, and every listener of the step answers. Throughout: zero failed
 requests of any kind, and a.localhost and b.localhost answered only by
 their sites.
 
-Each step names its listeners too, and the check covers listeners the step
-adds (they answer) and drops (they refuse connections). Today every step
-keeps the one listener "http": reload refuses listener changes
-(docs/master.md, "Listener changes need a restart"); once it applies them,
-steps that add and drop "extra" are the whole change."""
+Each reload also adds or removes a listener ("extra", then "extra2", then
+"extra" again on its old port): a listener a step adds answers, one it
+drops refuses connections (docs/master.md, "Listeners change live"). The
+front door runs under its watchdog, which binds the new sockets."""
 import dataclasses
 import socket
 import time
@@ -38,11 +38,13 @@ class Step:
 
 
 STEPS = [
-    Step(3, 1, {"r1.localhost": "a"}),
-    Step(1, 2, {"r1.localhost": "b", "r2.localhost": "a"}),
-    Step(2, 1, {"r1.localhost": "b", "r3.localhost": "b"}),
-    Step(4, 3, {"r1.localhost": "a", "r3.localhost": "a"}),
-    Step(2, 1, {}),
+    Step(3, 1, {"r1.localhost": "a"}, ("http", "extra")),
+    Step(1, 2, {"r1.localhost": "b", "r2.localhost": "a"}, ("http",)),
+    Step(2, 1, {"r1.localhost": "b", "r3.localhost": "b"},
+         ("http", "extra2")),
+    Step(4, 3, {"r1.localhost": "a", "r3.localhost": "a"},
+         ("extra", "http")),
+    Step(2, 1, {}, ("http",)),
 ]
 
 
@@ -67,8 +69,10 @@ def refuses(port):
 class ReloadTest(chaos.ChaosTest):
     def test_five_reloads_under_load_fail_nothing(self):
         first = Step(2, 1, {})
-        ddv = chaos.start_front_door(self, sites(first))  # listener "http"
-        ports = {"http": ddv.http_port, "extra": free_port()}
+        ddv = chaos.start_front_door(self, sites(first),  # listener "http"
+                                     watchdog=True)
+        ports = {"http": ddv.http_port, "extra": free_port(),
+                 "extra2": free_port()}
         stable = ["a.localhost", "b.localhost"]
         start = time.monotonic()
         loads = [
@@ -100,7 +104,8 @@ class ReloadTest(chaos.ChaosTest):
                 self.assertEqual(chaos.site_of(ports[name], "a.localhost"),
                                  "a", f"step {number}: listener {name}")
             for name in set(previous.listeners) - set(step.listeners):
-                self.assertTrue(refuses(ports[name]),
+                self.assertTrue(chaos.wait_for(lambda: refuses(ports[name]),
+                                               timeout=5),
                                 f"step {number}: listener {name} removed")
             previous = step
         time.sleep(DWELL)

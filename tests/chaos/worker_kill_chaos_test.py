@@ -42,8 +42,8 @@ class WorkerKillTest(chaos.ChaosTest):
         # (reading /proc/net/tcp takes a while with the load's TIME_WAITs).
         os.kill(victim, signal.SIGSTOP)
         held = procs.tcp_connections(victim)
+        killed_at = time.monotonic()  # before: the loads see it at once
         os.kill(victim, signal.SIGKILL)
-        killed_at = time.monotonic()
         held_ports = {remote for local, remote in held
                       if local == ddv.http_port}
 
