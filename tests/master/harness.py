@@ -58,6 +58,11 @@ class Ddv:
             [*prefix, self.master_bin, f"--config={self.config_path}",
              f"--watchdog={'true' if watchdog else 'false'}",
              "--backoff_initial_ms=50",
+             # io_uring rings count against the user's RLIMIT_MEMLOCK,
+             # which every test's masters share (8 MiB here, and not
+             # raisable in CI's container): a small ring (~25 KiB locked
+             # instead of ~400) lets parallel tests start theirs.
+             "--ring_entries=256",
              *extra_flags],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
