@@ -66,7 +66,7 @@ class HttpServer {
     bool recv_multishot = true;
     // A kernel thread polls the submission queue (costs a core).
     bool sqpoll = false;
-    unsigned ring_entries = 4096;
+    unsigned ring_entries = 1024;
     unsigned buffer_count = 1024;  // provided buffers, a power of two
     unsigned buffer_size = 4096;
     size_t max_head_bytes = 16384;  // larger request heads get 431

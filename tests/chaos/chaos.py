@@ -64,7 +64,7 @@ def config_text(ddv, sites, listeners=None, master=""):
         text += "\n"
     for s in sites:
         argv = list(s.command) if s.command else [
-            ddv.hello, f"--site={s.id}", *s.args]
+            ddv.hello, f"--site={s.id}", "--ring_entries=256", *s.args]
         command = ", ".join(f'"{a}"' for a in argv)
         hosts = ", ".join(f'"{h}"' for h in s.hosts)
         text += (f'[[site]]\nid = "{s.id}"\ncommand = [{command}]\n'

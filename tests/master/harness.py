@@ -106,7 +106,7 @@ default_site = "b"
 
 [[site]]
 id = "a"
-command = ["{self.hello}", "--site=a"]
+command = ["{self.hello}", "--site=a", "--ring_entries=256"]
 processes = 2
 hosts = ["a.localhost", "*.a.localhost"]
 listeners = ["http", "strict", "https"]
@@ -114,14 +114,14 @@ log_all = "{self.dir}/a.log"
 
 [[site]]
 id = "b"
-command = ["{self.hello}", "--site=b"]
+command = ["{self.hello}", "--site=b", "--ring_entries=256"]
 processes = 1
 hosts = [{b_hosts_toml}]
 log_all = "{self.dir}/b.log"
 
 [[site]]
 id = "fallback"
-command = ["{self.hello}", "--site=fallback"]
+command = ["{self.hello}", "--site=fallback", "--ring_entries=256"]
 processes = 1
 listeners = ["http"]
 log_all = "{self.dir}/fallback.log"
