@@ -11,7 +11,11 @@ answers within RESTART_WITHIN; the workers are adopted, not restarted:
 - new connections fail only as resets within a kill's restart window: the
   ones the dead master had accepted and not yet handed off are lost with
   it (docs/lifecycle.md, "What is lost"; measured: 1 reset in 15 kills).
-  That is the one difference left from the issue's "0 socket errors"."""
+  That is the one difference left from the issue's "0 socket errors". The
+  watchdog counts what each dead master held as far as it knew
+  (ddv_connections_lost_in_master_crashes_total, checked exactly in
+  watchdog_e2e_test); accepts the kernel completed that the master had
+  not read yet are not in that count."""
 import os
 import sys
 import time

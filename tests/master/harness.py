@@ -10,13 +10,15 @@ import subprocess
 import tempfile
 import time
 
-from pyddv.control import control, status as control_status, \
+from pyddv.control import control, counters as control_counters, \
+    status as control_status, \
     wait_workers_ready
 from pyddv.net import free_port, http_get, parse_response, recv_all
 from pyddv.procs import stop_process
 
-__all__ = ["runfile", "free_port", "control", "Ddv", "http_get", "recv_all",
-           "parse_response", "fields", "full_log", "wait_for"]
+__all__ = ["runfile", "free_port", "control", "control_counters", "Ddv",
+           "http_get", "recv_all", "parse_response", "fields", "full_log",
+           "wait_for"]
 
 RUNFILES = os.environ.get("TEST_SRCDIR", "")
 WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
