@@ -206,6 +206,19 @@ class ChaosTest(unittest.TestCase):
             self.assertEqual(list(sites), [site],
                              f"{host}: {sites}; {result.summary()}")
 
+    def assertCleanRun(self, keepalive, new_connection, seconds, ddv,
+                       expected=None):
+        """Both standard loads (KEEPALIVE_RATE, NEW_CONNECTION_RATE) did
+        real work for `seconds` with no failure, each host answered by its
+        site (`expected`, default a.localhost -> a, b.localhost -> b)."""
+        if expected is None:
+            expected = {"a.localhost": "a", "b.localhost": "b"}
+        for result, rate in ((keepalive, KEEPALIVE_RATE),
+                             (new_connection, NEW_CONNECTION_RATE)):
+            self.assertNoFailures(result, ddv)
+            self.assertRan(result, rate, seconds)
+            self.assertAnsweredBy(result, expected)
+
 
 def copy_for_nobody(path):
     """A copy of the binary at `path` that user nobody may run (runfiles are

@@ -94,12 +94,7 @@ class FailedSiteTest(chaos.ChaosTest):
 
         seconds = time.monotonic() - start
         keepalive, new_connection = chaos.finish(loads)
-        for result, rate in ((keepalive, chaos.KEEPALIVE_RATE),
-                             (new_connection, chaos.NEW_CONNECTION_RATE)):
-            self.assertNoFailures(result, ddv)
-            self.assertRan(result, rate, seconds)
-            self.assertAnsweredBy(result, {"a.localhost": "a",
-                                           "b.localhost": "b"})
+        self.assertCleanRun(keepalive, new_connection, seconds, ddv)
 
 
 if __name__ == "__main__":

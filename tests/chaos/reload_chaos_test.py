@@ -112,12 +112,7 @@ class ReloadTest(chaos.ChaosTest):
 
         seconds = time.monotonic() - start
         keepalive, new_connection, moving = chaos.finish(loads)
-        for result, rate in ((keepalive, chaos.KEEPALIVE_RATE),
-                             (new_connection, chaos.NEW_CONNECTION_RATE)):
-            self.assertNoFailures(result, ddv)
-            self.assertRan(result, rate, seconds)
-            self.assertAnsweredBy(result, {"a.localhost": "a",
-                                           "b.localhost": "b"})
+        self.assertCleanRun(keepalive, new_connection, seconds, ddv)
         self.assertNoFailures(moving, ddv)
         self.assertRan(moving, MOVING_RATE, seconds)
         # Every moving host was answered by each site it belonged to.

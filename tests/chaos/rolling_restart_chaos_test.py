@@ -68,12 +68,7 @@ class RollingRestartTest(chaos.ChaosTest):
         keepalive, new_connection = chaos.finish(loads)
         got = download.result()
         print(f"download: {got}", file=sys.stderr)
-        for result, rate in ((keepalive, chaos.KEEPALIVE_RATE),
-                             (new_connection, chaos.NEW_CONNECTION_RATE)):
-            self.assertNoFailures(result, ddv)
-            self.assertRan(result, rate, seconds)
-            self.assertAnsweredBy(result, {"a.localhost": "a",
-                                           "b.localhost": "b"})
+        self.assertCleanRun(keepalive, new_connection, seconds, ddv)
         # Old workers answered, and so did the new ones of every round.
         self.assertGreaterEqual(len(new_connection.pids_of("a")), 8)
         self.assertEqual(chaos.live_pids(ddv, "b"), b_pids)
