@@ -38,6 +38,9 @@ DEFINE_int32(idle_timeout_ms, 60000,
              "Close a connection after this long without progress.");
 DEFINE_int32(stop_timeout_ms, 10000,
              "On SIGTERM/SIGINT, close connections still busy after this.");
+DEFINE_uint32(ring_entries, 1024,
+              "io_uring submission queue entries (the completion queue has "
+              "4x); each ring's memory counts against RLIMIT_MEMLOCK");
 DEFINE_bool(sqpoll, false,
             "Let a kernel thread poll the io_uring submission queue.");
 DEFINE_bool(recv_multishot, true,
@@ -342,6 +345,7 @@ int Main(int argc, char** argv) {
   options.idle_timeout = absl::Milliseconds(FLAGS_idle_timeout_ms);
   options.stop_timeout = absl::Milliseconds(FLAGS_stop_timeout_ms);
   options.sqpoll = FLAGS_sqpoll;
+  options.ring_entries = FLAGS_ring_entries;
   options.recv_multishot = FLAGS_recv_multishot;
   options.tls_context = tls_context.get();
   absl::StatusOr<std::unique_ptr<hello::HttpServer>> server =
@@ -354,7 +358,8 @@ int Main(int argc, char** argv) {
 
   int signal_fd = signals->get();
   tls::TlsServerContext* tls_ctx = tls_context.get();
-  s->RegisterExternalFd(signal_fd, [s, signal_fd, tls_ctx] {
+  s->RegisterExternalFd(signal_fd, [s, signal_fd, tls_ctx,
+                                    stop_signals = 0]() mutable {
     signalfd_siginfo info;
     while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
       if (info.ssi_signo == SIGHUP) {
@@ -373,8 +378,17 @@ int Main(int argc, char** argv) {
         }
         continue;
       }
-      LOG(INFO) << "signal " << info.ssi_signo << ": stopping";
-      s->Stop();
+      // The first signal drains; a second one (Ctrl-C again) does not wait.
+      // A master's kShutdown or disappearance is not a signal: a worker
+      // whose master died gets SIGTERM (PDEATHSIG) and sees its channel
+      // close, and still drains.
+      if (++stop_signals == 1) {
+        LOG(INFO) << "signal " << info.ssi_signo << ": stopping";
+        s->Stop();
+      } else {
+        LOG(INFO) << "signal " << info.ssi_signo << " again: stopping now";
+        s->StopNow();
+      }
     }
   });
 

@@ -87,3 +87,32 @@ class Procs:
                 self.stop(p)
             except Exception as e:  # keep stopping the others
                 self.warn(f"warning: stopping pid {p.pid}: {e}")
+
+
+def tcp_connections(pid):
+    """The TCP sockets `pid` holds, as {(local_port, remote_port)}: its fds'
+    socket inodes looked up in /proc/net/tcp and tcp6 (its network
+    namespace). Listening sockets have remote port 0."""
+    inodes = set()
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[9] in inodes:
+                local = int(cols[1].rsplit(":", 1)[1], 16)
+                remote = int(cols[2].rsplit(":", 1)[1], 16)
+                found.add((local, remote))
+    return found

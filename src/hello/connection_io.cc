@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -255,10 +256,12 @@ void ConnectionIo::Drive(Connection* c) {
       } else if (c->read_closed) {
         // The client half-closed and every request is answered.
         if (!QueueTlsClose(c)) CloseNow(c);
-      } else if (context_.draining && c->http.requests() > 0 &&
-                 !HasUnreadInput(c) && !c->http.InBody()) {
-        // An idle keep-alive connection at stop. One that has not sent its
-        // first request yet gets to (bounded by the stop timeout).
+      } else if (context_.draining && drain_idle_close_ns_ == 0 &&
+                 c->http.requests() > 0 && !HasUnreadInput(c) &&
+                 !c->http.InBody()) {
+        // An idle keep-alive connection at stop, after the idle grace. One
+        // that has not sent its first request yet gets to (bounded by the
+        // stop timeout).
         if (!QueueTlsClose(c)) CloseNow(c);
       }
     }
@@ -364,10 +367,9 @@ void ConnectionIo::StartSend(Connection* c) {
       size = c->out_inflight.size();
       c->sending_filler = false;
     } else if (c->http.stream_remaining() > 0) {
-      absl::string_view block = HttpResponder::StreamBlock();
-      data = block.data();
-      size = static_cast<size_t>(
-          std::min<uint64_t>(c->http.stream_remaining(), block.size()));
+      absl::string_view chunk = c->http.NextStreamChunk(SIZE_MAX);
+      data = chunk.data();
+      size = chunk.size();
       c->sending_filler = true;
     } else {
       return;
@@ -434,6 +436,12 @@ void ConnectionIo::Touch(Connection* c) {
 
 void ConnectionIo::BeginDrain() {
   context_.draining = true;
+  const int64_t grace = absl::ToInt64Nanoseconds(options_.drain_idle_grace);
+  drain_idle_close_ns_ = grace > 0 ? clock_->now_ns() + grace : 0;
+  DriveAll();
+}
+
+void ConnectionIo::DriveAll() {
   for (const auto& c : connections_) {
     if (c->state == ConnState::kOpen) {
       Drive(c.get());
@@ -450,6 +458,11 @@ void ConnectionIo::CloseAll() {
 
 void ConnectionIo::ExpireDeadlines() {
   const int64_t now = clock_->now_ns();
+  if (drain_idle_close_ns_ != 0 && now >= drain_idle_close_ns_) {
+    // The idle grace is over: what is still idle closes (Drive decides).
+    drain_idle_close_ns_ = 0;
+    DriveAll();
+  }
   // CloseNow takes each off its list, so these loops end.
   while (DeadlineNode* node = idle_deadlines_.Expired(now)) {
     ++stats_->idle_timeouts;
@@ -468,6 +481,7 @@ int64_t ConnectionIo::NextDeadline(int64_t limit) const {
   if (linger_deadlines_.head() != nullptr) {
     next = std::min(next, linger_deadlines_.head()->deadline_ns);
   }
+  if (drain_idle_close_ns_ != 0) next = std::min(next, drain_idle_close_ns_);
   return next;
 }
 

@@ -36,6 +36,11 @@ class ConnectionIo {
     // After the last response, how long to read and discard what the client
     // still sends before closing (nginx's lingering close).
     absl::Duration linger_timeout = absl::Seconds(5);
+    // At a graceful stop, an idle keep-alive connection gets this long to
+    // send one more request (answered with Connection: close) before it is
+    // closed. Closing it at once would race a request already on its way,
+    // which its client would see fail (HAProxy's idle-close-on-response).
+    absl::Duration drain_idle_grace = absl::Seconds(1);
     size_t max_head_bytes = 16384;  // larger request heads get 431
     // Terminates TLS on connections opened with `info.tls`; not owned.
     tls::TlsServerContext* tls_context = nullptr;
@@ -59,16 +64,17 @@ class ConnectionIo {
   void OnRecv(uint32_t index, const io_uring_cqe& cqe);
   void OnSend(uint32_t index, int result);
 
-  // Graceful stop: from now on answers say Connection: close; idle
-  // keep-alive connections close now, busy ones after their answers.
+  // Graceful stop: from now on answers say Connection: close; busy
+  // connections close after their answers, idle keep-alive ones after their
+  // next answer or, if none comes, at the end of Options.drain_idle_grace.
   void BeginDrain();
   bool draining() const { return context_.draining; }
   // The stop timeout passed: closes every connection still open.
   void CloseAll();
-  // Closes the connections whose idle or linger deadline has passed.
+  // Closes the connections whose idle or linger deadline has passed, and
+  // at the end of a drain's idle grace the idle keep-alive ones.
   void ExpireDeadlines();
-  // The earliest idle or linger deadline if it is before `limit`, else
-  // `limit`.
+  // The earliest of those deadlines if it is before `limit`, else `limit`.
   int64_t NextDeadline(int64_t limit) const;
 
  private:
@@ -78,6 +84,7 @@ class ConnectionIo {
   void ArmRecv(Connection* c);
   void UpdateRecv(Connection* c);
   void Drive(Connection* c);
+  void DriveAll();  // every open or lingering connection, as at a drain
   bool StartTls(Connection* c);
   void PumpTls(Connection* c);
   bool QueueTlsClose(Connection* c);
@@ -99,6 +106,8 @@ class ConnectionIo {
   std::vector<uint32_t> free_slots_;
   DeadlineList idle_deadlines_;
   DeadlineList linger_deadlines_;
+  // While draining: when idle keep-alive connections close (0: done).
+  int64_t drain_idle_close_ns_ = 0;
   // Decrypted bytes land here before parsing (TLS connections); one for all
   // connections, since each record is parsed before the next is read.
   std::unique_ptr<char[]> tls_plaintext_;

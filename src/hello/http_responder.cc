@@ -49,6 +49,13 @@ absl::string_view HttpResponder::StreamBlock() {
   return absl::string_view(Filler(), kFillerBytes);
 }
 
+absl::string_view HttpResponder::NextStreamChunk(size_t max) const {
+  const size_t at = static_cast<size_t>(stream_sent_ % kFillerBytes);
+  const uint64_t size =
+      std::min<uint64_t>({stream_remaining_, kFillerBytes - at, max});
+  return StreamBlock().substr(at, static_cast<size_t>(size));
+}
+
 void HttpResponder::Reset(ConnectionInfo info, int peer_fd) {
   peer_fd_ = peer_fd;
   requests_ = 0;
@@ -60,6 +67,7 @@ void HttpResponder::Reset(ConnectionInfo info, int peer_fd) {
   in_.clear();
   output_.clear();
   stream_remaining_ = 0;
+  stream_sent_ = 0;
   info_ = std::move(info);
   identity_ready_ = false;
   cache_valid_ = false;
@@ -196,7 +204,10 @@ void HttpResponder::Respond(const RequestHead& request) {
                     "Content-Type: application/octet-stream\r\n"
                     "Content-Length: ",
                     count, "\r\n", HeaderLine(header), "\r\n");
-    if (!head_only) stream_remaining_ = count;
+    if (!head_only) {
+      stream_remaining_ = count;
+      stream_sent_ = 0;
+    }
     return;
   }
   AppendHello(request.host.empty() ? absl::string_view("-") : request.host,

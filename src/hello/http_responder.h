@@ -85,9 +85,16 @@ class HttpResponder {
   // After output(): this many bytes of a /bytes/N body, sent straight from
   // StreamBlock(), a chunk at a time.
   uint64_t stream_remaining() const { return stream_remaining_; }
-  void StreamSent(uint64_t bytes) { stream_remaining_ -= bytes; }
+  // The body's next bytes, at most `max`: StreamBlock() from where the last
+  // send stopped, so a short send does not shift the pattern clients check.
+  absl::string_view NextStreamChunk(size_t max) const;
+  void StreamSent(uint64_t bytes) {
+    stream_remaining_ -= bytes;
+    stream_sent_ += bytes;
+  }
   // The /bytes/N filler: one shared read-only block, so streaming a body
-  // allocates nothing.
+  // allocates nothing. Byte i of every body is StreamBlock()[i % size()]:
+  // 64-byte lines of 'a'..'z' cycling, the 64th a newline (docs/hello.md).
   static absl::string_view StreamBlock();
 
   // Enough is queued (or a body streams): stop parsing and reading until the
@@ -148,6 +155,7 @@ class HttpResponder {
   // while a stream is queued, so nothing can be queued after it.
   std::string output_;
   uint64_t stream_remaining_ = 0;
+  uint64_t stream_sent_ = 0;  // of the body streaming now
 
   // Who the connection is: the body is prefix + Host + suffix.
   ConnectionInfo info_;

@@ -107,6 +107,7 @@ absl::Status HttpServer::Init() {
   ConnectionIo::Options io_options;
   io_options.idle_timeout = options_.idle_timeout;
   io_options.linger_timeout = options_.linger_timeout;
+  io_options.drain_idle_grace = options_.drain_idle_grace;
   io_options.max_head_bytes = options_.max_head_bytes;
   io_options.tls_context = options_.tls_context;
   connections_ = std::make_unique<ConnectionIo>(
@@ -289,7 +290,7 @@ void HttpServer::OnWake(const io_uring_cqe& cqe) {
 }
 
 void HttpServer::Stop() {
-  stop_requests_.fetch_add(1, std::memory_order_release);
+  stop_requested_.store(true, std::memory_order_release);
   uint64_t one = 1;
   // Async-signal-safe; a full counter (EAGAIN) already means "wake up".
   ssize_t ignored = write(wake_fd_.get(), &one, sizeof(one));
@@ -299,6 +300,11 @@ void HttpServer::Stop() {
 void HttpServer::StopWithin(absl::Duration timeout) {
   stop_timeout_ns_.store(absl::ToInt64Nanoseconds(timeout),
                          std::memory_order_relaxed);
+  Stop();
+}
+
+void HttpServer::StopNow() {
+  stop_now_requested_.store(true, std::memory_order_release);
   Stop();
 }
 
@@ -372,10 +378,13 @@ absl::Status HttpServer::Run() {
   clock_.Update();
   for (;;) {
     const int64_t now = clock_.now_ns();
-    const int stops = stop_requests_.load(std::memory_order_acquire);
-    if (stops > 0 && !connections_->draining()) BeginDrain();
-    if (stops > 1 && connections_->draining() && stop_deadline_ns_ > now) {
-      // Asked twice (a second Ctrl-C): do not wait for busy connections.
+    if (stop_requested_.load(std::memory_order_acquire) &&
+        !connections_->draining()) {
+      BeginDrain();
+    }
+    if (stop_now_requested_.load(std::memory_order_acquire) &&
+        stop_deadline_ns_ > now) {
+      // A second Ctrl-C: do not wait for busy connections.
       stop_deadline_ns_ = now;
     }
     if (connections_->draining()) {

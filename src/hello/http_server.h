@@ -56,13 +56,17 @@ class HttpServer {
     absl::Duration linger_timeout = absl::Seconds(5);
     // Graceful stop: connections still busy after this are closed.
     absl::Duration stop_timeout = absl::Seconds(10);
+    // Graceful stop: an idle keep-alive connection may send one more request
+    // (answered with Connection: close) for this long before it is closed,
+    // so a request already on its way is not lost (ConnectionIo::Options).
+    absl::Duration drain_idle_grace = absl::Seconds(1);
     // Multishot recv into a shared provided-buffer ring (one buffer per read,
     // returned at once) instead of one single-shot recv per read into a
     // per-connection buffer.
     bool recv_multishot = true;
     // A kernel thread polls the submission queue (costs a core).
     bool sqpoll = false;
-    unsigned ring_entries = 4096;
+    unsigned ring_entries = 1024;
     unsigned buffer_count = 1024;  // provided buffers, a power of two
     unsigned buffer_size = 4096;
     size_t max_head_bytes = 16384;  // larger request heads get 431
@@ -98,18 +102,24 @@ class HttpServer {
 
   // Runs the loop until Stop() and the graceful drain finish. Call once.
   absl::Status Run();
-  // Graceful stop: stop accepting, close idle keep-alive connections, let
-  // busy ones finish their responses (answered with Connection: close;
-  // sockets handed over meanwhile are still served the same way), then Run()
-  // returns. Connections still busy after stop_timeout are closed; a second
-  // Stop() cuts that wait short. Thread-safe and async-signal-safe (an
-  // atomic increment and an eventfd write).
+  // Graceful stop: stop accepting, let busy connections finish their
+  // responses (answered with Connection: close; sockets handed over
+  // meanwhile are still served the same way) and idle keep-alive ones send
+  // one more (Options::drain_idle_grace), then Run() returns. Connections
+  // still busy after stop_timeout are closed. Asking again changes nothing:
+  // a worker is asked by its master, by SIGTERM and by the master's
+  // disappearance, often all at once, and each must let the drain run.
+  // Thread-safe and async-signal-safe (an atomic store and an eventfd
+  // write).
   void Stop();
   // Stop() with `timeout` instead of Options::stop_timeout for the busy
   // connections: the master's kShutdown says how long its drain allows
   // (--drain_timeout), so a long download is not cut at ddv_hello's own
   // default. Same thread rules as Stop().
   void StopWithin(absl::Duration timeout);
+  // Stop() without waiting for busy connections: they are closed now (a
+  // second Ctrl-C). Same thread rules as Stop().
+  void StopNow();
 
   const HttpServerStats& stats() const { return stats_; }
 
@@ -147,7 +157,8 @@ class HttpServer {
 
   UniqueFd wake_fd_;  // eventfd that makes Stop() wake the loop
   bool wake_armed_ = false;
-  std::atomic<int> stop_requests_{0};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> stop_now_requested_{false};
   // StopWithin's timeout in ns; -1: Options::stop_timeout.
   std::atomic<int64_t> stop_timeout_ns_{-1};
   bool running_ = false;

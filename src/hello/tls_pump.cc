@@ -61,11 +61,9 @@ absl::Status TlsPump::Encrypt(HttpResponder* http, std::string* wire) {
       status = session_->WritePlaintext(http->output());
       http->ClearOutput();
     } else if (http->stream_remaining() > 0) {
-      size_t piece = static_cast<size_t>(
-          std::min<uint64_t>(http->stream_remaining(), kTlsStreamChunk));
-      status = session_->WritePlaintext(
-          HttpResponder::StreamBlock().substr(0, piece));
-      http->StreamSent(piece);
+      absl::string_view piece = http->NextStreamChunk(kTlsStreamChunk);
+      status = session_->WritePlaintext(piece);
+      http->StreamSent(piece.size());
     }
     DDV_RETURN_IF_ERROR(status);
   }

@@ -47,7 +47,9 @@ namespace master {
   X(control_refused, "control connections refused by the peer check")     \
   X(claims_refused, "update_server_conf claims refused by the policy")    \
   X(claims_dropped, "run-time claims dropped (worker gone, or a reload)") \
-  X(workers_adopted, "running workers taken over from an earlier master")
+  X(workers_adopted, "running workers taken over from an earlier master")  \
+  X(connections_lost_in_master_crashes,                                     \
+    "connections dead masters had accepted and not handed off (watchdog)")
 
 struct Counters {
 #define DDV_DECLARE_COUNTER(name, help) uint64_t name = 0;

@@ -185,12 +185,14 @@ absl::Status Master::Run() {
     if (adopted_ && !watchdog_inbox_.empty()) HandleWatchdogInbox();
     CheckUpgradeAnswer(now);
     ReclaimFromDeadWorkers();
+    held_gauge_.Set(connections_.in_use() + held_.size());
     if (stopping_ && StopStep(now)) break;
   }
   if (handing_over_) {
     // The workers are the next master's: the watchdog holds their records,
     // so what is still queued for it must get there first.
     const absl::Time deadline = absl::Now() + absl::Seconds(2);
+    held_gauge_.Set(0);  // what it held was handed off, or is lost anyway
     FlushWatchdogLink();
     while (!watchdog_outbox_.empty() && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(5));

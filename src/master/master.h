@@ -50,6 +50,7 @@
 #include "src/uring/buffer_ring.h"
 #include "src/uring/op_tag.h"
 #include "src/uring/ring.h"
+#include "src/watchdog/held_gauge.h"
 #include "src/watchdog/link.h"
 
 namespace ddv {
@@ -467,6 +468,8 @@ class Master {
   UniqueFd signal_fd_;
   UniqueFd control_fd_;
   UniqueFd watchdog_link_;
+  // Connections held, published every loop turn for the watchdog.
+  watchdog::HeldGauge held_gauge_;
   struct PendingLinkMessage {
     nlohmann::json body;
     std::vector<UniqueFd> fds;  // our own copies until sent

@@ -67,7 +67,22 @@ absl::Status Master::AdoptWorkers() {
       break;
     }
     const std::string op = message->body["op"].get<std::string>();
-    if (op == "adopt_end") break;
+    if (op == "adopt_end") {
+      auto lost = message->body.find("lost_in_crashes");
+      if (lost != message->body.end() && lost->is_number_unsigned()) {
+        counters_.connections_lost_in_master_crashes = lost->get<uint64_t>();
+      }
+      if (message->fds.size() == 1) {
+        absl::StatusOr<watchdog::HeldGauge> gauge =
+            watchdog::HeldGauge::Map(std::move(message->fds[0]));
+        if (gauge.ok()) {
+          held_gauge_ = *std::move(gauge);
+        } else {
+          LOG(WARNING) << gauge.status().message();
+        }
+      }
+      break;
+    }
     if (op != "worker") {
       LOG(WARNING) << "unexpected message from the watchdog: "
                    << message->body.dump();

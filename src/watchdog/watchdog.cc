@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/logwriter/writer_process.h"
+#include "src/watchdog/held_gauge.h"
 #include "src/watchdog/link.h"
 #include "src/watchdog/listener_requests.h"
 #include "src/watchdog/listener_set.h"
@@ -88,6 +89,10 @@ class Watchdog {
   bool offer_end_pending_ = false;
   size_t offered_ = 0;
   absl::flat_hash_map<std::string, WorkerRecord> records_;  // by key()
+  // What the running master holds; what a dead one held is lost, counted
+  // and passed on to the next master.
+  HeldGauge held_;
+  uint64_t lost_in_crashes_ = 0;
   bool stopping_ = false;
   bool upgrading_ = false;  // the master was asked to hand over
   absl::Time upgrade_deadline_ = absl::InfiniteFuture();
@@ -146,8 +151,12 @@ bool Watchdog::FlushOffers() {
     offer_keys_.pop_front();
   }
   if (offer_end_pending_) {
-    nlohmann::json end = {{"op", "adopt_end"}, {"count", offered_}};
-    absl::Status sent = SendLinkMessage(link_.get(), end);
+    nlohmann::json end = {{"op", "adopt_end"},
+                          {"count", offered_},
+                          {"lost_in_crashes", lost_in_crashes_}};
+    std::vector<int> fds;
+    if (held_.valid()) fds.push_back(held_.fd());
+    absl::Status sent = SendLinkMessage(link_.get(), end, fds);
     if (absl::IsResourceExhausted(sent)) return false;
     offer_end_pending_ = false;
     if (offered_ > 0) {
@@ -230,6 +239,16 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   link_.Reset();
   // A reload it did not commit never happened.
   listener_requests_.Abort();
+  // A master that handed over or stopped held none (it handed them off).
+  const uint64_t held = held_.Get();
+  held_.Set(0);
+  if (held > 0 && !stopping_) {
+    lost_in_crashes_ += held;
+    LOG(WARNING) << "watchdog: master pid " << running << " died holding "
+                 << held << " connections it had accepted and not yet "
+                 << "handed off; they are lost (" << lost_in_crashes_
+                 << " so far)";
+  }
   offer_keys_.clear();
   offer_end_pending_ = false;
   const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);
@@ -420,6 +439,12 @@ int Watchdog::Run() {
   }
   table_->set_base_env(env);
   slot_ = table_->Add(supervise::ProcessSpec());
+  if (absl::StatusOr<HeldGauge> gauge = HeldGauge::Create(); gauge.ok()) {
+    held_ = *std::move(gauge);
+  } else {
+    LOG(WARNING) << "watchdog: " << gauge.status().message()
+                 << "; connections lost in master crashes are not counted";
+  }
   // Before the first master, so its first workers already have it.
   StartLogWriter();
   status = PrepareLink();

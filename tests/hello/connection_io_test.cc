@@ -234,21 +234,42 @@ TEST_P(ConnectionIoTest, IdleDeadlineCloses) {
   ASSERT_TRUE(RunUntilFreed());
 }
 
-TEST_P(ConnectionIoTest, DrainClosesIdleAndFinishesBusyWithClose) {
+TEST_P(ConnectionIoTest, DrainClosesIdleAfterTheGraceAndFinishesBusyWithClose) {
+  ConnectionIo::Options options;
+  options.drain_idle_grace = absl::Milliseconds(300);
+  Start(options);
   ::ddv::testing::TcpPair idle = Connect(kRequest);
   const int idle_fd = server_fd_;
   ASSERT_TRUE(RunUntilAnswers(idle.client.get(), 1));
   received_.clear();
   ::ddv::testing::TcpPair busy = Connect("GET / HTTP/1.1\r\nHost: late\r\n");
   RunUntil([&] { return stats_.open_connections == 2; });
+  const absl::Time drain = absl::Now();
   io_->BeginDrain();
   EXPECT_TRUE(io_->draining());
   ASSERT_TRUE(RunUntil([&] { return !IsOpen(idle_fd); }));
+  EXPECT_GE(absl::Now() - drain, absl::Milliseconds(290));
   EXPECT_EQ(stats_.open_connections, 1u);
   ASSERT_TRUE(::ddv::testing::WriteAll(busy.client.get(), "\r\n"));
   ASSERT_TRUE(RunUntilClientEof(busy.client.get()));
   EXPECT_NE(received_.find("Connection: close\r\n"), std::string::npos);
   EXPECT_NE(received_.find("host=late "), std::string::npos);
+  ASSERT_TRUE(RunUntilFreed());
+}
+
+TEST_P(ConnectionIoTest, DrainAnswersAnIdleConnectionsNextRequestWithClose) {
+  // The request a keep-alive client sends just as the drain begins is
+  // answered (Connection: close), not lost to a close racing it.
+  ::ddv::testing::TcpPair idle = Connect(kRequest);
+  ASSERT_TRUE(RunUntilAnswers(idle.client.get(), 1));
+  received_.clear();
+  io_->BeginDrain();
+  RunOnce();
+  ASSERT_TRUE(::ddv::testing::WriteAll(idle.client.get(),
+                                       "GET / HTTP/1.1\r\nHost: next\r\n\r\n"));
+  ASSERT_TRUE(RunUntilClientEof(idle.client.get()));
+  EXPECT_NE(received_.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_NE(received_.find("host=next "), std::string::npos);
   ASSERT_TRUE(RunUntilFreed());
 }
 

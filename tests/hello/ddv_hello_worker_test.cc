@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "src/base/unique_fd.h"
 #include "src/handoff/channel.h"
@@ -317,6 +318,72 @@ TEST_F(FakeMasterTest, ShutdownFrameStopsWithExitZero) {
 TEST_F(FakeMasterTest, MasterGoneStopsWithExitZero) {
   master_.Reset();
   EXPECT_EQ(ExitCode(), 0);
+}
+
+// A download handed over and in progress (20 MB against a 256 KiB receive
+// buffer: most of it is still to be sent).
+class DownloadTest : public FakeMasterTest {
+ protected:
+  static constexpr size_t kSize = 20 * 1000 * 1000;
+
+  void StartDownload() {
+    auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+    ASSERT_TRUE(client_fd.valid() && server_fd.valid());
+    const int rcvbuf = 128 * 1024;
+    ASSERT_EQ(setsockopt(client_fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+                         sizeof(rcvbuf)),
+              0);
+    client_.emplace(std::move(client_fd));
+    ASSERT_TRUE(client_->Send(absl::StrCat("GET /bytes/", kSize,
+                                           " HTTP/1.1\r\nHost: a\r\n\r\n"))
+                    .ok());
+    handoff::HandoffEntry entry;
+    entry.connection_id = 6;
+    entry.protocol = handoff::Protocol::kHttp;
+    entry.host = "a";
+    ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+    // The worker is sending: the first bytes are here.
+    char byte;
+    ASSERT_EQ(recv(client_->fd(), &byte, 1, MSG_PEEK), 1);
+  }
+
+  // What a dying master does to its workers: SIGTERM (PDEATHSIG) and the
+  // channel's close, in either order.
+  void MasterDies(bool signal_first) {
+    if (signal_first) kill(child_.pid, SIGTERM);
+    master_.Reset();
+    if (!signal_first) kill(child_.pid, SIGTERM);
+  }
+
+  std::optional<HttpClient> client_;
+};
+
+TEST_F(DownloadTest, MasterDeathLetsTheDownloadFinishSignalFirst) {
+  ASSERT_NO_FATAL_FAILURE(StartDownload());
+  MasterDies(/*signal_first=*/true);
+  absl::StatusOr<HttpResponse> response = client_->Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body.size(), kSize);
+  EXPECT_EQ(ExitCode(), 0);
+}
+
+TEST_F(DownloadTest, MasterDeathLetsTheDownloadFinishChannelFirst) {
+  ASSERT_NO_FATAL_FAILURE(StartDownload());
+  MasterDies(/*signal_first=*/false);
+  absl::StatusOr<HttpResponse> response = client_->Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body.size(), kSize);
+  EXPECT_EQ(ExitCode(), 0);
+}
+
+TEST_F(DownloadTest, SecondSignalStopsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartDownload());
+  kill(child_.pid, SIGTERM);
+  absl::SleepFor(absl::Milliseconds(100));  // the first one is taken
+  kill(child_.pid, SIGTERM);
+  EXPECT_EQ(ExitCode(), 0);
+  // Cut: the client gets less than the whole body.
+  EXPECT_FALSE(client_->Read().ok());
 }
 
 }  // namespace

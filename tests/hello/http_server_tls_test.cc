@@ -132,6 +132,8 @@ class HttpServerTlsTest : public ::testing::TestWithParam<bool> {
     options.site_id = "s";
     options.worker_index = 7;
     options.recv_multishot = GetParam();
+    // Stops with idle keep-alive clients would each wait the 1 s default.
+    options.drain_idle_grace = absl::Milliseconds(50);
     options.tls_context = context_.get();
     return options;
   }

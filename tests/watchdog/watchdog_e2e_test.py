@@ -131,6 +131,47 @@ class WatchdogTest(unittest.TestCase):
         self.assertEqual([p for p in pids if alive(p)], [])
 
 
+class LostInCrashTest(unittest.TestCase):
+    def test_connections_a_dead_master_held_are_counted(self):
+        # No TCP_DEFER_ACCEPT, and peeks that wait long: clients that
+        # connect and send nothing are held by the master, undecided.
+        ddv = harness.Ddv(watchdog=True, peek_timeout_ms=30000,
+                          extra_flags=FLAGS + ["--defer_accept_seconds=0"])
+        clients = []
+        try:
+            for _ in range(5):
+                clients.append(socket.create_connection(
+                    ("127.0.0.1", ddv.http_port), timeout=5))
+            counters = lambda: harness.control_counters(  # noqa: E731
+                ddv.control_socket)
+            self.assertTrue(wait_for(
+                lambda: counters().get("ddv_connections_undecided") == 5,
+                timeout=5), counters())
+            old = kill_master(ddv)
+            def restarted():
+                try:
+                    return ddv.status()["pid"] != old
+                except OSError:  # no master listening yet
+                    return False
+            self.assertTrue(wait_for(restarted, timeout=10))
+            self.assertEqual(
+                counters()["ddv_connections_lost_in_master_crashes_total"], 5)
+            self.assertIn(f"master pid {old} died holding 5 connections",
+                          full_log(ddv))
+            # They were lost indeed: each client sees its connection end.
+            for c in clients:
+                c.settimeout(5)
+                try:
+                    self.assertEqual(c.recv(1), b"")
+                except ConnectionResetError:
+                    pass
+            self.assertEqual(site_of(ddv, "a.localhost"), "a")
+        finally:
+            for c in clients:
+                c.close()
+            self.assertEqual(ddv.stop(), 0)
+
+
 class LastGoodConfigTest(unittest.TestCase):
     def test_restarted_master_runs_the_last_good_config_not_a_broken_file(self):
         ddv = harness.Ddv(watchdog=True, extra_flags=FLAGS)
