@@ -205,6 +205,16 @@ log_all = ")", dir, R"(/fallback.log"
   return path;
 }
 
+// Raises the soft fd limit to the hard one: the watchdog holds three fds
+// per running worker (its record) besides the listeners.
+void RaiseFdLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 // Raises the soft fd limit to the hard one, and keeps --max_connections
 // below it with room for listeners, worker channels and the ring: running
 // out of fds mid-accept is worse than a smaller table.
@@ -346,6 +356,7 @@ void PrintDemoBanner(const ddv::config::Config& config) {
 }
 
 ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
+  RaiseFdLimit();
   ddv::watchdog::WatchdogOptions options;
   // The master drains for --drain_timeout, then gives its workers
   // SIGTERM and 5 s more: SIGKILL it only well after that.
@@ -508,10 +519,11 @@ int main(int argc, char** argv) {
 
   // From the watchdog: the sockets it holds for this config's listeners;
   // the master binds (through it) any the config has and it lacks.
+  std::vector<std::string> held_as;
   absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
       FLAGS_listen_fds.empty()
           ? ddv::master::BindAll(*config, listen)
-          : ddv::master::TakeListenFds(FLAGS_listen_fds, *config);
+          : ddv::master::TakeListenFds(FLAGS_listen_fds, *config, &held_as);
   if (!listeners.ok()) {
     LOG(ERROR) << listeners.status().message();
     return 1;
@@ -520,6 +532,7 @@ int main(int argc, char** argv) {
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
   options.watchdog_fd = FLAGS_watchdog_fd;
+  options.listeners_held_as = std::move(held_as);
   // The log writer's link: the watchdog's, or, for a master alone, one it
   // starts for itself (its child, not restarted; docs/logs.md). Both
   // outlive `master`. Under a watchdog the workers outlive the master, so a

@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -71,7 +73,8 @@ absl::StatusOr<std::vector<int>> ParseListenFdList(
 }
 
 absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
-    absl::string_view text, const config::Config& config) {
+    absl::string_view text, const config::Config& config,
+    std::vector<std::string>* held_as) {
   std::vector<std::string> names;
   for (const config::ListenerConfig& listener : config.listeners) {
     names.push_back(listener.name);
@@ -80,17 +83,46 @@ absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
   absl::StatusOr<std::vector<int>> by_listener =
       ParseListenFdList(text, names, &strangers);
   if (!by_listener.ok()) return by_listener.status();
+  // The watchdog's name of each fd (the text parsed cleanly above).
+  absl::flat_hash_map<int, std::string> name_of;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, '=');
+    int fd = -1;
+    if (absl::SimpleAtoi(kv.second, &fd)) name_of[fd] = kv.first;
+  }
   std::vector<UniqueFd> fds(names.size());
+  std::vector<std::string> held(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     const int fd = (*by_listener)[i];
     if (fd < 0) continue;
     const config::ListenerConfig& listener = config.listeners[i];
     if (ListensOn(fd, {listener.addr, listener.addr_len})) {
       fds[i] = UniqueFd(fd);
+      held[i] = names[i];
     } else {
       strangers.push_back(fd);
     }
   }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const config::ListenerConfig& listener = config.listeners[i];
+    sockaddr_storage wanted{};
+    std::memcpy(&wanted, &listener.addr,
+                std::min<size_t>(sizeof(wanted), listener.addr_len));
+    // Port 0 ("any") names no one socket: matched by name only, as a
+    // reload's plan does.
+    if (fds[i] || SocketAddressPort(wanted) <= 0) continue;
+    for (int& fd : strangers) {
+      if (fd >= 0 && ListensOn(fd, {listener.addr, listener.addr_len})) {
+        fds[i] = UniqueFd(fd);
+        held[i] = name_of[fd];
+        fd = -1;
+        break;
+      }
+    }
+  }
+  strangers.erase(std::remove(strangers.begin(), strangers.end(), -1),
+                  strangers.end());
+  if (held_as != nullptr) *held_as = std::move(held);
   for (int fd : strangers) {
     int accepting = 0;
     socklen_t length = sizeof(accepting);

@@ -48,8 +48,16 @@ absl::StatusOr<std::vector<int>> ParseListenFdList(
 // closed: the master's start commit drops the watchdog's copies too. Fds
 // that are not listening sockets are left alone. InvalidArgument for
 // malformed text, and then nothing is taken or closed.
+//
+// A listener with no socket under its own name takes one held under
+// another name on its address (a rename, or two listeners that swapped
+// addresses, whose commit the master did not live to snapshot): binding
+// it again would fail, the address being the watchdog's already.
+// `held_as[i]` is the name the watchdog holds listener i's socket under
+// ("" when none was taken), for the master's commit.
 absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
-    absl::string_view text, const config::Config& config);
+    absl::string_view text, const config::Config& config,
+    std::vector<std::string>* held_as = nullptr);
 
 }  // namespace master
 }  // namespace ddv

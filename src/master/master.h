@@ -96,6 +96,9 @@ struct MasterOptions {
   // The link to the log writer (docs/logs.md), for SIGUSR1 and `ddvctl
   // reopen`; not owned. Null: no writer, nothing to reopen.
   logwriter::LogWriterClient* log_writer = nullptr;
+  // The watchdog's name for each inherited listener socket, in config
+  // order ("" or absent: its own name), for the start commit.
+  std::vector<std::string> listeners_held_as;
 };
 
 class Master {

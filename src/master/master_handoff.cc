@@ -539,8 +539,12 @@ void Master::RecoverUnread(int w) {
                                      "dead worker; closing it";
         continue;  // received.fds[i] closes with `frames`
       }
+      // Everything in a worker's channel is for its site. The entry's own
+      // site_index may be an earlier master's numbering (an adopted
+      // worker's unread batch), which need not be ours.
+      const uint32_t site = static_cast<uint32_t>(workers_->at(w).site);
       uint32_t index;
-      Connection* c = e.site_index < config_.sites.size()
+      Connection* c = site < config_.sites.size()
                           ? connections_.Allocate(&index)
                           : nullptr;
       if (c == nullptr) {
@@ -555,7 +559,7 @@ void Master::RecoverUnread(int w) {
       }
       c->fd = std::move(received.fds[i]);
       c->listener = listener;
-      c->site = e.site_index;
+      c->site = site;
       c->accept_ns = e.accept_time_ns;
       (void)sniff::NormalizeHost(e.host, sniff::HostSyntax::kHttpHost, &c->host);
       c->alpn = e.alpn;

@@ -50,7 +50,10 @@ absl::Status Master::TakeListeners(std::vector<UniqueFd> inherited) {
     slot.config_index = i;
     if (inherited[i]) {
       slot.fd = std::move(inherited[i]);
-      held_as[i] = listener.name;
+      held_as[i] = i < options_.listeners_held_as.size() &&
+                           !options_.listeners_held_as[i].empty()
+                       ? options_.listeners_held_as[i]
+                       : listener.name;
       // The last good config may give it another protocol than the socket
       // was bound for (a crash in the middle of a reload).
       absl::Status defer = SetDeferAccept(

@@ -195,8 +195,14 @@ absl::Status Master::UpdateServerConf(int w, const std::string& body) {
   // Kept for a next master to replay, within what a link message holds;
   // past that the worker's later updates are not kept (logged).
   std::vector<std::string>& kept = workers_->at(w).conf_updates;
-  size_t bytes = body.size();
-  for (const std::string& b : kept) bytes += b.size();
+  std::vector<std::string> with_body = kept;
+  with_body.push_back(body);
+  // Measured as it travels (JSON-escaped), so a record always fits a link
+  // message (watchdog::kMaxLinkMessageBytes, 16 KiB) with room to spare.
+  const size_t bytes =
+      nlohmann::json(with_body)
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+          .size();
   if (bytes <= 8 * 1024) {
     kept.push_back(body);
     RecordWorkerReady(w);

@@ -24,7 +24,10 @@ absl::StatusOr<std::pair<UniqueFd, UniqueFd>> MakeLinkPair() {
 
 absl::Status SendLinkMessage(int fd, const nlohmann::json& body,
                              absl::Span<const int> fds) {
-  const std::string text = body.dump();
+  // Strings from workers and command lines need not be UTF-8: replaced,
+  // never a throw (nlohmann's default, fatal without exceptions).
+  const std::string text =
+      body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > kMaxLinkMessageBytes || fds.size() > kMaxLinkFds) {
     return absl::InvalidArgumentError(
         absl::StrCat("watchdog link message too large: ", text.size(),

@@ -95,7 +95,8 @@ absl::StatusOr<UniqueFd> WriteWatchdogState(
     state["workers"].push_back(std::move(entry));
   }
   if (log_writer != nullptr) state["log_writer"] = EncodeLogWriter(*log_writer);
-  const std::string text = state.dump();
+  const std::string text =
+      state.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   UniqueFd memfd(memfd_create("ddv-watchdog-state", 0));
   if (!memfd) {
     return ErrnoStatus(errno, "memfd_create", "saving the watchdog's state");

@@ -140,13 +140,13 @@ bool Watchdog::FlushOffers() {
                           WorkerRecordFds(it->second));
       if (absl::IsResourceExhausted(sent)) return false;
       if (!sent.ok()) {
-        LOG(WARNING) << "watchdog: offering worker " << it->first
-                     << " to the master: " << sent.message();
-        offer_keys_.clear();
-        offer_end_pending_ = false;
-        return true;
+        // This record only (too large, say): the others still go.
+        LOG(ERROR) << "watchdog: offering worker " << it->first
+                   << " to the master: " << sent.message()
+                   << "; that worker is not adopted";
+      } else {
+        ++offered_;
       }
-      ++offered_;
     }
     offer_keys_.pop_front();
   }
@@ -552,7 +552,19 @@ int Watchdog::Run() {
       kill(table_->pid(slot_), SIGKILL);
       upgrade_deadline_ = absl::InfiniteFuture();
     }
-    table_->RestartDue(absl::Now());
+    // A master starts only with a fresh link: the spec names its fd, and
+    // a stale number may now be a worker record's fd. Until one can be
+    // made (out of fds, say), the master waits in its back-off.
+    if (table_->pid(slot_) == 0 && !link_child_end_) {
+      absl::Status link = PrepareLink();
+      if (!link.ok()) {
+        LOG_EVERY_N(ERROR, 50) << "watchdog: " << link.message()
+                               << "; the master waits for a link";
+      }
+    }
+    if (table_->pid(slot_) != 0 || link_child_end_) {
+      table_->RestartDue(absl::Now());
+    }
     if (table_->pid(slot_) != 0 && table_->pid(slot_) != running) {
       LOG(INFO) << "watchdog: started master " << table_->pid(slot_);
       OfferRecords();

@@ -150,6 +150,24 @@ TEST(TakeListenFdsTest, LeavesMissingAndMovedListenersToBeBound) {
   EXPECT_TRUE(IsOpen(idle.get()));
 }
 
+// A rename (or two listeners that swapped addresses) whose commit the
+// dead master did not snapshot: the socket on the listener's address is
+// taken whatever the watchdog calls it, since binding it again would fail.
+TEST(TakeListenFdsTest, TakesARenamedListenersSocketByAddress) {
+  UniqueFd renamed = TcpSocket(true);  // held as "http", now "web"
+  config::Config config;
+  config.listeners = {
+      Listener("web", absl::StrCat("127.0.0.1:", PortOf(renamed.get())))};
+  std::vector<std::string> held_as;
+  absl::StatusOr<std::vector<UniqueFd>> fds = TakeListenFds(
+      absl::StrCat("http=", renamed.get()), config, &held_as);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  ASSERT_EQ(fds->size(), 1u);
+  EXPECT_EQ((*fds)[0].get(), renamed.get());
+  EXPECT_EQ(held_as, std::vector<std::string>{"http"});
+  renamed.Release();
+}
+
 TEST(TakeListenFdsTest, MalformedTextTakesAndClosesNothing) {
   UniqueFd http = TcpSocket(true);
   config::Config config;
