@@ -368,7 +368,7 @@ void Master::CheckHeartbeats(int64_t now_ns) {
                    << " has not taken a connection for "
                    << options_.heartbeat_timeout
                    << "; killing it (its connections go to another worker)";
-        kill(pid, SIGKILL);
+        workers_->Signal(w, SIGKILL);
         continue;
       }
       // A stock Node app cannot answer pings; one using the ddv-worker
@@ -381,7 +381,7 @@ void Master::CheckHeartbeats(int64_t now_ns) {
                  << worker.index << " pid " << pid << " said nothing for "
                  << options_.heartbeat_timeout
                  << "; killing it (its connections go to another worker)";
-      kill(pid, SIGKILL);
+      workers_->Signal(w, SIGKILL);
       worker.last_heard_ns = 0;
       continue;
     }

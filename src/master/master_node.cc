@@ -90,7 +90,7 @@ void Master::FlushNode(int w) {
     ++counters_.node_protocol_errors;
     LOG(ERROR) << "Node worker " << workers_->site_id(worker.site) << "#"
                << worker.index << ": writing its channel failed; killing it";
-    kill(workers_->pid(w), SIGKILL);
+    workers_->Signal(w, SIGKILL);
   }
 }
 
@@ -144,7 +144,7 @@ void Master::OnNodeReadable(int w) {
     LOG(ERROR) << "Node worker " << workers_->site_id(worker.site) << "#"
                << worker.index << " pid " << workers_->pid(w) << ": "
                << status.message() << "; killing it";
-    if (workers_->pid(w) > 0) kill(workers_->pid(w), SIGKILL);
+    workers_->Signal(w, SIGKILL);
   }
 }
 

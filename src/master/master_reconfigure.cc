@@ -106,7 +106,7 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
       for (int w = 0; w < workers_->size(); ++w) {
         if (workers_->at(w).site == static_cast<int>(s) &&
             !workers_->at(w).retired && workers_->pid(w) > 0) {
-          kill(workers_->pid(w), SIGHUP);
+          workers_->Signal(w, SIGHUP);
         }
       }
     }

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -715,6 +716,17 @@ std::vector<int> WorkerPool::TakeRestarted() {
 
 int WorkerPool::pidfd(int worker) const {
   return processes_->pidfd(workers_[worker].process_slot);
+}
+
+void WorkerPool::Signal(int worker, int sig) const {
+  const int fd = pidfd(worker);
+  if (fd < 0) return;
+  if (syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) != 0 &&
+      errno != ESRCH) {
+    PLOG(WARNING) << "pidfd_send_signal(" << sig << ") to worker "
+                  << site_ids_[workers_[worker].site] << "#"
+                  << workers_[worker].index;
+  }
 }
 
 pid_t WorkerPool::pid(int worker) const {

@@ -213,6 +213,10 @@ class WorkerPool {
 
   int pidfd(int worker) const;
   pid_t pid(int worker) const;
+  // Signals the worker's current process through its pidfd, never by pid:
+  // an adopted worker is reaped by the watchdog the moment it exits, so its
+  // pid may already name another process. No-op without a process.
+  void Signal(int worker, int sig) const;
   // For `ddvctl status`: the process state, except that a worker draining
   // after kShutdown shows "stopping", as one sent SIGTERM does.
   absl::string_view StateName(int worker) const;
