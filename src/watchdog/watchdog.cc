@@ -497,9 +497,7 @@ int Watchdog::Run() {
       if (link_ && (!offer_keys_.empty() || offer_end_pending_)) FlushOffers();
     }
     if (table_->pidfd(slot_) >= 0 && (to_poll[1].revents & POLLIN)) {
-      // Whatever it sent before dying is still worth keeping.
-      if (link_) ReadLink();
-      table_->OnExit(slot_);
+      table_->OnExit(slot_);  // OnMasterExit reads what it sent first
     }
     // Orphaned workers of a dead master are our children now: reaped here.
     table_->ReapOrphans();

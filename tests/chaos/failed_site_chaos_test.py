@@ -20,23 +20,12 @@ from tests.master.harness import fields, http_get
 CRASH_LOOP_LIMIT = 3  # exits within the window that fail a worker
 
 
-def crashy_script(ddv):
-    flag = os.path.join(ddv.dir, "healthy")
-    script = os.path.join(ddv.dir, "crashy.sh")
-    with open(script, "w") as f:
-        f.write(f"#!/bin/sh\n[ -e {flag} ] || exit 1\n"
-                f"exec {ddv.hello} --site=crashy\n")
-    os.chmod(script, 0o755)
-    open(flag, "w").close()
-    return flag, script
-
-
 class FailedSiteTest(chaos.ChaosTest):
     def test_failed_site_serves_again_after_restart(self):
         scripts = {}
 
         def text(ddv):
-            scripts["flag"], script = crashy_script(ddv)
+            scripts["flag"], script = harness.crashy_worker(ddv)
             return chaos.config_text(ddv, [
                 Site("a", hosts=("a.localhost",), processes=2),
                 Site("b", hosts=("b.localhost",)),

@@ -17,6 +17,7 @@ from pyddv.net import free_port, http_get, parse_response, recv_all
 from pyddv.procs import stop_process
 
 __all__ = ["runfile", "free_port", "control", "control_counters", "Ddv",
+           "crashy_worker",
            "http_get", "recv_all", "parse_response", "fields", "full_log",
            "wait_for"]
 
@@ -154,6 +155,21 @@ log_all = "{self.dir}/fallback.log"
         stop_process(self.proc, timeout=20)
         self.log.close()
         return self.proc.returncode
+
+
+def crashy_worker(ddv, site="crashy", flag_name="healthy"):
+    """A worker command that runs ddv_hello as `site` while the file
+    `flag_name` exists in ddv.dir and exits 1 at once otherwise: remove the
+    flag to make the site crash-loop, create it again to fix it. Returns
+    (flag path, script path); the flag exists."""
+    flag = os.path.join(ddv.dir, flag_name)
+    script = os.path.join(ddv.dir, f"{site}.sh")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\n[ -e {flag} ] || exit 1\n"
+                f"exec {ddv.hello} --site={site}\n")
+    os.chmod(script, 0o755)
+    open(flag, "w").close()
+    return flag, script
 
 
 def full_log(ddv):

@@ -335,13 +335,7 @@ hosts = ["slow.localhost"]
         # the cause is fixed, `restart` must start both: neither may wait
         # for the other to say hello (it used to, and nothing started).
         def text(ddv):
-            flag = os.path.join(ddv.dir, "fixed")
-            script = os.path.join(ddv.dir, "crashy.sh")
-            with open(script, "w") as f:
-                f.write(f"#!/bin/sh\n[ -e {flag} ] || exit 1\n"
-                        f"exec {ddv.hello} --site=crashy\n")
-            os.chmod(script, 0o755)
-            open(flag, "w").close()
+            _, script = harness.crashy_worker(ddv, flag_name="fixed")
             return config(ddv) + f"""
 [[site]]
 id = "crashy"
