@@ -58,9 +58,10 @@ constexpr size_t kMaxAlpnLength = 255;
 constexpr absl::string_view kRootKeys[] = {"master", "listener", "site"};
 constexpr absl::string_view kMasterKeys[] = {
     "control_socket", "control_socket_mode", "control_socket_group",
-    "peek_timeout_ms", "max_peek_bytes", "handoff"};
+    "peek_timeout_ms", "max_peek_bytes", "handoff", "metrics_address"};
 constexpr absl::string_view kListenerKeys[] = {
-    "name", "address", "protocol", "default_site", "proxy_protocol"};
+    "name",       "address",           "protocol",         "default_site",
+    "proxy_protocol", "access_log",    "access_log_format", "access_log_sample"};
 constexpr absl::string_view kSiteKeys[] = {
     "id",         "command",   "processes", "hosts",    "listeners",
     "default",    "alpn",      "env",       "user",     "group",
@@ -128,6 +129,8 @@ constexpr NamedValue<HandoffMode> kHandoffModes[] = {
     {"scm_rights", HandoffMode::kScmRights}, {"pidfd", HandoffMode::kPidfd}};
 constexpr NamedValue<Runtime> kRuntimes[] = {{"ddv", Runtime::kDdv},
                                              {"node", Runtime::kNode}};
+constexpr NamedValue<AccessLogFormat> kAccessLogFormats[] = {
+    {"json", AccessLogFormat::kJson}, {"logfmt", AccessLogFormat::kLogfmt}};
 
 // Reads `key` as one of `names`; absent leaves *out unchanged and sets *node
 // to nullptr.
@@ -243,8 +246,67 @@ absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
   DDV_RETURN_IF_ERROR(reader.ReadInt(table, "max_peek_bytes",
                                             kMinMaxPeekBytes, kMaxMaxPeekBytes,
                                             &master->max_peek_bytes));
+  DDV_RETURN_IF_ERROR(reader.ReadString(table, "metrics_address",
+                                        &master->metrics_address, &node));
+  if (node != nullptr) {
+    absl::StatusOr<ListenAddress> address =
+        ParseListenAddress(master->metrics_address);
+    if (!address.ok()) {
+      return reader.ErrorAt(
+          *node, absl::StrCat("metrics_address: ", address.status().message()));
+    }
+  }
   return ReadEnum(reader, table, "handoff", kHandoffModes, &master->handoff,
                   &node);
+}
+
+// access_log, access_log_format, access_log_sample (docs/metrics.md). The
+// last two mean nothing without the first, so they are refused alone.
+absl::Status ParseAccessLog(const TomlReader& reader, const toml::table& table,
+                            ListenerConfig* listener) {
+  const toml::node* path = nullptr;
+  DDV_RETURN_IF_ERROR(
+      reader.ReadString(table, "access_log", &listener->access_log, &path));
+  if (path != nullptr) {
+    DDV_RETURN_IF_ERROR(
+        RequireAbsolutePath(reader, *path, "access_log", listener->access_log));
+  }
+  const toml::node* format = nullptr;
+  DDV_RETURN_IF_ERROR(ReadEnum(reader, table, "access_log_format",
+                               kAccessLogFormats, &listener->access_log_format,
+                               &format));
+  const toml::node* sample = table.get("access_log_sample");
+  if (sample != nullptr) {
+    // A float, or the integers 0 and 1 (TOML tells 1 from 1.0).
+    double share = -1;
+    if (const auto* f = sample->as_floating_point()) {
+      share = f->get();
+    } else if (const auto* i = sample->as_integer()) {
+      share = static_cast<double>(i->get());
+    } else {
+      return reader.ErrorAt(
+          *sample, absl::StrCat("access_log_sample must be a number from 0 "
+                                "to 1, got ",
+                                TomlTypeName(*sample)));
+    }
+    if (!(share >= 0.0 && share <= 1.0)) {  // NaN fails too
+      return reader.ErrorAt(
+          *sample, absl::StrCat("access_log_sample must be from 0 to 1 (the "
+                                "share of connections logged), got ",
+                                share));
+    }
+    listener->access_log_sample = share;
+  }
+  if (path == nullptr) {
+    const toml::node* alone = format != nullptr ? format : sample;
+    if (alone != nullptr) {
+      return reader.ErrorAt(
+          *alone, absl::StrCat(format != nullptr ? "access_log_format"
+                                                 : "access_log_sample",
+                               " needs access_log (the file to write)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
@@ -297,7 +359,9 @@ absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
         *source->default_site,
         "default_site must not be empty; leave it out instead");
   }
-  return reader.ReadBool(table, "proxy_protocol", &listener->proxy_protocol);
+  DDV_RETURN_IF_ERROR(
+      reader.ReadBool(table, "proxy_protocol", &listener->proxy_protocol));
+  return ParseAccessLog(reader, table, listener);
 }
 
 absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
@@ -553,6 +617,31 @@ absl::Status FindSection(const TomlReader& reader, const toml::table& root,
   return absl::OkStatus();
 }
 
+// The metrics address must not be a listener's: the master would fail to
+// bind one of the two.
+absl::Status CheckMetricsAddress(
+    const TomlReader& reader, const toml::table& root, const Config& config,
+    const std::vector<internal::ListenerSource>& listener_sources) {
+  if (config.master.metrics_address.empty()) return absl::OkStatus();
+  absl::StatusOr<ListenAddress> metrics =
+      ParseListenAddress(config.master.metrics_address);
+  if (!metrics.ok() || ListenPort(*metrics) == 0) return absl::OkStatus();
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    if (!SameListenAddress(*metrics, listener_sources[i].parsed_address)) {
+      continue;
+    }
+    // Set, so [master] is a table holding it.
+    const toml::node* node =
+        root.get("master")->as_table()->get("metrics_address");
+    return reader.ErrorAt(
+        *node, absl::StrCat("metrics_address \"",
+                            config.master.metrics_address,
+                            "\" is already used by listener \"",
+                            config.listeners[i].name, "\""));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
                            Config* config) {
   DDV_RETURN_IF_ERROR(
@@ -579,6 +668,8 @@ absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
     DDV_RETURN_IF_ERROR(internal::CheckUniqueListener(reader, config->listeners,
                                                       listener_sources, i));
   }
+  DDV_RETURN_IF_ERROR(CheckMetricsAddress(reader, root, *config,
+                                          listener_sources));
 
   const toml::array* sites = nullptr;
   DDV_RETURN_IF_ERROR(FindSection(reader, root, "site", &sites));
@@ -617,6 +708,13 @@ absl::string_view HandoffModeName(HandoffMode mode) {
 absl::string_view RuntimeName(Runtime runtime) {
   for (const NamedValue<Runtime>& named : kRuntimes) {
     if (named.value == runtime) return named.name;
+  }
+  return "?";
+}
+
+absl::string_view AccessLogFormatName(AccessLogFormat format) {
+  for (const NamedValue<AccessLogFormat>& named : kAccessLogFormats) {
+    if (named.value == format) return named.name;
   }
   return "?";
 }
@@ -665,6 +763,9 @@ std::string DescribeConfig(const Config& config) {
   if (!config.master.control_socket_group.empty()) {
     absl::StrAppend(&out, " group ", config.master.control_socket_group);
   }
+  if (!config.master.metrics_address.empty()) {
+    absl::StrAppend(&out, "; metrics on ", config.master.metrics_address);
+  }
   absl::StrAppend(&out, "\n");
   for (const ListenerConfig& listener : config.listeners) {
     absl::StrAppend(&out, "  listener ", listener.name, ": ", listener.address,
@@ -673,6 +774,14 @@ std::string DescribeConfig(const Config& config) {
       absl::StrAppend(&out, ", default_site ", listener.default_site);
     }
     if (listener.proxy_protocol) absl::StrAppend(&out, ", proxy_protocol");
+    if (!listener.access_log.empty()) {
+      absl::StrAppend(&out, ", access_log ", listener.access_log, " (",
+                      AccessLogFormatName(listener.access_log_format));
+      if (listener.access_log_sample != 1.0) {
+        absl::StrAppend(&out, ", sample ", listener.access_log_sample);
+      }
+      absl::StrAppend(&out, ")");
+    }
     absl::StrAppend(&out, "\n");
   }
   for (const SiteConfig& site : config.sites) {

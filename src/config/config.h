@@ -35,11 +35,18 @@ enum class Runtime {
   kNode,  // Node.js's cluster protocol: a stock Node app as a cluster worker
 };
 
+// How a listener's access log lines are written (docs/metrics.md).
+enum class AccessLogFormat {
+  kJson,    // one JSON object per line
+  kLogfmt,  // key=value pairs, values quoted when they need it
+};
+
 // The names used in the config file: "http", "tls", "tcp"; "scm_rights",
-// "pidfd"; "ddv", "node".
+// "pidfd"; "ddv", "node"; "json", "logfmt".
 absl::string_view ProtocolName(Protocol protocol);
 absl::string_view HandoffModeName(HandoffMode mode);
 absl::string_view RuntimeName(Runtime runtime);
+absl::string_view AccessLogFormatName(AccessLogFormat format);
 
 // [master]
 struct MasterConfig {
@@ -56,6 +63,10 @@ struct MasterConfig {
   // resolved at load, like a site's `group`.
   std::string control_socket_group;
   gid_t control_socket_gid = 0;  // meaningful only with the group set
+  // `metrics_address = "127.0.0.1:9150"`: where the master serves
+  // Prometheus text (/metrics) and /healthz (docs/metrics.md). Validated
+  // IP:PORT as written; empty: not served.
+  std::string metrics_address;
 };
 
 // One [[listener]].
@@ -67,6 +78,11 @@ struct ListenerConfig {
   Protocol protocol = Protocol::kHttp;
   std::string default_site;     // may be empty; names a site that serves this
   bool proxy_protocol = false;  // accept PROXY v1/v2 from an L4 tier
+  // Optional access log: one line per connection the master is done with
+  // (docs/metrics.md). Absolute path; empty: none.
+  std::string access_log;
+  AccessLogFormat access_log_format = AccessLogFormat::kJson;
+  double access_log_sample = 1.0;  // 0..1: the share of connections logged
   int line = 0;                 // of the [[listener]] header
 };
 

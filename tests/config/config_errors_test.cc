@@ -145,6 +145,13 @@ const std::vector<ErrorCase>& Cases() {
       {"MaxPeekBytesTooLarge", MasterWith("max_peek_bytes = 1048577"),
        "t.toml:2:18: max_peek_bytes must be between 512 and 1048576, got "
        "1048577"},
+      {"MetricsAddressHostName", MasterWith("metrics_address = \"localhost:9150\""),
+       "t.toml:2:19: metrics_address: address \"localhost:9150\": host names "
+       "are not accepted, use an IP address, e.g. \"127.0.0.1:9150\""},
+      {"MetricsAddressIsAListener",
+       MasterWith("metrics_address = \"127.0.0.1:80\""),
+       "t.toml:2:19: metrics_address \"127.0.0.1:80\" is already used by "
+       "listener \"http\""},
       {"HandoffUnknown", MasterWith("handoff = \"fd\""),
        "t.toml:2:11: handoff \"fd\" must be \"scm_rights\" or \"pidfd\""},
       {"ControlSocketRelative", MasterWith("control_socket = \"ddv.sock\""),
@@ -234,6 +241,28 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:4:12: protocol \"https\" must be \"http\", \"tls\" or \"tcp\""},
       {"ListenerProxyProtocolNotBool", ListenerWith("proxy_protocol = 1"),
        "t.toml:5:18: proxy_protocol must be true or false, got an integer"},
+      {"AccessLogRelative", ListenerWith("access_log = \"access.log\""),
+       "t.toml:5:14: access_log \"access.log\" must be an absolute path"},
+      {"AccessLogFormatUnknown",
+       ListenerWith("access_log = \"/a.log\"\naccess_log_format = \"csv\""),
+       "t.toml:6:21: access_log_format \"csv\" must be \"json\" or "
+       "\"logfmt\""},
+      {"AccessLogSampleTooLarge",
+       ListenerWith("access_log = \"/a.log\"\naccess_log_sample = 1.5"),
+       "t.toml:6:21: access_log_sample must be from 0 to 1 (the share of "
+       "connections logged), got 1.5"},
+      {"AccessLogSampleNegative",
+       ListenerWith("access_log = \"/a.log\"\naccess_log_sample = -1"),
+       "t.toml:6:21: access_log_sample must be from 0 to 1 (the share of "
+       "connections logged), got -1"},
+      {"AccessLogSampleString",
+       ListenerWith("access_log = \"/a.log\"\naccess_log_sample = \"10%\""),
+       "t.toml:6:21: access_log_sample must be a number from 0 to 1, got a "
+       "string"},
+      {"AccessLogFormatAlone", ListenerWith("access_log_format = \"json\""),
+       "t.toml:5:21: access_log_format needs access_log (the file to write)"},
+      {"AccessLogSampleAlone", ListenerWith("access_log_sample = 0.5"),
+       "t.toml:5:21: access_log_sample needs access_log (the file to write)"},
       {"ListenerEmptyDefaultSite", ListenerWith("default_site = \"\""),
        "t.toml:5:16: default_site must not be empty; leave it out instead"},
       {"ListenerDuplicateName",

@@ -29,12 +29,16 @@ max_peek_bytes = 4096
 handoff = "pidfd"
 control_socket_mode = "0660"
 control_socket_group = "root"
+metrics_address = "127.0.0.1:9150"
 
 [[listener]]
 name = "http"
 address = "0.0.0.0:80"
 protocol = "http"
 default_site = "fallback"
+access_log = "/var/log/ddv/access.log"
+access_log_format = "logfmt"
+access_log_sample = 0.25
 
 [[listener]]
 name = "https"
@@ -93,6 +97,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(c.master.control_socket_mode, 0660u);
   EXPECT_EQ(c.master.control_socket_group, "root");
   EXPECT_EQ(c.master.control_socket_gid, 0u);
+  EXPECT_EQ(c.master.metrics_address, "127.0.0.1:9150");
 
   ASSERT_EQ(c.listeners.size(), 3u);
   const ListenerConfig& http = c.listeners[0];
@@ -106,7 +111,10 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(http.protocol, Protocol::kHttp);
   EXPECT_EQ(http.default_site, "fallback");
   EXPECT_FALSE(http.proxy_protocol);
-  EXPECT_EQ(http.line, 10);
+  EXPECT_EQ(http.access_log, "/var/log/ddv/access.log");
+  EXPECT_EQ(http.access_log_format, AccessLogFormat::kLogfmt);
+  EXPECT_EQ(http.access_log_sample, 0.25);
+  EXPECT_EQ(http.line, 11);
 
   const ListenerConfig& https = c.listeners[1];
   EXPECT_EQ(https.name, "https");
@@ -118,7 +126,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(https.protocol, Protocol::kTls);
   EXPECT_TRUE(https.default_site.empty());
   EXPECT_TRUE(https.proxy_protocol);
-  EXPECT_EQ(https.line, 16);
+  EXPECT_EQ(https.line, 20);
   EXPECT_EQ(c.listeners[2].protocol, Protocol::kTcp);
 
   ASSERT_EQ(c.sites.size(), 3u);
@@ -141,7 +149,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_TRUE(a.alpn.empty());
   EXPECT_THAT(a.tls_cert, ElementsAre("/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"));
   EXPECT_THAT(a.tls_key, ElementsAre("/etc/ddv/a.key", "/etc/ddv/a-ec.key"));
-  EXPECT_EQ(a.line, 27);
+  EXPECT_EQ(a.line, 31);
   // Normal form, as in hosts.
   EXPECT_THAT(a.claimable_hosts,
               ElementsAre("*.users.a.example.com", "b.example.net"));
@@ -191,6 +199,10 @@ command = ["/bin/sh"]
               a.group.empty() && a.log_output.empty());
   EXPECT_EQ(a.log_max_bytes, 0u);  // no rotation unless asked
   EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
+  EXPECT_EQ(parsed->master.metrics_address, "");  // not served
+  EXPECT_EQ(parsed->listeners[0].access_log, "");  // not written
+  EXPECT_EQ(parsed->listeners[0].access_log_format, AccessLogFormat::kJson);
+  EXPECT_EQ(parsed->listeners[0].access_log_sample, 1.0);
 }
 
 std::string WithCommand(const std::string& command) {
@@ -238,8 +250,10 @@ TEST(ParseConfigTest, DescribeConfigSummarises) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(DescribeConfig(*parsed),
             "config full.toml: 3 listeners, 3 sites; handoff pidfd, control "
-            "socket /tmp/ddv-test/control.sock mode 0660 group root\n"
-            "  listener http: 0.0.0.0:80 http, default_site fallback\n"
+            "socket /tmp/ddv-test/control.sock mode 0660 group root; "
+            "metrics on 127.0.0.1:9150\n"
+            "  listener http: 0.0.0.0:80 http, default_site fallback, "
+            "access_log /var/log/ddv/access.log (logfmt, sample 0.25)\n"
             "  listener https: [::]:443 tls, proxy_protocol\n"
             "  listener db: 127.0.0.1:5432 tcp\n"
             "  site a: 2 processes, listeners http https, hosts "
