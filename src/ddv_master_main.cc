@@ -26,6 +26,7 @@
 #include "absl/strings/str_replace.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "src/base/socket_address.h"
 #include "src/config/config.h"
 #include "src/config/config_snapshot.h"
 #include "src/logwriter/log_writer.h"
@@ -73,6 +74,10 @@ DEFINE_int32(log_writer_fd, -1,
 DEFINE_string(control_socket, "",
               "override [master] control_socket (ddvctl talks to it)");
 DEFINE_string(handoff, "", "override [master] handoff: scm_rights or pidfd");
+DEFINE_string(metrics_address, "",
+              "serve Prometheus text at /metrics and /healthz on IP:PORT, "
+              "e.g. 127.0.0.1:9150; overrides [master] metrics_address "
+              "(docs/metrics.md)");
 DEFINE_string(demo_dir, "/tmp/ddv-demo",
               "where the demo writes its config, logs and control socket");
 DEFINE_int32(demo_http_port, 8080, "demo HTTP port on 127.0.0.1");
@@ -481,6 +486,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--handoff must be scm_rights or pidfd, not \"%s\"\n",
                  FLAGS_handoff.c_str());
     return kExitConfigError;
+  }
+  if (!FLAGS_metrics_address.empty()) {
+    absl::StatusOr<ddv::SocketAddress> metrics =
+        ddv::ParseSocketAddress(FLAGS_metrics_address);
+    if (!metrics.ok()) {
+      std::fprintf(stderr, "--metrics_address: %s\n",
+                   std::string(metrics.status().message()).c_str());
+      return kExitConfigError;
+    }
+    overrides.metrics_address = FLAGS_metrics_address;
   }
   ddv::master::ApplyOverrides(overrides, &*config);
   if (FLAGS_check_config) {

@@ -143,6 +143,9 @@ void ApplyOverrides(const MasterOverrides& overrides, config::Config* config) {
     config->master.control_socket = overrides.control_socket;
   }
   if (overrides.handoff.has_value()) config->master.handoff = *overrides.handoff;
+  if (!overrides.metrics_address.empty()) {
+    config->master.metrics_address = overrides.metrics_address;
+  }
 }
 
 int ListenerPlan::binds() const {

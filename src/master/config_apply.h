@@ -87,6 +87,7 @@ struct ReloadPlan {
 struct MasterOverrides {
   std::string control_socket;                  // empty: the file's
   std::optional<config::HandoffMode> handoff;  // unset: the file's
+  std::string metrics_address;                 // empty: the file's
 };
 void ApplyOverrides(const MasterOverrides& overrides, config::Config* config);
 

@@ -123,6 +123,7 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   }
   ReplayAdoptedConfUpdates();
 
+  StartObservability();
   if (watchdog_link_) ArmWatchdogPoll();
   UpdateAccepts(MonotonicNowNs());
   SaveConfigSnapshot();
@@ -142,6 +143,7 @@ absl::Status Master::Run() {
   std::array<io_uring_cqe*, 256> cqes;
   while (true) {
     FlushBatches();
+    FlushAccessLogs();
     peek_buffers_->Publish();
     // Wake at least this often for the periodic checks below.
     __kernel_timespec wait = ToTimespecNs(100 * 1000000LL);
@@ -164,6 +166,7 @@ absl::Status Master::Run() {
     const int64_t now = MonotonicNowNs();
     CheckWaiting(now);
     CheckHeartbeats(now);
+    CheckScrapes(now);
     // Slots freed in this batch go first to held connections, then to
     // the backlog: the gate re-arms accepts only for the room left.
     AdmitHeld();
@@ -186,8 +189,11 @@ absl::Status Master::Run() {
     CheckUpgradeAnswer(now);
     ReclaimFromDeadWorkers();
     held_gauge_.Set(connections_.in_use() + held_.size());
-    if (stopping_ && StopStep(now)) break;
+    if (stopping_ && StopStep(now) && AccessLogsDrained(now)) break;
   }
+  // Nothing of theirs is in flight now (or it is given up on): the lines
+  // still buffered are written here, blocking.
+  access_logs_.FlushBlocking();
   if (handing_over_) {
     // The workers are the next master's: the watchdog holds their records,
     // so what is still queued for it must get there first.
@@ -262,6 +268,18 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
       return;
     case kOpControlTimeout:
       OnControlTimeout(tag);
+      return;
+    case kOpMetricsPoll:
+      OnMetricsPoll(tag, cqe);
+      return;
+    case kOpScrapeRecv:
+      OnScrapeRecv(tag, cqe);
+      return;
+    case kOpScrapeSend:
+      OnScrapeSent(tag, cqe);
+      return;
+    case kOpAccessLogWrite:
+      OnAccessLogWritten(tag.index, cqe);
       return;
     case kOpCancel:
       return;  // a cancel's own result: whatever it found, nothing to do

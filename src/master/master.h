@@ -39,11 +39,14 @@
 #include "src/handoff/wire.h"
 #include "src/logwriter/log_writer_client.h"
 #include "src/master/accept_gate.h"
+#include "src/master/access_log.h"
 #include "src/master/listener_socket.h"
 #include "src/master/clock.h"
 #include "src/master/config_apply.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
+#include "src/master/labeled_counters.h"
+#include "src/master/metrics_server.h"
 #include "src/master/worker_pool.h"
 #include "src/route/route_table.h"
 #include "src/sniff/sniff_status.h"
@@ -142,6 +145,10 @@ class Master {
     kOpControlRecv,      // index: control client (generation checked)
     kOpControlTimeout,   // index: control client (generation checked)
     kOpWatchdogPoll,     // the one link to the watchdog
+    kOpMetricsPoll,      // the metrics socket (generation: which socket)
+    kOpScrapeRecv,       // index: metrics client (generation checked)
+    kOpScrapeSend,       // index: metrics client (generation checked)
+    kOpAccessLogWrite,   // index: access log file
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -405,6 +412,59 @@ class Master {
 
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
+  // Whether the front door is up: every listener has its socket and every
+  // site a live worker that said hello, and no stop is under way. `why`
+  // gets the reasons when not.
+  bool Healthy(std::string* why) const;
+
+  // Metrics and health over HTTP, outcomes, the access logs
+  // (master_metrics.cc; docs/metrics.md).
+  // How the master was done with connection `index` (before it closes or
+  // refuses it: the access log reads its peer). `now_ns` 0: read here when
+  // needed.
+  void RecordOutcome(uint32_t index, Outcome outcome, int64_t now_ns = 0);
+  // At start: the metrics socket and the access logs. Neither can fail the
+  // start: a metrics address that cannot be bound is retried every second,
+  // an access log that cannot be opened is logged and left out until a
+  // reopen.
+  void StartObservability();
+  absl::StatusOr<UniqueFd> BindMetrics(const std::string& address);
+  void UseMetricsSocket(UniqueFd fd, const std::string& address);
+  void ArmMetricsPoll();
+  void OnMetricsPoll(const uring::OpTag& tag, io_uring_cqe* cqe);
+  void AcceptScrapes();
+  ScrapeClient* CompletedScrapeOp(const uring::OpTag& tag);
+  void SubmitScrapeRecv(uint32_t slot);
+  void OnScrapeRecv(const uring::OpTag& tag, io_uring_cqe* cqe);
+  void Answer(uint32_t slot, const ScrapeRequest& request);
+  void SubmitScrapeSend(uint32_t slot);
+  void OnScrapeSent(const uring::OpTag& tag, io_uring_cqe* cqe);
+  // Shuts the client's socket down so its op in flight ends; it closes
+  // then, counted as `outcome` (unless its answer was already out).
+  void CutScrape(uint32_t slot, ScrapeOutcome outcome);
+  void CloseScrape(uint32_t slot);
+  // Every loop turn: deadlines, clients waiting in the backlog, a bind to
+  // retry.
+  void CheckScrapes(int64_t now_ns);
+  // The access logs: each listener slot's file (by its config, a retired
+  // slot by the running listener of its name).
+  void BindAccessLogs();
+  void FlushAccessLogs();
+  void OnAccessLogWritten(uint32_t file, io_uring_cqe* cqe);
+  void ReopenAccessLogs();
+  // A stop waits (2 s at most) for the access logs' writes in flight.
+  bool AccessLogsDrained(int64_t now_ns);
+  // A reload's share: a new metrics socket when the address changed, the
+  // access logs the new listeners name opened. Done before anything
+  // changes; fails the reload with the reason.
+  struct ObservabilityChange {
+    bool metrics_changes = false;
+    std::string metrics_address;
+    UniqueFd metrics_fd;
+  };
+  absl::StatusOr<ObservabilityChange> PrepareObservability(
+      const config::Config& next);
+  void CommitObservability(ObservabilityChange change);
 
   // A ddvctl connection, served through the ring. A slot is reused only
   // when its fd is closed and none of its ops is in flight.
@@ -505,6 +565,13 @@ class Master {
   absl::flat_hash_map<std::string, uint32_t> message_round_robin_;
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;
+  // Per listener and per site (docs/metrics.md).
+  LabeledCounters stats_;
+  MetricsServer metrics_;
+  AccessLogs access_logs_;
+  int64_t access_logs_drain_since_ns_ = 0;
+  // Masters the watchdog restarted before this one (adopt_end).
+  uint64_t master_restarts_ = 0;
   bool stopping_ = false;
   StopPhase stop_phase_ = StopPhase::kRunning;
   int64_t stop_deadline_ns_ = 0;   // of the current stop phase

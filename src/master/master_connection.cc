@@ -115,6 +115,7 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   }
   UniqueFd fd(cqe->res);
   ++counters_.connections_accepted;
+  ++stats_.listener(listener).accepted;
   // A graceful stop routes what was accepted before its cancel took effect
   // as usual: the workers still run, and the stop waits for undecided
   // connections. So does a reload that retired this listener.
@@ -127,6 +128,7 @@ void Master::Admit(UniqueFd fd, uint32_t listener) {
   CHECK(c != nullptr) << "Admit with the connection table full";
   c->fd = std::move(fd);
   c->listener = listener;
+  ++stats_.listener(listener).pending;
   c->accept_ns = MonotonicNowNs();
   c->deadline =
       ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
@@ -208,6 +210,7 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   if (res == -ECANCELED) {
     ++counters_.peek_timeout;
+    RecordOutcome(index, Outcome::kTimeout);
     Refuse(index, Refusal::kTimeout);
     return;
   }
@@ -219,6 +222,7 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   if (res <= 0) {
     // 0: the peer closed before sending; <0: reset and the like.
     ++counters_.closed_before_decision;
+    RecordOutcome(index, Outcome::kClosed);
     Close(index);
     return;
   }
@@ -231,16 +235,23 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
     // the socket readable below SO_RCVLOWAT. The peer gave up mid-head.
     if (has_buffer) peek_buffers_->Recycle(buffer_id);
     ++counters_.closed_before_decision;
+    RecordOutcome(index, Outcome::kClosed);
     Close(index);
     return;
   }
+  const uint32_t listener = c->listener;
   bool decided = Decide(index, prefix);
   if (has_buffer) peek_buffers_->Recycle(buffer_id);
-  if (decided) return;
+  if (decided) {
+    stats_.listener(listener).peek_bytes.Observe(res);
+    return;
+  }
 
   const uint32_t max_bytes = config_.master.max_peek_bytes;
   if (static_cast<uint32_t>(res) >= max_bytes) {
     ++counters_.too_large;
+    stats_.listener(listener).peek_bytes.Observe(res);
+    RecordOutcome(index, Outcome::kTooLarge);
     Refuse(index, Refusal::kTooLarge);
     return;
   }
@@ -257,6 +268,7 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   if (setsockopt(c->fd.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) <
       0) {
     PLOG_EVERY_N(WARNING, 1000) << "setsockopt(SO_RCVLOWAT) failed";
+    RecordOutcome(index, Outcome::kClosed);
     Close(index);
     return;
   }
@@ -295,6 +307,7 @@ bool Master::Decide(uint32_t index, absl::string_view prefix) {
       case sniff::SniffStatus::kTooLarge:
         // A listener that expects PROXY must not trust a client's bytes.
         ++counters_.malformed;
+        RecordOutcome(index, Outcome::kMalformed);
         Refuse(index, Refusal::kMalformed);
         return true;
     }
@@ -366,14 +379,17 @@ void Master::RefuseUnparsable(uint32_t index, sniff::SniffStatus status) {
   switch (status) {
     case sniff::SniffStatus::kTooLarge:
       ++counters_.too_large;
+      RecordOutcome(index, Outcome::kTooLarge);
       Refuse(index, Refusal::kTooLarge);
       return;
     case sniff::SniffStatus::kNotThisProtocol:
       ++counters_.not_this_protocol;
+      RecordOutcome(index, Outcome::kNotThisProtocol);
       Refuse(index, Refusal::kMalformed);
       return;
     case sniff::SniffStatus::kMalformed:
       ++counters_.malformed;
+      RecordOutcome(index, Outcome::kMalformed);
       Refuse(index, Refusal::kMalformed);
       return;
     case sniff::SniffStatus::kNeedMore:
@@ -390,6 +406,7 @@ void Master::Route(uint32_t index, int site) {
     LOG_EVERY_N(INFO, 1000)
         << "no site for \"" << c.host.view() << "\" on listener \""
         << listeners_[c.listener].config.name << "\"";
+    RecordOutcome(index, Outcome::kNoSite);
     Refuse(index, Refusal::kNoSite);
     return;
   }
@@ -531,6 +548,7 @@ void Master::OnClosed(const uring::OpTag& tag, io_uring_cqe* cqe) {
 void Master::MaybeFree(uint32_t index) {
   Connection& c = connections_.at(index);
   if (c.state == ConnState::kClosing && c.inflight == 0) {
+    --stats_.listener(c.listener).pending;
     connections_.Free(index);
     accept_gate_.OnConnectionClosed();
   }

@@ -454,6 +454,8 @@ void Master::RunControlPoint() {
 // writer answers it once every file is reopened ("ok: reopened N log
 // files"), so the answer tells what happened, not only that it was asked.
 void Master::ReopenLogs(const std::vector<uint32_t>& clients) {
+  // The access logs are the master's own (docs/metrics.md).
+  ReopenAccessLogs();
   logwriter::LogWriterClient* writer = options_.log_writer;
   if (writer == nullptr) {
     LOG(WARNING) << "no log writer: nothing to reopen";

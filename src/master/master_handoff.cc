@@ -76,6 +76,7 @@ void Master::CheckWaiting(int64_t now_ns) {
     } else if (failed || now_ns - c.waiting_since_ns >=
                              absl::ToInt64Nanoseconds(options_.worker_wait)) {
       ++counters_.site_unavailable;
+      RecordOutcome(index, Outcome::kUnavailable, now_ns);
       Refuse(index, Refusal::kUnavailable);
     } else {
       still.push_back(index);
@@ -115,6 +116,7 @@ void Master::RequeueFromDraining(int w) {
     if (c.state != ConnState::kQueued || c.worker != w) continue;
     if (worker.outstanding > 0) --worker.outstanding;
     ++counters_.connections_rerouted;
+    ++stats_.site(c.site).handoff_retries;
     c.state = ConnState::kRouted;
     QueueForWorker(index);  // excludes c.worker
   }
@@ -172,6 +174,7 @@ void Master::SubmitBatch(int w) {
     for (uint32_t index : worker.sending) {
       --worker.outstanding;
       ++counters_.site_unavailable;
+      RecordOutcome(index, Outcome::kUnavailable);
       Refuse(index, Refusal::kUnavailable);
     }
     worker.sending.clear();
@@ -196,6 +199,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
     ++counters_.handoff_batches;
     // Decided per message: the batch's own mode byte says which it was.
     const bool pidfd = worker.message->fd_count() == 0;
+    const int64_t now = MonotonicNowNs();  // one clock read per batch
     for (uint32_t index : sent) {
       Connection& c = connections_.at(index);
       if (c.state != ConnState::kSending) continue;
@@ -209,6 +213,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
       // second wake-up, and the worker's close is the last one.
       --worker.outstanding;
       ++counters_.connections_handed_off;
+      RecordOutcome(index, Outcome::kRouted, now);
       Close(index);
     }
     // A retired worker that exited while this was in flight: its exit left
@@ -238,6 +243,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
     if (c.state != ConnState::kSending) continue;
     --worker.outstanding;
     ++counters_.connections_rerouted;
+    ++stats_.site(c.site).handoff_retries;
     c.state = ConnState::kRouted;
     QueueForWorker(index);  // excludes c.worker when another one is alive
   }
@@ -253,6 +259,7 @@ void Master::OnAcknowledged(int w, uint64_t id) {
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
   ++counters_.connections_handed_off;
+  RecordOutcome(static_cast<uint32_t>(id), Outcome::kRouted);
   Close(static_cast<uint32_t>(id));
 }
 
@@ -275,6 +282,7 @@ void Master::OnPullFailed(int w, uint64_t id, int error) {
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
   ++counters_.site_unavailable;
+  RecordOutcome(static_cast<uint32_t>(id), Outcome::kUnavailable);
   Refuse(static_cast<uint32_t>(id), Refusal::kUnavailable);
 }
 
@@ -554,11 +562,13 @@ void Master::RecoverUnread(int w) {
         held_.push_back({std::move(received.fds[i]), listener});
         ++counters_.handoff_worker_gone;
         ++counters_.connections_rerouted;
+        ++stats_.site(site).handoff_retries;
         ++recovered;
         continue;
       }
       c->fd = std::move(received.fds[i]);
       c->listener = listener;
+      ++stats_.listener(listener).pending;
       c->site = site;
       c->accept_ns = e.accept_time_ns;
       (void)sniff::NormalizeHost(e.host, sniff::HostSyntax::kHttpHost, &c->host);
@@ -569,6 +579,7 @@ void Master::RecoverUnread(int w) {
       c->state = ConnState::kRouted;
       ++counters_.handoff_worker_gone;
       ++counters_.connections_rerouted;
+      ++stats_.site(site).handoff_retries;
       ++recovered;
       QueueForWorker(index);
     }
@@ -598,6 +609,7 @@ void Master::ReclaimFromWorker(int w) {
     Connection& c = connections_.at(index);
     ++counters_.handoff_worker_gone;
     ++counters_.connections_rerouted;
+    ++stats_.site(c.site).handoff_retries;
     c.state = ConnState::kRouted;
     QueueForWorker(index);
   }

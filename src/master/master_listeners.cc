@@ -276,6 +276,7 @@ void Master::DrainListener(uint32_t l) {
           accept4(fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (accepted >= 0) {
         ++counters_.connections_accepted;
+        ++stats_.listener(l).accepted;
         ++taken;
         TakeAccepted(UniqueFd(accepted), l);
         continue;

@@ -198,6 +198,7 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   if (worker.outstanding > 0) --worker.outstanding;
   if (accepted) {
     ++counters_.connections_handed_off;
+    RecordOutcome(static_cast<uint32_t>(index), Outcome::kRouted);
     Close(static_cast<uint32_t>(index));  // the child's copy serves it
     return;
   }
@@ -206,10 +207,12 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   ++counters_.node_not_accepted;
   if (++c.node_refusals >= workers_->LiveWorkers(c.site)) {
     ++counters_.site_unavailable;
+    RecordOutcome(static_cast<uint32_t>(index), Outcome::kUnavailable);
     Refuse(static_cast<uint32_t>(index), Refusal::kUnavailable);
     return;
   }
   ++counters_.connections_rerouted;
+  ++stats_.site(c.site).handoff_retries;
   c.state = ConnState::kRouted;
   QueueForWorker(static_cast<uint32_t>(index));  // excludes c.worker
 }

@@ -40,6 +40,14 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
   // reason, before anything changed.
   absl::StatusOr<std::vector<NewListener>> acquired = AcquireListeners(*plan);
   if (!acquired.ok()) return acquired.status();
+  // A new metrics address bound, the access logs named opened: a port in
+  // use or a directory missing fails the reload here.
+  absl::StatusOr<ObservabilityChange> observability =
+      PrepareObservability(plan->next);
+  if (!observability.ok()) {
+    if (plan->listeners.binds() > 0) AbandonListeners(*std::move(acquired));
+    return observability.status();
+  }
   // The control socket's mode and group apply live, before anything else
   // changes: a chown the master may not do fails the reload cleanly. The
   // peer check reads the group from config_ at each accept.
@@ -114,6 +122,7 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
   routes_ = std::move(*routes);
   config_ = std::move(plan->next);
   claims_ = std::move(claims);
+  CommitObservability(*std::move(observability));
   for (const DroppedClaim& d : dropped) {
     LogDroppedClaim(d.claim, absl::StrCat("the reloaded config refuses it: ",
                                           d.why.message()));

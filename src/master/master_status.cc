@@ -1,10 +1,15 @@
-// Master, what it shows: `ddvctl status --json` and `ddvctl metrics`.
+// Master, what it shows: `ddvctl status --json`, and `ddvctl metrics`, which
+// is also what /metrics answers (docs/metrics.md).
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "src/master/master.h"
+#include "src/master/process_metrics.h"
+#include "src/master/prometheus_text.h"
+#include "src/supervise/process_table.h"
 
 namespace ddv {
 namespace master {
@@ -48,7 +53,130 @@ std::string Master::MetricsText() const {
                     workers_->site_id(worker.site), "\",worker=\"",
                     worker.index, "\"} ", worker.outstanding, "\n");
   }
-  return out;
+
+  // The labelled families: names by listener slot and site index.
+  PrometheusText text;
+  text.Raw(out);
+  std::vector<std::string> listener_names;
+  for (const ListenerSlot& slot : listeners_) {
+    listener_names.push_back(slot.config.name);
+  }
+  std::vector<int64_t> held(listeners_.size(), 0);
+  for (const HeldConnection& h : held_) ++held[h.listener];
+  std::vector<std::string> site_names;
+  for (const config::SiteConfig& site : config_.sites) {
+    site_names.push_back(site.id);
+  }
+  RenderLabeledCounters(stats_, listener_names, site_names, held, &text);
+
+  // Workers per running site.
+  struct SiteWorkers {
+    int64_t alive = 0, ready = 0, restarting = 0;
+  };
+  std::vector<SiteWorkers> per_site(config_.sites.size());
+  for (int w = 0; w < workers_->size(); ++w) {
+    const Worker& worker = workers_->at(w);
+    if (worker.retired || worker.site < 0 ||
+        static_cast<size_t>(worker.site) >= per_site.size()) {
+      continue;
+    }
+    SiteWorkers& site = per_site[worker.site];
+    if (workers_->Alive(w)) {
+      ++site.alive;
+      if (worker.ready) ++site.ready;
+    } else if (workers_->processes().state(worker.process_slot) ==
+               supervise::ProcessState::kBackoff) {
+      ++site.restarting;
+    }
+  }
+  text.Family("ddv_site_workers_alive", "gauge",
+              "worker processes running, per site");
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    if (config_.sites[s].processes == 0) continue;  // removed by a reload
+    text.Sample("ddv_site_workers_alive", {{"site", config_.sites[s].id}},
+                per_site[s].alive);
+  }
+  text.Family("ddv_site_workers_ready", "gauge",
+              "worker processes running that said hello (take connections), "
+              "per site");
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    if (config_.sites[s].processes == 0) continue;
+    text.Sample("ddv_site_workers_ready", {{"site", config_.sites[s].id}},
+                per_site[s].ready);
+  }
+  text.Family("ddv_site_workers_restarting", "gauge",
+              "workers waiting out their back-off before a restart, per site");
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    if (config_.sites[s].processes == 0) continue;
+    text.Sample("ddv_site_workers_restarting", {{"site", config_.sites[s].id}},
+                per_site[s].restarting);
+  }
+  text.Family("ddv_site_failed", "gauge",
+              "1 while a site is failed (a crash loop; `ddvctl restart SITE` "
+              "brings it back)");
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    if (config_.sites[s].processes == 0) continue;
+    text.Sample("ddv_site_failed", {{"site", config_.sites[s].id}},
+                int64_t{workers_->SiteFailed(s) ? 1 : 0});
+  }
+
+  std::string why;
+  text.Family("ddv_healthy", "gauge",
+              "1 when /healthz answers 200: listeners up, a ready worker per "
+              "site, not stopping");
+  text.Sample("ddv_healthy", {}, int64_t{Healthy(&why) ? 1 : 0});
+  text.Family("ddv_master_restarts", "gauge",
+              "masters the watchdog restarted before this one (since it "
+              "started or last upgraded itself; 0 without a watchdog)");
+  text.Sample("ddv_master_restarts", {}, master_restarts_);
+
+  text.Family("ddv_access_log_lines_total", "counter",
+              "lines written to the access logs (or on their way)");
+  text.Sample("ddv_access_log_lines_total", {}, access_logs_.lines());
+  text.Family("ddv_access_log_dropped_lines_total", "counter",
+              "access log lines dropped: their file was 4 MiB behind");
+  text.Sample("ddv_access_log_dropped_lines_total", {},
+              access_logs_.dropped());
+  text.Family("ddv_access_log_write_errors_total", "counter",
+              "access log writes that failed (their lines are lost)");
+  text.Sample("ddv_access_log_write_errors_total", {},
+              access_logs_.write_errors());
+  text.Family("ddv_access_log_reopen_errors_total", "counter",
+              "access logs that could not be reopened (they keep the old "
+              "file)");
+  text.Sample("ddv_access_log_reopen_errors_total", {},
+              access_logs_.reopen_errors());
+
+  metrics_.Render(&text);
+  RenderProcessMetrics(&text);
+  return text.Take();
+}
+
+bool Master::Healthy(std::string* why) const {
+  std::vector<std::string> reasons;
+  if (stopping_) reasons.push_back("stopping");
+  for (const ListenerSlot& slot : listeners_) {
+    if (slot.config_index >= 0 && !slot.fd) {
+      reasons.push_back(
+          absl::StrCat("listener \"", slot.config.name, "\" has no socket"));
+    }
+  }
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    if (config_.sites[s].processes == 0) continue;  // removed by a reload
+    bool ready = false;
+    for (int w = 0; w < workers_->size() && !ready; ++w) {
+      const Worker& worker = workers_->at(w);
+      ready = worker.site == static_cast<int>(s) && !worker.retired &&
+              worker.ready && workers_->Alive(w);
+    }
+    if (!ready) {
+      reasons.push_back(absl::StrCat(
+          "site \"", config_.sites[s].id, "\" has no ready worker",
+          workers_->SiteFailed(s) ? " (failed: crash loop)" : ""));
+    }
+  }
+  *why = absl::StrJoin(reasons, "; ");
+  return reasons.empty();
 }
 
 std::string Master::StatusJson() const {
@@ -58,6 +186,15 @@ std::string Master::StatusJson() const {
   status["config"] = config_.path;
   status["stopping"] = stopping_;
   status["accept_paused"] = accept_gate_.paused();
+  std::string why;
+  status["healthy"] = Healthy(&why);
+  if (!why.empty()) status["unhealthy_because"] = why;
+  // Where /metrics is served (the kernel's port for port 0); absent when
+  // not configured, null while it cannot be bound.
+  if (!metrics_.address.empty()) {
+    status["metrics_address"] =
+        metrics_.listen_fd ? json(metrics_.bound) : json(nullptr);
+  }
   // In config order; `index` is the listener_index workers are told, which
   // a listener keeps until a reload changes it.
   json listeners = json::array();
@@ -67,6 +204,7 @@ std::string Master::StatusJson() const {
                   {"address", l.address},
                   {"protocol", config::ProtocolName(l.protocol)},
                   {"default_site", l.default_site}};
+    if (!l.access_log.empty()) entry["access_log"] = l.access_log;
     for (size_t slot = 0; slot < listeners_.size(); ++slot) {
       if (listeners_[slot].config_index == static_cast<int>(i)) {
         entry["index"] = slot;

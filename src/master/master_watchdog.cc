@@ -72,6 +72,10 @@ absl::Status Master::AdoptWorkers() {
       if (lost != message->body.end() && lost->is_number_unsigned()) {
         counters_.connections_lost_in_master_crashes = lost->get<uint64_t>();
       }
+      auto restarts = message->body.find("master_restarts");
+      if (restarts != message->body.end() && restarts->is_number_unsigned()) {
+        master_restarts_ = restarts->get<uint64_t>();  // ddv_master_restarts
+      }
       if (message->fds.size() == 1) {
         absl::StatusOr<watchdog::HeldGauge> gauge =
             watchdog::HeldGauge::Map(std::move(message->fds[0]));

@@ -151,9 +151,13 @@ bool Watchdog::FlushOffers() {
     offer_keys_.pop_front();
   }
   if (offer_end_pending_) {
-    nlohmann::json end = {{"op", "adopt_end"},
-                          {"count", offered_},
-                          {"lost_in_crashes", lost_in_crashes_}};
+    nlohmann::json end = {
+        {"op", "adopt_end"},
+        {"count", offered_},
+        {"lost_in_crashes", lost_in_crashes_},
+        // Restarts of the master after an exit not asked for (the
+        // ddv_master_restarts gauge).
+        {"master_restarts", static_cast<uint64_t>(table_->restarts(slot_))}};
     std::vector<int> fds;
     if (held_.valid()) fds.push_back(held_.fd());
     absl::Status sent = SendLinkMessage(link_.get(), end, fds);

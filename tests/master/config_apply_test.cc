@@ -346,9 +346,11 @@ TEST(PlanReloadTest, CommandLineOverridesSurviveAReload) {
   MasterOverrides overrides;
   overrides.control_socket = "/tmp/c.sock";
   overrides.handoff = config::HandoffMode::kPidfd;
+  overrides.metrics_address = "127.0.0.1:9150";
   config::Config running = Running();
   ApplyOverrides(overrides, &running);
   EXPECT_EQ(running.master.control_socket, "/tmp/c.sock");
+  EXPECT_EQ(running.master.metrics_address, "127.0.0.1:9150");
   EXPECT_EQ(running.master.handoff, config::HandoffMode::kPidfd);
 
   config::Config file = Running();
@@ -359,6 +361,7 @@ TEST(PlanReloadTest, CommandLineOverridesSurviveAReload) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->next.master.control_socket, "/tmp/c.sock");
   EXPECT_EQ(plan->next.master.handoff, config::HandoffMode::kPidfd);
+  EXPECT_EQ(plan->next.master.metrics_address, "127.0.0.1:9150");
   EXPECT_TRUE(plan->sites[1].processes_changed);
 
   // No overrides: the file's values stand.
@@ -366,6 +369,7 @@ TEST(PlanReloadTest, CommandLineOverridesSurviveAReload) {
   ApplyOverrides(MasterOverrides(), &untouched);
   EXPECT_EQ(untouched.master.control_socket, "/run/ddv/control.sock");
   EXPECT_EQ(untouched.master.handoff, config::HandoffMode::kScmRights);
+  EXPECT_EQ(untouched.master.metrics_address, "");
 }
 
 // The policy tests' world: site "a" may claim below users.a.example.com
