@@ -251,6 +251,7 @@ void AccessLogs::Bind(uint32_t listener, const config::ListenerConfig& config,
   b.format = config.access_log_format;
   b.sample = config.access_log_sample;
   b.listener = config.name;
+  if (file >= 0) files_[file]->bound = true;
 }
 
 void AccessLogs::CloseUnbound() {

@@ -490,8 +490,12 @@ int Watchdog::Run() {
         table_->Stop(slot_, options_.stop_grace);
       } else if (sig == SIGUSR2) {
         StartUpgrade();
+      } else if (sig == SIGUSR1 && master > 0) {
+        // The master reopens its access logs and asks the writer, which
+        // holds the workers' log files, to reopen them (docs/logs.md).
+        kill(master, sig);
       } else if (sig == SIGUSR1 && log_writer_ != nullptr) {
-        log_writer_->Reopen();  // the writer holds every log file
+        log_writer_->Reopen();  // no master now: the writer's files only
       } else if (master > 0) {
         kill(master, sig);  // SIGHUP: reload (SIGUSR1: no writer to ask)
       }
