@@ -213,8 +213,11 @@ struct AccessLogs::File {
   std::string pending;   // lines not yet given to a write
   std::string inflight;  // the write in flight (what is left of it)
   bool write_in_flight = false;
+  int64_t last_write_ns = 0;  // when the last write was submitted
   bool reopen_pending = false;
   bool bound = false;  // some listener logs here
+  // An unbound file's last lines go at once: then it closes.
+  bool bound_gone() const { return !bound; }
 };
 
 AccessLogs::AccessLogs() {
@@ -286,14 +289,20 @@ void AccessLogs::Append(uint32_t listener, const AccessLogEntry& entry) {
   ++lines_;
 }
 
-bool AccessLogs::NextWrite(int i, Write* write) {
+bool AccessLogs::NextWrite(int i, int64_t now_ns, Write* write) {
   File* file = files_[i].get();
   if (file == nullptr || file->write_in_flight) return false;
   if (file->inflight.empty()) {
+    // What is left of a short write goes on at once; new lines in batches.
     if (file->pending.empty()) return false;
+    if (file->pending.size() < kBatchBytes &&
+        now_ns - file->last_write_ns < kBatchNs && !file->bound_gone()) {
+      return false;
+    }
     file->inflight.swap(file->pending);
   }
   file->write_in_flight = true;
+  file->last_write_ns = now_ns;
   *write = {file->fd.get(), file->inflight.data(), file->inflight.size()};
   return true;
 }

@@ -1,10 +1,11 @@
 // The listeners' access logs (docs/metrics.md): one line per connection the
 // master is done with, saying where it went or why not. The loop only
 // formats a line into its file's buffer; the bytes reach the file through
-// the master's ring (one write in flight per file, batched per loop turn,
-// run by the kernel's io-wq when the file system would block), so a slow
-// disk never holds up routing. A file that falls more than kMaxPendingBytes
-// behind drops lines, counted.
+// the master's ring (one write in flight per file, of kBatchBytes or every
+// kBatchNs, run by the kernel's io-wq when the file system would block), so
+// a slow disk never holds up routing and a busy listener costs a few writes
+// a second. A file that falls more than kMaxPendingBytes behind drops
+// lines, counted.
 //
 // Files are opened O_APPEND, mode 0640 when created, and reopened by path
 // on SIGUSR1 / `ddvctl reopen`: a write in flight finishes in the old file,
@@ -61,6 +62,11 @@ class AccessLogs {
  public:
   // A file falling this far behind drops lines instead of growing.
   static constexpr size_t kMaxPendingBytes = 4 << 20;
+  // A file's lines go out when this many bytes wait, or when its last write
+  // is this old: a line reaches its file within about 0.1 s (one loop turn
+  // more), in writes of up to 64 KiB.
+  static constexpr size_t kBatchBytes = 64 << 10;
+  static constexpr int64_t kBatchNs = 100000000;
 
   AccessLogs();
   ~AccessLogs();
@@ -87,14 +93,15 @@ class AccessLogs {
   // Formats the line into its file's buffer (or drops it, counted).
   void Append(uint32_t listener, const AccessLogEntry& entry);
 
-  // The ring's side. The next write of `file`, moving what is buffered into
-  // the write: false when there is nothing to write or one is in flight.
+  // The ring's side. The next write of `file` at `now_ns` (monotonic),
+  // moving what is buffered into the write: false when one is in flight,
+  // nothing waits, or the batch is neither full nor due.
   struct Write {
     int fd;
     const char* data;
     size_t size;
   };
-  bool NextWrite(int file, Write* write);
+  bool NextWrite(int file, int64_t now_ns, Write* write);
   // The write of `file` completed with `result` (bytes, or -errno). A short
   // write goes on with the rest (NextWrite again).
   void OnWritten(int file, int result);

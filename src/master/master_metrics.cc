@@ -392,9 +392,11 @@ void Master::BindAccessLogs() {
 }
 
 void Master::FlushAccessLogs() {
+  if (access_logs_.file_count() == 0) return;
+  const int64_t now = MonotonicNowNs();
   for (int file = 0; file < access_logs_.file_count(); ++file) {
     AccessLogs::Write write;
-    if (!access_logs_.NextWrite(file, &write)) continue;
+    if (!access_logs_.NextWrite(file, now, &write)) continue;
     io_uring_sqe* sqe = Sqe(kOpAccessLogWrite, file);
     // O_APPEND: offset -1, the file's own position, which is its end.
     io_uring_prep_write(sqe, write.fd, write.data, write.size, uint64_t(-1));

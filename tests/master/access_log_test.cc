@@ -41,6 +41,12 @@ sockaddr_storage Address6(const char* ip, int port) {
 
 // 2025-06-01T12:00:00.000123Z
 constexpr int64_t kTime = 1748779200LL * 1000000000 + 123456;
+// A monotonic "now" a batch interval past the last one: every write is due.
+int64_t Later() {
+  static int64_t now = 0;
+  now += AccessLogs::kBatchNs;
+  return now;
+}
 
 TEST(AccessLogLineTest, JsonHasEveryKeyNullWhenAbsent) {
   const sockaddr_storage peer = Address4("127.0.0.1", 40000);
@@ -113,7 +119,7 @@ std::string Slurp(const std::string& path) {
 void WriteAll(AccessLogs& logs) {
   for (int f = 0; f < logs.file_count(); ++f) {
     AccessLogs::Write w;
-    while (logs.NextWrite(f, &w)) {
+    while (logs.NextWrite(f, Later(), &w)) {
       logs.OnWritten(f, static_cast<int>(write(w.fd, w.data, w.size)));
     }
   }
@@ -181,7 +187,7 @@ TEST(AccessLogsTest, ReopenAfterRenameKeepsEveryLineOnce) {
   for (; n < 10; ++n) logs.Append(0, Entry(n));
   // A write in flight when the file is moved and a reopen is asked.
   AccessLogs::Write w;
-  ASSERT_TRUE(logs.NextWrite(f, &w));
+  ASSERT_TRUE(logs.NextWrite(f, Later(), &w));
   for (; n < 20; ++n) logs.Append(0, Entry(n));
   ASSERT_EQ(rename(path.c_str(), (path + ".1").c_str()), 0);
   int reopened = 0;
@@ -201,6 +207,32 @@ TEST(AccessLogsTest, ReopenAfterRenameKeepsEveryLineOnce) {
   }
 }
 
+TEST(AccessLogsTest, WritesInBatchesOfBytesOrTime) {
+  const std::string dir = TempDir();
+  AccessLogs logs;
+  const int f = *logs.Open(dir + "/a.log");
+  logs.Bind(0, Listener("http"), f);
+  logs.Append(0, Entry(1));
+  AccessLogs::Write w;
+  const int64_t t0 = Later();
+  ASSERT_TRUE(logs.NextWrite(f, t0, &w)) << "the first write is due";
+  logs.OnWritten(f, static_cast<int>(write(w.fd, w.data, w.size)));
+  logs.Append(0, Entry(2));
+  EXPECT_FALSE(logs.NextWrite(f, t0 + 1000, &w)) << "too soon, too small";
+  ASSERT_TRUE(logs.NextWrite(f, t0 + AccessLogs::kBatchNs, &w)) << "due";
+  logs.OnWritten(f, static_cast<int>(write(w.fd, w.data, w.size)));
+  const int64_t t1 = t0 + AccessLogs::kBatchNs;
+  int lines = 0;
+  while (!logs.NextWrite(f, t1 + 1000, &w)) {
+    logs.Append(0, Entry(3));
+    ++lines;
+  }
+  // About 64 KiB of ~170-byte lines made a batch.
+  EXPECT_GE(w.size, AccessLogs::kBatchBytes);
+  EXPECT_GT(lines, 300);
+  logs.OnWritten(f, static_cast<int>(write(w.fd, w.data, w.size)));
+}
+
 TEST(AccessLogsTest, ShortWritesGoOnAndFullBuffersDrop) {
   const std::string dir = TempDir();
   AccessLogs logs;
@@ -208,18 +240,18 @@ TEST(AccessLogsTest, ShortWritesGoOnAndFullBuffersDrop) {
   logs.Bind(0, Listener("http"), f);
   logs.Append(0, Entry(1));
   AccessLogs::Write w;
-  ASSERT_TRUE(logs.NextWrite(f, &w));
+  ASSERT_TRUE(logs.NextWrite(f, Later(), &w));
   const size_t size = w.size;
-  EXPECT_FALSE(logs.NextWrite(f, &w)) << "one write in flight";
+  EXPECT_FALSE(logs.NextWrite(f, Later(), &w)) << "one write in flight";
   EXPECT_TRUE(logs.Busy());
   logs.OnWritten(f, static_cast<int>(write(w.fd, w.data, 10)));
-  ASSERT_TRUE(logs.NextWrite(f, &w));
+  ASSERT_TRUE(logs.NextWrite(f, Later(), &w));
   EXPECT_EQ(w.size, size - 10);
   logs.OnWritten(f, static_cast<int>(write(w.fd, w.data, w.size)));
   EXPECT_FALSE(logs.Busy());
   // A failed write drops what it carried, counted.
   logs.Append(0, Entry(2));
-  ASSERT_TRUE(logs.NextWrite(f, &w));
+  ASSERT_TRUE(logs.NextWrite(f, Later(), &w));
   logs.OnWritten(f, -ENOSPC);
   EXPECT_EQ(logs.write_errors(), 1u);
   // Nothing written for a while: lines beyond the cap are dropped.
@@ -255,9 +287,9 @@ TEST(AccessLogsTest, UnboundFilesCloseAfterTheirLastLines) {
   logs.Bind(0, Listener("http"), -1);
   logs.CloseUnbound();
   AccessLogs::Write w;
-  ASSERT_TRUE(logs.NextWrite(f, &w)) << "its last lines still go out";
+  ASSERT_TRUE(logs.NextWrite(f, Later(), &w)) << "its last lines still go out";
   logs.OnWritten(f, static_cast<int>(write(w.fd, w.data, w.size)));
-  EXPECT_FALSE(logs.NextWrite(f, &w));
+  EXPECT_FALSE(logs.NextWrite(f, Later(), &w));
   EXPECT_THAT(Slurp(dir + "/a.log"), HasSubstr("\"us\":1}\n"));
   // Opened again by path: a fresh file object.
   EXPECT_TRUE(logs.Open(dir + "/a.log").ok());

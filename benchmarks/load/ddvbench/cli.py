@@ -14,7 +14,7 @@ import types
 
 from pyddv.procs import Procs
 
-from .common import (ALL_PATHS, BASELINE, HTTP_WORKLOADS, INSTALL_HINT,
+from .common import (ACCESSLOG, ALL_PATHS, BASELINE, HTTP_WORKLOADS, INSTALL_HINT,
                      NEEDS, NGINX_STREAM_MODULE, PATH_WORKLOADS, REPO,
                      SECTION, WORKLOAD_ALIASES, WORKLOADS, Build, Ctx, log)
 from .loadgen import build_floor, build_tls_client, measure_floor
@@ -39,7 +39,8 @@ def parse_args(argv=None):
                          "the table shows medians (and ranges)")
     ap.add_argument("--paths", default=",".join(ALL_PATHS),
                     help="comma-separated subset of " + ",".join(ALL_PATHS)
-                    + f" ({BASELINE} comes with --baseline_bin_dir)")
+                    + f" ({BASELINE} comes with --baseline_bin_dir; "
+                    f"{ACCESSLOG}, ddv with an access log, only when named)")
     ap.add_argument("--workloads", default="keepalive,newconn,tls-new",
                     help="comma-separated subset of keepalive,newconn,tls-new "
                          "(default all); a path runs the ones it serves")
@@ -122,7 +123,8 @@ def select_paths(ctx):
     ctx.paths = [p for p in args.paths.split(",") if p]
     for p in ctx.paths:
         if p not in SETUPS:
-            sys.exit(f"unknown path {p!r}; known: {', '.join(ALL_PATHS)}")
+            sys.exit(f"unknown path {p!r}; known: "
+                     f"{', '.join(ALL_PATHS + [ACCESSLOG])}")
     if "direct" not in ctx.paths:
         ctx.paths.insert(0, "direct")
     if args.baseline_bin_dir and BASELINE not in ctx.paths:

@@ -12,6 +12,10 @@ ALL_PATHS = ["direct", "ddv", "haproxy-http", "haproxy-tcp", "nginx",
              "nginx-direct", "nginx-stream"]
 # Same set-up as `ddv`, binaries from --baseline_bin_dir.
 BASELINE = "ddv-before"
+# Same set-up as `ddv` plus a JSON access log on the listener
+# (docs/metrics.md): what logging every connection costs the master. Not in
+# the default paths; ask for it with --paths.
+ACCESSLOG = "ddv-accesslog"
 INSTALL_HINT = "apt-get install -y haproxy nginx-light libnginx-mod-stream"
 SECTION = "## Load: through the master vs direct"
 TLS_SECTION = "### TLS handshakes: through the master vs direct (tls-new)"
@@ -26,6 +30,7 @@ HTTP_WORKLOADS = ("keep-alive", "new-conn")
 # Which workloads each path serves.
 PATH_WORKLOADS = {
     "direct": WORKLOADS, "ddv": WORKLOADS, BASELINE: WORKLOADS,
+    ACCESSLOG: WORKLOADS,
     "haproxy-tcp": WORKLOADS,
     "haproxy-http": HTTP_WORKLOADS, "nginx": HTTP_WORKLOADS,
     "nginx-direct": HTTP_WORKLOADS, "nginx-stream": ("tls-new",),

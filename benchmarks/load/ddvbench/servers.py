@@ -15,7 +15,7 @@ import time
 from pyddv.control import wait_workers_ready
 from pyddv.net import free_port, http_get, https_get
 
-from .common import BASELINE, HOST, NGINX_STREAM_MODULE, TEMPLATES
+from .common import ACCESSLOG, BASELINE, HOST, NGINX_STREAM_MODULE, TEMPLATES
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -91,8 +91,9 @@ def setup_direct(ctx, tls=False):
 
 def setup_ddv(ctx, tls=False, path="ddv"):
     """ddv_master --watchdog=false, one listener, one site; `path` picks the
-    build (ddv, or ddv-before for --baseline_bin_dir)."""
-    build = ctx.builds[path]
+    build (ddv, or ddv-before for --baseline_bin_dir) and, for
+    ddv-accesslog, the templates with an access log (this build's binaries)."""
+    build = ctx.builds["ddv" if path == ACCESSLOG else path]
     d = os.path.join(ctx.dir, path + ("-tls" if tls else ""))
     os.makedirs(d, exist_ok=True)
     port = free_port()
@@ -100,8 +101,11 @@ def setup_ddv(ctx, tls=False, path="ddv"):
     ctl = os.path.join(tempfile.mkdtemp(prefix="ddv-load-", dir="/tmp"),
                        "control.sock")
     ctx.cleanup_dirs.append(os.path.dirname(ctl))
+    template = "ddv-tls.toml" if tls else "ddv.toml"
+    if path == ACCESSLOG:
+        template = template.replace("ddv", "ddv-accesslog", 1)
     cfg = write_config(
-        os.path.join(d, "ddv.toml"), "ddv-tls.toml" if tls else "ddv.toml",
+        os.path.join(d, "ddv.toml"), template,
         control_socket=ctl, handoff=ctx.args.ddv_handoff, port=port,
         hello=build.hello, host=HOST, dir=d, cert=ctx.cert, key=ctx.key)
     argv = [build.master, f"--config={cfg}", "--watchdog=false",
@@ -176,6 +180,7 @@ SETUPS = {
     "direct": setup_direct,
     "ddv": setup_ddv,
     BASELINE: lambda ctx, tls=False: setup_ddv(ctx, tls, BASELINE),
+    ACCESSLOG: lambda ctx, tls=False: setup_ddv(ctx, tls, ACCESSLOG),
     "haproxy-http": lambda ctx, tls=False: setup_haproxy(
         ctx, "haproxy-http", tls),
     "haproxy-tcp": lambda ctx, tls=False: setup_haproxy(
