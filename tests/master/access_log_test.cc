@@ -91,7 +91,8 @@ TEST(AccessLogLineTest, EscapesQuotesControlsAndBadUtf8) {
   AccessLogEntry e;
   e.unix_ns = kTime;
   e.listener = "caf\xc3\xa9";            // valid UTF-8 stays
-  e.alpn = std::string("a\"b\\\n\x01\xff", 7);  // an ALPN name is any bytes
+  const std::string alpn("a\"b\\\n\x01\xff", 7);  // an ALPN name is any bytes
+  e.alpn = alpn;
   e.outcome = "timeout";
   std::string json, logfmt;
   FormatAccessLogLine(config::AccessLogFormat::kJson, e, &json);
