@@ -354,7 +354,7 @@ void Watchdog::StartUpgrade() {
         "the master is still starting (adopting workers); try again");
   } else {
     // The check may block this loop for 15 s: systemd's watchdog hears
-    // from us just before, and WatchdogSec= is above twice that.
+    // from us just before and just after (ddv.service: WatchdogSec=30s).
     service_.Ping(/*force=*/true);
     status = CheckNewBinary();
     service_.Ping(/*force=*/true);

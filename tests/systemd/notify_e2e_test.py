@@ -237,6 +237,69 @@ class NotifyTest(unittest.TestCase):
         self.assertEqual(self.systemd.pings(), [])
 
 
+class StartedDdv(harness.Ddv):
+    """harness.Ddv that does not wait for every worker: some never are."""
+
+    def wait_ready(self, timeout=15.0):
+        def answers():
+            try:
+                return self.status()
+            except (OSError, ValueError):
+                return None
+        if not harness.wait_for(answers, timeout=timeout):
+            raise RuntimeError(f"no status\n{self.read_log()}")
+
+
+class NotAllWorkersTest(unittest.TestCase):
+    """READY=1 waits for the workers, but not for ever."""
+
+    def start(self, site, flags=()):
+        systemd = NotifySocket()
+        self.addCleanup(systemd.close)
+
+        def config(ddv):
+            ddv.write_config()
+            with open(ddv.config_path) as f:
+                return f.read() + site(ddv)
+        with environment(NOTIFY_SOCKET=systemd.address):
+            ddv = StartedDdv(watchdog=True, config_text=config,
+                             extra_flags=["--log_dir=", "--drain_timeout=1",
+                                          *flags])
+        self.addCleanup(ddv.stop)
+        return ddv, systemd
+
+    def test_a_crash_looping_site_does_not_hold_up_ready(self):
+        def crashy(ddv):
+            flag, script = harness.crashy_worker(ddv)
+            os.remove(flag)  # it exits at once, every time
+            return (f'\n[[site]]\nid = "crashy"\ncommand = ["{script}"]\n'
+                    'hosts = ["crashy.localhost"]\n')
+        ddv, systemd = self.start(crashy)
+        ready = systemd.wait_kind("READY", timeout=20)
+        self.assertIsNotNone(ready, systemd.all())
+        self.assertRegex(ready.fields["STATUS"],
+                         r"^master \d+: 4 sites, 4/5 workers ready; failed "
+                         r"\(crash loop\): crashy$")
+
+    def test_a_worker_that_never_says_hello_delays_ready_30_s(self):
+        def silent(ddv):
+            return ('\n[[site]]\nid = "silent"\ncommand = ["/bin/sleep", '
+                    '"300"]\nhosts = ["silent.localhost"]\n')
+        started = time.monotonic()
+        ddv, systemd = self.start(silent, ["--heartbeat_timeout_ms=120000"])
+        # The other sites serve meanwhile; systemd still waits.
+        self.assertEqual(harness.http_get(ddv.http_port, "a.localhost")[0],
+                         200)
+        self.assertIsNone(systemd.wait_kind("READY", timeout=20))
+        ready = systemd.wait_kind("READY", timeout=20)
+        self.assertIsNotNone(ready, systemd.all())
+        self.assertGreater(ready.t - started, 29)
+        self.assertRegex(ready.fields["STATUS"],
+                         r"^master \d+: 4 sites, 4/5 workers ready$")
+        self.assertIn("serving although not every worker is up after 30s",
+                      harness.full_log(ddv))
+
+
 class MasterAloneTest(unittest.TestCase):
     def test_a_master_alone_tells_systemd_itself(self):
         systemd = NotifySocket(abstract=True)
