@@ -194,6 +194,21 @@ class SocketActivationTest(unittest.TestCase):
             lambda: self._master(ddv) not in (None, old), timeout=10))
         self.assertEqual(sites_through_every_listener(self, ddv),
                          EVERY_LISTENER)
+        # An upgraded watchdog still knows the sockets are systemd's.
+        upgraded = subprocess.run(
+            [harness.runfile("src/ddvctl"),
+             f"--control_socket={ddv.control_socket}", "upgrade"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(upgraded.returncode, 0, upgraded.stderr)
+        current = open(ddv.config_path).read()
+        ddv.write_text(current + f'\n[[listener]]\nname = "extra"\n'
+                       f'address = "127.0.0.1:{new_port}"\n'
+                       'protocol = "http"\n')
+        reply = harness.control(ddv.control_socket, "reload")
+        self.assertIn('listener "extra"', reply)
+        self.assertIn("came from systemd", reply)
+        self.assertEqual(sites_through_every_listener(self, ddv),
+                         EVERY_LISTENER)
 
     def test_a_master_alone_takes_passed_sockets(self):
         ddv, trigger = service_manager.start_activated(watchdog=False)
