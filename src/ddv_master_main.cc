@@ -467,7 +467,9 @@ int main(int argc, char** argv) {
           ? ddv::config::LoadConfigFile(path)
           : LoadStartConfig(path, FLAGS_config_snapshot);
   if (!config.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    std::fprintf(
+        stderr, "%s\n",
+        ddv::config::DescribeConfigErrors(config.status(), path).c_str());
     return kExitConfigError;
   }
   // The master applies them again to every file a reload loads.
