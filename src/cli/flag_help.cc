@@ -138,7 +138,7 @@ std::string RenderHelp(const HelpText& help, bool full) {
   if (!full) {
     absl::StrAppend(&out,
                     "\n--helpfull also lists the flags of the libraries "
-                    "linked in (logging, flag parsing).\n");
+                    "linked in\n(logging, flag parsing).\n");
     return out;
   }
   // The libraries' flags, by source file, in gflags' own words.
