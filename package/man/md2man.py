@@ -124,7 +124,8 @@ def table(rows):
                                 f"{len(header)}: {row}")
         # The tag is the one line after .TP.
         out += [".TP", " ".join(fill(cells[0]))]
-        facts = [f"{name.capitalize()}: {value}."
+        facts = ["Required." if value == "required" else
+                 f"{name.capitalize()}: {value}."
                  for name, value in zip(header[1:-1], cells[1:-1])
                  if value and value not in ("-", "—")]
         if facts:

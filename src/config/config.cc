@@ -746,15 +746,18 @@ std::string DescribeConfigErrors(const absl::Status& status,
     if (!absl::SimpleAtoi(std::string(*payload), &count)) count = 1;
   }
   if (count <= 1) return std::string(status.message());
+  // The first line stays the first error, as when there is one: a reader
+  // (or a script) after "FILE:LINE:COL:" finds it where it always was.
   std::vector<absl::string_view> lines =
       absl::StrSplit(status.message(), '\n');
-  std::string out = absl::StrCat(count, " errors in ", path, ":");
+  std::string out;
   for (size_t i = 0; i < lines.size() && i < max_errors; ++i) {
-    absl::StrAppend(&out, "\n", lines[i]);
+    absl::StrAppend(&out, lines[i], "\n");
   }
+  absl::StrAppend(&out, count, " errors in ", path);
   if (lines.size() > max_errors) {
-    absl::StrAppend(&out, "\n... and ", lines.size() - max_errors,
-                    " more (ddv_master --check_config --config=", path,
+    absl::StrAppend(&out, ", the first ", max_errors,
+                    " above (ddv_master --check_config --config=", path,
                     " lists every one)");
   }
   return out;

@@ -127,10 +127,9 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    const std::string& path_for_messages);
 
 // A failed load's errors for a person (--check_config, a refused reload):
-// the status's message, one "FILE:LINE:COL: what is wrong" a line, under a
-// first line "N errors in FILE:" when there are several; past `max_errors`
-// the rest is counted ("... and 12 more"), not shown. Any other status: its
-// message.
+// the status's message, one "FILE:LINE:COL: what is wrong" a line, then
+// "N errors in FILE" when there are several; past `max_errors` the rest
+// are counted, not shown. Any other status: its message.
 std::string DescribeConfigErrors(const absl::Status& status,
                                  const std::string& path,
                                  size_t max_errors = SIZE_MAX);
