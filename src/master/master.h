@@ -428,6 +428,11 @@ class Master {
 
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
+  // A connection reached worker `w` / was refused 503 for want of a worker
+  // of `site`: the global counter, and the per-site (and per-worker) ones
+  // `ddvctl status --json` shows and `ddvctl top` turns into rates.
+  void CountHandedOff(int w);
+  void CountUnavailable(int site);
 
   // A ddvctl connection, served through the ring. A slot is reused only
   // when its fd is closed and none of its ops is in flight.
@@ -534,6 +539,12 @@ class Master {
   absl::flat_hash_map<std::string, uint32_t> message_round_robin_;
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;
+  // By site index (sites are never renumbered); grown on first count.
+  struct SiteCounters {
+    uint64_t handed_off = 0;
+    uint64_t unavailable = 0;
+  };
+  std::vector<SiteCounters> site_counters_;
   bool stopping_ = false;
   StopPhase stop_phase_ = StopPhase::kRunning;
   int64_t stop_deadline_ns_ = 0;   // of the current stop phase
