@@ -2,8 +2,11 @@
 // `metrics`, `restart SITE`, `upgrade`, `reopen`, against --control_socket. Every
 // failure exits non-zero with the reason on stderr and an exit code that
 // says which kind of failure it was (kExitCodes below, `ddvctl --help`).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,8 +21,16 @@
 #include "src/control/control_client.h"
 #include "src/control/top.h"
 
-DEFINE_string(control_socket, "/tmp/ddv-demo/control.sock",
-              "the master's control socket ([master] control_socket)");
+DEFINE_string(control_socket, "",
+              "the master's control socket ([master] control_socket); "
+              "default: $DDV_CONTROL_SOCKET, else /run/ddv/control.sock "
+              "when it exists (the service), else the demo's "
+              "/tmp/ddv-demo/control.sock");
+namespace {
+constexpr char kServiceSocket[] = "/run/ddv/control.sock";
+constexpr char kDemoSocket[] = "/tmp/ddv-demo/control.sock";
+}  // namespace
+
 DEFINE_int32(timeout_ms, 5000, "give up waiting for the master after this long");
 DEFINE_bool(json, false, "status: print the raw JSON");
 DEFINE_double(interval, 1.0,
@@ -197,10 +208,26 @@ int Top() {
   return ddv::control::RunTop(options);
 }
 
+// Where the master is when --control_socket is not given: an operator's
+// $DDV_CONTROL_SOCKET, the packaged service's socket once it exists, or the
+// demo's (`bazel run //src:ddv_master` with no config).
+std::string DefaultControlSocket() {
+  const char* env = std::getenv("DDV_CONTROL_SOCKET");
+  if (env != nullptr && env[0] != '\0') return env;
+  struct stat st;
+  if (::stat(kServiceSocket, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    return kServiceSocket;
+  }
+  return kDemoSocket;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ddv::cli::ParseFlags(Help(), &argc, &argv);
+  if (FLAGS_control_socket.empty()) {
+    FLAGS_control_socket = DefaultControlSocket();
+  }
   if (argc < 2) {
     std::fprintf(stderr, "%s", Usage().c_str());
     return ddv::control::kExitUsage;
