@@ -35,6 +35,7 @@
 #include "src/config/host_pattern.h"
 #include "src/config/listen_address.h"
 #include "src/config/cross_checks.h"
+#include "src/config/site_isolation.h"
 #include "src/config/system_checks.h"
 #include "src/config/toml_reader.h"
 
@@ -66,7 +67,8 @@ constexpr absl::string_view kSiteKeys[] = {
     "default",    "alpn",      "env",       "user",     "group",
     "log_output", "log_error", "log_all",   "log_max_bytes", "log_keep",
     "tls_cert",   "tls_key",   "runtime",   "claimable_hosts",
-    "may_claim_default"};
+    "may_claim_default", "limits", "cwd", "memory_max", "cpu_weight",
+    "max_connections", "max_pending"};
 
 absl::Status RequireAbsolutePath(const TomlReader& reader,
                                  const toml::node& node, absl::string_view key,
@@ -530,6 +532,7 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
   DDV_RETURN_IF_ERROR(
       ReadAbsolutePath(reader, table, "log_all", &site->log_all));
   DDV_RETURN_IF_ERROR(ParseLogRotation(reader, table, site));
+  DDV_RETURN_IF_ERROR(internal::ReadSiteIsolation(reader, table, site));
   return ParseTlsFiles(reader, table, site);
 }
 
@@ -610,6 +613,22 @@ absl::string_view ProtocolName(Protocol protocol) {
 absl::string_view HandoffModeName(HandoffMode mode) {
   for (const NamedValue<HandoffMode>& named : kHandoffModes) {
     if (named.value == mode) return named.name;
+  }
+  return "?";
+}
+
+absl::string_view ResourceKindName(ResourceKind kind) {
+  switch (kind) {
+    case ResourceKind::kNofile:
+      return "nofile";
+    case ResourceKind::kNproc:
+      return "nproc";
+    case ResourceKind::kCore:
+      return "core";
+    case ResourceKind::kAsBytes:
+      return "as_bytes";
+    case ResourceKind::kMemlockBytes:
+      return "memlock_bytes";
   }
   return "?";
 }

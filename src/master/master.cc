@@ -30,7 +30,10 @@ Master::Master(const MasterOptions& options, config::Config config)
       connections_(options.max_connections),
       accept_gate_(static_cast<uint32_t>(config_.listeners.size()),
                    options.max_connections),
-      linger_scratch_(16384) {}
+      linger_scratch_(16384),
+      // A site's max_pending by default: half the table, so one site never
+      // holds all of it.
+      site_caps_(std::max<uint32_t>(1, options.max_connections / 2)) {}
 
 Master::~Master() {
   // The ring goes first. Members die in reverse order, and ring_ is
@@ -105,6 +108,8 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
 
   // Node workers are told their site's port (PORT) for server.listen.
   UpdateListenerPorts(config_);
+  // Each worker starts in its site's cgroup, so they exist first.
+  InitIsolation();
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);
   if (!workers.ok()) return workers.status();
