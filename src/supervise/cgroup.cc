@@ -44,11 +44,12 @@ absl::StatusOr<std::string> ReadText(const std::string& path) {
 }
 
 // One write(2), as cgroupfs wants each value: the kernel parses a write as
-// a whole. Returns 0 or the errno, with the failed call in *call.
+// a whole (O_TRUNC, as a shell's `echo max > memory.max`, is accepted
+// there). Returns 0 or the errno, with the failed call in *call.
 int WriteErrno(const std::string& path, absl::string_view text,
                const char** call) {
   *call = "open";
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
   if (!fd) return errno;
   *call = "write";
   ssize_t n;

@@ -67,26 +67,26 @@ const char* RlimitName(int resource) {
   return "a resource";
 }
 
-std::string ChildStepCall(int step, int detail, const ProcessSpec& spec) {
+const char* ChildStepCall(int step) {
   switch (step) {
     case kSetpgid:
       return "setpgid";
     case kSetsid:
       return "setsid";
     case kCgroup:
-      return absl::StrCat("write(\"", spec.cgroup, "/cgroup.procs\")");
+      return "write";
     case kMoveFd:
       return "fcntl(F_DUPFD_CLOEXEC)";
     case kCloseRange:
-      return "close_range(CLOSE_RANGE_CLOEXEC)";
+      return "close_range";
     case kDup2:
       return "dup2";
     case kSetrlimit:
-      return absl::StrCat("setrlimit(", RlimitName(detail), ")");
+      return "setrlimit";
     case kChdir:
-      return absl::StrCat("chdir(\"", spec.cwd, "\")");
+      return "chdir";
     case kNoNewPrivs:
-      return "prctl(PR_SET_NO_NEW_PRIVS)";
+      return "prctl";
     case kSetgroups:
       return "setgroups";
     case kSetgid:
@@ -101,6 +101,35 @@ std::string ChildStepCall(int step, int detail, const ProcessSpec& spec) {
       return "execve";
   }
   return "child set-up";
+}
+
+std::string Doing(const ProcessSpec& spec);
+
+// What the failed step was doing, for the steps that need more than the
+// worker's name: which limit, directory or cgroup.
+std::string ChildStepDoing(int step, int detail, const ProcessSpec& spec) {
+  switch (step) {
+    case kCgroup:
+      return absl::StrCat("joining cgroup \"", spec.cgroup, "\" while ",
+                          Doing(spec));
+    case kCloseRange:
+      return absl::StrCat("closing inherited fds on exec while ", Doing(spec));
+    case kSetrlimit:
+      for (const auto& [resource, value] : spec.rlimits) {
+        if (resource != detail) continue;
+        return absl::StrCat(
+            "setting ", RlimitName(resource), " to ",
+            value == RLIM_INFINITY ? std::string("unlimited")
+                                   : absl::StrCat(value),
+            " while ", Doing(spec));
+      }
+      break;
+    case kChdir:
+      return absl::StrCat("entering \"", spec.cwd, "\" while ", Doing(spec));
+    case kNoNewPrivs:
+      return absl::StrCat("setting PR_SET_NO_NEW_PRIVS while ", Doing(spec));
+  }
+  return Doing(spec);
 }
 
 struct ChildReport {
@@ -524,9 +553,8 @@ absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
          errno == EINTR) {
   }
   if (n == static_cast<ssize_t>(sizeof(report))) {
-    return ErrnoStatus(report.error,
-                       ChildStepCall(report.step, report.detail, spec),
-                       Doing(spec));
+    return ErrnoStatus(report.error, ChildStepCall(report.step),
+                       ChildStepDoing(report.step, report.detail, spec));
   }
   return ErrnoStatus(n < 0 ? read_error : EPROTO, "read",
                      "reading the exec report while " + Doing(spec));
