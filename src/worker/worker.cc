@@ -36,7 +36,7 @@ using nlohmann::json;
 constexpr absl::Duration kRetrySendAfter = absl::Milliseconds(10);
 // `connections` reports go at most this often: fresh enough for the
 // master's max_connections, rare enough to cost it nothing.
-constexpr absl::Duration kReportInterval = absl::Milliseconds(100);
+constexpr absl::Duration kReportInterval = absl::Milliseconds(10);
 // The PROXY header was peeked by the master, so it is queued on the socket;
 // this bound only matters if something is badly wrong.
 constexpr absl::Duration kProxyHeaderWait = absl::Seconds(1);
