@@ -713,6 +713,25 @@ std::string DescribeConfig(const Config& config) {
     if (site.runtime != Runtime::kDdv) {
       absl::StrAppend(&out, ", runtime ", RuntimeName(site.runtime));
     }
+    // Isolation (docs/isolation.md), when set.
+    for (const auto& [kind, value] : site.limits) {
+      absl::StrAppend(&out, ", ", ResourceKindName(kind), " ",
+                      value == kUnlimited ? std::string("unlimited")
+                                          : absl::StrCat(value));
+    }
+    if (!site.cwd.empty()) absl::StrAppend(&out, ", cwd ", site.cwd);
+    if (site.memory_max != 0) {
+      absl::StrAppend(&out, ", memory_max ", site.memory_max);
+    }
+    if (site.cpu_weight != 0) {
+      absl::StrAppend(&out, ", cpu_weight ", site.cpu_weight);
+    }
+    if (site.max_connections != 0) {
+      absl::StrAppend(&out, ", max_connections ", site.max_connections);
+    }
+    if (site.max_pending != 0) {
+      absl::StrAppend(&out, ", max_pending ", site.max_pending);
+    }
     absl::StrAppend(&out, "\n");
   }
   return out;

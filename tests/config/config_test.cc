@@ -240,6 +240,11 @@ memory_max = 2097152
   EXPECT_EQ(a.max_pending, 100u);
   EXPECT_EQ(parsed->sites[1].memory_max, 2097152u);
   EXPECT_EQ(ResourceKindName(ResourceKind::kMemlockBytes), "memlock_bytes");
+  EXPECT_THAT(DescribeConfig(*parsed),
+              ::testing::HasSubstr(
+                  ", nofile 4096, nproc 256, core 0, as_bytes unlimited, "
+                  "memlock_bytes 67108864, cwd /tmp, memory_max 536870912, "
+                  "cpu_weight 200, max_connections 1000, max_pending 100\n"));
 }
 
 // memory_max (and the byte-valued limits) take digits with an optional K,
