@@ -120,16 +120,16 @@ void PrintIsolation(const nlohmann::json& s) {
                   : "-",
               where.c_str());
   const nlohmann::json c = s["connections"];
-  const nlohmann::json max_connections =
-      c.value("max_connections", nlohmann::json());
+  auto cap = [&c](const char* name, const char* prefix) {
+    const nlohmann::json value = c.value(name, nlohmann::json());
+    return value.is_number() ? absl::StrCat(prefix, value.dump())
+                             : std::string();
+  };
   std::printf(
-      "  connections: open %llu%s, pending %llu of %llu, refused %llu at "
+      "  connections: open %llu%s, pending %llu%s, refused %llu at "
       "max_pending, %llu at max_connections\n",
-      c.value("open", 0ULL),
-      max_connections.is_number()
-          ? absl::StrCat(" (with pending) of ", max_connections.dump()).c_str()
-          : "",
-      c.value("pending", 0ULL), c.value("max_pending", 0ULL),
+      c.value("open", 0ULL), cap("max_connections", " (with pending) of ").c_str(),
+      c.value("pending", 0ULL), cap("max_pending", " of ").c_str(),
       c.value("refused_max_pending", 0ULL),
       c.value("refused_max_connections", 0ULL));
 }

@@ -127,8 +127,7 @@ struct SiteConfig {
   // Caps in the master: connections the site's workers hold (handed off,
   // not yet closed, as they report it) plus those waiting for one; and
   // those waiting for a worker alone. Past either, new connections of the
-  // site are refused (503, TLS internal_error). 0: not set (max_pending
-  // then defaults to half of ddv_master's --max_connections).
+  // site are refused (503, TLS internal_error). 0: not set, no cap.
   uint32_t max_connections = 0;
   uint32_t max_pending = 0;
   int line = 0;                                // of the [[site]] header

@@ -30,10 +30,7 @@ Master::Master(const MasterOptions& options, config::Config config)
       connections_(options.max_connections),
       accept_gate_(static_cast<uint32_t>(config_.listeners.size()),
                    options.max_connections),
-      linger_scratch_(16384),
-      // A site's max_pending by default: half the table, so one site never
-      // holds all of it.
-      site_caps_(std::max<uint32_t>(1, options.max_connections / 2)) {}
+      linger_scratch_(16384) {}
 
 Master::~Master() {
   // The ring goes first. Members die in reverse order, and ring_ is

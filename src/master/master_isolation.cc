@@ -111,8 +111,16 @@ void Master::ApplyIsolation(const config::Config& next) {
     const config::SiteConfig& site = next.sites[s];
     site_caps_.Configure(static_cast<int>(s), site.max_connections,
                          site.max_pending);
-    // A removed site's cgroup goes with its last worker (OnSiteWorkerExit).
-    if (!cgroups_ || site.processes == 0) continue;
+    if (!cgroups_) continue;
+    if (site.processes == 0) {
+      // Removed: its cgroup goes now if no worker is left in it, else with
+      // its last worker (OnSiteWorkerExit).
+      absl::Status removed = cgroups_->RemoveSite(site.id);
+      if (!removed.ok() && !absl::IsFailedPrecondition(removed)) {
+        LOG(WARNING) << removed;
+      }
+      continue;
+    }
     absl::StatusOr<std::string> dir =
         cgroups_->ConfigureSite(site.id, site.memory_max, site.cpu_weight);
     if (!dir.ok()) {
@@ -242,7 +250,9 @@ nlohmann::json Master::SiteIsolationJson(int s) const {
   out["connections"] = {
       {"pending", site_caps_.pending(s)},
       {"open", site_caps_.open(s)},
-      {"max_pending", site_caps_.max_pending(s)},
+      {"max_pending", site_caps_.max_pending(s) != 0
+                          ? json(site_caps_.max_pending(s))
+                          : json(nullptr)},
       {"max_connections", site_caps_.max_connections(s) != 0
                               ? json(site_caps_.max_connections(s))
                               : json(nullptr)},

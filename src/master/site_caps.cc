@@ -17,9 +17,8 @@ void SiteCaps::Configure(int site, uint32_t max_connections,
 }
 
 uint32_t SiteCaps::max_pending(int site) const {
-  if (static_cast<size_t>(site) >= sites_.size()) return default_max_pending_;
-  const Site& s = sites_[site];
-  return s.max_pending != 0 ? s.max_pending : default_max_pending_;
+  return static_cast<size_t>(site) < sites_.size() ? sites_[site].max_pending
+                                                   : 0;
 }
 
 uint32_t SiteCaps::max_connections(int site) const {
@@ -30,7 +29,7 @@ uint32_t SiteCaps::max_connections(int site) const {
 
 SiteCaps::Verdict SiteCaps::Admit(int site) {
   Site& s = SiteAt(site);
-  if (s.pending >= max_pending(site)) {
+  if (s.max_pending != 0 && s.pending >= s.max_pending) {
     ++s.refused_pending;
     return Verdict::kOverPending;
   }

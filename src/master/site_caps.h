@@ -47,12 +47,7 @@ class SiteCaps {
     kOverConnections,  // max_connections reached
   };
 
-  // `default_max_pending` applies to sites whose max_pending is 0.
-  explicit SiteCaps(uint32_t default_max_pending)
-      : default_max_pending_(default_max_pending) {}
-
-  // At start and at every reload. 0: max_connections not set, max_pending
-  // the default.
+  // At start and at every reload. 0: not set, no cap.
   void Configure(int site, uint32_t max_connections, uint32_t max_pending);
 
   // A connection routed to `site`: kAdmit counts it pending; a refusal is
@@ -77,7 +72,7 @@ class SiteCaps {
 
   uint32_t pending(int site) const;
   uint64_t open(int site) const;
-  // The caps in force; max_connections 0 for none.
+  // The caps in force; 0 for none.
   uint32_t max_pending(int site) const;
   uint32_t max_connections(int site) const;
   uint64_t refused_pending(int site) const;
@@ -89,7 +84,7 @@ class SiteCaps {
  private:
   struct Site {
     uint32_t max_connections = 0;
-    uint32_t max_pending = 0;  // 0: the default
+    uint32_t max_pending = 0;
     uint32_t pending = 0;
     uint64_t open = 0;  // sum of its workers' Contribution
     uint64_t refused_pending = 0;
@@ -115,7 +110,6 @@ class SiteCaps {
   // Moves the worker's contribution in its site's sum after a change.
   void Account(Process& p, uint64_t before);
 
-  uint32_t default_max_pending_;
   std::vector<Site> sites_;
   std::vector<Process> processes_;  // by worker index
 };

@@ -192,7 +192,7 @@ command = ["/bin/sh"]
   EXPECT_EQ(a.log_max_bytes, 0u);  // no rotation unless asked
   EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
   // Isolation: nothing set (the master's limits, "/", no cgroup values, no
-  // caps beyond the master's default max_pending).
+  // caps).
   EXPECT_TRUE(a.limits.empty());
   EXPECT_EQ(a.cwd, "");
   EXPECT_EQ(a.memory_max, 0u);

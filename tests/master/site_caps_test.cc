@@ -16,7 +16,7 @@ SiteCaps::WorkerRef Ref(int worker, int site, uint32_t generation,
 }
 
 TEST(SiteCapsTest, MaxPendingCountsWhatTheMasterHolds) {
-  SiteCaps caps(/*default_max_pending=*/100);
+  SiteCaps caps;
   caps.Configure(0, /*max_connections=*/0, /*max_pending=*/2);
   EXPECT_EQ(caps.Admit(0), Verdict::kAdmit);
   EXPECT_EQ(caps.Admit(0), Verdict::kAdmit);
@@ -32,22 +32,20 @@ TEST(SiteCapsTest, MaxPendingCountsWhatTheMasterHolds) {
   EXPECT_EQ(caps.refused_pending(1), 0u);
 }
 
-TEST(SiteCapsTest, UnsetMaxPendingIsTheDefault) {
-  SiteCaps caps(3);
+TEST(SiteCapsTest, UnsetCapsRefuseNothing) {
+  SiteCaps caps;
   caps.Configure(0, 0, 0);
-  EXPECT_EQ(caps.max_pending(0), 3u);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(caps.Admit(0), Verdict::kAdmit);
-  EXPECT_EQ(caps.Admit(0), Verdict::kOverPending);
-  // A site never configured (added and counted before a reload's
-  // Configure) gets the default too.
-  EXPECT_EQ(caps.max_pending(7), 3u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(caps.Admit(0), Verdict::kAdmit);
+  // A site never configured is not capped either.
+  EXPECT_EQ(caps.Admit(7), Verdict::kAdmit);
+  EXPECT_EQ(caps.max_pending(7), 0u);
   EXPECT_EQ(caps.max_connections(7), 0u);
 }
 
 // max_connections: pending plus what its workers hold, as they report it,
 // plus what was handed to them since that they have not taken.
 TEST(SiteCapsTest, MaxConnectionsCountsReportedAndUnreadHandoffs) {
-  SiteCaps caps(100);
+  SiteCaps caps;
   caps.Configure(0, /*max_connections=*/5, 0);
   const auto w0 = Ref(0, 0, 1);
   // Before a worker's first report, its handoffs are not counted: it may
@@ -74,7 +72,7 @@ TEST(SiteCapsTest, MaxConnectionsCountsReportedAndUnreadHandoffs) {
 }
 
 TEST(SiteCapsTest, AStuckWorkerFillsItsSiteAndNoOther) {
-  SiteCaps caps(100);
+  SiteCaps caps;
   caps.Configure(0, 10, 0);
   caps.Configure(1, 10, 0);
   caps.Report(Ref(0, 0, 1), 0, 0);
@@ -87,7 +85,7 @@ TEST(SiteCapsTest, AStuckWorkerFillsItsSiteAndNoOther) {
 }
 
 TEST(SiteCapsTest, ReportWithoutOpenCountsOnlyUnread) {
-  SiteCaps caps(100);
+  SiteCaps caps;
   caps.Configure(0, 10, 0);
   const auto w = Ref(0, 0, 1);
   for (int i = 0; i < 4; ++i) caps.HandedOff(w);
@@ -96,7 +94,7 @@ TEST(SiteCapsTest, ReportWithoutOpenCountsOnlyUnread) {
 }
 
 TEST(SiteCapsTest, WorkersOfASiteAddUp) {
-  SiteCaps caps(100);
+  SiteCaps caps;
   caps.Configure(0, 0, 0);
   for (int i = 0; i < 5; ++i) caps.HandedOff(Ref(0, 0, 1));
   caps.Report(Ref(0, 0, 1), 5, 5);
@@ -108,7 +106,7 @@ TEST(SiteCapsTest, WorkersOfASiteAddUp) {
 }
 
 TEST(SiteCapsTest, AnExitedProcessTakesItsConnectionsAlong) {
-  SiteCaps caps(100);
+  SiteCaps caps;
   caps.Configure(0, 0, 0);
   for (int i = 0; i < 5; ++i) caps.HandedOff(Ref(0, 0, 1));
   caps.Report(Ref(0, 0, 1), 4, 4);
@@ -134,7 +132,7 @@ TEST(SiteCapsTest, AnExitedProcessTakesItsConnectionsAlong) {
 // An adopted worker (the master before this one handed it everything it
 // took): its first report sets the baseline, nothing counts as unread.
 TEST(SiteCapsTest, AnAdoptedWorkersFirstReportIsTheBaseline) {
-  SiteCaps caps(100);
+  SiteCaps caps;
   caps.Configure(0, 0, 0);
   const auto adopted = Ref(0, 0, 1, /*adopted=*/true);
   caps.HandedOff(adopted);  // one from this master, taken by the report
@@ -147,7 +145,7 @@ TEST(SiteCapsTest, AnAdoptedWorkersFirstReportIsTheBaseline) {
 }
 
 TEST(SiteCapsTest, PendingNeverGoesNegative) {
-  SiteCaps caps(100);
+  SiteCaps caps;
   caps.RemovePending(0);
   EXPECT_EQ(caps.pending(0), 0u);
   caps.AddPending(0);  // taken back from a dead worker, no check
