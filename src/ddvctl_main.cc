@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -96,6 +98,76 @@ const ddv::cli::HelpText& Help() {
 }
 
 std::string Usage() { return ddv::cli::RenderHelp(Help(), false); }
+// "12.3 MiB": memory for people.
+std::string Bytes(const nlohmann::json& value) {
+  if (!value.is_number()) return "-";
+  double bytes = value.get<double>();
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrFormat("%.0f B", bytes)
+                   : absl::StrFormat("%.1f %s", bytes, units[unit]);
+}
+
+// A site's limits, usage and caps (docs/isolation.md), three lines.
+void PrintIsolation(const nlohmann::json& s) {
+  if (!s.contains("connections")) return;  // a master before these
+  std::vector<std::string> limits;
+  const nlohmann::json set = s.value("limits", nlohmann::json::object());
+  for (const auto& [name, value] : set.items()) {
+    limits.push_back(absl::StrCat(
+        name, "=",
+        value.is_string() ? value.get<std::string>() : value.dump()));
+  }
+  std::printf("  limits: %s cwd=%s\n",
+              limits.empty() ? "(the master's)"
+                             : absl::StrJoin(limits, " ").c_str(),
+              s.value("cwd", std::string("/")).c_str());
+  const nlohmann::json usage = s.value("usage", nlohmann::json::object());
+  const nlohmann::json cgroup = s.value("cgroup", nlohmann::json());
+  std::string memory = Bytes(usage.value("memory_bytes", nlohmann::json()));
+  std::string where = "no cgroup";
+  if (cgroup.is_object()) {
+    where = absl::StrCat("cgroup ", cgroup.value("path", std::string()));
+    const nlohmann::json max = cgroup.value("memory_max", nlohmann::json());
+    if (max.is_number()) {
+      absl::StrAppend(&memory, " of ", Bytes(max),
+                      cgroup.value("memory_max_applied", false)
+                          ? ""
+                          : " (not applied)");
+    }
+    const nlohmann::json weight = cgroup.value("cpu_weight", nlohmann::json());
+    if (weight.is_number()) {
+      absl::StrAppend(&where, ", cpu.weight ", weight.dump(),
+                      cgroup.value("cpu_weight_applied", false)
+                          ? ""
+                          : " (not applied)");
+    }
+  }
+  const nlohmann::json cpu = usage.value("cpu_usec", nlohmann::json());
+  std::printf("  usage: %d processes, memory %s, cpu %s (%s)\n",
+              usage.value("processes", 0), memory.c_str(),
+              cpu.is_number()
+                  ? absl::StrFormat("%.2f s", cpu.get<double>() / 1e6).c_str()
+                  : "-",
+              where.c_str());
+  const nlohmann::json c = s["connections"];
+  auto cap = [&c](const char* name, const char* prefix) {
+    const nlohmann::json value = c.value(name, nlohmann::json());
+    return value.is_number() ? absl::StrCat(prefix, value.dump())
+                             : std::string();
+  };
+  std::printf(
+      "  connections: open %llu%s, pending %llu%s, refused %llu at "
+      "max_pending, %llu at max_connections\n",
+      c.value("open", 0ULL), cap("max_connections", " (with pending) of ").c_str(),
+      c.value("pending", 0ULL), cap("max_pending", " of ").c_str(),
+      c.value("refused_max_pending", 0ULL),
+      c.value("refused_max_connections", 0ULL));
+}
 
 void PrintStatus(const std::string& text) {
   nlohmann::json status = nlohmann::json::parse(text, nullptr, false);
@@ -132,6 +204,7 @@ void PrintStatus(const std::string& text) {
     if (!claimed.empty()) {
       std::printf("  claimed: %s\n", absl::StrJoin(claimed, " ").c_str());
     }
+    PrintIsolation(s);
     for (const auto& w : s["workers"]) {
       std::printf("  #%d pid %-7d %-9s restarts %d outstanding %d\n",
                   w.value("index", 0), w.value("pid", 0),
