@@ -12,7 +12,8 @@ namespace {
 
 constexpr absl::string_view kOutcomeNames[kOutcomeCount] = {
     "routed",    "no_site",           "timeout",     "too_large",
-    "malformed", "not_this_protocol", "unavailable", "closed"};
+    "malformed", "not_this_protocol", "unavailable", "closed",
+    "site_limit"};
 
 // Names in order of first appearance, each with the slots that carry it.
 std::vector<std::pair<std::string, std::vector<size_t>>> GroupByName(
@@ -114,18 +115,22 @@ void RenderLabeledCounters(const LabeledCounters& counters,
       const SiteStats& s = counters.sites()[i];
       sums.routed += s.routed;
       sums.unavailable += s.unavailable;
+      sums.site_limit += s.site_limit;
       sums.handoff_retries += s.handoff_retries;
     }
     sites.push_back({name, sums});
   }
   out->Family("ddv_site_connections_total", "counter",
               "connections routed to a site, per outcome: routed (handed to "
-              "a worker) or unavailable (no live worker in time, 503)");
+              "a worker), unavailable (no live worker in time, 503) or "
+              "site_limit (the site at max_pending or max_connections, 503)");
   for (const auto& [name, s] : sites) {
     out->Sample("ddv_site_connections_total",
                 {{"site", name}, {"outcome", "routed"}}, s.routed);
     out->Sample("ddv_site_connections_total",
                 {{"site", name}, {"outcome", "unavailable"}}, s.unavailable);
+    out->Sample("ddv_site_connections_total",
+                {{"site", name}, {"outcome", "site_limit"}}, s.site_limit);
   }
   out->Family("ddv_site_handoff_retries_total", "counter",
               "handoffs that went to another worker of the site (a full "

@@ -35,8 +35,9 @@ enum class Outcome : uint8_t {
   kNotThisProtocol,  // another protocol than the listener's: 400
   kUnavailable,      // its site had no live worker in time: 503
   kClosed,           // the peer closed or reset before a decision
+  kSiteLimit,        // its site was at max_pending or max_connections: 503
 };
-inline constexpr size_t kOutcomeCount = 8;
+inline constexpr size_t kOutcomeCount = 9;
 
 // "routed", "no_site", ... as in the `outcome` label and the access log.
 absl::string_view OutcomeName(Outcome outcome);
@@ -54,6 +55,7 @@ struct ListenerStats {
 struct SiteStats {
   uint64_t routed = 0;
   uint64_t unavailable = 0;
+  uint64_t site_limit = 0;
   uint64_t handoff_retries = 0;  // handoffs sent again, to another worker
 };
 
@@ -74,6 +76,7 @@ class LabeledCounters {
     if (site < 0) return;
     if (outcome == Outcome::kRouted) ++this->site(site).routed;
     if (outcome == Outcome::kUnavailable) ++this->site(site).unavailable;
+    if (outcome == Outcome::kSiteLimit) ++this->site(site).site_limit;
   }
 
   const std::vector<ListenerStats>& listeners() const { return listeners_; }

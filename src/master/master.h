@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,14 +48,17 @@
 #include "src/master/counters.h"
 #include "src/master/labeled_counters.h"
 #include "src/master/metrics_server.h"
+#include "src/master/site_caps.h"
 #include "src/master/worker_pool.h"
 #include "src/route/route_table.h"
 #include "src/sniff/sniff_status.h"
+#include "src/supervise/cgroup.h"
 #include "src/uring/buffer_ring.h"
 #include "src/uring/op_tag.h"
 #include "src/uring/ring.h"
 #include "src/watchdog/held_gauge.h"
 #include "src/watchdog/link.h"
+#include "src/watchdog/service_notifier.h"
 
 namespace ddv {
 namespace master {
@@ -102,6 +106,13 @@ struct MasterOptions {
   // The watchdog's name for each inherited listener socket, in config
   // order ("" or absent: its own name), for the start commit.
   std::vector<std::string> listeners_held_as;
+  // systemd, for a master alone (docs/lifecycle.md, "systemd"): where it
+  // sends READY=1 and the rest itself. Under a watchdog the watchdog does,
+  // from what the master tells it over the link.
+  watchdog::ServiceNotifierOptions notify;
+  // The listeners came from socket activation: a reload may not add,
+  // remove, rename or move one. Under a watchdog, its adopt_end says so.
+  bool socket_activated = false;
 };
 
 class Master {
@@ -410,6 +421,21 @@ class Master {
   // Retries what a full link refused; called every loop turn.
   void FlushWatchdogLink();
 
+  // What the service does, for systemd (docs/lifecycle.md, "systemd"):
+  // sent to the watchdog, or by a master alone through service_.
+  // Every loop turn: "serving" once every worker is up (or
+  // kServingWait has passed), then the status when it changes; a master
+  // alone also pings systemd's watchdog.
+  void ReportServiceState(int64_t now_ns);
+  void ReportReloading();
+  void ReportReloaded(const absl::Status& status);
+  void ReportStopping();
+  void TellService(nlohmann::json message);
+  // Every wanted worker said hello, or its site failed.
+  bool WorkersUp() const;
+  // "master 123: 3 sites, 4/4 workers ready; failed: x" for STATUS=.
+  std::string ServiceSummary() const;
+
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
   // Whether the front door is up: every listener has its socket and every
@@ -465,6 +491,32 @@ class Master {
   absl::StatusOr<ObservabilityChange> PrepareObservability(
       const config::Config& next);
   void CommitObservability(ObservabilityChange change);
+  // A connection reached worker `w` / was refused 503 for want of a worker
+  // of `site`: the global counter, and the per-site (and per-worker) ones
+  // `ddvctl status --json` shows and `ddvctl top` turns into rates.
+  void CountHandedOff(int w);
+  void CountUnavailable(int site);
+
+  // Isolation (master_isolation.cc, docs/isolation.md).
+  // At start, before any worker: ddv's cgroup subtree when it has one
+  // (else says once why not), each site's cgroup, and the caps.
+  void InitIsolation();
+  // A reload: the sites' cgroups (memory.max and cpu.weight apply to the
+  // running workers) and caps, from `next`.
+  void ApplyIsolation(const config::Config& next);
+  // Route's gate: true when `site` may take the connection, which then
+  // counts as pending; false after refusing it (503, TLS alert).
+  bool AdmitToSite(uint32_t index, int site);
+  // The master let the connection go (handed off, refused, closed).
+  void ReleaseSite(Connection& c);
+  SiteCaps::WorkerRef CapsRef(int worker) const;
+  // A worker's `connections` notification (docs/handoff.md).
+  void OnConnectionsReport(int worker, const std::string& body);
+  // A worker's process exited: its connections are gone; the cgroup of a
+  // removed site goes with its last worker.
+  void OnSiteWorkerExit(int worker);
+  // The site's limits, cgroup usage and caps, for `ddvctl status --json`.
+  nlohmann::json SiteIsolationJson(int site) const;
 
   // A ddvctl connection, served through the ring. A slot is reused only
   // when its fd is closed and none of its ops is in flight.
@@ -547,6 +599,12 @@ class Master {
   bool upgrade_requested_ = false;
   int64_t upgrade_requested_ns_ = 0;
   bool handing_over_ = false;
+  // systemd (ReportServiceState): a master alone's own notifier; what was
+  // reported last.
+  watchdog::ServiceNotifier service_;
+  bool serving_reported_ = false;
+  std::string service_status_;
+  int64_t next_service_status_ns_ = 0;
   // The path bound at start: the one a reload's mode or group applies to.
   std::string control_socket_path_;
   // Refused control clients are logged at most once per 10 s, with how
@@ -572,11 +630,21 @@ class Master {
   int64_t access_logs_drain_since_ns_ = 0;
   // Masters the watchdog restarted before this one (adopt_end).
   uint64_t master_restarts_ = 0;
+  // By site index (sites are never renumbered); grown on first count.
+  struct SiteCounters {
+    uint64_t handed_off = 0;
+    uint64_t unavailable = 0;
+  };
+  std::vector<SiteCounters> site_counters_;
   bool stopping_ = false;
   StopPhase stop_phase_ = StopPhase::kRunning;
   int64_t stop_deadline_ns_ = 0;   // of the current stop phase
   int64_t drain_deadline_ns_ = 0;  // of the whole stop: --drain_timeout
   int64_t started_ns_ = 0;
+  // ddv's cgroup subtree; unset when it has none (docs/isolation.md).
+  std::optional<supervise::CgroupTree> cgroups_;
+  // Per-site max_pending and max_connections.
+  SiteCaps site_caps_;
 };
 
 }  // namespace master

@@ -75,7 +75,7 @@ void Master::CheckWaiting(int64_t now_ns) {
       QueueForWorker(index);
     } else if (failed || now_ns - c.waiting_since_ns >=
                              absl::ToInt64Nanoseconds(options_.worker_wait)) {
-      ++counters_.site_unavailable;
+      CountUnavailable(c.site);
       RecordOutcome(index, Outcome::kUnavailable, now_ns);
       Refuse(index, Refusal::kUnavailable);
     } else {
@@ -173,7 +173,7 @@ void Master::SubmitBatch(int w) {
     LOG(DFATAL) << "cannot encode a handoff batch: " << status;
     for (uint32_t index : worker.sending) {
       --worker.outstanding;
-      ++counters_.site_unavailable;
+      CountUnavailable(connections_.at(index).site);
       RecordOutcome(index, Outcome::kUnavailable);
       Refuse(index, Refusal::kUnavailable);
     }
@@ -212,7 +212,8 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
       // RecoverUnread), so our copy can go now. No acknowledgement, no
       // second wake-up, and the worker's close is the last one.
       --worker.outstanding;
-      ++counters_.connections_handed_off;
+      CountHandedOff(w);
+      site_caps_.HandedOff(CapsRef(w));
       RecordOutcome(index, Outcome::kRouted, now);
       Close(index);
     }
@@ -258,7 +259,8 @@ void Master::OnAcknowledged(int w, uint64_t id) {
   }
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
-  ++counters_.connections_handed_off;
+  CountHandedOff(w);
+  site_caps_.HandedOff(CapsRef(w));
   RecordOutcome(static_cast<uint32_t>(id), Outcome::kRouted);
   Close(static_cast<uint32_t>(id));
 }
@@ -281,7 +283,7 @@ void Master::OnPullFailed(int w, uint64_t id, int error) {
   }
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
-  ++counters_.site_unavailable;
+  CountUnavailable(c->site);
   RecordOutcome(static_cast<uint32_t>(id), Outcome::kUnavailable);
   Refuse(static_cast<uint32_t>(id), Refusal::kUnavailable);
 }
@@ -459,6 +461,8 @@ void Master::OnWorkerExit(int w) {
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
+  // What it held is closed; what it left unread comes back as pending.
+  OnSiteWorkerExit(w);
   RecoverUnread(w);
   if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);
@@ -577,6 +581,9 @@ void Master::RecoverUnread(int w) {
       c->has_proxy_source = e.has_proxy_source;
       c->proxy_source = e.proxy_source;
       c->state = ConnState::kRouted;
+      // Admitted once already: pending again, whatever the caps say now.
+      c->site_pending = true;
+      site_caps_.AddPending(static_cast<int>(site));
       ++counters_.handoff_worker_gone;
       ++counters_.connections_rerouted;
       ++stats_.site(site).handoff_retries;

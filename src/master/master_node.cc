@@ -197,7 +197,8 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   if (c.worker != w || c.state != ConnState::kSent) return;
   if (worker.outstanding > 0) --worker.outstanding;
   if (accepted) {
-    ++counters_.connections_handed_off;
+    CountHandedOff(w);
+    site_caps_.HandedOff(CapsRef(w));
     RecordOutcome(static_cast<uint32_t>(index), Outcome::kRouted);
     Close(static_cast<uint32_t>(index));  // the child's copy serves it
     return;
@@ -206,7 +207,7 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   // primary does, another worker gets it; once every worker refused, 503.
   ++counters_.node_not_accepted;
   if (++c.node_refusals >= workers_->LiveWorkers(c.site)) {
-    ++counters_.site_unavailable;
+    CountUnavailable(c.site);
     RecordOutcome(static_cast<uint32_t>(index), Outcome::kUnavailable);
     Refuse(static_cast<uint32_t>(index), Refusal::kUnavailable);
     return;

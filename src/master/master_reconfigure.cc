@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "src/base/socket_activation.h"
 #include "src/master/config_apply.h"
 #include "src/master/master.h"
 #include "src/master/routes_from_config.h"
@@ -26,6 +27,18 @@ namespace master {
 absl::Status Master::ApplyConfig(const config::Config& loaded) {
   absl::StatusOr<ReloadPlan> plan = PlanReload(config_, loaded);
   if (!plan.ok()) return plan.status();
+  if (options_.socket_activated) {
+    // The sockets are systemd's, as its units pass them.
+    std::vector<ListenSpec> running, next;
+    for (const auto& listener : config_.listeners) {
+      running.push_back(ListenSpecFor(listener));
+    }
+    for (const auto& listener : plan->next.listeners) {
+      next.push_back(ListenSpecFor(listener));
+    }
+    absl::Status kept = CheckPassedListenersKept(running, next);
+    if (!kept.ok()) return kept;
+  }
   // Workers' claims outlive the file's config: re-checked against the new
   // one (its claimable_hosts, its sites' hosts), kept if it still allows
   // them.
@@ -76,8 +89,10 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
     CommitListeners(plan->next.listeners, held_as, *acquired);
   }
   ApplyListeners(*plan, *std::move(acquired), routes_);
-  // Before sites are added or respecified: Node workers' PORT.
+  // Before sites are added or respecified: Node workers' PORT, and the
+  // sites' cgroups (new workers start in them) and caps.
   UpdateListenerPorts(plan->next);
+  ApplyIsolation(plan->next);
 
   for (size_t s = 0; s < plan->next.sites.size(); ++s) {
     const config::SiteConfig& site = plan->next.sites[s];
@@ -249,6 +264,9 @@ void Master::OnWorkerRequest(int w, const handoff::Request& request) {
     Reply(w, request.id, absl::OkStatus(), "{\"pong\":true}");
   } else if (request.method == "status") {
     Reply(w, request.id, absl::OkStatus(), StatusJson());
+  } else if (request.method == "connections") {
+    // A notification, never answered (docs/handoff.md).
+    OnConnectionsReport(w, request.body);
   } else if (request.method == "update_server_conf") {
     // It changes the config: answered from the control point once applied.
     pending_.server_conf.push_back(

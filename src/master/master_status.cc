@@ -16,6 +16,25 @@ namespace master {
 
 using json = nlohmann::json;
 
+void Master::CountHandedOff(int w) {
+  Worker& worker = workers_->at(w);
+  ++counters_.connections_handed_off;
+  ++worker.handed_off;
+  if (site_counters_.size() <= static_cast<size_t>(worker.site)) {
+    site_counters_.resize(worker.site + 1);
+  }
+  ++site_counters_[worker.site].handed_off;
+}
+
+void Master::CountUnavailable(int site) {
+  ++counters_.site_unavailable;
+  if (site < 0) return;
+  if (site_counters_.size() <= static_cast<size_t>(site)) {
+    site_counters_.resize(site + 1);
+  }
+  ++site_counters_[site].unavailable;
+}
+
 Counters Master::CountersNow() const {
   Counters counters = counters_;
   counters.worker_shutdowns = workers_->shutdowns_sent();
@@ -230,7 +249,14 @@ std::string Master::StatusJson() const {
                          {"retired", worker.retired},
                          {"restarts", workers_->processes().restarts(slot)},
                          {"outstanding", worker.outstanding},
-                         {"unread_bytes", workers_->UnreadBytes(w)}});
+                         {"handed_off", worker.handed_off},
+                         {"unread_bytes", workers_->UnreadBytes(w)},
+                         // Handed off and not yet closed, as it reports
+                         // (null: it does not report; docs/isolation.md).
+                         {"open_connections",
+                          site_caps_.worker_reports(w)
+                              ? json(site_caps_.worker_open(w))
+                              : json(nullptr)}});
     }
     // hosts and default are the config's; what workers claimed at run
     // time is listed apart, with who claimed it.
@@ -245,7 +271,12 @@ std::string Master::StatusJson() const {
             {{"host", claim.host}, {"worker", claim.worker_index}});
       }
     }
+    const SiteCounters counted = s < site_counters_.size()
+                                     ? site_counters_[s]
+                                     : SiteCounters();
     sites.push_back({{"id", site.id},
+                     {"handed_off", counted.handed_off},
+                     {"unavailable", counted.unavailable},
                      {"hosts", site.hosts},
                      {"claimed_hosts", claimed_hosts},
                      {"default", site.is_default},
@@ -253,6 +284,8 @@ std::string Master::StatusJson() const {
                      {"runtime", config::RuntimeName(site.runtime)},
                      {"failed", workers_->SiteFailed(s)},
                      {"workers", workers}});
+    // limits, cwd, cgroup, usage, connections (docs/isolation.md).
+    sites.back().update(SiteIsolationJson(static_cast<int>(s)));
   }
   status["sites"] = sites;
   json counters;
