@@ -342,6 +342,51 @@ hosts = ["crashy.localhost"]
             self.assertEqual(ddv.stop(), 0, ddv.read_log())
 
 
+class SiteLimitTest(unittest.TestCase):
+    def test_a_site_at_its_cap_is_its_own_outcome(self):
+        metrics_port = free_port()
+
+        def config(ddv):
+            return f"""
+[master]
+control_socket = "{ddv.control_socket}"
+metrics_address = "127.0.0.1:{metrics_port}"
+
+[[listener]]
+name = "http"
+address = "127.0.0.1:{ddv.http_port}"
+protocol = "http"
+
+[[site]]
+id = "a"
+command = ["{ddv.hello}", "--site=a", "--ring_entries=256"]
+hosts = ["a.localhost"]
+max_connections = 1
+"""
+        ddv = harness.Ddv(config_text=config)
+        try:
+            held = socket.create_connection(("127.0.0.1", ddv.http_port),
+                                            timeout=5)
+            held.sendall(b"GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n")
+            self.assertIn(b"200 OK", held.recv(65536))
+            a = lambda: next(s for s in ddv.status()["sites"]
+                             if s["id"] == "a")["connections"]["open"]
+            self.assertTrue(wait_for(lambda: a() == 1), ddv.status())
+            self.assertEqual(http_get(ddv.http_port, "a.localhost")[0], 503)
+            held.close()
+            m = scrape(metrics_port)
+            self.assertEqual(value(m, "ddv_connections_total", listener="http",
+                                   outcome="site_limit"), 1)
+            self.assertEqual(value(m, "ddv_connections_total", listener="http",
+                                   outcome="unavailable"), 0)
+            self.assertEqual(value(m, "ddv_site_connections_total", site="a",
+                                   outcome="site_limit"), 1)
+            self.assertEqual(value(m, "ddv_site_connections_total", site="a",
+                                   outcome="routed"), 1)
+        finally:
+            self.assertEqual(ddv.stop(), 0, ddv.read_log())
+
+
 class HostileScrapersTest(unittest.TestCase):
     # 100 in all, interleaved: the newest keep their slots to the end.
     KINDS = ["idle", "slow", "idle", "slow", "oversized"] * 20
