@@ -342,6 +342,42 @@ hosts = ["crashy.localhost"]
             self.assertEqual(ddv.stop(), 0, ddv.read_log())
 
 
+class MasterRestartTest(unittest.TestCase):
+    def test_a_restarted_master_binds_again_and_counts_the_restart(self):
+        metrics_port = free_port()
+        ddv = harness.Ddv(watchdog=True, extra_flags=[
+            f"--metrics_address=127.0.0.1:{metrics_port}"])
+        try:
+            self.assertEqual(value(scrape(metrics_port),
+                                   "ddv_master_restarts"), 0)
+            first = ddv.status()["pid"]
+            os.kill(first, signal.SIGKILL)
+
+            def new_master():
+                try:
+                    st = ddv.status()
+                except (OSError, ValueError):
+                    return None
+                return st if st["pid"] != first else None
+            self.assertTrue(wait_for(new_master, timeout=15), ddv.read_log())
+            # The new master binds the address again at once (SO_REUSEADDR)
+            # and says it is the watchdog's first restart.
+            m = wait_for(lambda: (lambda m: m if value(
+                m, "ddv_master_restarts") == 1 else None)(
+                    scrape_or_none(metrics_port)), timeout=15)
+            self.assertTrue(m, ddv.read_log())
+            self.assertEqual(http_get(ddv.http_port, "a.localhost")[0], 200)
+        finally:
+            self.assertEqual(ddv.stop(), 0, ddv.read_log())
+
+
+def scrape_or_none(port):
+    try:
+        return scrape(port)
+    except RuntimeError:
+        return {}
+
+
 class SiteLimitTest(unittest.TestCase):
     def test_a_site_at_its_cap_is_its_own_outcome(self):
         metrics_port = free_port()
