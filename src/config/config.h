@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "src/base/ip_network.h"
 
 namespace ddv {
 namespace config {
@@ -67,8 +68,19 @@ struct ListenerConfig {
   Protocol protocol = Protocol::kHttp;
   std::string default_site;     // may be empty; names a site that serves this
   bool proxy_protocol = false;  // accept PROXY v1/v2 from an L4 tier
+  // `proxy_protocol_from`: the networks whose PROXY headers are believed;
+  // a connection from anywhere else is reset unread. Empty: any source.
+  std::vector<IpNetwork> proxy_protocol_from;
+  // `v6only` (IPv6 addresses only): IPV6_V6ONLY, so "[::]" takes IPv6
+  // alone; false takes IPv4 too, whose peers show as ::ffff:a.b.c.d.
+  bool v6only = true;
   int line = 0;                 // of the [[listener]] header
 };
+
+// Whether a listener's connections are peeked before routing: `http` and
+// `tls` always, `tcp` only to read a PROXY header. Peeked listeners get
+// TCP_DEFER_ACCEPT.
+bool IsPeeked(const ListenerConfig& listener);
 
 // One [[site]].
 struct SiteConfig {

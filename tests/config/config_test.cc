@@ -41,6 +41,8 @@ name = "https"
 address = "[::]:443"
 protocol = "tls"
 proxy_protocol = true
+proxy_protocol_from = ["10.0.0.0/8", "::1", "::ffff:192.0.2.0/120"]
+v6only = false
 
 [[listener]]
 name = "db"
@@ -106,6 +108,8 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(http.protocol, Protocol::kHttp);
   EXPECT_EQ(http.default_site, "fallback");
   EXPECT_FALSE(http.proxy_protocol);
+  EXPECT_TRUE(http.proxy_protocol_from.empty());
+  EXPECT_TRUE(http.v6only);
   EXPECT_EQ(http.line, 10);
 
   const ListenerConfig& https = c.listeners[1];
@@ -118,8 +122,15 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(https.protocol, Protocol::kTls);
   EXPECT_TRUE(https.default_site.empty());
   EXPECT_TRUE(https.proxy_protocol);
+  ASSERT_EQ(https.proxy_protocol_from.size(), 3u);
+  EXPECT_EQ(https.proxy_protocol_from[0].ToString(), "10.0.0.0/8");
+  EXPECT_EQ(https.proxy_protocol_from[1].ToString(), "::1/128");
+  EXPECT_EQ(https.proxy_protocol_from[2].ToString(), "192.0.2.0/24");
+  EXPECT_FALSE(https.v6only);
+  EXPECT_TRUE(IsPeeked(https));
   EXPECT_EQ(https.line, 16);
   EXPECT_EQ(c.listeners[2].protocol, Protocol::kTcp);
+  EXPECT_FALSE(IsPeeked(c.listeners[2]));
 
   ASSERT_EQ(c.sites.size(), 3u);
   const SiteConfig& a = c.sites[0];
@@ -141,7 +152,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_TRUE(a.alpn.empty());
   EXPECT_THAT(a.tls_cert, ElementsAre("/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"));
   EXPECT_THAT(a.tls_key, ElementsAre("/etc/ddv/a.key", "/etc/ddv/a-ec.key"));
-  EXPECT_EQ(a.line, 27);
+  EXPECT_EQ(a.line, 29);
   // Normal form, as in hosts.
   EXPECT_THAT(a.claimable_hosts,
               ElementsAre("*.users.a.example.com", "b.example.net"));
@@ -191,6 +202,32 @@ command = ["/bin/sh"]
               a.group.empty() && a.log_output.empty());
   EXPECT_EQ(a.log_max_bytes, 0u);  // no rotation unless asked
   EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
+  EXPECT_TRUE(parsed->listeners[0].proxy_protocol_from.empty());
+  EXPECT_TRUE(parsed->listeners[0].v6only);
+}
+
+TEST(ParseConfigTest, TcpWithProxyIsPeekedAndAnyAddressIsSaid) {
+  absl::StatusOr<Config> parsed = ParseConfig(R"(
+[[listener]]
+name = "db"
+address = "[::1]:5432"
+protocol = "tcp"
+proxy_protocol = true
+
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+default = true
+)",
+                                              "t.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(IsPeeked(parsed->listeners[0]));
+  EXPECT_TRUE(parsed->listeners[0].v6only);
+  EXPECT_NE(DescribeConfig(*parsed).find(
+                "  listener db: [::1]:5432 tcp, proxy_protocol from any "
+                "address (no proxy_protocol_from), IPv6 only\n"),
+            std::string::npos)
+      << DescribeConfig(*parsed);
 }
 
 std::string WithCommand(const std::string& command) {
@@ -240,7 +277,8 @@ TEST(ParseConfigTest, DescribeConfigSummarises) {
             "config full.toml: 3 listeners, 3 sites; handoff pidfd, control "
             "socket /tmp/ddv-test/control.sock mode 0660 group root\n"
             "  listener http: 0.0.0.0:80 http, default_site fallback\n"
-            "  listener https: [::]:443 tls, proxy_protocol\n"
+            "  listener https: [::]:443 tls, proxy_protocol from 10.0.0.0/8 "
+            "::1/128 192.0.2.0/24, IPv6 and IPv4\n"
             "  listener db: 127.0.0.1:5432 tcp\n"
             "  site a: 2 processes, listeners http https, hosts "
             "a.example.com *.a.example.com, claimable "
