@@ -231,8 +231,13 @@ class Master {
   absl::Status TakeListeners(std::vector<UniqueFd> inherited);
   // A new socket for `listener`: the watchdog binds it (and keeps it until
   // the commit; `watchdog_id` names it then), or the master when alone.
+  // `beside`: an old socket on the same port, about to close, allows it
+  // (ListenSpec::reuse_port).
   absl::StatusOr<UniqueFd> AcquireListener(
-      const config::ListenerConfig& listener, int64_t* watchdog_id);
+      const config::ListenerConfig& listener, bool beside,
+      int64_t* watchdog_id);
+  // The slot running config listener `config_index` (it must exist).
+  uint32_t SlotOfConfigIndex(int config_index) const;
   // A reload's new sockets, one per plan.listeners.next entry that needs
   // one. All or nothing: on failure none is kept and the watchdog drops
   // what it bound. Changes nothing else.
