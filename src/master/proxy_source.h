@@ -5,7 +5,10 @@
 #define DDV_SRC_MASTER_PROXY_SOURCE_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
+#include "absl/status/status.h"
 #include "src/base/unique_fd.h"
 #include "src/config/config.h"
 #include "src/handoff/wire.h"
@@ -34,6 +37,17 @@ void ResetUnread(UniqueFd fd);
 // left out.
 size_t ProxyMetadataFrom(const sniff::ProxyHeader& header,
                          handoff::ProxyMetadata* out);
+
+// Reads and drops the `bytes` of a PROXY header still queued on `fd` (the
+// master only peeked them), without copying them (MSG_TRUNC). For Node
+// workers: Node's cluster code gives the socket to the app as it is, so
+// the app's first read must be the client's own first byte.
+absl::Status DiscardProxyHeader(int fd, uint32_t bytes);
+
+// What the ddv-worker package gives a Node app of `proxy`, as the JSON
+// object a `newconn` message carries ({"proxy": {...}}, docs/node.md); ""
+// when the header said nothing (no addresses, no TLVs).
+std::string NodeProxyJson(const handoff::ProxyMetadata& proxy);
 
 }  // namespace master
 }  // namespace ddv
