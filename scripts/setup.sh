@@ -14,6 +14,8 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm-14
   # Real clients the tests drive, and the load generator.
   curl openssl python3 wrk iproute2 procps
+  # The L4 tier in front of two ddv instances (tests/deploy).
+  haproxy
   # The Debian package (scripts/package.sh, tests/package): dpkg-shlibdeps,
   # lintian, pkg-config for the C worker, systemd-analyze for the unit,
   # logrotate for its /etc/logrotate.d/ddv.
