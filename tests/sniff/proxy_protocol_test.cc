@@ -285,11 +285,12 @@ TEST(ProxyTlvTest, DecodesEveryKnownType) {
       Tlv(0x30, "ns1") + Tlv(0xea, "vpce-1") + Tlv(0x01, "second alpn");
   const std::string input = WithCrc32c(V2(
       kProxy, kTcp4, V2Tcp4Block("10.0.0.1", "10.0.0.2", 1, 2) + tlvs));
+  // The header's views point into what was sniffed: keep it alive.
+  const std::string peeked = input + kHttpPayload;
   ProxyHeader header;
-  ASSERT_EQ(SniffProxyHeader(input + kHttpPayload, &header),
-            SniffStatus::kFound)
+  ASSERT_EQ(SniffProxyHeader(peeked, &header), SniffStatus::kFound)
       << header.reason;
-  EXPECT_EQ(header.tlvs, absl::string_view(input).substr(16 + 12));
+  EXPECT_EQ(header.tlvs, input.substr(16 + 12));
   const ProxyTlvs& t = header.tlv;
   EXPECT_EQ(t.alpn, "h2");  // the first of two
   EXPECT_EQ(t.authority, "a.example");
