@@ -1,7 +1,7 @@
-// ddvctl: the control CLI. `status [--json]`, `reload`, `stop`, `metrics`,
-// `restart SITE`, `upgrade`, `reopen`, against --control_socket. Every
+// ddvctl: the control CLI. `status [--json]`, `top`, `reload`, `stop`,
+// `metrics`, `restart SITE`, `upgrade`, `reopen`, against --control_socket. Every
 // failure exits non-zero with the reason on stderr and an exit code that
-// says which kind of failure it was (kUsage below, `ddvctl --help`).
+// says which kind of failure it was (kExitCodes below, `ddvctl --help`).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -14,26 +14,35 @@
 #include "absl/time/time.h"
 #include "gflags/gflags.h"
 #include "nlohmann/json.hpp"
+#include "src/cli/flag_help.h"
 #include "src/control/control_client.h"
+#include "src/control/top.h"
 
 DEFINE_string(control_socket, "/tmp/ddv-demo/control.sock",
               "the master's control socket ([master] control_socket)");
+DEFINE_int32(timeout_ms, 5000, "give up waiting for the master after this long");
 DEFINE_bool(json, false, "status: print the raw JSON");
-DEFINE_int32(timeout_ms, 5000, "give up after this long");
+DEFINE_double(interval, 1.0,
+              "top: seconds between two samples (at least 0.1)");
+DEFINE_bool(once, false,
+            "top: take two samples --interval apart, print one frame to "
+            "standard output and exit (for scripts; like top -b -n 1)");
 
 namespace {
 
-// What `ddvctl --help` prints (gflags' own --help lists every linked flag
-// and exits 1). Keep the exit codes in step with control_client.h and
-// docs/master.md.
-constexpr char kUsage[] =
-    R"(usage: ddvctl [--control_socket=PATH] [--timeout_ms=N] COMMAND
-
-commands:
+// `ddvctl --help` (src/cli/flag_help.h). tests/package/man_pages_test.py
+// reads its "commands:" and "exit codes:" blocks; keep the exit codes in
+// step with control_client.h and docs/ddvctl.md.
+constexpr char kCommands[] =
+    R"(commands:
   status [--json]  the master, its listeners, sites, hosts and claimed
                    hosts, and workers (--json: the raw object)
+  top [--interval=SECONDS] [--once]
+                   live view of each site's connection and refusal rates
+                   and each worker's outstanding handoffs and restarts,
+                   every --interval; q quits (--once: one frame to stdout)
   metrics          counters in Prometheus text format
-  reload           re-read the config file; on a bad file, the reason
+  reload           re-read the config file; on a bad file, its errors
                    (FILE:LINE:COL: ...) and the running config is kept
   stop             drain and stop the master
   restart SITE     replace SITE's workers one at a time
@@ -44,13 +53,10 @@ commands:
                    --timeout_ms if longer) until the new master answers
   reopen           reopen every log file (after logrotate moved them);
                    workers are not touched
+)";
 
-flags:
-  --control_socket=PATH  the master's control socket ([master]
-                         control_socket; default /tmp/ddv-demo/control.sock)
-  --timeout_ms=N         give up waiting for the master after N ms (5000)
-
-exit codes:
+constexpr char kExitCodes[] =
+    R"(exit codes:
   0  done
   1  the master refused or failed the command (its reason on stderr), or
      another error talking to it
@@ -60,6 +66,25 @@ exit codes:
   5  permission denied: only root, the master's user and members of
      [master] control_socket_group may use the control socket
 )";
+
+const ddv::cli::HelpText& Help() {
+  static const auto* help = new ddv::cli::HelpText{
+      "usage: ddvctl [FLAG...] COMMAND [SITE]\n"
+      "\n"
+      "Controls a running ddv_master over its control socket (ddvctl(8)).\n",
+      kCommands,
+      {
+          {"Connecting", "", {"control_socket=PATH", "timeout_ms=N"}},
+          {"status", "", {"json"}},
+          {"top", "", {"interval=SECONDS", "once"}},
+      },
+      kExitCodes,
+      "src/ddvctl_main.cc",
+  };
+  return *help;
+}
+
+std::string Usage() { return ddv::cli::RenderHelp(Help(), false); }
 
 void PrintStatus(const std::string& text) {
   nlohmann::json status = nlohmann::json::parse(text, nullptr, false);
@@ -154,22 +179,35 @@ int Upgrade() {
   return ddv::control::kExitNoAnswer;
 }
 
+// `top`: the live view, or one frame with --once.
+int Top() {
+  if (!(FLAGS_interval >= 0.1)) {
+    std::fprintf(stderr, "ddvctl: --interval must be at least 0.1 seconds\n");
+    return ddv::control::kExitUsage;
+  }
+  ddv::control::TopOptions options;
+  options.control_socket = FLAGS_control_socket;
+  options.interval = absl::Seconds(FLAGS_interval);
+  options.timeout = absl::Milliseconds(FLAGS_timeout_ms);
+  if (FLAGS_once) return ddv::control::RunTopOnce(options);
+  // Keys wait while a sample is asked for: a stuck master must not keep q
+  // from quitting for long.
+  options.timeout = std::min(options.timeout,
+                             std::max(options.interval, absl::Seconds(1)));
+  return ddv::control::RunTop(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--help") == 0 ||
-        std::strcmp(argv[i], "-help") == 0 || std::strcmp(argv[i], "-h") == 0 ||
-        (i == 1 && std::strcmp(argv[i], "help") == 0)) {
-      std::printf("%s", kUsage);
-      return ddv::control::kExitOk;
-    }
-  }
-  gflags::SetUsageMessage(kUsage);
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  ddv::cli::ParseFlags(Help(), &argc, &argv);
   if (argc < 2) {
-    std::fprintf(stderr, "%s", kUsage);
+    std::fprintf(stderr, "%s", Usage().c_str());
     return ddv::control::kExitUsage;
+  }
+  if (std::strcmp(argv[1], "help") == 0) {
+    std::printf("%s", Usage().c_str());
+    return ddv::control::kExitOk;
   }
   std::string command = argv[1];
   if (command == "restart") {
@@ -180,16 +218,17 @@ int main(int argc, char** argv) {
     command += std::string(" ") + argv[2];
   } else if (command != "status" && command != "metrics" &&
              command != "reload" && command != "stop" &&
-             command != "upgrade" && command != "reopen") {
+             command != "upgrade" && command != "reopen" && command != "top") {
     std::fprintf(stderr, "ddvctl: unknown command \"%s\"\n\n%s",
-                 command.c_str(), kUsage);
+                 command.c_str(), Usage().c_str());
     return ddv::control::kExitUsage;
   } else if (argc > 2) {
     std::fprintf(stderr, "ddvctl: %s takes no argument\n\n%s",
-                 command.c_str(), kUsage);
+                 command.c_str(), Usage().c_str());
     return ddv::control::kExitUsage;
   }
   if (command == "upgrade") return Upgrade();
+  if (command == "top") return Top();
   absl::StatusOr<std::string> reply = ddv::control::SendControlCommand(
       FLAGS_control_socket, command, absl::Milliseconds(FLAGS_timeout_ms));
   if (!reply.ok()) {

@@ -8,10 +8,13 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "src/base/ip_network.h"
@@ -134,6 +137,14 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // exist (getpwnam_r / getgrnam_r).
 absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    const std::string& path_for_messages);
+
+// A failed load's errors for a person (--check_config, a refused reload):
+// the status's message, one "FILE:LINE:COL: what is wrong" a line, then
+// "N errors in FILE" when there are several; past `max_errors` the rest
+// are counted, not shown. Any other status: its message.
+std::string DescribeConfigErrors(const absl::Status& status,
+                                 const std::string& path,
+                                 size_t max_errors = SIZE_MAX);
 
 // A few lines for --check_config: listeners, sites, hosts, defaults.
 std::string DescribeConfig(const Config& config);

@@ -75,7 +75,7 @@ void Master::CheckWaiting(int64_t now_ns) {
       QueueForWorker(index);
     } else if (failed || now_ns - c.waiting_since_ns >=
                              absl::ToInt64Nanoseconds(options_.worker_wait)) {
-      ++counters_.site_unavailable;
+      CountUnavailable(c.site);
       Refuse(index, Refusal::kUnavailable);
     } else {
       still.push_back(index);
@@ -165,7 +165,7 @@ void Master::SubmitBatch(int w) {
     LOG(DFATAL) << "cannot encode a handoff batch: " << status;
     for (uint32_t index : worker.sending) {
       --worker.outstanding;
-      ++counters_.site_unavailable;
+      CountUnavailable(connections_.at(index).site);
       Refuse(index, Refusal::kUnavailable);
     }
     worker.sending.clear();
@@ -202,7 +202,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
       // RecoverUnread), so our copy can go now. No acknowledgement, no
       // second wake-up, and the worker's close is the last one.
       --worker.outstanding;
-      ++counters_.connections_handed_off;
+      CountHandedOff(w);
       Close(index);
     }
     // A retired worker that exited while this was in flight: its exit left
@@ -246,7 +246,7 @@ void Master::OnAcknowledged(int w, uint64_t id) {
   }
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
-  ++counters_.connections_handed_off;
+  CountHandedOff(w);
   Close(static_cast<uint32_t>(id));
 }
 
@@ -268,7 +268,7 @@ void Master::OnPullFailed(int w, uint64_t id, int error) {
   }
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
-  ++counters_.site_unavailable;
+  CountUnavailable(c->site);
   Refuse(static_cast<uint32_t>(id), Refusal::kUnavailable);
 }
 

@@ -212,7 +212,7 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   if (c.worker != w || c.state != ConnState::kSent) return;
   if (worker.outstanding > 0) --worker.outstanding;
   if (accepted) {
-    ++counters_.connections_handed_off;
+    CountHandedOff(w);
     Close(static_cast<uint32_t>(index));  // the child's copy serves it
     return;
   }
@@ -220,7 +220,7 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   // primary does, another worker gets it; once every worker refused, 503.
   ++counters_.node_not_accepted;
   if (++c.node_refusals >= workers_->LiveWorkers(c.site)) {
-    ++counters_.site_unavailable;
+    CountUnavailable(c.site);
     Refuse(static_cast<uint32_t>(index), Refusal::kUnavailable);
     return;
   }

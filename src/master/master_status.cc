@@ -11,6 +11,25 @@ namespace master {
 
 using json = nlohmann::json;
 
+void Master::CountHandedOff(int w) {
+  Worker& worker = workers_->at(w);
+  ++counters_.connections_handed_off;
+  ++worker.handed_off;
+  if (site_counters_.size() <= static_cast<size_t>(worker.site)) {
+    site_counters_.resize(worker.site + 1);
+  }
+  ++site_counters_[worker.site].handed_off;
+}
+
+void Master::CountUnavailable(int site) {
+  ++counters_.site_unavailable;
+  if (site < 0) return;
+  if (site_counters_.size() <= static_cast<size_t>(site)) {
+    site_counters_.resize(site + 1);
+  }
+  ++site_counters_[site].unavailable;
+}
+
 Counters Master::CountersNow() const {
   Counters counters = counters_;
   counters.worker_shutdowns = workers_->shutdowns_sent();
@@ -100,6 +119,7 @@ std::string Master::StatusJson() const {
                          {"retired", worker.retired},
                          {"restarts", workers_->processes().restarts(slot)},
                          {"outstanding", worker.outstanding},
+                         {"handed_off", worker.handed_off},
                          {"unread_bytes", workers_->UnreadBytes(w)}});
     }
     // hosts and default are the config's; what workers claimed at run
@@ -115,7 +135,12 @@ std::string Master::StatusJson() const {
             {{"host", claim.host}, {"worker", claim.worker_index}});
       }
     }
+    const SiteCounters counted = s < site_counters_.size()
+                                     ? site_counters_[s]
+                                     : SiteCounters();
     sites.push_back({{"id", site.id},
+                     {"handed_off", counted.handed_off},
+                     {"unavailable", counted.unavailable},
                      {"hosts", site.hosts},
                      {"claimed_hosts", claimed_hosts},
                      {"default", site.is_default},

@@ -87,6 +87,8 @@ struct Worker {
   // Queued or in a message being sent; in pidfd mode also sent and not yet
   // acknowledged (SCM_RIGHTS needs no acknowledgement: see master.md).
   uint32_t outstanding = 0;
+  // Connections handed to this slot's processes, ever (ddvctl status).
+  uint64_t handed_off = 0;
   std::vector<uint32_t> queue;    // connections for the next batch
   std::vector<uint32_t> sending;  // connections in the message in flight
   std::unique_ptr<handoff::ScmRightsMessage> message;
