@@ -2,13 +2,18 @@
 // `metrics`, `restart SITE`, `upgrade`, `reopen`, against --control_socket. Every
 // failure exits non-zero with the reason on stderr and an exit code that
 // says which kind of failure it was (kExitCodes below, `ddvctl --help`).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -18,8 +23,16 @@
 #include "src/control/control_client.h"
 #include "src/control/top.h"
 
-DEFINE_string(control_socket, "/tmp/ddv-demo/control.sock",
-              "the master's control socket ([master] control_socket)");
+DEFINE_string(control_socket, "",
+              "the master's control socket ([master] control_socket); "
+              "default: $DDV_CONTROL_SOCKET, else /run/ddv/control.sock "
+              "when it exists (the service), else the demo's "
+              "/tmp/ddv-demo/control.sock");
+namespace {
+constexpr char kServiceSocket[] = "/run/ddv/control.sock";
+constexpr char kDemoSocket[] = "/tmp/ddv-demo/control.sock";
+}  // namespace
+
 DEFINE_int32(timeout_ms, 5000, "give up waiting for the master after this long");
 DEFINE_bool(json, false, "status: print the raw JSON");
 DEFINE_double(interval, 1.0,
@@ -85,6 +98,76 @@ const ddv::cli::HelpText& Help() {
 }
 
 std::string Usage() { return ddv::cli::RenderHelp(Help(), false); }
+// "12.3 MiB": memory for people.
+std::string Bytes(const nlohmann::json& value) {
+  if (!value.is_number()) return "-";
+  double bytes = value.get<double>();
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrFormat("%.0f B", bytes)
+                   : absl::StrFormat("%.1f %s", bytes, units[unit]);
+}
+
+// A site's limits, usage and caps (docs/isolation.md), three lines.
+void PrintIsolation(const nlohmann::json& s) {
+  if (!s.contains("connections")) return;  // a master before these
+  std::vector<std::string> limits;
+  const nlohmann::json set = s.value("limits", nlohmann::json::object());
+  for (const auto& [name, value] : set.items()) {
+    limits.push_back(absl::StrCat(
+        name, "=",
+        value.is_string() ? value.get<std::string>() : value.dump()));
+  }
+  std::printf("  limits: %s cwd=%s\n",
+              limits.empty() ? "(the master's)"
+                             : absl::StrJoin(limits, " ").c_str(),
+              s.value("cwd", std::string("/")).c_str());
+  const nlohmann::json usage = s.value("usage", nlohmann::json::object());
+  const nlohmann::json cgroup = s.value("cgroup", nlohmann::json());
+  std::string memory = Bytes(usage.value("memory_bytes", nlohmann::json()));
+  std::string where = "no cgroup";
+  if (cgroup.is_object()) {
+    where = absl::StrCat("cgroup ", cgroup.value("path", std::string()));
+    const nlohmann::json max = cgroup.value("memory_max", nlohmann::json());
+    if (max.is_number()) {
+      absl::StrAppend(&memory, " of ", Bytes(max),
+                      cgroup.value("memory_max_applied", false)
+                          ? ""
+                          : " (not applied)");
+    }
+    const nlohmann::json weight = cgroup.value("cpu_weight", nlohmann::json());
+    if (weight.is_number()) {
+      absl::StrAppend(&where, ", cpu.weight ", weight.dump(),
+                      cgroup.value("cpu_weight_applied", false)
+                          ? ""
+                          : " (not applied)");
+    }
+  }
+  const nlohmann::json cpu = usage.value("cpu_usec", nlohmann::json());
+  std::printf("  usage: %d processes, memory %s, cpu %s (%s)\n",
+              usage.value("processes", 0), memory.c_str(),
+              cpu.is_number()
+                  ? absl::StrFormat("%.2f s", cpu.get<double>() / 1e6).c_str()
+                  : "-",
+              where.c_str());
+  const nlohmann::json c = s["connections"];
+  auto cap = [&c](const char* name, const char* prefix) {
+    const nlohmann::json value = c.value(name, nlohmann::json());
+    return value.is_number() ? absl::StrCat(prefix, value.dump())
+                             : std::string();
+  };
+  std::printf(
+      "  connections: open %llu%s, pending %llu%s, refused %llu at "
+      "max_pending, %llu at max_connections\n",
+      c.value("open", 0ULL), cap("max_connections", " (with pending) of ").c_str(),
+      c.value("pending", 0ULL), cap("max_pending", " of ").c_str(),
+      c.value("refused_max_pending", 0ULL),
+      c.value("refused_max_connections", 0ULL));
+}
 
 void PrintStatus(const std::string& text) {
   nlohmann::json status = nlohmann::json::parse(text, nullptr, false);
@@ -121,6 +204,7 @@ void PrintStatus(const std::string& text) {
     if (!claimed.empty()) {
       std::printf("  claimed: %s\n", absl::StrJoin(claimed, " ").c_str());
     }
+    PrintIsolation(s);
     for (const auto& w : s["workers"]) {
       std::printf("  #%d pid %-7d %-9s restarts %d outstanding %d\n",
                   w.value("index", 0), w.value("pid", 0),
@@ -197,10 +281,26 @@ int Top() {
   return ddv::control::RunTop(options);
 }
 
+// Where the master is when --control_socket is not given: an operator's
+// $DDV_CONTROL_SOCKET, the packaged service's socket once it exists, or the
+// demo's (`bazel run //src:ddv_master` with no config).
+std::string DefaultControlSocket() {
+  const char* env = std::getenv("DDV_CONTROL_SOCKET");
+  if (env != nullptr && env[0] != '\0') return env;
+  struct stat st;
+  if (::stat(kServiceSocket, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    return kServiceSocket;
+  }
+  return kDemoSocket;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ddv::cli::ParseFlags(Help(), &argc, &argv);
+  if (FLAGS_control_socket.empty()) {
+    FLAGS_control_socket = DefaultControlSocket();
+  }
   if (argc < 2) {
     std::fprintf(stderr, "%s", Usage().c_str());
     return ddv::control::kExitUsage;

@@ -32,7 +32,8 @@ with the monotonic times of each pid's first and last answer (CLOCK_MONOTONIC
 is one clock for every process, so they compare with the scenario's
 `time.monotonic()`), and `LoadResult.hosts` counts answers per Host and site.
 Also: `requests`, `ok`, `connections` opened, `latency_max` (s) and when
-(`latency_max_at`), `started` and `ended`.
+(`latency_max_at`), `latency` (s: `p50`, `p90`, `p99`, `p999` of the 2xx
+answers, from request start to the whole answer), `started` and `ended`.
 
 A keep-alive connection is replaced by a new one after an answer that says
 `Connection: close` (counted in `told_to_close`), and when the server
@@ -250,6 +251,7 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         "told_to_close": 0,
     }
     pids = out["pids"]
+    latencies = []      # of the 2xx answers, for the percentiles
     host_counts = {h: {"ok": 0, "failed": 0, "sites": {}} for h in hosts}
     out["hosts"] = host_counts
     requests = {h: (f"GET {path} HTTP/1.1\r\nHost: {h}\r\n"
@@ -350,6 +352,8 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         c.reqs += 1
         if 200 <= status < 300:
             out["ok"] += 1
+            if len(latencies) < 10**6:
+                latencies.append(latency)
             hc = host_counts[c.host]
             hc["ok"] += 1
             who = _hello_fields(body)
@@ -515,6 +519,12 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
                     fail(c, "timeout", f"{timeout} s", now)
     ep.close()
     out["ended"] = time.monotonic()
+    latencies.sort()
+    out["latency"] = {
+        name: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+        if latencies else None
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
+                        ("p999", 0.999))}
     return out
 
 

@@ -38,6 +38,7 @@
 #include "src/config/host_pattern.h"
 #include "src/config/listen_address.h"
 #include "src/config/cross_checks.h"
+#include "src/config/site_isolation.h"
 #include "src/config/system_checks.h"
 #include "src/config/toml_reader.h"
 
@@ -70,7 +71,8 @@ constexpr absl::string_view kSiteKeys[] = {
     "default",    "alpn",      "env",       "user",     "group",
     "log_output", "log_error", "log_all",   "log_max_bytes", "log_keep",
     "tls_cert",   "tls_key",   "runtime",   "claimable_hosts",
-    "may_claim_default"};
+    "may_claim_default", "limits", "cwd", "memory_max", "cpu_weight",
+    "max_connections", "max_pending"};
 
 absl::Status RequireAbsolutePath(const TomlReader& reader,
                                  const toml::node& node, absl::string_view key,
@@ -653,6 +655,8 @@ void ParseSite(const TomlReader& reader, const toml::table& table,
   logs_read &=
       errors->Add(ReadAbsolutePath(reader, table, "log_all", &site->log_all));
   ParseLogRotation(reader, table, logs_read, site, errors);
+  // The isolation keys stop at their first error (site_isolation.cc).
+  errors->Add(internal::ReadSiteIsolation(reader, table, site));
   ParseTlsFiles(reader, table, label, site, errors);
 }
 
@@ -745,6 +749,22 @@ absl::string_view ProtocolName(Protocol protocol) {
 absl::string_view HandoffModeName(HandoffMode mode) {
   for (const NamedValue<HandoffMode>& named : kHandoffModes) {
     if (named.value == mode) return named.name;
+  }
+  return "?";
+}
+
+absl::string_view ResourceKindName(ResourceKind kind) {
+  switch (kind) {
+    case ResourceKind::kNofile:
+      return "nofile";
+    case ResourceKind::kNproc:
+      return "nproc";
+    case ResourceKind::kCore:
+      return "core";
+    case ResourceKind::kAsBytes:
+      return "as_bytes";
+    case ResourceKind::kMemlockBytes:
+      return "memlock_bytes";
   }
   return "?";
 }
@@ -874,6 +894,25 @@ std::string DescribeConfig(const Config& config) {
     if (site.may_claim_default) absl::StrAppend(&out, ", may claim default");
     if (site.runtime != Runtime::kDdv) {
       absl::StrAppend(&out, ", runtime ", RuntimeName(site.runtime));
+    }
+    // Isolation (docs/isolation.md), when set.
+    for (const auto& [kind, value] : site.limits) {
+      absl::StrAppend(&out, ", ", ResourceKindName(kind), " ",
+                      value == kUnlimited ? std::string("unlimited")
+                                          : absl::StrCat(value));
+    }
+    if (!site.cwd.empty()) absl::StrAppend(&out, ", cwd ", site.cwd);
+    if (site.memory_max != 0) {
+      absl::StrAppend(&out, ", memory_max ", site.memory_max);
+    }
+    if (site.cpu_weight != 0) {
+      absl::StrAppend(&out, ", cpu_weight ", site.cpu_weight);
+    }
+    if (site.max_connections != 0) {
+      absl::StrAppend(&out, ", max_connections ", site.max_connections);
+    }
+    if (site.max_pending != 0) {
+      absl::StrAppend(&out, ", max_pending ", site.max_pending);
     }
     absl::StrAppend(&out, "\n");
   }

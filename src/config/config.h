@@ -45,6 +45,22 @@ absl::string_view ProtocolName(Protocol protocol);
 absl::string_view HandoffModeName(HandoffMode mode);
 absl::string_view RuntimeName(Runtime runtime);
 
+// The resources a site's `limits` table may set (docs/isolation.md), in the
+// order docs/config.md lists them. Each becomes one setrlimit() on every
+// worker at start, as both soft and hard limit.
+enum class ResourceKind {
+  kNofile,        // RLIMIT_NOFILE: open files
+  kNproc,         // RLIMIT_NPROC: processes of the worker's user
+  kCore,          // RLIMIT_CORE: bytes of a core dump (0: none)
+  kAsBytes,       // RLIMIT_AS: bytes of address space
+  kMemlockBytes,  // RLIMIT_MEMLOCK: bytes locked (io_uring rings count)
+};
+// The key in `limits`: "nofile", "nproc", "core", "as_bytes",
+// "memlock_bytes".
+absl::string_view ResourceKindName(ResourceKind kind);
+// A limit's value for "unlimited" (RLIM_INFINITY).
+inline constexpr uint64_t kUnlimited = UINT64_MAX;
+
 // [master]
 struct MasterConfig {
   std::string control_socket = "/run/ddv/control.sock";
@@ -112,6 +128,22 @@ struct SiteConfig {
   // means nothing beyond the site's own hosts.
   std::vector<std::string> claimable_hosts;
   bool may_claim_default = false;  // whether a worker may claim the default
+  // Isolation (docs/isolation.md). `limits`: setrlimit() on each worker at
+  // start, sorted by kind, each at most once; values in the kind's unit,
+  // kUnlimited for "unlimited". Kinds not listed keep the master's.
+  std::vector<std::pair<ResourceKind, uint64_t>> limits;
+  // The workers' working directory; empty: "/" (never the master's).
+  std::string cwd;
+  // The site's cgroup (when ddv has a delegated cgroup v2 subtree): its
+  // memory.max in bytes and cpu.weight (1..10000). 0: not set.
+  uint64_t memory_max = 0;
+  uint32_t cpu_weight = 0;
+  // Caps in the master: connections the site's workers hold (handed off,
+  // not yet closed, as they report it) plus those waiting for one; and
+  // those waiting for a worker alone. Past either, new connections of the
+  // site are refused (503, TLS internal_error). 0: not set, no cap.
+  uint32_t max_connections = 0;
+  uint32_t max_pending = 0;
   int line = 0;                                // of the [[site]] header
 };
 

@@ -5,6 +5,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -113,6 +114,8 @@ void MasterLink::Wire() {
 
 void MasterLink::Drain() {
   if (worker_->fd() < 0) return;
+  told_open_ = server_->stats().open_connections;
+  worker_->SetOpenConnections(told_open_);
   absl::Status status = worker_->Drain();
   if (!status.ok()) LOG(ERROR) << "worker channel: " << status;
   if (worker_->fd() < 0) {
@@ -121,8 +124,10 @@ void MasterLink::Drain() {
     server_->UnregisterExternalFd(timer_id_);
     return;
   }
-  // Re-arm the timer for the library's next deadline.
+  // Re-arm the timer for the library's next deadline, or sooner to sample
+  // the open connections again.
   absl::Duration next = worker_->NextTimeout();
+  if (told_open_ > 0) next = std::min(next, absl::Milliseconds(100));
   itimerspec spec{};
   if (next != absl::InfiniteDuration()) {
     if (next < absl::Milliseconds(1)) next = absl::Milliseconds(1);

@@ -19,13 +19,15 @@ namespace {
 
 using json = nlohmann::json;
 
-// Whatever a worker process is started with, apart from how many.
+// Whatever a worker process is started with, apart from how many. A site's
+// memory_max, cpu_weight and caps apply to running workers: not here.
 bool SpecChanged(const config::SiteConfig& a, const config::SiteConfig& b) {
   return a.command != b.command || a.env != b.env || a.user != b.user ||
          a.group != b.group || a.log_output != b.log_output ||
          a.log_error != b.log_error || a.log_all != b.log_all ||
          a.log_max_bytes != b.log_max_bytes || a.log_keep != b.log_keep ||
-         a.tls_cert != b.tls_cert || a.tls_key != b.tls_key;
+         a.tls_cert != b.tls_cert || a.tls_key != b.tls_key ||
+         a.limits != b.limits || a.cwd != b.cwd;
 }
 
 // Whether the wildcard `wildcard` ("*.example.com") matches `pattern`, an

@@ -27,8 +27,8 @@ namespace master {
 struct SiteChange {
   bool added = false;    // a new slot: add it to the pool and start it
   bool removed = false;  // gone from the file: its workers are retired
-  // Its command, environment, logs, user/group or certificate paths
-  // changed: the pool gets the new spec for its next starts.
+  // Its command, environment, logs, user/group, certificate paths, limits
+  // or cwd changed: the pool gets the new spec for its next starts.
   bool new_spec = false;
   bool processes_changed = false;  // grow, or retire from the top index down
   // new_spec on a site that still runs: replace its workers one at a time.

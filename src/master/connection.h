@@ -55,6 +55,9 @@ struct Connection {
   uint16_t listener = 0;
   int32_t site = -1;
   int32_t worker = -1;
+  // Counted in its site's pending connections (SiteCaps) until the master
+  // lets it go.
+  bool site_pending = false;
   uint32_t seen = 0;  // bytes the last peek returned
   // Node workers that answered `accepted: false` (at their maxConnections):
   // it goes to another one, and is refused once every worker has said no.

@@ -21,6 +21,10 @@ namespace master {
   X(handoff_worker_gone, "handoffs whose worker died before taking them")  \
   X(no_site, "connections with no site for their name (421 / alert)")      \
   X(site_unavailable, "connections whose site has no live worker")         \
+  X(site_pending_refused,                                                   \
+    "connections refused at their site's max_pending (503 / alert)")       \
+  X(site_connections_refused,                                               \
+    "connections refused at their site's max_connections (503 / alert)")   \
   X(peek_timeout, "connections closed at the peek deadline")               \
   X(too_large, "prefixes over max_peek_bytes without a decision")          \
   X(malformed, "prefixes that broke their protocol's grammar")             \

@@ -412,6 +412,7 @@ void Master::Route(uint32_t index, int site) {
     return;
   }
   RestoreRcvlowat(c);
+  if (!AdmitToSite(index, site)) return;  // its site is at a cap: refused
   c.site = site;
   c.state = ConnState::kRouted;
   c.big.reset();
@@ -429,6 +430,7 @@ void Master::RestoreRcvlowat(Connection& c) {
 
 void Master::Refuse(uint32_t index, Refusal refusal) {
   Connection& c = connections_.at(index);
+  ReleaseSite(c);
   RestoreRcvlowat(c);
   c.state = ConnState::kRefusing;
   switch (listeners_[c.listener].config.protocol) {
@@ -529,6 +531,7 @@ void Master::OnLingerTimeout(const uring::OpTag& tag, io_uring_cqe* cqe) {
 
 void Master::Close(uint32_t index) {
   Connection& c = connections_.at(index);
+  ReleaseSite(c);
   if (c.state == ConnState::kClosing) return;
   c.state = ConnState::kClosing;
   if (c.fd) {

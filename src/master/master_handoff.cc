@@ -203,6 +203,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
       // second wake-up, and the worker's close is the last one.
       --worker.outstanding;
       CountHandedOff(w);
+      site_caps_.HandedOff(CapsRef(w));
       Close(index);
     }
     // A retired worker that exited while this was in flight: its exit left
@@ -247,6 +248,7 @@ void Master::OnAcknowledged(int w, uint64_t id) {
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
   CountHandedOff(w);
+  site_caps_.HandedOff(CapsRef(w));
   Close(static_cast<uint32_t>(id));
 }
 
@@ -445,6 +447,8 @@ void Master::OnWorkerExit(int w) {
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
+  // What it held is closed; what it left unread comes back as pending.
+  OnSiteWorkerExit(w);
   RecoverUnread(w);
   if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);
@@ -560,6 +564,9 @@ void Master::RecoverUnread(int w) {
       c->skip_bytes = e.skip_bytes;
       c->proxy = e.proxy;
       c->state = ConnState::kRouted;
+      // Admitted once already: pending again, whatever the caps say now.
+      c->site_pending = true;
+      site_caps_.AddPending(static_cast<int>(site));
       ++counters_.handoff_worker_gone;
       ++counters_.connections_rerouted;
       ++recovered;

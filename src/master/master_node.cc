@@ -213,6 +213,7 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   if (worker.outstanding > 0) --worker.outstanding;
   if (accepted) {
     CountHandedOff(w);
+    site_caps_.HandedOff(CapsRef(w));
     Close(static_cast<uint32_t>(index));  // the child's copy serves it
     return;
   }

@@ -120,7 +120,13 @@ std::string Master::StatusJson() const {
                          {"restarts", workers_->processes().restarts(slot)},
                          {"outstanding", worker.outstanding},
                          {"handed_off", worker.handed_off},
-                         {"unread_bytes", workers_->UnreadBytes(w)}});
+                         {"unread_bytes", workers_->UnreadBytes(w)},
+                         // Handed off and not yet closed, as it reports
+                         // (null: it does not report; docs/isolation.md).
+                         {"open_connections",
+                          site_caps_.worker_reports(w)
+                              ? json(site_caps_.worker_open(w))
+                              : json(nullptr)}});
     }
     // hosts and default are the config's; what workers claimed at run
     // time is listed apart, with who claimed it.
@@ -148,6 +154,8 @@ std::string Master::StatusJson() const {
                      {"runtime", config::RuntimeName(site.runtime)},
                      {"failed", workers_->SiteFailed(s)},
                      {"workers", workers}});
+    // limits, cwd, cgroup, usage, connections (docs/isolation.md).
+    sites.back().update(SiteIsolationJson(static_cast<int>(s)));
   }
   status["sites"] = sites;
   json counters;

@@ -35,6 +35,7 @@
 #include "src/config/config.h"
 #include "src/handoff/channel.h"
 #include "src/master/node_channel.h"
+#include "src/supervise/cgroup.h"
 #include "src/supervise/process_table.h"
 #include "src/watchdog/worker_record.h"
 
@@ -64,6 +65,9 @@ struct WorkerPoolOptions {
   // pipes to the log writer (docs/logs.md). Unset: the files, opened at
   // each start.
   supervise::ProcessTable::StdioRouter stdio_router;
+  // ddv's cgroup subtree, when it has one (docs/isolation.md): each worker
+  // starts in its site's cgroup. Not owned; null: the master's cgroup.
+  const supervise::CgroupTree* cgroups = nullptr;
 };
 
 struct Worker {

@@ -163,6 +163,13 @@ int ddv_worker_status(ddv_worker* worker, int64_t timeout_ms, ddv_rpc_fn fn,
 int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
                                   int64_t timeout_ms, ddv_rpc_fn fn,
                                   void* user);
+/* How many connections the app has open now (taken and not yet closed).
+ * The library reports it to the master, with the number taken, at most
+ * every 100 ms from ddv_worker_drain() (ddv_worker_next_timeout_ms() says
+ * when), so that the site's max_connections counts them. Call it whenever
+ * the count changes; it only stores the number. */
+void ddv_worker_set_open_connections(ddv_worker* worker, uint64_t open);
+
 /* Worker -> worker message, forwarded by the master to `site`'s worker
  * `worker_index` (UINT32_MAX: any one) and delivered to its
  * ddv_worker_on_message callback. Best effort: DDV_WORKER_OK means queued to

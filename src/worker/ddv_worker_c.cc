@@ -152,6 +152,9 @@ int ddv_worker_master_gone(const ddv_worker* w) {
 int ddv_worker_shutdown_requested(const ddv_worker* w) {
   return w->worker->shutdown_requested();
 }
+void ddv_worker_set_open_connections(ddv_worker* w, uint64_t open) {
+  w->worker->SetOpenConnections(open);
+}
 const char* ddv_worker_site(const ddv_worker* w) {
   return w->worker->identity().site.c_str();
 }

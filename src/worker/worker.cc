@@ -35,6 +35,9 @@ using nlohmann::json;
 // Output that cannot be sent yet is retried this often even when the app's
 // loop polls fd() for POLLIN only.
 constexpr absl::Duration kRetrySendAfter = absl::Milliseconds(10);
+// `connections` reports go at most this often: fresh enough for the
+// master's max_connections, rare enough to cost it nothing.
+constexpr absl::Duration kReportInterval = absl::Milliseconds(10);
 // The PROXY header was peeked by the master, so it is queued on the socket;
 // this bound only matters if something is badly wrong.
 constexpr absl::Duration kProxyHeaderWait = absl::Seconds(1);
@@ -322,6 +325,9 @@ absl::Duration Worker::NextTimeout() const {
         earliest, last_heard_ + (probe_outstanding_ ? silence : silence / 3));
   }
   if (!outgoing_.empty()) earliest = std::min(earliest, now + kRetrySendAfter);
+  if (taken_ != reported_taken_ || open_ != reported_open_) {
+    earliest = std::min(earliest, last_report_ + kReportInterval);
+  }
   if (earliest == absl::InfiniteDuration()) return earliest;
   return std::max(absl::ZeroDuration(), earliest - now);
 }
@@ -389,10 +395,34 @@ absl::Status Worker::Drain() {
     HandleFrame(std::move(*received));
   }
   ExpireTimers();
+  MaybeReport(MonotonicNow());
   Flush();
   absl::Status result = std::move(fatal_);
   fatal_ = absl::OkStatus();
   return result;
+}
+
+void Worker::SetOpenConnections(uint64_t open) { open_ = open; }
+
+absl::Duration Worker::MaybeReport(absl::Duration now) {
+  if (!channel_ || (taken_ == reported_taken_ && open_ == reported_open_)) {
+    return absl::InfiniteDuration();
+  }
+  if (now < last_report_ + kReportInterval) {
+    return last_report_ + kReportInterval;
+  }
+  // A notification: id 0 asks for no answer (docs/handoff.md). A master
+  // that predates it answers "unknown method", which HandleResponse drops.
+  handoff::Request report;
+  report.method = "connections";
+  json body = {{"taken", taken_}};
+  if (open_) body["open"] = *open_;
+  report.body = body.dump();
+  Enqueue(report);
+  reported_taken_ = taken_;
+  reported_open_ = open_;
+  last_report_ = now;
+  return absl::InfiniteDuration();
 }
 
 absl::Status Worker::Run() {
@@ -507,6 +537,7 @@ void Worker::HandleBatch(HandoffBatch& batch, std::vector<UniqueFd>& fds) {
 }
 
 void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
+  ++taken_;
   ConnectionInfo info;
   info.connection_id = entry.connection_id;
   info.site = identity_.site;

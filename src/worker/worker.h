@@ -213,6 +213,14 @@ class Worker {
   void Status(absl::Duration timeout, RpcCallback callback);
   void UpdateServerConf(const ServerConfUpdate& update, absl::Duration timeout,
                         RpcCallback callback);
+  // How many connections the app has open now (taken and not yet closed).
+  // The library reports it to the master, with the number it has taken,
+  // at most every 100 ms (from Drain(); NextTimeout() says when), so that
+  // the site's max_connections counts them (docs/isolation.md). Without
+  // it only the connections taken are reported. Cheap: call it whenever
+  // the count changes.
+  void SetOpenConnections(uint64_t open);
+
   // Worker -> worker: a kMessage the master forwards to `site`'s worker
   // `worker_index` (handoff::kAnyWorker: one of its choice), which receives
   // it as an IncomingMessage. Best effort, like the seed's: OK means queued
@@ -242,6 +250,10 @@ class Worker {
   void Deliver(UniqueFd socket, const handoff::HandoffEntry& entry);
   void HandleResponse(const handoff::Response& response);
   void ExpireTimers();
+  // Queues a `connections` notification when the counts changed and the
+  // last one is old enough; returns when the next may go (InfiniteDuration
+  // when nothing waits).
+  absl::Duration MaybeReport(absl::Duration now);
   void MasterGone(const absl::Status& why);
   void ProtocolError(const absl::Status& why);
 
@@ -259,6 +271,12 @@ class Worker {
   bool master_gone_ = false;
   bool draining_ = false;
   absl::Status fatal_;  // the protocol error that ended the channel, if any
+  // The `connections` report: what changed since the last one sent.
+  uint64_t taken_ = 0;
+  std::optional<uint64_t> open_;
+  uint64_t reported_taken_ = 0;
+  std::optional<uint64_t> reported_open_;
+  absl::Duration last_report_ = -absl::InfiniteDuration();
 
   ConnectionCallback on_connection_;
   ShutdownCallback on_shutdown_;

@@ -118,7 +118,8 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:8:1: unknown key \"colour\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
-       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default"},
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending"},
       {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
        "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
        "\"address\"?)"},
@@ -132,11 +133,13 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:8:1: unknown key \"zzz\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
-       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default\n"
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending\n"
        "t.toml:9:1: unknown key \"aaa\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
-       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default"},
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending"},
 
       // [master]
       {"MasterNotTable",
@@ -437,6 +440,51 @@ const std::vector<ErrorCase>& Cases() {
        SiteWith("tls_cert = [\"/a.pem\", \"/b.pem\"]\ntls_key = [\"/a.key\"]"),
        "t.toml:9:11: site \"a\" has 2 tls_cert and 1 tls_key; give one key "
        "per certificate"},
+
+      // Isolation (docs/isolation.md).
+      {"LimitsNotATable", SiteWith("limits = 5"),
+       "t.toml:8:10: limits must be a table such as { nofile = 4096, core = "
+       "0 }, got an integer"},
+      {"LimitsUnknownKey", SiteWith("limits = { nofiles = 10 }"),
+       "t.toml:8:12: unknown key \"nofiles\" in limits (did you mean "
+       "\"nofile\"?)"},
+      {"LimitsNofileTooLow", SiteWith("limits = { nofile = 3 }"),
+       "t.toml:8:21: limits.nofile must be 16 to 1073741824 or "
+       "\"unlimited\", got 3"},
+      {"LimitsCoreNegative", SiteWith("limits = { core = -1 }"),
+       "t.toml:8:19: limits.core must not be negative"},
+      {"LimitsAsBytesNotASize", SiteWith("limits = { as_bytes = \"lots\" }"),
+       "t.toml:8:23: limits.as_bytes \"lots\" must be a size such as "
+       "\"512M\" or \"unlimited\""},
+      {"LimitsNprocString", SiteWith("limits = { nproc = \"10\" }"),
+       "t.toml:8:20: limits.nproc \"10\" must be an integer or "
+       "\"unlimited\""},
+      {"LimitsNprocBoolean", SiteWith("limits = { nproc = true }"),
+       "t.toml:8:20: limits.nproc must be an integer or \"unlimited\", got "
+       "a boolean"},
+      {"CwdRelative", SiteWith("cwd = \"srv/a\""),
+       "t.toml:8:7: cwd \"srv/a\" must be an absolute path"},
+      {"CwdMissing", SiteWith("cwd = \"/nonexistent-ddv-dir\""),
+       "t.toml:8:7: cwd \"/nonexistent-ddv-dir\": No such file or "
+       "directory"},
+      {"CwdNotADirectory", SiteWith("cwd = \"/bin/sh\""),
+       "t.toml:8:7: cwd \"/bin/sh\" is not a directory"},
+      {"MemoryMaxTooSmall", SiteWith("memory_max = 4096"),
+       "t.toml:8:14: memory_max must be 1048576 to 4611686018427387904, got "
+       "4096"},
+      {"MemoryMaxBadSuffix", SiteWith("memory_max = \"5Q\""),
+       "t.toml:8:14: memory_max \"5Q\" must be a size such as \"512M\""},
+      {"MemoryMaxFloat", SiteWith("memory_max = 1.5"),
+       "t.toml:8:14: memory_max must be an integer or a size such as "
+       "\"512M\", got a float"},
+      {"CpuWeightZero", SiteWith("cpu_weight = 0"),
+       "t.toml:8:14: cpu_weight must be between 1 and 10000, got 0"},
+      {"MaxConnectionsZero", SiteWith("max_connections = 0"),
+       "t.toml:8:19: max_connections must be between 1 and 10000000, got 0"},
+      {"MaxPendingAboveMaxConnections",
+       SiteWith("max_connections = 10\nmax_pending = 20"),
+       "t.toml:9:15: max_pending (20) cannot exceed max_connections (10): "
+       "waiting connections count against both"},
 
       // Cross checks between sites and listeners.
       {"SiteIdTwice",

@@ -204,6 +204,84 @@ command = ["/bin/sh"]
   EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
   EXPECT_TRUE(parsed->listeners[0].proxy_protocol_from.empty());
   EXPECT_TRUE(parsed->listeners[0].v6only);
+  // Isolation: nothing set (the master's limits, "/", no cgroup values, no
+  // caps).
+  EXPECT_TRUE(a.limits.empty());
+  EXPECT_EQ(a.cwd, "");
+  EXPECT_EQ(a.memory_max, 0u);
+  EXPECT_EQ(a.cpu_weight, 0u);
+  EXPECT_EQ(a.max_connections, 0u);
+  EXPECT_EQ(a.max_pending, 0u);
+}
+
+TEST(ParseConfigTest, ParsesIsolationKeys) {
+  absl::StatusOr<Config> parsed = ParseConfig(R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:0"
+protocol = "http"
+
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+limits = { memlock_bytes = "64M", nofile = 4096, core = 0, nproc = 256, as_bytes = "unlimited" }
+cwd = "/tmp"
+memory_max = "512M"
+cpu_weight = 200
+max_connections = 1000
+max_pending = 100
+
+[[site]]
+id = "b"
+command = ["/bin/sh"]
+memory_max = 2097152
+)",
+                                              "iso.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const SiteConfig& a = parsed->sites[0];
+  // In kind order, whatever the file's.
+  EXPECT_THAT(a.limits,
+              ElementsAre(Pair(ResourceKind::kNofile, 4096u),
+                          Pair(ResourceKind::kNproc, 256u),
+                          Pair(ResourceKind::kCore, 0u),
+                          Pair(ResourceKind::kAsBytes, kUnlimited),
+                          Pair(ResourceKind::kMemlockBytes, 64u << 20)));
+  EXPECT_EQ(a.cwd, "/tmp");
+  EXPECT_EQ(a.memory_max, uint64_t{512} << 20);
+  EXPECT_EQ(a.cpu_weight, 200u);
+  EXPECT_EQ(a.max_connections, 1000u);
+  EXPECT_EQ(a.max_pending, 100u);
+  EXPECT_EQ(parsed->sites[1].memory_max, 2097152u);
+  EXPECT_EQ(ResourceKindName(ResourceKind::kMemlockBytes), "memlock_bytes");
+  EXPECT_THAT(DescribeConfig(*parsed),
+              ::testing::HasSubstr(
+                  ", nofile 4096, nproc 256, core 0, as_bytes unlimited, "
+                  "memlock_bytes 67108864, cwd /tmp, memory_max 536870912, "
+                  "cpu_weight 200, max_connections 1000, max_pending 100\n"));
+}
+
+// memory_max (and the byte-valued limits) take digits with an optional K,
+// M, G or T suffix, powers of 1024 as systemd's MemoryMax=.
+TEST(ParseConfigTest, MemoryMaxSizes) {
+  auto memory_max = [](const std::string& value) -> absl::StatusOr<uint64_t> {
+    absl::StatusOr<Config> parsed = ParseConfig(
+        "[[listener]]\nname = \"h\"\naddress = \"127.0.0.1:0\"\n"
+        "protocol = \"http\"\n[[site]]\nid = \"a\"\n"
+        "command = [\"/bin/sh\"]\nmemory_max = " + value + "\n",
+        "m.toml");
+    if (!parsed.ok()) return parsed.status();
+    return parsed->sites[0].memory_max;
+  };
+  EXPECT_EQ(*memory_max("\"1048576\""), 1048576u);
+  EXPECT_EQ(*memory_max("\"1024K\""), 1048576u);
+  EXPECT_EQ(*memory_max("\"512m\""), uint64_t{512} << 20);
+  EXPECT_EQ(*memory_max("\"2G\""), uint64_t{2} << 30);
+  EXPECT_EQ(*memory_max("\"3T\""), uint64_t{3} << 40);
+  for (const char* bad : {"\"\"", "\"M\"", "\"1.5G\"", "\"12MB\"", "\" 5M\"",
+                          "\"0x100000\"", "\"99999999999999999999\"",
+                          "\"5000000T\"", "\"1023K\""}) {
+    EXPECT_FALSE(memory_max(bad).ok()) << bad;
+  }
 }
 
 TEST(ParseConfigTest, TcpWithProxyIsPeekedAndAnyAddressIsSaid) {

@@ -132,6 +132,54 @@ TEST(WorkerTest, DeliversSocketWithConnectionInfo) {
   }
 }
 
+// The `connections` notification (docs/handoff.md): taken always, open
+// once the app says it; id 0, never answered; at most one per 10 ms.
+TEST(WorkerTest, ReportsConnectionsTakenAndOpen) {
+  Fixture f = Start();
+  std::vector<UniqueFd> got;
+  f.worker->OnConnection(
+      [&](UniqueFd socket, const ConnectionInfo&) {
+        got.push_back(std::move(socket));
+      });
+  // Nothing taken, nothing said: no report.
+  ASSERT_TRUE(f.worker->Drain().ok());
+  EXPECT_FALSE(f.master.Receive(absl::Milliseconds(50)).ok());
+
+  std::vector<TcpPair> pairs;
+  for (uint64_t id : {1, 2}) {
+    auto pair = f.master.Connect();
+    ASSERT_TRUE(pair.ok());
+    ASSERT_TRUE(f.master.HandOff(pair->server.get(), Entry(id)).ok());
+    pair->server.Reset();
+    pairs.push_back(*std::move(pair));
+  }
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return got.size() == 2; }));
+  auto report = f.master.Receive();
+  ASSERT_TRUE(report.ok()) << report.status();
+  auto* request = std::get_if<handoff::Request>(&report->frame);
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(request->id, 0u);
+  EXPECT_EQ(request->method, "connections");
+  EXPECT_EQ(json::parse(request->body), json({{"taken", 2}}));
+
+  // The app closed one and says so: reported within the interval.
+  got.pop_back();
+  f.worker->SetOpenConnections(1);
+  EXPECT_LE(f.worker->NextTimeout(), absl::Milliseconds(10));
+  absl::StatusOr<handoff::ReceivedFrame> next;
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] {
+    next = f.master.Receive(absl::Milliseconds(20));
+    return next.ok();
+  }));
+  request = std::get_if<handoff::Request>(&next->frame);
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(json::parse(request->body), json({{"taken", 2}, {"open", 1}}));
+  // Unchanged: nothing more.
+  ASSERT_TRUE(f.worker->Drain().ok());
+  EXPECT_GT(f.worker->NextTimeout(), absl::Seconds(1));
+  EXPECT_FALSE(f.master.Receive(absl::Milliseconds(50)).ok());
+}
+
 TEST(WorkerTest, ProxySourceAndHeaderBytesAreHandled) {
   Fixture f = Start();
   auto pair = f.master.Connect();
@@ -341,7 +389,7 @@ TEST(WorkerTest, RpcTimesOutWhenTheMasterNeverAnswers) {
                                           "", "{}"})
                   .ok());
   EXPECT_TRUE(f.worker->Drain().ok());
-  EXPECT_EQ(f.worker->NextTimeout() > absl::Seconds(1), true);
+  EXPECT_GT(f.worker->NextTimeout(), absl::Seconds(1));
 }
 
 TEST(WorkerTest, ConvenienceRpcsSendTheDocumentedBodies) {
