@@ -655,8 +655,7 @@ void ParseSite(const TomlReader& reader, const toml::table& table,
   logs_read &=
       errors->Add(ReadAbsolutePath(reader, table, "log_all", &site->log_all));
   ParseLogRotation(reader, table, logs_read, site, errors);
-  // The isolation keys stop at their first error (site_isolation.cc).
-  errors->Add(internal::ReadSiteIsolation(reader, table, site));
+  internal::ReadSiteIsolation(reader, table, site, errors);
   ParseTlsFiles(reader, table, label, site, errors);
 }
 

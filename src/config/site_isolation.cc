@@ -99,32 +99,33 @@ absl::Status ReadAmount(const TomlReader& reader, const toml::node& node,
   return absl::OkStatus();
 }
 
-absl::Status ReadLimits(const TomlReader& reader, const toml::table& table,
-                        SiteConfig* site) {
+void ReadLimits(const TomlReader& reader, const toml::table& table,
+                SiteConfig* site, ErrorList* errors) {
   const toml::node* node = table.get("limits");
-  if (node == nullptr) return absl::OkStatus();
+  if (node == nullptr) return;
   const toml::table* limits = node->as_table();
   if (limits == nullptr) {
-    return reader.ErrorAt(
+    errors->Add(reader.ErrorAt(
         *node, absl::StrCat("limits must be a table such as "
                             "{ nofile = 4096, core = 0 }, got ",
-                            TomlTypeName(*node)));
+                            TomlTypeName(*node))));
+    return;
   }
   std::vector<absl::string_view> keys;
   for (const ResourceRule& rule : kResourceRules) keys.push_back(rule.key);
-  DDV_RETURN_IF_ERROR(reader.CheckKeys(*limits, "limits", keys));
+  reader.CheckKeys(*limits, "limits", keys, errors);
   for (const ResourceRule& rule : kResourceRules) {
     const toml::node* value =
         limits->get(std::string_view(rule.key.data(), rule.key.size()));
     if (value == nullptr) continue;
     uint64_t amount = 0;
-    DDV_RETURN_IF_ERROR(ReadAmount(reader, *value,
-                                   absl::StrCat("limits.", rule.key), rule.min,
-                                   rule.max, rule.bytes,
-                                   /*unlimited_ok=*/true, &amount));
-    site->limits.emplace_back(rule.kind, amount);
+    if (errors->Add(ReadAmount(reader, *value,
+                               absl::StrCat("limits.", rule.key), rule.min,
+                               rule.max, rule.bytes,
+                               /*unlimited_ok=*/true, &amount))) {
+      site->limits.emplace_back(rule.kind, amount);
+    }
   }
-  return absl::OkStatus();
 }
 
 // An absolute path to a directory, checked now: a typo fails the load, not
@@ -192,32 +193,33 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   return number * multiplier;
 }
 
-absl::Status ReadSiteIsolation(const TomlReader& reader,
-                               const toml::table& table, SiteConfig* site) {
-  DDV_RETURN_IF_ERROR(ReadLimits(reader, table, site));
-  DDV_RETURN_IF_ERROR(ReadCwd(reader, table, site));
+void ReadSiteIsolation(const TomlReader& reader, const toml::table& table,
+                       SiteConfig* site, ErrorList* errors) {
+  ReadLimits(reader, table, site, errors);
+  errors->Add(ReadCwd(reader, table, site));
   if (const toml::node* node = table.get("memory_max")) {
-    DDV_RETURN_IF_ERROR(ReadAmount(reader, *node, "memory_max", kMinMemoryMax,
-                                   kMaxFinite, /*bytes=*/true,
-                                   /*unlimited_ok=*/false,
-                                   &site->memory_max));
+    errors->Add(ReadAmount(reader, *node, "memory_max", kMinMemoryMax,
+                           kMaxFinite, /*bytes=*/true,
+                           /*unlimited_ok=*/false, &site->memory_max));
   }
   int weight = 0;
-  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "cpu_weight", kMinCpuWeight,
-                                     kMaxCpuWeight, &weight));
-  site->cpu_weight = static_cast<uint32_t>(weight);
-  DDV_RETURN_IF_ERROR(
+  if (errors->Add(reader.ReadInt(table, "cpu_weight", kMinCpuWeight,
+                                 kMaxCpuWeight, &weight))) {
+    site->cpu_weight = static_cast<uint32_t>(weight);
+  }
+  bool caps_read = errors->Add(
       ReadCap(reader, table, "max_connections", &site->max_connections));
-  DDV_RETURN_IF_ERROR(ReadCap(reader, table, "max_pending", &site->max_pending));
-  if (site->max_connections > 0 && site->max_pending > site->max_connections) {
-    return reader.ErrorAt(
+  caps_read &=
+      errors->Add(ReadCap(reader, table, "max_pending", &site->max_pending));
+  if (caps_read && site->max_connections > 0 &&
+      site->max_pending > site->max_connections) {
+    errors->Add(reader.ErrorAt(
         *table.get("max_pending"),
         absl::StrCat("max_pending (", site->max_pending,
                      ") cannot exceed max_connections (",
                      site->max_connections,
-                     "): waiting connections count against both"));
+                     "): waiting connections count against both")));
   }
-  return absl::OkStatus();
 }
 
 }  // namespace internal

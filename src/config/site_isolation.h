@@ -17,10 +17,11 @@ namespace ddv {
 namespace config {
 namespace internal {
 
-// Reads the keys above into `site`. `cwd` must be an absolute path to a
-// directory that exists at load (a system check, like command[0]).
-absl::Status ReadSiteIsolation(const TomlReader& reader,
-                               const toml::table& table, SiteConfig* site);
+// Reads the keys above into `site`, adding every error to `errors`. `cwd`
+// must be an absolute path to a directory that exists at load (a system
+// check, like command[0]).
+void ReadSiteIsolation(const TomlReader& reader, const toml::table& table,
+                       SiteConfig* site, ErrorList* errors);
 
 // "512M" → 536870912: decimal digits with an optional K, M, G or T suffix
 // (powers of 1024, as systemd's MemoryMax= takes them).
