@@ -280,7 +280,8 @@ const std::vector<ErrorCase>& Cases() {
        "\"127.0.0.1:80\" is IPv4"},
       {"ListenerV6OnlyNotBool",
        "[[listener]]\nname = \"http\"\naddress = \"[::]:80\"\n"
-       "protocol = \"http\"\nv6only = \"no\"\n",
+       "protocol = \"http\"\nv6only = \"no\"\n"
+       "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n",
        "t.toml:5:10: v6only must be true or false, got a string"},
       {"ListenerEmptyDefaultSite", ListenerWith("default_site = \"\""),
        "t.toml:5:16: default_site must not be empty; leave it out instead"},
