@@ -15,6 +15,8 @@ PACKAGES=(
   # Real clients the tests drive, and the load generator; tmux is the
   # terminal ddvctl top is tested in (tests/control/top_e2e_test.py).
   curl openssl python3 wrk iproute2 procps tmux
+  # The L4 tier in front of two ddv instances (tests/deploy).
+  haproxy
   # The Prometheus text parser the metrics tests read /metrics with.
   python3-prometheus-client
   # The Debian package (scripts/package.sh, tests/package): dpkg-shlibdeps,

@@ -228,6 +228,11 @@ def _hello_fields(body):
         return None
 
 
+def _family(address):
+    """AF_INET6 for an IPv6 literal ("::1"), else AF_INET."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def _run_load(stop_fd, port, hosts, mode, connections, duration,
               max_requests, rate, timeout, path, requests_per_connection,
               address):
@@ -285,7 +290,7 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         c.buf, c.got_bytes = bytearray(), 0
         c.t_req = now
         c.out = requests[host]
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(_family(address), socket.SOCK_STREAM)
         s.setblocking(False)
         c.sock, c.fd = s, s.fileno()
         out["connections"] += 1
@@ -579,8 +584,8 @@ def start_load(port, hosts, mode="keepalive", connections=16, duration=10.0,
                max_requests=10**9, rate=None, timeout=5.0, path="/",
                requests_per_connection=10**9, address="127.0.0.1"):
     """Starts a load in a forked child; returns a `Load`. `hosts`: the Host
-    headers, taken in turn by each new connection. See the module docstring
-    for the rest."""
+    headers, taken in turn by each new connection; `address`: an IPv4 or
+    IPv6 literal to connect to. See the module docstring for the rest."""
     if isinstance(hosts, str):
         hosts = [hosts]
     hosts = list(hosts)
@@ -599,7 +604,7 @@ def start_load(port, hosts, mode="keepalive", connections=16, duration=10.0,
 def _run_download(stop_fd, port, host, size, rate, timeout, rcvbuf, address):
     out = {"status": None, "length": None, "received": 0, "mismatch": None,
            "error": None, "complete": False}
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(_family(address), socket.SOCK_STREAM)
     # A small receive buffer, so the server is still sending (flow
     # controlled), not done and waiting in kernel buffers.
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)

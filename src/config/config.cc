@@ -64,8 +64,9 @@ constexpr absl::string_view kMasterKeys[] = {
     "control_socket", "control_socket_mode", "control_socket_group",
     "peek_timeout_ms", "max_peek_bytes", "handoff", "metrics_address"};
 constexpr absl::string_view kListenerKeys[] = {
-    "name",       "address",           "protocol",         "default_site",
-    "proxy_protocol", "access_log",    "access_log_format", "access_log_sample"};
+    "name",           "address",        "protocol", "default_site",
+    "proxy_protocol", "proxy_protocol_from", "v6only", "access_log",
+    "access_log_format", "access_log_sample"};
 constexpr absl::string_view kSiteKeys[] = {
     "id",         "command",   "processes", "hosts",    "listeners",
     "default",    "alpn",      "env",       "user",     "group",
@@ -238,6 +239,50 @@ absl::Status ReadControlSocket(const TomlReader& reader,
                             " bytes; a Unix socket path must be shorter "
                             "than ",
                             kSunPathSize));
+  }
+  return absl::OkStatus();
+}
+
+// proxy_protocol_from: CIDR networks, only beside proxy_protocol = true.
+absl::Status ParseProxyProtocolFrom(const TomlReader& reader,
+                                    const toml::table& table,
+                                    ListenerConfig* listener) {
+  std::vector<std::string> written;
+  std::vector<const toml::node*> elements;
+  const toml::node* node = nullptr;
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "proxy_protocol_from",
+                                            /*allow_single=*/false, &written,
+                                            &elements, &node));
+  if (node == nullptr) return absl::OkStatus();
+  if (!listener->proxy_protocol) {
+    return reader.ErrorAt(*node,
+                          "proxy_protocol_from needs proxy_protocol = true");
+  }
+  if (written.empty()) {
+    return reader.ErrorAt(
+        *node,
+        "proxy_protocol_from must not be empty; leave it out to accept PROXY "
+        "headers from any address");
+  }
+  for (size_t i = 0; i < written.size(); ++i) {
+    absl::StatusOr<IpNetwork> network = IpNetwork::Parse(written[i]);
+    if (!network.ok()) {
+      return reader.ErrorAt(*elements[i], network.status().message());
+    }
+    listener->proxy_protocol_from.push_back(*network);
+  }
+  return absl::OkStatus();
+}
+
+// v6only: meaningful for IPv6 addresses only.
+absl::Status ParseV6Only(const TomlReader& reader, const toml::table& table,
+                         ListenerConfig* listener) {
+  const toml::node* node = nullptr;
+  DDV_RETURN_IF_ERROR(reader.ReadBool(table, "v6only", &listener->v6only, &node));
+  if (node != nullptr && listener->addr.ss_family != AF_INET6) {
+    return reader.ErrorAt(
+        *node, absl::StrCat("v6only applies to IPv6 addresses only, and \"",
+                            listener->address, "\" is IPv4"));
   }
   return absl::OkStatus();
 }
@@ -429,6 +474,11 @@ void ParseListener(const TomlReader& reader, const toml::table& table,
   }
   errors->Add(
       reader.ReadBool(table, "proxy_protocol", &listener->proxy_protocol));
+  errors->Add(ParseProxyProtocolFrom(reader, table, listener));
+  // Only once the address is known: a bad one is reported already.
+  if (source->address != nullptr) {
+    errors->Add(ParseV6Only(reader, table, listener));
+  }
   ParseAccessLog(reader, table, listener, errors);
 }
 
@@ -864,6 +914,10 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   return ParseConfig(text, path);
 }
 
+bool IsPeeked(const ListenerConfig& listener) {
+  return listener.protocol != Protocol::kTcp || listener.proxy_protocol;
+}
+
 std::string DescribeConfigErrors(const absl::Status& status,
                                  const std::string& path, size_t max_errors) {
   size_t count = 1;
@@ -913,7 +967,22 @@ std::string DescribeConfig(const Config& config) {
     if (!listener.default_site.empty()) {
       absl::StrAppend(&out, ", default_site ", listener.default_site);
     }
-    if (listener.proxy_protocol) absl::StrAppend(&out, ", proxy_protocol");
+    if (listener.proxy_protocol) {
+      absl::StrAppend(&out, ", proxy_protocol from ");
+      if (listener.proxy_protocol_from.empty()) {
+        // Not an error (the default), but worth a look: see docs/config.md.
+        absl::StrAppend(&out, "any address (no proxy_protocol_from)");
+      } else {
+        absl::StrAppend(
+            &out, absl::StrJoin(listener.proxy_protocol_from, " ",
+                                [](std::string* to, const IpNetwork& n) {
+                                  to->append(n.ToString());
+                                }));
+      }
+    }
+    if (listener.addr.ss_family == AF_INET6) {
+      absl::StrAppend(&out, listener.v6only ? ", IPv6 only" : ", IPv6 and IPv4");
+    }
     if (!listener.access_log.empty()) {
       absl::StrAppend(&out, ", access_log ", listener.access_log, " (",
                       AccessLogFormatName(listener.access_log_format));

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "src/base/ip_network.h"
 
 namespace ddv {
 namespace config {
@@ -97,6 +98,12 @@ struct ListenerConfig {
   Protocol protocol = Protocol::kHttp;
   std::string default_site;     // may be empty; names a site that serves this
   bool proxy_protocol = false;  // accept PROXY v1/v2 from an L4 tier
+  // `proxy_protocol_from`: the networks whose PROXY headers are believed;
+  // a connection from anywhere else is reset unread. Empty: any source.
+  std::vector<IpNetwork> proxy_protocol_from;
+  // `v6only` (IPv6 addresses only): IPV6_V6ONLY, so "[::]" takes IPv6
+  // alone; false takes IPv4 too, whose peers show as ::ffff:a.b.c.d.
+  bool v6only = true;
   // Optional access log: one line per connection the master is done with
   // (docs/metrics.md). Absolute path; empty: none.
   std::string access_log;
@@ -104,6 +111,11 @@ struct ListenerConfig {
   double access_log_sample = 1.0;  // 0..1: the share of connections logged
   int line = 0;                 // of the [[listener]] header
 };
+
+// Whether a listener's connections are peeked before routing: `http` and
+// `tls` always, `tcp` only to read a PROXY header. Peeked listeners get
+// TCP_DEFER_ACCEPT.
+bool IsPeeked(const ListenerConfig& listener);
 
 // One [[site]].
 struct SiteConfig {

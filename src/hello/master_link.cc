@@ -31,6 +31,40 @@ ConnectionInfo ToServerInfo(const worker::WorkerIdentity& identity,
   out.alpn = absl::StrJoin(in.alpn, ",");
   if (in.peer_length > 0) out.peer = FormatSockaddr(in.peer);
   out.skip_bytes = in.skip_bytes;
+  const worker::ProxyInfo& proxy = in.proxy;
+  if (in.peer_from_proxy || !proxy.tlvs.empty()) {
+    ProxyFields fields;
+    if (in.peer_from_proxy) {
+      fields.source = out.peer;
+      fields.destination = FormatSockaddr(proxy.destination);
+    }
+    fields.alpn = proxy.alpn;
+    fields.authority = proxy.authority;
+    fields.unique_id = proxy.unique_id;
+    fields.netns = proxy.netns;
+    fields.ssl = proxy.ssl;
+    fields.ssl_client = proxy.ssl_client;
+    fields.ssl_verify = proxy.ssl_verify;
+    fields.ssl_version = proxy.ssl_version;
+    fields.ssl_cn = proxy.ssl_cn;
+    fields.ssl_cipher = proxy.ssl_cipher;
+    fields.ssl_sig_alg = proxy.ssl_sig_alg;
+    fields.ssl_key_alg = proxy.ssl_key_alg;
+    for (const auto& [type, value] : proxy.AllTlvs()) {
+      switch (type) {
+        case 0x01:  // ALPN, AUTHORITY, UNIQUE_ID, SSL, NETNS: decoded above
+        case 0x02:
+        case 0x05:
+        case 0x20:
+        case 0x30:
+          break;
+        default:
+          fields.other_tlvs.emplace_back(type, std::string(value));
+      }
+    }
+    fields.tlvs_truncated = proxy.tlvs_truncated;
+    out.proxy = ProxyLines(fields);
+  }
   return out;
 }
 

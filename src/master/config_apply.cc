@@ -172,11 +172,13 @@ ListenerPlan PlanListeners(const std::vector<config::ListenerConfig>& running,
       const config::ListenerConfig& old = running[r];
       if (!SameSocketAddress(l.addr, old.addr)) continue;
       if (SocketAddressPort(l.addr) == 0 && l.name != old.name) continue;
+      // A bound socket's IPV6_V6ONLY cannot change: a new socket, bound
+      // beside this one, which is drained and closed.
+      if (l.v6only != old.v6only) break;
       change.socket_from = r;
       socket_taken[r] = true;
-      const bool peeked = l.protocol != config::Protocol::kTcp;
-      const bool was_peeked = old.protocol != config::Protocol::kTcp;
-      change.defer_accept_changes = peeked != was_peeked;
+      change.defer_accept_changes =
+          config::IsPeeked(l) != config::IsPeeked(old);
       if (l.name == old.name && l.protocol == old.protocol &&
           l.proxy_protocol == old.proxy_protocol) {
         change.keeps = r;

@@ -18,6 +18,7 @@
 
 #include "absl/strings/string_view.h"
 #include "src/base/unique_fd.h"
+#include "src/handoff/wire.h"
 #include "src/master/error_response.h"
 #include "src/sniff/host_name.h"
 
@@ -73,8 +74,7 @@ struct Connection {
   sniff::HostName host;
   std::string alpn;  // offered ALPN, comma-joined (TLS only)
   uint32_t skip_bytes = 0;  // PROXY header length
-  bool has_proxy_source = false;
-  sockaddr_storage proxy_source{};
+  handoff::ProxyMetadata proxy;  // what the PROXY header said
 
   absl::string_view refusal;  // bytes being sent while kRefusing
 

@@ -41,6 +41,9 @@ namespace master {
   X(tls_alpn_found, "TLS ClientHellos offering ALPN")                      \
   X(tls_alpn_absent, "TLS ClientHellos without ALPN")                      \
   X(proxy_header_found, "PROXY protocol headers parsed")                   \
+  X(proxy_untrusted,                                                        \
+    "connections reset unread: not from the listener's proxy_protocol_from") \
+  X(proxy_tlvs_dropped, "PROXY v2 TLVs left out: over what a handoff carries") \
   X(peek_buffer_exhausted, "peeks that waited for a free buffer")          \
   X(peek_grown, "prefixes that outgrew a ring buffer")                     \
   X(worker_restarts, "worker processes restarted")                         \

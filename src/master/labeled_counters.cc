@@ -13,7 +13,7 @@ namespace {
 constexpr absl::string_view kOutcomeNames[kOutcomeCount] = {
     "routed",    "no_site",           "timeout",     "too_large",
     "malformed", "not_this_protocol", "unavailable", "closed",
-    "site_limit"};
+    "site_limit", "untrusted_proxy"};
 
 // Names in order of first appearance, each with the slots that carry it.
 std::vector<std::pair<std::string, std::vector<size_t>>> GroupByName(

@@ -36,8 +36,10 @@ enum class Outcome : uint8_t {
   kUnavailable,      // its site had no live worker in time: 503
   kClosed,           // the peer closed or reset before a decision
   kSiteLimit,        // its site was at max_pending or max_connections: 503
+  kUntrustedProxy,   // a PROXY listener's peer not in proxy_protocol_from:
+                     // reset unread
 };
-inline constexpr size_t kOutcomeCount = 9;
+inline constexpr size_t kOutcomeCount = 10;
 
 // "routed", "no_site", ... as in the `outcome` label and the access log.
 absl::string_view OutcomeName(Outcome outcome);

@@ -249,8 +249,13 @@ class Master {
   absl::Status TakeListeners(std::vector<UniqueFd> inherited);
   // A new socket for `listener`: the watchdog binds it (and keeps it until
   // the commit; `watchdog_id` names it then), or the master when alone.
+  // `beside`: an old socket on the same port, about to close, allows it
+  // (ListenSpec::reuse_port).
   absl::StatusOr<UniqueFd> AcquireListener(
-      const config::ListenerConfig& listener, int64_t* watchdog_id);
+      const config::ListenerConfig& listener, bool beside,
+      int64_t* watchdog_id);
+  // The slot running config listener `config_index` (it must exist).
+  uint32_t SlotOfConfigIndex(int config_index) const;
   // A reload's new sockets, one per plan.listeners.next entry that needs
   // one. All or nothing: on failure none is kept and the watchdog drops
   // what it bound. Changes nothing else.
@@ -449,6 +454,10 @@ class Master {
   // refuses it: the access log reads its peer). `now_ns` 0: read here when
   // needed.
   void RecordOutcome(uint32_t index, Outcome outcome, int64_t now_ns = 0);
+  // The same for a connection refused before it had a slot (an untrusted
+  // PROXY peer), from its listener and peer.
+  void RecordRefusedAtAccept(uint32_t listener, Outcome outcome,
+                             const sockaddr_storage& peer);
   // At start: the metrics socket and the access logs. Neither can fail the
   // start: a metrics address that cannot be bound is retried every second,
   // an access log that cannot be opened is logged and left out until a

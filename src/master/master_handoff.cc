@@ -146,13 +146,7 @@ void Master::SubmitBatch(int w) {
     e.accept_time_ns = c.accept_ns;
     e.host = std::string(c.host.view());
     e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));
-    e.has_proxy_source = c.has_proxy_source;
-    if (c.has_proxy_source) {
-      e.proxy_source = c.proxy_source;
-      e.proxy_source_length = c.proxy_source.ss_family == AF_INET6
-                                  ? sizeof(sockaddr_in6)
-                                  : sizeof(sockaddr_in);
-    }
+    e.proxy = c.proxy;
     e.skip_bytes = c.skip_bytes;
     e.master_fd = c.fd.get();
     fds.push_back(c.fd.get());
@@ -578,8 +572,7 @@ void Master::RecoverUnread(int w) {
       (void)sniff::NormalizeHost(e.host, sniff::HostSyntax::kHttpHost, &c->host);
       c->alpn = e.alpn;
       c->skip_bytes = e.skip_bytes;
-      c->has_proxy_source = e.has_proxy_source;
-      c->proxy_source = e.proxy_source;
+      c->proxy = e.proxy;
       c->state = ConnState::kRouted;
       // Admitted once already: pending again, whatever the caps say now.
       c->site_pending = true;

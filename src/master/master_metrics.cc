@@ -51,7 +51,7 @@ void Master::RecordOutcome(uint32_t index, Outcome outcome, int64_t now_ns) {
   entry.unix_ns = absl::GetCurrentTimeNanos();
   entry.listener = listeners_[c.listener].config.name;
   entry.peer = have_peer ? &peer : nullptr;
-  entry.proxy_peer = c.has_proxy_source ? &c.proxy_source : nullptr;
+  entry.proxy_peer = c.proxy.has_addresses ? &c.proxy.source : nullptr;
   entry.host = c.host.view();
   entry.alpn = c.alpn;
   if (c.site >= 0) entry.site = workers_->site_id(c.site);
@@ -61,6 +61,18 @@ void Master::RecordOutcome(uint32_t index, Outcome outcome, int64_t now_ns) {
   entry.outcome = OutcomeName(outcome);
   entry.micros = elapsed / 1000;
   access_logs_.Append(c.listener, entry);
+}
+
+void Master::RecordRefusedAtAccept(uint32_t listener, Outcome outcome,
+                                   const sockaddr_storage& peer) {
+  stats_.CountOutcome(listener, -1, outcome);
+  if (!access_logs_.Wants(listener)) return;
+  AccessLogEntry entry;
+  entry.unix_ns = absl::GetCurrentTimeNanos();
+  entry.listener = listeners_[listener].config.name;
+  entry.peer = &peer;
+  entry.outcome = OutcomeName(outcome);
+  access_logs_.Append(listener, entry);
 }
 
 // --- The metrics socket ----------------------------------------------------

@@ -223,6 +223,14 @@ std::string Master::StatusJson() const {
                   {"address", l.address},
                   {"protocol", config::ProtocolName(l.protocol)},
                   {"default_site", l.default_site}};
+    if (l.addr.ss_family == AF_INET6) entry["v6only"] = l.v6only;
+    if (l.proxy_protocol) {
+      json from = json::array();
+      for (const IpNetwork& network : l.proxy_protocol_from) {
+        from.push_back(network.ToString());
+      }
+      entry["proxy_protocol_from"] = std::move(from);  // []: any address
+    }
     if (!l.access_log.empty()) entry["access_log"] = l.access_log;
     for (size_t slot = 0; slot < listeners_.size(); ++slot) {
       if (listeners_[slot].config_index == static_cast<int>(i)) {

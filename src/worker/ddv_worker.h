@@ -48,6 +48,52 @@ typedef struct ddv_connection_info {
   uint32_t skip_bytes; /* PROXY bytes still to read; 0 unless disabled */
 } ddv_connection_info;
 
+/* PROXY protocol: what an L4 tier in front of ddv said beyond the client's
+ * address (that one is `peer`, with peer_from_proxy set). Since
+ * DDV_WORKER_0.1. These take the `info` pointer a connection callback was
+ * given (not a copy of the struct) and work during that call; the pointers
+ * they return live as long as `info`. Without a PROXY header they find
+ * nothing. docs/worker.md#proxy-protocol. */
+
+/* v2 TLV types (haproxy doc/proxy-protocol.txt §2.2). The SSL subtypes are
+ * looked up inside DDV_PP2_TYPE_SSL. */
+#define DDV_PP2_TYPE_ALPN 0x01
+#define DDV_PP2_TYPE_AUTHORITY 0x02
+#define DDV_PP2_TYPE_UNIQUE_ID 0x05
+#define DDV_PP2_TYPE_SSL 0x20
+#define DDV_PP2_SUBTYPE_SSL_VERSION 0x21
+#define DDV_PP2_SUBTYPE_SSL_CN 0x22
+#define DDV_PP2_SUBTYPE_SSL_CIPHER 0x23
+#define DDV_PP2_SUBTYPE_SSL_SIG_ALG 0x24
+#define DDV_PP2_SUBTYPE_SSL_KEY_ALG 0x25
+#define DDV_PP2_TYPE_NETNS 0x30
+/* DDV_PP2_TYPE_SSL's client field. */
+#define DDV_PP2_CLIENT_SSL 0x01
+#define DDV_PP2_CLIENT_CERT_CONN 0x02
+#define DDV_PP2_CLIENT_CERT_SESS 0x04
+
+/* The address the client connected to at the L4 tier: 1 with *address and
+ * *length set when the header carried addresses, else 0. */
+int ddv_worker_proxy_destination(const ddv_connection_info* info,
+                                 const struct sockaddr** address,
+                                 socklen_t* length);
+/* The value of the first v2 TLV of `type` (DDV_PP2_TYPE_*, or any other,
+ * such as a cloud vendor's): 1 with *value (not NUL-terminated) and *length
+ * set, 0 when the header had none. */
+int ddv_worker_proxy_tlv(const ddv_connection_info* info, int type,
+                         const void** value, size_t* length);
+/* DDV_PP2_TYPE_SSL's fixed fields: 1 with *client (DDV_PP2_CLIENT_* bits)
+ * and *verify (0: the client's certificate, if any, verified) set, 0 when
+ * the client did not speak TLS to the L4 tier. Either pointer may be NULL. */
+int ddv_worker_proxy_ssl(const ddv_connection_info* info, uint8_t* client,
+                         uint32_t* verify);
+/* Every TLV the master passed on, as the header had them (type, u16
+ * big-endian length, value; without NOOP and CRC32C): *data and *length
+ * set (length 0: none). Returns 1 when some TLVs were left out because
+ * they did not fit the handoff, else 0. */
+int ddv_worker_proxy_tlvs(const ddv_connection_info* info, const void** data,
+                          size_t* length);
+
 /* The callee owns `fd` and must close it. */
 typedef void (*ddv_connection_fn)(void* user, int fd,
                                   const ddv_connection_info* info);

@@ -259,6 +259,37 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:4:12: protocol \"https\" must be \"http\", \"tls\" or \"tcp\""},
       {"ListenerProxyProtocolNotBool", ListenerWith("proxy_protocol = 1"),
        "t.toml:5:18: proxy_protocol must be true or false, got an integer"},
+      {"ListenerProxyProtocolFromWithoutProxyProtocol",
+       ListenerWith("proxy_protocol_from = [\"10.0.0.0/8\"]"),
+       "t.toml:5:23: proxy_protocol_from needs proxy_protocol = true"},
+      {"ListenerProxyProtocolFromEmpty",
+       ListenerWith("proxy_protocol = true\nproxy_protocol_from = []"),
+       "t.toml:6:23: proxy_protocol_from must not be empty; leave it out to "
+       "accept PROXY headers from any address"},
+      {"ListenerProxyProtocolFromString",
+       ListenerWith("proxy_protocol = true\n"
+                    "proxy_protocol_from = \"10.0.0.0/8\""),
+       "t.toml:6:23: proxy_protocol_from must be an array of strings, got a "
+       "string"},
+      {"ListenerProxyProtocolFromHostBits",
+       ListenerWith("proxy_protocol = true\n"
+                    "proxy_protocol_from = [\"::1/128\", \"10.1.2.3/8\"]"),
+       "t.toml:6:35: network \"10.1.2.3/8\": bits are set past the prefix; "
+       "did you mean \"10.0.0.0/8\"?"},
+      {"ListenerProxyProtocolFromHostName",
+       ListenerWith("proxy_protocol = true\n"
+                    "proxy_protocol_from = [\"lb.internal\"]"),
+       "t.toml:6:24: network \"lb.internal\": not an IPv4 or IPv6 address "
+       "with an optional /PREFIX, e.g. \"10.0.0.0/8\" or \"fd00::/8\" (no "
+       "brackets, no host names)"},
+      {"ListenerV6OnlyOnIpv4", ListenerWith("v6only = false"),
+       "t.toml:5:10: v6only applies to IPv6 addresses only, and "
+       "\"127.0.0.1:80\" is IPv4"},
+      {"ListenerV6OnlyNotBool",
+       "[[listener]]\nname = \"http\"\naddress = \"[::]:80\"\n"
+       "protocol = \"http\"\nv6only = \"no\"\n"
+       "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n",
+       "t.toml:5:10: v6only must be true or false, got a string"},
       {"AccessLogRelative", ListenerWith("access_log = \"access.log\""),
        "t.toml:5:14: access_log \"access.log\" must be an absolute path"},
       {"AccessLogFormatUnknown",

@@ -45,6 +45,8 @@ name = "https"
 address = "[::]:443"
 protocol = "tls"
 proxy_protocol = true
+proxy_protocol_from = ["10.0.0.0/8", "::1", "::ffff:192.0.2.0/120"]
+v6only = false
 
 [[listener]]
 name = "db"
@@ -114,6 +116,8 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(http.access_log, "/var/log/ddv/access.log");
   EXPECT_EQ(http.access_log_format, AccessLogFormat::kLogfmt);
   EXPECT_EQ(http.access_log_sample, 0.25);
+  EXPECT_TRUE(http.proxy_protocol_from.empty());
+  EXPECT_TRUE(http.v6only);
   EXPECT_EQ(http.line, 11);
 
   const ListenerConfig& https = c.listeners[1];
@@ -126,8 +130,15 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(https.protocol, Protocol::kTls);
   EXPECT_TRUE(https.default_site.empty());
   EXPECT_TRUE(https.proxy_protocol);
+  ASSERT_EQ(https.proxy_protocol_from.size(), 3u);
+  EXPECT_EQ(https.proxy_protocol_from[0].ToString(), "10.0.0.0/8");
+  EXPECT_EQ(https.proxy_protocol_from[1].ToString(), "::1/128");
+  EXPECT_EQ(https.proxy_protocol_from[2].ToString(), "192.0.2.0/24");
+  EXPECT_FALSE(https.v6only);
+  EXPECT_TRUE(IsPeeked(https));
   EXPECT_EQ(https.line, 20);
   EXPECT_EQ(c.listeners[2].protocol, Protocol::kTcp);
+  EXPECT_FALSE(IsPeeked(c.listeners[2]));
 
   ASSERT_EQ(c.sites.size(), 3u);
   const SiteConfig& a = c.sites[0];
@@ -149,7 +160,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_TRUE(a.alpn.empty());
   EXPECT_THAT(a.tls_cert, ElementsAre("/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"));
   EXPECT_THAT(a.tls_key, ElementsAre("/etc/ddv/a.key", "/etc/ddv/a-ec.key"));
-  EXPECT_EQ(a.line, 31);
+  EXPECT_EQ(a.line, 33);
   // Normal form, as in hosts.
   EXPECT_THAT(a.claimable_hosts,
               ElementsAre("*.users.a.example.com", "b.example.net"));
@@ -203,6 +214,8 @@ command = ["/bin/sh"]
   EXPECT_EQ(parsed->listeners[0].access_log, "");  // not written
   EXPECT_EQ(parsed->listeners[0].access_log_format, AccessLogFormat::kJson);
   EXPECT_EQ(parsed->listeners[0].access_log_sample, 1.0);
+  EXPECT_TRUE(parsed->listeners[0].proxy_protocol_from.empty());
+  EXPECT_TRUE(parsed->listeners[0].v6only);
   // Isolation: nothing set (the master's limits, "/", no cgroup values, no
   // caps).
   EXPECT_TRUE(a.limits.empty());
@@ -283,6 +296,30 @@ TEST(ParseConfigTest, MemoryMaxSizes) {
   }
 }
 
+TEST(ParseConfigTest, TcpWithProxyIsPeekedAndAnyAddressIsSaid) {
+  absl::StatusOr<Config> parsed = ParseConfig(R"(
+[[listener]]
+name = "db"
+address = "[::1]:5432"
+protocol = "tcp"
+proxy_protocol = true
+
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+default = true
+)",
+                                              "t.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(IsPeeked(parsed->listeners[0]));
+  EXPECT_TRUE(parsed->listeners[0].v6only);
+  EXPECT_NE(DescribeConfig(*parsed).find(
+                "  listener db: [::1]:5432 tcp, proxy_protocol from any "
+                "address (no proxy_protocol_from), IPv6 only\n"),
+            std::string::npos)
+      << DescribeConfig(*parsed);
+}
+
 std::string WithCommand(const std::string& command) {
   return R"(
 [[listener]]
@@ -332,7 +369,8 @@ TEST(ParseConfigTest, DescribeConfigSummarises) {
             "metrics on 127.0.0.1:9150\n"
             "  listener http: 0.0.0.0:80 http, default_site fallback, "
             "access_log /var/log/ddv/access.log (logfmt, sample 0.25)\n"
-            "  listener https: [::]:443 tls, proxy_protocol\n"
+            "  listener https: [::]:443 tls, proxy_protocol from 10.0.0.0/8 "
+            "::1/128 192.0.2.0/24, IPv6 and IPv4\n"
             "  listener db: 127.0.0.1:5432 tcp\n"
             "  site a: 2 processes, listeners http https, hosts "
             "a.example.com *.a.example.com, claimable "

@@ -13,6 +13,7 @@ client library's parser.
   and a normal scrape still works meanwhile;
 - a reload moves the metrics address.
 """
+import json
 import os
 import signal
 import socket
@@ -419,6 +420,53 @@ max_connections = 1
                                    outcome="site_limit"), 1)
             self.assertEqual(value(m, "ddv_site_connections_total", site="a",
                                    outcome="routed"), 1)
+        finally:
+            self.assertEqual(ddv.stop(), 0, ddv.read_log())
+
+
+class UntrustedProxyTest(unittest.TestCase):
+    def test_an_untrusted_proxy_peer_is_its_own_outcome(self):
+        metrics_port = free_port()
+
+        def config(ddv):
+            return f"""
+[master]
+control_socket = "{ddv.control_socket}"
+metrics_address = "127.0.0.1:{metrics_port}"
+
+[[listener]]
+name = "lb"
+address = "127.0.0.1:{ddv.http_port}"
+protocol = "http"
+proxy_protocol = true
+proxy_protocol_from = ["10.0.0.0/8"]
+access_log = "{ddv.dir}/access.log"
+
+[[site]]
+id = "a"
+command = ["{ddv.hello}", "--site=a", "--ring_entries=256"]
+hosts = ["a.localhost"]
+"""
+        ddv = harness.Ddv(config_text=config)
+        try:
+            with socket.create_connection(("127.0.0.1", ddv.http_port),
+                                          timeout=5) as s:
+                s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n"
+                          b"GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n")
+                local = s.getsockname()[1]
+                self.assertEqual(harness.recv_all(s), b"")  # reset
+            m = scrape(metrics_port)
+            self.assertEqual(value(m, "ddv_connections_total", listener="lb",
+                                   outcome="untrusted_proxy"), 1)
+            self.assertEqual(value(m, "ddv_listener_accepted_total",
+                                   listener="lb"), 1)
+            path = os.path.join(ddv.dir, "access.log")
+            self.assertTrue(wait_for(lambda: os.path.exists(path) and
+                                     open(path).read().count("\n") == 1))
+            with open(path) as f:
+                line = json.loads(f.read())
+            self.assertEqual((line["outcome"], line["peer"], line["proxy_peer"]),
+                             ("untrusted_proxy", f"127.0.0.1:{local}", None))
         finally:
             self.assertEqual(ddv.stop(), 0, ddv.read_log())
 
