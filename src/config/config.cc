@@ -66,7 +66,7 @@ constexpr absl::string_view kSiteKeys[] = {
     "default",    "alpn",      "env",       "user",     "group",
     "log_output", "log_error", "log_all",   "log_max_bytes", "log_keep",
     "tls_cert",   "tls_key",   "runtime",   "claimable_hosts",
-    "may_claim_default"};
+    "may_claim_default", "strict_host"};
 
 absl::Status RequireAbsolutePath(const TomlReader& reader,
                                  const toml::node& node, absl::string_view key,
@@ -521,6 +521,8 @@ absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
   DDV_RETURN_IF_ERROR(ParseClaimableHosts(reader, table, site));
   DDV_RETURN_IF_ERROR(
       reader.ReadBool(table, "may_claim_default", &site->may_claim_default));
+  DDV_RETURN_IF_ERROR(
+      reader.ReadBool(table, "strict_host", &site->strict_host));
   DDV_RETURN_IF_ERROR(ParseEnv(reader, table, site));
   DDV_RETURN_IF_ERROR(internal::ReadAccount(reader, table, site));
   DDV_RETURN_IF_ERROR(
@@ -691,6 +693,7 @@ std::string DescribeConfig(const Config& config) {
                       absl::StrJoin(site.claimable_hosts, " "));
     }
     if (site.may_claim_default) absl::StrAppend(&out, ", may claim default");
+    if (!site.strict_host) absl::StrAppend(&out, ", any host (strict_host off)");
     if (site.runtime != Runtime::kDdv) {
       absl::StrAppend(&out, ", runtime ", RuntimeName(site.runtime));
     }

@@ -97,6 +97,10 @@ struct SiteConfig {
   // means nothing beyond the site's own hosts.
   std::vector<std::string> claimable_hosts;
   bool may_claim_default = false;  // whether a worker may claim the default
+  // Workers refuse (421) a request whose Host is not one the master routes
+  // to this site on the connection's listener (docs/isolation.md). False:
+  // they check nothing, for a site that really serves any name.
+  bool strict_host = true;
   int line = 0;                                // of the [[site]] header
 };
 

@@ -7,10 +7,15 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace ddv {
 namespace hello {
+
+// ConnectionInfo::listener_key of a connection whose requests are not
+// checked against the site's hosts (standalone, or no site view).
+inline constexpr uint32_t kUncheckedListener = UINT32_MAX;
 
 // What the master knows about a connection it hands over. The server keeps
 // its own copy of these fields so it does not depend on the worker library.
@@ -26,6 +31,9 @@ struct ConnectionInfo {
                           // by what the handshake negotiated)
   std::string peer;       // "ip:port" from a PROXY header; empty: getpeername()
   size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
+  // The worker library's key for the listener it came on: each request's
+  // host is checked against the site's names there (HostGate).
+  uint32_t listener_key = kUncheckedListener;
 };
 
 // "ip:port", "[ipv6]:port" (IPv4-mapped IPv6 as plain IPv4), or "-".

@@ -64,6 +64,11 @@ struct WorkerPoolOptions {
   // pipes to the log writer (docs/logs.md). Unset: the files, opened at
   // each start.
   supervise::ProcessTable::StdioRouter stdio_router;
+  // The ddv-worker package's preload (node/ddv-worker/preload.js): added
+  // to every Node worker's NODE_OPTIONS as --require, so a stock app
+  // refuses another site's Host with 421 (docs/node.md). Empty, or a file
+  // that cannot be read (logged at start): not added.
+  std::string node_preload;
 };
 
 struct Worker {
@@ -174,6 +179,8 @@ class WorkerPool {
   int LiveWorkers(int site) const;
 
   int size() const { return static_cast<int>(workers_.size()); }
+  // The preload Node workers are started with; empty: none.
+  const std::string& node_preload() const { return options_.node_preload; }
   Worker& at(int worker) { return workers_[worker]; }
   const Worker& at(int worker) const { return workers_[worker]; }
   const std::string& site_id(int site) const { return site_ids_[site]; }
@@ -228,6 +235,8 @@ class WorkerPool {
 
  private:
   explicit WorkerPool(const WorkerPoolOptions& options);
+  void AddNodePreload(
+      std::vector<std::pair<std::string, std::string>>* env) const;
   supervise::ProcessSpec MakeSpec(int site, const config::SiteConfig& config,
                                   int index, int child_fd) const;
   void ProgressRollingRestarts();

@@ -46,7 +46,18 @@ typedef struct ddv_connection_info {
   socklen_t peer_length;
   int peer_from_proxy;
   uint32_t skip_bytes; /* PROXY bytes still to read; 0 unless disabled */
+  /* The library's number for this connection's listener: keep it with the
+   * connection for ddv_worker_check_request(). Stays right when a master
+   * restart renumbers listener_index. DDV_NO_LISTENER_KEY when unknown. */
+  uint32_t listener_key;
 } ddv_connection_info;
+
+#define DDV_NO_LISTENER_KEY UINT32_MAX
+
+/* ddv_worker_check_request() */
+#define DDV_HOST_ALLOWED 0     /* answer the request */
+#define DDV_HOST_MISDIRECTED 1 /* 421 Misdirected Request, Connection: close */
+#define DDV_HOST_INVALID 2     /* 400 Bad Request */
 
 /* The callee owns `fd` and must close it. */
 typedef void (*ddv_connection_fn)(void* user, int fd,
@@ -123,6 +134,18 @@ int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
  * the master, not delivered. */
 int ddv_worker_send_to_worker(ddv_worker* worker, const char* site,
                               uint32_t worker_index, const char* json_body);
+
+/* Whether a request on a connection of `listener_key` may be answered here
+ * (docs/isolation.md): the authority it names must route to this site on
+ * that listener. `target` is the request target (an absolute-form one's
+ * authority wins over Host; NULL or "/..." leaves Host in charge), `host`
+ * the Host field value (NULL when absent). Returns DDV_HOST_*; always
+ * DDV_HOST_ALLOWED with strict_host = false or before the master said
+ * which names are the site's. */
+int ddv_worker_check_request(ddv_worker* worker, uint32_t listener_key,
+                             const char* target, const char* host);
+/* How many DDV_HOST_MISDIRECTED answers ddv_worker_check_request gave. */
+uint64_t ddv_worker_misdirected_requests(const ddv_worker* worker);
 
 #ifdef __cplusplus
 }  /* extern "C" */

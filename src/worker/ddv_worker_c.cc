@@ -173,6 +173,7 @@ void ddv_worker_on_connection(ddv_worker* w, ddv_connection_fn fn,
     c.peer_length = info.peer_length;
     c.peer_from_proxy = info.peer_from_proxy ? 1 : 0;
     c.skip_bytes = info.skip_bytes;
+    c.listener_key = info.listener_key;
     fn(user, socket.Release(), &c);
   });
 }
@@ -254,6 +255,25 @@ int ddv_worker_send_to_worker(ddv_worker* w, const char* site,
   if (status.ok()) return DDV_WORKER_OK;
   w->last_error = status.ToString();
   return DDV_WORKER_ERROR;
+}
+
+int ddv_worker_check_request(ddv_worker* w, uint32_t listener_key,
+                             const char* target, const char* host) {
+  switch (w->worker->CheckRequest(listener_key,
+                                  target == nullptr ? "" : target,
+                                  host == nullptr ? "" : host)) {
+    case ddv::worker::HostVerdict::kAllowed:
+      return DDV_HOST_ALLOWED;
+    case ddv::worker::HostVerdict::kMisdirected:
+      return DDV_HOST_MISDIRECTED;
+    case ddv::worker::HostVerdict::kInvalid:
+      return DDV_HOST_INVALID;
+  }
+  return DDV_HOST_ALLOWED;
+}
+
+uint64_t ddv_worker_misdirected_requests(const ddv_worker* w) {
+  return w->worker->misdirected_requests();
 }
 
 }  // extern "C"

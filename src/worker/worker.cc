@@ -379,16 +379,9 @@ void Worker::HandleFrame(handoff::ReceivedFrame received) {
       if (on_shutdown_) on_shutdown_(grace);
       return;
     }
-    case FrameType::kRequest: {
-      // Reserved for master -> worker calls; answer so the master never
-      // waits on us.
-      handoff::Response response;
-      response.id = std::get<handoff::Request>(frame).id;
-      response.code = absl::StatusCode::kUnimplemented;
-      response.error = "this worker library serves no RPC methods";
-      Enqueue(response);
+    case FrameType::kRequest:
+      HandleRequest(std::get<handoff::Request>(frame));
       return;
-    }
     case FrameType::kHello:
     case FrameType::kPidfdAck:
       ProtocolError(absl::InvalidArgumentError(absl::StrCat(
@@ -448,6 +441,10 @@ void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
   info.site = identity_.site;
   info.site_index = entry.site_index;
   info.listener_index = entry.listener_index;
+  if (auto key = key_by_index_.find(entry.listener_index);
+      key != key_by_index_.end()) {
+    info.listener_key = key->second;
+  }
   info.protocol = entry.protocol;
   info.tls = entry.protocol == Protocol::kTls;
   info.host = entry.host;
@@ -486,6 +483,75 @@ void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
     return;
   }
   on_connection_(std::move(socket), info);
+}
+
+// Master -> worker calls. Always answered, so the master never waits on
+// us; a library that predates a method answers Unimplemented, which is what
+// lets the master send site views to workers of any version.
+void Worker::HandleRequest(const handoff::Request& request) {
+  handoff::Response response;
+  response.id = request.id;
+  if (request.method != handoff::kSiteViewMethod) {
+    response.code = absl::StatusCode::kUnimplemented;
+    response.error = absl::StrCat("this worker library serves no method \"",
+                                  request.method, "\"");
+    Enqueue(response);
+    return;
+  }
+  json part = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<std::optional<handoff::SiteView>> view =
+      site_view_parts_.Add(part);
+  if (!view.ok()) {
+    // Checks go on by the last whole view; the master's next one replaces it.
+    LOG(ERROR) << "site view from the master refused: " << view.status();
+    response.code = view.status().code();
+    response.error = std::string(view.status().message());
+  } else if (view->has_value()) {
+    ApplySiteView(**view);
+  }
+  Enqueue(response);
+}
+
+void Worker::ApplySiteView(const handoff::SiteView& view) {
+  strict_hosts_ = view.strict;
+  key_by_index_.clear();
+  for (std::optional<route::HostChecker>& checker : checkers_) {
+    checker.reset();
+  }
+  std::vector<bool> from_live(checkers_.size(), false);
+  for (const handoff::SiteViewListener& listener : view.listeners) {
+    auto [it, added] = key_by_address_.try_emplace(
+        listener.address, static_cast<uint32_t>(checkers_.size()));
+    const uint32_t key = it->second;
+    if (added) {
+      checkers_.emplace_back();
+      from_live.push_back(false);
+    }
+    key_by_index_[listener.index] = key;
+    // A retired listener shares its address with the live one that took
+    // over its socket: the live one's hosts are the master's answer now.
+    if (listener.retired && from_live[key]) continue;
+    absl::StatusOr<route::HostChecker> checker =
+        route::HostChecker::Create(listener.hosts);
+    if (!checker.ok()) continue;  // the assembler checked every pattern
+    checkers_[key] = *std::move(checker);
+    from_live[key] = !listener.retired;
+  }
+  ++host_view_generation_;
+  VLOG(1) << "site view " << view.version << ": " << view.listeners.size()
+          << " listeners, strict_host " << (view.strict ? "on" : "off");
+}
+
+HostVerdict Worker::CheckRequest(uint32_t listener_key,
+                                 absl::string_view target,
+                                 absl::string_view host) {
+  if (!strict_hosts_ || listener_key >= checkers_.size() ||
+      !checkers_[listener_key].has_value()) {
+    return HostVerdict::kAllowed;
+  }
+  HostVerdict verdict = checkers_[listener_key]->CheckRequest(target, host);
+  if (verdict == HostVerdict::kMisdirected) ++misdirected_requests_;
+  return verdict;
 }
 
 void Worker::HandleResponse(const handoff::Response& response) {

@@ -24,8 +24,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
+#include "src/handoff/site_view.h"
 #include "src/handoff/wire.h"
 #include "src/handoff/worker_env.h"
+#include "src/route/host_check.h"
 
 namespace ddv {
 namespace handoff {
@@ -36,6 +38,12 @@ namespace worker {
 
 using Protocol = handoff::Protocol;
 using HandoffMode = handoff::HandoffMode;
+using HostVerdict = route::HostVerdict;
+
+// ConnectionInfo.listener_key when the master said nothing about the
+// listener (no site view yet, or a master that sends none): its requests
+// are not checked.
+inline constexpr uint32_t kNoListenerKey = UINT32_MAX;
 
 // The environment contract between the master and its workers lives in
 // src/handoff/worker_env.h; these names keep the worker API self-contained.
@@ -86,6 +94,10 @@ struct ConnectionInfo {
   // PROXY header bytes still to read before the client's own bytes: 0 when
   // WorkerOptions.consume_proxy_header did it.
   uint32_t skip_bytes = 0;
+  // This library's number for the listener, which CheckRequest takes. It
+  // names the listener by address, so it stays right when a master restart
+  // renumbers listener_index; kNoListenerKey when unknown.
+  uint32_t listener_key = kNoListenerKey;
 };
 
 // A worker -> worker message delivered by the master.
@@ -181,6 +193,27 @@ class Worker {
   absl::Status SendToWorker(absl::string_view site, uint32_t worker_index,
                             nlohmann::json body);
 
+  // Whether a request on a connection from `info`'s listener may be
+  // answered here (docs/isolation.md): the authority it names (an
+  // absolute-form `target`'s, else `host`, the Host field value; "" when
+  // absent) must be one the master routes to this site on that listener,
+  // as the master's latest site view says. kMisdirected: answer 421
+  // Misdirected Request with Connection: close (RFC 9110 §15.5.20), and the
+  // client retries on a new connection; kInvalid: answer 400. Allowed when
+  // the site has strict_host = false, before the master sent a view, and
+  // for a connection with no listener_key. Counts every kMisdirected.
+  HostVerdict CheckRequest(const ConnectionInfo& info,
+                           absl::string_view target, absl::string_view host) {
+    return CheckRequest(info.listener_key, target, host);
+  }
+  HostVerdict CheckRequest(uint32_t listener_key, absl::string_view target,
+                           absl::string_view host);
+  // kMisdirected answers CheckRequest gave.
+  uint64_t misdirected_requests() const { return misdirected_requests_; }
+  // Changes whenever a new site view arrives: a verdict cached for a host
+  // is stale once this moved.
+  uint64_t host_view_generation() const { return host_view_generation_; }
+
   const WorkerIdentity& identity() const { return identity_; }
   bool shutdown_requested() const { return shutdown_requested_; }
   bool master_gone() const { return master_gone_; }
@@ -202,6 +235,9 @@ class Worker {
   void HandleBatch(handoff::HandoffBatch& batch, std::vector<UniqueFd>& fds);
   void Deliver(UniqueFd socket, const handoff::HandoffEntry& entry);
   void HandleResponse(const handoff::Response& response);
+  // A call from the master: a site view part, the one method served.
+  void HandleRequest(const handoff::Request& request);
+  void ApplySiteView(const handoff::SiteView& view);
   void ExpireTimers();
   void MasterGone(const absl::Status& why);
   void ProtocolError(const absl::Status& why);
@@ -220,6 +256,16 @@ class Worker {
   bool master_gone_ = false;
   bool draining_ = false;
   absl::Status fatal_;  // the protocol error that ended the channel, if any
+
+  // Site views (CheckRequest). Listener keys are interned addresses, never
+  // reused; checkers_[key] is the latest view's for that address.
+  handoff::SiteViewAssembler site_view_parts_;
+  bool strict_hosts_ = false;
+  absl::flat_hash_map<uint32_t, uint32_t> key_by_index_;
+  absl::flat_hash_map<std::string, uint32_t> key_by_address_;
+  std::vector<std::optional<route::HostChecker>> checkers_;
+  uint64_t host_view_generation_ = 0;
+  uint64_t misdirected_requests_ = 0;
 
   ConnectionCallback on_connection_;
   ShutdownCallback on_shutdown_;
