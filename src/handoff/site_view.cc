@@ -67,8 +67,8 @@ bool operator==(const SiteViewListener& a, const SiteViewListener& b) {
 }
 
 bool operator==(const SiteView& a, const SiteView& b) {
-  return a.version == b.version && a.strict == b.strict &&
-         a.listeners == b.listeners;
+  return a.master == b.master && a.version == b.version &&
+         a.strict == b.strict && a.listeners == b.listeners;
 }
 
 std::vector<json> EncodeSiteView(const SiteView& view, size_t max_part_bytes) {
@@ -76,7 +76,8 @@ std::vector<json> EncodeSiteView(const SiteView& view, size_t max_part_bytes) {
   json part;
   size_t size = 0;
   auto start_part = [&] {
-    part = {{"version", view.version},
+    part = {{"master", view.master},
+            {"version", view.version},
             {"part", parts.size()},
             {"last", false},
             {"strict", view.strict},
@@ -124,22 +125,28 @@ absl::StatusOr<std::optional<SiteView>> SiteViewAssembler::Add(
     assembling_ = false;
     return absl::InvalidArgumentError("site view part: no \"part\" number");
   }
-  if (!ReadUint(part, "version", UINT64_MAX, &version) ||
+  auto master = part.find("master");
+  if (master == part.end() || !master->is_string() ||
+      master->get_ref<const std::string&>().empty() ||
+      master->get_ref<const std::string&>().size() > kMaxMasterIdLength ||
+      !ReadUint(part, "version", UINT64_MAX, &version) ||
       !ReadBool(part, "last", &last) || !ReadBool(part, "strict", &strict) ||
       listeners == part.end() || !listeners->is_array()) {
     assembling_ = false;
-    return PartError(number,
-                     "needs version, last, strict and a listeners array");
+    return PartError(
+        number, "needs master, version, last, strict and a listeners array");
   }
   if (number == 0) {
     view_ = SiteView();
+    view_.master = master->get<std::string>();
     view_.version = version;
     view_.strict = strict;
     assembling_ = true;
     next_part_ = 0;
   }
   if (!assembling_ || number != next_part_ || version != view_.version ||
-      strict != view_.strict) {
+      strict != view_.strict ||
+      master->get_ref<const std::string&>() != view_.master) {
     assembling_ = false;
     return PartError(number, absl::StrCat("out of order (expected part ",
                                           next_part_, " of version ",

@@ -26,6 +26,7 @@ inline constexpr char kSiteViewMethod[] = "site_view";
 // A part's JSON stays under this, so a kRequest frame holding it fits
 // kMaxFrameBytes with room for its header.
 inline constexpr size_t kMaxSiteViewPartBytes = 96 * 1024;
+inline constexpr size_t kMaxMasterIdLength = 64;
 
 // One listener of the master, as the site sees it.
 struct SiteViewListener {
@@ -40,6 +41,9 @@ struct SiteViewListener {
 bool operator==(const SiteViewListener& a, const SiteViewListener& b);
 
 struct SiteView {
+  // Which master sent it (random, per master process): listener indexes
+  // are that master's numbering, and a new master numbers afresh.
+  std::string master;
   // Bumped by the master for every change it sends; starts over with each
   // master.
   uint64_t version = 0;
@@ -50,7 +54,8 @@ struct SiteView {
 bool operator==(const SiteView& a, const SiteView& b);
 
 // Splits `view` into JSON objects of at most `max_part_bytes` (as text),
-// in order: {"version", "part", "last", "strict", "listeners": [{"index",
+// in order: {"master", "version", "part", "last", "strict", "listeners":
+// [{"index",
 // "address", "retired", "default", "own", "others"}]}. A listener whose
 // patterns do not fit one part continues in the next (same index, the lists
 // go on). Never empty: a view with no listeners is one part.
@@ -59,7 +64,7 @@ std::vector<nlohmann::json> EncodeSiteView(
 
 // Reassembles parts. Part 0 starts a view (dropping any unfinished one, as
 // when a new master starts over); the others must follow in order with the
-// same version. Every pattern is checked (route::HostChecker's rules).
+// same master and version. Every pattern is checked (route::HostChecker's rules).
 class SiteViewAssembler {
  public:
   // The whole view once `part` is its last part; nullopt while parts are

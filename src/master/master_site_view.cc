@@ -7,12 +7,15 @@
 // type, which it would take for a protocol error, is not needed); Node
 // workers get {"ddv":"site_view"} lines, which the preload the master gives
 // them takes out (docs/node.md).
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/base/socket_address.h"
 #include "src/handoff/channel.h"
@@ -43,6 +46,13 @@ const route::RouteTable* Master::RoutesOfSlot(size_t listener) const {
 
 void Master::UpdateSiteViews() {
   SiteViewState& state = site_views_;
+  if (state.book.master().empty()) {
+    // Workers outlive masters: this tells them a new one numbers the
+    // listeners afresh.
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof(id), 0) != sizeof(id)) id = MonotonicNowNs();
+    state.book.set_master(absl::StrCat(getpid(), "-", absl::Hex(id)));
+  }
   // Views change exactly when a listener slot's route table does (each is
   // immutable and swapped whole: a reload, strict_host included, a claim,
   // a released retired listener) or a site is added.

@@ -42,6 +42,7 @@ bool SiteViewBook::Update(std::vector<handoff::SiteView> views) {
   if (sites_.size() < views.size()) sites_.resize(views.size());
   for (size_t s = 0; s < views.size(); ++s) {
     Site& site = sites_[s];
+    views[s].master = master_;
     views[s].version = site.view.version;
     if (!site.parts.empty() && views[s] == site.view) continue;
     views[s].version = next_version_++;

@@ -43,6 +43,10 @@ std::vector<handoff::SiteView> BuildSiteViews(
 // process has been sent which version.
 class SiteViewBook {
  public:
+  // Who sends the views (SiteView::master): one id per master process.
+  void set_master(std::string id) { master_ = std::move(id); }
+  const std::string& master() const { return master_; }
+
   // Takes new views (one per site); a site whose view differs from its last
   // one gets the next version. Returns true when any changed.
   bool Update(std::vector<handoff::SiteView> views);
@@ -71,6 +75,7 @@ class SiteViewBook {
   };
   std::vector<Site> sites_;
   std::vector<Sent> sent_;  // by worker slot
+  std::string master_;
   uint64_t next_version_ = 1;
 };
 

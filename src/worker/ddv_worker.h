@@ -48,10 +48,12 @@ typedef struct ddv_connection_info {
   uint32_t skip_bytes; /* PROXY bytes still to read; 0 unless disabled */
   /* The library's number for this connection's listener: keep it with the
    * connection for ddv_worker_check_request(). Stays right when a master
-   * restart renumbers listener_index. DDV_NO_LISTENER_KEY when unknown. */
+   * restart renumbers listener_index. */
   uint32_t listener_key;
 } ddv_connection_info;
 
+/* A listener key no connection has: ddv_worker_check_request() allows
+ * everything on it (sockets the app accepted itself). */
 #define DDV_NO_LISTENER_KEY UINT32_MAX
 
 /* ddv_worker_check_request() */

@@ -441,10 +441,20 @@ void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
   info.site = identity_.site;
   info.site_index = entry.site_index;
   info.listener_index = entry.listener_index;
-  if (auto key = key_by_index_.find(entry.listener_index);
-      key != key_by_index_.end()) {
-    info.listener_key = key->second;
+  auto [key, added] = key_by_index_.try_emplace(
+      entry.listener_index, static_cast<uint32_t>(listener_keys_.size()));
+  if (added) {
+    ListenerKey listener;
+    listener.master = view_master_;
+    listener.index = entry.listener_index;
+    if (auto it = checker_by_index_.find(entry.listener_index);
+        it != checker_by_index_.end()) {
+      listener.checker = it->second;
+      listener.address = checker_addresses_[it->second];
+    }
+    listener_keys_.push_back(std::move(listener));
   }
+  info.listener_key = key->second;
   info.protocol = entry.protocol;
   info.tls = entry.protocol == Protocol::kTls;
   info.host = entry.host;
@@ -514,42 +524,72 @@ void Worker::HandleRequest(const handoff::Request& request) {
 
 void Worker::ApplySiteView(const handoff::SiteView& view) {
   strict_hosts_ = view.strict;
-  key_by_index_.clear();
-  for (std::optional<route::HostChecker>& checker : checkers_) {
-    checker.reset();
-  }
-  std::vector<bool> from_live(checkers_.size(), false);
-  for (const handoff::SiteViewListener& listener : view.listeners) {
-    auto [it, added] = key_by_address_.try_emplace(
-        listener.address, static_cast<uint32_t>(checkers_.size()));
-    const uint32_t key = it->second;
-    if (added) {
-      checkers_.emplace_back();
-      from_live.push_back(false);
+  if (view.master != view_master_) {
+    // A new master numbers its listeners afresh: the keys it hands out are
+    // new ones. Connections handed before any view are the first master's.
+    for (ListenerKey& key : listener_keys_) {
+      if (key.master.empty()) key.master = view.master;
     }
-    key_by_index_[listener.index] = key;
-    // A retired listener shares its address with the live one that took
-    // over its socket: the live one's hosts are the master's answer now.
-    if (listener.retired && from_live[key]) continue;
+    if (!view_master_.empty()) key_by_index_.clear();
+    view_master_ = view.master;
+  }
+  checkers_.clear();
+  checker_addresses_.clear();
+  checker_by_index_.clear();
+  checker_by_address_.clear();
+  for (const handoff::SiteViewListener& listener : view.listeners) {
     absl::StatusOr<route::HostChecker> checker =
         route::HostChecker::Create(listener.hosts);
     if (!checker.ok()) continue;  // the assembler checked every pattern
-    checkers_[key] = *std::move(checker);
-    from_live[key] = !listener.retired;
+    const int at = static_cast<int>(checkers_.size());
+    checkers_.push_back(*std::move(checker));
+    checker_addresses_.push_back(listener.address);
+    checker_by_index_[listener.index] = at;
+    // A listener a reload retired shares its address with the one that
+    // took over its socket: for an earlier master's connection the live
+    // one decides.
+    if (!listener.retired || !checker_by_address_.contains(listener.address)) {
+      checker_by_address_[listener.address] = at;
+    }
+    if (auto key = key_by_index_.find(listener.index);
+        key != key_by_index_.end()) {
+      listener_keys_[key->second].address = listener.address;
+    }
   }
+  ResolveListenerKeys();
   ++host_view_generation_;
-  VLOG(1) << "site view " << view.version << ": " << view.listeners.size()
-          << " listeners, strict_host " << (view.strict ? "on" : "off");
+  VLOG(1) << "site view " << view.version << " from master " << view.master
+          << ": " << view.listeners.size() << " listeners, strict_host "
+          << (view.strict ? "on" : "off");
+}
+
+// Each key's checker in the current view: its own listener's for keys of
+// the master that sent it (a retired listener keeps the routes it had, as
+// the master does for what it accepted there); for an earlier master's,
+// the live listener at the same address.
+void Worker::ResolveListenerKeys() {
+  for (ListenerKey& key : listener_keys_) {
+    key.checker = -1;
+    if (key.master == view_master_) {
+      auto it = checker_by_index_.find(key.index);
+      if (it != checker_by_index_.end()) key.checker = it->second;
+    } else if (!key.address.empty()) {
+      auto it = checker_by_address_.find(key.address);
+      if (it != checker_by_address_.end()) key.checker = it->second;
+    }
+  }
 }
 
 HostVerdict Worker::CheckRequest(uint32_t listener_key,
                                  absl::string_view target,
                                  absl::string_view host) {
-  if (!strict_hosts_ || listener_key >= checkers_.size() ||
-      !checkers_[listener_key].has_value()) {
+  if (!strict_hosts_ || listener_key >= listener_keys_.size() ||
+      listener_keys_[listener_key].checker < 0) {
     return HostVerdict::kAllowed;
   }
-  HostVerdict verdict = checkers_[listener_key]->CheckRequest(target, host);
+  HostVerdict verdict =
+      checkers_[listener_keys_[listener_key].checker].CheckRequest(target,
+                                                                   host);
   if (verdict == HostVerdict::kMisdirected) ++misdirected_requests_;
   return verdict;
 }

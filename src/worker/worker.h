@@ -40,9 +40,8 @@ using Protocol = handoff::Protocol;
 using HandoffMode = handoff::HandoffMode;
 using HostVerdict = route::HostVerdict;
 
-// ConnectionInfo.listener_key when the master said nothing about the
-// listener (no site view yet, or a master that sends none): its requests
-// are not checked.
+// A listener_key no connection has: CheckRequest allows everything on it
+// (for an app that serves sockets of its own next to the master's).
 inline constexpr uint32_t kNoListenerKey = UINT32_MAX;
 
 // The environment contract between the master and its workers lives in
@@ -95,8 +94,8 @@ struct ConnectionInfo {
   // WorkerOptions.consume_proxy_header did it.
   uint32_t skip_bytes = 0;
   // This library's number for the listener, which CheckRequest takes. It
-  // names the listener by address, so it stays right when a master restart
-  // renumbers listener_index; kNoListenerKey when unknown.
+  // stays right when a master restart renumbers listener_index (the new
+  // master's listener at the same address then decides).
   uint32_t listener_key = kNoListenerKey;
 };
 
@@ -200,8 +199,9 @@ class Worker {
   // as the master's latest site view says. kMisdirected: answer 421
   // Misdirected Request with Connection: close (RFC 9110 §15.5.20), and the
   // client retries on a new connection; kInvalid: answer 400. Allowed when
-  // the site has strict_host = false, before the master sent a view, and
-  // for a connection with no listener_key. Counts every kMisdirected.
+  // the site has strict_host = false, before the master sent a view, for a
+  // listener the view does not name, and for kNoListenerKey. Counts every
+  // kMisdirected.
   HostVerdict CheckRequest(const ConnectionInfo& info,
                            absl::string_view target, absl::string_view host) {
     return CheckRequest(info.listener_key, target, host);
@@ -257,13 +257,28 @@ class Worker {
   bool draining_ = false;
   absl::Status fatal_;  // the protocol error that ended the channel, if any
 
-  // Site views (CheckRequest). Listener keys are interned addresses, never
-  // reused; checkers_[key] is the latest view's for that address.
+  // Site views (CheckRequest). A listener key names a listener as the
+  // master that handed the connection numbered it; keys are never reused.
+  struct ListenerKey {
+    std::string master;    // "" until the first site view says who
+    uint32_t index = 0;    // that master's listener index
+    std::string address;   // where it listens, once a view said
+    int checker = -1;      // into checkers_; -1: not checked
+  };
+  void ResolveListenerKeys();
   handoff::SiteViewAssembler site_view_parts_;
   bool strict_hosts_ = false;
+  std::string view_master_;  // who sent the current view
+  std::vector<ListenerKey> listener_keys_;
+  // The current master's keys by listener index.
   absl::flat_hash_map<uint32_t, uint32_t> key_by_index_;
-  absl::flat_hash_map<std::string, uint32_t> key_by_address_;
-  std::vector<std::optional<route::HostChecker>> checkers_;
+  // The current view, compiled: one checker per listener entry, found by
+  // the entry's index, or for an earlier master's key by address (the
+  // live listener there).
+  std::vector<route::HostChecker> checkers_;
+  std::vector<std::string> checker_addresses_;  // the listener's, per checker
+  absl::flat_hash_map<uint32_t, int> checker_by_index_;
+  absl::flat_hash_map<std::string, int> checker_by_address_;
   uint64_t host_view_generation_ = 0;
   uint64_t misdirected_requests_ = 0;
 

@@ -17,6 +17,7 @@ using nlohmann::json;
 
 SiteView BigView(int hosts_per_listener) {
   SiteView view;
+  view.master = "1234-abcdef";
   view.version = 7;
   view.strict = true;
   for (uint32_t l = 0; l < 3; ++l) {
@@ -84,6 +85,7 @@ TEST(SiteViewTest, DefaultBudgetFitsAFrame) {
 
 TEST(SiteViewTest, EmptyViewIsOnePart) {
   SiteView view;
+  view.master = "m";
   view.version = 1;
   view.strict = false;
   std::vector<json> parts = EncodeSiteView(view);
@@ -110,6 +112,13 @@ TEST(SiteViewTest, OutOfOrderAndMixedVersionsAreRefused) {
     ASSERT_TRUE(assembler.Add(parts[0]).ok());
     json other = parts[1];
     other["version"] = 8;
+    EXPECT_FALSE(assembler.Add(other).ok());
+  }
+  {
+    SiteViewAssembler assembler;
+    ASSERT_TRUE(assembler.Add(parts[0]).ok());
+    json other = parts[1];
+    other["master"] = "another";
     EXPECT_FALSE(assembler.Add(other).ok());
   }
   {
@@ -143,6 +152,9 @@ TEST(SiteViewTest, MalformedPartsAreRefused) {
   with("not an object", [](json& p) { p = json::array(); });
   with("no part", [](json& p) { p.erase("part"); });
   with("version a string", [](json& p) { p["version"] = "7"; });
+  with("no master", [](json& p) { p.erase("master"); });
+  with("empty master", [](json& p) { p["master"] = ""; });
+  with("master a number", [](json& p) { p["master"] = 5; });
   with("negative version", [](json& p) { p["version"] = -1; });
   with("no last", [](json& p) { p.erase("last"); });
   with("strict a number", [](json& p) { p["strict"] = 1; });

@@ -132,7 +132,7 @@ int main(void) {
    * "d.localhost" another site's. Answered with a response (type 6). */
   CHECK(fake_master_send_site_view(
             master,
-            "{\"version\":1,\"part\":0,\"last\":true,\"strict\":true,"
+            "{\"master\":\"m1\",\"version\":1,\"part\":0,\"last\":true,\"strict\":true,"
             "\"listeners\":[{\"index\":0,\"address\":\"127.0.0.1:1\","
             "\"retired\":false,\"default\":false,\"own\":[\"c.localhost\"],"
             "\"others\":[\"d.localhost\"]}]}") == 0);

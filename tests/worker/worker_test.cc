@@ -387,8 +387,9 @@ TEST(WorkerTest, MasterRequestsGetUnimplemented) {
 // The master's site view for site "a": listener 2 at 127.0.0.1:80 has
 // "a.test" and "*.w.test", with "b.w.test" another site's; listener 5 is a
 // default site's view.
-handoff::SiteView ViewOfA(uint64_t version) {
+handoff::SiteView ViewOfA(uint64_t version, std::string master = "m1") {
   handoff::SiteView view;
+  view.master = master;
   view.version = version;
   handoff::SiteViewListener http;
   http.index = 2;
@@ -443,8 +444,10 @@ ConnectionInfo HandOffOn(Fixture& f, uint32_t listener, uint64_t id) {
 TEST(WorkerTest, NothingIsCheckedBeforeASiteView) {
   Fixture f = Start();
   ConnectionInfo info = HandOffOn(f, 2, 1);
-  EXPECT_EQ(info.listener_key, kNoListenerKey);
+  EXPECT_NE(info.listener_key, kNoListenerKey);
   EXPECT_EQ(f.worker->CheckRequest(info, "/", "b.test"), HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(kNoListenerKey, "/", "b.test"),
+            HostVerdict::kAllowed);
   EXPECT_EQ(f.worker->misdirected_requests(), 0u);
 }
 
@@ -459,7 +462,8 @@ TEST(WorkerTest, SiteViewDecidesRequests) {
   ASSERT_NE(http.listener_key, kNoListenerKey);
   ASSERT_NE(fallback.listener_key, kNoListenerKey);
   EXPECT_NE(http.listener_key, fallback.listener_key);
-  EXPECT_EQ(unknown.listener_key, kNoListenerKey);
+  // A listener the view does not name is not checked.
+  EXPECT_NE(unknown.listener_key, kNoListenerKey);
 
   EXPECT_EQ(f.worker->CheckRequest(http, "/", "a.test:80"),
             HostVerdict::kAllowed);
@@ -496,7 +500,7 @@ TEST(WorkerTest, ListenerKeysFollowAddressesAcrossMasters) {
   ConnectionInfo http = HandOffOn(f, 2, 1);
   // A new master numbers its listeners afresh: the same address is index
   // 0 now, and 2 is another listener. The connection keeps its listener.
-  handoff::SiteView renumbered = ViewOfA(1);
+  handoff::SiteView renumbered = ViewOfA(1, "m2");
   renumbered.listeners[0].index = 0;
   renumbered.listeners[0].hosts.own = {"a.test"};
   renumbered.listeners[1].index = 2;
@@ -505,13 +509,28 @@ TEST(WorkerTest, ListenerKeysFollowAddressesAcrossMasters) {
             HostVerdict::kMisdirected);
   EXPECT_EQ(f.worker->CheckRequest(http, "/", "a.test"),
             HostVerdict::kAllowed);
-  ConnectionInfo again = HandOffOn(f, 0, 2);
-  EXPECT_EQ(again.listener_key, http.listener_key);
-  ConnectionInfo other = HandOffOn(f, 2, 3);
-  EXPECT_NE(other.listener_key, http.listener_key);
+  // The new master's index 2 is the default listener's.
+  ConnectionInfo fallback = HandOffOn(f, 2, 2);
+  EXPECT_NE(fallback.listener_key, http.listener_key);
+  EXPECT_EQ(f.worker->CheckRequest(fallback, "/", "elsewhere.test"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "elsewhere.test"),
+            HostVerdict::kMisdirected);
 }
 
-TEST(WorkerTest, RetiredListenerDefersToTheLiveOneAtItsAddress) {
+TEST(WorkerTest, ConnectionsBeforeTheFirstViewAreItsMasters) {
+  Fixture f = Start();
+  ConnectionInfo early = HandOffOn(f, 2, 1);
+  EXPECT_EQ(f.worker->CheckRequest(early, "/", "b.w.test"),
+            HostVerdict::kAllowed);
+  SendView(f, ViewOfA(1), handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(early, "/", "b.w.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(early, "/", "a.test"),
+            HostVerdict::kAllowed);
+}
+
+TEST(WorkerTest, RetiredListenerKeepsItsRoutesForItsOwnConnections) {
   Fixture f = Start();
   handoff::SiteView view = ViewOfA(1);
   handoff::SiteViewListener retired = view.listeners[0];
@@ -521,11 +540,19 @@ TEST(WorkerTest, RetiredListenerDefersToTheLiveOneAtItsAddress) {
   retired.hosts.others.clear();
   view.listeners.insert(view.listeners.begin(), retired);
   SendView(f, view, handoff::kMaxSiteViewPartBytes);
+  // Accepted on the retired listener (before a reload changed it): routed
+  // by its old table, and checked by it.
   ConnectionInfo old_one = HandOffOn(f, 7, 1);
-  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "old.test"),
             HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+            HostVerdict::kMisdirected);
+  // After a master restart the live listener at that address decides.
+  SendView(f, ViewOfA(1, "m2"), handoff::kMaxSiteViewPartBytes);
   EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "old.test"),
             HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+            HostVerdict::kAllowed);
 }
 
 TEST(WorkerTest, SiteViewInManyParts) {
