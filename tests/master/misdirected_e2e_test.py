@@ -407,6 +407,47 @@ class ReloadTest(unittest.TestCase):
         self.assertFalse(result.failed(), result.summary())
 
 
+class MasterRestartTest(unittest.TestCase):
+    """Workers outlive their master: the next master adopts them and sends
+    its own view (its listener numbering), and connections opened before
+    the restart are still checked."""
+
+    def setUp(self):
+        self.ddv = harness.Ddv(config_text=config, watchdog=True)
+
+    def tearDown(self):
+        self.ddv.stop()
+
+    def master_pid(self):
+        try:
+            return self.ddv.status()["pid"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def test_connections_across_a_master_restart(self):
+        before = Connection(self.ddv.http_port)
+        self.assertEqual(site(before.ask("a.test")[2]), "a")
+        a_pid = self.ddv.worker_pids("a")
+        old = self.master_pid()
+        os.kill(old, signal.SIGKILL)
+        self.assertTrue(wait_for(
+            lambda: self.master_pid() not in (None, old)), self.ddv.read_log())
+        self.ddv.wait_ready()
+        self.assertEqual(self.ddv.worker_pids("a"), a_pid)  # adopted
+        # A reload the new master applies: a2.test is a's now.
+        self.ddv.write_text(config(self.ddv, a_hosts=("a.test", "a2.test")))
+        reply = harness.control(self.ddv.control_socket, "reload")
+        self.assertTrue(reply.startswith("ok"), reply)
+        time.sleep(0.2)
+        self.assertEqual(site(before.ask("a2.test")[2]), "a")
+        self.assertEqual(before.ask("b.test")[0], 421)
+        before.close()
+        after = Connection(self.ddv.http_port)
+        self.assertEqual(site(after.ask("a.test")[2]), "a")
+        self.assertEqual(after.ask("b.test")[0], 421)
+        after.close()
+
+
 class CountsTest(unittest.TestCase):
     def test_ddv_hello_counts_its_421s(self):
         ddv = harness.Ddv(config_text=config)
