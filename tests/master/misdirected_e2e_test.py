@@ -8,13 +8,11 @@ real clients over loopback and TLS."""
 import os
 import re
 import signal
-import socket
-import ssl
 import time
 import unittest
 
 import harness
-from harness import fields, wait_for
+from harness import HttpConnection as Connection, fields, wait_for
 from pyddv.load import start_load
 from tests.testing.certificates import make_self_signed
 
@@ -97,68 +95,6 @@ claimable_hosts = ["c.test"]
 env = {{ CLAIM_HOSTS = "c.test", CLAIM_ONCE = "{ddv.dir}/claimed" }}
 log_all = "{ddv.dir}/c.log"
 {extra}"""
-
-
-class Connection:
-    """One keep-alive connection; each ask() sends one request and reads
-    its whole answer."""
-
-    def __init__(self, port, sni=None):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-        if sni is None:
-            self.sock = raw
-        else:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            ctx.set_alpn_protocols(["http/1.1"])
-            self.sock = ctx.wrap_socket(raw, server_hostname=sni)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def ask(self, host, target="/", version="1.1"):
-        head = f"GET {target} HTTP/{version}\r\n"
-        if host is not None:
-            head += f"Host: {host}\r\n"
-        self.send((head + "\r\n").encode())
-        return self.read()
-
-    def _fill(self):
-        try:
-            data = self.sock.recv(65536)
-        except (ConnectionResetError, ssl.SSLEOFError):
-            data = b""
-        if not data:
-            raise EOFError("closed")
-        self.buf += data
-
-    def read(self):
-        """(status, headers dict, body) of the next answer."""
-        while b"\r\n\r\n" not in self.buf:
-            self._fill()
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {k.strip().lower(): v.strip()
-                   for k, v in (l.split(":", 1) for l in lines[1:])}
-        length = int(headers.get("content-length", "0"))
-        while len(self.buf) < length:
-            self._fill()
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return status, headers, body.decode()
-
-    def closed_by_peer(self):
-        """True when the server has closed its side (EOF with nothing more)."""
-        try:
-            self._fill()
-        except EOFError:
-            return True
-        return False
 
 
 def site(body):
