@@ -112,7 +112,8 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:8:1: unknown key \"colour\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
-       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default"},
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "strict_host"},
       {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
        "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
        "\"address\"?)"},
@@ -126,7 +127,8 @@ const std::vector<ErrorCase>& Cases() {
        "t.toml:8:1: unknown key \"zzz\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
-       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default"},
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "strict_host"},
 
       // [master]
       {"MasterNotTable",
@@ -353,6 +355,8 @@ const std::vector<ErrorCase>& Cases() {
       {"MayClaimDefaultNotBool", SiteWith("may_claim_default = 1"),
        "t.toml:8:21: may_claim_default must be true or false, got an "
        "integer"},
+      {"StrictHostNotBool", SiteWith("strict_host = \"no\""),
+       "t.toml:8:15: strict_host must be true or false, got a string"},
       {"LogOutputRelative", SiteWith("log_output = \"a.log\""),
        "t.toml:8:14: log_output \"a.log\" must be an absolute path"},
       {"LogErrorRelative", SiteWith("log_error = \"logs/a.err\""),
