@@ -62,20 +62,34 @@ bool operator==(const ListenerHosts& a, const ListenerHosts& b) {
 absl::string_view RequestAuthority(absl::string_view target,
                                    absl::string_view host, bool* invalid) {
   *invalid = false;
-  // Origin-form ("/x"), asterisk-form ("*") and authority-form (CONNECT's
-  // "b.test:443", which never has "://") leave the Host field in charge.
+  // Origin-form ("/x") and asterisk-form ("*") leave the Host field in
+  // charge. The rest name their host as the master's sniffer reads them
+  // (src/sniff/http_sniffer.cc): an absolute-form target, http or https
+  // only; anything else is CONNECT's authority-form, host ":" port.
+  if (target.empty() || target[0] == '/' || target == "*") return host;
   const size_t separator = target.find("://");
-  if (target.empty() || target[0] == '/' ||
-      separator == absl::string_view::npos ||
-      !IsScheme(target.substr(0, separator))) {
-    return host;
+  if (separator != absl::string_view::npos &&
+      IsScheme(target.substr(0, separator))) {
+    const absl::string_view scheme = target.substr(0, separator);
+    absl::string_view authority = target.substr(separator + 3);
+    authority = authority.substr(0, authority.find_first_of("/?#"));
+    // RFC 9110 §4.2.1: an empty host is invalid; §4.2.4: userinfo is an
+    // error.
+    if ((!absl::EqualsIgnoreCase(scheme, "http") &&
+         !absl::EqualsIgnoreCase(scheme, "https")) ||
+        authority.empty() || authority.find('@') != absl::string_view::npos) {
+      *invalid = true;
+    }
+    return authority;
   }
-  absl::string_view authority = target.substr(separator + 3);
-  authority = authority.substr(0, authority.find_first_of("/?#"));
-  if (authority.empty() || authority.find('@') != absl::string_view::npos) {
+  const size_t colon = target.rfind(':');
+  const size_t bracket = target.rfind(']');
+  if (colon == absl::string_view::npos || colon + 1 == target.size() ||
+      (bracket != absl::string_view::npos && colon < bracket) ||
+      target.find('@') != absl::string_view::npos) {
     *invalid = true;
   }
-  return authority;
+  return target;
 }
 
 absl::StatusOr<HostChecker> HostChecker::Create(const ListenerHosts& hosts) {

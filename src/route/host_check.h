@@ -43,11 +43,14 @@ struct ListenerHosts {
 };
 bool operator==(const ListenerHosts& a, const ListenerHosts& b);
 
-// The authority a request names (RFC 9112 §3.2.2): the absolute-form
-// target's ("http://b.test/x" → "b.test"), which wins over the Host field,
-// else `host` (the Host field value, OWS trimmed; empty when absent). Sets
-// *invalid for an absolute-form target with an empty authority or userinfo
-// (RFC 9110 §4.2.4). Points into `target` or `host`.
+// The authority a request names, as the master's sniffer reads it: an
+// absolute-form target's ("http://b.test/x" → "b.test"; RFC 9112 §3.2.2:
+// it wins over the Host field) or a CONNECT authority-form target's
+// ("b.test:443"), else `host` (the Host field value, OWS trimmed; empty
+// when absent) for origin-form ("/x") and asterisk-form ("*"). Sets
+// *invalid where the master would answer 400: a scheme other than http and
+// https, an empty authority, userinfo (RFC 9110 §4.2.4), an authority-form
+// target without a port. Points into `target` or `host`.
 absl::string_view RequestAuthority(absl::string_view target,
                                    absl::string_view host, bool* invalid);
 

@@ -68,18 +68,30 @@ function normalizeHost(raw, hostSyntax = true) {
   return host.toLowerCase();
 }
 
-// RFC 9112 §3.2.2: an absolute-form target's authority wins over Host.
-// Returns {authority, invalid}; `host` is the Host value ('' when absent).
+// The authority a request names, as ddv's master reads it: an absolute-form
+// target's (RFC 9112 §3.2.2: it wins over Host), http or https only, or a
+// CONNECT authority-form target's (host:port); origin-form ("/x") and
+// asterisk-form ("*") leave `host` (the Host value, '' when absent) in
+// charge. Returns {authority, invalid}; invalid is what the master answers
+// 400 to.
 function requestAuthority(target, host) {
-  const separator = typeof target === 'string' ? target.indexOf('://') : -1;
-  if (!target || target[0] === '/' || separator === -1 ||
-      !/^[A-Za-z][A-Za-z0-9+.-]*$/.test(target.slice(0, separator))) {
+  if (typeof target !== 'string' || target === '' || target[0] === '/' ||
+      target === '*') {
     return { authority: host || '', invalid: false };
   }
-  let authority = target.slice(separator + 3);
-  const end = authority.search(/[/?#]/);
-  if (end !== -1) authority = authority.slice(0, end);
-  return { authority, invalid: authority === '' || authority.includes('@') };
+  const separator = target.indexOf('://');
+  if (separator !== -1 && /^[A-Za-z][A-Za-z0-9+.-]*$/.test(target.slice(0, separator))) {
+    const scheme = target.slice(0, separator).toLowerCase();
+    let authority = target.slice(separator + 3);
+    const end = authority.search(/[/?#]/);
+    if (end !== -1) authority = authority.slice(0, end);
+    return { authority, invalid: (scheme !== 'http' && scheme !== 'https') ||
+        authority === '' || authority.includes('@') };
+  }
+  const colon = target.lastIndexOf(':');
+  const bracket = target.lastIndexOf(']');
+  return { authority: target, invalid: colon === -1 || colon + 1 === target.length ||
+      (bracket !== -1 && colon < bracket) || target.includes('@') };
 }
 
 // One site's view of one listener, compiled: exact names, and wildcards
