@@ -78,6 +78,8 @@ done
 put 0644 "$pkg/ddv.toml" /etc/ddv/ddv.toml
 put 0644 "$pkg/logrotate" /etc/logrotate.d/ddv
 put 0644 "$pkg/ddv.service" /lib/systemd/system/ddv.service
+# Socket activation is the admin's choice: an example to copy, not enabled.
+put 0644 "$pkg/ddv.socket" /usr/share/doc/ddv/examples/ddv.socket
 mkdir -p "$root/var/log/ddv"  # owner and mode: postinst
 
 # Documentation.

@@ -15,8 +15,9 @@ PACKAGES=(
   # Real clients the tests drive, and the load generator.
   curl openssl python3 wrk iproute2 procps
   # The Debian package (scripts/package.sh, tests/package): dpkg-shlibdeps,
-  # lintian, pkg-config for the C worker, systemd-analyze for the unit,
-  # logrotate for its /etc/logrotate.d/ddv.
+  # lintian, pkg-config for the C worker, systemd-analyze for the units
+  # and systemd-socket-activate for tests/systemd, logrotate for its
+  # /etc/logrotate.d/ddv.
   dpkg-dev lintian pkg-config systemd logrotate
 )
 

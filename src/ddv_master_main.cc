@@ -6,7 +6,10 @@
 // restarting it if it dies, and a third (--log_writer) as the log writer
 // beside it (docs/logs.md). With --watchdog=false it binds (or inherits) the
 // listeners and runs the master loop itself, starting its own log writer
-// unless the watchdog gave it one (--log_writer_fd).
+// unless the watchdog gave it one (--log_writer_fd). Under systemd
+// (docs/package.md) the listeners may come from socket activation instead
+// of being bound, and the process systemd started (the watchdog, or a
+// master alone) tells it READY=1 and the rest (docs/lifecycle.md).
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,11 +29,14 @@
 #include "absl/strings/str_replace.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "src/base/sd_notify.h"
+#include "src/base/socket_activation.h"
 #include "src/config/config.h"
 #include "src/config/config_snapshot.h"
 #include "src/logwriter/log_writer.h"
 #include "src/logwriter/log_writer_client.h"
 #include "src/logwriter/writer_process.h"
+#include "src/watchdog/service_notifier.h"
 #include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/watchdog.h"
 #include "src/master/config_apply.h"
@@ -360,6 +366,47 @@ void PrintDemoBanner(const ddv::config::Config& config) {
   std::fflush(stdout);
 }
 
+// What systemd asked for in the environment (NOTIFY_SOCKET, WATCHDOG_USEC):
+// for the process it started, which alone notifies. A malformed value is
+// logged and leaves the watchdog pings off.
+ddv::watchdog::ServiceNotifierOptions NotifyOptionsFromEnv() {
+  ddv::watchdog::ServiceNotifierOptions notify;
+  absl::StatusOr<ddv::SystemdNotifyEnv> env = ddv::ReadSystemdNotifyEnv();
+  if (!env.ok()) {
+    LOG(ERROR) << "systemd: " << env.status().message()
+               << "; no WATCHDOG=1 pings";
+    if (const char* socket = getenv("NOTIFY_SOCKET")) {
+      notify.notify_socket = socket;
+    }
+    return notify;
+  }
+  notify.notify_socket = env->notify_socket;
+  notify.watchdog = env->watchdog;
+  return notify;
+}
+
+// The listeners at start: the sockets systemd passed (socket activation,
+// matched to the config's listeners by name), or bound here. `activated`
+// says which. A unit and a config that disagree are a config error.
+absl::StatusOr<std::vector<ddv::UniqueFd>> ListenersAtStart(
+    const ddv::config::Config& config, const ddv::ListenOptions& listen,
+    bool* activated) {
+  *activated = false;
+  absl::StatusOr<std::vector<ddv::PassedSocket>> passed =
+      ddv::TakePassedSockets();
+  if (!passed.ok() || !passed->empty()) *activated = true;
+  if (!passed.ok()) return passed.status();
+  if (passed->empty()) return ddv::master::BindAll(config, listen);
+  std::vector<ddv::ListenSpec> specs;
+  for (const auto& listener : config.listeners) {
+    specs.push_back(ddv::master::ListenSpecFor(listener));
+  }
+  LOG(INFO) << "socket activation: " << passed->size()
+            << " listening sockets passed for " << specs.size()
+            << " listeners";
+  return ddv::MatchPassedSockets(*std::move(passed), specs);
+}
+
 ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
   RaiseFdLimit();
   ddv::watchdog::WatchdogOptions options;
@@ -451,6 +498,11 @@ int main(int argc, char** argv) {
     options.master_argv = std::move(state->master_argv);
     options.listener_names = std::move(state->listener_names);
     options.log_writer_command = LogWriterCommand();
+    // The same pid for systemd: what it was told before still holds.
+    options.notify = NotifyOptionsFromEnv();
+    options.notify.ready_sent = state->service.ready_sent;
+    options.notify.reloading = state->service.reloading;
+    options.socket_activated = state->service.socket_activated;
     for (const std::string& why : state->skipped) {
       LOG(ERROR) << "upgrade: not kept: " << why;
     }
@@ -496,11 +548,16 @@ int main(int argc, char** argv) {
   const ddv::ListenOptions listen = ListenOptionsFromFlags();
 
   if (watchdog) {
+    bool activated = false;
     absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
-        ddv::master::BindAll(*config, listen);
+        ListenersAtStart(*config, listen, &activated);
     if (!listeners.ok()) {
       LOG(ERROR) << listeners.status().message();
-      return 1;
+      // A unit that passes other sockets than the config names: retrying
+      // does not fix it.
+      return activated && absl::IsInvalidArgument(listeners.status())
+                 ? kExitConfigError
+                 : 1;
     }
     ddv::watchdog::WatchdogOptions options = WatchdogOptionsFromFlags();
     options.self_argv = original_args;
@@ -518,6 +575,8 @@ int main(int argc, char** argv) {
       options.listener_names.push_back(listener.name);
     }
     options.log_writer_command = LogWriterCommand();
+    options.notify = NotifyOptionsFromEnv();
+    options.socket_activated = activated;
     if (demo) PrintDemoBanner(*config);
     return ddv::watchdog::RunWatchdog(options, std::move(*listeners));
   }
@@ -525,19 +584,26 @@ int main(int argc, char** argv) {
   // From the watchdog: the sockets it holds for this config's listeners;
   // the master binds (through it) any the config has and it lacks.
   std::vector<std::string> held_as;
+  bool activated = false;
   absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
       FLAGS_listen_fds.empty()
-          ? ddv::master::BindAll(*config, listen)
+          ? ListenersAtStart(*config, listen, &activated)
           : ddv::master::TakeListenFds(FLAGS_listen_fds, *config, &held_as);
   if (!listeners.ok()) {
     LOG(ERROR) << listeners.status().message();
-    return 1;
+    return activated && absl::IsInvalidArgument(listeners.status())
+               ? kExitConfigError
+               : 1;
   }
   ddv::master::MasterOptions options = MasterOptionsFromFlags();
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
   options.watchdog_fd = FLAGS_watchdog_fd;
   options.listeners_held_as = std::move(held_as);
+  options.socket_activated = activated;
+  // A master alone is what systemd started: it notifies. Under a watchdog
+  // the watchdog does (and kept NOTIFY_SOCKET from us).
+  if (FLAGS_watchdog_fd < 0) options.notify = NotifyOptionsFromEnv();
   // The log writer's link: the watchdog's, or, for a master alone, one it
   // starts for itself (its child, not restarted; docs/logs.md). Both
   // outlive `master`. Under a watchdog the workers outlive the master, so a

@@ -67,6 +67,16 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   if (options_.watchdog_fd >= 0) {
     watchdog_link_ = UniqueFd(options_.watchdog_fd);
     options_.workers.workers_outlive_master = true;
+  } else {
+    // Alone, the master is the process systemd watches and tells it itself.
+    absl::StatusOr<watchdog::ServiceNotifier> notifier =
+        watchdog::ServiceNotifier::Create(options_.notify);
+    if (notifier.ok()) {
+      service_ = *std::move(notifier);
+    } else {
+      LOG(ERROR) << "systemd is not told about the service: "
+                 << notifier.status().message();
+    }
   }
   // Before the workers are adopted: a listener missing from --listen_fds
   // is bound through the watchdog, and the worker offers it sends
@@ -186,6 +196,7 @@ absl::Status Master::Run() {
     // turn's batches.
     UpdateSiteViews();
     for (int w : workers_->TakeDrainStarted()) RecordWorkerReady(w);
+    ReportServiceState(now);
     if (!watchdog_outbox_.empty()) FlushWatchdogLink();
     // Read while a reload waited for the watchdog: handled between
     // handlers, as if polled.
@@ -277,6 +288,9 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
 }
 
 void Master::BeginStop() {
+  // systemd hears of a stop once (STOPPING=1), also when it overrides a
+  // handover.
+  if (!stopping_ || handing_over_) ReportStopping();
   if (handing_over_) {
     // A stop asked during a handover wins: the workers drain and stop, and
     // the exit status tells the watchdog not to re-execute.

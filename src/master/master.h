@@ -53,6 +53,7 @@
 #include "src/uring/ring.h"
 #include "src/watchdog/held_gauge.h"
 #include "src/watchdog/link.h"
+#include "src/watchdog/service_notifier.h"
 
 namespace ddv {
 namespace master {
@@ -100,6 +101,13 @@ struct MasterOptions {
   // The watchdog's name for each inherited listener socket, in config
   // order ("" or absent: its own name), for the start commit.
   std::vector<std::string> listeners_held_as;
+  // systemd, for a master alone (docs/lifecycle.md, "systemd"): where it
+  // sends READY=1 and the rest itself. Under a watchdog the watchdog does,
+  // from what the master tells it over the link.
+  watchdog::ServiceNotifierOptions notify;
+  // The listeners came from socket activation: a reload may not add,
+  // remove, rename or move one. Under a watchdog, its adopt_end says so.
+  bool socket_activated = false;
 };
 
 class Master {
@@ -415,6 +423,21 @@ class Master {
   // Retries what a full link refused; called every loop turn.
   void FlushWatchdogLink();
 
+  // What the service does, for systemd (docs/lifecycle.md, "systemd"):
+  // sent to the watchdog, or by a master alone through service_.
+  // Every loop turn: "serving" once every worker is up (or
+  // kServingWait has passed), then the status when it changes; a master
+  // alone also pings systemd's watchdog.
+  void ReportServiceState(int64_t now_ns);
+  void ReportReloading();
+  void ReportReloaded(const absl::Status& status);
+  void ReportStopping();
+  void TellService(nlohmann::json message);
+  // Every wanted worker said hello, or its site failed.
+  bool WorkersUp() const;
+  // "master 123: 3 sites, 4/4 workers ready; failed: x" for STATUS=.
+  std::string ServiceSummary() const;
+
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
 
@@ -499,6 +522,12 @@ class Master {
   bool upgrade_requested_ = false;
   int64_t upgrade_requested_ns_ = 0;
   bool handing_over_ = false;
+  // systemd (ReportServiceState): a master alone's own notifier; what was
+  // reported last.
+  watchdog::ServiceNotifier service_;
+  bool serving_reported_ = false;
+  std::string service_status_;
+  int64_t next_service_status_ns_ = 0;
   // The path bound at start: the one a reload's mode or group applies to.
   std::string control_socket_path_;
   // Refused control clients are logged at most once per 10 s, with how

@@ -380,8 +380,12 @@ void Master::RunControlPoint() {
 
   if (pending.reload) {
     absl::Status status =
-        stopping_ ? absl::FailedPreconditionError("the master is stopping")
-                  : Reload();
+        absl::FailedPreconditionError("the master is stopping");
+    if (!stopping_) {
+      ReportReloading();  // systemd: RELOADING=1, READY=1 when it is over
+      status = Reload();
+      ReportReloaded(status);
+    }
     const std::string reply =
         status.ok()
             ? absl::StrCat("ok: reloaded ", config_.path, "\n")

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "src/base/socket_activation.h"
 #include "src/master/config_apply.h"
 #include "src/master/master.h"
 #include "src/master/routes_from_config.h"
@@ -26,6 +27,18 @@ namespace master {
 absl::Status Master::ApplyConfig(const config::Config& loaded) {
   absl::StatusOr<ReloadPlan> plan = PlanReload(config_, loaded);
   if (!plan.ok()) return plan.status();
+  if (options_.socket_activated) {
+    // The sockets are systemd's, as its units pass them.
+    std::vector<ListenSpec> running, next;
+    for (const auto& listener : config_.listeners) {
+      running.push_back(ListenSpecFor(listener));
+    }
+    for (const auto& listener : plan->next.listeners) {
+      next.push_back(ListenSpecFor(listener));
+    }
+    absl::Status kept = CheckPassedListenersKept(running, next);
+    if (!kept.ok()) return kept;
+  }
   // Workers' claims outlive the file's config: re-checked against the new
   // one (its claimable_hosts, its sites' hosts), kept if it still allows
   // them.

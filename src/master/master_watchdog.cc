@@ -3,7 +3,9 @@
 // starts so that the next master can adopt it in turn. The watchdog's
 // copies of every worker's channel are what keep the worker serving while
 // no master runs: a worker sees EOF, and leaves, only when no process
-// holds the master's end.
+// holds the master's end. It also tells the watchdog what the service
+// does, for systemd (serving, reloading, stopping; a master alone tells
+// systemd itself).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "src/master/master.h"
 #include "src/watchdog/link.h"
@@ -31,6 +34,19 @@ constexpr absl::Duration kAdoptTimeout = absl::Seconds(5);
 // bind, during a reload). The watchdog answers from its next loop turn;
 // only a wedged one makes this expire, and the reload then fails.
 constexpr absl::Duration kWatchdogReplyTimeout = absl::Seconds(5);
+
+// A master says it serves (READY=1 for systemd) once every worker said
+// hello or its site failed, or after this long: one site whose app never
+// gets ready must not fail the whole service's start (systemd's
+// TimeoutStartSec= is 90 s by default). STATUS= then counts the workers
+// that are not ready.
+constexpr absl::Duration kServingWait = absl::Seconds(30);
+
+// How often a changed status is sent on (STATUS=).
+constexpr int64_t kServiceStatusEveryNs = 1000000000;
+
+// STATUS= is one line of `systemctl status`: a reload's error is cut.
+constexpr size_t kMaxServiceStatus = 1000;
 
 // Waits until `fd` can take a message, or `deadline`.
 bool WaitWritable(int fd, absl::Time deadline) {
@@ -68,6 +84,11 @@ absl::Status Master::AdoptWorkers() {
     }
     const std::string op = message->body["op"].get<std::string>();
     if (op == "adopt_end") {
+      auto activated = message->body.find("socket_activated");
+      if (activated != message->body.end() && activated->is_boolean() &&
+          activated->get<bool>()) {
+        options_.socket_activated = true;
+      }
       auto lost = message->body.find("lost_in_crashes");
       if (lost != message->body.end() && lost->is_number_unsigned()) {
         counters_.connections_lost_in_master_crashes = lost->get<uint64_t>();
@@ -411,6 +432,108 @@ void Master::BeginHandover() {
                "connections held are handed off first";
   handing_over_ = true;
   StopAccepting();
+}
+
+void Master::TellService(nlohmann::json message) {
+  if (watchdog_link_) {
+    SendToWatchdog(std::move(message), {});
+    return;
+  }
+  service_.Handle(message);
+}
+
+bool Master::WorkersUp() const {
+  for (int w = 0; w < workers_->size(); ++w) {
+    const Worker& worker = workers_->at(w);
+    if (worker.retired || config_.sites[worker.site].processes == 0) continue;
+    if (!worker.ready && !workers_->SiteFailed(worker.site)) return false;
+  }
+  return true;
+}
+
+std::string Master::ServiceSummary() const {
+  int sites = 0, wanted = 0, ready = 0;
+  std::vector<std::string> failed;
+  for (size_t s = 0; s < config_.sites.size(); ++s) {
+    if (config_.sites[s].processes == 0) continue;
+    ++sites;
+    if (workers_->SiteFailed(s)) failed.push_back(config_.sites[s].id);
+  }
+  for (int w = 0; w < workers_->size(); ++w) {
+    const Worker& worker = workers_->at(w);
+    if (worker.retired || config_.sites[worker.site].processes == 0) continue;
+    ++wanted;
+    if (worker.ready && workers_->pid(w) != 0) ++ready;
+  }
+  std::string summary =
+      absl::StrCat("master ", getpid(), ": ", sites,
+                   sites == 1 ? " site, " : " sites, ", ready, "/", wanted,
+                   " workers ready");
+  if (!failed.empty()) {
+    absl::StrAppend(&summary, "; failed (crash loop): ",
+                    absl::StrJoin(failed, ", "));
+  }
+  return summary;
+}
+
+void Master::ReportServiceState(int64_t now_ns) {
+  if (!watchdog_link_) service_.Ping();
+  // A stop's or a handover's status stands until the process is gone.
+  if (stopping_) return;
+  if (!serving_reported_) {
+    const bool up = WorkersUp();
+    if (!up && now_ns - started_ns_ < absl::ToInt64Nanoseconds(kServingWait)) {
+      return;
+    }
+    serving_reported_ = true;
+    service_status_ = ServiceSummary();
+    if (!up) {
+      LOG(WARNING) << "serving although not every worker is up after "
+                   << absl::FormatDuration(kServingWait) << ": "
+                   << service_status_;
+    }
+    TellService({{"op", "serving"}, {"status", service_status_}});
+    next_service_status_ns_ = now_ns + kServiceStatusEveryNs;
+    return;
+  }
+  if (now_ns < next_service_status_ns_) return;
+  next_service_status_ns_ = now_ns + kServiceStatusEveryNs;
+  std::string summary = ServiceSummary();
+  if (summary == service_status_) return;
+  service_status_ = std::move(summary);
+  TellService({{"op", "status"}, {"status", service_status_}});
+}
+
+void Master::ReportReloading() {
+  TellService({{"op", "reloading"},
+               {"monotonic_usec", watchdog::ServiceNotifier::MonotonicNowUsec()},
+               {"status", absl::StrCat("reloading ", config_.path)}});
+}
+
+void Master::ReportReloaded(const absl::Status& status) {
+  // What follows compares with the summary alone: this text stays until
+  // something changes.
+  service_status_ = ServiceSummary();
+  std::string text =
+      status.ok()
+          ? absl::StrCat("reloaded ", config_.path, "; ", service_status_)
+          : absl::StrCat("reload failed, running the previous config: ",
+                         status.message(), "; ", service_status_);
+  if (text.size() > kMaxServiceStatus) {
+    text.resize(kMaxServiceStatus - 3);
+    text += "...";
+  }
+  TellService({{"op", "reloaded"}, {"status", std::move(text)}});
+}
+
+void Master::ReportStopping() {
+  TellService(
+      {{"op", "stopping"},
+       {"status", absl::StrCat("stopping: master ", getpid(),
+                               " drains its workers (up to ",
+                               absl::FormatDuration(
+                                   options_.workers.drain_timeout),
+                               ")")}});
 }
 
 }  // namespace master

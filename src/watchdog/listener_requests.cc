@@ -76,6 +76,12 @@ json ListenerRequests::Bind(const json& request, int* socket) {
     return reply;
   }
   spec.bind_to = *address;
+  if (!refuse_binds_.empty()) {
+    reply["error"] = absl::StrCat("watchdog: not binding listener \"",
+                                  spec.name, "\" to ", spec.address, ": ",
+                                  refuse_binds_);
+    return reply;
+  }
   absl::StatusOr<UniqueFd> bound = BindListenSocket(spec, options_);
   if (!bound.ok()) {
     LOG(WARNING) << "watchdog: " << bound.status().message();

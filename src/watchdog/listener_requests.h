@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -57,8 +58,15 @@ class ListenerRequests {
 
   size_t pending() const { return pending_.size(); }
 
+  // Socket activation: the listening sockets are systemd's, and every bind
+  // is answered with `why` as its error. The master refuses such a reload
+  // itself first (socket_activation.h); this keeps the rule where the
+  // sockets are.
+  void RefuseBinds(std::string why) { refuse_binds_ = std::move(why); }
+
  private:
   const ListenOptions options_;
+  std::string refuse_binds_;  // empty: binds are done
   std::map<int64_t, UniqueFd> pending_;  // bound, not committed, by id
   int64_t next_id_ = 1;
 };

@@ -80,7 +80,8 @@ absl::StatusOr<logwriter::KeptWriter> DecodeLogWriter(
 absl::StatusOr<UniqueFd> WriteWatchdogState(
     const std::vector<std::string>& master_argv, const ListenerSet& listeners,
     const std::vector<const WorkerRecord*>& workers,
-    const logwriter::SupervisedLogWriter* log_writer) {
+    const logwriter::SupervisedLogWriter* log_writer,
+    const KeptServiceState& service) {
   nlohmann::json state = nlohmann::json::object();
   state["master_argv"] = master_argv;
   state["listeners"] = nlohmann::json::array();
@@ -95,6 +96,9 @@ absl::StatusOr<UniqueFd> WriteWatchdogState(
     state["workers"].push_back(std::move(entry));
   }
   if (log_writer != nullptr) state["log_writer"] = EncodeLogWriter(*log_writer);
+  state["service"] = {{"socket_activated", service.socket_activated},
+                      {"ready_sent", service.ready_sent},
+                      {"reloading", service.reloading}};
   const std::string text =
       state.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   UniqueFd memfd(memfd_create("ddv-watchdog-state", 0));
@@ -214,6 +218,18 @@ absl::StatusOr<WatchdogState> ReadWatchdogState(int fd) {
     } else {
       out.skipped.push_back(std::string(writer.status().message()));
     }
+  }
+  // Absent in a state written by an image before systemd support: nothing
+  // was told, nothing was passed.
+  if (state.contains("service") && state["service"].is_object()) {
+    const nlohmann::json& service = state["service"];
+    const auto flag = [&service](const char* key) {
+      auto it = service.find(key);
+      return it != service.end() && it->is_boolean() && it->get<bool>();
+    };
+    out.service.socket_activated = flag("socket_activated");
+    out.service.ready_sent = flag("ready_sent");
+    out.service.reloading = flag("reloading");
   }
   return out;
 }

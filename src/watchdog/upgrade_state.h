@@ -18,6 +18,16 @@
 namespace ddv {
 namespace watchdog {
 
+// What the new image must know about systemd (docs/lifecycle.md,
+// "systemd"): whether the listeners came from socket activation (a reload
+// may then not change them), and what systemd was told, so that READY=1
+// is neither repeated nor lost across the re-execution.
+struct KeptServiceState {
+  bool socket_activated = false;
+  bool ready_sent = false;
+  bool reloading = false;  // RELOADING=1 sent, its READY=1 still owed
+};
+
 struct WatchdogState {
   std::vector<std::string> master_argv;
   std::vector<std::string> listener_names;
@@ -27,6 +37,7 @@ struct WatchdogState {
   // The log writer and its sockets (docs/logs.md); empty when there was
   // none, or it was unusable (then in `skipped`).
   logwriter::KeptWriter log_writer;
+  KeptServiceState service;
 };
 
 // Writes the state into a new memfd and clears FD_CLOEXEC on it and on
@@ -34,7 +45,8 @@ struct WatchdogState {
 absl::StatusOr<UniqueFd> WriteWatchdogState(
     const std::vector<std::string>& master_argv, const ListenerSet& listeners,
     const std::vector<const WorkerRecord*>& workers,
-    const logwriter::SupervisedLogWriter* log_writer = nullptr);
+    const logwriter::SupervisedLogWriter* log_writer = nullptr,
+    const KeptServiceState& service = {});
 
 // Sets FD_CLOEXEC again on what WriteWatchdogState opened up (after a
 // failed execve).

@@ -2,7 +2,8 @@
 // link to the master. It exits only when asked to stop (a signal, or a
 // master that stopped on request); any other end of the master is
 // restarted, forever, and the workers it leaves behind are handed to the
-// next master (docs/lifecycle.md).
+// next master (docs/lifecycle.md). It is the process systemd watches: it
+// alone tells systemd how the service is (ServiceNotifier).
 #include "src/watchdog/watchdog.h"
 
 #include <poll.h>
@@ -19,11 +20,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "src/base/sd_notify.h"
 #include "src/logwriter/writer_process.h"
 #include "src/watchdog/held_gauge.h"
 #include "src/watchdog/link.h"
 #include "src/watchdog/listener_requests.h"
 #include "src/watchdog/listener_set.h"
+#include "src/watchdog/service_notifier.h"
 #include "src/watchdog/upgrade_state.h"
 #include "src/watchdog/worker_record.h"
 
@@ -97,6 +100,7 @@ class Watchdog {
   bool upgrading_ = false;  // the master was asked to hand over
   absl::Time upgrade_deadline_ = absl::InfiniteFuture();
   std::deque<absl::Time> recent_exits_;  // within crash_loop_window
+  ServiceNotifier service_;  // systemd's NOTIFY_SOCKET, if it gave one
 };
 
 absl::Status Watchdog::PrepareLink() {
@@ -153,7 +157,8 @@ bool Watchdog::FlushOffers() {
   if (offer_end_pending_) {
     nlohmann::json end = {{"op", "adopt_end"},
                           {"count", offered_},
-                          {"lost_in_crashes", lost_in_crashes_}};
+                          {"lost_in_crashes", lost_in_crashes_},
+                          {"socket_activated", options_.socket_activated}};
     std::vector<int> fds;
     if (held_.valid()) fds.push_back(held_.fd());
     absl::Status sent = SendLinkMessage(link_.get(), end, fds);
@@ -186,6 +191,8 @@ void Watchdog::ReadLink(size_t limit) {
 
 void Watchdog::HandleLinkMessage(LinkMessage message) {
   const std::string op = message.body["op"].get<std::string>();
+  // serving, status, reloading, reloaded, stopping: for systemd.
+  if (service_.Handle(message.body)) return;
   if (ListenerRequests::Handles(op)) {
     listener_requests_.Handle(message, link_.get(), &listeners_);
     return;
@@ -290,6 +297,10 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
     LOG(WARNING) << "watchdog: master pid " << running << " ended with "
                  << how << "; " << next;
   }
+  // Not READY=1 again when the next master serves: for systemd the
+  // service never stopped (docs/lifecycle.md, "systemd").
+  service_.Status(absl::StrCat("master pid ", running, " ended with ", how,
+                               "; ", next));
 }
 
 absl::Status Watchdog::CheckNewBinary() {
@@ -342,7 +353,11 @@ void Watchdog::StartUpgrade() {
     status = absl::UnavailableError(
         "the master is still starting (adopting workers); try again");
   } else {
+    // The check may block this loop for 15 s: systemd's watchdog hears
+    // from us just before and just after (ddv.service: WatchdogSec=30s).
+    service_.Ping(/*force=*/true);
     status = CheckNewBinary();
+    service_.Ping(/*force=*/true);
   }
   if (!status.ok()) {
     LOG(ERROR) << "watchdog: upgrade refused: " << status.message();
@@ -358,6 +373,12 @@ void Watchdog::StartUpgrade() {
             << " to hand over";
   upgrading_ = true;
   upgrade_deadline_ = absl::Now() + options_.stop_grace;
+  // READY=1 comes when the re-executed watchdog's master serves.
+  service_.Reloading(ServiceNotifier::MonotonicNowUsec(),
+                     absl::StrCat("upgrading: master ", master,
+                                  " hands over, then ",
+                                  options_.master_argv[0],
+                                  " re-executes in place"));
   absl::Status sent = SendLinkMessage(link_.get(), {{"op", "handover"}});
   if (!sent.ok()) {
     // It cannot hear us: it goes the hard way. Its workers live on.
@@ -370,8 +391,12 @@ void Watchdog::StartUpgrade() {
 void Watchdog::ReExecute() {
   std::vector<const WorkerRecord*> workers;
   for (const auto& [key, record] : records_) workers.push_back(&record);
+  KeptServiceState service;
+  service.socket_activated = options_.socket_activated;
+  service.ready_sent = service_.ready_sent();
+  service.reloading = service_.reloading();
   absl::StatusOr<UniqueFd> state = WriteWatchdogState(
-      options_.master_argv, listeners_, workers, log_writer_.get());
+      options_.master_argv, listeners_, workers, log_writer_.get(), service);
   if (!state.ok()) {
     LOG(ERROR) << "watchdog: upgrade: " << state.status().message()
                << "; starting a master from this watchdog instead";
@@ -409,6 +434,23 @@ void Watchdog::StartLogWriter() {
 int Watchdog::Run() {
   absl::Status status = supervise::BecomeSubreaper();
   if (!status.ok()) LOG(WARNING) << status;
+  absl::StatusOr<ServiceNotifier> notifier =
+      ServiceNotifier::Create(options_.notify);
+  if (notifier.ok()) {
+    service_ = *std::move(notifier);
+  } else {
+    LOG(ERROR) << "watchdog: systemd is not told about the service: "
+               << notifier.status().message();
+  }
+  if (service_.ping_interval() > absl::ZeroDuration()) {
+    LOG(INFO) << "watchdog: WATCHDOG=1 to systemd every "
+              << absl::FormatDuration(service_.ping_interval());
+  }
+  if (options_.socket_activated) {
+    listener_requests_.RefuseBinds(
+        "the listening sockets came from systemd (socket activation); add "
+        "a socket to its units instead, and restart the service");
+  }
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -428,12 +470,16 @@ int Watchdog::Run() {
   policy_ = options_.backoff;
   policy_.never_give_up = true;
   table_ = std::make_unique<supervise::ProcessTable>(policy_);
-  // The master inherits our environment (its flags may depend on it).
+  // The master inherits our environment (its flags may depend on it), but
+  // for systemd's notification variables: only this process speaks for
+  // the service (NotifyAccess=main). Ours stay set, for an upgrade's
+  // execve.
   std::vector<std::pair<std::string, std::string>> env;
   for (char** e = environ; *e != nullptr; ++e) {
     absl::string_view kv(*e);
     size_t eq = kv.find('=');
     if (eq == absl::string_view::npos) continue;
+    if (IsSystemdNotifyVariable(kv.substr(0, eq))) continue;
     env.emplace_back(std::string(kv.substr(0, eq)),
                      std::string(kv.substr(eq + 1)));
   }
@@ -456,6 +502,7 @@ int Watchdog::Run() {
   if (status.ok()) {
     LOG(INFO) << "watchdog " << getpid() << " started master "
               << table_->pid(slot_);
+    service_.Status(absl::StrCat("starting master pid ", table_->pid(slot_)));
     OfferRecords();
   } else {
     LOG(ERROR) << "watchdog: cannot start the master: " << status.message()
@@ -469,7 +516,11 @@ int Watchdog::Run() {
                          {link_.get(), POLLIN, 0}};
     if (!offer_keys_.empty() || offer_end_pending_) to_poll[2].events |= POLLOUT;
     if (running == 0) to_poll[2].fd = -1;  // the next master's, unused yet
-    int n = poll(to_poll, 3, 100);
+    const int timeout_ms = static_cast<int>(std::min<int64_t>(
+        100, absl::ToInt64Milliseconds(
+                 absl::Ceil(service_.UntilPing(), absl::Milliseconds(1)))));
+    int n = poll(to_poll, 3, timeout_ms);
+    service_.Ping();
     if (n < 0 && errno != EINTR) {
       PLOG(ERROR) << "poll() failed in the watchdog loop";
       return 1;
@@ -481,6 +532,12 @@ int Watchdog::Run() {
       pid_t master = table_->pid(slot_);
       if (sig == SIGTERM || sig == SIGINT) {
         LOG(INFO) << "watchdog: signal " << sig << ", stopping the master";
+        service_.Stopping(
+            master > 0
+                ? absl::StrCat("stopping: master ", master,
+                               " drains its workers (up to ",
+                               absl::FormatDuration(options_.stop_grace), ")")
+                : std::string("stopping: no master runs"));
         stopping_ = true;
         upgrading_ = false;
         table_->Stop(slot_, options_.stop_grace);
@@ -565,6 +622,8 @@ int Watchdog::Run() {
     }
     if (table_->pid(slot_) != 0 && table_->pid(slot_) != running) {
       LOG(INFO) << "watchdog: started master " << table_->pid(slot_);
+      service_.Status(
+          absl::StrCat("starting master pid ", table_->pid(slot_)));
       OfferRecords();
     }
   }

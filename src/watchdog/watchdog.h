@@ -13,6 +13,7 @@
 #include "src/base/unique_fd.h"
 #include "src/logwriter/writer_process.h"
 #include "src/supervise/process_table.h"
+#include "src/watchdog/service_notifier.h"
 #include "src/watchdog/worker_record.h"
 
 namespace ddv {
@@ -42,6 +43,12 @@ struct WatchdogOptions {
   // ddv_master and its logging flags, run as the log writer beside the
   // master (docs/logs.md); empty runs none.
   std::vector<std::string> log_writer_command;
+  // systemd (docs/lifecycle.md, "systemd"): where to send READY=1 and the
+  // rest, and how often WATCHDOG=1; the master never sees NOTIFY_SOCKET.
+  ServiceNotifierOptions notify;
+  // The listeners were passed by socket activation: they are systemd's,
+  // and a reload may not add, remove, rename or move one.
+  bool socket_activated = false;
 };
 
 // Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or

@@ -102,6 +102,18 @@ TEST(ListenerRequestsTest, ABindErrorSaysWhy) {
   EXPECT_THAT(reply["error"].get<std::string>(), HasSubstr("address"));
 }
 
+TEST(ListenerRequestsTest, SocketActivationRefusesEveryBind) {
+  ListenerRequests requests{ListenOptions()};
+  requests.RefuseBinds("the sockets are systemd's");
+  int socket = -1;
+  json reply = requests.Bind(BindRequest("x", "127.0.0.1:0"), &socket);
+  EXPECT_EQ(socket, -1);
+  EXPECT_EQ(requests.pending(), 0u);
+  EXPECT_EQ(reply["error"].get<std::string>(),
+            "watchdog: not binding listener \"x\" to 127.0.0.1:0: the "
+            "sockets are systemd's");
+}
+
 TEST(ListenerRequestsTest, AbortClosesWhatWasBoundForAFailedReload) {
   ListenerRequests requests{ListenOptions()};
   int socket = -1;

@@ -150,6 +150,38 @@ TEST(UpgradeStateTest, RoundTripKeepsEveryFdOpenAcrossExec) {
   read->workers[0].child_end.Release();
 }
 
+TEST(UpgradeStateTest, KeepsWhatSystemdWasTold) {
+  for (bool flag : {false, true}) {
+    KeptServiceState service;
+    service.socket_activated = flag;
+    service.ready_sent = true;
+    service.reloading = flag;
+    absl::StatusOr<UniqueFd> state =
+        WriteWatchdogState({"/usr/sbin/ddv_master"}, ListenerSet(), {},
+                           nullptr, service);
+    ASSERT_TRUE(state.ok()) << state.status();
+    absl::StatusOr<WatchdogState> read = ReadWatchdogState(state->Release());
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->service.socket_activated, flag);
+    EXPECT_TRUE(read->service.ready_sent);
+    EXPECT_EQ(read->service.reloading, flag);
+  }
+}
+
+TEST(UpgradeStateTest, AStateWithoutServiceToldNothing) {
+  // As an image from before systemd support writes it.
+  const std::string text =
+      "{\"master_argv\": [\"x\"], \"listeners\": [], \"workers\": [],"
+      " \"service\": {\"ready_sent\": 1}}";
+  UniqueFd memfd(memfd_create("state", 0));
+  ASSERT_EQ(write(memfd.get(), text.data(), text.size()),
+            static_cast<ssize_t>(text.size()));
+  absl::StatusOr<WatchdogState> read = ReadWatchdogState(memfd.Release());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_FALSE(read->service.ready_sent);  // not a boolean: not trusted
+  EXPECT_FALSE(read->service.socket_activated);
+}
+
 TEST(UpgradeStateTest, GarbageIsRefused) {
   UniqueFd memfd(memfd_create("state", 0));
   ASSERT_EQ(write(memfd.get(), "{\"master_argv\": 1}", 18), 18);

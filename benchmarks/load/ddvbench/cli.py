@@ -14,13 +14,15 @@ import types
 
 from pyddv.procs import Procs
 
-from .common import (ALL_PATHS, BASELINE, HTTP_WORKLOADS, INSTALL_HINT,
-                     NEEDS, NGINX_STREAM_MODULE, PATH_WORKLOADS, REPO,
-                     SECTION, WORKLOAD_ALIASES, WORKLOADS, Build, Ctx, log)
+from .common import (ALL_HTTP, ALL_PATHS, BASELINE, DEFAULT_WORKLOADS,
+                     HTTP_WORKLOADS, INSTALL_HINT, NEEDS, NGINX_STREAM_MODULE,
+                     PATH_WORKLOADS, REPO, SECTION, SHAPES, WORKLOAD_ALIASES,
+                     WORKLOADS, Build, Ctx, log)
 from .loadgen import build_floor, build_tls_client, measure_floor
 from .measure import measure
 from .perf import run_perf
 from .report import compose, write_results, write_results_tls
+from .shapes import build_conn_shapes, compose_shapes, write_results_shapes
 from .servers import SETUPS, make_cert, probe_hello_body
 
 DESCRIPTION = ("Side-by-side load benchmark: ddv (through the master) vs "
@@ -40,9 +42,19 @@ def parse_args(argv=None):
     ap.add_argument("--paths", default=",".join(ALL_PATHS),
                     help="comma-separated subset of " + ",".join(ALL_PATHS)
                     + f" ({BASELINE} comes with --baseline_bin_dir)")
-    ap.add_argument("--workloads", default="keepalive,newconn,tls-new",
-                    help="comma-separated subset of keepalive,newconn,tls-new "
-                         "(default all); a path runs the ones it serves")
+    ap.add_argument("--workloads", default=DEFAULT_WORKLOADS,
+                    help="comma-separated subset of " + ",".join(WORKLOADS)
+                         + f", or all (default {DEFAULT_WORKLOADS}); a path "
+                         "runs the ones it serves; idle and slow bring "
+                         "new-conn along (they are judged against it)")
+    ap.add_argument("--download_connections", type=int, default=10,
+                    help="wrk's -c for download (1 MiB answers)")
+    ap.add_argument("--idle_count", type=int, default=15000,
+                    help="connections held idle during the idle workload")
+    ap.add_argument("--slow_count", type=int, default=5000,
+                    help="one-byte-per-second clients during slow")
+    ap.add_argument("--latency_rate", type=int, default=1000,
+                    help="new connections per second for latency")
     ap.add_argument("--no_floor", action="store_true")
     ap.add_argument("--server_cpu", type=int, default=0)
     ap.add_argument("--client_cpu", type=int, default=1)
@@ -88,7 +100,7 @@ def find_tools(paths):
     if missing:
         sys.exit(f"missing required tools: {', '.join(missing)} "
                  f"(apt-get install -y wrk util-linux gcc)")
-    for t in ("haproxy", "nginx", "perf"):
+    for t in ("haproxy", "nginx", "perf", "sniproxy"):
         tools[t] = shutil.which(t) or (f"/usr/sbin/{t}"
                                        if os.path.exists(f"/usr/sbin/{t}")
                                        else None)
@@ -132,14 +144,18 @@ def select_paths(ctx):
         ctx.paths.insert(at, BASELINE)
     if BASELINE in ctx.paths and not args.baseline_bin_dir:
         sys.exit(f"path {BASELINE} needs --baseline_bin_dir")
-    for w in args.workloads.split(","):
+    spec = ",".join(WORKLOADS) if args.workloads == "all" else args.workloads
+    for w in spec.split(","):
         if not w:
             continue
         if w not in WORKLOAD_ALIASES:
-            sys.exit(f"unknown workload {w!r}; known: keepalive,newconn,"
-                     f"tls-new")
+            sys.exit(f"unknown workload {w!r}; known: "
+                     f"{','.join(WORKLOADS)} or all")
         if WORKLOAD_ALIASES[w] not in ctx.workloads:
             ctx.workloads.append(WORKLOAD_ALIASES[w])
+    if {"idle", "slow"} & set(ctx.workloads) and \
+            "new-conn" not in ctx.workloads:
+        ctx.workloads.append("new-conn")
     ctx.workloads = [w for w in WORKLOADS if w in ctx.workloads]
     if not ctx.workloads:
         sys.exit("--workloads: nothing to run")
@@ -176,7 +192,7 @@ def run_path(ctx, run, rnd, path):
     """One path's turn in a round: a server per workload group (HTTP, TLS),
     each measured under the group's workloads."""
     args = ctx.args
-    groups = [[w for w in ctx.workloads if w in HTTP_WORKLOADS
+    groups = [[w for w in ctx.workloads if w in ALL_HTTP
                and w in PATH_WORKLOADS[path]],
               [w for w in ctx.workloads if w == "tls-new"
                and w in PATH_WORKLOADS[path]]]
@@ -224,6 +240,8 @@ def run_rounds(ctx, run):
         if tls:
             ctx.tls_client = build_tls_client(ctx)
             make_cert(ctx)
+        if set(SHAPES) & set(ctx.workloads):
+            ctx.conn_shapes = build_conn_shapes(ctx)
         if "nginx-direct" in ctx.paths:
             ctx.hello_body = probe_hello_body(ctx)
         for rnd in range(args.rounds):
@@ -275,7 +293,8 @@ def main(argv=None):
     run.load_after = os.getloadavg()
 
     out = compose(ctx, run)
-    print(out)
+    shapes_out = compose_shapes(ctx, run)
+    print(out + ("\n" + shapes_out if shapes_out else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"command": command, "started": run.started.isoformat(),
@@ -286,7 +305,10 @@ def main(argv=None):
         if any(w in HTTP_WORKLOADS for w in ctx.workloads):
             write_results(results_md, out)
             log("wrote the section into benchmarks/RESULTS.md")
-        else:
+        elif "tls-new" in ctx.workloads:
             write_results_tls(results_md, out)
             log("wrote the TLS subsection into benchmarks/RESULTS.md")
+        if shapes_out:
+            write_results_shapes(results_md, shapes_out)
+            log("wrote the load-shapes section into benchmarks/RESULTS.md")
     return 0

@@ -9,30 +9,41 @@ TEMPLATES = os.path.join(HERE, "templates")
 
 HOST = "a.localhost"
 ALL_PATHS = ["direct", "ddv", "haproxy-http", "haproxy-tcp", "nginx",
-             "nginx-direct", "nginx-stream"]
+             "nginx-direct", "nginx-stream", "sniproxy"]
 # Same set-up as `ddv`, binaries from --baseline_bin_dir.
 BASELINE = "ddv-before"
-INSTALL_HINT = "apt-get install -y haproxy nginx-light libnginx-mod-stream"
+INSTALL_HINT = ("apt-get install -y haproxy nginx-light libnginx-mod-stream "
+                "sniproxy")
 SECTION = "## Load: through the master vs direct"
 TLS_SECTION = "### TLS handshakes: through the master vs direct (tls-new)"
 TARGETS = {"keep-alive": 0.98, "new-conn": 0.85, "tls-new": 0.95,
            "floor": 1.1}
 # Workloads: name in the table, then the spellings --workloads accepts.
-WORKLOADS = ["keep-alive", "new-conn", "tls-new"]
+WORKLOADS = ["keep-alive", "new-conn", "tls-new", "download", "idle", "slow",
+             "latency"]
 WORKLOAD_ALIASES = {"keepalive": "keep-alive", "keep-alive": "keep-alive",
                     "newconn": "new-conn", "new-conn": "new-conn",
-                    "tls-new": "tls-new", "tls": "tls-new"}
+                    "tls-new": "tls-new", "tls": "tls-new",
+                    "download": "download", "idle": "idle", "slow": "slow",
+                    "latency": "latency"}
+DEFAULT_WORKLOADS = "keepalive,newconn,tls-new"
 HTTP_WORKLOADS = ("keep-alive", "new-conn")
+# The load shapes (ddvbench/shapes.py): each an HTTP workload with its own
+# table. idle and slow are measured against the same path's new-conn.
+SHAPES = ("download", "idle", "slow", "latency")
+ALL_HTTP = HTTP_WORKLOADS + SHAPES
+DOWNLOAD_PATH = "/bytes/1048576"
 # Which workloads each path serves.
 PATH_WORKLOADS = {
     "direct": WORKLOADS, "ddv": WORKLOADS, BASELINE: WORKLOADS,
-    "haproxy-tcp": WORKLOADS,
-    "haproxy-http": HTTP_WORKLOADS, "nginx": HTTP_WORKLOADS,
+    "haproxy-tcp": WORKLOADS, "sniproxy": WORKLOADS,
+    "haproxy-http": ALL_HTTP, "nginx": ALL_HTTP,
     "nginx-direct": HTTP_WORKLOADS, "nginx-stream": ("tls-new",),
 }
 # The tool a path needs beyond ddv's own binaries.
 NEEDS = {"haproxy-http": "haproxy", "haproxy-tcp": "haproxy",
-         "nginx": "nginx", "nginx-direct": "nginx", "nginx-stream": "nginx"}
+         "nginx": "nginx", "nginx-direct": "nginx", "nginx-stream": "nginx",
+         "sniproxy": "sniproxy"}
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 USEC_PER_TICK = 1e6 / CLK_TCK
@@ -70,6 +81,7 @@ class Ctx:
         self.procs = None
         self.cert = self.key = None
         self.tls_client = None
+        self.conn_shapes = None
         self.hello_body = None
 
     @property

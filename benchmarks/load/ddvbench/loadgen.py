@@ -12,26 +12,30 @@ import time
 
 from pyddv.net import free_port
 
-from .common import HERE, HOST, USEC_PER_TICK
+from .common import DOWNLOAD_PATH, HERE, HOST, USEC_PER_TICK
 from .cpu import cpu_stat, proc_ticks
 
 # --------------------------------------------------------------------------
 # wrk
 
 
-def wrk_argv(ctx, port, close, duration):
+def wrk_argv(ctx, port, close, duration, path="/", connections=None):
+    connections = connections or ctx.args.connections
     argv = ["taskset", "-c", str(ctx.args.client_cpu), ctx.tools["wrk"],
-            "-t1", f"-c{ctx.args.connections}", f"-d{duration}s",
+            "-t1", f"-c{connections}", f"-d{duration}s",
             "-H", f"Host: {HOST}"]
     if close:
         argv += ["-H", "Connection: close"]
-    return argv + [f"http://127.0.0.1:{port}/"]
+    return argv + [f"http://127.0.0.1:{port}{path}"]
 
 
-def wrk_display(ctx, close):
-    s = f"wrk -t1 -c{ctx.args.connections} -d{ctx.args.duration}s -H 'Host: {HOST}'"
+def wrk_display(ctx, close, path="/", connections=None):
+    connections = connections or ctx.args.connections
+    s = f"wrk -t1 -c{connections} -d{ctx.args.duration}s -H 'Host: {HOST}'"
     if close:
         s += " -H 'Connection: close'"
+    if path != "/":
+        s += f" http://127.0.0.1:PORT{path}"
     return s
 
 
@@ -50,8 +54,8 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(ctx, port, close, duration):
-    argv = wrk_argv(ctx, port, close, duration)
+def run_wrk(ctx, port, close, duration, path="/", connections=None):
+    argv = wrk_argv(ctx, port, close, duration, path, connections)
     res = subprocess.run(argv, capture_output=True, text=True,
                          timeout=duration + 60)
     if res.returncode != 0:
@@ -103,7 +107,15 @@ def run_load(ctx, port, workload, duration):
     """One load run of `workload` against 127.0.0.1:port."""
     if workload == "tls-new":
         return run_tls_client(ctx, port, duration)
-    return run_wrk(ctx, port, workload == "new-conn", duration)
+    if workload == "download":
+        return run_wrk(ctx, port, False, duration, DOWNLOAD_PATH,
+                       ctx.args.download_connections)
+    if workload == "latency":
+        from .shapes import run_latency
+        return run_latency(ctx, port, duration)
+    # new-conn, and the new-conn load idle and slow run under.
+    return run_wrk(ctx, port, workload in ("new-conn", "idle", "slow"),
+                   duration)
 
 
 # --------------------------------------------------------------------------

@@ -11,8 +11,17 @@ from .loadgen import run_load
 
 
 def measure(ctx, server, workload):
-    """Warm up, then one measured load run (wrk, or tls_client for
-    tls-new); returns the numbers."""
+    """Warm up, then one measured load run (wrk, tls_client for tls-new,
+    conn_shapes for latency; idle and slow: new-conn with conn_shapes
+    holding connections meanwhile); returns the numbers."""
+    if workload in ("idle", "slow"):
+        from .shapes import measure_held
+        return measure_held(ctx, server, workload,
+                            lambda: measure_one(ctx, server, workload))
+    return measure_one(ctx, server, workload)
+
+
+def measure_one(ctx, server, workload):
     if ctx.args.warmup > 0:
         run_load(ctx, server["port"], workload, ctx.args.warmup)
         time.sleep(0.3)  # let closing connections finish on both sides

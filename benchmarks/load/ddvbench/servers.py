@@ -172,6 +172,24 @@ def setup_nginx_stream(ctx, tls=True):
     return {"port": port, "roots": [p.pid, hello.pid], "procs": [p, hello]}
 
 
+def setup_sniproxy(ctx, tls=False):
+    """sniproxy 0.6: `protocol http` (Host) or `tls` (SNI), one table entry
+    to a ddv_hello backend; it copies the bytes both ways."""
+    hello, bport = start_hello(ctx, "sniproxy-backend" + ("-tls" if tls
+                                                          else ""), tls)
+    port = free_port()
+    d = os.path.join(ctx.dir, "sniproxy" + ("-tls" if tls else ""))
+    os.makedirs(d, exist_ok=True)
+    cfg = write_config(os.path.join(d, "sniproxy.conf"), "sniproxy.conf",
+                       user="root", dir=d, port=port, backend=bport,
+                       host=HOST, proto="tls" if tls else "http")
+    # -f: foreground (no fork, so the process tree is the one we started).
+    p = ctx.procs.start([ctx.tools["sniproxy"], "-f", "-c", cfg],
+                        ctx.args.server_cpu, os.path.join(d, "sniproxy.out"))
+    wait_http(port, [p, hello], what="sniproxy", tls=tls)
+    return {"port": port, "roots": [p.pid, hello.pid], "procs": [p, hello]}
+
+
 SETUPS = {
     "direct": setup_direct,
     "ddv": setup_ddv,
@@ -183,6 +201,7 @@ SETUPS = {
     "nginx": setup_nginx,
     "nginx-direct": setup_nginx_direct,
     "nginx-stream": setup_nginx_stream,
+    "sniproxy": setup_sniproxy,
 }
 
 
