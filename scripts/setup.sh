@@ -12,8 +12,11 @@ PACKAGES=(
   libtomlplusplus-dev nlohmann-json3-dev
   # clang + libFuzzer for --config=fuzz.
   clang libclang-rt-14-dev llvm-14
-  # Real clients the tests drive, and the load generator.
-  curl openssl python3 wrk iproute2 procps
+  # Real clients the tests drive, and the load generator; tmux is the
+  # terminal ddvctl top is tested in (tests/control/top_e2e_test.py).
+  curl openssl python3 wrk iproute2 procps tmux
+  # The L4 tier in front of two ddv instances (tests/deploy).
+  haproxy
   # The Debian package (scripts/package.sh, tests/package): dpkg-shlibdeps,
   # lintian, pkg-config for the C worker, systemd-analyze for the units
   # and systemd-socket-activate for tests/systemd, logrotate for its

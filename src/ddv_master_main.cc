@@ -31,6 +31,7 @@
 #include "glog/logging.h"
 #include "src/base/sd_notify.h"
 #include "src/base/socket_activation.h"
+#include "src/cli/flag_help.h"
 #include "src/config/config.h"
 #include "src/config/config_snapshot.h"
 #include "src/logwriter/log_writer.h"
@@ -134,6 +135,56 @@ DEFINE_int32(drain_timeout, 30,
 namespace {
 
 constexpr int kExitConfigError = 2;
+
+// --help: the flags above by purpose (package/man/ddv_master.8 has the same
+// groups, and tests/package/man_pages_test.py checks that they agree).
+const ddv::cli::HelpText& Help() {
+  static const auto* help = new ddv::cli::HelpText{
+      "usage: ddv_master [--config=FILE] [--check_config] "
+      "[--watchdog=false] [FLAG...]\n"
+      "\n"
+      "The ddv front door: routes connections by Host or SNI to per-site\n"
+      "worker processes (ddv_master(8), docs/design.md). Without --config\n"
+      "it runs the embedded demo.\n",
+      "",
+      {
+          {"Configuration and roles", "",
+           {"config=FILE", "check_config", "watchdog=BOOL",
+            "control_socket=PATH"}},
+          {"Listeners and accepting", "",
+           {"max_connections=N", "backlog=N", "defer_accept_seconds=N"}},
+          {"Handoff", "",
+           {"handoff=MODE", "handoff_batch=N", "worker_wait_ms=MS",
+            "node_max_unaccepted=N"}},
+          {"io_uring", "",
+           {"ring_entries=N", "sqpoll", "defer_taskrun=BOOL",
+            "peek_buffers=N", "peek_buffer_size=BYTES"}},
+          {"Supervision: workers and the master's restarts", "",
+           {"drain_timeout=SECONDS", "heartbeat_interval_ms=MS",
+            "heartbeat_timeout_ms=MS", "backoff_initial_ms=MS",
+            "backoff_max_ms=MS", "crash_loop_limit=N",
+            "crash_loop_window_s=SECONDS"}},
+          {"Logging",
+           "glog's; without --log_dir everything goes to standard error. "
+           "Workers' output goes to their site's log files through the log "
+           "writer (docs/logs.md).",
+           {"log_dir=DIR", "minloglevel=N", "v=N"}},
+          {"The demo (without --config)", "",
+           {"demo_dir=DIR", "demo_http_port=PORT", "demo_tls_port=PORT",
+            "demo_tls_cert=FILE", "demo_tls_key=FILE"}},
+          {"Internal",
+           "Set by the watchdog on the processes it starts; not for "
+           "operators.",
+           {"listen_fds=NAME=FD,...", "config_snapshot=FILE", "watchdog_fd=FD",
+            "watchdog_state_fd=FD", "log_writer", "log_writer_park",
+            "log_writer_fd=FD"},
+           /*full_only=*/true},
+      },
+      "",
+      "src/ddv_master_main.cc",
+  };
+  return *help;
+}
 
 std::string SelfDir() {
   char path[PATH_MAX];
@@ -426,10 +477,8 @@ ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
-      "ddv_master [--config=FILE] [--watchdog=false] [--check_config]");
   std::vector<std::string> original_args(argv, argv + argc);
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  ddv::cli::ParseFlags(Help(), &argc, &argv);
   FLAGS_logtostderr = FLAGS_log_dir.empty();
   google::InitGoogleLogging(argv[0]);
 
@@ -524,7 +573,9 @@ int main(int argc, char** argv) {
           ? ddv::config::LoadConfigFile(path)
           : LoadStartConfig(path, FLAGS_config_snapshot);
   if (!config.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    std::fprintf(
+        stderr, "%s\n",
+        ddv::config::DescribeConfigErrors(config.status(), path).c_str());
     return kExitConfigError;
   }
   // The master applies them again to every file a reload loads.

@@ -32,7 +32,8 @@ with the monotonic times of each pid's first and last answer (CLOCK_MONOTONIC
 is one clock for every process, so they compare with the scenario's
 `time.monotonic()`), and `LoadResult.hosts` counts answers per Host and site.
 Also: `requests`, `ok`, `connections` opened, `latency_max` (s) and when
-(`latency_max_at`), `started` and `ended`.
+(`latency_max_at`), `latency` (s: `p50`, `p90`, `p99`, `p999` of the 2xx
+answers, from request start to the whole answer), `started` and `ended`.
 
 A keep-alive connection is replaced by a new one after an answer that says
 `Connection: close` (counted in `told_to_close`), and when the server
@@ -227,6 +228,11 @@ def _hello_fields(body):
         return None
 
 
+def _family(address):
+    """AF_INET6 for an IPv6 literal ("::1"), else AF_INET."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def _run_load(stop_fd, port, hosts, mode, connections, duration,
               max_requests, rate, timeout, path, requests_per_connection,
               address):
@@ -245,6 +251,7 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         "told_to_close": 0,
     }
     pids = out["pids"]
+    latencies = []      # of the 2xx answers, for the percentiles
     host_counts = {h: {"ok": 0, "failed": 0, "sites": {}} for h in hosts}
     out["hosts"] = host_counts
     requests = {h: (f"GET {path} HTTP/1.1\r\nHost: {h}\r\n"
@@ -283,7 +290,7 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         c.buf, c.got_bytes = bytearray(), 0
         c.t_req = now
         c.out = requests[host]
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(_family(address), socket.SOCK_STREAM)
         s.setblocking(False)
         c.sock, c.fd = s, s.fileno()
         out["connections"] += 1
@@ -345,6 +352,8 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
         c.reqs += 1
         if 200 <= status < 300:
             out["ok"] += 1
+            if len(latencies) < 10**6:
+                latencies.append(latency)
             hc = host_counts[c.host]
             hc["ok"] += 1
             who = _hello_fields(body)
@@ -510,6 +519,12 @@ def _run_load(stop_fd, port, hosts, mode, connections, duration,
                     fail(c, "timeout", f"{timeout} s", now)
     ep.close()
     out["ended"] = time.monotonic()
+    latencies.sort()
+    out["latency"] = {
+        name: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+        if latencies else None
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
+                        ("p999", 0.999))}
     return out
 
 
@@ -569,8 +584,8 @@ def start_load(port, hosts, mode="keepalive", connections=16, duration=10.0,
                max_requests=10**9, rate=None, timeout=5.0, path="/",
                requests_per_connection=10**9, address="127.0.0.1"):
     """Starts a load in a forked child; returns a `Load`. `hosts`: the Host
-    headers, taken in turn by each new connection. See the module docstring
-    for the rest."""
+    headers, taken in turn by each new connection; `address`: an IPv4 or
+    IPv6 literal to connect to. See the module docstring for the rest."""
     if isinstance(hosts, str):
         hosts = [hosts]
     hosts = list(hosts)
@@ -589,7 +604,7 @@ def start_load(port, hosts, mode="keepalive", connections=16, duration=10.0,
 def _run_download(stop_fd, port, host, size, rate, timeout, rcvbuf, address):
     out = {"status": None, "length": None, "received": 0, "mismatch": None,
            "error": None, "complete": False}
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(_family(address), socket.SOCK_STREAM)
     # A small receive buffer, so the server is still sending (flow
     # controlled), not done and waiting in kernel buffers.
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)

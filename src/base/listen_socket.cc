@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/base/errno_status.h"
+#include "src/base/status_macros.h"
 
 namespace ddv {
 
@@ -24,9 +25,15 @@ absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
   if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
     return ErrnoStatus(errno, "setsockopt(SO_REUSEADDR)", doing);
   }
-  if (family == AF_INET6 &&
-      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+  // Set either way: the kernel's default (net.ipv6.bindv6only) is the
+  // host's choice, and the config's must win.
+  const int v6only = spec.v6only ? 1 : 0;
+  if (family == AF_INET6 && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY,
+                                       &v6only, sizeof(v6only)) < 0) {
     return ErrnoStatus(errno, "setsockopt(IPV6_V6ONLY)", doing);
+  }
+  if (spec.reuse_port) {
+    DDV_RETURN_IF_ERROR(SetReusePort(fd.get(), true));
   }
   if (spec.defer_accept && options.defer_accept_seconds > 0 &&
       setsockopt(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT,
@@ -41,7 +48,40 @@ absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
   if (::listen(fd.get(), options.backlog) < 0) {
     return ErrnoStatus(errno, "listen", doing);
   }
+  // Listening, the socket has joined the old one's port; from now on a
+  // third socket's bind is judged by this one's flag, which goes off. (The
+  // kernel may still let a same-user SO_REUSEPORT socket share the port
+  // until both are closed: its bucket remembers. Only the owner's user can
+  // do that, and it holds the sockets anyway.)
+  if (spec.reuse_port) {
+    DDV_RETURN_IF_ERROR(SetReusePort(fd.get(), false));
+  }
   return fd;
+}
+
+absl::Status SetReusePort(int fd, bool on) {
+  const int value = on ? 1 : 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &value, sizeof(value)) < 0) {
+    return ErrnoStatus(errno, "setsockopt(SO_REUSEPORT)",
+                       on ? "binding a listener beside the one it replaces"
+                          : "restoring a listener after a failed bind");
+  }
+  return absl::OkStatus();
+}
+
+bool IsV6Only(int fd) {
+  sockaddr_storage bound{};
+  socklen_t length = sizeof(bound);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+    return false;
+  }
+  if (bound.ss_family != AF_INET6) return true;
+  int v6only = 0;
+  length = sizeof(v6only);
+  if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &length) != 0) {
+    return false;
+  }
+  return v6only != 0;
 }
 
 absl::Status SetDeferAccept(int fd, bool on, const ListenOptions& options) {

@@ -29,11 +29,21 @@ struct ListenSpec {
   std::string address;  // as written, for messages: "127.0.0.1:80"
   SocketAddress bind_to;
   bool defer_accept = true;  // false for `tcp` listeners: nothing is peeked
+  // IPv6 addresses: IPV6_V6ONLY, so "[::]" takes IPv6 alone. False: it
+  // takes IPv4 too (dual stack). Fixed once bound: a change is a new socket.
+  bool v6only = true;
+  // Bound beside a listening socket of the same owner on an overlapping
+  // address, which is about to be drained and closed (a reload that moves
+  // an address or changes v6only): SO_REUSEPORT on, for bind() and
+  // listen() only. The old socket must have SO_REUSEPORT set too
+  // (SetReusePort). Off again once listening, so later binds by others are
+  // refused as before.
+  bool reuse_port = false;
 };
 
-// socket + SO_REUSEADDR (+ IPV6_V6ONLY, so "[::]" never takes IPv4) + bind
-// + listen, and TCP_DEFER_ACCEPT when `spec.defer_accept`. A failure names
-// the call, the listener and the address:
+// socket + SO_REUSEADDR (+ IPV6_V6ONLY as `spec.v6only` says, for IPv6) +
+// bind + listen, and TCP_DEFER_ACCEPT when `spec.defer_accept`. A failure
+// names the call, the listener and the address:
 //   bind() failed while binding listener "x" to 127.0.0.1:80: Address
 //   already in use (errno 98)
 absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
@@ -43,6 +53,15 @@ absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
 // socket: a listener that changes between `tcp` and a peeked protocol keeps
 // its socket.
 absl::Status SetDeferAccept(int fd, bool on, const ListenOptions& options);
+
+// Turns SO_REUSEPORT on or off on a bound socket: on before a socket that
+// replaces it is bound beside it (ListenSpec::reuse_port), off again when
+// that bind failed.
+absl::Status SetReusePort(int fd, bool on);
+
+// IPV6_V6ONLY of a bound IPv6 socket; true for any other family (it takes
+// no IPv4 through IPv6 either). False when it cannot be read.
+bool IsV6Only(int fd);
 
 // Whether `fd` is a listening socket bound to `address`; port 0 in
 // `address` matches any port (the kernel picked one).

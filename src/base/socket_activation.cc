@@ -64,7 +64,19 @@ std::string Mismatch(int fd, const ListenSpec& spec) {
   if (IntOption(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1) {
     return absl::StrCat("is a TCP socket that does not listen; ", wanted);
   }
-  if (ListensOn(fd, spec.bind_to)) return "";
+  if (ListensOn(fd, spec.bind_to)) {
+    // IPV6_V6ONLY is fixed once bound: the unit's BindIPv6Only= decides.
+    if (family == AF_INET6 && IsV6Only(fd) != spec.v6only) {
+      return spec.v6only
+                 ? absl::StrCat("is dual stack (BindIPv6Only=both); listener \"",
+                                spec.name, "\" has v6only = true, so the unit "
+                                "needs BindIPv6Only=ipv6-only")
+                 : absl::StrCat("is IPv6-only; listener \"", spec.name,
+                                "\" has v6only = false, so the unit needs "
+                                "BindIPv6Only=both");
+    }
+    return "";
+  }
   sockaddr_storage bound{};
   socklen_t length = sizeof(bound);
   std::string where = "an unknown address";
@@ -220,6 +232,11 @@ absl::Status CheckPassedListenersKept(const std::vector<ListenSpec>& running,
       problems.push_back(absl::StrCat("listener \"", spec.name,
                                       "\" moves from ", same->address, " to ",
                                       spec.address));
+    } else if (spec.bind_to.addr.ss_family == AF_INET6 &&
+               same->v6only != spec.v6only) {
+      problems.push_back(absl::StrCat("listener \"", spec.name,
+                                      "\" changes v6only to ",
+                                      spec.v6only ? "true" : "false"));
     }
   }
   for (const ListenSpec& r : running) {

@@ -57,7 +57,8 @@ absl::StatusOr<std::vector<PassedSocket>> TakePassedSockets();
 //   - two sockets with one name;
 //   - a listener no socket is named for;
 //   - a socket that is not a listening TCP socket (another family or type,
-//     not listening) or listens elsewhere than the listener's address.
+//     not listening) or listens elsewhere than the listener's address;
+//   - an IPv6 socket whose IPV6_V6ONLY is not the listener's v6only.
 absl::StatusOr<std::vector<UniqueFd>> MatchPassedSockets(
     std::vector<PassedSocket> passed, const std::vector<ListenSpec>& listeners);
 
@@ -65,7 +66,7 @@ absl::StatusOr<std::vector<UniqueFd>> MatchPassedSockets(
 // fixed by its units: a reload may change how a listener's connections are
 // handled, not which sockets there are. FailedPrecondition, naming the
 // listener, when `next` adds, removes or renames one, or gives one another
-// address, compared with `running` (the order does not matter).
+// address or v6only, compared with `running` (the order does not matter).
 absl::Status CheckPassedListenersKept(const std::vector<ListenSpec>& running,
                                       const std::vector<ListenSpec>& next);
 

@@ -24,6 +24,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/types/optional.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -35,6 +38,7 @@
 #include "src/config/host_pattern.h"
 #include "src/config/listen_address.h"
 #include "src/config/cross_checks.h"
+#include "src/config/site_isolation.h"
 #include "src/config/system_checks.h"
 #include "src/config/toml_reader.h"
 
@@ -60,13 +64,15 @@ constexpr absl::string_view kMasterKeys[] = {
     "control_socket", "control_socket_mode", "control_socket_group",
     "peek_timeout_ms", "max_peek_bytes", "handoff"};
 constexpr absl::string_view kListenerKeys[] = {
-    "name", "address", "protocol", "default_site", "proxy_protocol"};
+    "name",           "address",        "protocol", "default_site",
+    "proxy_protocol", "proxy_protocol_from", "v6only"};
 constexpr absl::string_view kSiteKeys[] = {
     "id",         "command",   "processes", "hosts",    "listeners",
     "default",    "alpn",      "env",       "user",     "group",
     "log_output", "log_error", "log_all",   "log_max_bytes", "log_keep",
     "tls_cert",   "tls_key",   "runtime",   "claimable_hosts",
-    "may_claim_default", "strict_host"};
+    "may_claim_default", "limits", "cwd", "memory_max", "cpu_weight",
+    "max_connections", "max_pending", "strict_host"};
 
 absl::Status RequireAbsolutePath(const TomlReader& reader,
                                  const toml::node& node, absl::string_view key,
@@ -89,30 +95,31 @@ absl::Status ReadAbsolutePath(const TomlReader& reader,
 
 // log_max_bytes and log_keep: the log writer rotates the site's files by
 // size. Neither may be set where it would do nothing.
-absl::Status ParseLogRotation(const TomlReader& reader,
-                              const toml::table& table, SiteConfig* site) {
+// `logs_read` says whether log_output, log_error and log_all were read
+// without error: otherwise "needs a log file" could blame the wrong key.
+void ParseLogRotation(const TomlReader& reader, const toml::table& table,
+                      bool logs_read, SiteConfig* site, ErrorList* errors) {
   int64_t max_bytes = 0;
   const toml::node* max_node = nullptr;
-  DDV_RETURN_IF_ERROR(reader.ReadInt64(table, "log_max_bytes", 0,
-                                       kMaxLogMaxBytes, &max_bytes,
-                                       &max_node));
+  const bool max_read =
+      errors->Add(reader.ReadInt64(table, "log_max_bytes", 0, kMaxLogMaxBytes,
+                                   &max_bytes, &max_node));
   int keep = static_cast<int>(site->log_keep);
-  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "log_keep", 0, kMaxLogKeep, &keep));
+  errors->Add(reader.ReadInt(table, "log_keep", 0, kMaxLogKeep, &keep));
   site->log_max_bytes = static_cast<uint64_t>(max_bytes);
   site->log_keep = static_cast<uint32_t>(keep);
   if (const toml::node* keep_node = table.get("log_keep");
-      keep_node != nullptr && max_bytes == 0) {
-    return reader.ErrorAt(*keep_node,
-                          "log_keep needs log_max_bytes: files are rotated "
-                          "only by size");
+      keep_node != nullptr && max_read && max_bytes == 0) {
+    errors->Add(reader.ErrorAt(*keep_node,
+                               "log_keep needs log_max_bytes: files are "
+                               "rotated only by size"));
   }
-  if (max_bytes > 0 && site->log_output.empty() && site->log_error.empty() &&
-      site->log_all.empty()) {
-    return reader.ErrorAt(*max_node,
-                          "log_max_bytes needs a log file to rotate: "
-                          "log_output, log_error or log_all");
+  if (logs_read && max_bytes > 0 && site->log_output.empty() &&
+      site->log_error.empty() && site->log_all.empty()) {
+    errors->Add(reader.ErrorAt(*max_node,
+                               "log_max_bytes needs a log file to rotate: "
+                               "log_output, log_error or log_all"));
   }
-  return absl::OkStatus();
 }
 
 // Protocol and handoff names, as written in the file.
@@ -213,103 +220,185 @@ absl::Status ReadControlSocketMode(const TomlReader& reader,
   return absl::OkStatus();
 }
 
-absl::Status ParseMaster(const TomlReader& reader, const toml::table& table,
-                         MasterConfig* master) {
-  DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[master]", kMasterKeys));
-
+absl::Status ReadControlSocket(const TomlReader& reader,
+                               const toml::table& table, MasterConfig* master) {
   const toml::node* node = nullptr;
   DDV_RETURN_IF_ERROR(reader.ReadString(table, "control_socket",
-                                               &master->control_socket, &node));
-  if (node != nullptr) {
-    DDV_RETURN_IF_ERROR(RequireAbsolutePath(
-        reader, *node, "control_socket", master->control_socket));
-    // sun_path holds the path and its terminating NUL.
-    constexpr size_t kSunPathSize = sizeof(sockaddr_un{}.sun_path);
-    if (master->control_socket.size() >= kSunPathSize) {
-      return reader.ErrorAt(
-          *node,
-          absl::StrCat("control_socket is ", master->control_socket.size(),
-                       " bytes; a Unix socket path must be shorter "
-                       "than ",
-                       kSunPathSize));
-    }
+                                        &master->control_socket, &node));
+  if (node == nullptr) return absl::OkStatus();
+  DDV_RETURN_IF_ERROR(RequireAbsolutePath(reader, *node, "control_socket",
+                                          master->control_socket));
+  // sun_path holds the path and its terminating NUL.
+  constexpr size_t kSunPathSize = sizeof(sockaddr_un{}.sun_path);
+  if (master->control_socket.size() >= kSunPathSize) {
+    return reader.ErrorAt(
+        *node, absl::StrCat("control_socket is ", master->control_socket.size(),
+                            " bytes; a Unix socket path must be shorter "
+                            "than ",
+                            kSunPathSize));
   }
-  DDV_RETURN_IF_ERROR(ReadControlSocketMode(reader, table, master));
-  DDV_RETURN_IF_ERROR(
-      internal::ReadControlSocketGroup(reader, table, master));
-  DDV_RETURN_IF_ERROR(
-      reader.ReadInt(table, "peek_timeout_ms", kMinPeekTimeoutMs,
-                     kMaxPeekTimeoutMs, &master->peek_timeout_ms));
-  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "max_peek_bytes",
-                                            kMinMaxPeekBytes, kMaxMaxPeekBytes,
-                                            &master->max_peek_bytes));
-  return ReadEnum(reader, table, "handoff", kHandoffModes, &master->handoff,
-                  &node);
+  return absl::OkStatus();
 }
 
-absl::Status ParseListener(const TomlReader& reader, const toml::table& table,
-                           ListenerConfig* listener,
-                           internal::ListenerSource* source) {
+// proxy_protocol_from: CIDR networks, only beside proxy_protocol = true.
+absl::Status ParseProxyProtocolFrom(const TomlReader& reader,
+                                    const toml::table& table,
+                                    ListenerConfig* listener) {
+  std::vector<std::string> written;
+  std::vector<const toml::node*> elements;
+  const toml::node* node = nullptr;
+  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "proxy_protocol_from",
+                                            /*allow_single=*/false, &written,
+                                            &elements, &node));
+  if (node == nullptr) return absl::OkStatus();
+  if (!listener->proxy_protocol) {
+    return reader.ErrorAt(*node,
+                          "proxy_protocol_from needs proxy_protocol = true");
+  }
+  if (written.empty()) {
+    return reader.ErrorAt(
+        *node,
+        "proxy_protocol_from must not be empty; leave it out to accept PROXY "
+        "headers from any address");
+  }
+  for (size_t i = 0; i < written.size(); ++i) {
+    absl::StatusOr<IpNetwork> network = IpNetwork::Parse(written[i]);
+    if (!network.ok()) {
+      return reader.ErrorAt(*elements[i], network.status().message());
+    }
+    listener->proxy_protocol_from.push_back(*network);
+  }
+  return absl::OkStatus();
+}
+
+// v6only: meaningful for IPv6 addresses only.
+absl::Status ParseV6Only(const TomlReader& reader, const toml::table& table,
+                         ListenerConfig* listener) {
+  const toml::node* node = nullptr;
+  DDV_RETURN_IF_ERROR(reader.ReadBool(table, "v6only", &listener->v6only, &node));
+  if (node != nullptr && listener->addr.ss_family != AF_INET6) {
+    return reader.ErrorAt(
+        *node, absl::StrCat("v6only applies to IPv6 addresses only, and \"",
+                            listener->address, "\" is IPv4"));
+  }
+  return absl::OkStatus();
+}
+
+// Each key of [master] stands alone: every one is checked.
+void ParseMaster(const TomlReader& reader, const toml::table& table,
+                 MasterConfig* master, ErrorList* errors) {
+  reader.CheckKeys(table, "[master]", kMasterKeys, errors);
+  errors->Add(ReadControlSocket(reader, table, master));
+  errors->Add(ReadControlSocketMode(reader, table, master));
+  errors->Add(internal::ReadControlSocketGroup(reader, table, master));
+  errors->Add(reader.ReadInt(table, "peek_timeout_ms", kMinPeekTimeoutMs,
+                             kMaxPeekTimeoutMs, &master->peek_timeout_ms));
+  errors->Add(reader.ReadInt(table, "max_peek_bytes", kMinMaxPeekBytes,
+                             kMaxMaxPeekBytes, &master->max_peek_bytes));
+  const toml::node* node = nullptr;
+  errors->Add(ReadEnum(reader, table, "handoff", kHandoffModes,
+                       &master->handoff, &node));
+}
+
+// "listener \"http\"" in messages, or "[[listener]]" when it has no good
+// name.
+std::string ListenerLabel(const ListenerConfig& listener,
+                          const internal::ListenerSource& source) {
+  return source.name != nullptr
+             ? absl::StrCat("listener \"", listener.name, "\"")
+             : std::string("[[listener]]");
+}
+
+// Every key of the [[listener]] is checked. A value in error is left out of
+// `source`, so the checks across tables skip it rather than report its
+// consequences.
+void ParseListener(const TomlReader& reader, const toml::table& table,
+                   ListenerConfig* listener, internal::ListenerSource* source,
+                   ErrorList* errors) {
   source->table = &table;
   listener->line = static_cast<int>(table.source().begin.line);
-  DDV_RETURN_IF_ERROR(
-      reader.CheckKeys(table, "[[listener]]", kListenerKeys));
+  reader.CheckKeys(table, "[[listener]]", kListenerKeys, errors);
 
-  DDV_RETURN_IF_ERROR(
-      reader.ReadString(table, "name", &listener->name, &source->name));
-  if (source->name == nullptr) {
-    return reader.ErrorAt(table, "[[listener]] needs a name");
-  }
-  if (listener->name.empty()) {
-    return reader.ErrorAt(*source->name, "listener name must not be empty");
+  const toml::node* name = nullptr;
+  if (errors->Add(reader.ReadString(table, "name", &listener->name, &name))) {
+    if (name == nullptr) {
+      errors->Add(reader.ErrorAt(table, "[[listener]] needs a name"));
+    } else if (listener->name.empty()) {
+      errors->Add(reader.ErrorAt(*name, "listener name must not be empty"));
+    } else {
+      source->name = name;
+    }
   }
 
-  DDV_RETURN_IF_ERROR(reader.ReadString(
-      table, "address", &listener->address, &source->address));
-  if (source->address == nullptr) {
-    return reader.ErrorAt(table, absl::StrCat("listener \"", listener->name,
-                                              "\" needs an address"));
+  const toml::node* address = nullptr;
+  if (errors->Add(reader.ReadString(table, "address", &listener->address,
+                                    &address))) {
+    if (address == nullptr) {
+      errors->Add(reader.ErrorAt(
+          table, absl::StrCat(ListenerLabel(*listener, *source),
+                              " needs an address")));
+    } else if (absl::StatusOr<ListenAddress> parsed =
+                   ParseListenAddress(listener->address);
+               !parsed.ok()) {
+      errors->Add(reader.ErrorAt(*address, parsed.status().message()));
+    } else {
+      source->address = address;
+      source->parsed_address = *parsed;
+      listener->addr = parsed->addr;
+      listener->addr_len = parsed->addr_len;
+    }
   }
-  absl::StatusOr<ListenAddress> address = ParseListenAddress(listener->address);
-  if (!address.ok()) {
-    return reader.ErrorAt(*source->address, address.status().message());
-  }
-  source->parsed_address = *address;
-  listener->addr = address->addr;
-  listener->addr_len = address->addr_len;
 
   const toml::node* protocol = nullptr;
-  DDV_RETURN_IF_ERROR(ReadEnum(reader, table, "protocol", kProtocols,
-                                      &listener->protocol, &protocol));
   // No default: guessing http for a TLS port would answer TLS clients with
   // HTTP errors.
-  if (protocol == nullptr) {
-    return reader.ErrorAt(
-        table, absl::StrCat("listener \"", listener->name,
-                            "\" needs a protocol: \"http\", \"tls\" or "
-                            "\"tcp\""));
+  if (errors->Add(ReadEnum(reader, table, "protocol", kProtocols,
+                           &listener->protocol, &protocol)) &&
+      protocol == nullptr) {
+    errors->Add(reader.ErrorAt(
+        table, absl::StrCat(ListenerLabel(*listener, *source),
+                            " needs a protocol: \"http\", \"tls\" or "
+                            "\"tcp\"")));
   }
 
-  DDV_RETURN_IF_ERROR(reader.ReadString(
-      table, "default_site", &listener->default_site, &source->default_site));
-  if (source->default_site != nullptr && listener->default_site.empty()) {
-    return reader.ErrorAt(
-        *source->default_site,
-        "default_site must not be empty; leave it out instead");
+  const toml::node* default_site = nullptr;
+  if (errors->Add(reader.ReadString(table, "default_site",
+                                    &listener->default_site, &default_site)) &&
+      default_site != nullptr) {
+    if (listener->default_site.empty()) {
+      errors->Add(
+          reader.ErrorAt(*default_site,
+                         "default_site must not be empty; leave it out "
+                         "instead"));
+    } else {
+      source->default_site = default_site;
+    }
   }
-  return reader.ReadBool(table, "proxy_protocol", &listener->proxy_protocol);
+  errors->Add(
+      reader.ReadBool(table, "proxy_protocol", &listener->proxy_protocol));
+  errors->Add(ParseProxyProtocolFrom(reader, table, listener));
+  // Only once the address is known: a bad one is reported already.
+  if (source->address != nullptr) {
+    errors->Add(ParseV6Only(reader, table, listener));
+  }
+}
+
+// "site \"a\"" in messages, or "[[site]]" when it has no good id.
+std::string SiteLabel(const SiteConfig& site,
+                      const internal::SiteSource& source) {
+  return source.id != nullptr ? absl::StrCat("site \"", site.id, "\"")
+                              : std::string("[[site]]");
 }
 
 absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
-                          SiteConfig* site) {
+                          const std::string& label, SiteConfig* site) {
   const toml::node* command = nullptr;
   std::vector<const toml::node*> elements;
   DDV_RETURN_IF_ERROR(reader.ReadStringList(
       table, "command",
       /*allow_single=*/false, &site->command, &elements, &command));
   if (command == nullptr) {
-    return reader.ErrorAt(
-        table, absl::StrCat("site \"", site->id, "\" needs a command"));
+    return reader.ErrorAt(table, absl::StrCat(label, " needs a command"));
   }
   if (site->command.empty()) {
     return reader.ErrorAt(*command, "command must not be empty");
@@ -320,219 +409,255 @@ absl::Status ParseCommand(const TomlReader& reader, const toml::table& table,
   return internal::CheckExecutable(reader, *elements[0], &site->command[0]);
 }
 
-// hosts, normalised; the same host twice in one site is a typo.
-absl::Status ParseHosts(const TomlReader& reader, const toml::table& table,
-                        SiteConfig* site, internal::SiteSource* source) {
+// hosts, normalised; the same host twice in one site is a typo. Only the
+// good ones are kept, with their nodes in source->hosts (the host owner
+// check points at them).
+void ParseHosts(const TomlReader& reader, const toml::table& table,
+                SiteConfig* site, internal::SiteSource* source,
+                ErrorList* errors) {
   std::vector<std::string> written;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(
-      table, "hosts", /*allow_single=*/false, &written, &source->hosts));
+  std::vector<const toml::node*> elements;
+  if (!errors->Add(reader.ReadStringList(
+          table, "hosts", /*allow_single=*/false, &written, &elements))) {
+    return;
+  }
   absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < written.size(); ++i) {
     absl::StatusOr<std::string> host = NormalizeHostPattern(written[i]);
     if (!host.ok()) {
-      return reader.ErrorAt(*source->hosts[i], host.status().message());
+      errors->Add(reader.ErrorAt(*elements[i], host.status().message()));
+      continue;
     }
     if (!seen.insert(*host).second) {
-      return reader.ErrorAt(
-          *source->hosts[i],
-          absl::StrCat("host \"", *host, "\" is listed twice"));
+      errors->Add(reader.ErrorAt(
+          *elements[i], absl::StrCat("host \"", *host, "\" is listed twice")));
+      continue;
     }
     site->hosts.push_back(*std::move(host));
+    source->hosts.push_back(elements[i]);
   }
-  return absl::OkStatus();
 }
 
 // claimable_hosts: the patterns of `hosts`, in the same normal form, so a
 // claim is compared with them byte for byte (config_apply.h).
-absl::Status ParseClaimableHosts(const TomlReader& reader,
-                                 const toml::table& table, SiteConfig* site) {
+void ParseClaimableHosts(const TomlReader& reader, const toml::table& table,
+                         SiteConfig* site, ErrorList* errors) {
   std::vector<std::string> written;
   std::vector<const toml::node*> elements;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(table, "claimable_hosts",
-                                            /*allow_single=*/false, &written,
-                                            &elements));
+  if (!errors->Add(reader.ReadStringList(table, "claimable_hosts",
+                                         /*allow_single=*/false, &written,
+                                         &elements))) {
+    return;
+  }
   for (size_t i = 0; i < written.size(); ++i) {
     absl::StatusOr<std::string> host = NormalizeHostPattern(written[i]);
     if (!host.ok()) {
-      return reader.ErrorAt(*elements[i],
-                            absl::StrCat("claimable_hosts: ",
-                                         host.status().message()));
+      errors->Add(reader.ErrorAt(
+          *elements[i],
+          absl::StrCat("claimable_hosts: ", host.status().message())));
+      continue;
     }
     if (std::find(site->claimable_hosts.begin(), site->claimable_hosts.end(),
                   *host) != site->claimable_hosts.end()) {
-      return reader.ErrorAt(
+      errors->Add(reader.ErrorAt(
           *elements[i],
-          absl::StrCat("claimable host \"", *host, "\" is listed twice"));
+          absl::StrCat("claimable host \"", *host, "\" is listed twice")));
+      continue;
     }
     site->claimable_hosts.push_back(*std::move(host));
   }
-  return absl::OkStatus();
 }
 
 // listeners: each names a listener above; absent means every listener.
-absl::Status ParseSiteListeners(const TomlReader& reader,
-                                const toml::table& table,
-                                const std::vector<ListenerConfig>& listeners,
-                                SiteConfig* site) {
+// With `names_known` false some listener has no good name, so a name not
+// found may be that one's: not reported.
+void ParseSiteListeners(const TomlReader& reader, const toml::table& table,
+                        const std::vector<ListenerConfig>& listeners,
+                        bool names_known, SiteConfig* site,
+                        ErrorList* errors) {
   const toml::node* node = nullptr;
   std::vector<const toml::node*> elements;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(
-      table, "listeners",
-      /*allow_single=*/false, &site->listeners, &elements, &node));
+  if (!errors->Add(reader.ReadStringList(
+          table, "listeners",
+          /*allow_single=*/false, &site->listeners, &elements, &node))) {
+    return;
+  }
   if (node != nullptr && site->listeners.empty()) {
-    return reader.ErrorAt(*node,
-                          "listeners must not be empty; leave it out to serve "
-                          "every listener");
+    errors->Add(reader.ErrorAt(*node,
+                               "listeners must not be empty; leave it out to "
+                               "serve every listener"));
+    return;
   }
   for (size_t i = 0; i < site->listeners.size(); ++i) {
     const std::string& name = site->listeners[i];
-    if (std::none_of(
+    if (names_known &&
+        std::none_of(
             listeners.begin(), listeners.end(),
             [&name](const ListenerConfig& l) { return l.name == name; })) {
-      return reader.ErrorAt(*elements[i],
-                            absl::StrCat("no listener named \"", name, "\""));
+      errors->Add(reader.ErrorAt(
+          *elements[i], absl::StrCat("no listener named \"", name, "\"")));
     }
     auto earlier = site->listeners.begin() + i;
     if (std::find(site->listeners.begin(), earlier, name) != earlier) {
-      return reader.ErrorAt(*elements[i], absl::StrCat("listener \"", name,
-                                                       "\" is listed twice"));
+      errors->Add(reader.ErrorAt(
+          *elements[i],
+          absl::StrCat("listener \"", name, "\" is listed twice")));
     }
   }
-  return absl::OkStatus();
 }
 
-absl::Status ParseAlpn(const TomlReader& reader, const toml::table& table,
-                       SiteConfig* site) {
+void ParseAlpn(const TomlReader& reader, const toml::table& table,
+               SiteConfig* site, ErrorList* errors) {
   std::vector<const toml::node*> elements;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(
-      table, "alpn", /*allow_single=*/false, &site->alpn, &elements));
+  if (!errors->Add(reader.ReadStringList(
+          table, "alpn", /*allow_single=*/false, &site->alpn, &elements))) {
+    return;
+  }
   for (size_t i = 0; i < site->alpn.size(); ++i) {
     const std::string& protocol = site->alpn[i];
     if (protocol.empty() || protocol.size() > kMaxAlpnLength) {
-      return reader.ErrorAt(*elements[i],
-                            absl::StrCat("alpn[", i, "] must be 1 to ",
-                                         kMaxAlpnLength, " bytes long"));
+      errors->Add(reader.ErrorAt(*elements[i],
+                                 absl::StrCat("alpn[", i, "] must be 1 to ",
+                                              kMaxAlpnLength, " bytes long")));
+      continue;
     }
     auto earlier = site->alpn.begin() + i;
     if (std::find(site->alpn.begin(), earlier, protocol) != earlier) {
-      return reader.ErrorAt(*elements[i], absl::StrCat("alpn \"", protocol,
-                                                       "\" is listed twice"));
+      errors->Add(reader.ErrorAt(
+          *elements[i],
+          absl::StrCat("alpn \"", protocol, "\" is listed twice")));
     }
   }
-  return absl::OkStatus();
 }
 
 // env: a table of strings, added to the workers' environment.
-absl::Status ParseEnv(const TomlReader& reader, const toml::table& table,
-                      SiteConfig* site) {
+void ParseEnv(const TomlReader& reader, const toml::table& table,
+              SiteConfig* site, ErrorList* errors) {
   const toml::node* env = table.get("env");
-  if (env == nullptr) return absl::OkStatus();
+  if (env == nullptr) return;
   const toml::table* env_table = env->as_table();
   if (env_table == nullptr) {
-    return reader.ErrorAt(*env,
-                          absl::StrCat("env must be a table of strings, got ",
-                                       TomlTypeName(*env)));
+    errors->Add(reader.ErrorAt(
+        *env, absl::StrCat("env must be a table of strings, got ",
+                           TomlTypeName(*env))));
+    return;
   }
   for (auto&& [key, value] : *env_table) {
     absl::string_view name(key.str().data(), key.str().size());
     // execve() takes "NAME=value" C strings.
     if (name.empty()) {
-      return reader.ErrorAt(key, "env name must not be empty");
+      errors->Add(reader.ErrorAt(key, "env name must not be empty"));
+      continue;
     }
     if (name.find('=') != absl::string_view::npos) {
-      return reader.ErrorAt(
-          key, absl::StrCat("env name \"", name, "\" must not contain \"=\""));
+      errors->Add(reader.ErrorAt(
+          key,
+          absl::StrCat("env name \"", name, "\" must not contain \"=\"")));
+      continue;
     }
     if (name.find('\0') != absl::string_view::npos) {
-      return reader.ErrorAt(key, "env name must not contain a NUL byte");
+      errors->Add(reader.ErrorAt(key, "env name must not contain a NUL byte"));
+      continue;
     }
     const auto* string = value.as_string();
     if (string == nullptr) {
-      return reader.ErrorAt(
+      errors->Add(reader.ErrorAt(
           value, absl::StrCat("env.", name, " must be a string, got ",
-                              TomlTypeName(value)));
+                              TomlTypeName(value))));
+      continue;
     }
     site->env.emplace_back(std::string(name), string->get());
   }
   std::sort(site->env.begin(), site->env.end());
-  return absl::OkStatus();
 }
 
 // tls_cert / tls_key: a path or a list of paths each, paired by position.
-absl::Status ParseTlsFiles(const TomlReader& reader, const toml::table& table,
-                           SiteConfig* site) {
+void ParseTlsFiles(const TomlReader& reader, const toml::table& table,
+                   const std::string& label, SiteConfig* site,
+                   ErrorList* errors) {
   std::vector<const toml::node*> certs;
   std::vector<const toml::node*> keys;
   const toml::node* cert_node = nullptr;
   const toml::node* key_node = nullptr;
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(
+  const bool certs_read = errors->Add(reader.ReadStringList(
       table, "tls_cert",
       /*allow_single=*/true, &site->tls_cert, &certs, &cert_node));
-  DDV_RETURN_IF_ERROR(reader.ReadStringList(
+  const bool keys_read = errors->Add(reader.ReadStringList(
       table, "tls_key",
       /*allow_single=*/true, &site->tls_key, &keys, &key_node));
   for (size_t i = 0; i < certs.size(); ++i) {
-    DDV_RETURN_IF_ERROR(
+    errors->Add(
         RequireAbsolutePath(reader, *certs[i], "tls_cert", site->tls_cert[i]));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    DDV_RETURN_IF_ERROR(
+    errors->Add(
         RequireAbsolutePath(reader, *keys[i], "tls_key", site->tls_key[i]));
   }
-  if (site->tls_cert.size() == site->tls_key.size()) return absl::OkStatus();
+  if (!certs_read || !keys_read ||
+      site->tls_cert.size() == site->tls_key.size()) {
+    return;
+  }
   // Point at the keys, or at the certificates when there are no keys.
   const toml::node& where = key_node != nullptr ? *key_node : *cert_node;
-  return reader.ErrorAt(
-      where, absl::StrCat("site \"", site->id, "\" has ", site->tls_cert.size(),
+  errors->Add(reader.ErrorAt(
+      where, absl::StrCat(label, " has ", site->tls_cert.size(),
                           " tls_cert and ", site->tls_key.size(),
-                          " tls_key; give one key per certificate"));
+                          " tls_key; give one key per certificate")));
 }
 
-absl::Status ParseSite(const TomlReader& reader, const toml::table& table,
-                       const std::vector<ListenerConfig>& listeners,
-                       SiteConfig* site, internal::SiteSource* source) {
+// Every key of the [[site]] is checked; see ParseListener.
+void ParseSite(const TomlReader& reader, const toml::table& table,
+               const std::vector<ListenerConfig>& listeners,
+               bool listener_names_known, SiteConfig* site,
+               internal::SiteSource* source, ErrorList* errors) {
   source->table = &table;
   site->line = static_cast<int>(table.source().begin.line);
-  DDV_RETURN_IF_ERROR(reader.CheckKeys(table, "[[site]]", kSiteKeys));
+  reader.CheckKeys(table, "[[site]]", kSiteKeys, errors);
 
-  DDV_RETURN_IF_ERROR(
-      reader.ReadString(table, "id", &site->id, &source->id));
-  if (source->id == nullptr) {
-    return reader.ErrorAt(table, "[[site]] needs an id");
+  const toml::node* id = nullptr;
+  if (errors->Add(reader.ReadString(table, "id", &site->id, &id))) {
+    if (id == nullptr) {
+      errors->Add(reader.ErrorAt(table, "[[site]] needs an id"));
+    } else if (!IsValidSiteId(site->id)) {
+      errors->Add(reader.ErrorAt(
+          *id, absl::StrCat("site id \"", site->id,
+                            "\" must be non-empty and use only A-Z a-z "
+                            "0-9 _ . -")));
+    } else {
+      source->id = id;
+    }
   }
-  if (!IsValidSiteId(site->id)) {
-    return reader.ErrorAt(
-        *source->id, absl::StrCat("site id \"", site->id,
-                                  "\" must be non-empty and use only A-Z a-z "
-                                  "0-9 _ . -"));
-  }
-  DDV_RETURN_IF_ERROR(ParseCommand(reader, table, site));
-  DDV_RETURN_IF_ERROR(reader.ReadInt(table, "processes", kMinProcesses,
-                                            kMaxProcesses, &site->processes));
+  const std::string label = SiteLabel(*site, *source);
+  errors->Add(ParseCommand(reader, table, label, site));
+  errors->Add(reader.ReadInt(table, "processes", kMinProcesses, kMaxProcesses,
+                             &site->processes));
   const toml::node* runtime = nullptr;
-  DDV_RETURN_IF_ERROR(
+  errors->Add(
       ReadEnum(reader, table, "runtime", kRuntimes, &site->runtime, &runtime));
-  DDV_RETURN_IF_ERROR(ParseHosts(reader, table, site, source));
-  DDV_RETURN_IF_ERROR(
-      ParseSiteListeners(reader, table, listeners, site));
-  DDV_RETURN_IF_ERROR(reader.ReadBool(
-      table, "default", &site->is_default, &source->is_default));
-  DDV_RETURN_IF_ERROR(ParseAlpn(reader, table, site));
-  DDV_RETURN_IF_ERROR(ParseClaimableHosts(reader, table, site));
-  DDV_RETURN_IF_ERROR(
+  ParseHosts(reader, table, site, source, errors);
+  ParseSiteListeners(reader, table, listeners, listener_names_known, site,
+                     errors);
+  const toml::node* is_default = nullptr;
+  if (errors->Add(
+          reader.ReadBool(table, "default", &site->is_default, &is_default))) {
+    source->is_default = is_default;
+  }
+  ParseAlpn(reader, table, site, errors);
+  ParseClaimableHosts(reader, table, site, errors);
+  errors->Add(
       reader.ReadBool(table, "may_claim_default", &site->may_claim_default));
-  DDV_RETURN_IF_ERROR(
-      reader.ReadBool(table, "strict_host", &site->strict_host));
-  DDV_RETURN_IF_ERROR(ParseEnv(reader, table, site));
-  DDV_RETURN_IF_ERROR(internal::ReadAccount(reader, table, site));
-  DDV_RETURN_IF_ERROR(
+  errors->Add(reader.ReadBool(table, "strict_host", &site->strict_host));
+  ParseEnv(reader, table, site, errors);
+  internal::ReadAccount(reader, table, site, errors);
+  bool logs_read = errors->Add(
       ReadAbsolutePath(reader, table, "log_output", &site->log_output));
-  DDV_RETURN_IF_ERROR(
+  logs_read &= errors->Add(
       ReadAbsolutePath(reader, table, "log_error", &site->log_error));
-  DDV_RETURN_IF_ERROR(
-      ReadAbsolutePath(reader, table, "log_all", &site->log_all));
-  DDV_RETURN_IF_ERROR(ParseLogRotation(reader, table, site));
-  return ParseTlsFiles(reader, table, site);
+  logs_read &=
+      errors->Add(ReadAbsolutePath(reader, table, "log_all", &site->log_all));
+  ParseLogRotation(reader, table, logs_read, site, errors);
+  internal::ReadSiteIsolation(reader, table, site, errors);
+  ParseTlsFiles(reader, table, label, site, errors);
 }
 
 // [[listener]] and [[site]]: a non-empty array of tables. "[listener]" (a
@@ -555,49 +680,61 @@ absl::Status FindSection(const TomlReader& reader, const toml::table& root,
   return absl::OkStatus();
 }
 
-absl::Status ParseDocument(const TomlReader& reader, const toml::table& root,
-                           Config* config) {
-  DDV_RETURN_IF_ERROR(
-      reader.CheckKeys(root, "the top level", kRootKeys));
+// Every table is checked, then the checks across tables run on what was
+// good: a value in error is reported once, not again through what depends
+// on it.
+void ParseDocument(const TomlReader& reader, const toml::table& root,
+                   Config* config, ErrorList* errors) {
+  reader.CheckKeys(root, "the top level", kRootKeys, errors);
 
   if (const toml::node* master = root.get("master")) {
     const toml::table* table = master->as_table();
     if (table == nullptr) {
-      return reader.ErrorAt(
-          *master,
-          absl::StrCat("master must be a table, got ", TomlTypeName(*master)));
+      errors->Add(reader.ErrorAt(
+          *master, absl::StrCat("master must be a table, got ",
+                                TomlTypeName(*master))));
+    } else {
+      ParseMaster(reader, *table, &config->master, errors);
     }
-    DDV_RETURN_IF_ERROR(ParseMaster(reader, *table, &config->master));
   }
 
   const toml::array* listeners = nullptr;
-  DDV_RETURN_IF_ERROR(FindSection(reader, root, "listener", &listeners));
-  std::vector<internal::ListenerSource> listener_sources(listeners->size());
-  for (size_t i = 0; i < listeners->size(); ++i) {
-    config->listeners.emplace_back();
-    DDV_RETURN_IF_ERROR(ParseListener(reader, *listeners->get(i)->as_table(),
-                                      &config->listeners.back(),
-                                      &listener_sources[i]));
-    DDV_RETURN_IF_ERROR(internal::CheckUniqueListener(reader, config->listeners,
-                                                      listener_sources, i));
+  const bool listeners_found =
+      errors->Add(FindSection(reader, root, "listener", &listeners));
+  std::vector<internal::ListenerSource> listener_sources;
+  if (listeners_found) {
+    listener_sources.resize(listeners->size());
+    for (size_t i = 0; i < listeners->size(); ++i) {
+      config->listeners.emplace_back();
+      ParseListener(reader, *listeners->get(i)->as_table(),
+                    &config->listeners.back(), &listener_sources[i], errors);
+      internal::CheckUniqueListener(reader, config->listeners,
+                                    listener_sources, i, errors);
+    }
   }
+  const bool listener_names_known =
+      listeners_found &&
+      std::all_of(listener_sources.begin(), listener_sources.end(),
+                  [](const internal::ListenerSource& source) {
+                    return source.name != nullptr;
+                  });
 
   const toml::array* sites = nullptr;
-  DDV_RETURN_IF_ERROR(FindSection(reader, root, "site", &sites));
+  if (!errors->Add(FindSection(reader, root, "site", &sites))) return;
   std::vector<internal::SiteSource> site_sources(sites->size());
   for (size_t i = 0; i < sites->size(); ++i) {
     config->sites.emplace_back();
-    DDV_RETURN_IF_ERROR(
-        ParseSite(reader, *sites->get(i)->as_table(), config->listeners,
-                  &config->sites.back(), &site_sources[i]));
+    ParseSite(reader, *sites->get(i)->as_table(), config->listeners,
+              listener_names_known, &config->sites.back(), &site_sources[i],
+              errors);
   }
 
   int default_site = -1;
-  DDV_RETURN_IF_ERROR(
-      internal::CheckSites(reader, *config, site_sources, &default_site));
-  DDV_RETURN_IF_ERROR(internal::CheckListenerDefaults(
-      reader, *config, listener_sources, default_site));
-  return internal::CheckHostOwners(reader, *config, site_sources);
+  internal::CheckSites(reader, *config, site_sources, &default_site, errors);
+  if (!listener_names_known) return;
+  internal::CheckListenerDefaults(reader, *config, listener_sources,
+                                  site_sources, default_site, errors);
+  internal::CheckHostOwners(reader, *config, site_sources, errors);
 }
 
 }  // namespace
@@ -612,6 +749,22 @@ absl::string_view ProtocolName(Protocol protocol) {
 absl::string_view HandoffModeName(HandoffMode mode) {
   for (const NamedValue<HandoffMode>& named : kHandoffModes) {
     if (named.value == mode) return named.name;
+  }
+  return "?";
+}
+
+absl::string_view ResourceKindName(ResourceKind kind) {
+  switch (kind) {
+    case ResourceKind::kNofile:
+      return "nofile";
+    case ResourceKind::kNproc:
+      return "nproc";
+    case ResourceKind::kCore:
+      return "core";
+    case ResourceKind::kAsBytes:
+      return "as_bytes";
+    case ResourceKind::kMemlockBytes:
+      return "memlock_bytes";
   }
   return "?";
 }
@@ -631,7 +784,9 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
   Config config;
   config.path = path_for_messages;
   config.text = std::string(toml_text);
-  DDV_RETURN_IF_ERROR(ParseDocument(reader, root, &config));
+  ErrorList errors;
+  ParseDocument(reader, root, &config, &errors);
+  if (!errors.empty()) return errors.ToStatus();
   return config;
 }
 
@@ -651,6 +806,35 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
     text.append(buffer, static_cast<size_t>(n));
   }
   return ParseConfig(text, path);
+}
+
+bool IsPeeked(const ListenerConfig& listener) {
+  return listener.protocol != Protocol::kTcp || listener.proxy_protocol;
+}
+
+std::string DescribeConfigErrors(const absl::Status& status,
+                                 const std::string& path, size_t max_errors) {
+  size_t count = 1;
+  if (absl::optional<absl::Cord> payload =
+          status.GetPayload(kErrorCountPayload)) {
+    if (!absl::SimpleAtoi(std::string(*payload), &count)) count = 1;
+  }
+  if (count <= 1) return std::string(status.message());
+  // The first line stays the first error, as when there is one: a reader
+  // (or a script) after "FILE:LINE:COL:" finds it where it always was.
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(status.message(), '\n');
+  std::string out;
+  for (size_t i = 0; i < lines.size() && i < max_errors; ++i) {
+    absl::StrAppend(&out, lines[i], "\n");
+  }
+  absl::StrAppend(&out, count, " errors in ", path);
+  if (lines.size() > max_errors) {
+    absl::StrAppend(&out, ", the first ", max_errors,
+                    " above (ddv_master --check_config --config=", path,
+                    " lists every one)");
+  }
+  return out;
 }
 
 std::string DescribeConfig(const Config& config) {
@@ -674,7 +858,22 @@ std::string DescribeConfig(const Config& config) {
     if (!listener.default_site.empty()) {
       absl::StrAppend(&out, ", default_site ", listener.default_site);
     }
-    if (listener.proxy_protocol) absl::StrAppend(&out, ", proxy_protocol");
+    if (listener.proxy_protocol) {
+      absl::StrAppend(&out, ", proxy_protocol from ");
+      if (listener.proxy_protocol_from.empty()) {
+        // Not an error (the default), but worth a look: see docs/config.md.
+        absl::StrAppend(&out, "any address (no proxy_protocol_from)");
+      } else {
+        absl::StrAppend(
+            &out, absl::StrJoin(listener.proxy_protocol_from, " ",
+                                [](std::string* to, const IpNetwork& n) {
+                                  to->append(n.ToString());
+                                }));
+      }
+    }
+    if (listener.addr.ss_family == AF_INET6) {
+      absl::StrAppend(&out, listener.v6only ? ", IPv6 only" : ", IPv6 and IPv4");
+    }
     absl::StrAppend(&out, "\n");
   }
   for (const SiteConfig& site : config.sites) {
@@ -696,6 +895,25 @@ std::string DescribeConfig(const Config& config) {
     if (!site.strict_host) absl::StrAppend(&out, ", any host (strict_host off)");
     if (site.runtime != Runtime::kDdv) {
       absl::StrAppend(&out, ", runtime ", RuntimeName(site.runtime));
+    }
+    // Isolation (docs/isolation.md), when set.
+    for (const auto& [kind, value] : site.limits) {
+      absl::StrAppend(&out, ", ", ResourceKindName(kind), " ",
+                      value == kUnlimited ? std::string("unlimited")
+                                          : absl::StrCat(value));
+    }
+    if (!site.cwd.empty()) absl::StrAppend(&out, ", cwd ", site.cwd);
+    if (site.memory_max != 0) {
+      absl::StrAppend(&out, ", memory_max ", site.memory_max);
+    }
+    if (site.cpu_weight != 0) {
+      absl::StrAppend(&out, ", cpu_weight ", site.cpu_weight);
+    }
+    if (site.max_connections != 0) {
+      absl::StrAppend(&out, ", max_connections ", site.max_connections);
+    }
+    if (site.max_pending != 0) {
+      absl::StrAppend(&out, ", max_pending ", site.max_pending);
     }
     absl::StrAppend(&out, "\n");
   }

@@ -8,12 +8,16 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "src/base/ip_network.h"
 
 namespace ddv {
 namespace config {
@@ -41,6 +45,22 @@ absl::string_view ProtocolName(Protocol protocol);
 absl::string_view HandoffModeName(HandoffMode mode);
 absl::string_view RuntimeName(Runtime runtime);
 
+// The resources a site's `limits` table may set (docs/isolation.md), in the
+// order docs/config.md lists them. Each becomes one setrlimit() on every
+// worker at start, as both soft and hard limit.
+enum class ResourceKind {
+  kNofile,        // RLIMIT_NOFILE: open files
+  kNproc,         // RLIMIT_NPROC: processes of the worker's user
+  kCore,          // RLIMIT_CORE: bytes of a core dump (0: none)
+  kAsBytes,       // RLIMIT_AS: bytes of address space
+  kMemlockBytes,  // RLIMIT_MEMLOCK: bytes locked (io_uring rings count)
+};
+// The key in `limits`: "nofile", "nproc", "core", "as_bytes",
+// "memlock_bytes".
+absl::string_view ResourceKindName(ResourceKind kind);
+// A limit's value for "unlimited" (RLIM_INFINITY).
+inline constexpr uint64_t kUnlimited = UINT64_MAX;
+
 // [master]
 struct MasterConfig {
   std::string control_socket = "/run/ddv/control.sock";
@@ -67,8 +87,19 @@ struct ListenerConfig {
   Protocol protocol = Protocol::kHttp;
   std::string default_site;     // may be empty; names a site that serves this
   bool proxy_protocol = false;  // accept PROXY v1/v2 from an L4 tier
+  // `proxy_protocol_from`: the networks whose PROXY headers are believed;
+  // a connection from anywhere else is reset unread. Empty: any source.
+  std::vector<IpNetwork> proxy_protocol_from;
+  // `v6only` (IPv6 addresses only): IPV6_V6ONLY, so "[::]" takes IPv6
+  // alone; false takes IPv4 too, whose peers show as ::ffff:a.b.c.d.
+  bool v6only = true;
   int line = 0;                 // of the [[listener]] header
 };
+
+// Whether a listener's connections are peeked before routing: `http` and
+// `tls` always, `tcp` only to read a PROXY header. Peeked listeners get
+// TCP_DEFER_ACCEPT.
+bool IsPeeked(const ListenerConfig& listener);
 
 // One [[site]].
 struct SiteConfig {
@@ -97,6 +128,22 @@ struct SiteConfig {
   // means nothing beyond the site's own hosts.
   std::vector<std::string> claimable_hosts;
   bool may_claim_default = false;  // whether a worker may claim the default
+  // Isolation (docs/isolation.md). `limits`: setrlimit() on each worker at
+  // start, sorted by kind, each at most once; values in the kind's unit,
+  // kUnlimited for "unlimited". Kinds not listed keep the master's.
+  std::vector<std::pair<ResourceKind, uint64_t>> limits;
+  // The workers' working directory; empty: "/" (never the master's).
+  std::string cwd;
+  // The site's cgroup (when ddv has a delegated cgroup v2 subtree): its
+  // memory.max in bytes and cpu.weight (1..10000). 0: not set.
+  uint64_t memory_max = 0;
+  uint32_t cpu_weight = 0;
+  // Caps in the master: connections the site's workers hold (handed off,
+  // not yet closed, as they report it) plus those waiting for one; and
+  // those waiting for a worker alone. Past either, new connections of the
+  // site are refused (503, TLS internal_error). 0: not set, no cap.
+  uint32_t max_connections = 0;
+  uint32_t max_pending = 0;
   // Workers refuse (421) a request whose Host is not one the master routes
   // to this site on the connection's listener (docs/isolation.md). False:
   // they check nothing, for a site that really serves any name.
@@ -126,6 +173,14 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // exist (getpwnam_r / getgrnam_r).
 absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    const std::string& path_for_messages);
+
+// A failed load's errors for a person (--check_config, a refused reload):
+// the status's message, one "FILE:LINE:COL: what is wrong" a line, then
+// "N errors in FILE" when there are several; past `max_errors` the rest
+// are counted, not shown. Any other status: its message.
+std::string DescribeConfigErrors(const absl::Status& status,
+                                 const std::string& path,
+                                 size_t max_errors = SIZE_MAX);
 
 // A few lines for --check_config: listeners, sites, hosts, defaults.
 std::string DescribeConfig(const Config& config);

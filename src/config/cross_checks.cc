@@ -24,134 +24,143 @@ bool Serves(const SiteConfig& site, const std::string& listener) {
 
 }  // namespace
 
-absl::Status CheckUniqueListener(const TomlReader& reader,
-                                 const std::vector<ListenerConfig>& listeners,
-                                 const std::vector<ListenerSource>& sources,
-                                 size_t i) {
+void CheckUniqueListener(const TomlReader& reader,
+                         const std::vector<ListenerConfig>& listeners,
+                         const std::vector<ListenerSource>& sources, size_t i,
+                         ErrorList* errors) {
   const ListenerConfig& listener = listeners[i];
   for (size_t j = 0; j < i; ++j) {
-    if (listeners[j].name == listener.name) {
-      return reader.ErrorAt(
+    if (sources[i].name != nullptr && sources[j].name != nullptr &&
+        listeners[j].name == listener.name) {
+      errors->Add(reader.ErrorAt(
           *sources[i].name,
           absl::StrCat("listener name \"", listener.name,
-                       "\" is already used on line ", listeners[j].line));
+                       "\" is already used on line ", listeners[j].line)));
     }
     // Port 0 asks the kernel for a fresh port each time: no clash.
-    if (ListenPort(sources[i].parsed_address) != 0 &&
+    if (sources[i].address != nullptr && sources[j].address != nullptr &&
+        ListenPort(sources[i].parsed_address) != 0 &&
         SameListenAddress(sources[i].parsed_address,
                           sources[j].parsed_address)) {
-      return reader.ErrorAt(*sources[i].address,
-                            absl::StrCat("address \"", listener.address,
-                                         "\" is already used by listener \"",
-                                         listeners[j].name, "\""));
+      errors->Add(reader.ErrorAt(
+          *sources[i].address,
+          absl::StrCat("address \"", listener.address,
+                       "\" is already used by listener \"", listeners[j].name,
+                       "\"")));
     }
   }
-  return absl::OkStatus();
 }
 
-// Unique site ids, and at most one `default = true`. Returns the default
-// site's index in *default_site, or -1.
-absl::Status CheckSites(const TomlReader& reader, const Config& config,
-                        const std::vector<SiteSource>& sources,
-                        int* default_site) {
+void CheckSites(const TomlReader& reader, const Config& config,
+                const std::vector<SiteSource>& sources, int* default_site,
+                ErrorList* errors) {
   absl::flat_hash_map<std::string, size_t> by_id;
   *default_site = -1;
   for (size_t i = 0; i < config.sites.size(); ++i) {
     const SiteConfig& site = config.sites[i];
-    auto [it, inserted] = by_id.emplace(site.id, i);
-    if (!inserted) {
-      return reader.ErrorAt(
-          *sources[i].id,
-          absl::StrCat("site id \"", site.id,
-                       "\" is already used by the site on line ",
-                       config.sites[it->second].line));
+    if (sources[i].id != nullptr) {
+      auto [it, inserted] = by_id.emplace(site.id, i);
+      if (!inserted) {
+        errors->Add(reader.ErrorAt(
+            *sources[i].id,
+            absl::StrCat("site id \"", site.id,
+                         "\" is already used by the site on line ",
+                         config.sites[it->second].line)));
+      }
     }
     if (!site.is_default) continue;
     if (*default_site >= 0) {
-      return reader.ErrorAt(
+      errors->Add(reader.ErrorAt(
           *sources[i].is_default,
           absl::StrCat("site \"", site.id,
                        "\" has default = true, but so does site \"",
                        config.sites[*default_site].id,
-                       "\"; at most one site may be the default"));
+                       "\"; at most one site may be the default")));
+      continue;
     }
     *default_site = static_cast<int>(i);
   }
-  return absl::OkStatus();
 }
 
-// Each listener's default_site exists and serves it; a tcp listener, which
-// cannot route by name, has a default of some kind.
-absl::Status CheckListenerDefaults(const TomlReader& reader,
-                                   const Config& config,
-                                   const std::vector<ListenerSource>& sources,
-                                   int default_site) {
+void CheckListenerDefaults(const TomlReader& reader, const Config& config,
+                           const std::vector<ListenerSource>& sources,
+                           const std::vector<SiteSource>& site_sources,
+                           int default_site, ErrorList* errors) {
+  // A default_site not found may be the site whose id was in error.
+  const bool site_ids_known =
+      std::all_of(site_sources.begin(), site_sources.end(),
+                  [](const SiteSource& s) { return s.id != nullptr; });
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     const ListenerConfig& listener = config.listeners[i];
-    if (!listener.default_site.empty()) {
+    if (sources[i].default_site != nullptr) {
       auto site = std::find_if(config.sites.begin(), config.sites.end(),
                                [&listener](const SiteConfig& s) {
                                  return s.id == listener.default_site;
                                });
       if (site == config.sites.end()) {
-        return reader.ErrorAt(
-            *sources[i].default_site,
-            absl::StrCat("default_site \"", listener.default_site,
-                         "\" is not a site id"));
-      }
-      if (!Serves(*site, listener.name)) {
-        return reader.ErrorAt(
+        if (site_ids_known) {
+          errors->Add(reader.ErrorAt(
+              *sources[i].default_site,
+              absl::StrCat("default_site \"", listener.default_site,
+                           "\" is not a site id")));
+        }
+      } else if (!Serves(*site, listener.name)) {
+        errors->Add(reader.ErrorAt(
             *sources[i].default_site,
             absl::StrCat("default_site \"", listener.default_site,
                          "\" does not serve listener \"", listener.name,
                          "\": add \"", listener.name,
-                         "\" to that site's listeners"));
+                         "\" to that site's listeners")));
       }
     }
     if (listener.protocol == Protocol::kTcp && listener.default_site.empty() &&
         (default_site < 0 ||
          !Serves(config.sites[default_site], listener.name))) {
-      return reader.ErrorAt(
+      errors->Add(reader.ErrorAt(
           *sources[i].table,
           absl::StrCat("listener \"", listener.name,
                        "\" is tcp, which cannot route by name: give it a "
                        "default_site, or mark a site that serves it "
-                       "default = true"));
+                       "default = true")));
     }
   }
-  return absl::OkStatus();
 }
 
 // Each (listener, host, ALPN) has one owner. A site with `alpn` claims its
 // hosts only for those protocols (e.g. an ACME tls-alpn-01 responder beside
 // the real site); a site without claims them for everything else.
-absl::Status CheckHostOwners(const TomlReader& reader, const Config& config,
-                             const std::vector<SiteSource>& sources) {
+void CheckHostOwners(const TomlReader& reader, const Config& config,
+                     const std::vector<SiteSource>& sources,
+                     ErrorList* errors) {
   std::map<std::tuple<std::string, std::string, std::string>, size_t> owners;
   for (size_t i = 0; i < config.sites.size(); ++i) {
     const SiteConfig& site = config.sites[i];
     std::vector<std::string> alpns = site.alpn;
     if (alpns.empty()) alpns.push_back("");
     for (size_t h = 0; h < site.hosts.size(); ++h) {
+      // One error per host, at its first clash: the other listeners the
+      // two sites share would say the same thing again.
+      bool reported = false;
       for (const ListenerConfig& listener : config.listeners) {
         if (!Serves(site, listener.name)) continue;
         for (const std::string& alpn : alpns) {
           auto [it, inserted] = owners.emplace(
               std::make_tuple(listener.name, site.hosts[h], alpn), i);
-          if (inserted) continue;
+          if (inserted || reported) continue;
+          reported = true;
           std::string with_alpn =
               alpn.empty() ? "" : absl::StrCat(" with ALPN \"", alpn, "\"");
-          return reader.ErrorAt(
+          errors->Add(reader.ErrorAt(
               *sources[i].hosts[h],
               absl::StrCat("host \"", site.hosts[h], "\"", with_alpn,
                            " is on both site \"", config.sites[it->second].id,
                            "\" and site \"", site.id,
-                           "\", which share listener \"", listener.name, "\""));
+                           "\", which share listener \"", listener.name,
+                           "\"")));
         }
       }
     }
   }
-  return absl::OkStatus();
 }
 
 }  // namespace internal

@@ -17,7 +17,9 @@ namespace ddv {
 namespace config {
 namespace internal {
 
-// Where the values the cross checks look at came from.
+// Where the values the cross checks look at came from. A value that was in
+// error is left null: the checks skip what depends on it (its error was
+// reported already).
 struct ListenerSource {
   const toml::table* table = nullptr;
   const toml::node* name = nullptr;
@@ -30,30 +32,33 @@ struct SiteSource {
   const toml::table* table = nullptr;
   const toml::node* id = nullptr;
   const toml::node* is_default = nullptr;
-  std::vector<const toml::node*> hosts;
+  std::vector<const toml::node*> hosts;  // of the good SiteConfig::hosts
 };
 
-absl::Status CheckUniqueListener(const TomlReader& reader,
-                                 const std::vector<ListenerConfig>& listeners,
-                                 const std::vector<ListenerSource>& sources,
-                                 size_t i);
+// Listener i's name and address are not those of an earlier listener.
+void CheckUniqueListener(const TomlReader& reader,
+                         const std::vector<ListenerConfig>& listeners,
+                         const std::vector<ListenerSource>& sources, size_t i,
+                         ErrorList* errors);
 
 // Unique site ids, and at most one `default = true`. Returns the default
 // site's index in *default_site, or -1.
-absl::Status CheckSites(const TomlReader& reader, const Config& config,
-                        const std::vector<SiteSource>& sources,
-                        int* default_site);
+void CheckSites(const TomlReader& reader, const Config& config,
+                const std::vector<SiteSource>& sources, int* default_site,
+                ErrorList* errors);
 
 // Each listener's default_site exists and serves it; a tcp listener, which
-// cannot route by name, has a default of some kind.
-absl::Status CheckListenerDefaults(const TomlReader& reader,
-                                   const Config& config,
-                                   const std::vector<ListenerSource>& sources,
-                                   int default_site);
+// cannot route by name, has a default of some kind. Every listener must
+// have a good name (the caller checks).
+void CheckListenerDefaults(const TomlReader& reader, const Config& config,
+                           const std::vector<ListenerSource>& sources,
+                           const std::vector<SiteSource>& site_sources,
+                           int default_site, ErrorList* errors);
 
 // Each (listener, host, ALPN) has one owner.
-absl::Status CheckHostOwners(const TomlReader& reader, const Config& config,
-                             const std::vector<SiteSource>& sources);
+void CheckHostOwners(const TomlReader& reader, const Config& config,
+                     const std::vector<SiteSource>& sources,
+                     ErrorList* errors);
 
 }  // namespace internal
 }  // namespace config

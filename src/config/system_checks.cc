@@ -56,38 +56,50 @@ absl::Status LookUpName(const std::string& name, Lookup lookup,
 
 }  // namespace
 
+namespace {
+
 // `user` and `group` are resolved now, so a typo fails the load instead of
 // every worker spawn.
-absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
-                         SiteConfig* site) {
+absl::Status ReadUser(const TomlReader& reader, const toml::table& table,
+                      SiteConfig* site) {
   const toml::node* node = nullptr;
-  DDV_RETURN_IF_ERROR(
-      reader.ReadString(table, "user", &site->user, &node));
-  if (node != nullptr) {
-    bool found = false;
-    absl::Status status =
-        LookUpName<passwd>(site->user, getpwnam_r, _SC_GETPW_R_SIZE_MAX,
-                           "getpwnam_r", "user", &found);
-    if (!status.ok()) return reader.ErrorAt(*node, status.message());
-    if (!found) {
-      return reader.ErrorAt(
-          *node, absl::StrCat("user \"", site->user, "\" does not exist"));
-    }
-  }
-  DDV_RETURN_IF_ERROR(
-      reader.ReadString(table, "group", &site->group, &node));
-  if (node != nullptr) {
-    bool found = false;
-    absl::Status status =
-        LookUpName<group>(site->group, getgrnam_r, _SC_GETGR_R_SIZE_MAX,
-                          "getgrnam_r", "group", &found);
-    if (!status.ok()) return reader.ErrorAt(*node, status.message());
-    if (!found) {
-      return reader.ErrorAt(
-          *node, absl::StrCat("group \"", site->group, "\" does not exist"));
-    }
+  DDV_RETURN_IF_ERROR(reader.ReadString(table, "user", &site->user, &node));
+  if (node == nullptr) return absl::OkStatus();
+  bool found = false;
+  absl::Status status =
+      LookUpName<passwd>(site->user, getpwnam_r, _SC_GETPW_R_SIZE_MAX,
+                         "getpwnam_r", "user", &found);
+  if (!status.ok()) return reader.ErrorAt(*node, status.message());
+  if (!found) {
+    return reader.ErrorAt(
+        *node, absl::StrCat("user \"", site->user, "\" does not exist"));
   }
   return absl::OkStatus();
+}
+
+absl::Status ReadGroup(const TomlReader& reader, const toml::table& table,
+                       SiteConfig* site) {
+  const toml::node* node = nullptr;
+  DDV_RETURN_IF_ERROR(reader.ReadString(table, "group", &site->group, &node));
+  if (node == nullptr) return absl::OkStatus();
+  bool found = false;
+  absl::Status status =
+      LookUpName<group>(site->group, getgrnam_r, _SC_GETGR_R_SIZE_MAX,
+                        "getgrnam_r", "group", &found);
+  if (!status.ok()) return reader.ErrorAt(*node, status.message());
+  if (!found) {
+    return reader.ErrorAt(
+        *node, absl::StrCat("group \"", site->group, "\" does not exist"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ReadAccount(const TomlReader& reader, const toml::table& table,
+                 SiteConfig* site, ErrorList* errors) {
+  errors->Add(ReadUser(reader, table, site));
+  errors->Add(ReadGroup(reader, table, site));
 }
 
 namespace {

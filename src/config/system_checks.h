@@ -17,9 +17,9 @@ namespace config {
 namespace internal {
 
 // `user` and `group` of a [[site]]: resolved now, so a typo fails the load
-// instead of every worker spawn.
-absl::Status ReadAccount(const TomlReader& reader, const toml::table& table,
-                         SiteConfig* site);
+// instead of every worker spawn. Each is checked.
+void ReadAccount(const TomlReader& reader, const toml::table& table,
+                 SiteConfig* site, ErrorList* errors);
 
 // command[0] must be an executable regular file; a bare name ("ddv_hello")
 // is looked up in PATH and replaced by the absolute path found.

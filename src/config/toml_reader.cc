@@ -4,10 +4,16 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <string_view>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/cord.h"
+#include "absl/types/optional.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace ddv {
 namespace config {
@@ -22,9 +28,9 @@ absl::string_view Absl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
 
-bool Before(const toml::source_position& a, const toml::source_position& b) {
-  return a.line != b.line ? a.line < b.line : a.column < b.column;
-}
+// Where ErrorAt puts an error's position ("LINE:COL") beside its message,
+// for ErrorList to sort by without parsing FILE, which may hold colons.
+constexpr absl::string_view kPositionPayload = "ddv.config.position";
 
 // Levenshtein distance, for "did you mean".
 size_t EditDistance(absl::string_view a, absl::string_view b) {
@@ -44,6 +50,44 @@ size_t EditDistance(absl::string_view a, absl::string_view b) {
 }
 
 }  // namespace
+
+bool ErrorList::Add(const absl::Status& status) {
+  if (status.ok()) return true;
+  Entry entry;
+  entry.message = std::string(status.message());
+  // An error without a position (none today) sorts first.
+  if (absl::optional<absl::Cord> position = status.GetPayload(kPositionPayload)) {
+    std::pair<std::string, std::string> parts =
+        absl::StrSplit(std::string(*position), ':');
+    if (!absl::SimpleAtoi(parts.first, &entry.line) ||
+        !absl::SimpleAtoi(parts.second, &entry.column)) {
+      entry.line = entry.column = 0;
+    }
+  }
+  entries_.push_back(std::move(entry));
+  return false;
+}
+
+absl::Status ErrorList::ToStatus() const {
+  if (entries_.empty()) return absl::OkStatus();
+  std::vector<const Entry*> sorted;
+  for (const Entry& entry : entries_) sorted.push_back(&entry);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const Entry* a, const Entry* b) {
+                     return a->line != b->line ? a->line < b->line
+                                               : a->column < b->column;
+                   });
+  std::vector<absl::string_view> lines;
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const Entry* entry : sorted) {
+    // The same value can fail two checks with the same words (a host listed
+    // twice, seen by two listeners): say it once.
+    if (seen.insert(entry->message).second) lines.push_back(entry->message);
+  }
+  absl::Status status = absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  status.SetPayload(kErrorCountPayload, absl::Cord(absl::StrCat(lines.size())));
+  return status;
+}
 
 absl::string_view TomlTypeName(const toml::node& node) {
   switch (node.type()) {
@@ -94,8 +138,11 @@ absl::Status TomlReader::ErrorAt(const toml::source_region& where,
   // the empty region of ErrorAtStart) have line 0: say 1:1.
   uint32_t line = std::max<uint32_t>(where.begin.line, 1);
   uint32_t column = std::max<uint32_t>(where.begin.column, 1);
-  return absl::InvalidArgumentError(
+  absl::Status status = absl::InvalidArgumentError(
       absl::StrCat(path_, ":", line, ":", column, ": ", what));
+  status.SetPayload(kPositionPayload,
+                    absl::Cord(absl::StrCat(line, ":", column)));
+  return status;
 }
 
 absl::Status TomlReader::ErrorAt(const toml::node& node,
@@ -112,36 +159,28 @@ absl::Status TomlReader::ErrorAtStart(absl::string_view what) const {
   return ErrorAt(toml::source_region{}, what);
 }
 
-absl::Status TomlReader::CheckKeys(
-    const toml::table& table, absl::string_view where,
-    absl::Span<const absl::string_view> known) const {
-  // toml::table iterates in key order, not file order: find the earliest.
-  const toml::key* first = nullptr;
+void TomlReader::CheckKeys(const toml::table& table, absl::string_view where,
+                           absl::Span<const absl::string_view> known,
+                           ErrorList* errors) const {
   for (auto&& [key, node] : table) {
-    if (std::find(known.begin(), known.end(), Absl(key.str())) != known.end()) {
-      continue;
+    absl::string_view name = Absl(key.str());
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    absl::string_view best;
+    size_t best_distance = 3;  // suggest only within two edits
+    for (absl::string_view candidate : known) {
+      size_t distance = EditDistance(name, candidate);
+      if (distance < best_distance && distance < candidate.size()) {
+        best = candidate;
+        best_distance = distance;
+      }
     }
-    if (first == nullptr || Before(key.source().begin, first->source().begin)) {
-      first = &key;
-    }
+    std::string hint =
+        best.empty()
+            ? absl::StrCat("; known keys: ", absl::StrJoin(known, ", "))
+            : absl::StrCat(" (did you mean \"", best, "\"?)");
+    errors->Add(ErrorAt(
+        key, absl::StrCat("unknown key \"", name, "\" in ", where, hint)));
   }
-  if (first == nullptr) return absl::OkStatus();
-
-  absl::string_view name = Absl(first->str());
-  absl::string_view best;
-  size_t best_distance = 3;  // suggest only within two edits
-  for (absl::string_view candidate : known) {
-    size_t distance = EditDistance(name, candidate);
-    if (distance < best_distance && distance < candidate.size()) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  std::string hint =
-      best.empty() ? absl::StrCat("; known keys: ", absl::StrJoin(known, ", "))
-                   : absl::StrCat(" (did you mean \"", best, "\"?)");
-  return ErrorAt(*first,
-                 absl::StrCat("unknown key \"", name, "\" in ", where, hint));
 }
 
 absl::Status TomlReader::ReadString(const toml::table& table,

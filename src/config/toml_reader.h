@@ -4,6 +4,8 @@
 #ifndef DDV_SRC_CONFIG_TOML_READER_H_
 #define DDV_SRC_CONFIG_TOML_READER_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,33 @@ namespace config {
 // "a string", "an integer", ... for "must be X, got Y" messages.
 absl::string_view TomlTypeName(const toml::node& node);
 
+// Where ErrorList::ToStatus records how many errors its message holds.
+inline constexpr absl::string_view kErrorCountPayload = "ddv.config.errors";
+
+// Every error one load found. The loader goes on past an error wherever
+// what follows does not depend on the value at fault, so one run of
+// --check_config reports them all instead of one per edit.
+class ErrorList {
+ public:
+  // Records `status` unless it is OK; returns status.ok(), so a caller can
+  // go on with what depends on the value only when it was good.
+  bool Add(const absl::Status& status);
+  bool empty() const { return entries_.empty(); }
+  size_t size() const { return entries_.size(); }
+  // OK when empty; else InvalidArgument whose message is every error, one
+  // "FILE:LINE:COL: what is wrong" a line, in file order (by position, then
+  // in the order found), each once.
+  absl::Status ToStatus() const;
+
+ private:
+  struct Entry {
+    uint32_t line = 0;
+    uint32_t column = 0;
+    std::string message;
+  };
+  std::vector<Entry> entries_;
+};
+
 class TomlReader {
  public:
   // `path` is FILE in every message; it must outlive the reader.
@@ -35,11 +64,12 @@ class TomlReader {
   absl::Status ErrorAtStart(absl::string_view what) const;
 
   // Unknown keys are errors, so a typo ("proceses") cannot silently fall
-  // back to a default. Reports the first unknown key in file order, with
-  // "did you mean" when a known key is within two edits, else the known
-  // keys. `where` names the table: "[[site]]".
-  absl::Status CheckKeys(const toml::table& table, absl::string_view where,
-                         absl::Span<const absl::string_view> known) const;
+  // back to a default. Reports every unknown key, each with "did you mean"
+  // when a known key is within two edits, else the known keys. `where`
+  // names the table: "[[site]]".
+  void CheckKeys(const toml::table& table, absl::string_view where,
+                 absl::Span<const absl::string_view> known,
+                 ErrorList* errors) const;
 
   // Typed fields. Each leaves *out unchanged when the key is absent, and
   // sets *node (when given) to the value, or nullptr when absent, for later

@@ -238,8 +238,12 @@ std::string NewConnectionPrefix(absl::string_view key) {
 }
 
 void AppendNewConnection(absl::string_view prefix, int64_t seq,
-                         std::string* out) {
-  absl::StrAppend(out, prefix, seq, "}}\n");
+                         std::string* out, absl::string_view ddv) {
+  if (ddv.empty()) {
+    absl::StrAppend(out, prefix, seq, "}}\n");
+  } else {
+    absl::StrAppend(out, prefix, seq, R"(,"ddv":)", ddv, "}}\n");
+  }
 }
 
 std::string EncodeNewConnection(absl::string_view key, int64_t seq) {

@@ -100,8 +100,11 @@ std::string EncodeNewConnection(absl::string_view key, int64_t seq);
 // path: AppendNewConnection(NewConnectionPrefix(key), seq, &line) equals
 // EncodeNewConnection(key, seq).
 std::string NewConnectionPrefix(absl::string_view key);
+// `ddv`, when not empty, is a JSON object added to the message as its
+// "ddv" member (Node's cluster code ignores it; the ddv-worker package reads
+// it: the PROXY header's facts, docs/node.md).
 void AppendNewConnection(absl::string_view prefix, int64_t seq,
-                         std::string* out);
+                         std::string* out, absl::string_view ddv = {});
 
 // Drain: the worker closes its servers and exits 0 once idle.
 std::string EncodeDisconnect(int64_t seq);

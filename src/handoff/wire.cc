@@ -4,7 +4,6 @@
 #include "src/handoff/wire.h"
 
 #include <netinet/in.h>
-#include <sys/un.h>
 
 #include <cstddef>
 #include <cstring>
@@ -18,9 +17,19 @@ namespace ddv {
 namespace handoff {
 namespace {
 
-// Fixed part of one HandoffEntry; the three variable fields follow it.
-constexpr size_t kEntryFixedSize = 40;
-constexpr uint8_t kEntryFlagProxySource = 0x01;
+// Fixed part of one HandoffEntry; the five variable fields follow it.
+constexpr size_t kEntryFixedSize = 44;
+static_assert(kMaxEntryBytes == kEntryFixedSize + kMaxHostLength +
+                                    kMaxAlpnLength + 2 * sizeof(sockaddr_in6) +
+                                    kMaxProxyTlvLength,
+              "wire.h's kMaxEntryBytes counts every field");
+constexpr uint8_t kEntryFlagProxyAddresses = 0x01;
+constexpr uint8_t kEntryFlagProxyTlvsTruncated = 0x02;
+constexpr uint8_t kEntryFlags =
+    kEntryFlagProxyAddresses | kEntryFlagProxyTlvsTruncated;
+// A PROXY v2 TLV's type and big-endian length (haproxy proxy-protocol.txt
+// §2.2.1).
+constexpr size_t kTlvHeaderSize = 3;
 constexpr uint8_t kMaxStatusCode = 16;  // absl::StatusCode::kUnauthenticated
 
 void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
@@ -184,33 +193,58 @@ absl::Status CheckSite(absl::string_view site, const char* field) {
   return absl::OkStatus();
 }
 
-// A PROXY source is a raw sockaddr of this machine's layout (both ends run on
-// the same kernel); the length must be the one its family implies.
-absl::Status CheckSockaddr(const sockaddr_storage& addr, socklen_t length) {
-  if (length < sizeof(sa_family_t) || length > sizeof(sockaddr_storage)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("proxy source length ", length, " out of range"));
+// A PROXY address is a raw sockaddr of this machine's layout (both ends run
+// on the same kernel): AF_INET or AF_INET6, with its family's exact size.
+absl::Status CheckInetSockaddr(const sockaddr_storage& addr, socklen_t length,
+                               const char* field) {
+  const socklen_t want = InetSockaddrLength(addr);
+  if (want == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " family ", addr.ss_family, " is not inet/inet6"));
   }
-  switch (addr.ss_family) {
-    case AF_INET:
-      if (length == sizeof(sockaddr_in)) return absl::OkStatus();
-      break;
-    case AF_INET6:
-      if (length == sizeof(sockaddr_in6)) return absl::OkStatus();
-      break;
-    case AF_UNIX:
-      if (length >= offsetof(sockaddr_un, sun_path) &&
-          length <= sizeof(sockaddr_un)) {
-        return absl::OkStatus();
-      }
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "proxy source family ", addr.ss_family, " is not inet/inet6/unix"));
+  if (length != want) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " length ", length, " does not fit family ", addr.ss_family));
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "proxy source length ", length, " does not fit family ",
-      addr.ss_family));
+  return absl::OkStatus();
+}
+
+// The TLV bytes tile exactly: each header's length fits what is left.
+absl::Status CheckTlvs(absl::string_view tlvs) {
+  if (tlvs.size() > kMaxProxyTlvLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "proxy TLVs are ", tlvs.size(), " bytes, over ", kMaxProxyTlvLength));
+  }
+  size_t pos = 0;
+  while (pos < tlvs.size()) {
+    if (tlvs.size() - pos < kTlvHeaderSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("truncated proxy TLV at byte ", pos));
+    }
+    const size_t length = (static_cast<uint8_t>(tlvs[pos + 1]) << 8) |
+                          static_cast<uint8_t>(tlvs[pos + 2]);
+    if (tlvs.size() - pos - kTlvHeaderSize < length) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("proxy TLV at byte ", pos, " overruns the TLVs"));
+    }
+    pos += kTlvHeaderSize + length;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckProxy(const ProxyMetadata& proxy) {
+  if (proxy.has_addresses) {
+    DDV_RETURN_IF_ERROR(CheckInetSockaddr(
+        proxy.source, InetSockaddrLength(proxy.source), "proxy source"));
+    DDV_RETURN_IF_ERROR(CheckInetSockaddr(proxy.destination,
+                                          InetSockaddrLength(proxy.destination),
+                                          "proxy destination"));
+    if (proxy.source.ss_family != proxy.destination.ss_family) {
+      return absl::InvalidArgumentError(
+          "proxy source and destination families differ");
+    }
+  }
+  return CheckTlvs(proxy.tlvs);
 }
 
 absl::Status EncodeEntry(const HandoffEntry& e, HandoffMode mode, size_t index,
@@ -223,17 +257,16 @@ absl::Status EncodeEntry(const HandoffEntry& e, HandoffMode mode, size_t index,
   if (static_cast<uint8_t>(e.protocol) > static_cast<uint8_t>(Protocol::kTls)) {
     return bad(absl::InvalidArgumentError("unknown protocol"));
   }
-  if (e.has_proxy_source) {
-    if (absl::Status s = CheckSockaddr(e.proxy_source, e.proxy_source_length);
-        !s.ok()) {
-      return bad(s);
-    }
-  }
+  if (absl::Status s = CheckProxy(e.proxy); !s.ok()) return bad(s);
   if (mode == HandoffMode::kPidfd && e.master_fd < 0) {
     return bad(absl::InvalidArgumentError("pidfd mode needs master_fd >= 0"));
   }
   absl::string_view alpn = TruncateAlpnList(e.alpn);
-  socklen_t source_length = e.has_proxy_source ? e.proxy_source_length : 0;
+  const socklen_t address_length =
+      e.proxy.has_addresses ? InetSockaddrLength(e.proxy.source) : 0;
+  const uint8_t flags =
+      (e.proxy.has_addresses ? kEntryFlagProxyAddresses : 0) |
+      (e.proxy.tlvs_truncated ? kEntryFlagProxyTlvsTruncated : 0);
 
   PutU64(out, e.connection_id);
   PutU32(out, e.listener_index);
@@ -243,13 +276,18 @@ absl::Status EncodeEntry(const HandoffEntry& e, HandoffMode mode, size_t index,
   PutU32(out, static_cast<uint32_t>(mode == HandoffMode::kPidfd ? e.master_fd
                                                                  : -1));
   PutU8(out, static_cast<uint8_t>(e.protocol));
-  PutU8(out, e.has_proxy_source ? kEntryFlagProxySource : 0);
+  PutU8(out, flags);
   PutU16(out, static_cast<uint16_t>(e.host.size()));
   PutU16(out, static_cast<uint16_t>(alpn.size()));
-  PutU16(out, static_cast<uint16_t>(source_length));
+  PutU16(out, static_cast<uint16_t>(address_length));  // source
+  PutU16(out, static_cast<uint16_t>(address_length));  // destination
+  PutU16(out, static_cast<uint16_t>(e.proxy.tlvs.size()));
   out->append(e.host);
   out->append(alpn.data(), alpn.size());
-  out->append(reinterpret_cast<const char*>(&e.proxy_source), source_length);
+  out->append(reinterpret_cast<const char*>(&e.proxy.source), address_length);
+  out->append(reinterpret_cast<const char*>(&e.proxy.destination),
+              address_length);
+  out->append(e.proxy.tlvs);
   return absl::OkStatus();
 }
 
@@ -257,7 +295,8 @@ absl::Status DecodeEntry(Reader& r, HandoffMode mode, HandoffEntry* e) {
   uint64_t accept_time = 0;
   uint32_t master_fd = 0;
   uint8_t protocol = 0, flags = 0;
-  uint16_t host_length = 0, alpn_length = 0, source_length = 0;
+  uint16_t host_length = 0, alpn_length = 0, source_length = 0,
+           destination_length = 0, tlvs_length = 0;
   DDV_RETURN_IF_ERROR(r.U64("connection_id", &e->connection_id));
   DDV_RETURN_IF_ERROR(r.U32("listener_index", &e->listener_index));
   DDV_RETURN_IF_ERROR(r.U32("site_index", &e->site_index));
@@ -269,17 +308,22 @@ absl::Status DecodeEntry(Reader& r, HandoffMode mode, HandoffEntry* e) {
   DDV_RETURN_IF_ERROR(r.U16("host_length", &host_length));
   DDV_RETURN_IF_ERROR(r.U16("alpn_length", &alpn_length));
   DDV_RETURN_IF_ERROR(r.U16("source_length", &source_length));
+  DDV_RETURN_IF_ERROR(r.U16("destination_length", &destination_length));
+  DDV_RETURN_IF_ERROR(r.U16("tlvs_length", &tlvs_length));
   e->accept_time_ns = static_cast<int64_t>(accept_time);
   e->master_fd = static_cast<int32_t>(master_fd);
   if (protocol > static_cast<uint8_t>(Protocol::kTls)) {
     return r.Invalid(absl::StrCat("unknown protocol ", protocol));
   }
   e->protocol = static_cast<Protocol>(protocol);
-  if ((flags & ~kEntryFlagProxySource) != 0) {
+  if ((flags & ~kEntryFlags) != 0) {
     return r.Invalid(absl::StrFormat("reserved entry flag bits 0x%02x set",
                                      flags));
   }
-  e->has_proxy_source = (flags & kEntryFlagProxySource) != 0;
+  ProxyMetadata& proxy = e->proxy;
+  proxy = ProxyMetadata();
+  proxy.has_addresses = (flags & kEntryFlagProxyAddresses) != 0;
+  proxy.tlvs_truncated = (flags & kEntryFlagProxyTlvsTruncated) != 0;
   if (host_length > kMaxHostLength) {
     return r.Invalid(absl::StrCat("host_length ", host_length, " over ",
                                   kMaxHostLength));
@@ -288,13 +332,22 @@ absl::Status DecodeEntry(Reader& r, HandoffMode mode, HandoffEntry* e) {
     return r.Invalid(absl::StrCat("alpn_length ", alpn_length, " over ",
                                   kMaxAlpnLength));
   }
-  if (e->has_proxy_source ? source_length == 0 : source_length != 0) {
-    return r.Invalid(absl::StrCat("source_length ", source_length,
-                                  " contradicts the proxy-source flag"));
+  if (proxy.has_addresses ? source_length == 0 || destination_length == 0
+                          : source_length != 0 || destination_length != 0) {
+    return r.Invalid(absl::StrCat(
+        "source_length ", source_length, " and destination_length ",
+        destination_length, " contradict the proxy-addresses flag"));
   }
-  if (source_length > sizeof(sockaddr_storage)) {
-    return r.Invalid(absl::StrCat("source_length ", source_length, " over ",
-                                  sizeof(sockaddr_storage)));
+  if (source_length > sizeof(sockaddr_in6) ||
+      destination_length > sizeof(sockaddr_in6)) {
+    return r.Invalid(absl::StrCat("source_length ", source_length,
+                                  " or destination_length ",
+                                  destination_length, " over ",
+                                  sizeof(sockaddr_in6)));
+  }
+  if (tlvs_length > kMaxProxyTlvLength) {
+    return r.Invalid(absl::StrCat("tlvs_length ", tlvs_length, " over ",
+                                  kMaxProxyTlvLength));
   }
   if (mode == HandoffMode::kPidfd ? e->master_fd < 0 : e->master_fd != -1) {
     return r.Invalid(absl::StrCat("master_fd ", e->master_fd,
@@ -305,14 +358,27 @@ absl::Status DecodeEntry(Reader& r, HandoffMode mode, HandoffEntry* e) {
     return r.Invalid(s.message());
   }
   DDV_RETURN_IF_ERROR(r.Bytes("alpn", alpn_length, &e->alpn));
-  e->proxy_source = sockaddr_storage{};
-  e->proxy_source_length = source_length;
-  DDV_RETURN_IF_ERROR(r.Raw("proxy_source", source_length, &e->proxy_source));
-  if (e->has_proxy_source) {
-    if (absl::Status s = CheckSockaddr(e->proxy_source, source_length);
+  DDV_RETURN_IF_ERROR(r.Raw("proxy_source", source_length, &proxy.source));
+  DDV_RETURN_IF_ERROR(
+      r.Raw("proxy_destination", destination_length, &proxy.destination));
+  DDV_RETURN_IF_ERROR(r.Bytes("proxy_tlvs", tlvs_length, &proxy.tlvs));
+  if (proxy.has_addresses) {
+    if (absl::Status s =
+            CheckInetSockaddr(proxy.source, source_length, "proxy source");
         !s.ok()) {
       return r.Invalid(s.message());
     }
+    if (absl::Status s = CheckInetSockaddr(
+            proxy.destination, destination_length, "proxy destination");
+        !s.ok()) {
+      return r.Invalid(s.message());
+    }
+    if (proxy.source.ss_family != proxy.destination.ss_family) {
+      return r.Invalid("proxy source and destination families differ");
+    }
+  }
+  if (absl::Status s = CheckTlvs(proxy.tlvs); !s.ok()) {
+    return r.Invalid(s.message());
   }
   return absl::OkStatus();
 }
@@ -527,12 +593,9 @@ absl::StatusOr<Frame> DecodeAs(absl::string_view payload, FrameType type) {
   return Frame(std::move(value));
 }
 
-bool SameSockaddr(const HandoffEntry& a, const HandoffEntry& b) {
-  if (a.has_proxy_source != b.has_proxy_source) return false;
-  if (!a.has_proxy_source) return true;
-  return a.proxy_source_length == b.proxy_source_length &&
-         std::memcmp(&a.proxy_source, &b.proxy_source,
-                     a.proxy_source_length) == 0;
+bool SameInetSockaddr(const sockaddr_storage& a, const sockaddr_storage& b) {
+  const socklen_t length = InetSockaddrLength(a);
+  return length == InetSockaddrLength(b) && std::memcmp(&a, &b, length) == 0;
 }
 
 }  // namespace
@@ -571,12 +634,32 @@ const char* ProtocolName(Protocol protocol) {
   return "unknown";
 }
 
+socklen_t InetSockaddrLength(const sockaddr_storage& address) {
+  switch (address.ss_family) {
+    case AF_INET:
+      return sizeof(sockaddr_in);
+    case AF_INET6:
+      return sizeof(sockaddr_in6);
+    default:
+      return 0;
+  }
+}
+
+bool operator==(const ProxyMetadata& a, const ProxyMetadata& b) {
+  if (a.has_addresses != b.has_addresses || a.tlvs != b.tlvs ||
+      a.tlvs_truncated != b.tlvs_truncated) {
+    return false;
+  }
+  return !a.has_addresses || (SameInetSockaddr(a.source, b.source) &&
+                              SameInetSockaddr(a.destination, b.destination));
+}
+
 bool operator==(const HandoffEntry& a, const HandoffEntry& b) {
   return a.connection_id == b.connection_id &&
          a.listener_index == b.listener_index &&
          a.site_index == b.site_index && a.protocol == b.protocol &&
          a.accept_time_ns == b.accept_time_ns && a.host == b.host &&
-         a.alpn == b.alpn && SameSockaddr(a, b) &&
+         a.alpn == b.alpn && a.proxy == b.proxy &&
          a.skip_bytes == b.skip_bytes && a.master_fd == b.master_fd;
 }
 bool operator==(const HandoffBatch& a, const HandoffBatch& b) {

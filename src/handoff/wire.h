@@ -23,11 +23,12 @@ namespace handoff {
 // "DDV1" as bytes on the wire ('D' first); read as a little-endian u32.
 inline constexpr uint32_t kMagic = 0x31564444;
 // Bumped on any change to a payload layout; receivers reject other versions.
-inline constexpr uint16_t kProtocolVersion = 1;
+// 2: handoff entries carry the PROXY destination and v2 TLVs.
+inline constexpr uint16_t kProtocolVersion = 2;
 inline constexpr size_t kHeaderSize = 12;
 // A whole frame, header included. It must fit one seqpacket message, which is
 // bounded by the sender's SO_SNDBUF (212992 by default): 128 KiB leaves room
-// and still holds a full batch of worst-case entries (64 x 1445 bytes).
+// and still holds a full batch of worst-case entries (64 x kMaxEntryBytes).
 inline constexpr size_t kMaxFrameBytes = 128 * 1024;
 // SCM_MAX_FD is 253; 64 keeps the cmsg buffer small and a batch well under
 // kMaxFrameBytes. One SCM_RIGHTS message never carries more fds than this.
@@ -36,6 +37,17 @@ inline constexpr size_t kMaxHostLength = 253;  // RFC 1035 text form
 inline constexpr size_t kMaxAlpnLength = 1024;
 inline constexpr size_t kMaxSiteIdLength = 255;
 inline constexpr size_t kMaxMethodLength = 64;
+// The PROXY v2 TLVs one entry carries: an authority (255), a unique id
+// (128), an SSL TLV with its version, CN and cipher, an ALPN and a cloud
+// vendor's TLV fit; what does not is left out, whole TLVs at a time
+// (ProxyMetadata::tlvs_truncated).
+inline constexpr size_t kMaxProxyTlvLength = 640;
+// One handoff entry at its largest: the fixed part, host, ALPN list, two
+// sockaddr_in6 and the TLVs.
+inline constexpr size_t kMaxEntryBytes = 44 + kMaxHostLength + kMaxAlpnLength +
+                                         2 * 28 + kMaxProxyTlvLength;
+static_assert(kHeaderSize + 4 + 64 * kMaxEntryBytes <= kMaxFrameBytes,
+              "a full batch of worst-case entries must fit one frame");
 // Message.target_worker: "any live worker of the site, master's choice".
 inline constexpr uint32_t kAnyWorker = 0xFFFFFFFF;
 
@@ -68,6 +80,27 @@ struct FrameHeader {
   uint32_t payload_length = 0;
 };
 
+// What a PROXY protocol header carried, passed on to the worker. Without a
+// header, or with one that carries no addresses (v1 UNKNOWN, v2 LOCAL),
+// has_addresses is false and the worker asks getpeername() itself.
+struct ProxyMetadata {
+  // The client (source) and the address it connected to at the L4 tier
+  // (destination): AF_INET or AF_INET6, the same family, ports set.
+  bool has_addresses = false;
+  sockaddr_storage source{};
+  sockaddr_storage destination{};
+  // The v2 header's TLVs as it sent them (type, u16 big-endian length,
+  // value), whole and in order, without PP2_TYPE_NOOP and PP2_TYPE_CRC32C
+  // (the master checked the checksum), at most kMaxProxyTlvLength bytes.
+  // Empty for v1 and for a header without TLVs.
+  std::string tlvs;
+  bool tlvs_truncated = false;  // TLVs that did not fit were left out
+};
+bool operator==(const ProxyMetadata& a, const ProxyMetadata& b);
+
+// The size of an AF_INET or AF_INET6 sockaddr; 0 for other families.
+socklen_t InetSockaddrLength(const sockaddr_storage& address);
+
 struct HandoffEntry {
   uint64_t connection_id = 0;
   uint32_t listener_index = 0;
@@ -78,11 +111,9 @@ struct HandoffEntry {
   // Comma-joined ALPN list offered by the client. Longer than kMaxAlpnLength
   // is cut at the last whole protocol by the encoder.
   std::string alpn;
-  // The client address from a PROXY header. Without PROXY the worker asks
-  // getpeername() itself, so nothing travels.
-  bool has_proxy_source = false;
-  sockaddr_storage proxy_source{};
-  socklen_t proxy_source_length = 0;
+  // What the PROXY header said. Without PROXY the worker asks getpeername()
+  // itself, so nothing travels.
+  ProxyMetadata proxy;
   uint32_t skip_bytes = 0;  // PROXY header bytes still queued on the socket
   int32_t master_fd = -1;   // pidfd mode: the fd number in the master
 };

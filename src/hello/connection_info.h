@@ -9,6 +9,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace ddv {
 namespace hello {
@@ -34,7 +38,27 @@ struct ConnectionInfo {
   // The worker library's key for the listener it came on: each request's
   // host is checked against the site's names there (HostGate).
   uint32_t listener_key = kUncheckedListener;
+  // What the PROXY header said, for GET /proxy: "proxy=1\n" and one
+  // "key=value\n" line per field it had (ProxyLines); empty without one.
+  std::string proxy;
 };
+
+// The fields of a PROXY header, as GET /proxy shows them. Text values are
+// escaped (EscapeProxyValue); the unique id and unknown TLVs are in hex.
+struct ProxyFields {
+  std::string source, destination;  // "ip:port", IPv4-mapped as IPv4
+  std::string alpn, authority, unique_id, netns;
+  bool ssl = false;
+  int ssl_client = 0;
+  uint32_t ssl_verify = 0;
+  std::string ssl_version, ssl_cn, ssl_cipher, ssl_sig_alg, ssl_key_alg;
+  std::vector<std::pair<int, std::string>> other_tlvs;  // type, value
+  bool tlvs_truncated = false;
+};
+std::string ProxyLines(const ProxyFields& fields);
+
+// Printable ASCII but '\\' as it is; other bytes as \xHH.
+std::string EscapeProxyValue(absl::string_view value);
 
 // "ip:port", "[ipv6]:port" (IPv4-mapped IPv6 as plain IPv4), or "-".
 std::string FormatSockaddr(const sockaddr_storage& address);

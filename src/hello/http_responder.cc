@@ -254,8 +254,24 @@ void HttpResponder::Respond(const RequestHead& request) {
     }
     return;
   }
+  if (path == "/proxy") {
+    AppendProxy(header, head_only);
+    return;
+  }
   AppendHello(request.host.empty() ? absl::string_view("-") : request.host,
               header, head_only);
+}
+
+void HttpResponder::AppendProxy(ConnectionHeader connection_header,
+                                bool head_only) {
+  const absl::string_view body =
+      info_.proxy.empty() ? absl::string_view("proxy=0\n") : info_.proxy;
+  absl::StrAppend(&output_,
+                  "HTTP/1.1 200 OK\r\n"
+                  "Content-Type: text/plain\r\n"
+                  "Content-Length: ",
+                  body.size(), "\r\n", HeaderLine(connection_header), "\r\n");
+  if (!head_only) output_.append(body.data(), body.size());
 }
 
 const char* HttpResponder::HeaderLine(ConnectionHeader header) {

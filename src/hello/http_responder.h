@@ -139,6 +139,8 @@ class HttpResponder {
   bool HostAllowed(const RequestHead& request);
   void AppendHello(absl::string_view host, ConnectionHeader connection_header,
                    bool head_only);
+  // GET /proxy: what the connection's PROXY header said (docs/hello.md).
+  void AppendProxy(ConnectionHeader connection_header, bool head_only);
   void AppendError(absl::string_view status, absl::string_view body,
                    ConnectionHeader connection_header);
   void BuildIdentity();

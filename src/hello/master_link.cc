@@ -5,6 +5,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -32,6 +33,40 @@ ConnectionInfo ToServerInfo(const worker::WorkerIdentity& identity,
   out.skip_bytes = in.skip_bytes;
   static_assert(kUncheckedListener == worker::kNoListenerKey);
   out.listener_key = in.listener_key;
+  const worker::ProxyInfo& proxy = in.proxy;
+  if (in.peer_from_proxy || !proxy.tlvs.empty()) {
+    ProxyFields fields;
+    if (in.peer_from_proxy) {
+      fields.source = out.peer;
+      fields.destination = FormatSockaddr(proxy.destination);
+    }
+    fields.alpn = proxy.alpn;
+    fields.authority = proxy.authority;
+    fields.unique_id = proxy.unique_id;
+    fields.netns = proxy.netns;
+    fields.ssl = proxy.ssl;
+    fields.ssl_client = proxy.ssl_client;
+    fields.ssl_verify = proxy.ssl_verify;
+    fields.ssl_version = proxy.ssl_version;
+    fields.ssl_cn = proxy.ssl_cn;
+    fields.ssl_cipher = proxy.ssl_cipher;
+    fields.ssl_sig_alg = proxy.ssl_sig_alg;
+    fields.ssl_key_alg = proxy.ssl_key_alg;
+    for (const auto& [type, value] : proxy.AllTlvs()) {
+      switch (type) {
+        case 0x01:  // ALPN, AUTHORITY, UNIQUE_ID, SSL, NETNS: decoded above
+        case 0x02:
+        case 0x05:
+        case 0x20:
+        case 0x30:
+          break;
+        default:
+          fields.other_tlvs.emplace_back(type, std::string(value));
+      }
+    }
+    fields.tlvs_truncated = proxy.tlvs_truncated;
+    out.proxy = ProxyLines(fields);
+  }
   return out;
 }
 
@@ -92,6 +127,8 @@ void MasterLink::Wire() {
 
 void MasterLink::Drain() {
   if (worker_->fd() < 0) return;
+  told_open_ = server_->stats().open_connections;
+  worker_->SetOpenConnections(told_open_);
   absl::Status status = worker_->Drain();
   if (!status.ok()) LOG(ERROR) << "worker channel: " << status;
   if (worker_->fd() < 0) {
@@ -100,8 +137,10 @@ void MasterLink::Drain() {
     server_->UnregisterExternalFd(timer_id_);
     return;
   }
-  // Re-arm the timer for the library's next deadline.
+  // Re-arm the timer for the library's next deadline, or sooner to sample
+  // the open connections again.
   absl::Duration next = worker_->NextTimeout();
+  if (told_open_ > 0) next = std::min(next, absl::Milliseconds(100));
   itimerspec spec{};
   if (next != absl::InfiniteDuration()) {
     if (next < absl::Milliseconds(1)) next = absl::Milliseconds(1);

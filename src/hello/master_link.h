@@ -52,6 +52,10 @@ class MasterLink : public HostGate {
   HttpServer* server_;
   int channel_id_ = -1;
   int timer_id_ = -1;
+  // The server's open connections when last told to the library: while
+  // any are open the link wakes every 100 ms to tell it again, so closes
+  // reach the master's max_connections count (docs/isolation.md).
+  uint64_t told_open_ = 0;
 };
 
 }  // namespace hello

@@ -19,13 +19,15 @@ namespace {
 
 using json = nlohmann::json;
 
-// Whatever a worker process is started with, apart from how many.
+// Whatever a worker process is started with, apart from how many. A site's
+// memory_max, cpu_weight and caps apply to running workers: not here.
 bool SpecChanged(const config::SiteConfig& a, const config::SiteConfig& b) {
   return a.command != b.command || a.env != b.env || a.user != b.user ||
          a.group != b.group || a.log_output != b.log_output ||
          a.log_error != b.log_error || a.log_all != b.log_all ||
          a.log_max_bytes != b.log_max_bytes || a.log_keep != b.log_keep ||
-         a.tls_cert != b.tls_cert || a.tls_key != b.tls_key;
+         a.tls_cert != b.tls_cert || a.tls_key != b.tls_key ||
+         a.limits != b.limits || a.cwd != b.cwd;
 }
 
 // Whether the wildcard `wildcard` ("*.example.com") matches `pattern`, an
@@ -167,11 +169,13 @@ ListenerPlan PlanListeners(const std::vector<config::ListenerConfig>& running,
       const config::ListenerConfig& old = running[r];
       if (!SameSocketAddress(l.addr, old.addr)) continue;
       if (SocketAddressPort(l.addr) == 0 && l.name != old.name) continue;
+      // A bound socket's IPV6_V6ONLY cannot change: a new socket, bound
+      // beside this one, which is drained and closed.
+      if (l.v6only != old.v6only) break;
       change.socket_from = r;
       socket_taken[r] = true;
-      const bool peeked = l.protocol != config::Protocol::kTcp;
-      const bool was_peeked = old.protocol != config::Protocol::kTcp;
-      change.defer_accept_changes = peeked != was_peeked;
+      change.defer_accept_changes =
+          config::IsPeeked(l) != config::IsPeeked(old);
       if (l.name == old.name && l.protocol == old.protocol &&
           l.proxy_protocol == old.proxy_protocol) {
         change.keeps = r;

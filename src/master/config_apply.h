@@ -27,8 +27,8 @@ namespace master {
 struct SiteChange {
   bool added = false;    // a new slot: add it to the pool and start it
   bool removed = false;  // gone from the file: its workers are retired
-  // Its command, environment, logs, user/group or certificate paths
-  // changed: the pool gets the new spec for its next starts.
+  // Its command, environment, logs, user/group, certificate paths, limits
+  // or cwd changed: the pool gets the new spec for its next starts.
   bool new_spec = false;
   bool processes_changed = false;  // grow, or retire from the top index down
   // new_spec on a site that still runs: replace its workers one at a time.
@@ -42,16 +42,18 @@ struct SiteChange {
 // indexes (connections, accept ops, handoff entries) are its own and stable;
 // this plan speaks of config indexes only.
 struct ListenerChange {
-  // The running listener it simply goes on as (same name, address, protocol
-  // and proxy_protocol; default_site may differ, which is routing only):
+  // The running listener it simply goes on as (same name, address, v6only,
+  // protocol and proxy_protocol; default_site and proxy_protocol_from may
+  // differ, which apply to the next connections):
   // its index, socket and connections carry on. -1: it gets a new index.
   int keeps = -1;
   // The running listener whose socket it takes over: the one bound to the
-  // same address (for port 0, the one of the same name). Connections
-  // waiting in that backlog are this listener's now. -1: a new socket.
+  // same address and v6only (for port 0, the one of the same name).
+  // Connections waiting in that backlog are this listener's now. -1: a new
+  // socket (a changed v6only too: the old one is drained and closed).
   int socket_from = -1;
   // Its socket is a running one whose TCP_DEFER_ACCEPT must change: it
-  // moves between `tcp` (nothing peeked) and a peeked protocol.
+  // moves between not peeked (`tcp` without PROXY) and peeked.
   bool defer_accept_changes = false;
 };
 

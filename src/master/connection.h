@@ -18,6 +18,7 @@
 
 #include "absl/strings/string_view.h"
 #include "src/base/unique_fd.h"
+#include "src/handoff/wire.h"
 #include "src/master/error_response.h"
 #include "src/sniff/host_name.h"
 
@@ -54,6 +55,9 @@ struct Connection {
   uint16_t listener = 0;
   int32_t site = -1;
   int32_t worker = -1;
+  // Counted in its site's pending connections (SiteCaps) until the master
+  // lets it go.
+  bool site_pending = false;
   uint32_t seen = 0;  // bytes the last peek returned
   // Node workers that answered `accepted: false` (at their maxConnections):
   // it goes to another one, and is refused once every worker has said no.
@@ -70,8 +74,7 @@ struct Connection {
   sniff::HostName host;
   std::string alpn;  // offered ALPN, comma-joined (TLS only)
   uint32_t skip_bytes = 0;  // PROXY header length
-  bool has_proxy_source = false;
-  sockaddr_storage proxy_source{};
+  handoff::ProxyMetadata proxy;  // what the PROXY header said
 
   absl::string_view refusal;  // bytes being sent while kRefusing
 

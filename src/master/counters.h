@@ -21,6 +21,10 @@ namespace master {
   X(handoff_worker_gone, "handoffs whose worker died before taking them")  \
   X(no_site, "connections with no site for their name (421 / alert)")      \
   X(site_unavailable, "connections whose site has no live worker")         \
+  X(site_pending_refused,                                                   \
+    "connections refused at their site's max_pending (503 / alert)")       \
+  X(site_connections_refused,                                               \
+    "connections refused at their site's max_connections (503 / alert)")   \
   X(peek_timeout, "connections closed at the peek deadline")               \
   X(too_large, "prefixes over max_peek_bytes without a decision")          \
   X(malformed, "prefixes that broke their protocol's grammar")             \
@@ -37,6 +41,9 @@ namespace master {
   X(tls_alpn_found, "TLS ClientHellos offering ALPN")                      \
   X(tls_alpn_absent, "TLS ClientHellos without ALPN")                      \
   X(proxy_header_found, "PROXY protocol headers parsed")                   \
+  X(proxy_untrusted,                                                        \
+    "connections reset unread: not from the listener's proxy_protocol_from") \
+  X(proxy_tlvs_dropped, "PROXY v2 TLVs left out: over what a handoff carries") \
   X(peek_buffer_exhausted, "peeks that waited for a free buffer")          \
   X(peek_grown, "prefixes that outgrew a ring buffer")                     \
   X(worker_restarts, "worker processes restarted")                         \

@@ -21,7 +21,8 @@ ListenSpec ListenSpecFor(const config::ListenerConfig& listener) {
   spec.address = listener.address;
   spec.bind_to.addr = listener.addr;
   spec.bind_to.addr_len = listener.addr_len;
-  spec.defer_accept = listener.protocol != config::Protocol::kTcp;
+  spec.defer_accept = config::IsPeeked(listener);
+  spec.v6only = listener.v6only;
   return spec;
 }
 

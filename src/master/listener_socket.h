@@ -18,8 +18,8 @@ namespace master {
 
 using ListenOptions = ::ddv::ListenOptions;
 
-// How `listener` is bound: its address, and TCP_DEFER_ACCEPT unless its
-// connections are not peeked (`tcp`).
+// How `listener` is bound: its address, v6only, and TCP_DEFER_ACCEPT when
+// its connections are peeked (config::IsPeeked).
 ListenSpec ListenSpecFor(const config::ListenerConfig& listener);
 
 absl::StatusOr<UniqueFd> BindListener(const config::ListenerConfig& listener,

@@ -115,6 +115,8 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
 
   // Node workers are told their site's port (PORT) for server.listen.
   UpdateListenerPorts(config_);
+  // Each worker starts in its site's cgroup, so they exist first.
+  InitIsolation();
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);
   if (!workers.ok()) return workers.status();

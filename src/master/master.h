@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,10 +45,12 @@
 #include "src/master/config_apply.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
+#include "src/master/site_caps.h"
 #include "src/master/site_views.h"
 #include "src/master/worker_pool.h"
 #include "src/route/route_table.h"
 #include "src/sniff/sniff_status.h"
+#include "src/supervise/cgroup.h"
 #include "src/uring/buffer_ring.h"
 #include "src/uring/op_tag.h"
 #include "src/uring/ring.h"
@@ -240,8 +243,13 @@ class Master {
   absl::Status TakeListeners(std::vector<UniqueFd> inherited);
   // A new socket for `listener`: the watchdog binds it (and keeps it until
   // the commit; `watchdog_id` names it then), or the master when alone.
+  // `beside`: an old socket on the same port, about to close, allows it
+  // (ListenSpec::reuse_port).
   absl::StatusOr<UniqueFd> AcquireListener(
-      const config::ListenerConfig& listener, int64_t* watchdog_id);
+      const config::ListenerConfig& listener, bool beside,
+      int64_t* watchdog_id);
+  // The slot running config listener `config_index` (it must exist).
+  uint32_t SlotOfConfigIndex(int config_index) const;
   // A reload's new sockets, one per plan.listeners.next entry that needs
   // one. All or nothing: on failure none is kept and the watchdog drops
   // what it bound. Changes nothing else.
@@ -440,6 +448,32 @@ class Master {
 
   // Status and metrics (master_status.cc).
   Counters CountersNow() const;
+  // A connection reached worker `w` / was refused 503 for want of a worker
+  // of `site`: the global counter, and the per-site (and per-worker) ones
+  // `ddvctl status --json` shows and `ddvctl top` turns into rates.
+  void CountHandedOff(int w);
+  void CountUnavailable(int site);
+
+  // Isolation (master_isolation.cc, docs/isolation.md).
+  // At start, before any worker: ddv's cgroup subtree when it has one
+  // (else says once why not), each site's cgroup, and the caps.
+  void InitIsolation();
+  // A reload: the sites' cgroups (memory.max and cpu.weight apply to the
+  // running workers) and caps, from `next`.
+  void ApplyIsolation(const config::Config& next);
+  // Route's gate: true when `site` may take the connection, which then
+  // counts as pending; false after refusing it (503, TLS alert).
+  bool AdmitToSite(uint32_t index, int site);
+  // The master let the connection go (handed off, refused, closed).
+  void ReleaseSite(Connection& c);
+  SiteCaps::WorkerRef CapsRef(int worker) const;
+  // A worker's `connections` notification (docs/handoff.md).
+  void OnConnectionsReport(int worker, const std::string& body);
+  // A worker's process exited: its connections are gone; the cgroup of a
+  // removed site goes with its last worker.
+  void OnSiteWorkerExit(int worker);
+  // The site's limits, cgroup usage and caps, for `ddvctl status --json`.
+  nlohmann::json SiteIsolationJson(int site) const;
 
   // A ddvctl connection, served through the ring. A slot is reused only
   // when its fd is closed and none of its ops is in flight.
@@ -556,11 +590,21 @@ class Master {
   absl::flat_hash_map<std::string, uint32_t> message_round_robin_;
   int64_t next_heartbeat_ns_ = 0;
   Counters counters_;
+  // By site index (sites are never renumbered); grown on first count.
+  struct SiteCounters {
+    uint64_t handed_off = 0;
+    uint64_t unavailable = 0;
+  };
+  std::vector<SiteCounters> site_counters_;
   bool stopping_ = false;
   StopPhase stop_phase_ = StopPhase::kRunning;
   int64_t stop_deadline_ns_ = 0;   // of the current stop phase
   int64_t drain_deadline_ns_ = 0;  // of the whole stop: --drain_timeout
   int64_t started_ns_ = 0;
+  // ddv's cgroup subtree; unset when it has none (docs/isolation.md).
+  std::optional<supervise::CgroupTree> cgroups_;
+  // Per-site max_pending and max_connections.
+  SiteCaps site_caps_;
 };
 
 }  // namespace master

@@ -12,8 +12,10 @@
 
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/base/socket_address.h"
 #include "src/master/listener_socket.h"
 #include "src/master/master.h"
+#include "src/master/proxy_source.h"
 #include "src/sniff/http_sniffer.h"
 #include "src/sniff/proxy_protocol.h"
 #include "src/sniff/tls_sniffer.h"
@@ -122,6 +124,20 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
 }
 
 void Master::Admit(UniqueFd fd, uint32_t listener) {
+  const config::ListenerConfig& config = listeners_[listener].config;
+  sockaddr_storage peer;
+  if (config.proxy_protocol &&
+      !PeerMaySendProxy(config, fd.get(), &peer)) {
+    // Its PROXY header could claim any client address: not a byte of it is
+    // read.
+    ++counters_.proxy_untrusted;
+    LOG_EVERY_N(WARNING, 100)
+        << "listener \"" << config.name << "\": reset a connection from "
+        << FormatSocketAddress(peer).value_or("an unknown address")
+        << ", which is not in its proxy_protocol_from";
+    ResetUnread(std::move(fd));
+    return;
+  }
   uint32_t index;
   Connection* c = connections_.Allocate(&index);
   CHECK(c != nullptr) << "Admit with the connection table full";
@@ -130,7 +146,7 @@ void Master::Admit(UniqueFd fd, uint32_t listener) {
   c->accept_ns = MonotonicNowNs();
   c->deadline =
       ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
-  if (listeners_[listener].config.protocol == config::Protocol::kTcp) {
+  if (!config::IsPeeked(config)) {  // `tcp` without PROXY
     Route(index, RouteOn(listener, "").site);
     return;
   }
@@ -285,10 +301,7 @@ bool Master::Decide(uint32_t index, absl::string_view prefix) {
         ++counters_.proxy_header_found;
         offset = proxy.header_length;
         c.skip_bytes = proxy.header_length;
-        if (!proxy.local && proxy.family != AF_UNSPEC) {
-          c.has_proxy_source = true;
-          c.proxy_source = proxy.source;
-        }
+        counters_.proxy_tlvs_dropped += ProxyMetadataFrom(proxy, &c.proxy);
         break;
       case sniff::SniffStatus::kNotThisProtocol:
       case sniff::SniffStatus::kMalformed:
@@ -298,6 +311,11 @@ bool Master::Decide(uint32_t index, absl::string_view prefix) {
         Refuse(index, Refusal::kMalformed);
         return true;
     }
+  }
+  if (listener.protocol == config::Protocol::kTcp) {
+    // Peeked for the PROXY header alone: nothing after it names a site.
+    Route(index, RouteOn(c.listener, "").site);
+    return true;
   }
   absl::string_view payload = prefix.substr(offset);
   size_t budget = max_bytes > offset ? max_bytes - offset : 0;
@@ -394,6 +412,7 @@ void Master::Route(uint32_t index, int site) {
     return;
   }
   RestoreRcvlowat(c);
+  if (!AdmitToSite(index, site)) return;  // its site is at a cap: refused
   c.site = site;
   c.state = ConnState::kRouted;
   c.big.reset();
@@ -411,6 +430,7 @@ void Master::RestoreRcvlowat(Connection& c) {
 
 void Master::Refuse(uint32_t index, Refusal refusal) {
   Connection& c = connections_.at(index);
+  ReleaseSite(c);
   RestoreRcvlowat(c);
   c.state = ConnState::kRefusing;
   switch (listeners_[c.listener].config.protocol) {
@@ -511,6 +531,7 @@ void Master::OnLingerTimeout(const uring::OpTag& tag, io_uring_cqe* cqe) {
 
 void Master::Close(uint32_t index) {
   Connection& c = connections_.at(index);
+  ReleaseSite(c);
   if (c.state == ConnState::kClosing) return;
   c.state = ConnState::kClosing;
   if (c.fd) {

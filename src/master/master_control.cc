@@ -27,6 +27,10 @@ namespace ddv {
 namespace master {
 namespace {
 
+// A refused reload's reply lists this many of the file's errors and counts
+// the rest (ddv_master --check_config lists them all).
+constexpr size_t kReloadErrorsShown = 20;
+
 constexpr int kHandledSignals[] = {SIGHUP,  SIGTERM, SIGINT,
                                    SIGUSR1, SIGUSR2, SIGCHLD};
 
@@ -390,7 +394,11 @@ void Master::RunControlPoint() {
         status.ok()
             ? absl::StrCat("ok: reloaded ", config_.path, "\n")
             : absl::StrCat("error: reload failed, keeping the running config: ",
-                           status.message(), "\n");
+                           // The first few of many errors: the reply is
+                           // read by a person at a terminal.
+                           config::DescribeConfigErrors(
+                               status, config_.path, kReloadErrorsShown),
+                           "\n");
     for (uint32_t slot : pending.reload_clients) {
       ReplyToControlClient(slot, reply);
     }
@@ -499,7 +507,7 @@ absl::Status Master::Reload() {
   absl::Status status = loaded.ok() ? ApplyConfig(*loaded) : loaded.status();
   if (!status.ok()) {
     LOG(ERROR) << "reload failed, keeping the running config: "
-               << status.message();
+               << config::DescribeConfigErrors(status, config_.path);
     return status;
   }
   LOG(INFO) << "reloaded " << config_.path;

@@ -75,7 +75,7 @@ void Master::CheckWaiting(int64_t now_ns) {
       QueueForWorker(index);
     } else if (failed || now_ns - c.waiting_since_ns >=
                              absl::ToInt64Nanoseconds(options_.worker_wait)) {
-      ++counters_.site_unavailable;
+      CountUnavailable(c.site);
       Refuse(index, Refusal::kUnavailable);
     } else {
       still.push_back(index);
@@ -144,13 +144,7 @@ void Master::SubmitBatch(int w) {
     e.accept_time_ns = c.accept_ns;
     e.host = std::string(c.host.view());
     e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));
-    e.has_proxy_source = c.has_proxy_source;
-    if (c.has_proxy_source) {
-      e.proxy_source = c.proxy_source;
-      e.proxy_source_length = c.proxy_source.ss_family == AF_INET6
-                                  ? sizeof(sockaddr_in6)
-                                  : sizeof(sockaddr_in);
-    }
+    e.proxy = c.proxy;
     e.skip_bytes = c.skip_bytes;
     e.master_fd = c.fd.get();
     fds.push_back(c.fd.get());
@@ -171,7 +165,7 @@ void Master::SubmitBatch(int w) {
     LOG(DFATAL) << "cannot encode a handoff batch: " << status;
     for (uint32_t index : worker.sending) {
       --worker.outstanding;
-      ++counters_.site_unavailable;
+      CountUnavailable(connections_.at(index).site);
       Refuse(index, Refusal::kUnavailable);
     }
     worker.sending.clear();
@@ -208,7 +202,8 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
       // RecoverUnread), so our copy can go now. No acknowledgement, no
       // second wake-up, and the worker's close is the last one.
       --worker.outstanding;
-      ++counters_.connections_handed_off;
+      CountHandedOff(w);
+      site_caps_.HandedOff(CapsRef(w));
       Close(index);
     }
     // A retired worker that exited while this was in flight: its exit left
@@ -252,7 +247,8 @@ void Master::OnAcknowledged(int w, uint64_t id) {
   }
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
-  ++counters_.connections_handed_off;
+  CountHandedOff(w);
+  site_caps_.HandedOff(CapsRef(w));
   Close(static_cast<uint32_t>(id));
 }
 
@@ -274,7 +270,7 @@ void Master::OnPullFailed(int w, uint64_t id, int error) {
   }
   Worker& worker = workers_->at(w);
   if (worker.outstanding > 0) --worker.outstanding;
-  ++counters_.site_unavailable;
+  CountUnavailable(c->site);
   Refuse(static_cast<uint32_t>(id), Refusal::kUnavailable);
 }
 
@@ -451,6 +447,8 @@ void Master::OnWorkerExit(int w) {
   // (Pick no longer sees it: it was reaped). Only then may a new process
   // start on this channel, or it could take a batch being re-routed.
   OnChannelReadable(w);
+  // What it held is closed; what it left unread comes back as pending.
+  OnSiteWorkerExit(w);
   RecoverUnread(w);
   if (!workers_->at(w).send_in_flight) ReclaimFromWorker(w);
   workers_->ContinueRestart(w);
@@ -564,9 +562,11 @@ void Master::RecoverUnread(int w) {
       (void)sniff::NormalizeHost(e.host, sniff::HostSyntax::kHttpHost, &c->host);
       c->alpn = e.alpn;
       c->skip_bytes = e.skip_bytes;
-      c->has_proxy_source = e.has_proxy_source;
-      c->proxy_source = e.proxy_source;
+      c->proxy = e.proxy;
       c->state = ConnState::kRouted;
+      // Admitted once already: pending again, whatever the caps say now.
+      c->site_pending = true;
+      site_caps_.AddPending(static_cast<int>(site));
       ++counters_.handoff_worker_gone;
       ++counters_.connections_rerouted;
       ++recovered;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
+#include "src/base/listen_socket.h"
 #include "src/base/socket_address.h"
 #include "src/master/master.h"
 
@@ -57,15 +58,27 @@ absl::Status Master::TakeListeners(std::vector<UniqueFd> inherited) {
       // The last good config may give it another protocol than the socket
       // was bound for (a crash in the middle of a reload).
       absl::Status defer = SetDeferAccept(
-          slot.fd.get(), listener.protocol != config::Protocol::kTcp,
-          options_.listen);
+          slot.fd.get(), config::IsPeeked(listener), options_.listen);
       if (!defer.ok()) LOG(WARNING) << defer;
+      // Or another v6only, which a bound socket cannot change: it is
+      // served as bound, and the running config says so, so the next
+      // reload of the file binds the one it asks for beside it.
+      if (listener.addr.ss_family == AF_INET6 &&
+          IsV6Only(slot.fd.get()) != listener.v6only) {
+        LOG(WARNING) << "listener \"" << listener.name << "\" "
+                     << listener.address << ": the socket passed on is "
+                     << (listener.v6only ? "dual stack" : "IPv6 only")
+                     << ", the config says otherwise; serving it as it is "
+                        "until the next reload rebinds it";
+        config_.listeners[i].v6only = !listener.v6only;
+        slot.config.v6only = config_.listeners[i].v6only;
+      }
     } else {
       // Not passed on by the watchdog: a master that died between a
       // reload's commit and its snapshot, or run by hand with a partial
       // --listen_fds. The config is what this master serves.
-      absl::StatusOr<UniqueFd> fd =
-          AcquireListener(listener, &bound[i].watchdog_id);
+      absl::StatusOr<UniqueFd> fd = AcquireListener(
+          listener, /*beside=*/false, &bound[i].watchdog_id);
       if (!fd.ok()) {
         if (watchdog_link_) SendToWatchdog({{"op", "bind_abort"}}, {});
         return fd.status();
@@ -83,15 +96,19 @@ absl::Status Master::TakeListeners(std::vector<UniqueFd> inherited) {
 }
 
 absl::StatusOr<UniqueFd> Master::AcquireListener(
-    const config::ListenerConfig& listener, int64_t* watchdog_id) {
+    const config::ListenerConfig& listener, bool beside,
+    int64_t* watchdog_id) {
   *watchdog_id = -1;
-  if (!watchdog_link_) return BindListener(listener, options_.listen);
-  const ListenSpec spec = ListenSpecFor(listener);
+  ListenSpec spec = ListenSpecFor(listener);
+  spec.reuse_port = beside;
+  if (!watchdog_link_) return BindListenSocket(spec, options_.listen);
   absl::StatusOr<watchdog::LinkMessage> reply =
       AskWatchdog({{"op", "bind"},
                    {"name", spec.name},
                    {"address", spec.address},
-                   {"defer_accept", spec.defer_accept}},
+                   {"defer_accept", spec.defer_accept},
+                   {"v6only", spec.v6only},
+                   {"reuse_port", spec.reuse_port}},
                   "bound");
   if (!reply.ok()) {
     return absl::Status(reply.status().code(),
@@ -129,17 +146,46 @@ absl::StatusOr<std::vector<Master::NewListener>> Master::AcquireListeners(
         "ddv_master to change listeners again"));
   }
   std::vector<NewListener> acquired(next.size());
+  // Sockets this reload closes are still listening while the new ones are
+  // bound. A new socket on the same port (the same address with another
+  // v6only, "[::]" for "0.0.0.0", an address moved to a wider one) could
+  // not be bound until they close, and closing first would refuse clients
+  // in between: so both sides allow it with SO_REUSEPORT for the moment
+  // (docs/master.md, "Listeners change live").
+  std::vector<uint32_t> opened;  // slots whose SO_REUSEPORT went on
+  auto abandon = [&](absl::Status status) {
+    AbandonListeners(std::move(acquired));
+    return status;
+  };
   for (size_t i = 0; i < next.size(); ++i) {
     if (plan.listeners.next[i].socket_from >= 0) continue;
-    absl::StatusOr<UniqueFd> fd =
-        AcquireListener(next[i], &acquired[i].watchdog_id);
-    if (!fd.ok()) {
-      AbandonListeners(std::move(acquired));
-      return fd.status();
+    const int port = SocketAddressPort(next[i].addr);
+    bool beside = false;
+    for (int r : plan.listeners.closed) {
+      const uint32_t slot = SlotOfConfigIndex(r);
+      if (port <= 0 || BoundPort(listeners_[slot].fd.get()) != port) continue;
+      beside = true;
+      if (std::find(opened.begin(), opened.end(), slot) != opened.end()) {
+        continue;
+      }
+      absl::Status on = SetReusePort(listeners_[slot].fd.get(), true);
+      if (!on.ok()) return abandon(on);
+      opened.push_back(slot);
     }
+    absl::StatusOr<UniqueFd> fd =
+        AcquireListener(next[i], beside, &acquired[i].watchdog_id);
+    if (!fd.ok()) return abandon(fd.status());
     acquired[i].fd = std::move(*fd);
   }
   return acquired;
+}
+
+uint32_t Master::SlotOfConfigIndex(int config_index) const {
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    if (listeners_[l].config_index == config_index) return l;
+  }
+  LOG(FATAL) << "no listener slot for config index " << config_index;
+  return 0;
 }
 
 void Master::AbandonListeners(std::vector<NewListener> acquired) {
@@ -147,6 +193,14 @@ void Master::AbandonListeners(std::vector<NewListener> acquired) {
   // bind it finishes after we stopped waiting (it handles the abort after
   // that bind).
   if (watchdog_link_) SendToWatchdog({{"op", "bind_abort"}}, {});
+  // Running sockets opened for a bind beside them close them again (only a
+  // reload in progress ever sets it).
+  acquired.clear();
+  for (const ListenerSlot& slot : listeners_) {
+    if (!slot.fd) continue;
+    absl::Status off = SetReusePort(slot.fd.get(), false);
+    if (!off.ok()) LOG(WARNING) << "reload failed: " << off;
+  }
 }
 
 void Master::CommitListeners(const std::vector<config::ListenerConfig>& next,
@@ -208,8 +262,7 @@ void Master::ApplyListeners(const ReloadPlan& plan,
                   : std::move(acquired[i].fd);
     if (change.defer_accept_changes) {
       absl::Status defer = SetDeferAccept(
-          slot.fd.get(), next[i].protocol != config::Protocol::kTcp,
-          options_.listen);
+          slot.fd.get(), config::IsPeeked(next[i]), options_.listen);
       if (!defer.ok()) LOG(WARNING) << "reload: " << defer;
     }
     const uint32_t index = accept_gate_.Add();

@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "src/handoff/node_cluster.h"
 #include "src/master/master.h"
+#include "src/master/proxy_source.h"
 
 namespace ddv {
 namespace master {
@@ -62,8 +63,22 @@ void Master::FlushNode(int w) {
     const uint32_t index = worker.queue[taken++];
     Connection& c = connections_.at(index);
     if (c.state != ConnState::kQueued || c.worker != w) continue;
+    if (c.skip_bytes > 0) {
+      // A Node app reads the socket as Node hands it over: the PROXY
+      // header goes first, its facts ride in the newconn message.
+      absl::Status dropped = DiscardProxyHeader(c.fd.get(), c.skip_bytes);
+      if (!dropped.ok()) {
+        LOG_EVERY_N(WARNING, 100) << dropped;
+        if (worker.outstanding > 0) --worker.outstanding;
+        ++counters_.closed_before_decision;
+        Close(index);
+        continue;
+      }
+      c.skip_bytes = 0;
+    }
     c.state = ConnState::kSending;
-    channel.QueueConnection(c.fd.get(), index, MonotonicNowNs());
+    channel.QueueConnection(c.fd.get(), index, MonotonicNowNs(),
+                            NodeProxyJson(c.proxy));
   }
   worker.queue.erase(worker.queue.begin(), worker.queue.begin() + taken);
 
@@ -197,7 +212,8 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   if (c.worker != w || c.state != ConnState::kSent) return;
   if (worker.outstanding > 0) --worker.outstanding;
   if (accepted) {
-    ++counters_.connections_handed_off;
+    CountHandedOff(w);
+    site_caps_.HandedOff(CapsRef(w));
     Close(static_cast<uint32_t>(index));  // the child's copy serves it
     return;
   }
@@ -205,7 +221,7 @@ void Master::OnNodeAccepted(int w, int64_t ack, bool accepted) {
   // primary does, another worker gets it; once every worker refused, 503.
   ++counters_.node_not_accepted;
   if (++c.node_refusals >= workers_->LiveWorkers(c.site)) {
-    ++counters_.site_unavailable;
+    CountUnavailable(c.site);
     Refuse(static_cast<uint32_t>(index), Refusal::kUnavailable);
     return;
   }

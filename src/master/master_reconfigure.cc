@@ -81,8 +81,10 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
     CommitListeners(plan->next.listeners, held_as, *acquired);
   }
   ApplyListeners(*plan, *std::move(acquired), routes_);
-  // Before sites are added or respecified: Node workers' PORT.
+  // Before sites are added or respecified: Node workers' PORT, and the
+  // sites' cgroups (new workers start in them) and caps.
   UpdateListenerPorts(plan->next);
+  ApplyIsolation(plan->next);
 
   for (size_t s = 0; s < plan->next.sites.size(); ++s) {
     const config::SiteConfig& site = plan->next.sites[s];
@@ -253,6 +255,9 @@ void Master::OnWorkerRequest(int w, const handoff::Request& request) {
     Reply(w, request.id, absl::OkStatus(), "{\"pong\":true}");
   } else if (request.method == "status") {
     Reply(w, request.id, absl::OkStatus(), StatusJson());
+  } else if (request.method == "connections") {
+    // A notification, never answered (docs/handoff.md).
+    OnConnectionsReport(w, request.body);
   } else if (request.method == "update_server_conf") {
     // It changes the config: answered from the control point once applied.
     pending_.server_conf.push_back(

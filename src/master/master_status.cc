@@ -11,6 +11,25 @@ namespace master {
 
 using json = nlohmann::json;
 
+void Master::CountHandedOff(int w) {
+  Worker& worker = workers_->at(w);
+  ++counters_.connections_handed_off;
+  ++worker.handed_off;
+  if (site_counters_.size() <= static_cast<size_t>(worker.site)) {
+    site_counters_.resize(worker.site + 1);
+  }
+  ++site_counters_[worker.site].handed_off;
+}
+
+void Master::CountUnavailable(int site) {
+  ++counters_.site_unavailable;
+  if (site < 0) return;
+  if (site_counters_.size() <= static_cast<size_t>(site)) {
+    site_counters_.resize(site + 1);
+  }
+  ++site_counters_[site].unavailable;
+}
+
 Counters Master::CountersNow() const {
   Counters counters = counters_;
   counters.worker_shutdowns = workers_->shutdowns_sent();
@@ -67,6 +86,14 @@ std::string Master::StatusJson() const {
                   {"address", l.address},
                   {"protocol", config::ProtocolName(l.protocol)},
                   {"default_site", l.default_site}};
+    if (l.addr.ss_family == AF_INET6) entry["v6only"] = l.v6only;
+    if (l.proxy_protocol) {
+      json from = json::array();
+      for (const IpNetwork& network : l.proxy_protocol_from) {
+        from.push_back(network.ToString());
+      }
+      entry["proxy_protocol_from"] = std::move(from);  // []: any address
+    }
     for (size_t slot = 0; slot < listeners_.size(); ++slot) {
       if (listeners_[slot].config_index == static_cast<int>(i)) {
         entry["index"] = slot;
@@ -92,7 +119,14 @@ std::string Master::StatusJson() const {
                          {"retired", worker.retired},
                          {"restarts", workers_->processes().restarts(slot)},
                          {"outstanding", worker.outstanding},
-                         {"unread_bytes", workers_->UnreadBytes(w)}});
+                         {"handed_off", worker.handed_off},
+                         {"unread_bytes", workers_->UnreadBytes(w)},
+                         // Handed off and not yet closed, as it reports
+                         // (null: it does not report; docs/isolation.md).
+                         {"open_connections",
+                          site_caps_.worker_reports(w)
+                              ? json(site_caps_.worker_open(w))
+                              : json(nullptr)}});
     }
     // hosts and default are the config's; what workers claimed at run
     // time is listed apart, with who claimed it.
@@ -107,7 +141,12 @@ std::string Master::StatusJson() const {
             {{"host", claim.host}, {"worker", claim.worker_index}});
       }
     }
+    const SiteCounters counted = s < site_counters_.size()
+                                     ? site_counters_[s]
+                                     : SiteCounters();
     sites.push_back({{"id", site.id},
+                     {"handed_off", counted.handed_off},
+                     {"unavailable", counted.unavailable},
                      {"hosts", site.hosts},
                      {"claimed_hosts", claimed_hosts},
                      {"default", site.is_default},
@@ -115,6 +154,8 @@ std::string Master::StatusJson() const {
                      {"runtime", config::RuntimeName(site.runtime)},
                      {"failed", workers_->SiteFailed(s)},
                      {"workers", workers}});
+    // limits, cwd, cgroup, usage, connections (docs/isolation.md).
+    sites.back().update(SiteIsolationJson(static_cast<int>(s)));
   }
   status["sites"] = sites;
   json counters;

@@ -52,10 +52,10 @@ void NodeChannel::SetServerKey(std::string key) {
 }
 
 int64_t NodeChannel::QueueConnection(int fd, uint32_t connection,
-                                     int64_t now_ns) {
+                                     int64_t now_ns, absl::string_view ddv) {
   const int64_t seq = NextSeq();
   Outgoing out{std::string(), 0, fd, static_cast<int64_t>(connection)};
-  node::AppendNewConnection(newconn_prefix_, seq, &out.bytes);
+  node::AppendNewConnection(newconn_prefix_, seq, &out.bytes, ddv);
   outbox_bytes_ += out.bytes.size();
   outbox_.push_back(std::move(out));
   unaccepted_[seq] = Unanswered{connection, now_ns};

@@ -50,10 +50,12 @@ class NodeChannel {
   // queued) when the outbox already holds kMaxOutboxBytes: a child that
   // does not read must not make the master buffer without bound.
   bool QueueLine(std::string line);
-  // Queues a connection: its `newconn` line, written with `fd` attached.
+  // Queues a connection: its `newconn` line, written with `fd` attached,
+  // and `ddv` (a JSON object, or empty) in it for the ddv-worker package.
   // Returns the sequence number the child's `accepted` will carry.
   // `now_ns` starts its clock for OldestUnansweredNs.
-  int64_t QueueConnection(int fd, uint32_t connection, int64_t now_ns);
+  int64_t QueueConnection(int fd, uint32_t connection, int64_t now_ns,
+                          absl::string_view ddv = {});
   // Our next message's sequence number (every message we send takes one).
   int64_t NextSeq() { return next_seq_++; }
 

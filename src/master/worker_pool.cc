@@ -4,6 +4,7 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <poll.h>
@@ -27,6 +28,23 @@
 namespace ddv {
 namespace master {
 namespace {
+
+// A site's `limits` key → the setrlimit resource.
+int RlimitOf(config::ResourceKind kind) {
+  switch (kind) {
+    case config::ResourceKind::kNofile:
+      return RLIMIT_NOFILE;
+    case config::ResourceKind::kNproc:
+      return RLIMIT_NPROC;
+    case config::ResourceKind::kCore:
+      return RLIMIT_CORE;
+    case config::ResourceKind::kAsBytes:
+      return RLIMIT_AS;
+    case config::ResourceKind::kMemlockBytes:
+      return RLIMIT_MEMLOCK;
+  }
+  return RLIMIT_NOFILE;
+}
 
 // 32 random bytes, hex: the TLS session-ticket secret every process of one
 // site shares, so a session resumes on whichever process the next connection
@@ -204,6 +222,19 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
   spec.group = site.group;
   spec.inherit_fds.emplace_back(child_fd, handoff::kWorkerChannelFd);
   if (options_.workers_outlive_master) spec.parent_death_signal = 0;
+  // What keeps one site from another (docs/isolation.md): no controlling
+  // terminal, no privileges from exec, its own limits, directory and
+  // cgroup, nothing of the master's working directory.
+  spec.new_session = true;
+  spec.no_new_privs = true;
+  for (const auto& [kind, value] : site.limits) {
+    spec.rlimits.emplace_back(
+        RlimitOf(kind), value == config::kUnlimited ? RLIM_INFINITY : value);
+  }
+  spec.cwd = site.cwd.empty() ? "/" : site.cwd;
+  if (options_.cgroups != nullptr) {
+    spec.cgroup = options_.cgroups->SiteDir(site.id);
+  }
   return spec;
 }
 
@@ -256,6 +287,14 @@ std::string WorkerPool::SpecFingerprint(const supervise::ProcessSpec& spec) {
   if (spec.log_max_bytes != 0) {
     add(absl::StrCat("rotate ", spec.log_max_bytes, " ", spec.log_keep));
   }
+  // Only when set, so that workers started before these existed keep
+  // their fingerprint. A worker adopted outside its site's cgroup, or with
+  // other limits or directory, is replaced.
+  for (const auto& [resource, value] : spec.rlimits) {
+    add(absl::StrCat("rlimit ", resource, " ", value));
+  }
+  if (!spec.cwd.empty() && spec.cwd != "/") add(absl::StrCat("cwd ", spec.cwd));
+  if (!spec.cgroup.empty()) add(absl::StrCat("cgroup ", spec.cgroup));
   return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
 }
 

@@ -35,6 +35,7 @@
 #include "src/config/config.h"
 #include "src/handoff/channel.h"
 #include "src/master/node_channel.h"
+#include "src/supervise/cgroup.h"
 #include "src/supervise/process_table.h"
 #include "src/watchdog/worker_record.h"
 
@@ -64,6 +65,9 @@ struct WorkerPoolOptions {
   // pipes to the log writer (docs/logs.md). Unset: the files, opened at
   // each start.
   supervise::ProcessTable::StdioRouter stdio_router;
+  // ddv's cgroup subtree, when it has one (docs/isolation.md): each worker
+  // starts in its site's cgroup. Not owned; null: the master's cgroup.
+  const supervise::CgroupTree* cgroups = nullptr;
   // The ddv-worker package's preload (node/ddv-worker/preload.js): added
   // to every Node worker's NODE_OPTIONS as --require, so a stock app
   // refuses another site's Host with 421 (docs/node.md). Empty, or a file
@@ -92,6 +96,8 @@ struct Worker {
   // Queued or in a message being sent; in pidfd mode also sent and not yet
   // acknowledged (SCM_RIGHTS needs no acknowledgement: see master.md).
   uint32_t outstanding = 0;
+  // Connections handed to this slot's processes, ever (ddvctl status).
+  uint64_t handed_off = 0;
   std::vector<uint32_t> queue;    // connections for the next batch
   std::vector<uint32_t> sending;  // connections in the message in flight
   std::unique_ptr<handoff::ScmRightsMessage> message;

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 
@@ -33,8 +34,6 @@ constexpr int kV2TransportDgram = 0x2;
 constexpr size_t kV2Inet4AddressLength = 4 + 4 + 2 + 2;
 constexpr size_t kV2Inet6AddressLength = 16 + 16 + 2 + 2;
 constexpr size_t kV2UnixAddressLength = 108 + 108;
-// v2 §2.2.1: type (1 byte), length (2 bytes, network order), value.
-constexpr size_t kV2TlvHeaderLength = 3;
 
 // Text forms, without the terminating NUL inet_pton needs: at most 15 bytes
 // for "255.255.255.255", 45 for an IPv6 address with an embedded IPv4 tail.
@@ -232,6 +231,79 @@ uint16_t ReadBigEndian16(const char* p) {
                                static_cast<uint8_t>(p[1]));
 }
 
+uint32_t ReadBigEndian32(const char* p) {
+  return (static_cast<uint32_t>(ReadBigEndian16(p)) << 16) |
+         ReadBigEndian16(p + 2);
+}
+
+// CRC-32C, reflected, polynomial 0x1EDC6F41 (0x82F63B78 reversed), one table
+// lookup per byte: headers are short.
+constexpr std::array<uint32_t, 256> MakeCrc32cTable() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t crc = i;
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    table[i] = crc;
+  }
+  return table;
+}
+constexpr std::array<uint32_t, 256> kCrc32cTable = MakeCrc32cTable();
+
+uint32_t Crc32cUpdate(uint32_t crc, uint8_t byte) {
+  return kCrc32cTable[(crc ^ byte) & 0xff] ^ (crc >> 8);
+}
+
+// The CRC-32C of `header` with the 4 bytes at `zeroed` read as zeros.
+uint32_t HeaderCrc32c(absl::string_view header, size_t zeroed) {
+  uint32_t crc = 0xffffffffu;
+  for (size_t i = 0; i < header.size(); ++i) {
+    const bool in_value = i >= zeroed && i < zeroed + 4;
+    crc = Crc32cUpdate(crc, in_value ? 0 : static_cast<uint8_t>(header[i]));
+  }
+  return ~crc;
+}
+
+// v2 §2.2.6: PP2_TYPE_SSL is client (1 byte), verify (4 bytes, network
+// order), then sub-TLVs of the same shape as TLVs.
+const char* ParseSslTlv(absl::string_view value, ProxyTlvs* tlvs) {
+  if (value.size() < kPp2SslFixedLength) {
+    return "PROXY v2 SSL TLV shorter than its client and verify fields";
+  }
+  tlvs->has_ssl = true;
+  tlvs->ssl_client = static_cast<uint8_t>(value[0]);
+  tlvs->ssl_verify = ReadBigEndian32(value.data() + 1);
+  absl::string_view rest = value.substr(kPp2SslFixedLength);
+  uint8_t type = 0;
+  absl::string_view sub;
+  while (NextProxyTlv(&rest, &type, &sub)) {
+    absl::string_view* field = nullptr;
+    switch (type) {
+      case kPp2SubtypeSslVersion:
+        field = &tlvs->ssl_version;
+        break;
+      case kPp2SubtypeSslCn:
+        field = &tlvs->ssl_cn;
+        break;
+      case kPp2SubtypeSslCipher:
+        field = &tlvs->ssl_cipher;
+        break;
+      case kPp2SubtypeSslSigAlg:
+        field = &tlvs->ssl_sig_alg;
+        break;
+      case kPp2SubtypeSslKeyAlg:
+        field = &tlvs->ssl_key_alg;
+        break;
+      default:
+        break;
+    }
+    if (field != nullptr && field->empty()) *field = sub;
+  }
+  if (!rest.empty()) return "PROXY v2 SSL sub-TLV overruns its TLV";
+  return nullptr;
+}
+
 SniffStatus SniffV2(absl::string_view prefix, ProxyHeader* header) {
   const size_t kVersionCommandOffset = kV2Signature.size();
   const size_t kFamilyOffset = kVersionCommandOffset + 1;
@@ -336,20 +408,21 @@ SniffStatus SniffV2(absl::string_view prefix, ProxyHeader* header) {
   }
 
   if (command == kV2CommandProxy) {
-    // v2 §2.2.1: the rest of the block is TLVs. ddv needs none of them
-    // (ALPN and SNI come from the ClientHello itself) but checks that they
-    // tile the block exactly, so a corrupt length is caught here rather
-    // than taken as payload.
-    size_t pos = address_length;
-    while (pos < block_length) {
-      if (block_length - pos < kV2TlvHeaderLength) {
-        return Malformed(header, "truncated PROXY v2 TLV");
-      }
-      const size_t value_length = ReadBigEndian16(block + pos + 1);
-      if (block_length - pos - kV2TlvHeaderLength < value_length) {
-        return Malformed(header, "PROXY v2 TLV overruns the header");
-      }
-      pos += kV2TlvHeaderLength + value_length;
+    // v2 §2.2.1: the rest of the block is TLVs. Checking that they tile it
+    // exactly catches a corrupt length here rather than taking it as payload.
+    parsed.tlvs = absl::string_view(block + address_length,
+                                    block_length - address_length);
+    if (const char* error = ParseProxyTlvs(parsed.tlvs, &parsed.tlv)) {
+      return Malformed(header, error);
+    }
+    // v2 §2.2.3: the checksum covers the whole header with its own value
+    // zeroed; "if the checksum doesn't match, the connection must be
+    // dropped".
+    if (parsed.tlv.has_crc32c &&
+        HeaderCrc32c(prefix.substr(0, total),
+                     kProxyV2FixedLength + address_length +
+                         parsed.tlv.crc32c_offset) != parsed.tlv.crc32c) {
+      return Malformed(header, "PROXY v2 CRC32C does not match the header");
     }
   }
   *header = parsed;
@@ -357,6 +430,63 @@ SniffStatus SniffV2(absl::string_view prefix, ProxyHeader* header) {
 }
 
 }  // namespace
+
+bool NextProxyTlv(absl::string_view* rest, uint8_t* type,
+                  absl::string_view* value) {
+  if (rest->size() < kPp2TlvHeaderLength) return false;
+  const size_t length = ReadBigEndian16(rest->data() + 1);
+  if (rest->size() - kPp2TlvHeaderLength < length) return false;
+  *type = static_cast<uint8_t>((*rest)[0]);
+  *value = rest->substr(kPp2TlvHeaderLength, length);
+  rest->remove_prefix(kPp2TlvHeaderLength + length);
+  return true;
+}
+
+const char* ParseProxyTlvs(absl::string_view block, ProxyTlvs* tlvs) {
+  *tlvs = ProxyTlvs();
+  absl::string_view rest = block;
+  uint8_t type = 0;
+  absl::string_view value;
+  while (NextProxyTlv(&rest, &type, &value)) {
+    switch (type) {
+      case kPp2TypeAlpn:
+        if (tlvs->alpn.empty()) tlvs->alpn = value;
+        break;
+      case kPp2TypeAuthority:
+        if (tlvs->authority.empty()) tlvs->authority = value;
+        break;
+      case kPp2TypeUniqueId:
+        if (value.size() > kPp2MaxUniqueIdLength) {
+          return "PROXY v2 UNIQUE_ID longer than 128 bytes";
+        }
+        if (tlvs->unique_id.empty()) tlvs->unique_id = value;
+        break;
+      case kPp2TypeNetns:
+        if (tlvs->netns.empty()) tlvs->netns = value;
+        break;
+      case kPp2TypeCrc32c:
+        if (value.size() != 4) return "PROXY v2 CRC32C TLV is not 4 bytes";
+        if (tlvs->has_crc32c) return "PROXY v2 header has two CRC32C TLVs";
+        tlvs->has_crc32c = true;
+        tlvs->crc32c_offset = static_cast<size_t>(value.data() - block.data());
+        tlvs->crc32c = ReadBigEndian32(value.data());
+        break;
+      case kPp2TypeSsl:
+        if (tlvs->has_ssl) break;
+        if (const char* error = ParseSslTlv(value, tlvs)) return error;
+        break;
+      default:
+        break;  // NOOP, vendor and future types: the worker may read them
+    }
+  }
+  if (rest.empty()) return nullptr;
+  return rest.size() < kPp2TlvHeaderLength ? "truncated PROXY v2 TLV"
+                                           : "PROXY v2 TLV overruns the header";
+}
+
+uint32_t ProxyCrc32c(absl::string_view data) {
+  return HeaderCrc32c(data, data.size());
+}
 
 SniffStatus SniffProxyHeader(absl::string_view prefix, ProxyHeader* header) {
   *header = ProxyHeader();

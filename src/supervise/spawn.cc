@@ -29,11 +29,17 @@ namespace {
 // The step of the child's set-up that failed, sent to the parent with errno.
 enum ChildStep : int {
   kSetpgid,
+  kSetsid,
+  kCgroup,
   kMoveFd,
+  kCloseRange,
   kDup2,
+  kSetrlimit,  // ChildReport.detail: the RLIMIT_* resource
   kSetgroups,
   kSetgid,
   kSetuid,
+  kChdir,
+  kNoNewPrivs,
   kPdeathsig,
   kParentGone,
   kExecve,
@@ -45,14 +51,42 @@ int PidfdOpen(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
+const char* RlimitName(int resource) {
+  switch (resource) {
+    case RLIMIT_NOFILE:
+      return "RLIMIT_NOFILE";
+    case RLIMIT_NPROC:
+      return "RLIMIT_NPROC";
+    case RLIMIT_CORE:
+      return "RLIMIT_CORE";
+    case RLIMIT_AS:
+      return "RLIMIT_AS";
+    case RLIMIT_MEMLOCK:
+      return "RLIMIT_MEMLOCK";
+  }
+  return "a resource";
+}
+
 const char* ChildStepCall(int step) {
   switch (step) {
     case kSetpgid:
       return "setpgid";
+    case kSetsid:
+      return "setsid";
+    case kCgroup:
+      return "write";
     case kMoveFd:
       return "fcntl(F_DUPFD_CLOEXEC)";
+    case kCloseRange:
+      return "close_range";
     case kDup2:
       return "dup2";
+    case kSetrlimit:
+      return "setrlimit";
+    case kChdir:
+      return "chdir";
+    case kNoNewPrivs:
+      return "prctl";
     case kSetgroups:
       return "setgroups";
     case kSetgid:
@@ -69,9 +103,39 @@ const char* ChildStepCall(int step) {
   return "child set-up";
 }
 
+std::string Doing(const ProcessSpec& spec);
+
+// What the failed step was doing, for the steps that need more than the
+// worker's name: which limit, directory or cgroup.
+std::string ChildStepDoing(int step, int detail, const ProcessSpec& spec) {
+  switch (step) {
+    case kCgroup:
+      return absl::StrCat("joining cgroup \"", spec.cgroup, "\" while ",
+                          Doing(spec));
+    case kCloseRange:
+      return absl::StrCat("closing inherited fds on exec while ", Doing(spec));
+    case kSetrlimit:
+      for (const auto& [resource, value] : spec.rlimits) {
+        if (resource != detail) continue;
+        return absl::StrCat(
+            "setting ", RlimitName(resource), " to ",
+            value == RLIM_INFINITY ? std::string("unlimited")
+                                   : absl::StrCat(value),
+            " while ", Doing(spec));
+      }
+      break;
+    case kChdir:
+      return absl::StrCat("entering \"", spec.cwd, "\" while ", Doing(spec));
+    case kNoNewPrivs:
+      return absl::StrCat("setting PR_SET_NO_NEW_PRIVS while ", Doing(spec));
+  }
+  return Doing(spec);
+}
+
 struct ChildReport {
   int step;
   int error;
+  int detail;  // kSetrlimit: which resource
 };
 
 // Credentials to switch to, resolved in the parent (NSS is not
@@ -194,8 +258,9 @@ absl::StatusOr<UniqueFd> OpenLog(const std::string& path,
 }
 
 // Writes the failed step to the parent and exits. Async-signal-safe.
-[[noreturn]] void ChildFail(int report_fd, int step, int error) {
-  ChildReport report{step, error};
+[[noreturn]] void ChildFail(int report_fd, int step, int error,
+                            int detail = 0) {
+  ChildReport report{step, error, detail};
   ssize_t n;
   do {
     n = ::write(report_fd, &report, sizeof(report));
@@ -203,34 +268,78 @@ absl::StatusOr<UniqueFd> OpenLog(const std::string& path,
   ::_exit(127);
 }
 
+// Everything the child needs, prepared by the parent before fork: the child
+// reads it and allocates nothing.
+struct ChildPlan {
+  int report_fd = -1;
+  pid_t parent = 0;
+  int parent_death_signal = 0;
+  int floor = 3;  // above every inherited fd's target number
+  const std::vector<FdMove>* moves = nullptr;
+  std::vector<int>* scratch = nullptr;  // one slot per move
+  const Credentials* creds = nullptr;
+  int cgroup_procs_fd = -1;  // the cgroup to join, or -1
+  const std::vector<std::pair<int, rlim_t>>* rlimits = nullptr;
+  const char* cwd = nullptr;  // nullptr: stay in the parent's
+  bool no_new_privs = false;
+  bool new_session = false;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+};
+
 // Everything between fork and execve. Only async-signal-safe calls, no
 // allocation: all inputs were prepared by the parent.
-[[noreturn]] void RunChild(int report_fd, pid_t parent,
-                           int parent_death_signal, int floor,
-                           const std::vector<FdMove>& moves,
-                           std::vector<int>& scratch, const Credentials& creds,
-                           char* const* argv, char* const* envp) {
+[[noreturn]] void RunChild(const ChildPlan& plan) {
   // Own process group: the supervisor signals the worker and its helpers as
-  // one, and a terminal's Ctrl-C reaches only the master.
-  if (::setpgid(0, 0) != 0) ChildFail(report_fd, kSetpgid, errno);
+  // one, and a terminal's Ctrl-C reaches only the master. A new session
+  // also leaves the master's controlling terminal behind.
+  if (plan.new_session) {
+    if (::setsid() < 0) ChildFail(plan.report_fd, kSetsid, errno);
+  } else if (::setpgid(0, 0) != 0) {
+    ChildFail(plan.report_fd, kSetpgid, errno);
+  }
+
+  // Into the site's cgroup before anything it should be charged for: "0"
+  // moves the writer itself. Before the credential change, which could
+  // take away the right to.
+  if (plan.cgroup_procs_fd >= 0 && ::write(plan.cgroup_procs_fd, "0", 1) != 1) {
+    ChildFail(plan.report_fd, kCgroup, errno);
+  }
 
   // Lift the report pipe and every source fd above all target numbers, so
   // the dup2s below can never overwrite a source not yet moved.
-  int report = ::fcntl(report_fd, F_DUPFD_CLOEXEC, floor);
-  if (report < 0) ChildFail(report_fd, kMoveFd, errno);
+  const std::vector<FdMove>& moves = *plan.moves;
+  std::vector<int>& scratch = *plan.scratch;
+  int report = ::fcntl(plan.report_fd, F_DUPFD_CLOEXEC, plan.floor);
+  if (report < 0) ChildFail(plan.report_fd, kMoveFd, errno);
   for (size_t i = 0; i < moves.size(); ++i) {
-    scratch[i] = ::fcntl(moves[i].from, F_DUPFD_CLOEXEC, floor);
+    scratch[i] = ::fcntl(moves[i].from, F_DUPFD_CLOEXEC, plan.floor);
     if (scratch[i] < 0) ChildFail(report, kMoveFd, errno);
   }
   // Everything above stdio closes on exec, including fds some library opened
-  // without O_CLOEXEC. Best effort: before Linux 5.11 this is EINVAL.
-  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  // without O_CLOEXEC (a listener, another worker's channel, the control
+  // socket must never reach a worker). Linux 5.11+; the master needs newer
+  // io_uring features anyway, so a failure is an error, not a leak.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    ChildFail(report, kCloseRange, errno);
+  }
   // dup2 clears FD_CLOEXEC on the target, so exactly these survive exec.
   for (size_t i = 0; i < moves.size(); ++i) {
     if (::dup2(scratch[i], moves[i].to) < 0) ChildFail(report, kDup2, errno);
   }
 
+  // Limits before the credential change: lowering needs nothing, raising a
+  // hard limit needs CAP_SYS_RESOURCE, which a uid change drops. Soft and
+  // hard alike, so the worker cannot raise its own again.
+  for (const auto& [resource, value] : *plan.rlimits) {
+    const struct rlimit limit = {value, value};
+    if (::setrlimit(static_cast<__rlimit_resource_t>(resource), &limit) != 0) {
+      ChildFail(report, kSetrlimit, errno, resource);
+    }
+  }
+
   // Groups first, then gid, then uid: afterwards we may no longer change them.
+  const Credentials& creds = *plan.creds;
   if (creds.set_groups &&
       ::setgroups(creds.groups.size(), creds.groups.data()) != 0) {
     ChildFail(report, kSetgroups, errno);
@@ -242,13 +351,22 @@ absl::StatusOr<UniqueFd> OpenLog(const std::string& path,
     ChildFail(report, kSetuid, errno);
   }
 
+  // As the worker's own user: a directory it may not enter fails here,
+  // with the reason, not later inside the app.
+  if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0) {
+    ChildFail(report, kChdir, errno);
+  }
+  if (plan.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    ChildFail(report, kNoNewPrivs, errno);
+  }
+
   // After the credential change, which clears it. If the master died before
   // this line the signal would never come: check and give up.
-  if (parent_death_signal != 0) {
-    if (::prctl(PR_SET_PDEATHSIG, parent_death_signal) != 0) {
+  if (plan.parent_death_signal != 0) {
+    if (::prctl(PR_SET_PDEATHSIG, plan.parent_death_signal) != 0) {
       ChildFail(report, kPdeathsig, errno);
     }
-    if (::getppid() != parent) ChildFail(report, kParentGone, ESRCH);
+    if (::getppid() != plan.parent) ChildFail(report, kParentGone, ESRCH);
   }
 
   // Ignored signals stay ignored across exec (the master ignores SIGPIPE);
@@ -267,7 +385,7 @@ absl::StatusOr<UniqueFd> OpenLog(const std::string& path,
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
-  ::execve(argv[0], argv, envp);
+  ::execve(plan.argv[0], plan.argv, plan.envp);
   ChildFail(report, kExecve, errno);
 }
 
@@ -377,14 +495,36 @@ absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
   UniqueFd report_read(report_pipe[0]);
   UniqueFd report_write(report_pipe[1]);
 
-  const pid_t parent = ::getpid();
+  // The cgroup's cgroup.procs, opened here: the child only writes to it.
+  UniqueFd cgroup_procs;
+  if (!spec.cgroup.empty()) {
+    const std::string procs = spec.cgroup + "/cgroup.procs";
+    cgroup_procs = UniqueFd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!cgroup_procs) {
+      return ErrnoStatus(errno, "open",
+                         absl::StrCat("opening \"", procs, "\" while ",
+                                      Doing(spec)));
+    }
+  }
+
+  ChildPlan plan;
+  plan.report_fd = report_write.get();
+  plan.parent = ::getpid();
+  plan.parent_death_signal = spec.parent_death_signal;
+  plan.floor = floor;
+  plan.moves = &moves;
+  plan.scratch = &scratch;
+  plan.creds = &creds;
+  plan.cgroup_procs_fd = cgroup_procs.get();
+  plan.rlimits = &spec.rlimits;
+  plan.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  plan.no_new_privs = spec.no_new_privs;
+  plan.new_session = spec.new_session;
+  plan.argv = argv.data();
+  plan.envp = envp.data();
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoStatus(errno, "fork", Doing(spec));
-  if (pid == 0) {
-    RunChild(report_write.get(), parent, spec.parent_death_signal, floor,
-             moves, scratch, creds,
-             argv.data(), envp.data());
-  }
+  if (pid == 0) RunChild(plan);
   report_write.Reset();
 
   // The child cannot be reaped by anyone but us before this, so `pid` still
@@ -413,7 +553,8 @@ absl::StatusOr<Spawned> Spawn(const ProcessSpec& spec,
          errno == EINTR) {
   }
   if (n == static_cast<ssize_t>(sizeof(report))) {
-    return ErrnoStatus(report.error, ChildStepCall(report.step), Doing(spec));
+    return ErrnoStatus(report.error, ChildStepCall(report.step),
+                       ChildStepDoing(report.step, report.detail, spec));
   }
   return ErrnoStatus(n < 0 ? read_error : EPROTO, "read",
                      "reading the exec report while " + Doing(spec));

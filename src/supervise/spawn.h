@@ -6,6 +6,7 @@
 #define DDV_SRC_SUPERVISE_SPAWN_H_
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -54,6 +55,27 @@ struct ProcessSpec {
   // for none. A master alone kills its workers this way; under a watchdog
   // the workers outlive it (docs/lifecycle.md).
   int parent_death_signal = SIGTERM;
+
+  // What a site's worker gets on top (docs/isolation.md); the defaults
+  // keep the parent's, as the watchdog wants for its master.
+  // (RLIMIT_*, value): set before the credential change, as soft and hard
+  // limit both, so the process cannot raise them again. RLIM_INFINITY is
+  // "unlimited". Raising a hard limit needs CAP_SYS_RESOURCE.
+  std::vector<std::pair<int, rlim_t>> rlimits;
+  // The working directory, entered after the credential change, so the
+  // process's own user must be able to enter it. "": the parent's.
+  std::string cwd;
+  // A cgroup v2 directory the process moves into first, before it makes
+  // anything the cgroup should account (its cgroup.procs is opened by the
+  // parent). "": the parent's cgroup.
+  std::string cgroup;
+  // PR_SET_NO_NEW_PRIVS: no execve() can grant privileges again (set-id
+  // binaries, file capabilities).
+  bool no_new_privs = false;
+  // setsid() instead of setpgid(): a session of its own, so it has no
+  // controlling terminal (no TIOCSTI into the terminal the master was
+  // started from). It still leads its own process group.
+  bool new_session = false;
 };
 
 // The parent's write ends of the pipes a process's stdout and stderr go to
@@ -81,6 +103,10 @@ struct Spawned {
 // with stdin on /dev/null, all signal dispositions default and an empty
 // signal mask, PR_SET_PDEATHSIG(spec.parent_death_signal) set after the
 // credential change (a uid change would clear it), and then execve().
+// In order: setsid/setpgid, the cgroup, the fds (every fd above 2 but the
+// inherited ones is closed on exec: close_range, which must work), the
+// rlimits, setgroups, setgid, setuid, chdir, no_new_privs, the death
+// signal, signal state, execve.
 //
 // Returns once the child has exec'd: a failure in the child (execve, setuid,
 // ...) comes back through a CLOEXEC pipe as a Status naming the call, the

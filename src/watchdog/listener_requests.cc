@@ -22,6 +22,13 @@ std::string StringField(const json& body, const char* key) {
   return it != body.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// A boolean member, or `otherwise` when it is missing or not a boolean (a
+// master older than the member).
+bool BoolField(const json& body, const char* key, bool otherwise) {
+  auto it = body.find(key);
+  return it != body.end() && it->is_boolean() ? it->get<bool>() : otherwise;
+}
+
 }  // namespace
 
 bool ListenerRequests::Handles(absl::string_view op) {
@@ -65,9 +72,9 @@ json ListenerRequests::Bind(const json& request, int* socket) {
   ListenSpec spec;
   spec.name = StringField(request, "name");
   spec.address = StringField(request, "address");
-  auto defer = request.find("defer_accept");
-  spec.defer_accept = defer == request.end() || !defer->is_boolean() ||
-                      defer->get<bool>();
+  spec.defer_accept = BoolField(request, "defer_accept", true);
+  spec.v6only = BoolField(request, "v6only", true);
+  spec.reuse_port = BoolField(request, "reuse_port", false);
   absl::StatusOr<SocketAddress> address = ParseSocketAddress(spec.address);
   if (spec.name.empty() || !address.ok()) {
     reply["error"] = absl::StrCat(

@@ -7,7 +7,9 @@
 //
 // Messages (JSON on the link, link.h):
 //   master → {"op":"bind","seq":N,"name":"x","address":"127.0.0.1:81",
-//             "defer_accept":true}
+//             "defer_accept":true,"v6only":true,"reuse_port":false}
+//             (ListenSpec's fields; reuse_port: beside an old socket the
+//             master opened with SO_REUSEPORT, which this reload closes)
 //   watchdog → {"op":"bound","seq":N,"name":"x","id":K} + the socket, or
 //              {"op":"bound","seq":N,"name":"x","error":"bind() failed ..."}
 //   master → {"op":"bind_abort"}: what was bound and not committed is closed

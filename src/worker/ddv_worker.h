@@ -46,20 +46,53 @@ typedef struct ddv_connection_info {
   socklen_t peer_length;
   int peer_from_proxy;
   uint32_t skip_bytes; /* PROXY bytes still to read; 0 unless disabled */
-  /* The library's number for this connection's listener: keep it with the
-   * connection for ddv_worker_check_request(). Stays right when a master
-   * restart renumbers listener_index. */
-  uint32_t listener_key;
 } ddv_connection_info;
 
-/* A listener key no connection has: ddv_worker_check_request() allows
- * everything on it (sockets the app accepted itself). */
-#define DDV_NO_LISTENER_KEY UINT32_MAX
+/* PROXY protocol: what an L4 tier in front of ddv said beyond the client's
+ * address (that one is `peer`, with peer_from_proxy set). Since
+ * DDV_WORKER_0.1. These take the `info` pointer a connection callback was
+ * given (not a copy of the struct) and work during that call; the pointers
+ * they return live as long as `info`. Without a PROXY header they find
+ * nothing. docs/worker.md#proxy-protocol. */
 
-/* ddv_worker_check_request() */
-#define DDV_HOST_ALLOWED 0     /* answer the request */
-#define DDV_HOST_MISDIRECTED 1 /* 421 Misdirected Request, Connection: close */
-#define DDV_HOST_INVALID 2     /* 400 Bad Request */
+/* v2 TLV types (haproxy doc/proxy-protocol.txt §2.2). The SSL subtypes are
+ * looked up inside DDV_PP2_TYPE_SSL. */
+#define DDV_PP2_TYPE_ALPN 0x01
+#define DDV_PP2_TYPE_AUTHORITY 0x02
+#define DDV_PP2_TYPE_UNIQUE_ID 0x05
+#define DDV_PP2_TYPE_SSL 0x20
+#define DDV_PP2_SUBTYPE_SSL_VERSION 0x21
+#define DDV_PP2_SUBTYPE_SSL_CN 0x22
+#define DDV_PP2_SUBTYPE_SSL_CIPHER 0x23
+#define DDV_PP2_SUBTYPE_SSL_SIG_ALG 0x24
+#define DDV_PP2_SUBTYPE_SSL_KEY_ALG 0x25
+#define DDV_PP2_TYPE_NETNS 0x30
+/* DDV_PP2_TYPE_SSL's client field. */
+#define DDV_PP2_CLIENT_SSL 0x01
+#define DDV_PP2_CLIENT_CERT_CONN 0x02
+#define DDV_PP2_CLIENT_CERT_SESS 0x04
+
+/* The address the client connected to at the L4 tier: 1 with *address and
+ * *length set when the header carried addresses, else 0. */
+int ddv_worker_proxy_destination(const ddv_connection_info* info,
+                                 const struct sockaddr** address,
+                                 socklen_t* length);
+/* The value of the first v2 TLV of `type` (DDV_PP2_TYPE_*, or any other,
+ * such as a cloud vendor's): 1 with *value (not NUL-terminated) and *length
+ * set, 0 when the header had none. */
+int ddv_worker_proxy_tlv(const ddv_connection_info* info, int type,
+                         const void** value, size_t* length);
+/* DDV_PP2_TYPE_SSL's fixed fields: 1 with *client (DDV_PP2_CLIENT_* bits)
+ * and *verify (0: the client's certificate, if any, verified) set, 0 when
+ * the client did not speak TLS to the L4 tier. Either pointer may be NULL. */
+int ddv_worker_proxy_ssl(const ddv_connection_info* info, uint8_t* client,
+                         uint32_t* verify);
+/* Every TLV the master passed on, as the header had them (type, u16
+ * big-endian length, value; without NOOP and CRC32C): *data and *length
+ * set (length 0: none). Returns 1 when some TLVs were left out because
+ * they did not fit the handoff, else 0. */
+int ddv_worker_proxy_tlvs(const ddv_connection_info* info, const void** data,
+                          size_t* length);
 
 /* The callee owns `fd` and must close it. */
 typedef void (*ddv_connection_fn)(void* user, int fd,
@@ -130,16 +163,34 @@ int ddv_worker_status(ddv_worker* worker, int64_t timeout_ms, ddv_rpc_fn fn,
 int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
                                   int64_t timeout_ms, ddv_rpc_fn fn,
                                   void* user);
-/* Worker -> worker message, forwarded by the master to `site`'s worker
- * `worker_index` (UINT32_MAX: any one) and delivered to its
- * ddv_worker_on_message callback. Best effort: DDV_WORKER_OK means queued to
- * the master, not delivered. */
-int ddv_worker_send_to_worker(ddv_worker* worker, const char* site,
-                              uint32_t worker_index, const char* json_body);
+/* How many connections the app has open now (taken and not yet closed).
+ * The library reports it to the master, with the number taken, at most
+ * every 100 ms from ddv_worker_drain() (ddv_worker_next_timeout_ms() says
+ * when), so that the site's max_connections counts them. Call it whenever
+ * the count changes; it only stores the number. */
+void ddv_worker_set_open_connections(ddv_worker* worker, uint64_t open);
+
+/* 421 Misdirected Request (docs/worker.md#421-misdirected-request). Since
+ * DDV_WORKER_0.2. */
+
+/* The library's number for the listener a connection came on: keep it with
+ * the connection for ddv_worker_check_request(). Takes the `info` pointer a
+ * connection callback was given, during that call. It stays right when a
+ * master restart renumbers listener_index. */
+uint32_t ddv_worker_listener_key(const ddv_connection_info* info);
+
+/* A listener key no connection has: ddv_worker_check_request() allows
+ * everything on it (sockets the app accepted itself). */
+#define DDV_NO_LISTENER_KEY UINT32_MAX
+
+/* ddv_worker_check_request() */
+#define DDV_HOST_ALLOWED 0     /* answer the request */
+#define DDV_HOST_MISDIRECTED 1 /* 421 Misdirected Request, Connection: close */
+#define DDV_HOST_INVALID 2     /* 400 Bad Request */
 
 /* Whether a request on a connection of `listener_key` may be answered here
- * (docs/isolation.md): the authority it names must route to this site on
- * that listener. `target` is the request target (an absolute-form one's
+ * (docs/isolation.md): the name it asks for must route to this site on that
+ * listener. `target` is the request target (an absolute-form one's
  * authority wins over Host; NULL or "/..." leaves Host in charge), `host`
  * the Host field value (NULL when absent). Returns DDV_HOST_*; always
  * DDV_HOST_ALLOWED with strict_host = false or before the master said
@@ -148,6 +199,13 @@ int ddv_worker_check_request(ddv_worker* worker, uint32_t listener_key,
                              const char* target, const char* host);
 /* How many DDV_HOST_MISDIRECTED answers ddv_worker_check_request gave. */
 uint64_t ddv_worker_misdirected_requests(const ddv_worker* worker);
+
+/* Worker -> worker message, forwarded by the master to `site`'s worker
+ * `worker_index` (UINT32_MAX: any one) and delivered to its
+ * ddv_worker_on_message callback. Best effort: DDV_WORKER_OK means queued to
+ * the master, not delivered. */
+int ddv_worker_send_to_worker(ddv_worker* worker, const char* site,
+                              uint32_t worker_index, const char* json_body);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -5,7 +5,9 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +26,20 @@ struct ddv_worker {
 };
 
 namespace {
+
+// What a connection callback's `info` points at: the C struct first, so the
+// ddv_worker_proxy_* functions find the C++ info behind it. The struct's
+// layout is the ABI and stays as it was.
+struct ConnectionInfoC {
+  ddv_connection_info c;
+  const ConnectionInfo* info;
+};
+static_assert(std::is_standard_layout<ConnectionInfoC>::value,
+              "the C struct must be at the start");
+
+const ConnectionInfo& InfoOf(const ddv_connection_info* c) {
+  return *reinterpret_cast<const ConnectionInfoC*>(c)->info;
+}
 
 void CopyError(const std::string& text, char* error, size_t error_size) {
   if (error == nullptr || error_size == 0) return;
@@ -136,6 +152,9 @@ int ddv_worker_master_gone(const ddv_worker* w) {
 int ddv_worker_shutdown_requested(const ddv_worker* w) {
   return w->worker->shutdown_requested();
 }
+void ddv_worker_set_open_connections(ddv_worker* w, uint64_t open) {
+  w->worker->SetOpenConnections(open);
+}
 const char* ddv_worker_site(const ddv_worker* w) {
   return w->worker->identity().site.c_str();
 }
@@ -159,7 +178,9 @@ void ddv_worker_on_connection(ddv_worker* w, ddv_connection_fn fn,
       if (!alpn.empty()) alpn += ',';
       alpn += p;
     }
-    ddv_connection_info c{};
+    ConnectionInfoC with_info{};
+    with_info.info = &info;
+    ddv_connection_info& c = with_info.c;
     c.connection_id = info.connection_id;
     c.site = info.site.c_str();
     c.site_index = info.site_index;
@@ -173,8 +194,7 @@ void ddv_worker_on_connection(ddv_worker* w, ddv_connection_fn fn,
     c.peer_length = info.peer_length;
     c.peer_from_proxy = info.peer_from_proxy ? 1 : 0;
     c.skip_bytes = info.skip_bytes;
-    c.listener_key = info.listener_key;
-    fn(user, socket.Release(), &c);
+    fn(user, socket.Release(), &with_info.c);
   });
 }
 
@@ -208,6 +228,44 @@ void ddv_worker_on_message(ddv_worker* w, ddv_message_fn fn, void* user) {
     fn(user, message.source_site.c_str(), message.source_worker,
        Dump(message.body).c_str());
   });
+}
+
+int ddv_worker_proxy_destination(const ddv_connection_info* c,
+                                 const struct sockaddr** address,
+                                 socklen_t* length) {
+  const ddv::worker::ProxyInfo& proxy = InfoOf(c).proxy;
+  if (proxy.destination_length == 0) return 0;
+  *address = reinterpret_cast<const sockaddr*>(&proxy.destination);
+  *length = proxy.destination_length;
+  return 1;
+}
+
+int ddv_worker_proxy_tlv(const ddv_connection_info* c, int type,
+                         const void** value, size_t* length) {
+  if (type < 0 || type > 0xff) return 0;
+  std::optional<absl::string_view> found =
+      InfoOf(c).proxy.Tlv(static_cast<uint8_t>(type));
+  if (!found.has_value()) return 0;
+  *value = found->data();
+  *length = found->size();
+  return 1;
+}
+
+int ddv_worker_proxy_ssl(const ddv_connection_info* c, uint8_t* client,
+                         uint32_t* verify) {
+  const ddv::worker::ProxyInfo& proxy = InfoOf(c).proxy;
+  if (!proxy.ssl) return 0;
+  if (client != nullptr) *client = proxy.ssl_client;
+  if (verify != nullptr) *verify = proxy.ssl_verify;
+  return 1;
+}
+
+int ddv_worker_proxy_tlvs(const ddv_connection_info* c, const void** data,
+                          size_t* length) {
+  const ddv::worker::ProxyInfo& proxy = InfoOf(c).proxy;
+  *data = proxy.tlvs.data();
+  *length = proxy.tlvs.size();
+  return proxy.tlvs_truncated ? 1 : 0;
 }
 
 int ddv_worker_call(ddv_worker* w, const char* method, const char* json_body,
@@ -255,6 +313,10 @@ int ddv_worker_send_to_worker(ddv_worker* w, const char* site,
   if (status.ok()) return DDV_WORKER_OK;
   w->last_error = status.ToString();
   return DDV_WORKER_ERROR;
+}
+
+uint32_t ddv_worker_listener_key(const ddv_connection_info* info) {
+  return InfoOf(info).listener_key;
 }
 
 int ddv_worker_check_request(ddv_worker* w, uint32_t listener_key,

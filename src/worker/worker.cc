@@ -20,6 +20,7 @@
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
 #include "src/handoff/channel.h"
+#include "src/sniff/proxy_protocol.h"
 
 namespace ddv {
 namespace worker {
@@ -34,6 +35,9 @@ using nlohmann::json;
 // Output that cannot be sent yet is retried this often even when the app's
 // loop polls fd() for POLLIN only.
 constexpr absl::Duration kRetrySendAfter = absl::Milliseconds(10);
+// `connections` reports go at most this often: fresh enough for the
+// master's max_connections, rare enough to cost it nothing.
+constexpr absl::Duration kReportInterval = absl::Milliseconds(10);
 // The PROXY header was peeked by the master, so it is queued on the socket;
 // this bound only matters if something is badly wrong.
 constexpr absl::Duration kProxyHeaderWait = absl::Seconds(1);
@@ -141,7 +145,70 @@ absl::StatusOr<uint32_t> ParseUint32Env(const char* name, const char* value) {
   return v;
 }
 
+// The PROXY header's rest, decoded once for the app. The master checked
+// the TLVs (sniff::ParseProxyTlvs) and the wire their framing, so a failure
+// here means a master of another build: the raw TLVs still go through.
+void FillProxyInfo(const handoff::ProxyMetadata& from, ProxyInfo* to) {
+  if (from.has_addresses) {
+    to->destination = from.destination;
+    to->destination_length = handoff::InetSockaddrLength(from.destination);
+  }
+  to->tlvs = from.tlvs;
+  to->tlvs_truncated = from.tlvs_truncated;
+  if (from.tlvs.empty()) return;
+  sniff::ProxyTlvs t;
+  if (const char* error = sniff::ParseProxyTlvs(to->tlvs, &t)) {
+    LOG_EVERY_N(WARNING, 1000) << "PROXY TLVs from the master: " << error;
+    return;
+  }
+  to->alpn = std::string(t.alpn);
+  to->authority = std::string(t.authority);
+  to->unique_id = std::string(t.unique_id);
+  to->netns = std::string(t.netns);
+  to->ssl = t.has_ssl;
+  to->ssl_client = t.ssl_client;
+  to->ssl_verify = t.ssl_verify;
+  to->ssl_version = std::string(t.ssl_version);
+  to->ssl_cn = std::string(t.ssl_cn);
+  to->ssl_cipher = std::string(t.ssl_cipher);
+  to->ssl_sig_alg = std::string(t.ssl_sig_alg);
+  to->ssl_key_alg = std::string(t.ssl_key_alg);
+}
+
+// The first TLV of `type` in `tlvs`.
+std::optional<absl::string_view> FindTlv(absl::string_view tlvs,
+                                         uint8_t type) {
+  uint8_t found = 0;
+  absl::string_view value;
+  while (sniff::NextProxyTlv(&tlvs, &found, &value)) {
+    if (found == type) return value;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<absl::string_view> ProxyInfo::Tlv(uint8_t type) const {
+  if (type < sniff::kPp2SubtypeSslVersion ||
+      type > sniff::kPp2SubtypeSslKeyAlg) {
+    return FindTlv(tlvs, type);
+  }
+  std::optional<absl::string_view> ssl = FindTlv(tlvs, sniff::kPp2TypeSsl);
+  if (!ssl.has_value() || ssl->size() < sniff::kPp2SslFixedLength) {
+    return std::nullopt;
+  }
+  return FindTlv(ssl->substr(sniff::kPp2SslFixedLength), type);
+}
+
+std::vector<std::pair<uint8_t, absl::string_view>> ProxyInfo::AllTlvs()
+    const {
+  std::vector<std::pair<uint8_t, absl::string_view>> all;
+  absl::string_view rest = tlvs;
+  uint8_t type = 0;
+  absl::string_view value;
+  while (sniff::NextProxyTlv(&rest, &type, &value)) all.emplace_back(type, value);
+  return all;
+}
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
     const WorkerOptions& options) {
@@ -258,6 +325,9 @@ absl::Duration Worker::NextTimeout() const {
         earliest, last_heard_ + (probe_outstanding_ ? silence : silence / 3));
   }
   if (!outgoing_.empty()) earliest = std::min(earliest, now + kRetrySendAfter);
+  if (taken_ != reported_taken_ || open_ != reported_open_) {
+    earliest = std::min(earliest, last_report_ + kReportInterval);
+  }
   if (earliest == absl::InfiniteDuration()) return earliest;
   return std::max(absl::ZeroDuration(), earliest - now);
 }
@@ -325,10 +395,34 @@ absl::Status Worker::Drain() {
     HandleFrame(std::move(*received));
   }
   ExpireTimers();
+  MaybeReport(MonotonicNow());
   Flush();
   absl::Status result = std::move(fatal_);
   fatal_ = absl::OkStatus();
   return result;
+}
+
+void Worker::SetOpenConnections(uint64_t open) { open_ = open; }
+
+absl::Duration Worker::MaybeReport(absl::Duration now) {
+  if (!channel_ || (taken_ == reported_taken_ && open_ == reported_open_)) {
+    return absl::InfiniteDuration();
+  }
+  if (now < last_report_ + kReportInterval) {
+    return last_report_ + kReportInterval;
+  }
+  // A notification: id 0 asks for no answer (docs/handoff.md). A master
+  // that predates it answers "unknown method", which HandleResponse drops.
+  handoff::Request report;
+  report.method = "connections";
+  json body = {{"taken", taken_}};
+  if (open_) body["open"] = *open_;
+  report.body = body.dump();
+  Enqueue(report);
+  reported_taken_ = taken_;
+  reported_open_ = open_;
+  last_report_ = now;
+  return absl::InfiniteDuration();
 }
 
 absl::Status Worker::Run() {
@@ -436,6 +530,7 @@ void Worker::HandleBatch(HandoffBatch& batch, std::vector<UniqueFd>& fds) {
 }
 
 void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
+  ++taken_;
   ConnectionInfo info;
   info.connection_id = entry.connection_id;
   info.site = identity_.site;
@@ -460,9 +555,10 @@ void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
   info.host = entry.host;
   info.alpn = absl::StrSplit(entry.alpn, ',', absl::SkipEmpty());
   info.accept_time_ns = entry.accept_time_ns;
-  if (entry.has_proxy_source) {
-    info.peer = entry.proxy_source;
-    info.peer_length = entry.proxy_source_length;
+  FillProxyInfo(entry.proxy, &info.proxy);
+  if (entry.proxy.has_addresses) {
+    info.peer = entry.proxy.source;
+    info.peer_length = handoff::InetSockaddrLength(entry.proxy.source);
     info.peer_from_proxy = true;
   } else {
     socklen_t length = sizeof(info.peer);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +75,40 @@ struct WorkerOptions {
   bool clear_environment = true;
 };
 
+// What a PROXY protocol header said beyond the client's address
+// (ConnectionInfo::peer), from an L4 tier in front of ddv. Everything is
+// empty without a header (docs/worker.md#proxy-protocol).
+struct ProxyInfo {
+  // The address the client connected to at the L4 tier (the header's
+  // destination); destination_length is 0 when it carried no addresses
+  // (v1 UNKNOWN, v2 LOCAL), like peer_from_proxy false.
+  sockaddr_storage destination{};
+  socklen_t destination_length = 0;
+  // The v2 TLVs the master passed on, as the header had them (type, u16
+  // big-endian length, value), in order, without PP2_TYPE_NOOP and
+  // PP2_TYPE_CRC32C (the master checked the checksum), at most
+  // handoff::kMaxProxyTlvLength bytes; v1 has none.
+  std::string tlvs;
+  bool tlvs_truncated = false;  // some did not fit the handoff: left out
+  // Decoded from `tlvs`, the first of each type; empty when absent.
+  std::string alpn;       // PP2_TYPE_ALPN: what the client negotiated
+  std::string authority;  // PP2_TYPE_AUTHORITY: the name it asked for (SNI)
+  std::string unique_id;  // PP2_TYPE_UNIQUE_ID: opaque, up to 128 bytes
+  std::string netns;      // PP2_TYPE_NETNS
+  // PP2_TYPE_SSL: the client spoke TLS to the L4 tier.
+  bool ssl = false;
+  uint8_t ssl_client = 0;   // PP2_CLIENT_SSL 1 | _CERT_CONN 2 | _CERT_SESS 4
+  uint32_t ssl_verify = 0;  // 0: its certificate (if any) verified
+  std::string ssl_version, ssl_cn, ssl_cipher, ssl_sig_alg, ssl_key_alg;
+
+  // The value of the first TLV of `type` (any, e.g. a cloud vendor's 0xEA),
+  // or nullopt. Types 0x21 to 0x25 (PP2_SUBTYPE_SSL_*) are looked up among
+  // PP2_TYPE_SSL's sub-TLVs. Views into `tlvs`.
+  std::optional<absl::string_view> Tlv(uint8_t type) const;
+  // Every TLV of `tlvs`, in order: (type, value), views into `tlvs`.
+  std::vector<std::pair<uint8_t, absl::string_view>> AllTlvs() const;
+};
+
 // What the master knew about a handed-off connection.
 struct ConnectionInfo {
   uint64_t connection_id = 0;
@@ -86,10 +121,14 @@ struct ConnectionInfo {
   std::vector<std::string> alpn;  // offered by the client, in order
   int64_t accept_time_ns = 0;     // CLOCK_MONOTONIC
   // The client: the PROXY source when there was one, else getpeername().
-  // ss_family is AF_UNSPEC and peer_length 0 when neither is known.
+  // ss_family is AF_UNSPEC and peer_length 0 when neither is known. On a
+  // dual-stack listener (v6only = false) an IPv4 client is an IPv4-mapped
+  // IPv6 address (::ffff:a.b.c.d), as getpeername() reports it.
   sockaddr_storage peer{};
   socklen_t peer_length = 0;
   bool peer_from_proxy = false;
+  // The rest of the PROXY header: the destination and the v2 TLVs.
+  ProxyInfo proxy;
   // PROXY header bytes still to read before the client's own bytes: 0 when
   // WorkerOptions.consume_proxy_header did it.
   uint32_t skip_bytes = 0;
@@ -185,6 +224,14 @@ class Worker {
   void Status(absl::Duration timeout, RpcCallback callback);
   void UpdateServerConf(const ServerConfUpdate& update, absl::Duration timeout,
                         RpcCallback callback);
+  // How many connections the app has open now (taken and not yet closed).
+  // The library reports it to the master, with the number it has taken,
+  // at most every 100 ms (from Drain(); NextTimeout() says when), so that
+  // the site's max_connections counts them (docs/isolation.md). Without
+  // it only the connections taken are reported. Cheap: call it whenever
+  // the count changes.
+  void SetOpenConnections(uint64_t open);
+
   // Worker -> worker: a kMessage the master forwards to `site`'s worker
   // `worker_index` (handoff::kAnyWorker: one of its choice), which receives
   // it as an IncomingMessage. Best effort, like the seed's: OK means queued
@@ -239,6 +286,10 @@ class Worker {
   void HandleRequest(const handoff::Request& request);
   void ApplySiteView(const handoff::SiteView& view);
   void ExpireTimers();
+  // Queues a `connections` notification when the counts changed and the
+  // last one is old enough; returns when the next may go (InfiniteDuration
+  // when nothing waits).
+  absl::Duration MaybeReport(absl::Duration now);
   void MasterGone(const absl::Status& why);
   void ProtocolError(const absl::Status& why);
 
@@ -256,6 +307,12 @@ class Worker {
   bool master_gone_ = false;
   bool draining_ = false;
   absl::Status fatal_;  // the protocol error that ended the channel, if any
+  // The `connections` report: what changed since the last one sent.
+  uint64_t taken_ = 0;
+  std::optional<uint64_t> open_;
+  uint64_t reported_taken_ = 0;
+  std::optional<uint64_t> reported_open_;
+  absl::Duration last_report_ = -absl::InfiniteDuration();
 
   // Site views (CheckRequest). A listener key names a listener as the
   // master that handed the connection numbered it; keys are never reused.

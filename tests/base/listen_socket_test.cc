@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "src/base/socket_address.h"
 #include "gtest/gtest.h"
 
 namespace ddv {
@@ -81,6 +82,100 @@ TEST(BindListenSocketTest, APortInUseSaysWhichListenerAndAddress) {
                                      "\"b\" to ",
                                      taken)));
   EXPECT_THAT(second.status().message(), HasSubstr("Address already in use"));
+}
+
+// Connects to `address` (IPv4 or IPv6 text, any port) and says whether the
+// kernel took the connection; the peer the listener sees is in `*peer`.
+bool Connects(const std::string& address, UniqueFd* client) {
+  absl::StatusOr<SocketAddress> parsed = ParseSocketAddress(address);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  *client = UniqueFd(socket(parsed->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
+                            0));
+  return connect(client->get(), reinterpret_cast<sockaddr*>(&parsed->addr),
+                 parsed->addr_len) == 0;
+}
+
+bool ReusePort(int fd) {
+  int value = -1;
+  socklen_t length = sizeof(value);
+  getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &value, &length);
+  return value != 0;
+}
+
+TEST(BindListenSocketTest, Ipv6IsV6OnlyUnlessSaidOtherwise) {
+  absl::StatusOr<UniqueFd> v6 =
+      BindListenSocket(Spec("v6", "[::]:0"), ListenOptions());
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  EXPECT_TRUE(IsV6Only(v6->get()));
+  const int port = PortOf(v6->get());
+  UniqueFd client;
+  EXPECT_TRUE(Connects(absl::StrCat("[::1]:", port), &client));
+  EXPECT_FALSE(Connects(absl::StrCat("127.0.0.1:", port), &client));
+  // So an IPv4 listener can share the port.
+  absl::StatusOr<UniqueFd> v4 = BindListenSocket(
+      Spec("v4", absl::StrCat("0.0.0.0:", port)), ListenOptions());
+  EXPECT_TRUE(v4.ok()) << v4.status();
+  EXPECT_TRUE(IsV6Only(v4->get()));  // IPv4: takes no IPv6 either
+}
+
+TEST(BindListenSocketTest, DualStackTakesIpv4AsMappedAddresses) {
+  ListenSpec spec = Spec("dual", "[::]:0", /*defer_accept=*/false);
+  spec.v6only = false;
+  absl::StatusOr<UniqueFd> dual = BindListenSocket(spec, ListenOptions());
+  ASSERT_TRUE(dual.ok()) << dual.status();
+  EXPECT_FALSE(IsV6Only(dual->get()));
+  const int port = PortOf(dual->get());
+  UniqueFd v4_client, v6_client;
+  ASSERT_TRUE(Connects(absl::StrCat("127.0.0.1:", port), &v4_client));
+  ASSERT_TRUE(Connects(absl::StrCat("[::1]:", port), &v6_client));
+  std::vector<std::string> peers;
+  for (int i = 0; i < 2; ++i) {
+    sockaddr_storage peer{};
+    socklen_t length = sizeof(peer);
+    UniqueFd accepted(accept4(dual->get(), reinterpret_cast<sockaddr*>(&peer),
+                              &length, SOCK_CLOEXEC));
+    ASSERT_TRUE(accepted.valid());
+    EXPECT_EQ(peer.ss_family, AF_INET6);  // both, as IPv6
+    // Printed as what they are.
+    absl::StatusOr<std::string> text = FormatSocketAddress(peer);
+    ASSERT_TRUE(text.ok());
+    peers.push_back(text->substr(0, text->rfind(':')));
+  }
+  EXPECT_THAT(peers, ::testing::UnorderedElementsAre("127.0.0.1", "[::1]"));
+  // It holds the IPv4 port as well.
+  EXPECT_FALSE(BindListenSocket(Spec("v4", absl::StrCat("0.0.0.0:", port)),
+                                ListenOptions())
+                   .ok());
+}
+
+// A reload that changes v6only (or moves an address onto an overlapping
+// one) binds the new socket while the old one still listens.
+TEST(BindListenSocketTest, BindsBesideAnOldSocketThatAllowsIt) {
+  absl::StatusOr<UniqueFd> old =
+      BindListenSocket(Spec("old", "[::]:0"), ListenOptions());
+  ASSERT_TRUE(old.ok()) << old.status();
+  const std::string address = absl::StrCat("[::]:", PortOf(old->get()));
+  ListenSpec dual = Spec("new", address);
+  dual.v6only = false;
+  dual.reuse_port = true;
+  // Not unless the old one allows it: the port is still guarded.
+  absl::StatusOr<UniqueFd> refused = BindListenSocket(dual, ListenOptions());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("Address already in use"));
+
+  ASSERT_TRUE(SetReusePort(old->get(), true).ok());
+  absl::StatusOr<UniqueFd> beside = BindListenSocket(dual, ListenOptions());
+  ASSERT_TRUE(beside.ok()) << beside.status();
+  EXPECT_FALSE(IsV6Only(beside->get()));
+  EXPECT_FALSE(ReusePort(beside->get()));  // off again once listening
+  EXPECT_TRUE(ListensOn(beside->get(), Spec("", address).bind_to));
+  UniqueFd client;
+  EXPECT_TRUE(Connects(absl::StrCat("127.0.0.1:", PortOf(old->get())),
+                       &client));
+  // A plain bind (no SO_REUSEPORT) is still refused.
+  EXPECT_FALSE(BindListenSocket(Spec("third", address), ListenOptions()).ok());
+  ASSERT_TRUE(SetReusePort(old->get(), false).ok());
+  EXPECT_FALSE(ReusePort(old->get()));
 }
 
 TEST(ListensOnTest, NotAListeningSocket) {

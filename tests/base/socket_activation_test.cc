@@ -202,6 +202,44 @@ TEST(MatchPassedSocketsTest, AnotherFamilyOrTypeOrNotListening) {
                     HasSubstr("\"file\" is not a socket")));
 }
 
+// BindIPv6Only= in the unit must be the listener's v6only.
+TEST(MatchPassedSocketsTest, V6OnlyMustAgree) {
+  ListenSpec dual = Spec("web", "[::]:0");
+  dual.v6only = false;
+  absl::StatusOr<UniqueFd> fd = BindListenSocket(dual, ListenOptions());
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  const std::string address = absl::StrCat("[::]:", PortOf(fd->get()));
+  std::vector<PassedSocket> passed;
+  passed.push_back({*std::move(fd), "web"});
+  EXPECT_THAT(
+      MatchPassedSockets(std::move(passed), {Spec("web", address)})
+          .status()
+          .message(),
+      HasSubstr("\"web\" is dual stack (BindIPv6Only=both); listener \"web\" "
+                "has v6only = true, so the unit needs "
+                "BindIPv6Only=ipv6-only"));
+
+  fd = BindListenSocket(Spec("web", "[::]:0"), ListenOptions());
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  dual = Spec("web", absl::StrCat("[::]:", PortOf(fd->get())));
+  dual.v6only = false;
+  passed.clear();
+  passed.push_back({*std::move(fd), "web"});
+  EXPECT_THAT(MatchPassedSockets(std::move(passed), {dual}).status().message(),
+              HasSubstr("is IPv6-only; listener \"web\" has v6only = false, "
+                        "so the unit needs BindIPv6Only=both"));
+}
+
+TEST(CheckPassedListenersKeptTest, V6OnlyMayNotChange) {
+  ListenSpec dual = Spec("web", "[::]:80");
+  dual.v6only = false;
+  absl::Status status =
+      CheckPassedListenersKept({Spec("web", "[::]:80")}, {dual});
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              HasSubstr("listener \"web\" changes v6only to false"));
+}
+
 TEST(CheckPassedListenersKeptTest, OtherSettingsAndOrderMayChange) {
   EXPECT_TRUE(CheckPassedListenersKept(
                   {Spec("http", "127.0.0.1:80"), Spec("tls", "127.0.0.1:443")},

@@ -57,6 +57,12 @@ std::string ListenerWith(const std::string& line) {
          "command = [\"/bin/sh\"]\n";
 }
 
+// `listeners` (one or more [[listener]] tables, or a broken section) and
+// then a good site "a": rows about listeners show only their own error.
+std::string WithSite(const std::string& listeners) {
+  return listeners + "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n";
+}
+
 // Line 1 "[master]"; `line` is line 2; then one listener and one site.
 std::string MasterWith(const std::string& line) {
   return "[master]\n" + line +
@@ -113,6 +119,7 @@ const std::vector<ErrorCase>& Cases() {
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
        "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending, "
        "strict_host"},
       {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
        "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
@@ -120,14 +127,21 @@ const std::vector<ErrorCase>& Cases() {
       {"UnknownMasterKey", MasterWith("peek_timout_ms = 5"),
        "t.toml:2:1: unknown key \"peek_timout_ms\" in [master] (did you "
        "mean \"peek_timeout_ms\"?)"},
-      {"UnknownTopLevelTable", "[sites]\n",
+      {"UnknownTopLevelTable", "[sites]\nx = 1\n" + SiteWith(""),
        "t.toml:1:2: unknown key \"sites\" in the top level (did you mean "
        "\"site\"?)"},
-      {"UnknownKeyReportedInFileOrder", SiteWith("zzz = 1\naaa = 2"),
+      {"EveryUnknownKeyInFileOrder", SiteWith("zzz = 1\naaa = 2"),
        "t.toml:8:1: unknown key \"zzz\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
        "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending, "
+       "strict_host\n"
+       "t.toml:9:1: unknown key \"aaa\" in [[site]]; known keys: id, "
+       "command, processes, hosts, listeners, default, alpn, env, user, "
+       "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
+       "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending, "
        "strict_host"},
 
       // [master]
@@ -182,18 +196,18 @@ const std::vector<ErrorCase>& Cases() {
 
       // Sections present and of the right shape.
       {"EmptyDocument", "",
-       "t.toml:1:1: no [[listener]]: at least one is "
-       "required"},
+       "t.toml:1:1: no [[listener]]: at least one is required\n"
+       "t.toml:1:1: no [[site]]: at least one is required"},
       {"NoListener", "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n",
        "t.toml:1:1: no [[listener]]: at least one is required"},
       {"NoSite",
        "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
        "protocol = \"http\"\n",
        "t.toml:1:1: no [[site]]: at least one is required"},
-      {"ListenerAsPlainTable", "[listener]\nname = \"http\"\n",
+      {"ListenerAsPlainTable", WithSite("[listener]\nname = \"http\"\n"),
        "t.toml:1:1: listener must be an array of tables: write [[listener]], "
        "got a table"},
-      {"EmptyListenerArray", "listener = []\n",
+      {"EmptyListenerArray", WithSite("listener = []\n"),
        "t.toml:1:12: no [[listener]]: at least one is required"},
       {"SiteArrayOfStrings",
        "site = [\"a\"]\n[[listener]]\nname = \"http\"\n"
@@ -203,65 +217,104 @@ const std::vector<ErrorCase>& Cases() {
 
       // [[listener]]
       {"ListenerMissingName",
-       "[[listener]]\naddress = \"127.0.0.1:80\"\nprotocol = \"http\"\n",
+       WithSite("[[listener]]\naddress = \"127.0.0.1:80\"\nprotocol = \"http\"\n"),
        "t.toml:1:1: [[listener]] needs a name"},
       {"ListenerEmptyName",
-       "[[listener]]\nname = \"\"\naddress = \"127.0.0.1:80\"\n",
+       WithSite("[[listener]]\nname = \"\"\naddress = \"127.0.0.1:80\"\n"
+                "protocol = \"http\"\n"),
        "t.toml:2:8: listener name must not be empty"},
       {"ListenerMissingAddress",
-       "[[listener]]\nname = \"http\"\nprotocol = \"http\"\n",
+       WithSite("[[listener]]\nname = \"http\"\nprotocol = \"http\"\n"),
        "t.toml:1:1: listener \"http\" needs an address"},
       {"ListenerHostName",
-       "[[listener]]\nname = \"http\"\naddress = \"localhost:80\"\n",
+       WithSite("[[listener]]\nname = \"http\"\naddress = \"localhost:80\"\n"
+                "protocol = \"http\"\n"),
        "t.toml:3:11: address \"localhost:80\": host names are not accepted, "
        "use an IP address, e.g. \"127.0.0.1:80\""},
       {"ListenerNoPort",
-       "[[listener]]\nname = \"http\"\naddress = \"0.0.0.0\"\n",
+       WithSite("[[listener]]\nname = \"http\"\naddress = \"0.0.0.0\"\n"
+                "protocol = \"http\"\n"),
        "t.toml:3:11: address \"0.0.0.0\": missing port: write "
        "\"0.0.0.0:PORT\""},
       {"ListenerBadPort",
-       "[[listener]]\nname = \"http\"\naddress = \"[::]:70000\"\n",
+       WithSite("[[listener]]\nname = \"http\"\naddress = \"[::]:70000\"\n"
+                "protocol = \"http\"\n"),
        "t.toml:3:11: address \"[::]:70000\": port \"70000\" must be a number "
        "from 0 to 65535"},
       {"ListenerAddressNotString",
-       "[[listener]]\nname = \"http\"\naddress = 80\n",
+       WithSite("[[listener]]\nname = \"http\"\naddress = 80\n"
+                "protocol = \"http\"\n"),
        "t.toml:3:11: address must be a string, got an integer"},
       {"ListenerMissingProtocol",
-       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n",
+       WithSite("[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"),
        "t.toml:1:1: listener \"http\" needs a protocol: \"http\", \"tls\" or "
        "\"tcp\""},
       {"ListenerUnknownProtocol",
-       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
-       "protocol = \"https\"\n",
+       WithSite("[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       "protocol = \"https\"\n"),
        "t.toml:4:12: protocol \"https\" must be \"http\", \"tls\" or \"tcp\""},
       {"ListenerProxyProtocolNotBool", ListenerWith("proxy_protocol = 1"),
        "t.toml:5:18: proxy_protocol must be true or false, got an integer"},
+      {"ListenerProxyProtocolFromWithoutProxyProtocol",
+       ListenerWith("proxy_protocol_from = [\"10.0.0.0/8\"]"),
+       "t.toml:5:23: proxy_protocol_from needs proxy_protocol = true"},
+      {"ListenerProxyProtocolFromEmpty",
+       ListenerWith("proxy_protocol = true\nproxy_protocol_from = []"),
+       "t.toml:6:23: proxy_protocol_from must not be empty; leave it out to "
+       "accept PROXY headers from any address"},
+      {"ListenerProxyProtocolFromString",
+       ListenerWith("proxy_protocol = true\n"
+                    "proxy_protocol_from = \"10.0.0.0/8\""),
+       "t.toml:6:23: proxy_protocol_from must be an array of strings, got a "
+       "string"},
+      {"ListenerProxyProtocolFromHostBits",
+       ListenerWith("proxy_protocol = true\n"
+                    "proxy_protocol_from = [\"::1/128\", \"10.1.2.3/8\"]"),
+       "t.toml:6:35: network \"10.1.2.3/8\": bits are set past the prefix; "
+       "did you mean \"10.0.0.0/8\"?"},
+      {"ListenerProxyProtocolFromHostName",
+       ListenerWith("proxy_protocol = true\n"
+                    "proxy_protocol_from = [\"lb.internal\"]"),
+       "t.toml:6:24: network \"lb.internal\": not an IPv4 or IPv6 address "
+       "with an optional /PREFIX, e.g. \"10.0.0.0/8\" or \"fd00::/8\" (no "
+       "brackets, no host names)"},
+      {"ListenerV6OnlyOnIpv4", ListenerWith("v6only = false"),
+       "t.toml:5:10: v6only applies to IPv6 addresses only, and "
+       "\"127.0.0.1:80\" is IPv4"},
+      {"ListenerV6OnlyNotBool",
+       "[[listener]]\nname = \"http\"\naddress = \"[::]:80\"\n"
+       "protocol = \"http\"\nv6only = \"no\"\n"
+       "[[site]]\nid = \"a\"\ncommand = [\"/bin/sh\"]\n",
+       "t.toml:5:10: v6only must be true or false, got a string"},
       {"ListenerEmptyDefaultSite", ListenerWith("default_site = \"\""),
        "t.toml:5:16: default_site must not be empty; leave it out instead"},
       {"ListenerDuplicateName",
-       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       WithSite("[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
        "protocol = \"http\"\n"
        "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:81\"\n"
-       "protocol = \"http\"\n",
+       "protocol = \"http\"\n"),
        "t.toml:6:8: listener name \"http\" is already used on line 1"},
       {"ListenerDuplicateAddress",
-       "[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
+       WithSite("[[listener]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n"
        "protocol = \"http\"\n"
        "[[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:80\"\n"
-       "protocol = \"tls\"\n",
+       "protocol = \"tls\"\n"),
        "t.toml:7:11: address \"127.0.0.1:80\" is already used by listener "
        "\"http\""},
 
       // [[site]]: id and command.
       {"SiteMissingId", SiteBody("command = [\"/bin/sh\"]"),
        "t.toml:5:1: [[site]] needs an id"},
-      {"SiteIdWithSpace", SiteBody("id = \"a b\""),
+      {"SiteIdWithSpace",
+       SiteBody("id = \"a b\"\ncommand = [\"/bin/sh\"]"),
        "t.toml:6:6: site id \"a b\" must be non-empty and use only A-Z a-z "
        "0-9 _ . -"},
-      {"SiteIdEmpty", SiteBody("id = \"\""),
+      {"SiteIdEmpty",
+       SiteBody("id = \"\"\ncommand = [\"/bin/sh\"]"),
        "t.toml:6:6: site id \"\" must be non-empty and use only A-Z a-z 0-9 "
        "_ . -"},
-      {"SiteIdDotDot", SiteBody("id = \"..\""),
+      {"SiteIdDotDot",
+       SiteBody("id = \"..\"\ncommand = [\"/bin/sh\"]"),
        "t.toml:6:6: site id \"..\" must be non-empty and use only A-Z a-z "
        "0-9 _ . -"},
       {"SiteMissingCommand", SiteBody("id = \"a\""),
@@ -383,8 +436,9 @@ const std::vector<ErrorCase>& Cases() {
       {"TlsCertNotString", SiteWith("tls_cert = 5"),
        "t.toml:8:12: tls_cert must be a string or an array of strings, got "
        "an integer"},
-      {"TlsKeyRelative", SiteWith("tls_key = \"a.key\""),
-       "t.toml:8:11: tls_key \"a.key\" must be an absolute path"},
+      {"TlsKeyRelative",
+       SiteWith("tls_cert = \"/a.pem\"\ntls_key = \"a.key\""),
+       "t.toml:9:11: tls_key \"a.key\" must be an absolute path"},
       {"TlsCertWithoutKey", SiteWith("tls_cert = \"/a.pem\""),
        "t.toml:8:12: site \"a\" has 1 tls_cert and 0 tls_key; give one key "
        "per certificate"},
@@ -392,6 +446,51 @@ const std::vector<ErrorCase>& Cases() {
        SiteWith("tls_cert = [\"/a.pem\", \"/b.pem\"]\ntls_key = [\"/a.key\"]"),
        "t.toml:9:11: site \"a\" has 2 tls_cert and 1 tls_key; give one key "
        "per certificate"},
+
+      // Isolation (docs/isolation.md).
+      {"LimitsNotATable", SiteWith("limits = 5"),
+       "t.toml:8:10: limits must be a table such as { nofile = 4096, core = "
+       "0 }, got an integer"},
+      {"LimitsUnknownKey", SiteWith("limits = { nofiles = 10 }"),
+       "t.toml:8:12: unknown key \"nofiles\" in limits (did you mean "
+       "\"nofile\"?)"},
+      {"LimitsNofileTooLow", SiteWith("limits = { nofile = 3 }"),
+       "t.toml:8:21: limits.nofile must be 16 to 1073741824 or "
+       "\"unlimited\", got 3"},
+      {"LimitsCoreNegative", SiteWith("limits = { core = -1 }"),
+       "t.toml:8:19: limits.core must not be negative"},
+      {"LimitsAsBytesNotASize", SiteWith("limits = { as_bytes = \"lots\" }"),
+       "t.toml:8:23: limits.as_bytes \"lots\" must be a size such as "
+       "\"512M\" or \"unlimited\""},
+      {"LimitsNprocString", SiteWith("limits = { nproc = \"10\" }"),
+       "t.toml:8:20: limits.nproc \"10\" must be an integer or "
+       "\"unlimited\""},
+      {"LimitsNprocBoolean", SiteWith("limits = { nproc = true }"),
+       "t.toml:8:20: limits.nproc must be an integer or \"unlimited\", got "
+       "a boolean"},
+      {"CwdRelative", SiteWith("cwd = \"srv/a\""),
+       "t.toml:8:7: cwd \"srv/a\" must be an absolute path"},
+      {"CwdMissing", SiteWith("cwd = \"/nonexistent-ddv-dir\""),
+       "t.toml:8:7: cwd \"/nonexistent-ddv-dir\": No such file or "
+       "directory"},
+      {"CwdNotADirectory", SiteWith("cwd = \"/bin/sh\""),
+       "t.toml:8:7: cwd \"/bin/sh\" is not a directory"},
+      {"MemoryMaxTooSmall", SiteWith("memory_max = 4096"),
+       "t.toml:8:14: memory_max must be 1048576 to 4611686018427387904, got "
+       "4096"},
+      {"MemoryMaxBadSuffix", SiteWith("memory_max = \"5Q\""),
+       "t.toml:8:14: memory_max \"5Q\" must be a size such as \"512M\""},
+      {"MemoryMaxFloat", SiteWith("memory_max = 1.5"),
+       "t.toml:8:14: memory_max must be an integer or a size such as "
+       "\"512M\", got a float"},
+      {"CpuWeightZero", SiteWith("cpu_weight = 0"),
+       "t.toml:8:14: cpu_weight must be between 1 and 10000, got 0"},
+      {"MaxConnectionsZero", SiteWith("max_connections = 0"),
+       "t.toml:8:19: max_connections must be between 1 and 10000000, got 0"},
+      {"MaxPendingAboveMaxConnections",
+       SiteWith("max_connections = 10\nmax_pending = 20"),
+       "t.toml:9:15: max_pending (20) cannot exceed max_connections (10): "
+       "waiting connections count against both"},
 
       // Cross checks between sites and listeners.
       {"SiteIdTwice",
@@ -455,6 +554,95 @@ TEST_P(ParseConfigErrorTest, RefusesWithPosition) {
   ASSERT_FALSE(parsed.ok()) << "accepted:\n" << c.toml;
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(parsed.status().message()), c.message) << c.toml;
+}
+
+// One file, many independent mistakes: every one is reported, in file order,
+// and nothing that only follows from one of them (the listener with a bad
+// name is not "missing" from the site that names it; the site whose id is
+// bad is not a duplicate).
+TEST(ParseConfigErrorsTest, ReportsEveryErrorInFileOrder) {
+  const std::string toml =
+      "[master]\n"                                   // 1
+      "peek_timeout_ms = 0\n"                        // 2
+      "handof = \"pidfd\"\n"                         // 3
+      "[[listener]]\n"                               // 4
+      "name = \"http\"\n"                            // 5
+      "address = \"localhost:80\"\n"                 // 6
+      "protocol = \"http\"\n"                        // 7
+      "[[listener]]\n"                               // 8
+      "name = 7\n"                                   // 9
+      "address = \"127.0.0.1:81\"\n"                 // 10
+      "protocol = \"htp\"\n"                         // 11
+      "[[site]]\n"                                   // 12
+      "id = \"a\"\n"                                 // 13
+      "command = [\"/bin/sh\"]\n"                    // 14
+      "processes = 0\n"                              // 15
+      "hosts = [\"a.example\", \"a.*.b\", \"b:80\"]\n"  // 16
+      "listeners = [\"http\", \"tls\"]\n"            // 17
+      "[[site]]\n"                                   // 18
+      "id = \"a b\"\n"                               // 19
+      "command = [\"/nonexistent/ddv_hello\"]\n"     // 20
+      "hosts = [\"a.example\"]\n"                    // 21
+      "user = \"ddv-no-such-user\"\n"                // 22
+      "log_keep = 3\n"                               // 23
+      "[[site]]\n"                                   // 24
+      "id = \"a\"\n"                                 // 25
+      "command = [\"/bin/sh\"]\n"                    // 26
+      "listeners = [\"http\"]\n"                     // 27
+      "hosts = [\"a.example\"]\n";                   // 28
+  absl::StatusOr<Config> parsed = ParseConfig(toml, "t.toml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      std::string(parsed.status().message()),
+      "t.toml:2:19: peek_timeout_ms must be between 1 and 600000, got 0\n"
+      "t.toml:3:1: unknown key \"handof\" in [master] (did you mean "
+      "\"handoff\"?)\n"
+      "t.toml:6:11: address \"localhost:80\": host names are not accepted, "
+      "use an IP address, e.g. \"127.0.0.1:80\"\n"
+      "t.toml:9:8: name must be a string, got an integer\n"
+      "t.toml:11:12: protocol \"htp\" must be \"http\", \"tls\" or "
+      "\"tcp\"\n"
+      "t.toml:15:13: processes must be between 1 and 1024, got 0\n"
+      "t.toml:16:23: host \"a.*.b\" has a misplaced \"*\": a wildcard is "
+      "only allowed as the whole first label, as in \"*.example.com\"\n"
+      "t.toml:16:32: host \"b:80\" must not include a port\n"
+      "t.toml:19:6: site id \"a b\" must be non-empty and use only A-Z a-z "
+      "0-9 _ . -\n"
+      "t.toml:20:12: command[0] \"/nonexistent/ddv_hello\" does not exist\n"
+      "t.toml:22:8: user \"ddv-no-such-user\" does not exist\n"
+      "t.toml:23:12: log_keep needs log_max_bytes: files are rotated only by "
+      "size\n"
+      "t.toml:25:6: site id \"a\" is already used by the site on line 12");
+}
+
+// The listener names are all good here, so a site naming one that does
+// not exist is reported beside the other errors, and so are host clashes.
+TEST(ParseConfigErrorsTest, CrossChecksRunBesideTableErrors) {
+  const std::string toml =
+      "[[listener]]\n"                        // 1
+      "name = \"http\"\n"                     // 2
+      "address = \"127.0.0.1:80\"\n"          // 3
+      "protocol = \"http\"\n"                 // 4
+      "default_site = \"nope\"\n"             // 5
+      "[[site]]\n"                            // 6
+      "id = \"a\"\n"                          // 7
+      "command = [\"/bin/sh\"]\n"             // 8
+      "hosts = [\"x.example\"]\n"             // 9
+      "listeners = [\"http\", \"https\"]\n"   // 10
+      "[[site]]\n"                            // 11
+      "id = \"b\"\n"                          // 12
+      "command = [\"/bin/sh\"]\n"             // 13
+      "hosts = [\"x.example\"]\n"             // 14
+      "processes = \"2\"\n";                  // 15
+  absl::StatusOr<Config> parsed = ParseConfig(toml, "t.toml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(std::string(parsed.status().message()),
+            "t.toml:5:16: default_site \"nope\" is not a site id\n"
+            "t.toml:10:22: no listener named \"https\"\n"
+            "t.toml:14:10: host \"x.example\" is on both site \"a\" and site "
+            "\"b\", which share listener \"http\"\n"
+            "t.toml:15:13: processes must be an integer, got a string");
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, ParseConfigErrorTest,

@@ -41,6 +41,8 @@ name = "https"
 address = "[::]:443"
 protocol = "tls"
 proxy_protocol = true
+proxy_protocol_from = ["10.0.0.0/8", "::1", "::ffff:192.0.2.0/120"]
+v6only = false
 
 [[listener]]
 name = "db"
@@ -107,6 +109,8 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(http.protocol, Protocol::kHttp);
   EXPECT_EQ(http.default_site, "fallback");
   EXPECT_FALSE(http.proxy_protocol);
+  EXPECT_TRUE(http.proxy_protocol_from.empty());
+  EXPECT_TRUE(http.v6only);
   EXPECT_EQ(http.line, 10);
 
   const ListenerConfig& https = c.listeners[1];
@@ -119,8 +123,15 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_EQ(https.protocol, Protocol::kTls);
   EXPECT_TRUE(https.default_site.empty());
   EXPECT_TRUE(https.proxy_protocol);
+  ASSERT_EQ(https.proxy_protocol_from.size(), 3u);
+  EXPECT_EQ(https.proxy_protocol_from[0].ToString(), "10.0.0.0/8");
+  EXPECT_EQ(https.proxy_protocol_from[1].ToString(), "::1/128");
+  EXPECT_EQ(https.proxy_protocol_from[2].ToString(), "192.0.2.0/24");
+  EXPECT_FALSE(https.v6only);
+  EXPECT_TRUE(IsPeeked(https));
   EXPECT_EQ(https.line, 16);
   EXPECT_EQ(c.listeners[2].protocol, Protocol::kTcp);
+  EXPECT_FALSE(IsPeeked(c.listeners[2]));
 
   ASSERT_EQ(c.sites.size(), 3u);
   const SiteConfig& a = c.sites[0];
@@ -142,7 +153,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_TRUE(a.alpn.empty());
   EXPECT_THAT(a.tls_cert, ElementsAre("/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"));
   EXPECT_THAT(a.tls_key, ElementsAre("/etc/ddv/a.key", "/etc/ddv/a-ec.key"));
-  EXPECT_EQ(a.line, 27);
+  EXPECT_EQ(a.line, 29);
   // Normal form, as in hosts.
   EXPECT_THAT(a.claimable_hosts,
               ElementsAre("*.users.a.example.com", "b.example.net"));
@@ -194,6 +205,110 @@ command = ["/bin/sh"]
               a.group.empty() && a.log_output.empty());
   EXPECT_EQ(a.log_max_bytes, 0u);  // no rotation unless asked
   EXPECT_FALSE(parsed->listeners[0].proxy_protocol);
+  EXPECT_TRUE(parsed->listeners[0].proxy_protocol_from.empty());
+  EXPECT_TRUE(parsed->listeners[0].v6only);
+  // Isolation: nothing set (the master's limits, "/", no cgroup values, no
+  // caps).
+  EXPECT_TRUE(a.limits.empty());
+  EXPECT_EQ(a.cwd, "");
+  EXPECT_EQ(a.memory_max, 0u);
+  EXPECT_EQ(a.cpu_weight, 0u);
+  EXPECT_EQ(a.max_connections, 0u);
+  EXPECT_EQ(a.max_pending, 0u);
+}
+
+TEST(ParseConfigTest, ParsesIsolationKeys) {
+  absl::StatusOr<Config> parsed = ParseConfig(R"(
+[[listener]]
+name = "http"
+address = "127.0.0.1:0"
+protocol = "http"
+
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+limits = { memlock_bytes = "64M", nofile = 4096, core = 0, nproc = 256, as_bytes = "unlimited" }
+cwd = "/tmp"
+memory_max = "512M"
+cpu_weight = 200
+max_connections = 1000
+max_pending = 100
+
+[[site]]
+id = "b"
+command = ["/bin/sh"]
+memory_max = 2097152
+)",
+                                              "iso.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const SiteConfig& a = parsed->sites[0];
+  // In kind order, whatever the file's.
+  EXPECT_THAT(a.limits,
+              ElementsAre(Pair(ResourceKind::kNofile, 4096u),
+                          Pair(ResourceKind::kNproc, 256u),
+                          Pair(ResourceKind::kCore, 0u),
+                          Pair(ResourceKind::kAsBytes, kUnlimited),
+                          Pair(ResourceKind::kMemlockBytes, 64u << 20)));
+  EXPECT_EQ(a.cwd, "/tmp");
+  EXPECT_EQ(a.memory_max, uint64_t{512} << 20);
+  EXPECT_EQ(a.cpu_weight, 200u);
+  EXPECT_EQ(a.max_connections, 1000u);
+  EXPECT_EQ(a.max_pending, 100u);
+  EXPECT_EQ(parsed->sites[1].memory_max, 2097152u);
+  EXPECT_EQ(ResourceKindName(ResourceKind::kMemlockBytes), "memlock_bytes");
+  EXPECT_THAT(DescribeConfig(*parsed),
+              ::testing::HasSubstr(
+                  ", nofile 4096, nproc 256, core 0, as_bytes unlimited, "
+                  "memlock_bytes 67108864, cwd /tmp, memory_max 536870912, "
+                  "cpu_weight 200, max_connections 1000, max_pending 100\n"));
+}
+
+// memory_max (and the byte-valued limits) take digits with an optional K,
+// M, G or T suffix, powers of 1024 as systemd's MemoryMax=.
+TEST(ParseConfigTest, MemoryMaxSizes) {
+  auto memory_max = [](const std::string& value) -> absl::StatusOr<uint64_t> {
+    absl::StatusOr<Config> parsed = ParseConfig(
+        "[[listener]]\nname = \"h\"\naddress = \"127.0.0.1:0\"\n"
+        "protocol = \"http\"\n[[site]]\nid = \"a\"\n"
+        "command = [\"/bin/sh\"]\nmemory_max = " + value + "\n",
+        "m.toml");
+    if (!parsed.ok()) return parsed.status();
+    return parsed->sites[0].memory_max;
+  };
+  EXPECT_EQ(*memory_max("\"1048576\""), 1048576u);
+  EXPECT_EQ(*memory_max("\"1024K\""), 1048576u);
+  EXPECT_EQ(*memory_max("\"512m\""), uint64_t{512} << 20);
+  EXPECT_EQ(*memory_max("\"2G\""), uint64_t{2} << 30);
+  EXPECT_EQ(*memory_max("\"3T\""), uint64_t{3} << 40);
+  for (const char* bad : {"\"\"", "\"M\"", "\"1.5G\"", "\"12MB\"", "\" 5M\"",
+                          "\"0x100000\"", "\"99999999999999999999\"",
+                          "\"5000000T\"", "\"1023K\""}) {
+    EXPECT_FALSE(memory_max(bad).ok()) << bad;
+  }
+}
+
+TEST(ParseConfigTest, TcpWithProxyIsPeekedAndAnyAddressIsSaid) {
+  absl::StatusOr<Config> parsed = ParseConfig(R"(
+[[listener]]
+name = "db"
+address = "[::1]:5432"
+protocol = "tcp"
+proxy_protocol = true
+
+[[site]]
+id = "a"
+command = ["/bin/sh"]
+default = true
+)",
+                                              "t.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(IsPeeked(parsed->listeners[0]));
+  EXPECT_TRUE(parsed->listeners[0].v6only);
+  EXPECT_NE(DescribeConfig(*parsed).find(
+                "  listener db: [::1]:5432 tcp, proxy_protocol from any "
+                "address (no proxy_protocol_from), IPv6 only\n"),
+            std::string::npos)
+      << DescribeConfig(*parsed);
 }
 
 std::string WithCommand(const std::string& command) {
@@ -243,7 +358,8 @@ TEST(ParseConfigTest, DescribeConfigSummarises) {
             "config full.toml: 3 listeners, 3 sites; handoff pidfd, control "
             "socket /tmp/ddv-test/control.sock mode 0660 group root\n"
             "  listener http: 0.0.0.0:80 http, default_site fallback\n"
-            "  listener https: [::]:443 tls, proxy_protocol\n"
+            "  listener https: [::]:443 tls, proxy_protocol from 10.0.0.0/8 "
+            "::1/128 192.0.2.0/24, IPv6 and IPv4\n"
             "  listener db: 127.0.0.1:5432 tcp\n"
             "  site a: 2 processes, listeners http https, hosts "
             "a.example.com *.a.example.com, claimable "

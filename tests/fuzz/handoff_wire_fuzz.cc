@@ -52,8 +52,12 @@ void CheckLimits(const Frame& frame) {
       } else {
         FUZZ_CHECK(e.master_fd == -1);
       }
-      FUZZ_CHECK(e.has_proxy_source == (e.proxy_source_length != 0));
-      FUZZ_CHECK(e.proxy_source_length <= sizeof(e.proxy_source));
+      if (e.proxy.has_addresses) {
+        FUZZ_CHECK(InetSockaddrLength(e.proxy.source) != 0);
+        FUZZ_CHECK(e.proxy.source.ss_family ==
+                   e.proxy.destination.ss_family);
+      }
+      FUZZ_CHECK(e.proxy.tlvs.size() <= kMaxProxyTlvLength);
     }
     FUZZ_CHECK(ExpectedFdCount(frame) ==
                (batch->mode == HandoffMode::kScmRights ? batch->entries.size()

@@ -6,7 +6,6 @@
 //   bazel run //tests/fuzz:handoff_wire_seeds -- "$PWD/tests/fuzz/corpus/handoff_wire"
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/un.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -46,38 +45,48 @@ HandoffEntry TlsInet6Entry() {
   HandoffEntry e = HttpEntry(2);
   e.protocol = Protocol::kTls;
   e.alpn = "h2,http/1.1";
-  e.has_proxy_source = true;
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&e.proxy_source);
+  e.proxy.has_addresses = true;
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&e.proxy.source);
   in6->sin6_family = AF_INET6;
   in6->sin6_port = htons(40000);
   ::inet_pton(AF_INET6, "2001:db8::1", &in6->sin6_addr);
-  e.proxy_source_length = sizeof(sockaddr_in6);
-  e.skip_bytes = 52;
+  auto* to6 = reinterpret_cast<sockaddr_in6*>(&e.proxy.destination);
+  to6->sin6_family = AF_INET6;
+  to6->sin6_port = htons(443);
+  ::inet_pton(AF_INET6, "2001:db8::2", &to6->sin6_addr);
+  // PP2_TYPE_ALPN "h2", PP2_TYPE_SSL (client 1, verify 0, version TLSv1.3)
+  e.proxy.tlvs = std::string("\x01\x00\x02" "h2"
+                             "\x20\x00\x0f" "\x01\x00\x00\x00\x00"
+                             "\x21\x00\x07" "TLSv1.3",
+                             23);
+  e.skip_bytes = 75;
   return e;
 }
 
 HandoffEntry Inet4Entry() {
   HandoffEntry e = HttpEntry(3);
-  e.has_proxy_source = true;
-  auto* in = reinterpret_cast<sockaddr_in*>(&e.proxy_source);
+  e.proxy.has_addresses = true;
+  auto* in = reinterpret_cast<sockaddr_in*>(&e.proxy.source);
   in->sin_family = AF_INET;
   in->sin_port = htons(1234);
   in->sin_addr.s_addr = htonl(0x0A000001);
-  e.proxy_source_length = sizeof(sockaddr_in);
+  auto* to = reinterpret_cast<sockaddr_in*>(&e.proxy.destination);
+  to->sin_family = AF_INET;
+  to->sin_port = htons(80);
+  to->sin_addr.s_addr = htonl(0x0A000002);
   e.skip_bytes = 39;
   return e;
 }
 
-HandoffEntry UnixEntry() {
+// A v2 header without addresses (LOCAL or AF_UNSPEC) whose TLVs did not all
+// fit.
+HandoffEntry TlvsOnlyEntry() {
   HandoffEntry e = HttpEntry(4);
   e.protocol = Protocol::kTcp;
   e.host.clear();
-  e.has_proxy_source = true;
-  auto* un = reinterpret_cast<sockaddr_un*>(&e.proxy_source);
-  un->sun_family = AF_UNIX;
-  std::strcpy(un->sun_path, "/run/lb.sock");
-  e.proxy_source_length =
-      offsetof(sockaddr_un, sun_path) + std::strlen(un->sun_path) + 1;
+  e.proxy.tlvs = std::string("\x05\x00\x04" "id-1", 7);
+  e.proxy.tlvs_truncated = true;
+  e.skip_bytes = 700;
   return e;
 }
 
@@ -115,7 +124,15 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
   const std::string batch = Batch(kScm, {HttpEntry(1)});
   add("batch_scm_http", batch);
   add("batch_scm_proxy_sources",
-      Batch(kScm, {TlsInet6Entry(), Inet4Entry(), UnixEntry()}));
+      Batch(kScm, {TlsInet6Entry(), Inet4Entry(), TlvsOnlyEntry()}));
+  HandoffEntry most_tlvs = TlsInet6Entry();
+  const size_t value = kMaxProxyTlvLength - 3;
+  most_tlvs.proxy.tlvs = std::string(1, '\xea') +
+                         static_cast<char>(value >> 8) +
+                         static_cast<char>(value & 0xff) +
+                         std::string(value, 'v');
+  add("batch_largest_proxy_tlvs", Batch(kScm, {most_tlvs}));
+  const std::string proxied = Batch(kScm, {Inet4Entry()});
   std::vector<HandoffEntry> pidfd_entries = {HttpEntry(5), TlsInet6Entry()};
   pidfd_entries[0].master_fd = 17;
   pidfd_entries[1].master_fd = 0;
@@ -160,7 +177,8 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
   add("header_only", Encoded(Shutdown{0}).substr(0, kHeaderSize));
   add("truncated_frame", batch.substr(0, batch.size() / 2));
   add("bad_magic", "XDV1" + batch.substr(4));
-  add("bad_version", WithU16(batch, 4, 2));
+  add("bad_version", WithU16(batch, 4, kProtocolVersion - 1));
+  add("future_version", WithU16(batch, 4, kProtocolVersion + 1));
   add("version_zero", WithU16(heartbeat, 4, 0));
   add("unknown_type", WithU16(heartbeat, 6, 99));
   add("type_zero", WithU16(heartbeat, 6, 0));
@@ -184,13 +202,21 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
   add("batch_host_too_long", WithU16(batch, entry + 34, kMaxHostLength + 1));
   add("batch_alpn_too_long", WithU16(batch, entry + 36, kMaxAlpnLength + 1));
   add("batch_source_without_flag", WithU16(batch, entry + 38, 16));
+  add("batch_destination_without_flag", WithU16(batch, entry + 40, 16));
   add("batch_flag_without_source", WithByte(batch, entry + 33, 1));
   add("batch_source_length_oversized",
       WithU16(WithByte(batch, entry + 33, 1), entry + 38, 0xFFFF));
+  add("batch_proxy_source_length_vs_family", WithU16(proxied, entry + 44 + 13, 10));
+  add("batch_proxy_source_unix", WithU16(proxied, entry + 44 + 13, 1));
+  add("batch_tlvs_too_long",
+      WithU16(batch, entry + 42, kMaxProxyTlvLength + 1));
+  add("batch_tlvs_beyond_data", WithU16(batch, entry + 42, 3));
+  add("batch_tlv_overruns",
+      WithU16(Batch(kScm, {TlvsOnlyEntry()}), entry + 44 + 1, 0x0500));
   add("batch_scm_with_master_fd", WithU32(batch, entry + 28, 5));
   add("batch_pidfd_without_master_fd", WithByte(batch, p, 1));
   add("batch_pidfd_negative_master_fd", WithU32(pidfd, entry + 28, 0x80000000));
-  add("batch_host_with_nul", WithByte(batch, entry + 40, 0));
+  add("batch_host_with_nul", WithByte(batch, entry + 44, 0));
   add("hello_empty_site", CutPayload(WithU16(hello, p + 10, 0), 1));
   add("hello_site_beyond_data", WithU16(hello, p + 10, 200));
   add("ack_zero_entries", WithU16(ack, p, 0));

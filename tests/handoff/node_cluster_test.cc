@@ -165,6 +165,19 @@ TEST(Encode, TheNewConnectionPrefixBuildsTheSameLine) {
   }
 }
 
+// A connection behind an L4 tier carries the PROXY facts inside `msg`, where
+// Node's cluster code ignores them and the ddv-worker package reads them.
+TEST(Encode, NewConnectionCarriesTheDdvMember) {
+  std::string line;
+  AppendNewConnection(NewConnectionPrefix("*:80:4"), 5, &line,
+                      R"({"proxy":{"alpn":"h2"}})");
+  ASSERT_EQ(line.back(), '\n');
+  json parsed = json::parse(line);
+  EXPECT_EQ(parsed["msg"]["act"], "newconn");
+  EXPECT_EQ(parsed["msg"]["seq"], 5);
+  EXPECT_EQ(parsed["msg"]["ddv"]["proxy"]["alpn"], "h2");
+}
+
 TEST(LineReader, SplitsAcrossReadsAndKeepsOrder) {
   LineReader reader;
   ASSERT_TRUE(reader.Append("{\"a\":1}\n{\"b\"").ok());

@@ -5,7 +5,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/un.h>
 
 #include <cstring>
 #include <random>
@@ -46,25 +45,43 @@ HandoffEntry TlsEntryWithProxy() {
   e.accept_time_ns = -1;  // signed: survives the u64 trip
   e.host = "x.y.a.example.com";
   e.alpn = "h2,http/1.1";
-  e.has_proxy_source = true;
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&e.proxy_source);
+  e.proxy.has_addresses = true;
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&e.proxy.source);
   in6->sin6_family = AF_INET6;
   in6->sin6_port = htons(40000);
   ::inet_pton(AF_INET6, "2001:db8::1", &in6->sin6_addr);
-  e.proxy_source_length = sizeof(sockaddr_in6);
-  e.skip_bytes = 28;
+  auto* to6 = reinterpret_cast<sockaddr_in6*>(&e.proxy.destination);
+  to6->sin6_family = AF_INET6;
+  to6->sin6_port = htons(443);
+  ::inet_pton(AF_INET6, "2001:db8::2", &to6->sin6_addr);
+  // PP2_TYPE_ALPN "h2", PP2_TYPE_AUTHORITY "a.example"
+  e.proxy.tlvs = std::string("\x01\x00\x02" "h2" "\x02\x00\x09" "a.example",
+                             17);
+  e.skip_bytes = 84;
   return e;
 }
 
 HandoffEntry Ipv4ProxyEntry() {
   HandoffEntry e = HttpEntry(9);
-  e.has_proxy_source = true;
-  auto* in = reinterpret_cast<sockaddr_in*>(&e.proxy_source);
+  e.proxy.has_addresses = true;
+  auto* in = reinterpret_cast<sockaddr_in*>(&e.proxy.source);
   in->sin_family = AF_INET;
   in->sin_port = htons(1234);
   in->sin_addr.s_addr = htonl(0x0A000001);
-  e.proxy_source_length = sizeof(sockaddr_in);
+  auto* to = reinterpret_cast<sockaddr_in*>(&e.proxy.destination);
+  to->sin_family = AF_INET;
+  to->sin_port = htons(80);
+  to->sin_addr.s_addr = htonl(0x0A000002);
+  e.proxy.tlvs_truncated = true;
   e.skip_bytes = 39;
+  return e;
+}
+
+// A v2 header with TLVs but no addresses (AF_UNSPEC).
+HandoffEntry TlvsOnlyEntry() {
+  HandoffEntry e = HttpEntry(10);
+  e.proxy.tlvs = std::string("\x05\x00\x04" "id-1", 7);  // PP2_TYPE_UNIQUE_ID
+  e.skip_bytes = 23;
   return e;
 }
 
@@ -72,7 +89,8 @@ std::vector<Frame> EveryFrameType() {
   std::vector<Frame> frames;
   frames.push_back(Hello{4242, 1, kProtocolVersion, "a"});
   HandoffBatch scm;
-  scm.entries = {HttpEntry(1), TlsEntryWithProxy(), Ipv4ProxyEntry()};
+  scm.entries = {HttpEntry(1), TlsEntryWithProxy(), Ipv4ProxyEntry(),
+                 TlvsOnlyEntry()};
   frames.push_back(scm);
   HandoffBatch pidfd;
   pidfd.mode = HandoffMode::kPidfd;
@@ -113,7 +131,7 @@ TEST(WireTest, HeaderBytesAreAsDocumented) {
   std::string bytes = *EncodeFrame(Shutdown{0x01020304});
   ASSERT_EQ(bytes.size(), kHeaderSize + 4);
   EXPECT_EQ(bytes.substr(0, 4), "DDV1");
-  EXPECT_EQ(bytes.substr(4, 2), std::string("\x01\x00", 2));  // version 1
+  EXPECT_EQ(bytes.substr(4, 2), std::string("\x02\x00", 2));  // version 2
   EXPECT_EQ(bytes.substr(6, 2), std::string("\x08\x00", 2));  // kShutdown
   EXPECT_EQ(bytes.substr(8, 4), std::string("\x04\x00\x00\x00", 4));
   EXPECT_EQ(bytes.substr(12), std::string("\x04\x03\x02\x01", 4));
@@ -121,7 +139,7 @@ TEST(WireTest, HeaderBytesAreAsDocumented) {
 
 TEST(WireTest, ExpectedFdCount) {
   std::vector<Frame> frames = EveryFrameType();
-  EXPECT_EQ(ExpectedFdCount(frames[1]), 3u);  // scm batch
+  EXPECT_EQ(ExpectedFdCount(frames[1]), 4u);  // scm batch
   EXPECT_EQ(ExpectedFdCount(frames[2]), 0u);  // pidfd batch
   EXPECT_EQ(ExpectedFdCount(frames[0]), 0u);
 }
@@ -141,12 +159,11 @@ TEST(WireTest, FullBatchOfWorstCaseEntriesFits) {
   for (HandoffEntry& e : entries) {
     e.host = std::string(kMaxHostLength, 'h');
     e.alpn = std::string(kMaxAlpnLength, 'p');
-    e.has_proxy_source = true;
-    auto* un = reinterpret_cast<sockaddr_un*>(&e.proxy_source);
-    std::memset(un, 0, sizeof(*un));
-    un->sun_family = AF_UNIX;
-    std::memset(un->sun_path, 'u', sizeof(un->sun_path));
-    e.proxy_source_length = sizeof(sockaddr_un);
+    // One TLV of the largest length that fits.
+    const size_t value = kMaxProxyTlvLength - 3;
+    e.proxy.tlvs = std::string(1, '\xe0') +
+                   static_cast<char>(value >> 8) +
+                   static_cast<char>(value & 0xff) + std::string(value, 'v');
   }
   std::string bytes;
   absl::Status status =
@@ -196,7 +213,18 @@ TEST(WireTest, EncoderRejectsWhatTheDecoderWould) {
   pidfd_without_fd.entries = {HttpEntry(1)};
   HandoffBatch bad_source;
   bad_source.entries = {Ipv4ProxyEntry()};
-  bad_source.entries[0].proxy_source_length = sizeof(sockaddr_in6);
+  bad_source.entries[0].proxy.source.ss_family = AF_UNIX;
+  HandoffBatch mixed_families;
+  mixed_families.entries = {Ipv4ProxyEntry()};
+  mixed_families.entries[0].proxy.destination =
+      TlsEntryWithProxy().proxy.destination;
+  HandoffBatch long_tlvs;
+  long_tlvs.entries = {HttpEntry(1)};
+  long_tlvs.entries[0].proxy.tlvs =
+      std::string("\xe0\x02\x80", 3) + std::string(640, 'v');
+  HandoffBatch torn_tlv;
+  torn_tlv.entries = {HttpEntry(1)};
+  torn_tlv.entries[0].proxy.tlvs = std::string("\x01\x00\x05" "h2", 5);
 
   std::vector<EncodeCase> cases = {
       {"empty batch", empty, "0 entries"},
@@ -204,7 +232,10 @@ TEST(WireTest, EncoderRejectsWhatTheDecoderWould) {
       {"long host", long_host, "254 bytes"},
       {"host with space", bad_host, "0x20"},
       {"pidfd without master_fd", pidfd_without_fd, "master_fd"},
-      {"source length vs family", bad_source, "does not fit family"},
+      {"unix proxy source", bad_source, "is not inet/inet6"},
+      {"source and destination families", mixed_families, "families differ"},
+      {"TLVs over the limit", long_tlvs, "643 bytes, over 640"},
+      {"torn TLV", torn_tlv, "overruns the TLVs"},
       {"hello without site", Hello{1, 0, 1, ""}, "without site"},
       {"long site", Hello{1, 0, 1, std::string(256, 's')}, "256 bytes"},
       {"empty method", Request{1, "", "{}"}, "method length 0"},
@@ -252,8 +283,10 @@ TEST(WireTest, MalformedFramesGetClearErrors) {
       {"empty", "", kInvalid, "truncated frame: 0 bytes"},
       {"short header", batch.substr(0, 11), kInvalid, "header needs 12"},
       {"bad magic", "XDV1" + batch.substr(4), kInvalid, "bad magic"},
-      {"version 2", WithU16(batch, 4, 2), absl::StatusCode::kFailedPrecondition,
-       "unsupported protocol version 2"},
+      {"version 1", WithU16(batch, 4, 1), absl::StatusCode::kFailedPrecondition,
+       "unsupported protocol version 1"},
+      {"version 3", WithU16(batch, 4, 3), absl::StatusCode::kFailedPrecondition,
+       "unsupported protocol version 3"},
       {"version 0", WithU16(batch, 4, 0), absl::StatusCode::kFailedPrecondition,
        "unsupported protocol version 0"},
       {"type 0", WithU16(heartbeat, 6, 0), kInvalid, "unknown frame type 0"},
@@ -284,14 +317,24 @@ TEST(WireTest, MalformedFramesGetClearErrors) {
       {"alpn too long", WithU16(batch, entry + 36, 1025), kInvalid,
        "alpn_length 1025"},
       {"source without flag", WithU16(batch, entry + 38, 16), kInvalid,
-       "contradicts the proxy-source flag"},
-      {"flag without source", WithByte(batch, entry + 33, 1), kInvalid,
-       "contradicts the proxy-source flag"},
+       "contradict the proxy-addresses flag"},
+      {"destination without flag", WithU16(batch, entry + 40, 16), kInvalid,
+       "contradict the proxy-addresses flag"},
+      {"flag without addresses", WithByte(batch, entry + 33, 1), kInvalid,
+       "contradict the proxy-addresses flag"},
+      {"source over sockaddr_in6",
+       WithU16(WithU16(WithByte(batch, entry + 33, 1), entry + 38, 29),
+               entry + 40, 16),
+       kInvalid, "over 28"},
+      {"tlvs too long", WithU16(batch, entry + 42, 641), kInvalid,
+       "tlvs_length 641 over 640"},
+      {"tlvs beyond data", WithU16(batch, entry + 42, 3), kInvalid,
+       "truncated handoff_batch payload: proxy_tlvs"},
       {"scm batch with master_fd", WithU32(batch, entry + 28, 5), kInvalid,
        "master_fd 5"},
       {"pidfd batch without master_fd", WithByte(batch, p, 1), kInvalid,
        "master_fd -1"},
-      {"host with NUL", WithByte(batch, entry + 40, 0), kInvalid, "0x00"},
+      {"host with NUL", WithByte(batch, entry + 44, 0), kInvalid, "0x00"},
       {"heartbeat is_reply 2", WithByte(heartbeat, kHeaderSize + 8, 2),
        kInvalid, "is_reply is 2"},
       {"method upper case", WithByte(request, kHeaderSize + 10, 'P'), kInvalid,

@@ -138,12 +138,15 @@ TEST_F(FakeMasterTest, ProxySourceAndSkippedHeader) {
   entry.connection_id = 2;
   entry.protocol = handoff::Protocol::kHttp;
   entry.host = "a.localhost";
-  entry.has_proxy_source = true;
-  auto& sin = reinterpret_cast<sockaddr_in&>(entry.proxy_source);
+  entry.proxy.has_addresses = true;
+  auto& sin = reinterpret_cast<sockaddr_in&>(entry.proxy.source);
   sin.sin_family = AF_INET;
   sin.sin_port = htons(5555);
   inet_pton(AF_INET, "198.51.100.9", &sin.sin_addr);
-  entry.proxy_source_length = sizeof(sockaddr_in);
+  auto& to = reinterpret_cast<sockaddr_in&>(entry.proxy.destination);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(80);
+  inet_pton(AF_INET, "10.0.0.1", &to.sin_addr);
   entry.skip_bytes = static_cast<uint32_t>(proxy.size());
   ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
   absl::StatusOr<HttpResponse> response = client.Read();
@@ -151,6 +154,71 @@ TEST_F(FakeMasterTest, ProxySourceAndSkippedHeader) {
   EXPECT_EQ(response->body, absl::StrCat("site=a worker=1 pid=", child_.pid,
                                          " host=a.localhost sni=- alpn=- tls=0 "
                                          "peer=198.51.100.9:5555\n"));
+}
+
+// GET /proxy shows the rest of the header: destination and TLVs, text
+// escaped, the unique id and unknown TLVs in hex.
+TEST_F(FakeMasterTest, ProxyEndpointShowsTheHeader) {
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
+  HttpClient client(std::move(client_fd));
+  ASSERT_TRUE(client.Send("GET /proxy HTTP/1.1\r\nHost: a.localhost\r\n\r\n"
+                          "GET /proxy HTTP/1.1\r\nHost: a.localhost\r\n\r\n")
+                  .ok());
+  handoff::HandoffEntry entry;
+  entry.connection_id = 4;
+  entry.protocol = handoff::Protocol::kHttp;
+  entry.host = "a.localhost";
+  entry.proxy.has_addresses = true;
+  auto& from = reinterpret_cast<sockaddr_in6&>(entry.proxy.source);
+  from.sin6_family = AF_INET6;
+  from.sin6_port = htons(5555);
+  inet_pton(AF_INET6, "::ffff:198.51.100.9", &from.sin6_addr);
+  auto& to = reinterpret_cast<sockaddr_in6&>(entry.proxy.destination);
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(443);
+  inet_pton(AF_INET6, "2001:db8::2", &to.sin6_addr);
+  entry.proxy.tlvs = std::string(
+      "\x01\x00\x02" "h2"
+      "\x02\x00\x0b" "a b.example"
+      "\x05\x00\x02" "\xab\xcd"
+      "\x20\x00\x14" "\x07\x00\x00\x00\x00" "\x21\x00\x07" "TLSv1.3"
+      "\x22\x00\x02" "cn"
+      "\xea\x00\x01" "\x01",
+      51);
+  entry.proxy.tlvs_truncated = true;
+  ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+  absl::StatusOr<HttpResponse> response = client.Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body,
+            "proxy=1\n"
+            "source=198.51.100.9:5555\n"
+            "destination=[2001:db8::2]:443\n"
+            "alpn=h2\n"
+            "authority=a\\x20b.example\n"
+            "unique_id=abcd\n"
+            "ssl_client=7\n"
+            "ssl_verify=0\n"
+            "ssl_version=TLSv1.3\n"
+            "ssl_cn=cn\n"
+            "tlv_0xea=01\n"
+            "tlvs_truncated=1\n");
+}
+
+TEST_F(FakeMasterTest, ProxyEndpointWithoutAHeader) {
+  auto [client_fd, server_fd] = ::ddv::testing::ConnectedTcpPair();
+  ASSERT_TRUE(client_fd.valid() && server_fd.valid());
+  HttpClient client(std::move(client_fd));
+  ASSERT_TRUE(
+      client.Send("GET /proxy HTTP/1.1\r\nHost: a.localhost\r\n\r\n").ok());
+  handoff::HandoffEntry entry;
+  entry.connection_id = 6;
+  entry.protocol = handoff::Protocol::kHttp;
+  entry.host = "a.localhost";
+  ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
+  absl::StatusOr<HttpResponse> response = client.Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->body, "proxy=0\n");
 }
 
 TEST_F(FakeMasterTest, TlsIsRefusedWithoutCertificates) {
@@ -292,12 +360,15 @@ TEST_F(FakeMasterTlsTest, ProxyHeaderBeforeTheClientHello) {
   entry.connection_id = 5;
   entry.protocol = handoff::Protocol::kTls;
   entry.host = "x.a.localhost";
-  entry.has_proxy_source = true;
-  auto& sin = reinterpret_cast<sockaddr_in&>(entry.proxy_source);
+  entry.proxy.has_addresses = true;
+  auto& sin = reinterpret_cast<sockaddr_in&>(entry.proxy.source);
   sin.sin_family = AF_INET;
   sin.sin_port = htons(5555);
   inet_pton(AF_INET, "198.51.100.9", &sin.sin_addr);
-  entry.proxy_source_length = sizeof(sockaddr_in);
+  auto& to = reinterpret_cast<sockaddr_in&>(entry.proxy.destination);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(443);
+  inet_pton(AF_INET, "10.0.0.1", &to.sin_addr);
   entry.skip_bytes = static_cast<uint32_t>(proxy.size());
   ASSERT_NO_FATAL_FAILURE(HandOver(std::move(server_fd), entry));
   std::string body = FinishAndGet(client, client_fd.get());

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "src/base/ip_network.h"
 #include "src/base/socket_address.h"
 
 namespace ddv {
@@ -288,6 +289,45 @@ TEST(PlanListenersTest, RenamedOrSwappedAddressesMoveSocketsNotBinds) {
   EXPECT_THAT(Sources(plan), ElementsAre(Pair(1, 1), Pair(0, 0)));
   EXPECT_TRUE(plan.sockets_change);  // the watchdog's order follows
   EXPECT_THAT(plan.retired, IsEmpty());
+}
+
+// A bound socket's IPV6_V6ONLY is fixed: a changed v6only is a new socket
+// (bound beside the old one, which is drained and closed).
+TEST(PlanListenersTest, ChangedV6OnlyIsANewSocketAndTheOldOneCloses) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("web", "[::]:80"), Listener("other", "127.0.0.1:81")};
+  std::vector<config::ListenerConfig> loaded = running;
+  loaded[0].v6only = false;
+  const ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(-1, -1), Pair(1, 1)));
+  EXPECT_EQ(plan.binds(), 1);
+  EXPECT_THAT(plan.retired, ElementsAre(0));
+  EXPECT_THAT(plan.closed, ElementsAre(0));
+  EXPECT_TRUE(plan.sockets_change);
+}
+
+// proxy_protocol_from applies to the next connections, like default_site.
+TEST(PlanListenersTest, TrustedProxyNetworksAreNoNewIndex) {
+  std::vector<config::ListenerConfig> running = {Listener("web", "[::]:80")};
+  running[0].proxy_protocol = true;
+  std::vector<config::ListenerConfig> loaded = running;
+  loaded[0].proxy_protocol_from.push_back(*IpNetwork::Parse("10.0.0.0/8"));
+  const ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(0, 0)));
+  EXPECT_FALSE(plan.sockets_change);
+}
+
+// A `tcp` listener is peeked once it expects PROXY: TCP_DEFER_ACCEPT follows.
+TEST(PlanListenersTest, TcpListenerThatExpectsProxyIsPeeked) {
+  std::vector<config::ListenerConfig> running = {
+      Listener("db", "127.0.0.1:5432", config::Protocol::kTcp)};
+  std::vector<config::ListenerConfig> loaded = running;
+  loaded[0].proxy_protocol = true;
+  ListenerPlan plan = PlanListeners(running, loaded);
+  EXPECT_THAT(Sources(plan), ElementsAre(Pair(-1, 0)));
+  EXPECT_TRUE(plan.next[0].defer_accept_changes);
+  plan = PlanListeners(loaded, running);
+  EXPECT_TRUE(plan.next[0].defer_accept_changes);
 }
 
 // Port 0 is "any free port": only the same listener's socket is its own.

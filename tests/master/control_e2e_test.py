@@ -214,6 +214,24 @@ class DdvctlExitCodeTest(unittest.TestCase):
         self.assertEqual(self.run_ddvctl(ddv.control_socket, "restart", "nope")
                          .returncode, 1)
 
+    def test_default_socket_comes_from_the_environment(self):
+        ddv = harness.Ddv(config_text=config())
+        self.addCleanup(ddv.stop)
+        env = dict(os.environ, DDV_CONTROL_SOCKET=ddv.control_socket)
+        ok = subprocess.run([self.ddvctl, "status"], capture_output=True,
+                            text=True, timeout=20, env=env)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("master", ok.stdout)
+        # --control_socket wins over the environment.
+        directory = tempfile.mkdtemp(prefix="ddv-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, directory, True)
+        other = os.path.join(directory, "control.sock")
+        missing = subprocess.run(
+            [self.ddvctl, f"--control_socket={other}", "status"],
+            capture_output=True, text=True, timeout=20, env=env)
+        self.assertEqual(missing.returncode, 3)
+        self.assertIn(other, missing.stderr)
+
     def test_no_master_exits_3(self):
         directory = tempfile.mkdtemp(prefix="ddv-", dir="/tmp")
         self.addCleanup(shutil.rmtree, directory, True)

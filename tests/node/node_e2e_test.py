@@ -17,6 +17,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "master"))
 import harness  # noqa: E402
 from harness import fields, http_get, runfile, wait_for  # noqa: E402
+from tests.testing import proxy_header as pp  # noqa: E402
 from tests.testing.certificates import make_self_signed  # noqa: E402
 
 # The node binary the sites run: PATH's (the machine's Node 20) unless a
@@ -85,6 +86,11 @@ def read_file(path):
         return ""
 
 
+def request_on(port, host, path="/"):
+    status, body, _ = http_get(port, host, path=path, timeout=10)
+    return status, body
+
+
 def request(port, host, path="/", timeout=10):
     status, body, _ = http_get(port, host, path=path, timeout=timeout)
     return status, body
@@ -113,6 +119,59 @@ class NodeSiteTest(unittest.TestCase):
         site = [s for s in ddv.status()["sites"] if s["id"] == "n"][0]
         self.assertEqual(site["runtime"], "node")
         self.assertTrue(all(w["ready"] for w in site["workers"]))
+
+    def test_proxy_header_reaches_node_apps_as_the_socket_address(self):
+        lb = harness.free_port()
+        listener = f"""
+[[listener]]
+name = "lb"
+address = "127.0.0.1:{lb}"
+protocol = "http"
+proxy_protocol = true
+"""
+        ddv = harness.Ddv(config_text=lambda d: node_config(
+            [("p", "proxy_app.js", 1, ["p.localhost"], {}),
+             ("n", "http_app.js", 1, ["n.localhost"], {})])(d) + listener)
+        self.addCleanup(ddv.stop)
+        tlvs = (pp.tlv(pp.ALPN, "h2") + pp.tlv(pp.AUTHORITY, "p.example") +
+                pp.tlv(pp.UNIQUE_ID, b"\x01\x02") +
+                pp.ssl_tlv(pp.CLIENT_SSL, 0, version="TLSv1.3", cn="c"))
+        header = pp.v2("203.0.113.9", "192.0.2.1", 4242, 443, tlvs)
+        request = (b"GET /x HTTP/1.1\r\nHost: p.localhost\r\n"
+                   b"Connection: close\r\n\r\n")
+        status, body, _ = http_get(lb, raw=header + request)
+        self.assertEqual(status, 200, body)
+        got = json.loads(body)
+        # The app read the request, not the header, and sees the client.
+        self.assertEqual(got["url"], "/x")
+        self.assertEqual((got["remoteAddress"], got["remotePort"],
+                          got["remoteFamily"]), ("203.0.113.9", 4242, "IPv4"))
+        self.assertEqual((got["localAddress"], got["localPort"]),
+                         ("192.0.2.1", 443))
+        self.assertEqual(got["proxy"]["alpn"], "h2")
+        self.assertEqual(got["proxy"]["authority"], "p.example")
+        self.assertEqual(got["proxy"]["uniqueId"], "0102")
+        self.assertEqual(got["proxy"]["ssl"], {"client": 1, "verify": 0,
+                                               "version": "TLSv1.3",
+                                               "cn": "c"})
+        # A connection without PROXY facts after one with: the socket's
+        # own addresses (nothing carried over).
+        status, body = request_on(ddv.http_port, "p.localhost")
+        got = json.loads(body)
+        self.assertEqual(got["remoteAddress"], "127.0.0.1")
+        self.assertIsNone(got["proxy"])
+        # IPv6 in a v1 header.
+        status, body, _ = http_get(lb, raw=pp.v1("2001:db8::5", "2001:db8::1",
+                                                 5, 80) + request)
+        got = json.loads(body)
+        self.assertEqual((got["remoteAddress"], got["remoteFamily"]),
+                         ("2001:db8::5", "IPv6"))
+        # A stock app without the package: the header is gone from its
+        # stream all the same; it sees the master's peer, the L4 tier.
+        status, body, _ = http_get(
+            lb, raw=header + request.replace(b"p.localhost", b"n.localhost"))
+        self.assertEqual(status, 200, body)
+        self.assertTrue(fields(body)["peer"].startswith("127.0.0.1:"), body)
 
     def test_keep_alive_and_pipelined_requests(self):
         ddv = self.start([("n", "http_app.js", 1, ["n.localhost"], {})])

@@ -52,6 +52,18 @@ std::string V2(int command, int family_transport, const std::string& block) {
          Be16(static_cast<int>(block.size())) + block;
 }
 
+// `header` (a v2 header whose first CRC32C TLV holds zeros) with that
+// TLV's value set to the header's checksum, as a sender computes it.
+std::string WithCrc32c(std::string header) {
+  const std::string zero_crc = Tlv(0x03, std::string(4, '\0'));
+  const size_t at = header.find(zero_crc, kProxyV2FixedLength) + 3;
+  const uint32_t crc = ProxyCrc32c(header);
+  for (int i = 0; i < 4; ++i) {
+    header[at + i] = static_cast<char>(crc >> (24 - 8 * i));
+  }
+  return header;
+}
+
 constexpr int kLocal = 0x0;
 constexpr int kProxy = 0x1;
 constexpr int kTcp4 = 0x11;    // AF_INET, STREAM
@@ -148,6 +160,15 @@ std::vector<ValidCase> ValidCases() {
               Tlv(0x04, "") +           // PP2_TYPE_NOOP, empty
               Tlv(0x04, std::string(300, '\0'))),
        2, false, AF_INET, "10.0.0.1:1234", "10.0.0.2:443"},
+      {"v2_tcp6_with_every_known_tlv",
+       WithCrc32c(V2(
+           kProxy, kTcp6,
+           V2Tcp6Block("2001:db8::1", "2001:db8::2", 40000, 443) +
+               Tlv(0x03, std::string(4, '\0')) + Tlv(0x01, "h2") +
+               Tlv(0x02, "a.example") + Tlv(0x05, std::string(128, 'u')) +
+               Tlv(0x20, Bytes({7, 0, 0, 0, 0}) + Tlv(0x21, "TLSv1.3")) +
+               Tlv(0x30, "ns1") + Tlv(0xea, "vpce-1"))),
+       2, false, AF_INET6, "[2001:db8::1]:40000", "[2001:db8::2]:443"},
   };
 }
 
@@ -245,6 +266,120 @@ TEST(ProxyHeaderTest, ResetsHeaderEachCall) {
   EXPECT_NE(header.reason, nullptr);
 }
 
+// --- TLVs -------------------------------------------------------------------
+
+TEST(ProxyTlvTest, Crc32cOfTheCheckString) {
+  // The CRC-32C check value (RFC 3720 B.4 lists the same polynomial).
+  EXPECT_EQ(ProxyCrc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(ProxyCrc32c(""), 0u);
+}
+
+TEST(ProxyTlvTest, DecodesEveryKnownType) {
+  const std::string ssl =
+      Bytes({0x07, 0, 0, 0, 0}) + Tlv(0x21, "TLSv1.3") +
+      Tlv(0x22, "client.example") + Tlv(0x23, "TLS_AES_128_GCM_SHA256") +
+      Tlv(0x24, "SHA256") + Tlv(0x25, "RSA2048") + Tlv(0x2f, "unknown");
+  const std::string tlvs =
+      Tlv(0x03, std::string(4, '\0')) + Tlv(0x01, "h2") +
+      Tlv(0x02, "a.example") + Tlv(0x05, "id-1") + Tlv(0x20, ssl) +
+      Tlv(0x30, "ns1") + Tlv(0xea, "vpce-1") + Tlv(0x01, "second alpn");
+  const std::string input = WithCrc32c(V2(
+      kProxy, kTcp4, V2Tcp4Block("10.0.0.1", "10.0.0.2", 1, 2) + tlvs));
+  // The header's views point into what was sniffed: keep it alive.
+  const std::string peeked = input + kHttpPayload;
+  ProxyHeader header;
+  ASSERT_EQ(SniffProxyHeader(peeked, &header), SniffStatus::kFound)
+      << header.reason;
+  EXPECT_EQ(header.tlvs, input.substr(16 + 12));
+  const ProxyTlvs& t = header.tlv;
+  EXPECT_EQ(t.alpn, "h2");  // the first of two
+  EXPECT_EQ(t.authority, "a.example");
+  EXPECT_EQ(t.unique_id, "id-1");
+  EXPECT_EQ(t.netns, "ns1");
+  EXPECT_TRUE(t.has_crc32c);
+  EXPECT_TRUE(t.has_ssl);
+  EXPECT_EQ(t.ssl_client, 7);
+  EXPECT_EQ(t.ssl_verify, 0u);
+  EXPECT_EQ(t.ssl_version, "TLSv1.3");
+  EXPECT_EQ(t.ssl_cn, "client.example");
+  EXPECT_EQ(t.ssl_cipher, "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(t.ssl_sig_alg, "SHA256");
+  EXPECT_EQ(t.ssl_key_alg, "RSA2048");
+}
+
+TEST(ProxyTlvTest, SslVerifyIsReadInNetworkOrder) {
+  ProxyTlvs tlvs;
+  ASSERT_EQ(ParseProxyTlvs(Tlv(0x20, Bytes({0x01, 0, 0, 0x01, 0x02})), &tlvs),
+            nullptr);
+  EXPECT_TRUE(tlvs.has_ssl);
+  EXPECT_EQ(tlvs.ssl_client, 1);
+  EXPECT_EQ(tlvs.ssl_verify, 0x0102u);
+  EXPECT_TRUE(tlvs.ssl_version.empty());
+}
+
+TEST(ProxyTlvTest, NextProxyTlvWalksAndStopsAtAPartialTlv) {
+  std::string block = Tlv(0x01, "h2") + Tlv(0xe0, "") + Tlv(0x02, "ab");
+  block.pop_back();
+  absl::string_view rest = block;
+  uint8_t type = 0;
+  absl::string_view value;
+  ASSERT_TRUE(NextProxyTlv(&rest, &type, &value));
+  EXPECT_EQ(type, 0x01);
+  EXPECT_EQ(value, "h2");
+  ASSERT_TRUE(NextProxyTlv(&rest, &type, &value));
+  EXPECT_EQ(type, 0xe0);
+  EXPECT_EQ(value, "");
+  EXPECT_FALSE(NextProxyTlv(&rest, &type, &value));
+  EXPECT_EQ(rest.size(), 4u);
+  ProxyTlvs tlvs;
+  EXPECT_STREQ(ParseProxyTlvs(block, &tlvs),
+               "PROXY v2 TLV overruns the header");
+}
+
+TEST(ProxyTlvTest, ACorrectCrc32cIsFoundAndAFlippedByteIsNot) {
+  const std::string input = WithCrc32c(
+      V2(kProxy, kTcp4, V2Tcp4Block("10.0.0.1", "10.0.0.2", 1, 2) +
+                            Tlv(0x03, std::string(4, '\0')) +
+                            Tlv(0x02, "a.example")));
+  ProxyHeader header;
+  ASSERT_EQ(SniffProxyHeader(input, &header), SniffStatus::kFound)
+      << header.reason;
+  // Every byte of the header is covered, the addresses included, except
+  // the CRC TLV's own type byte (0x02 there leaves no checksum to check)
+  // and the command byte (LOCAL ignores the block).
+  const size_t crc_type = 16 + 12;
+  ASSERT_EQ(input[crc_type], 0x03);
+  for (size_t i = 13; i < input.size(); ++i) {
+    if (i == crc_type) continue;
+    std::string flipped = input;
+    flipped[i] ^= 0x01;
+    const SniffStatus status = SniffProxyHeader(flipped, &header);
+    // A flipped length or type byte may break the framing first.
+    EXPECT_TRUE(status == SniffStatus::kMalformed ||
+                status == SniffStatus::kNeedMore)
+        << "byte " << i << ": " << SniffStatusName(status);
+  }
+}
+
+TEST(ProxyTlvTest, LocalIgnoresTlvsEvenBrokenOnes) {
+  const std::string input =
+      V2(kLocal, kTcp4, V2Tcp4Block("10.0.0.1", "10.0.0.2", 1, 2) +
+                            Tlv(0x03, std::string(4, '\0')) +
+                            Tlv(0x05, std::string(200, 'u')));
+  ProxyHeader header;
+  ASSERT_EQ(SniffProxyHeader(input, &header), SniffStatus::kFound);
+  EXPECT_TRUE(header.local);
+  EXPECT_TRUE(header.tlvs.empty());
+}
+
+TEST(ProxyTlvTest, UnspecFamilyStillCarriesItsTlvs) {
+  const std::string input = V2(kProxy, kUnspec, Tlv(0x05, "id"));
+  ProxyHeader header;
+  ASSERT_EQ(SniffProxyHeader(input, &header), SniffStatus::kFound);
+  EXPECT_TRUE(header.local);
+  EXPECT_EQ(header.tlv.unique_id, "id");
+}
+
 // --- refusals -------------------------------------------------------------------
 
 struct RefusedCase {
@@ -324,6 +459,26 @@ std::vector<RefusedCase> RefusedCases() {
        kBad, 30},
       {"v2_tlv_overrun", V2(kProxy, kTcp4, tcp4 + Tlv(0x04, "abc").substr(0, 5)),
        kBad, 33},
+      // Known TLVs keep their own rules, judged once the header is whole.
+      {"v2_unique_id_129_bytes",
+       V2(kProxy, kTcp4, tcp4 + Tlv(0x05, std::string(129, 'u'))), kBad,
+       16 + 12 + 3 + 129},
+      {"v2_crc32c_3_bytes", V2(kProxy, kTcp4, tcp4 + Tlv(0x03, "abc")), kBad,
+       16 + 12 + 6},
+      {"v2_crc32c_mismatch",
+       V2(kProxy, kTcp4, tcp4 + Tlv(0x03, std::string(4, '\0'))), kBad,
+       16 + 12 + 7},
+      {"v2_two_crc32c",
+       WithCrc32c(V2(kProxy, kTcp4, tcp4 + Tlv(0x03, std::string(4, '\0')) +
+                                        Tlv(0x03, std::string(4, '\0')))),
+       kBad, 16 + 12 + 14},
+      {"v2_ssl_4_bytes", V2(kProxy, kTcp4, tcp4 + Tlv(0x20, Bytes({1, 0, 0, 0}))),
+       kBad, 16 + 12 + 7},
+      {"v2_ssl_sub_tlv_overrun",
+       V2(kProxy, kTcp4,
+          tcp4 + Tlv(0x20, Bytes({1, 0, 0, 0, 0}) +
+                               Tlv(0x21, "TLSv1.3").substr(0, 6))),
+       kBad, 16 + 12 + 3 + 11},
   };
 }
 

@@ -2,16 +2,20 @@
 // process sees (its fds, credentials, signal state, parent-death signal) and
 // can write to an inherited fd. Actions run in argument order:
 //   probe fds | write FD TEXT | ids | signals | pdeathsig | pgid | sleep SECS
+//         | limits | cwd | status | sid
 #include <dirent.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -48,6 +52,45 @@ void PrintSignals() {
   std::fclose(status);
 }
 
+// "nofile SOFT HARD" for each limit a site may set; "unlimited" for
+// RLIM_INFINITY.
+void PrintLimits() {
+  const struct {
+    const char* name;
+    int resource;
+  } kLimits[] = {{"nofile", RLIMIT_NOFILE},
+                 {"nproc", RLIMIT_NPROC},
+                 {"core", RLIMIT_CORE},
+                 {"as", RLIMIT_AS},
+                 {"memlock", RLIMIT_MEMLOCK}};
+  for (const auto& limit : kLimits) {
+    struct rlimit r;
+    if (getrlimit(limit.resource, &r) != 0) std::exit(3);
+    auto show = [](rlim_t v) {
+      return v == RLIM_INFINITY ? std::string("unlimited")
+                                : std::to_string(static_cast<uint64_t>(v));
+    };
+    std::printf("%s %s %s\n", limit.name, show(r.rlim_cur).c_str(),
+                show(r.rlim_max).c_str());
+  }
+}
+
+// The credential lines of /proc/self/status and NoNewPrivs, as the
+// kernel sees them.
+void PrintStatus() {
+  FILE* status = std::fopen("/proc/self/status", "r");
+  if (status == nullptr) std::exit(3);
+  char line[512];
+  while (std::fgets(line, sizeof(line), status)) {
+    for (const char* key : {"Uid:", "Gid:", "Groups:", "NoNewPrivs:"}) {
+      if (std::strncmp(line, key, std::strlen(key)) == 0) {
+        std::fputs(line, stdout);
+      }
+    }
+  }
+  std::fclose(status);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,6 +119,17 @@ int main(int argc, char** argv) {
       std::printf("pdeathsig %d\n", sig);
     } else if (action == "pgid") {
       std::printf("pgid_is_pid %d\n", getpgid(0) == getpid() ? 1 : 0);
+    } else if (action == "limits") {
+      PrintLimits();
+    } else if (action == "cwd") {
+      char cwd[PATH_MAX];
+      if (getcwd(cwd, sizeof(cwd)) == nullptr) return 3;
+      std::printf("cwd %s\n", cwd);
+    } else if (action == "status") {
+      std::fflush(stdout);
+      PrintStatus();
+    } else if (action == "sid") {
+      std::printf("sid_is_pid %d\n", getsid(0) == getpid() ? 1 : 0);
     } else if (action == "sleep" && i + 1 < argc) {
       std::fflush(stdout);
       sleep(std::atoi(argv[++i]));

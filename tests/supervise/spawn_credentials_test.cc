@@ -84,5 +84,32 @@ TEST_F(AsNobodyTest, GroupAloneChangesOnlyTheGroup) {
   EXPECT_EQ(ReadFile(spec.stdout_path), "uid 0 gid 65534 groups 65534\n");
 }
 
+// The kernel's view of a worker run as nobody by a root parent that has
+// supplementary groups of its own: setgroups, setgid, setuid in that order
+// leave none of the parent's groups (Groups: nobody's only), every uid and
+// gid the same (no saved root id to go back to), and no_new_privs set.
+TEST_F(AsNobodyTest, ParentsGroupsDoNotLeakAndNoNewPrivsHolds) {
+  gid_t saved[64];
+  const int saved_count = ::getgroups(64, saved);
+  ASSERT_GE(saved_count, 0);
+  const gid_t parent_groups[] = {0, 4, 27};  // root, adm, sudo
+  ASSERT_EQ(::setgroups(3, parent_groups), 0);
+
+  ProcessSpec spec;
+  spec.name = "t#7";
+  spec.argv = {probe_, "status"};
+  spec.user = "nobody";
+  spec.no_new_privs = true;
+  spec.stdout_path = dir_ + "/out";
+  const ExitStatus status = RunToExit(spec);
+  ::setgroups(saved_count, saved);
+  EXPECT_EQ(status.code, 0);
+  EXPECT_EQ(ReadFile(spec.stdout_path),
+            "Uid:\t65534\t65534\t65534\t65534\n"
+            "Gid:\t65534\t65534\t65534\t65534\n"
+            "Groups:\t65534 \n"
+            "NoNewPrivs:\t1\n");
+}
+
 }  // namespace
 }  // namespace ddv::supervise

@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -275,6 +277,99 @@ TEST(SpawnTest, ChildStartsWithCleanSignalsOwnGroupAndPdeathsig) {
             "SigIgn:\t0000000000000000\n"
             "pdeathsig 15\n"
             "pgid_is_pid 1\n");
+}
+
+// What a site's worker gets on top (docs/isolation.md): its limits, soft
+// and hard alike; its directory; no new privileges; a session of its own.
+TEST(SpawnTest, WorkerSpecSetsLimitsCwdNoNewPrivsAndSession) {
+  const std::string dir = testing::MakeTempDir();
+  ProcessSpec spec;
+  spec.name = "t#5";
+  spec.argv = {ProbePath(), "limits", "cwd", "status", "sid"};
+  spec.stdout_path = dir + "/out";
+  spec.rlimits = {{RLIMIT_NOFILE, 64}, {RLIMIT_CORE, 0},
+                  {RLIMIT_AS, RLIM_INFINITY}, {RLIMIT_MEMLOCK, 1 << 20}};
+  spec.cwd = dir;
+  spec.no_new_privs = true;
+  spec.new_session = true;
+  ASSERT_EQ(RunToExit(spec).code, 0);
+  const std::string out = ReadFile(spec.stdout_path);
+  EXPECT_THAT(out, HasSubstr("nofile 64 64\n"));
+  EXPECT_THAT(out, HasSubstr("core 0 0\n"));
+  EXPECT_THAT(out, HasSubstr("as unlimited unlimited\n"));
+  EXPECT_THAT(out, HasSubstr("memlock 1048576 1048576\n"));
+  EXPECT_THAT(out, HasSubstr("cwd " + dir + "\n"));
+  EXPECT_THAT(out, HasSubstr("NoNewPrivs:\t1\n"));
+  EXPECT_THAT(out, HasSubstr("sid_is_pid 1\n"));
+}
+
+// Without them (the watchdog's master): the parent's limits, directory and
+// session, and exec may still grant privileges.
+TEST(SpawnTest, DefaultSpecKeepsTheParents) {
+  const std::string dir = testing::MakeTempDir();
+  struct rlimit nofile;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &nofile), 0);
+  char cwd[PATH_MAX];
+  ASSERT_NE(::getcwd(cwd, sizeof(cwd)), nullptr);
+  ProcessSpec spec;
+  spec.name = "t#6";
+  spec.argv = {ProbePath(), "limits", "cwd", "status", "sid"};
+  spec.stdout_path = dir + "/out";
+  ASSERT_EQ(RunToExit(spec).code, 0);
+  const std::string out = ReadFile(spec.stdout_path);
+  EXPECT_THAT(out, HasSubstr(absl::StrCat(
+                       "nofile ", static_cast<uint64_t>(nofile.rlim_cur), " ",
+                       static_cast<uint64_t>(nofile.rlim_max), "\n")));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("cwd ", cwd, "\n")));
+  EXPECT_THAT(out, HasSubstr("NoNewPrivs:\t0\n"));
+  EXPECT_THAT(out, HasSubstr("sid_is_pid 0\n"));
+}
+
+// A limit the kernel refuses (nofile above fs.nr_open, refused even to
+// root) fails the start with the call and the resource named.
+TEST(SpawnTest, RefusedLimitFailsTheStartNamingTheResource) {
+  ProcessSpec spec = Shell("exit 0");
+  spec.name = "a#1";
+  spec.rlimits = {{RLIMIT_NOFILE, rlim_t{1} << 40}};
+  absl::StatusOr<Spawned> spawned = Spawn(spec);
+  ASSERT_FALSE(spawned.ok());
+  EXPECT_THAT(spawned.status().message(),
+              AllOf(HasSubstr("setrlimit() failed while setting "
+                              "RLIMIT_NOFILE to 1099511627776 while "
+                              "starting worker a#1 \"/bin/sh\""),
+                    HasSubstr("Operation not permitted")));
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);  // reaped
+}
+
+TEST(SpawnTest, MissingCwdFailsTheStart) {
+  ProcessSpec spec = Shell("exit 0");
+  spec.cwd = "/nonexistent-ddv-cwd";
+  absl::StatusOr<Spawned> spawned = Spawn(spec);
+  ASSERT_FALSE(spawned.ok());
+  EXPECT_THAT(spawned.status().message(),
+              AllOf(HasSubstr("chdir() failed while entering "
+                              "\"/nonexistent-ddv-cwd\" while starting "
+                              "worker t#0"),
+                    HasSubstr("No such file or directory")));
+}
+
+// The child joins its cgroup by writing "0" (itself) to cgroup.procs,
+// opened by the parent. A plain directory stands in for the cgroup here;
+// tests/supervise/cgroup_test.cc and the e2e test use real ones.
+TEST(SpawnTest, JoinsItsCgroupBeforeExec) {
+  const std::string cgroup = testing::MakeTempDir();
+  testing::WriteFile(cgroup + "/cgroup.procs", "");
+  ProcessSpec spec = Shell("exit 0");
+  spec.cgroup = cgroup;
+  ASSERT_EQ(RunToExit(spec).code, 0);
+  EXPECT_EQ(ReadFile(cgroup + "/cgroup.procs"), "0");
+
+  spec.cgroup = cgroup + "/gone";
+  absl::StatusOr<Spawned> spawned = Spawn(spec);
+  ASSERT_FALSE(spawned.ok());
+  EXPECT_THAT(spawned.status().message(),
+              HasSubstr("open() failed while opening \"" + cgroup +
+                        "/gone/cgroup.procs\" while starting worker t#0"));
 }
 
 TEST(SpawnTest, WorkerGetsSigtermWhenItsParentDies) {

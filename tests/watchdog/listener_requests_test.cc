@@ -82,6 +82,45 @@ TEST(ListenerRequestsTest, BindsAndCommitsTheNewSetInOrder) {
   EXPECT_EQ(requests.pending(), 0u);
 }
 
+bool IsV6OnlySocket(int fd) {
+  int value = -1;
+  socklen_t length = sizeof(value);
+  getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &value, &length);
+  return value == 1;
+}
+
+// v6only and reuse_port travel in the request: a dual-stack socket is
+// bound beside a v6-only one the master opened for it.
+TEST(ListenerRequestsTest, BindsDualStackBesideTheSocketItReplaces) {
+  ListenSpec spec;
+  spec.name = "web";
+  spec.address = "[::]:0";
+  spec.bind_to = *ParseSocketAddress(spec.address);
+  UniqueFd old = *BindListenSocket(spec, ListenOptions());
+  ASSERT_TRUE(IsV6OnlySocket(old.get()));
+  ListenerRequests requests{ListenOptions()};
+  const std::string address = absl::StrCat("[::]:", PortOf(old.get()));
+  json request = BindRequest("web", address);
+  request["v6only"] = false;
+  int socket = -1;
+  json reply = requests.Bind(request, &socket);
+  ASSERT_TRUE(reply.contains("error")) << "the old socket has not allowed it";
+  EXPECT_THAT(reply["error"].get<std::string>(),
+              HasSubstr("Address already in use"));
+
+  ASSERT_TRUE(SetReusePort(old.get(), true).ok());
+  request["reuse_port"] = true;
+  reply = requests.Bind(request, &socket);
+  ASSERT_FALSE(reply.contains("error")) << reply.dump();
+  ASSERT_GE(socket, 0);
+  EXPECT_FALSE(IsV6OnlySocket(socket));
+  // A master that sends neither gets what it always got: v6-only.
+  json plain = BindRequest("v6", "[::1]:0");
+  reply = requests.Bind(plain, &socket);
+  ASSERT_FALSE(reply.contains("error")) << reply.dump();
+  EXPECT_TRUE(IsV6OnlySocket(socket));
+}
+
 TEST(ListenerRequestsTest, ABindErrorSaysWhy) {
   UniqueFd taken = Listening();
   ListenerRequests requests{ListenOptions()};

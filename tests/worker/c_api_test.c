@@ -3,6 +3,7 @@
  * gtest: exits non-zero on the first failed CHECK. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 struct app {
   int connections;
+  int proxied;
   char host[256];
   char alpn[256];
   int tls;
@@ -39,12 +41,55 @@ static void on_connection(void* user, int fd, const ddv_connection_info* info) {
   snprintf(app->host, sizeof(app->host), "%s", info->host);
   snprintf(app->alpn, sizeof(app->alpn), "%s", info->alpn);
   app->tls = info->tls;
-  app->listener_key = info->listener_key;
+  app->listener_key = ddv_worker_listener_key(info);
   CHECK(info->protocol == DDV_PROTOCOL_TLS);
   CHECK(info->peer_length > 0);
   CHECK(strcmp(info->site, "c") == 0);
+  /* No PROXY header: nothing to find. */
+  const struct sockaddr* address = NULL;
+  socklen_t length = 0;
+  const void* value = NULL;
+  size_t value_length = 0;
+  CHECK(ddv_worker_proxy_destination(info, &address, &length) == 0);
+  CHECK(ddv_worker_proxy_tlv(info, DDV_PP2_TYPE_ALPN, &value,
+                             &value_length) == 0);
+  CHECK(ddv_worker_proxy_ssl(info, NULL, NULL) == 0);
+  CHECK(ddv_worker_proxy_tlvs(info, &value, &value_length) == 0);
+  CHECK(value_length == 0);
   const char reply[] = "hello from C\n";
   CHECK(write(fd, reply, sizeof(reply) - 1) == (ssize_t)(sizeof(reply) - 1));
+  close(fd);
+}
+
+/* A connection that came through an L4 tier speaking PROXY v2. */
+static void on_proxied(void* user, int fd, const ddv_connection_info* info) {
+  struct app* app = (struct app*)user;
+  CHECK(info->peer_from_proxy == 1);
+  CHECK(info->peer->sa_family == AF_INET6);
+  const struct sockaddr* address = NULL;
+  socklen_t length = 0;
+  CHECK(ddv_worker_proxy_destination(info, &address, &length) == 1);
+  CHECK(address->sa_family == AF_INET6);
+  CHECK(length == sizeof(struct sockaddr_in6));
+  const void* value = NULL;
+  size_t value_length = 0;
+  CHECK(ddv_worker_proxy_tlv(info, DDV_PP2_TYPE_ALPN, &value,
+                             &value_length) == 1);
+  CHECK(value_length == 2 && memcmp(value, "h2", 2) == 0);
+  CHECK(ddv_worker_proxy_tlv(info, DDV_PP2_SUBTYPE_SSL_CN, &value,
+                             &value_length) == 1);
+  CHECK(value_length == 10 && memcmp(value, "cn.example", 10) == 0);
+  CHECK(ddv_worker_proxy_tlv(info, DDV_PP2_TYPE_AUTHORITY, &value,
+                             &value_length) == 0);
+  CHECK(ddv_worker_proxy_tlv(info, 256, &value, &value_length) == 0);
+  uint8_t client = 0;
+  uint32_t verify = 1;
+  CHECK(ddv_worker_proxy_ssl(info, &client, &verify) == 1);
+  CHECK(client == (DDV_PP2_CLIENT_SSL | DDV_PP2_CLIENT_CERT_CONN));
+  CHECK(verify == 0);
+  CHECK(ddv_worker_proxy_tlvs(info, &value, &value_length) == 0);
+  CHECK(value_length == 26);
+  app->proxied++;
   close(fd);
 }
 
@@ -168,6 +213,13 @@ int main(void) {
   CHECK(ddv_worker_check_request(worker, DDV_NO_LISTENER_KEY, "/",
                                  "d.localhost") == DDV_HOST_ALLOWED);
   CHECK(ddv_worker_misdirected_requests(worker) == 2);
+
+  /* One behind an L4 tier: the rest of its PROXY header. */
+  ddv_worker_on_connection(worker, on_proxied, &app);
+  client = fake_master_hand_off_proxied(master, "c.localhost");
+  CHECK(client >= 0);
+  pump(worker, &app.proxied);
+  close(client);
 
   /* Ping round trip. */
   CHECK(ddv_worker_ping(worker, 5000, on_rpc, &app) == DDV_WORKER_OK);

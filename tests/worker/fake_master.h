@@ -45,10 +45,16 @@ class FakeMaster {
   template <typename T>
   absl::StatusOr<T> Expect(absl::Duration timeout = absl::Seconds(5)) {
     absl::StatusOr<handoff::ReceivedFrame> r = Receive(timeout);
-    while (r.ok() && !std::is_same<T, handoff::PidfdAck>::value &&
-           std::holds_alternative<handoff::PidfdAck>(r->frame)) {
-      for (const auto& entry : std::get<handoff::PidfdAck>(r->frame).entries) {
-        acked_.push_back(entry.connection_id);
+    // So are `connections` reports (docs/isolation.md), in reports().
+    while (r.ok() && ((!std::is_same<T, handoff::PidfdAck>::value &&
+                       std::holds_alternative<handoff::PidfdAck>(r->frame)) ||
+                      IsConnectionsReport(r->frame))) {
+      if (auto* ack = std::get_if<handoff::PidfdAck>(&r->frame)) {
+        for (const auto& entry : ack->entries) {
+          acked_.push_back(entry.connection_id);
+        }
+      } else {
+        reports_.push_back(std::get<handoff::Request>(r->frame).body);
       }
       r = Receive(timeout);
     }
@@ -63,6 +69,13 @@ class FakeMaster {
                     absl::Span<const int> fds = {});
 
   const std::vector<uint64_t>& acked() const { return acked_; }
+  // Bodies of the `connections` reports set aside, in order.
+  const std::vector<std::string>& reports() const { return reports_; }
+  static bool IsConnectionsReport(const handoff::Frame& frame) {
+    const auto* request = std::get_if<handoff::Request>(&frame);
+    return request != nullptr && request->id == 0 &&
+           request->method == "connections";
+  }
 
   // A new loopback connection: the master would hand off `server`.
   absl::StatusOr<TcpPair> Connect() { return listener_.Connect(); }
@@ -75,6 +88,7 @@ class FakeMaster {
   UniqueFd worker_;
   LoopbackListener listener_;
   std::vector<uint64_t> acked_;
+  std::vector<std::string> reports_;
 };
 
 }  // namespace testing

@@ -1,7 +1,9 @@
 // C shim over FakeMaster for the C API test.
 #include "tests/worker/fake_master_c.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 
 #include <cstdio>
 #include <cstring>
@@ -67,6 +69,36 @@ int fake_master_send_site_view(fake_master* m, const char* part_json) {
   request.method = ddv::handoff::kSiteViewMethod;
   request.body = part_json;
   return m->master.Send(request).ok() ? 0 : -1;
+}
+
+int fake_master_hand_off_proxied(fake_master* m, const char* host) {
+  auto pair = m->master.Connect();
+  if (!pair.ok()) return -1;
+  ddv::handoff::HandoffEntry entry;
+  entry.connection_id = 2;
+  entry.host = host;
+  entry.protocol = ddv::handoff::Protocol::kHttp;
+  ddv::handoff::ProxyMetadata& proxy = entry.proxy;
+  proxy.has_addresses = true;
+  auto* source = reinterpret_cast<sockaddr_in6*>(&proxy.source);
+  source->sin6_family = AF_INET6;
+  source->sin6_port = htons(40000);
+  inet_pton(AF_INET6, "2001:db8::1", &source->sin6_addr);
+  auto* destination = reinterpret_cast<sockaddr_in6*>(&proxy.destination);
+  destination->sin6_family = AF_INET6;
+  destination->sin6_port = htons(443);
+  inet_pton(AF_INET6, "2001:db8::2", &destination->sin6_addr);
+  // ALPN "h2"; SSL: client 0x03, verify 0, sub-TLV CN "cn.example".
+  proxy.tlvs = std::string("\x01\x00\x02" "h2"
+                           "\x20\x00\x12" "\x03\x00\x00\x00\x00"
+                           "\x22\x00\x0a" "cn.example",
+                           26);
+  absl::Status sent = m->master.HandOff(pair->server.get(), entry);
+  if (!sent.ok()) {
+    std::fprintf(stderr, "hand off: %s\n", sent.ToString().c_str());
+    return -1;
+  }
+  return pair->client.Release();
 }
 
 int fake_master_answer(fake_master* m, const char* method,

@@ -28,6 +28,11 @@ int fake_master_expect_hello(fake_master* master, char* site,
  * master's copy, and returns the client's fd (or -1). */
 int fake_master_hand_off(fake_master* master, const char* host, int protocol);
 
+/* As fake_master_hand_off (http), with what a PROXY v2 header said: source
+ * [2001:db8::1]:40000, destination [2001:db8::2]:443, TLVs ALPN "h2" and
+ * SSL (client 0x03, verify 0, CN "cn.example"). */
+int fake_master_hand_off_proxied(fake_master* master, const char* host);
+
 /* Receives one request, checks its method, answers `response_json` with
  * status OK. Returns 0 on success, -1 otherwise. */
 int fake_master_answer(fake_master* master, const char* method,

@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -131,6 +132,54 @@ TEST(WorkerTest, DeliversSocketWithConnectionInfo) {
   }
 }
 
+// The `connections` notification (docs/handoff.md): taken always, open
+// once the app says it; id 0, never answered; at most one per 10 ms.
+TEST(WorkerTest, ReportsConnectionsTakenAndOpen) {
+  Fixture f = Start();
+  std::vector<UniqueFd> got;
+  f.worker->OnConnection(
+      [&](UniqueFd socket, const ConnectionInfo&) {
+        got.push_back(std::move(socket));
+      });
+  // Nothing taken, nothing said: no report.
+  ASSERT_TRUE(f.worker->Drain().ok());
+  EXPECT_FALSE(f.master.Receive(absl::Milliseconds(50)).ok());
+
+  std::vector<TcpPair> pairs;
+  for (uint64_t id : {1, 2}) {
+    auto pair = f.master.Connect();
+    ASSERT_TRUE(pair.ok());
+    ASSERT_TRUE(f.master.HandOff(pair->server.get(), Entry(id)).ok());
+    pair->server.Reset();
+    pairs.push_back(*std::move(pair));
+  }
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return got.size() == 2; }));
+  auto report = f.master.Receive();
+  ASSERT_TRUE(report.ok()) << report.status();
+  auto* request = std::get_if<handoff::Request>(&report->frame);
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(request->id, 0u);
+  EXPECT_EQ(request->method, "connections");
+  EXPECT_EQ(json::parse(request->body), json({{"taken", 2}}));
+
+  // The app closed one and says so: reported within the interval.
+  got.pop_back();
+  f.worker->SetOpenConnections(1);
+  EXPECT_LE(f.worker->NextTimeout(), absl::Milliseconds(10));
+  absl::StatusOr<handoff::ReceivedFrame> next;
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] {
+    next = f.master.Receive(absl::Milliseconds(20));
+    return next.ok();
+  }));
+  request = std::get_if<handoff::Request>(&next->frame);
+  ASSERT_NE(request, nullptr);
+  EXPECT_EQ(json::parse(request->body), json({{"taken", 2}, {"open", 1}}));
+  // Unchanged: nothing more.
+  ASSERT_TRUE(f.worker->Drain().ok());
+  EXPECT_GT(f.worker->NextTimeout(), absl::Seconds(1));
+  EXPECT_FALSE(f.master.Receive(absl::Milliseconds(50)).ok());
+}
+
 TEST(WorkerTest, ProxySourceAndHeaderBytesAreHandled) {
   Fixture f = Start();
   auto pair = f.master.Connect();
@@ -138,12 +187,15 @@ TEST(WorkerTest, ProxySourceAndHeaderBytesAreHandled) {
   const std::string proxy = "PROXY TCP4 192.0.2.1 192.0.2.2 5000 80\r\n";
   ASSERT_TRUE(testing::WriteAll(pair->client.get(), proxy + "GET /"));
   handoff::HandoffEntry entry = Entry(1);
-  entry.has_proxy_source = true;
-  auto* src = reinterpret_cast<sockaddr_in*>(&entry.proxy_source);
+  entry.proxy.has_addresses = true;
+  auto* src = reinterpret_cast<sockaddr_in*>(&entry.proxy.source);
   src->sin_family = AF_INET;
   src->sin_port = htons(5000);
   ::inet_pton(AF_INET, "192.0.2.1", &src->sin_addr);
-  entry.proxy_source_length = sizeof(sockaddr_in);
+  auto* dst = reinterpret_cast<sockaddr_in*>(&entry.proxy.destination);
+  dst->sin_family = AF_INET;
+  dst->sin_port = htons(80);
+  ::inet_pton(AF_INET, "192.0.2.2", &dst->sin_addr);
   entry.skip_bytes = static_cast<uint32_t>(proxy.size());
   ASSERT_TRUE(f.master.HandOff(pair->server.get(), entry).ok());
 
@@ -159,8 +211,69 @@ TEST(WorkerTest, ProxySourceAndHeaderBytesAreHandled) {
   const auto* peer = reinterpret_cast<const sockaddr_in*>(&info.peer);
   EXPECT_EQ(ntohs(peer->sin_port), 5000);
   EXPECT_EQ(peer->sin_addr.s_addr, src->sin_addr.s_addr);
+  ASSERT_EQ(info.proxy.destination_length, sizeof(sockaddr_in));
+  EXPECT_EQ(std::memcmp(&info.proxy.destination, dst, sizeof(sockaddr_in)),
+            0);
+  EXPECT_TRUE(info.proxy.tlvs.empty());  // v1
+  EXPECT_FALSE(info.proxy.ssl);
   // The app's first read starts at the client's own bytes.
   EXPECT_EQ(testing::ReadExactly(got.get(), 5, absl::Seconds(5)), "GET /");
+}
+
+std::string Tlv(int type, const std::string& value) {
+  return std::string(1, static_cast<char>(type)) +
+         static_cast<char>(value.size() >> 8) +
+         static_cast<char>(value.size() & 0xff) + value;
+}
+
+TEST(WorkerTest, ProxyTlvsAreDecodedForTheApp) {
+  Fixture f = Start();
+  auto pair = f.master.Connect();
+  ASSERT_TRUE(pair.ok());
+  handoff::HandoffEntry entry = Entry(1);
+  entry.proxy.has_addresses = true;
+  auto* src = reinterpret_cast<sockaddr_in6*>(&entry.proxy.source);
+  src->sin6_family = AF_INET6;
+  ::inet_pton(AF_INET6, "2001:db8::1", &src->sin6_addr);
+  auto* dst = reinterpret_cast<sockaddr_in6*>(&entry.proxy.destination);
+  dst->sin6_family = AF_INET6;
+  dst->sin6_port = htons(443);
+  const std::string ssl = std::string("\x05\x00\x00\x00\x00", 5) +
+                          Tlv(0x21, "TLSv1.3") + Tlv(0x22, "client.example") +
+                          Tlv(0x23, "TLS_AES_128_GCM_SHA256");
+  entry.proxy.tlvs = Tlv(0x01, "h2") + Tlv(0x02, "a.example") +
+                     Tlv(0x05, std::string("\x00\x01id", 4)) +
+                     Tlv(0x20, ssl) + Tlv(0xea, "vpce-1");
+  entry.proxy.tlvs_truncated = true;
+  ASSERT_TRUE(f.master.HandOff(pair->server.get(), entry).ok());
+
+  ConnectionInfo info;
+  bool got = false;
+  f.worker->OnConnection([&](UniqueFd, const ConnectionInfo& i) {
+    info = i;
+    got = true;
+  });
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return got; }));
+  EXPECT_TRUE(info.peer_from_proxy);
+  EXPECT_EQ(info.peer.ss_family, AF_INET6);
+  EXPECT_EQ(info.proxy.destination_length, sizeof(sockaddr_in6));
+  const ProxyInfo& p = info.proxy;
+  EXPECT_EQ(p.tlvs, entry.proxy.tlvs);
+  EXPECT_TRUE(p.tlvs_truncated);
+  EXPECT_EQ(p.alpn, "h2");
+  EXPECT_EQ(p.authority, "a.example");
+  EXPECT_EQ(p.unique_id, std::string("\x00\x01id", 4));
+  EXPECT_TRUE(p.ssl);
+  EXPECT_EQ(p.ssl_client, 5);
+  EXPECT_EQ(p.ssl_verify, 0u);
+  EXPECT_EQ(p.ssl_version, "TLSv1.3");
+  EXPECT_EQ(p.ssl_cn, "client.example");
+  EXPECT_EQ(p.ssl_cipher, "TLS_AES_128_GCM_SHA256");
+  EXPECT_TRUE(p.ssl_sig_alg.empty());
+  EXPECT_EQ(p.Tlv(0xea), "vpce-1");
+  EXPECT_EQ(p.Tlv(0x22), "client.example");  // inside PP2_TYPE_SSL
+  EXPECT_FALSE(p.Tlv(0x24).has_value());
+  EXPECT_FALSE(p.Tlv(0x30).has_value());
 }
 
 TEST(WorkerTest, AnswersHeartbeats) {
@@ -276,7 +389,7 @@ TEST(WorkerTest, RpcTimesOutWhenTheMasterNeverAnswers) {
                                           "", "{}"})
                   .ok());
   EXPECT_TRUE(f.worker->Drain().ok());
-  EXPECT_EQ(f.worker->NextTimeout() > absl::Seconds(1), true);
+  EXPECT_GT(f.worker->NextTimeout(), absl::Seconds(1));
 }
 
 TEST(WorkerTest, ConvenienceRpcsSendTheDocumentedBodies) {

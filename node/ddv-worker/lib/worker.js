@@ -10,6 +10,7 @@ const net = require('net');
 const tls = require('tls');
 const { Channel } = require('./channel');
 const hostCheck = require('./host_check');
+const proxy = require('./proxy');
 const tickets = require('./tickets');
 
 // A client resetting its connection is routine, not an error worth an event.
@@ -51,6 +52,8 @@ class DdvWorker extends EventEmitter {
         this.emit('message', body, from);
       });
       this._channel.attach();
+      // Connections behind an L4 tier: the client's address on the socket.
+      proxy.install(proc);
       proc.once('disconnect', () => this._onDisconnect());
     }
   }
