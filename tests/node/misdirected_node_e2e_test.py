@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "master"))
 import harness  # noqa: E402
 from harness import HttpConnection, fields, wait_for  # noqa: E402
 from node_e2e_test import NODE, NODE_MODULES, PACKAGE, node_config  # noqa: E402
+from tests.testing import proxy_header as pp  # noqa: E402
 
 
 def sites(lax_hosts=("lax.localhost",)):
@@ -118,6 +119,37 @@ class NodeMisdirectedTest(unittest.TestCase):
         c = self.connect()
         self.assertEqual(fields(c.ask("lax.localhost")[2])["site"], "lax")
         self.assertEqual(fields(c.ask("b.localhost")[2])["site"], "lax")
+
+
+class NodeProxyTest(unittest.TestCase):
+    """Behind an L4 tier the ddv-worker package makes a socket's
+    localAddress the one the client connected to at the balancer; the
+    guard still finds the listener ddv accepted it on."""
+
+    def test_listener_found_behind_a_proxy_header(self):
+        lb = harness.free_port()
+        listener = f"""
+[[listener]]
+name = "lb"
+address = "127.0.0.1:{lb}"
+protocol = "http"
+proxy_protocol = true
+"""
+        ddv = harness.Ddv(config_text=lambda d: node_config(
+            [("p", "ddv_worker_app.js", 1, ["p.localhost"], {}),
+             ("n", "http_app.js", 1, ["n.localhost"], {})])(d) + listener)
+        self.addCleanup(ddv.stop)
+        for first, other, site in (("p.localhost", "n.localhost", "p"),
+                                   ("n.localhost", "p.localhost", "n")):
+            c = HttpConnection(lb)
+            self.addCleanup(c.close)
+            c.send(pp.v1("203.0.113.9", "192.0.2.1", 4242, 443))
+            status, _, body = c.ask(first)
+            self.assertEqual(status, 200, body)
+            self.assertIn(f'"{site}"' if site == "p" else "site=n", body)
+            status, headers, _ = c.ask(other)
+            self.assertEqual((status, headers.get("connection")),
+                             (421, "close"), site)
 
 
 def reload_config(n_hosts):

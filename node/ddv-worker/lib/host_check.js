@@ -224,6 +224,7 @@ function plainIp(ip) {
 
 const WILDCARD_IPS = new Set(['0.0.0.0', '::']);
 const SOCKET_LISTENER = Symbol('ddv-worker.listener');
+const SOCKET_LOCAL = Symbol('ddv-worker.local-address');
 
 // The process's view and the check every HTTP server applies. Node hands a
 // worker no listener index, so a connection's listener is found by the
@@ -268,8 +269,11 @@ class HostGuard {
   _listenerOf(socket) {
     const cached = socket[SOCKET_LISTENER];
     if (cached && cached.generation === this.generation) return cached.listener;
-    const ip = plainIp(socket.localAddress);
-    const port = socket.localPort;
+    // Kept at 'connection' (a TLS socket's is its transport's), else asked.
+    const local = socket[SOCKET_LOCAL] || (socket._parent && socket._parent[SOCKET_LOCAL]) ||
+        { address: socket.localAddress, port: socket.localPort };
+    const ip = plainIp(local.address);
+    const port = local.port;
     let best = null;
     let bestRank = -1;
     for (const listener of this._listeners) {
@@ -286,9 +290,14 @@ class HostGuard {
     return best;
   }
 
+  // Whether requests are checked at all: a strict view has come.
+  active() {
+    return this.view !== null && this.view.strict;
+  }
+
   // 'allowed', 'misdirected' or 'invalid' for a request on `socket`.
   check(socket, target, host) {
-    if (this.view === null || !this.view.strict || !socket) return ALLOWED;
+    if (!this.active() || !socket) return ALLOWED;
     const listener = this._listenerOf(socket);
     if (listener === null) return ALLOWED;
     const verdict = listener.checker.checkRequest(target, host || '');
@@ -315,10 +324,29 @@ function refuseHttp1(res, verdict) {
   res.end(body);
 }
 
+// `proto.emit` as it was before us: its own one if it had one, else
+// whatever its parent prototype's is at the time of the call, so wrappers
+// installed on net.Server.prototype later (lib/proxy.js) still run.
+function previousEmit(proto) {
+  const own = Object.prototype.hasOwnProperty.call(proto, 'emit') ? proto.emit : null;
+  const parent = Object.getPrototypeOf(proto);
+  return own !== null ? () => own : () => parent.emit;
+}
+
+// A connection's own local address, kept before anything (lib/proxy.js,
+// for a PROXY header) makes localAddress say the one the client connected
+// to at an L4 tier: the listener is found by the address ddv accepted it on.
+function rememberLocal(guard, socket) {
+  if (!guard.active() || socket === null || typeof socket !== 'object') return;
+  socket[SOCKET_LOCAL] = { address: socket.localAddress, port: socket.localPort };
+}
+
 function guardHttp1(proto, guard) {
-  const emit = proto.emit;
+  const previous = previousEmit(proto);
   proto.emit = function emitCheckingHost(name, req, res) {
-    if ((name === 'request' || name === 'checkContinue') && req &&
+    if (name === 'connection') {
+      rememberLocal(guard, req);
+    } else if ((name === 'request' || name === 'checkContinue') && req &&
         req.httpVersionMajor === 1) {
       const verdict = guard.check(req.socket, req.url, req.headers.host);
       if (verdict !== ALLOWED) {
@@ -326,14 +354,14 @@ function guardHttp1(proto, guard) {
         return true;
       }
     }
-    return emit.apply(this, arguments);
+    return previous().apply(this, arguments);
   };
 }
 
 // HTTP/2 (where coalescing happens): the stream gets 421 and the session
 // stays open for the names that are this site's (RFC 9113 §9.1.2).
 function guardHttp2(proto, guard) {
-  const emit = proto.emit;
+  const previous = previousEmit(proto);
   proto.emit = function emitCheckingAuthority(name, stream, headers) {
     if (name === 'stream' && stream && headers && headers[':method'] !== 'CONNECT') {
       const socket = stream.session && stream.session.socket;
@@ -346,7 +374,7 @@ function guardHttp2(proto, guard) {
         return true;
       }
     }
-    return emit.apply(this, arguments);
+    return previous().apply(this, arguments);
   };
 }
 
