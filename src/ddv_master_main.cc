@@ -155,7 +155,7 @@ const ddv::cli::HelpText& Help() {
            {"max_connections=N", "backlog=N", "defer_accept_seconds=N"}},
           {"Handoff", "",
            {"handoff=MODE", "handoff_batch=N", "worker_wait_ms=MS",
-            "node_max_unaccepted=N"}},
+            "node_max_unaccepted=N", "node_preload=PATH"}},
           {"io_uring", "",
            {"ring_entries=N", "sqpoll", "defer_taskrun=BOOL",
             "peek_buffers=N", "peek_buffer_size=BYTES"}},
