@@ -68,6 +68,8 @@ sed -e "s|@VERSION@|$version|" -e "s|@MULTIARCH@|$multiarch|" \
 node_dir=/usr/lib/ddv/node/ddv-worker
 put 0644 node/ddv-worker/package.json "$node_dir/package.json"
 put 0644 node/ddv-worker/index.js "$node_dir/index.js"
+# ddv_master's --node_preload default: every Node worker loads it.
+put 0644 node/ddv-worker/preload.js "$node_dir/preload.js"
 for f in node/ddv-worker/lib/*.js; do
   put 0644 "$f" "$node_dir/lib/$(basename "$f")"
 done

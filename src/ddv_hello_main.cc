@@ -428,7 +428,9 @@ int Main(int argc, char** argv) {
     LOG(ERROR) << status;
     return kExitError;
   }
-  LOG(INFO) << "stopped after " << s->stats().requests << " requests";
+  LOG(INFO) << "stopped after " << s->stats().requests << " requests ("
+            << s->stats().misdirected_requests
+            << " refused 421 Misdirected Request)";
   if (tls_context != nullptr) {
     const tls::TlsCounters& c = tls_context->counters();
     LOG(INFO) << "TLS: " << c.handshakes.load() << " handshakes ("

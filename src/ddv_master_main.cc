@@ -124,6 +124,10 @@ DEFINE_int32(heartbeat_interval_ms, 5000, "how often the master probes workers")
 DEFINE_uint32(node_max_unaccepted, 128,
               "connections a Node worker may hold before answering "
               "`accepted` (1 = one in flight, as Node's own primary)");
+DEFINE_string(node_preload, "/usr/lib/ddv/node/ddv-worker/preload.js",
+              "the ddv-worker package's preload.js, which the master adds to "
+              "every Node worker's NODE_OPTIONS (--require) so a stock app "
+              "answers 421 to a Host another site serves; empty: none");
 DEFINE_int32(heartbeat_timeout_ms, 20000,
              "a worker silent this long is killed and replaced");
 DEFINE_int32(drain_timeout, 30,
@@ -156,7 +160,7 @@ const ddv::cli::HelpText& Help() {
            {"max_connections=N", "backlog=N", "defer_accept_seconds=N"}},
           {"Handoff", "",
            {"handoff=MODE", "handoff_batch=N", "worker_wait_ms=MS",
-            "node_max_unaccepted=N"}},
+            "node_max_unaccepted=N", "node_preload=PATH"}},
           {"io_uring", "",
            {"ring_entries=N", "sqpoll", "defer_taskrun=BOOL",
             "peek_buffers=N", "peek_buffer_size=BYTES"}},
@@ -321,6 +325,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.heartbeat_interval = absl::Milliseconds(FLAGS_heartbeat_interval_ms);
   options.heartbeat_timeout = absl::Milliseconds(FLAGS_heartbeat_timeout_ms);
   options.node_max_unaccepted = FLAGS_node_max_unaccepted;
+  options.workers.node_preload = FLAGS_node_preload;
   options.workers.backoff.initial = absl::Milliseconds(FLAGS_backoff_initial_ms);
   options.workers.drain_timeout = absl::Seconds(FLAGS_drain_timeout);
   options.workers.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);

@@ -73,7 +73,7 @@ constexpr absl::string_view kSiteKeys[] = {
     "log_output", "log_error", "log_all",   "log_max_bytes", "log_keep",
     "tls_cert",   "tls_key",   "runtime",   "claimable_hosts",
     "may_claim_default", "limits", "cwd", "memory_max", "cpu_weight",
-    "max_connections", "max_pending"};
+    "max_connections", "max_pending", "strict_host"};
 
 absl::Status RequireAbsolutePath(const TomlReader& reader,
                                  const toml::node& node, absl::string_view key,
@@ -745,6 +745,7 @@ void ParseSite(const TomlReader& reader, const toml::table& table,
   ParseClaimableHosts(reader, table, site, errors);
   errors->Add(
       reader.ReadBool(table, "may_claim_default", &site->may_claim_default));
+  errors->Add(reader.ReadBool(table, "strict_host", &site->strict_host));
   ParseEnv(reader, table, site, errors);
   internal::ReadAccount(reader, table, site, errors);
   bool logs_read = errors->Add(
@@ -1009,6 +1010,7 @@ std::string DescribeConfig(const Config& config) {
                       absl::StrJoin(site.claimable_hosts, " "));
     }
     if (site.may_claim_default) absl::StrAppend(&out, ", may claim default");
+    if (!site.strict_host) absl::StrAppend(&out, ", any host (strict_host off)");
     if (site.runtime != Runtime::kDdv) {
       absl::StrAppend(&out, ", runtime ", RuntimeName(site.runtime));
     }

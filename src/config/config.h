@@ -160,6 +160,10 @@ struct SiteConfig {
   // site are refused (503, TLS internal_error). 0: not set, no cap.
   uint32_t max_connections = 0;
   uint32_t max_pending = 0;
+  // Workers refuse (421) a request whose Host is not one the master routes
+  // to this site on the connection's listener (docs/isolation.md). False:
+  // they check nothing, for a site that really serves any name.
+  bool strict_host = true;
   int line = 0;                                // of the [[site]] header
 };
 

@@ -17,6 +17,10 @@
 namespace ddv {
 namespace hello {
 
+// ConnectionInfo::listener_key of a connection whose requests are not
+// checked against the site's hosts (standalone, or no site view).
+inline constexpr uint32_t kUncheckedListener = UINT32_MAX;
+
 // What the master knows about a connection it hands over. The server keeps
 // its own copy of these fields so it does not depend on the worker library.
 struct ConnectionInfo {
@@ -31,6 +35,9 @@ struct ConnectionInfo {
                           // by what the handshake negotiated)
   std::string peer;       // "ip:port" from a PROXY header; empty: getpeername()
   size_t skip_bytes = 0;  // unconsumed bytes to discard first (PROXY header)
+  // The worker library's key for the listener it came on: each request's
+  // host is checked against the site's names there (HostGate).
+  uint32_t listener_key = kUncheckedListener;
   // What the PROXY header said, for GET /proxy: "proxy=1\n" and one
   // "key=value\n" line per field it had (ProxyLines); empty without one.
   std::string proxy;

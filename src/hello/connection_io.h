@@ -69,6 +69,9 @@ class ConnectionIo {
   // next answer or, if none comes, at the end of Options.drain_idle_grace.
   void BeginDrain();
   bool draining() const { return context_.draining; }
+  // Requests of connections opened with a listener_key are checked by
+  // `gate` (not owned; null: none are).
+  void SetHostGate(HostGate* gate) { context_.host_gate = gate; }
   // The stop timeout passed: closes every connection still open.
   void CloseAll();
   // Closes the connections whose idle or linger deadline has passed, and

@@ -71,6 +71,7 @@ void HttpResponder::Reset(ConnectionInfo info, int peer_fd) {
   info_ = std::move(info);
   identity_ready_ = false;
   cache_valid_ = false;
+  host_allowed_valid_ = false;
   ShrinkIfHuge(&in_);
   ShrinkIfHuge(&output_);
 }
@@ -173,9 +174,52 @@ size_t HttpResponder::Process(absl::string_view data) {
   return pos;
 }
 
+bool HttpResponder::HostAllowed(const RequestHead& request) {
+  HostGate* gate = context_->host_gate;
+  if (gate == nullptr || info_.listener_key == kUncheckedListener) {
+    return true;
+  }
+  // An absolute-form target names its own authority: never cached.
+  const bool origin_form =
+      !request.target.empty() && request.target.front() == '/';
+  if (origin_form && host_allowed_valid_ &&
+      host_allowed_generation_ == gate->generation() &&
+      host_allowed_ == request.host) {
+    return true;
+  }
+  switch (gate->Check(info_.listener_key, request.target, request.host)) {
+    case route::HostVerdict::kAllowed:
+      if (origin_form) {
+        host_allowed_.assign(request.host.data(), request.host.size());
+        host_allowed_generation_ = gate->generation();
+        host_allowed_valid_ = true;
+      }
+      return true;
+    case route::HostVerdict::kMisdirected:
+      // RFC 9110 §15.5.20: the client retries on a new connection, which
+      // the master routes by this host. Nothing after it on this one is
+      // answered: pipelined requests were sent for the wrong site too.
+      ++context_->stats->misdirected_requests;
+      AppendError("421 Misdirected Request",
+                  "misdirected request: this connection's site does not "
+                  "serve that host\n",
+                  ConnectionHeader::kClose);
+      CloseAfterFlush(/*must_linger=*/true);
+      return false;
+    case route::HostVerdict::kInvalid:
+      ++context_->stats->bad_requests;
+      AppendError("400 Bad Request", "bad request: invalid host\n",
+                  ConnectionHeader::kClose);
+      CloseAfterFlush(/*must_linger=*/true);
+      return false;
+  }
+  return true;
+}
+
 void HttpResponder::Respond(const RequestHead& request) {
   ++context_->stats->requests;
   ++requests_;
+  if (!HostAllowed(request)) return;
   const bool keep_alive = request.keep_alive && !context_->draining;
   ConnectionHeader header = ConnectionHeader::kNone;
   if (!keep_alive) {

@@ -13,6 +13,7 @@
 
 #include "absl/strings/string_view.h"
 #include "src/hello/connection_info.h"
+#include "src/hello/host_gate.h"
 #include "src/hello/request_parser.h"
 #include "src/hello/server_stats.h"
 
@@ -36,6 +37,9 @@ struct ResponderContext {
   size_t max_head_bytes = 16384;  // larger request heads get 431
   bool draining = false;  // stopping: every answer says Connection: close
   HttpServerStats* stats = nullptr;  // requests, bad_requests, heads_too_large
+  // Checks each request's host on connections with a listener_key; null
+  // (standalone): nothing is checked.
+  HostGate* host_gate = nullptr;
 };
 
 class HttpResponder {
@@ -130,6 +134,9 @@ class HttpResponder {
   // Answers the requests at the front of `data`; returns the bytes used.
   size_t Process(absl::string_view data);
   void Respond(const RequestHead& request);
+  // Whether `request` may be answered here; if not, its 421 (or 400) is
+  // queued and the connection closes after it.
+  bool HostAllowed(const RequestHead& request);
   void AppendHello(absl::string_view host, ConnectionHeader connection_header,
                    bool head_only);
   // GET /proxy: what the connection's PROXY header said (docs/hello.md).
@@ -172,6 +179,13 @@ class HttpResponder {
   bool cached_head_only_ = false;
   std::string cached_host_;
   std::string cached_response_;
+
+  // The last Host the gate allowed (origin-form requests), and the gate's
+  // generation then: keep-alive clients repeat one Host, so the check runs
+  // once per connection, again only after a new site view.
+  bool host_allowed_valid_ = false;
+  uint64_t host_allowed_generation_ = 0;
+  std::string host_allowed_;
 };
 
 }  // namespace hello

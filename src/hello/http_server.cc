@@ -206,6 +206,10 @@ void HttpServer::RetryAccepts() {
   }
 }
 
+void HttpServer::SetHostGate(HostGate* gate) {
+  connections_->SetHostGate(gate);
+}
+
 void HttpServer::AddConnection(UniqueFd fd, ConnectionInfo info) {
   if (!fd.valid()) return;
   clock_.Update();

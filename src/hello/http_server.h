@@ -25,6 +25,7 @@
 #include "src/base/unique_fd.h"
 #include "src/hello/connection_info.h"
 #include "src/hello/deadline_list.h"
+#include "src/hello/host_gate.h"
 #include "src/hello/server_stats.h"
 #include "src/uring/buffer_ring.h"
 #include "src/uring/ring.h"
@@ -120,6 +121,10 @@ class HttpServer {
   // Stop() without waiting for busy connections: they are closed now (a
   // second Ctrl-C). Same thread rules as Stop().
   void StopNow();
+
+  // Checks the host of every request on connections added with a
+  // listener_key (MasterLink sets it); not owned, must outlive the server.
+  void SetHostGate(HostGate* gate);
 
   const HttpServerStats& stats() const { return stats_; }
 

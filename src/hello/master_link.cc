@@ -31,6 +31,8 @@ ConnectionInfo ToServerInfo(const worker::WorkerIdentity& identity,
   out.alpn = absl::StrJoin(in.alpn, ",");
   if (in.peer_length > 0) out.peer = FormatSockaddr(in.peer);
   out.skip_bytes = in.skip_bytes;
+  static_assert(kUncheckedListener == worker::kNoListenerKey);
+  out.listener_key = in.listener_key;
   const worker::ProxyInfo& proxy = in.proxy;
   if (in.peer_from_proxy || !proxy.tlvs.empty()) {
     ProxyFields fields;
@@ -85,8 +87,19 @@ MasterLink::MasterLink(std::unique_ptr<worker::Worker> w, UniqueFd timer,
                        HttpServer* server)
     : worker_(std::move(w)), timer_(std::move(timer)), server_(server) {}
 
+uint64_t MasterLink::generation() const {
+  return worker_->host_view_generation();
+}
+
+route::HostVerdict MasterLink::Check(uint32_t listener_key,
+                                     absl::string_view target,
+                                     absl::string_view host) {
+  return worker_->CheckRequest(listener_key, target, host);
+}
+
 void MasterLink::Wire() {
   worker::Worker* w = worker_.get();
+  server_->SetHostGate(this);
   w->OnConnection(
       [this, w](UniqueFd socket, const worker::ConnectionInfo& info) {
         server_->AddConnection(std::move(socket),

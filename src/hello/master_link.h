@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "src/base/unique_fd.h"
 #include "src/hello/connection_info.h"
+#include "src/hello/host_gate.h"
 #include "src/hello/http_server.h"
 #include "src/worker/worker.h"
 
@@ -21,16 +22,22 @@ namespace hello {
 ConnectionInfo ToServerInfo(const worker::WorkerIdentity& identity,
                             const worker::ConnectionInfo& in);
 
-class MasterLink {
+class MasterLink : public HostGate {
  public:
-  // Hands every connection `w` receives to `server`, and stops `server` when
-  // the master says so or is gone. `server` must outlive the link; call on
+  // Hands every connection `w` receives to `server`, checks their requests'
+  // hosts against the master's site view, and stops `server` when the
+  // master says so or is gone. `server` must outlive the link; call on
   // the server's loop thread.
   static absl::StatusOr<std::unique_ptr<MasterLink>> Attach(
       std::unique_ptr<worker::Worker> w, HttpServer* server);
 
   MasterLink(const MasterLink&) = delete;
   MasterLink& operator=(const MasterLink&) = delete;
+
+  // HostGate: the worker library's site view (Worker::CheckRequest).
+  uint64_t generation() const override;
+  route::HostVerdict Check(uint32_t listener_key, absl::string_view target,
+                           absl::string_view host) override;
 
  private:
   MasterLink(std::unique_ptr<worker::Worker> w, UniqueFd timer,

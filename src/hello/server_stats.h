@@ -19,6 +19,8 @@ struct HttpServerStats {
   uint64_t requests = 0;
   uint64_t bad_requests = 0;     // answered 400 and closed
   uint64_t heads_too_large = 0;  // answered 431 and closed
+  // Answered 421 and closed: the Host is another site's (HostGate).
+  uint64_t misdirected_requests = 0;
   uint64_t idle_timeouts = 0;
   uint64_t open_connections = 0;
 };

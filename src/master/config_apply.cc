@@ -261,8 +261,12 @@ absl::StatusOr<ReloadPlan> PlanReload(const config::Config& running,
     change.new_spec = SpecChanged(site, old);
     change.processes_changed = site.processes != old.processes;
     change.rolling_restart = change.new_spec && site.processes > 0;
-    change.reread_certificates =
-        !change.rolling_restart && site.processes > 0 && !site.tls_cert.empty();
+    // SIGHUP asks ddv workers to re-read their certificates. A Node app
+    // has no such handler (SIGHUP would kill it): it reads DDV_TLS_CERT at
+    // start, so `ddvctl restart SITE` renews its certificates.
+    change.reread_certificates = !change.rolling_restart &&
+                                 site.processes > 0 && !site.tls_cert.empty() &&
+                                 site.runtime != config::Runtime::kNode;
     plan.sites.push_back(change);
   }
   for (size_t i = 0; i < loaded.sites.size(); ++i) {

@@ -134,6 +134,9 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
     RecordWorker(w);
   }
   ReplayAdoptedConfUpdates();
+  // Every worker, adopted or new, learns its site's names before the loop
+  // sends it a connection.
+  UpdateSiteViews();
 
   StartObservability();
   if (watchdog_link_) ArmWatchdogPoll();
@@ -192,7 +195,11 @@ absl::Status Master::Run() {
     for (int w : workers_->TakeRestarted()) {
       ArmWorker(w);
       RecordWorker(w);
+      site_views_.due = true;
     }
+    // After the control point's changes and the restarts, before the next
+    // turn's batches.
+    UpdateSiteViews();
     for (int w : workers_->TakeDrainStarted()) RecordWorkerReady(w);
     ReportServiceState(now);
     if (!watchdog_outbox_.empty()) FlushWatchdogLink();

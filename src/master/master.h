@@ -49,6 +49,7 @@
 #include "src/master/labeled_counters.h"
 #include "src/master/metrics_server.h"
 #include "src/master/site_caps.h"
+#include "src/master/site_views.h"
 #include "src/master/worker_pool.h"
 #include "src/route/route_table.h"
 #include "src/sniff/sniff_status.h"
@@ -338,6 +339,17 @@ class Master {
   static std::string NodeMessageLine(const handoff::Message& message);
   static std::string NodePingLine(uint64_t seq);
 
+  // Site views (master_site_view.cc): which names route to each worker's
+  // site, sent before its first connection and after every change, for
+  // its 421 check (docs/isolation.md). Once per loop turn, before the
+  // next batches go out.
+  void UpdateSiteViews();
+  // The route table listener slot `listener` goes by (null: released).
+  const route::RouteTable* RoutesOfSlot(size_t listener) const;
+  // Sends `worker` its site's current view; false when its channel (or
+  // Node outbox) is full.
+  bool SendSiteView(int worker);
+
   // Signals, the control socket and the control point (master_control.cc).
   absl::Status InitSignals();
   void ArmSignalPoll();
@@ -626,6 +638,16 @@ class Master {
   // backlog and RunControlPoint accepts them when a slot frees.
   bool control_backlog_waiting_ = false;
   PendingControl pending_;
+  struct SiteViewState {
+    SiteViewBook book;
+    // Per listener slot: the table the views were built from, and the
+    // address it was bound to.
+    std::vector<const route::RouteTable*> built_from;
+    std::vector<std::string> addresses;
+    bool due = false;  // some worker process may lack its view
+    uint64_t next_request_id = 1;
+  };
+  SiteViewState site_views_;
   // Node's server data per site and server key (master_node.cc).
   absl::flat_hash_map<std::string, std::string> node_server_data_;
   // Per target site id: whose turn it is for a message to any worker.

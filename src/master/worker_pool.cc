@@ -77,7 +77,22 @@ WorkerPool::~WorkerPool() = default;
 
 absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     const WorkerPoolOptions& options, const config::Config& config) {
-  std::unique_ptr<WorkerPool> pool(new WorkerPool(options));
+  WorkerPoolOptions checked = options;
+  if (!checked.node_preload.empty() &&
+      access(checked.node_preload.c_str(), R_OK) != 0) {
+    // Node would refuse to start at all with a --require it cannot load.
+    // Only a config with Node sites needs it (a reload may add one).
+    const bool node_sites = std::any_of(
+        config.sites.begin(), config.sites.end(), [](const auto& site) {
+          return site.runtime == config::Runtime::kNode;
+        });
+    LOG_IF(ERROR, node_sites)
+        << "access() failed while checking the Node preload \""
+        << checked.node_preload << "\": " << std::strerror(errno)
+        << "; Node sites start without it and do not check hosts";
+    checked.node_preload.clear();
+  }
+  std::unique_ptr<WorkerPool> pool(new WorkerPool(checked));
   // Back-off, health and stop deadlines run on the loop's monotonic clock.
   pool->processes_ = std::make_unique<supervise::ProcessTable>(
       options.backoff, [] { return MonotonicTime(); });
@@ -178,6 +193,7 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
     spec.env.emplace_back(handoff::kEnvRuntime,
                           config::RuntimeName(site.runtime));
     spec.env.emplace_back(handoff::kEnvPort, absl::StrCat(SitePort(site)));
+    if (!options_.node_preload.empty()) AddNodePreload(&spec.env);
   } else {
     spec.env.emplace_back(handoff::kEnvChannelFd,
                           absl::StrCat(handoff::kWorkerChannelFd));
@@ -220,6 +236,25 @@ supervise::ProcessSpec WorkerPool::MakeSpec(int s,
     spec.cgroup = options_.cgroups->SiteDir(site.id);
   }
   return spec;
+}
+
+// NODE_OPTIONS gets `--require "PATH"` after whatever the site's env set
+// (Node reads it like a command line: double quotes, backslash escapes).
+void WorkerPool::AddNodePreload(
+    std::vector<std::pair<std::string, std::string>>* env) const {
+  std::string quoted = "\"";
+  for (char c : options_.node_preload) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  quoted += '"';
+  const std::string require = absl::StrCat("--require ", quoted);
+  for (auto& [name, value] : *env) {
+    if (name != "NODE_OPTIONS") continue;
+    value = value.empty() ? require : absl::StrCat(value, " ", require);
+    return;
+  }
+  env->emplace_back("NODE_OPTIONS", require);
 }
 
 std::string WorkerPool::SpecFingerprint(const supervise::ProcessSpec& spec) {

@@ -68,6 +68,11 @@ struct WorkerPoolOptions {
   // ddv's cgroup subtree, when it has one (docs/isolation.md): each worker
   // starts in its site's cgroup. Not owned; null: the master's cgroup.
   const supervise::CgroupTree* cgroups = nullptr;
+  // The ddv-worker package's preload (node/ddv-worker/preload.js): added
+  // to every Node worker's NODE_OPTIONS as --require, so a stock app
+  // refuses another site's Host with 421 (docs/node.md). Empty, or a file
+  // that cannot be read (logged at start): not added.
+  std::string node_preload;
 };
 
 struct Worker {
@@ -180,6 +185,8 @@ class WorkerPool {
   int LiveWorkers(int site) const;
 
   int size() const { return static_cast<int>(workers_.size()); }
+  // The preload Node workers are started with; empty: none.
+  const std::string& node_preload() const { return options_.node_preload; }
   Worker& at(int worker) { return workers_[worker]; }
   const Worker& at(int worker) const { return workers_[worker]; }
   const std::string& site_id(int site) const { return site_ids_[site]; }
@@ -234,6 +241,8 @@ class WorkerPool {
 
  private:
   explicit WorkerPool(const WorkerPoolOptions& options);
+  void AddNodePreload(
+      std::vector<std::pair<std::string, std::string>>* env) const;
   supervise::ProcessSpec MakeSpec(int site, const config::SiteConfig& config,
                                   int index, int child_fd) const;
   void ProgressRollingRestarts();

@@ -1,8 +1,10 @@
 // RouteTable: validation at build time, so a lookup is only hash probes.
 #include "src/route/route_table.h"
 
+#include <algorithm>
 #include <cstddef>
 
+#include "absl/container/btree_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -142,6 +144,7 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(
 
   std::shared_ptr<RouteTable> table(new RouteTable());
   table->listeners_.resize(listener_count);
+  table->site_count_ = site_count;
   for (int l = 0; l < listener_count; ++l) {
     if (spec.listener_default_site.empty()) break;
     const int site = spec.listener_default_site[l];
@@ -256,6 +259,60 @@ RouteResult RouteTable::Lookup(
     return {routes.global_default_site, MatchKind::kGlobalDefault};
   }
   return RouteResult();
+}
+
+std::vector<ListenerHosts> RouteTable::HostsOn(int listener) const {
+  std::vector<ListenerHosts> hosts(site_count_);
+  if (listener < 0 || listener >= listener_count()) return hosts;
+  const Listener& routes = listeners_[listener];
+  // Sorted and without duplicates (a host claimed for two ALPN protocols,
+  // an exact name under two of one site's wildcards).
+  std::vector<absl::btree_set<std::string>> own(site_count_);
+  std::vector<absl::btree_set<std::string>> others(site_count_);
+  auto pattern = [](absl::string_view key, bool wildcard) {
+    return wildcard ? absl::StrCat("*.", key) : std::string(key);
+  };
+
+  // Lookup's fallback for a name no pattern matches.
+  const int fallback = routes.default_site >= 0 ? routes.default_site
+                                                : routes.global_default_site;
+  if (fallback >= 0) hosts[fallback].is_default = true;
+
+  for (const auto& [key, site] : routes.exact) own[site].insert(key);
+  for (const auto& [key, site] : routes.wildcard) {
+    own[site].insert(pattern(key, true));
+  }
+  for (bool wildcard : {false, true}) {
+    for (const auto& [key, claims] :
+         wildcard ? routes.alpn_wildcard : routes.alpn_exact) {
+      for (const auto& claim : claims) {
+        own[claim.second].insert(pattern(key, wildcard));
+      }
+    }
+  }
+
+  // Another site's pattern matters to a site when Lookup would try it
+  // before one of the site's own for some name: an exact name or a
+  // narrower wildcard below one of its wildcards (exact first, then the
+  // longest suffix). To the fallback site every other pattern matters.
+  for (bool wildcard : {false, true}) {
+    for (const auto& [key, owner] : wildcard ? routes.wildcard : routes.exact) {
+      std::string text = pattern(key, wildcard);
+      if (fallback >= 0 && fallback != owner) others[fallback].insert(text);
+      for (size_t dot = key.find('.'); dot != std::string::npos;
+           dot = key.find('.', dot + 1)) {
+        auto above = routes.wildcard.find(absl::string_view(key).substr(dot + 1));
+        if (above != routes.wildcard.end() && above->second != owner) {
+          others[above->second].insert(text);
+        }
+      }
+    }
+  }
+  for (int site = 0; site < site_count_; ++site) {
+    hosts[site].own.assign(own[site].begin(), own[site].end());
+    hosts[site].others.assign(others[site].begin(), others[site].end());
+  }
+  return hosts;
 }
 
 }  // namespace route

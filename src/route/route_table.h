@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "src/route/host_check.h"
 
 namespace ddv {
 namespace route {
@@ -86,6 +87,15 @@ class RouteTable {
       absl::Span<const absl::string_view> offered_alpn = {}) const;
 
   int listener_count() const { return static_cast<int>(listeners_.size()); }
+  int site_count() const { return site_count_; }
+
+  // Per site (indexed as RouteTableSpec::sites): what it needs to answer
+  // "does Lookup(listener, name) give this site?" for any name, offered no
+  // ALPN, with a HostChecker. A site's ALPN-claimed hosts count as its own
+  // (its connections offered that protocol); other sites' ALPN claims take
+  // no names from it. Patterns are sorted. An out-of-range listener gives
+  // every site nothing (no name routes there).
+  std::vector<ListenerHosts> HostsOn(int listener) const;
 
  private:
   // ALPN protocol → site, for one host key. Rarely more than one entry.
@@ -106,6 +116,7 @@ class RouteTable {
   RouteTable() = default;
 
   std::vector<Listener> listeners_;
+  int site_count_ = 0;
 };
 
 }  // namespace route

@@ -170,6 +170,36 @@ int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
  * the count changes; it only stores the number. */
 void ddv_worker_set_open_connections(ddv_worker* worker, uint64_t open);
 
+/* 421 Misdirected Request (docs/worker.md#421-misdirected-request). Since
+ * DDV_WORKER_0.2. */
+
+/* The library's number for the listener a connection came on: keep it with
+ * the connection for ddv_worker_check_request(). Takes the `info` pointer a
+ * connection callback was given, during that call. It stays right when a
+ * master restart renumbers listener_index. */
+uint32_t ddv_worker_listener_key(const ddv_connection_info* info);
+
+/* A listener key no connection has: ddv_worker_check_request() allows
+ * everything on it (sockets the app accepted itself). */
+#define DDV_NO_LISTENER_KEY UINT32_MAX
+
+/* ddv_worker_check_request() */
+#define DDV_HOST_ALLOWED 0     /* answer the request */
+#define DDV_HOST_MISDIRECTED 1 /* 421 Misdirected Request, Connection: close */
+#define DDV_HOST_INVALID 2     /* 400 Bad Request */
+
+/* Whether a request on a connection of `listener_key` may be answered here
+ * (docs/isolation.md): the name it asks for must route to this site on that
+ * listener. `target` is the request target (an absolute-form one's
+ * authority wins over Host; NULL or "/..." leaves Host in charge), `host`
+ * the Host field value (NULL when absent). Returns DDV_HOST_*; always
+ * DDV_HOST_ALLOWED with strict_host = false or before the master said
+ * which names are the site's. */
+int ddv_worker_check_request(ddv_worker* worker, uint32_t listener_key,
+                             const char* target, const char* host);
+/* How many DDV_HOST_MISDIRECTED answers ddv_worker_check_request gave. */
+uint64_t ddv_worker_misdirected_requests(const ddv_worker* worker);
+
 /* Worker -> worker message, forwarded by the master to `site`'s worker
  * `worker_index` (UINT32_MAX: any one) and delivered to its
  * ddv_worker_on_message callback. Best effort: DDV_WORKER_OK means queued to

@@ -315,4 +315,27 @@ int ddv_worker_send_to_worker(ddv_worker* w, const char* site,
   return DDV_WORKER_ERROR;
 }
 
+uint32_t ddv_worker_listener_key(const ddv_connection_info* info) {
+  return InfoOf(info).listener_key;
+}
+
+int ddv_worker_check_request(ddv_worker* w, uint32_t listener_key,
+                             const char* target, const char* host) {
+  switch (w->worker->CheckRequest(listener_key,
+                                  target == nullptr ? "" : target,
+                                  host == nullptr ? "" : host)) {
+    case ddv::worker::HostVerdict::kAllowed:
+      return DDV_HOST_ALLOWED;
+    case ddv::worker::HostVerdict::kMisdirected:
+      return DDV_HOST_MISDIRECTED;
+    case ddv::worker::HostVerdict::kInvalid:
+      return DDV_HOST_INVALID;
+  }
+  return DDV_HOST_ALLOWED;
+}
+
+uint64_t ddv_worker_misdirected_requests(const ddv_worker* w) {
+  return w->worker->misdirected_requests();
+}
+
 }  // extern "C"

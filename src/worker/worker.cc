@@ -473,16 +473,9 @@ void Worker::HandleFrame(handoff::ReceivedFrame received) {
       if (on_shutdown_) on_shutdown_(grace);
       return;
     }
-    case FrameType::kRequest: {
-      // Reserved for master -> worker calls; answer so the master never
-      // waits on us.
-      handoff::Response response;
-      response.id = std::get<handoff::Request>(frame).id;
-      response.code = absl::StatusCode::kUnimplemented;
-      response.error = "this worker library serves no RPC methods";
-      Enqueue(response);
+    case FrameType::kRequest:
+      HandleRequest(std::get<handoff::Request>(frame));
       return;
-    }
     case FrameType::kHello:
     case FrameType::kPidfdAck:
       ProtocolError(absl::InvalidArgumentError(absl::StrCat(
@@ -543,6 +536,20 @@ void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
   info.site = identity_.site;
   info.site_index = entry.site_index;
   info.listener_index = entry.listener_index;
+  auto [key, added] = key_by_index_.try_emplace(
+      entry.listener_index, static_cast<uint32_t>(listener_keys_.size()));
+  if (added) {
+    ListenerKey listener;
+    listener.master = view_master_;
+    listener.index = entry.listener_index;
+    if (auto it = checker_by_index_.find(entry.listener_index);
+        it != checker_by_index_.end()) {
+      listener.checker = it->second;
+      listener.address = checker_addresses_[it->second];
+    }
+    listener_keys_.push_back(std::move(listener));
+  }
+  info.listener_key = key->second;
   info.protocol = entry.protocol;
   info.tls = entry.protocol == Protocol::kTls;
   info.host = entry.host;
@@ -582,6 +589,105 @@ void Worker::Deliver(UniqueFd socket, const HandoffEntry& entry) {
     return;
   }
   on_connection_(std::move(socket), info);
+}
+
+// Master -> worker calls. Always answered, so the master never waits on
+// us; a library that predates a method answers Unimplemented, which is what
+// lets the master send site views to workers of any version.
+void Worker::HandleRequest(const handoff::Request& request) {
+  handoff::Response response;
+  response.id = request.id;
+  if (request.method != handoff::kSiteViewMethod) {
+    response.code = absl::StatusCode::kUnimplemented;
+    response.error = absl::StrCat("this worker library serves no method \"",
+                                  request.method, "\"");
+    Enqueue(response);
+    return;
+  }
+  json part = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<std::optional<handoff::SiteView>> view =
+      site_view_parts_.Add(part);
+  if (!view.ok()) {
+    // Checks go on by the last whole view; the master's next one replaces it.
+    LOG(ERROR) << "site view from the master refused: " << view.status();
+    response.code = view.status().code();
+    response.error = std::string(view.status().message());
+  } else if (view->has_value()) {
+    ApplySiteView(**view);
+  }
+  Enqueue(response);
+}
+
+void Worker::ApplySiteView(const handoff::SiteView& view) {
+  strict_hosts_ = view.strict;
+  if (view.master != view_master_) {
+    // A new master numbers its listeners afresh: the keys it hands out are
+    // new ones. Connections handed before any view are the first master's.
+    for (ListenerKey& key : listener_keys_) {
+      if (key.master.empty()) key.master = view.master;
+    }
+    if (!view_master_.empty()) key_by_index_.clear();
+    view_master_ = view.master;
+  }
+  checkers_.clear();
+  checker_addresses_.clear();
+  checker_by_index_.clear();
+  checker_by_address_.clear();
+  for (const handoff::SiteViewListener& listener : view.listeners) {
+    absl::StatusOr<route::HostChecker> checker =
+        route::HostChecker::Create(listener.hosts);
+    if (!checker.ok()) continue;  // the assembler checked every pattern
+    const int at = static_cast<int>(checkers_.size());
+    checkers_.push_back(*std::move(checker));
+    checker_addresses_.push_back(listener.address);
+    checker_by_index_[listener.index] = at;
+    // A listener a reload retired shares its address with the one that
+    // took over its socket: for an earlier master's connection the live
+    // one decides.
+    if (!listener.retired || !checker_by_address_.contains(listener.address)) {
+      checker_by_address_[listener.address] = at;
+    }
+    if (auto key = key_by_index_.find(listener.index);
+        key != key_by_index_.end()) {
+      listener_keys_[key->second].address = listener.address;
+    }
+  }
+  ResolveListenerKeys();
+  ++host_view_generation_;
+  VLOG(1) << "site view " << view.version << " from master " << view.master
+          << ": " << view.listeners.size() << " listeners, strict_host "
+          << (view.strict ? "on" : "off");
+}
+
+// Each key's checker in the current view: its own listener's for keys of
+// the master that sent it (a retired listener keeps the routes it had, as
+// the master does for what it accepted there); for an earlier master's,
+// the live listener at the same address.
+void Worker::ResolveListenerKeys() {
+  for (ListenerKey& key : listener_keys_) {
+    key.checker = -1;
+    if (key.master == view_master_) {
+      auto it = checker_by_index_.find(key.index);
+      if (it != checker_by_index_.end()) key.checker = it->second;
+    } else if (!key.address.empty()) {
+      auto it = checker_by_address_.find(key.address);
+      if (it != checker_by_address_.end()) key.checker = it->second;
+    }
+  }
+}
+
+HostVerdict Worker::CheckRequest(uint32_t listener_key,
+                                 absl::string_view target,
+                                 absl::string_view host) {
+  if (!strict_hosts_ || listener_key >= listener_keys_.size() ||
+      listener_keys_[listener_key].checker < 0) {
+    return HostVerdict::kAllowed;
+  }
+  HostVerdict verdict =
+      checkers_[listener_keys_[listener_key].checker].CheckRequest(target,
+                                                                   host);
+  if (verdict == HostVerdict::kMisdirected) ++misdirected_requests_;
+  return verdict;
 }
 
 void Worker::HandleResponse(const handoff::Response& response) {

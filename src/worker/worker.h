@@ -25,8 +25,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "src/base/unique_fd.h"
+#include "src/handoff/site_view.h"
 #include "src/handoff/wire.h"
 #include "src/handoff/worker_env.h"
+#include "src/route/host_check.h"
 
 namespace ddv {
 namespace handoff {
@@ -37,6 +39,11 @@ namespace worker {
 
 using Protocol = handoff::Protocol;
 using HandoffMode = handoff::HandoffMode;
+using HostVerdict = route::HostVerdict;
+
+// A listener_key no connection has: CheckRequest allows everything on it
+// (for an app that serves sockets of its own next to the master's).
+inline constexpr uint32_t kNoListenerKey = UINT32_MAX;
 
 // The environment contract between the master and its workers lives in
 // src/handoff/worker_env.h; these names keep the worker API self-contained.
@@ -125,6 +132,10 @@ struct ConnectionInfo {
   // PROXY header bytes still to read before the client's own bytes: 0 when
   // WorkerOptions.consume_proxy_header did it.
   uint32_t skip_bytes = 0;
+  // This library's number for the listener, which CheckRequest takes. It
+  // stays right when a master restart renumbers listener_index (the new
+  // master's listener at the same address then decides).
+  uint32_t listener_key = kNoListenerKey;
 };
 
 // A worker -> worker message delivered by the master.
@@ -228,6 +239,28 @@ class Worker {
   absl::Status SendToWorker(absl::string_view site, uint32_t worker_index,
                             nlohmann::json body);
 
+  // Whether a request on a connection from `info`'s listener may be
+  // answered here (docs/isolation.md): the authority it names (an
+  // absolute-form `target`'s, else `host`, the Host field value; "" when
+  // absent) must be one the master routes to this site on that listener,
+  // as the master's latest site view says. kMisdirected: answer 421
+  // Misdirected Request with Connection: close (RFC 9110 §15.5.20), and the
+  // client retries on a new connection; kInvalid: answer 400. Allowed when
+  // the site has strict_host = false, before the master sent a view, for a
+  // listener the view does not name, and for kNoListenerKey. Counts every
+  // kMisdirected.
+  HostVerdict CheckRequest(const ConnectionInfo& info,
+                           absl::string_view target, absl::string_view host) {
+    return CheckRequest(info.listener_key, target, host);
+  }
+  HostVerdict CheckRequest(uint32_t listener_key, absl::string_view target,
+                           absl::string_view host);
+  // kMisdirected answers CheckRequest gave.
+  uint64_t misdirected_requests() const { return misdirected_requests_; }
+  // Changes whenever a new site view arrives: a verdict cached for a host
+  // is stale once this moved.
+  uint64_t host_view_generation() const { return host_view_generation_; }
+
   const WorkerIdentity& identity() const { return identity_; }
   bool shutdown_requested() const { return shutdown_requested_; }
   bool master_gone() const { return master_gone_; }
@@ -249,6 +282,9 @@ class Worker {
   void HandleBatch(handoff::HandoffBatch& batch, std::vector<UniqueFd>& fds);
   void Deliver(UniqueFd socket, const handoff::HandoffEntry& entry);
   void HandleResponse(const handoff::Response& response);
+  // A call from the master: a site view part, the one method served.
+  void HandleRequest(const handoff::Request& request);
+  void ApplySiteView(const handoff::SiteView& view);
   void ExpireTimers();
   // Queues a `connections` notification when the counts changed and the
   // last one is old enough; returns when the next may go (InfiniteDuration
@@ -277,6 +313,31 @@ class Worker {
   uint64_t reported_taken_ = 0;
   std::optional<uint64_t> reported_open_;
   absl::Duration last_report_ = -absl::InfiniteDuration();
+
+  // Site views (CheckRequest). A listener key names a listener as the
+  // master that handed the connection numbered it; keys are never reused.
+  struct ListenerKey {
+    std::string master;    // "" until the first site view says who
+    uint32_t index = 0;    // that master's listener index
+    std::string address;   // where it listens, once a view said
+    int checker = -1;      // into checkers_; -1: not checked
+  };
+  void ResolveListenerKeys();
+  handoff::SiteViewAssembler site_view_parts_;
+  bool strict_hosts_ = false;
+  std::string view_master_;  // who sent the current view
+  std::vector<ListenerKey> listener_keys_;
+  // The current master's keys by listener index.
+  absl::flat_hash_map<uint32_t, uint32_t> key_by_index_;
+  // The current view, compiled: one checker per listener entry, found by
+  // the entry's index, or for an earlier master's key by address (the
+  // live listener there).
+  std::vector<route::HostChecker> checkers_;
+  std::vector<std::string> checker_addresses_;  // the listener's, per checker
+  absl::flat_hash_map<uint32_t, int> checker_by_index_;
+  absl::flat_hash_map<std::string, int> checker_by_address_;
+  uint64_t host_view_generation_ = 0;
+  uint64_t misdirected_requests_ = 0;
 
   ConnectionCallback on_connection_;
   ShutdownCallback on_shutdown_;

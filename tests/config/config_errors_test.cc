@@ -119,7 +119,8 @@ const std::vector<ErrorCase>& Cases() {
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
        "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
-       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending"},
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending, "
+       "strict_host"},
       {"UnknownListenerKey", ListenerWith("adress = \"127.0.0.1:81\""),
        "t.toml:5:1: unknown key \"adress\" in [[listener]] (did you mean "
        "\"address\"?)"},
@@ -134,12 +135,14 @@ const std::vector<ErrorCase>& Cases() {
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
        "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
-       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending\n"
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending, "
+       "strict_host\n"
        "t.toml:9:1: unknown key \"aaa\" in [[site]]; known keys: id, "
        "command, processes, hosts, listeners, default, alpn, env, user, "
        "group, log_output, log_error, log_all, log_max_bytes, log_keep, "
        "tls_cert, tls_key, runtime, claimable_hosts, may_claim_default, "
-       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending"},
+       "limits, cwd, memory_max, cpu_weight, max_connections, max_pending, "
+       "strict_host"},
 
       // [master]
       {"MasterNotTable",
@@ -434,6 +437,8 @@ const std::vector<ErrorCase>& Cases() {
       {"MayClaimDefaultNotBool", SiteWith("may_claim_default = 1"),
        "t.toml:8:21: may_claim_default must be true or false, got an "
        "integer"},
+      {"StrictHostNotBool", SiteWith("strict_host = \"no\""),
+       "t.toml:8:15: strict_host must be true or false, got a string"},
       {"LogOutputRelative", SiteWith("log_output = \"a.log\""),
        "t.toml:8:14: log_output \"a.log\" must be an absolute path"},
       {"LogErrorRelative", SiteWith("log_error = \"logs/a.err\""),

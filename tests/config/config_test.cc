@@ -71,6 +71,7 @@ tls_cert = ["/etc/ddv/a.pem", "/etc/ddv/a-ec.pem"]
 tls_key = ["/etc/ddv/a.key", "/etc/ddv/a-ec.key"]
 claimable_hosts = ["*.Users.A.example.com.", "b.example.net"]
 may_claim_default = true
+strict_host = false
 
 [[site]]
 id = "acme"
@@ -165,6 +166,7 @@ TEST(ParseConfigTest, ParsesEveryKey) {
   EXPECT_THAT(a.claimable_hosts,
               ElementsAre("*.users.a.example.com", "b.example.net"));
   EXPECT_TRUE(a.may_claim_default);
+  EXPECT_FALSE(a.strict_host);
 
   const SiteConfig& acme = c.sites[1];
   // A bare name is resolved in PATH at load.
@@ -203,6 +205,7 @@ command = ["/bin/sh"]
   const SiteConfig& a = parsed->sites[0];
   EXPECT_TRUE(a.claimable_hosts.empty());
   EXPECT_FALSE(a.may_claim_default);
+  EXPECT_TRUE(a.strict_host);  // 421 for other sites' hosts by default
   EXPECT_EQ(a.processes, 1);
   EXPECT_FALSE(a.is_default);
   EXPECT_TRUE(a.hosts.empty() && a.listeners.empty() && a.env.empty() &&
@@ -374,7 +377,8 @@ TEST(ParseConfigTest, DescribeConfigSummarises) {
             "  listener db: 127.0.0.1:5432 tcp\n"
             "  site a: 2 processes, listeners http https, hosts "
             "a.example.com *.a.example.com, claimable "
-            "*.users.a.example.com b.example.net, may claim default\n"
+            "*.users.a.example.com b.example.net, may claim default, any "
+            "host (strict_host off)\n"
             "  site acme: 1 process, listeners https, hosts a.example.com, "
             "alpn acme-tls/1\n"
             "  site fallback: 1 process, listeners all, hosts none, "

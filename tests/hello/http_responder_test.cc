@@ -326,6 +326,105 @@ TEST_F(HttpResponderTest, PeerComesFromTheSocketWhenNotGiven) {
   EXPECT_NE(Take().find(" peer=-\n"), std::string::npos);
 }
 
+// A gate that allows "a.test" (any port, any case) and counts its calls;
+// every other host is misdirected, "bad host" invalid. generation() moves
+// when the test says the site view changed.
+class FakeGate : public HostGate {
+ public:
+  uint64_t generation() const override { return view; }
+  route::HostVerdict Check(uint32_t listener_key, absl::string_view target,
+                           absl::string_view host) override {
+    ++calls;
+    last_key = listener_key;
+    bool invalid = false;
+    absl::string_view authority =
+        route::RequestAuthority(target, host, &invalid);
+    if (invalid || authority == "bad host") return route::HostVerdict::kInvalid;
+    if (authority.empty() || authority == "a.test" ||
+        authority == "a.test:80" || authority == "A.TEST") {
+      return allow_a ? route::HostVerdict::kAllowed
+                     : route::HostVerdict::kMisdirected;
+    }
+    return route::HostVerdict::kMisdirected;
+  }
+  uint64_t view = 1;
+  bool allow_a = true;
+  int calls = 0;
+  uint32_t last_key = 0;
+};
+
+constexpr char kMisdirected[] =
+    "HTTP/1.1 421 Misdirected Request\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 69\r\nConnection: close\r\n\r\n"
+    "misdirected request: this connection's site does not serve that host\n";
+
+TEST_F(HttpResponderTest, PipelinedRequestForAnotherSiteGets421AndClose) {
+  FakeGate gate;
+  context_.host_gate = &gate;
+  ConnectionInfo info = Info();
+  info.listener_key = 3;
+  Reset(info);
+  responder_.Feed(
+      "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: b.test\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  EXPECT_EQ(Take(), absl::StrCat(Hello("a.test"), kMisdirected));
+  EXPECT_TRUE(responder_.close_after_flush());
+  EXPECT_TRUE(responder_.must_linger());
+  EXPECT_EQ(stats_.misdirected_requests, 1u);
+  EXPECT_EQ(stats_.requests, 2u);  // the third is never read
+  EXPECT_EQ(gate.last_key, 3u);
+}
+
+TEST_F(HttpResponderTest, AbsoluteFormTargetIsCheckedNotTheHostField) {
+  FakeGate gate;
+  context_.host_gate = &gate;
+  ConnectionInfo info = Info();
+  info.listener_key = 0;
+  Reset(info);
+  responder_.Feed("GET http://b.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  EXPECT_EQ(Take(), kMisdirected);
+  Reset(info);
+  responder_.Feed("GET http://user@a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  EXPECT_EQ(Take(),
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 26\r\nConnection: close\r\n\r\n"
+            "bad request: invalid host\n");
+  EXPECT_EQ(stats_.bad_requests, 1u);
+}
+
+TEST_F(HttpResponderTest, TheGateIsAskedOncePerHostAndSiteView) {
+  FakeGate gate;
+  context_.host_gate = &gate;
+  ConnectionInfo info = Info();
+  info.listener_key = 0;
+  Reset(info);
+  for (int i = 0; i < 3; ++i) {
+    responder_.Feed("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  }
+  EXPECT_EQ(gate.calls, 1);
+  // HTTP/1.0 without Host: nothing names another site.
+  responder_.Feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(gate.calls, 2);
+  Take();
+  // A new site view (a claim dropped, a reload): asked again, and a host
+  // allowed before may now be another site's.
+  gate.view = 2;
+  gate.allow_a = false;
+  responder_.Feed("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  EXPECT_EQ(gate.calls, 3);
+  EXPECT_EQ(Take(), kMisdirected);
+}
+
+TEST_F(HttpResponderTest, UncheckedConnectionsNeverAskTheGate) {
+  FakeGate gate;
+  context_.host_gate = &gate;
+  Reset();  // listener_key kUncheckedListener: standalone, no site view
+  responder_.Feed("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("b.test"));
+  EXPECT_EQ(gate.calls, 0);
+}
+
 TEST_F(HttpResponderTest, ResetForgetsThePreviousConnection) {
   responder_.Feed(
       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"

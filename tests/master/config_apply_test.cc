@@ -168,6 +168,14 @@ TEST(PlanReloadTest, UnchangedCertificatePathsAreReRead) {
   EXPECT_TRUE(plan->sites[0].reread_certificates);
   EXPECT_FALSE(plan->sites[1].reread_certificates) << "b has no TLS";
 
+  // A Node app has no SIGHUP handler: it is not signalled (it would die).
+  config::Config node = running;
+  node.sites[0].runtime = config::Runtime::kNode;
+  plan = PlanReload(node, node);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_FALSE(plan->sites[0].reread_certificates);
+  EXPECT_FALSE(plan->sites[0].rolling_restart);
+
   // A removed TLS site has no workers left to tell.
   config::Config loaded = running;
   loaded.sites.erase(loaded.sites.begin());

@@ -6,6 +6,8 @@ the control socket, stopping a process) live in //python:pyddv, shared with
 the load benchmark; they are re-exported here for the tests.
 """
 import os
+import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -17,6 +19,7 @@ from pyddv.net import free_port, http_get, parse_response, recv_all
 from pyddv.procs import stop_process
 
 __all__ = ["runfile", "free_port", "control", "control_counters", "Ddv",
+           "HttpConnection",
            "crashy_worker",
            "http_get", "recv_all", "parse_response", "fields", "full_log",
            "wait_for"]
@@ -30,6 +33,16 @@ def runfile(path):
         if os.path.exists(candidate):
             return os.path.abspath(candidate)
     raise FileNotFoundError(path)
+
+
+def node_preload():
+    """The ddv-worker package's preload.js when the test has it in its
+    runfiles (Node tests), else "": masters under test never pick up one
+    installed on the machine."""
+    try:
+        return runfile("node/ddv-worker/preload.js")
+    except FileNotFoundError:
+        return ""
 
 
 class Ddv:
@@ -66,6 +79,7 @@ class Ddv:
              # raisable in CI's container): a small ring (~25 KiB locked
              # instead of ~400) lets parallel tests start theirs.
              "--ring_entries=256",
+             f"--node_preload={node_preload()}",
              *extra_flags],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
@@ -155,6 +169,68 @@ log_all = "{self.dir}/fallback.log"
         stop_process(self.proc, timeout=20)
         self.log.close()
         return self.proc.returncode
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection (TLS with `sni`, the certificate
+    not checked); each ask() sends one request and reads its whole answer."""
+
+    def __init__(self, port, sni=None):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if sni is None:
+            self.sock = raw
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["http/1.1"])
+            self.sock = ctx.wrap_socket(raw, server_hostname=sni)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def ask(self, host, target="/", version="1.1"):
+        head = f"GET {target} HTTP/{version}\r\n"
+        if host is not None:
+            head += f"Host: {host}\r\n"
+        self.send((head + "\r\n").encode())
+        return self.read()
+
+    def _fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLEOFError):
+            data = b""
+        if not data:
+            raise EOFError("closed")
+        self.buf += data
+
+    def read(self):
+        """(status, headers dict, body) of the next answer."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {k.strip().lower(): v.strip()
+                   for k, v in (l.split(":", 1) for l in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(self.buf) < length:
+            self._fill()
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return status, headers, body.decode()
+
+    def closed_by_peer(self):
+        """True when the server has closed its side (EOF with nothing more)."""
+        try:
+            self._fill()
+        except EOFError:
+            return True
+        return False
 
 
 def crashy_worker(ddv, site="crashy", flag_name="healthy"):

@@ -97,6 +97,7 @@ contents() {
       /usr/include/ddv/ddv_worker.h "$libdir/libddv_worker.so.0" \
       "$libdir/pkgconfig/ddv-worker.pc" \
       /usr/lib/ddv/node/ddv-worker/index.js \
+      /usr/lib/ddv/node/ddv-worker/preload.js \
       /usr/lib/ddv/node/ddv-worker/package.json \
       /usr/share/man/man8/ddv_master.8.gz /usr/share/man/man8/ddvctl.8.gz \
       /usr/share/man/man5/ddv.toml.5.gz /usr/share/doc/ddv/copyright; do

@@ -32,6 +32,7 @@ struct app {
   char rpc_text[256];
   int rpc_done;
   int master_gone;
+  uint32_t listener_key;
 };
 
 static void on_connection(void* user, int fd, const ddv_connection_info* info) {
@@ -40,6 +41,7 @@ static void on_connection(void* user, int fd, const ddv_connection_info* info) {
   snprintf(app->host, sizeof(app->host), "%s", info->host);
   snprintf(app->alpn, sizeof(app->alpn), "%s", info->alpn);
   app->tls = info->tls;
+  app->listener_key = ddv_worker_listener_key(info);
   CHECK(info->protocol == DDV_PROTOCOL_TLS);
   CHECK(info->peer_length > 0);
   CHECK(strcmp(info->site, "c") == 0);
@@ -171,6 +173,17 @@ int main(void) {
   ddv_worker_on_connection(worker, on_connection, &app);
   ddv_worker_on_master_gone(worker, on_master_gone, &app);
 
+  /* The master's site view: on listener 0, "c.localhost" is c's and
+   * "d.localhost" another site's. Answered with a response (type 6). */
+  CHECK(fake_master_send_site_view(
+            master,
+            "{\"master\":\"m1\",\"version\":1,\"part\":0,\"last\":true,\"strict\":true,"
+            "\"listeners\":[{\"index\":0,\"address\":\"127.0.0.1:1\","
+            "\"retired\":false,\"default\":false,\"own\":[\"c.localhost\"],"
+            "\"others\":[\"d.localhost\"]}]}") == 0);
+  CHECK(ddv_worker_drain(worker) == DDV_WORKER_OK);
+  CHECK(fake_master_expect_type(master, 6) == 0);
+
   /* A TLS connection handed off and answered from C. */
   int client = fake_master_hand_off(master, "c.localhost", DDV_PROTOCOL_TLS);
   CHECK(client >= 0);
@@ -183,6 +196,23 @@ int main(void) {
   read_line(client, line, sizeof(line));
   CHECK(strcmp(line, "hello from C\n") == 0);
   close(client);
+
+  /* Requests on it are checked against the site view. */
+  CHECK(app.listener_key != DDV_NO_LISTENER_KEY);
+  CHECK(ddv_worker_check_request(worker, app.listener_key, "/",
+                                 "C.localhost:443") == DDV_HOST_ALLOWED);
+  CHECK(ddv_worker_check_request(worker, app.listener_key, "/",
+                                 "d.localhost") == DDV_HOST_MISDIRECTED);
+  CHECK(ddv_worker_check_request(worker, app.listener_key,
+                                 "http://d.localhost/x", "c.localhost") ==
+        DDV_HOST_MISDIRECTED);
+  CHECK(ddv_worker_check_request(worker, app.listener_key, "/", "bad host") ==
+        DDV_HOST_INVALID);
+  CHECK(ddv_worker_check_request(worker, app.listener_key, NULL, NULL) ==
+        DDV_HOST_ALLOWED);
+  CHECK(ddv_worker_check_request(worker, DDV_NO_LISTENER_KEY, "/",
+                                 "d.localhost") == DDV_HOST_ALLOWED);
+  CHECK(ddv_worker_misdirected_requests(worker) == 2);
 
   /* One behind an L4 tier: the rest of its PROXY header. */
   ddv_worker_on_connection(worker, on_proxied, &app);

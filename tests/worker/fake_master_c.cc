@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 
+#include "src/handoff/site_view.h"
 #include "tests/worker/fake_master.h"
 
 struct fake_master {
@@ -60,6 +61,14 @@ int fake_master_hand_off(fake_master* m, const char* host, int protocol) {
     return -1;
   }
   return pair->client.Release();
+}
+
+int fake_master_send_site_view(fake_master* m, const char* part_json) {
+  ddv::handoff::Request request;
+  request.id = 1;
+  request.method = ddv::handoff::kSiteViewMethod;
+  request.body = part_json;
+  return m->master.Send(request).ok() ? 0 : -1;
 }
 
 int fake_master_hand_off_proxied(fake_master* m, const char* host) {

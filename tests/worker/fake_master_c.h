@@ -38,6 +38,10 @@ int fake_master_hand_off_proxied(fake_master* master, const char* host);
 int fake_master_answer(fake_master* master, const char* method,
                        const char* response_json);
 
+/* Sends `part_json` as the master's site_view call (one part of a site
+ * view, src/handoff/site_view.h). Returns 0 on success. */
+int fake_master_send_site_view(fake_master* master, const char* part_json);
+
 /* Receives one frame and checks its wire type (3 ack, 7 message, ...).
  * Returns 0 when it matches, -1 otherwise. */
 int fake_master_expect_type(fake_master* master, int type);

@@ -497,6 +497,209 @@ TEST(WorkerTest, MasterRequestsGetUnimplemented) {
   EXPECT_EQ(response->code, absl::StatusCode::kUnimplemented);
 }
 
+// The master's site view for site "a": listener 2 at 127.0.0.1:80 has
+// "a.test" and "*.w.test", with "b.w.test" another site's; listener 5 is a
+// default site's view.
+handoff::SiteView ViewOfA(uint64_t version, std::string master = "m1") {
+  handoff::SiteView view;
+  view.master = master;
+  view.version = version;
+  handoff::SiteViewListener http;
+  http.index = 2;
+  http.address = "127.0.0.1:80";
+  http.hosts.own = {"*.w.test", "a.test"};
+  http.hosts.others = {"b.w.test"};
+  handoff::SiteViewListener fallback;
+  fallback.index = 5;
+  fallback.address = "127.0.0.1:81";
+  fallback.hosts.is_default = true;
+  fallback.hosts.others = {"b.test"};
+  view.listeners = {http, fallback};
+  return view;
+}
+
+// Sends `view` as the master does: site_view calls, one per part, each
+// answered.
+void SendView(Fixture& f, const handoff::SiteView& view, size_t part_bytes) {
+  uint64_t id = 100;
+  std::vector<json> parts = handoff::EncodeSiteView(view, part_bytes);
+  for (const json& part : parts) {
+    ASSERT_TRUE(f.master
+                    .Send(handoff::Request{id++, handoff::kSiteViewMethod,
+                                           part.dump()})
+                    .ok());
+  }
+  ASSERT_TRUE(f.worker->Drain().ok());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto response = f.master.Expect<handoff::Response>();
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->code, absl::StatusCode::kOk) << response->error;
+  }
+}
+
+// Hands off one connection on `listener` and returns what the app got.
+ConnectionInfo HandOffOn(Fixture& f, uint32_t listener, uint64_t id) {
+  auto pair = f.master.Connect();
+  EXPECT_TRUE(pair.ok());
+  handoff::HandoffEntry entry = Entry(id);
+  entry.listener_index = listener;
+  EXPECT_TRUE(f.master.HandOff(pair->server.get(), entry).ok());
+  ConnectionInfo info;
+  bool got = false;
+  f.worker->OnConnection([&](UniqueFd, const ConnectionInfo& i) {
+    info = i;
+    got = true;
+  });
+  EXPECT_TRUE(PumpUntil(*f.worker, [&] { return got; }));
+  return info;
+}
+
+TEST(WorkerTest, NothingIsCheckedBeforeASiteView) {
+  Fixture f = Start();
+  ConnectionInfo info = HandOffOn(f, 2, 1);
+  EXPECT_NE(info.listener_key, kNoListenerKey);
+  EXPECT_EQ(f.worker->CheckRequest(info, "/", "b.test"), HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(kNoListenerKey, "/", "b.test"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->misdirected_requests(), 0u);
+}
+
+TEST(WorkerTest, SiteViewDecidesRequests) {
+  Fixture f = Start();
+  const uint64_t before = f.worker->host_view_generation();
+  SendView(f, ViewOfA(1), handoff::kMaxSiteViewPartBytes);
+  EXPECT_NE(f.worker->host_view_generation(), before);
+  ConnectionInfo http = HandOffOn(f, 2, 1);
+  ConnectionInfo fallback = HandOffOn(f, 5, 2);
+  ConnectionInfo unknown = HandOffOn(f, 9, 3);
+  ASSERT_NE(http.listener_key, kNoListenerKey);
+  ASSERT_NE(fallback.listener_key, kNoListenerKey);
+  EXPECT_NE(http.listener_key, fallback.listener_key);
+  // A listener the view does not name is not checked.
+  EXPECT_NE(unknown.listener_key, kNoListenerKey);
+
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "a.test:80"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "x.y.w.test"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "b.w.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(http, "http://b.w.test/", "a.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "elsewhere.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "bad host"),
+            HostVerdict::kInvalid);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", ""), HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(fallback, "/", "elsewhere.test"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(fallback, "/", "b.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(unknown, "/", "b.test"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->misdirected_requests(), 4u);
+
+  // strict_host = false: nothing is refused any more.
+  handoff::SiteView lax = ViewOfA(2);
+  lax.strict = false;
+  SendView(f, lax, handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "b.w.test"),
+            HostVerdict::kAllowed);
+}
+
+TEST(WorkerTest, ListenerKeysFollowAddressesAcrossMasters) {
+  Fixture f = Start();
+  SendView(f, ViewOfA(1), handoff::kMaxSiteViewPartBytes);
+  ConnectionInfo http = HandOffOn(f, 2, 1);
+  // A new master numbers its listeners afresh: the same address is index
+  // 0 now, and 2 is another listener. The connection keeps its listener.
+  handoff::SiteView renumbered = ViewOfA(1, "m2");
+  renumbered.listeners[0].index = 0;
+  renumbered.listeners[0].hosts.own = {"a.test"};
+  renumbered.listeners[1].index = 2;
+  SendView(f, renumbered, handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "x.w.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "a.test"),
+            HostVerdict::kAllowed);
+  // The new master's index 2 is the default listener's.
+  ConnectionInfo fallback = HandOffOn(f, 2, 2);
+  EXPECT_NE(fallback.listener_key, http.listener_key);
+  EXPECT_EQ(f.worker->CheckRequest(fallback, "/", "elsewhere.test"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "elsewhere.test"),
+            HostVerdict::kMisdirected);
+}
+
+TEST(WorkerTest, ConnectionsBeforeTheFirstViewAreItsMasters) {
+  Fixture f = Start();
+  ConnectionInfo early = HandOffOn(f, 2, 1);
+  EXPECT_EQ(f.worker->CheckRequest(early, "/", "b.w.test"),
+            HostVerdict::kAllowed);
+  SendView(f, ViewOfA(1), handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(early, "/", "b.w.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(early, "/", "a.test"),
+            HostVerdict::kAllowed);
+}
+
+TEST(WorkerTest, RetiredListenerKeepsItsRoutesForItsOwnConnections) {
+  Fixture f = Start();
+  handoff::SiteView view = ViewOfA(1);
+  handoff::SiteViewListener retired = view.listeners[0];
+  retired.index = 7;
+  retired.retired = true;
+  retired.hosts.own = {"old.test"};
+  retired.hosts.others.clear();
+  view.listeners.insert(view.listeners.begin(), retired);
+  SendView(f, view, handoff::kMaxSiteViewPartBytes);
+  // Accepted on the retired listener (before a reload changed it): routed
+  // by its old table, and checked by it.
+  ConnectionInfo old_one = HandOffOn(f, 7, 1);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "old.test"),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+            HostVerdict::kMisdirected);
+  // After a master restart the live listener at that address decides.
+  SendView(f, ViewOfA(1, "m2"), handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "old.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+            HostVerdict::kAllowed);
+}
+
+TEST(WorkerTest, SiteViewInManyParts) {
+  Fixture f = Start();
+  handoff::SiteView view = ViewOfA(3);
+  for (int i = 0; i < 300; ++i) {
+    view.listeners[1].hosts.others.push_back(absl::StrCat("o", i, ".test"));
+  }
+  SendView(f, view, 1024);
+  ConnectionInfo fallback = HandOffOn(f, 5, 1);
+  EXPECT_EQ(f.worker->CheckRequest(fallback, "/", "o299.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(fallback, "/", "o300.test"),
+            HostVerdict::kAllowed);
+}
+
+TEST(WorkerTest, BadSiteViewIsAnsweredAndKeepsTheLastOne) {
+  Fixture f = Start();
+  SendView(f, ViewOfA(1), handoff::kMaxSiteViewPartBytes);
+  json bad = handoff::EncodeSiteView(ViewOfA(2))[0];
+  bad["listeners"][0]["own"][0] = "NOT NORMAL";
+  ASSERT_TRUE(
+      f.master.Send(handoff::Request{5, handoff::kSiteViewMethod, bad.dump()})
+          .ok());
+  ASSERT_TRUE(f.worker->Drain().ok());
+  auto response = f.master.Expect<handoff::Response>();
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->code, absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(f.worker->master_gone());
+  ConnectionInfo http = HandOffOn(f, 2, 1);
+  EXPECT_EQ(f.worker->CheckRequest(http, "/", "b.w.test"),
+            HostVerdict::kMisdirected);
+}
+
 TEST(WorkerTest, DrainFromACallbackIsRefused) {
   Fixture f = Start();
   absl::Status inner;

@@ -5,6 +5,8 @@
 // (the app's, or cluster's own Worker re-emitting them), so an app only ever
 // sees its own messages. Protocol: README.md ("Protocol").
 
+const { currentGuard } = require('./host_check');
+
 const PROTOCOL_VERSION = 1;
 // The master reads the channel as lines and refuses one longer than this
 // (src/handoff/node_cluster.h kMaxLineBytes).
@@ -89,6 +91,13 @@ class Channel {
       case 'message':
         this._onMessage(message.body, message.from);
         break;
+      case 'site_view': {
+        // Wrapped after the preload's guard, this listener sees the view
+        // first: it goes to the process's guard (lib/host_check.js).
+        const guard = currentGuard(this._proc);
+        if (guard !== null) guard.receive(message);
+        break;
+      }
       default:
         // A newer master's message this version does not know: ignored.
         break;

@@ -9,6 +9,7 @@ const fs = require('fs');
 const net = require('net');
 const tls = require('tls');
 const { Channel } = require('./channel');
+const hostCheck = require('./host_check');
 const proxy = require('./proxy');
 const tickets = require('./tickets');
 
@@ -42,7 +43,11 @@ class DdvWorker extends EventEmitter {
     this._server = null;
     this._channel = null;
     this._warnedStandaloneSend = false;
+    this._guard = null;
     if (!this.standalone) {
+      // Before the channel: the master's site views reach the guard even
+      // when the preload was not loaded (installGuard is once per process).
+      this._guard = hostCheck.installGuard(proc);
       this._channel = new Channel(proc, (body, from) => {
         this.emit('message', body, from);
       });
@@ -131,6 +136,27 @@ class DdvWorker extends EventEmitter {
     }
     return this._channel.send(siteId, workerIndex,
         message === undefined ? null : message);
+  }
+
+  // Whether `req` (an http/https/http2 request) may be answered by this
+  // site: 'allowed', 'misdirected' (answer 421 and close) or 'invalid'
+  // (400), as the master's site view says (docs/isolation.md). Servers of
+  // the http, https and http2 modules are checked before 'request' already;
+  // this is for requests that reach the app some other way. Always
+  // 'allowed' standalone, before the master sent a view, and with
+  // strict_host = false.
+  checkRequest(req) {
+    if (this._guard === null || !req) return hostCheck.ALLOWED;
+    const http2 = req.httpVersionMajor === 2;
+    const socket = http2 && req.stream && req.stream.session ?
+      req.stream.session.socket : req.socket;
+    const host = http2 ? (req.headers[':authority'] || req.headers.host) : req.headers.host;
+    return this._guard.check(socket, req.url, host);
+  }
+
+  // Requests refused with 421 in this process so far.
+  get misdirectedRequests() {
+    return this._guard === null ? 0 : this._guard.misdirected;
   }
 
   // The site's certificates as ddv gives them (DDV_TLS_CERT / DDV_TLS_KEY,

@@ -1,0 +1,425 @@
+'use strict';
+// The 421 check for Node workers (docs/isolation.md): the JS port of
+// src/route/host_check.h, held to the same cases (test/host_cases.json), and
+// the guard that applies it to every HTTP server of the process. The master
+// sends each worker its site view ({"ddv":"site_view"} parts, the JSON of
+// src/handoff/site_view.h): per listener, the names routed to the site, the
+// other sites' names that would win over them, and whether the site is the
+// listener's default. A request whose Host (or absolute-form target, or
+// HTTP/2 :authority) the master would route elsewhere gets 421 Misdirected
+// Request before the app sees it.
+
+const http = require('http');
+const https = require('https');
+
+const MAX_HOST_LENGTH = 253;  // RFC 1035 text form
+const MAX_LABEL_LENGTH = 63;
+
+const ALLOWED = 'allowed';
+const MISDIRECTED = 'misdirected';
+const INVALID = 'invalid';
+
+function isDigit(c) {
+  return c >= '0' && c <= '9';
+}
+
+function isNameChar(c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || isDigit(c) ||
+      c === '-' || c === '_';
+}
+
+// sniff::NormalizeHost: lower case, one trailing dot dropped; with
+// `hostSyntax` (an HTTP Host value) an optional :port is dropped and
+// bracketed IPv6 literals are allowed. null when it is not a host.
+function normalizeHost(raw, hostSyntax = true) {
+  let host = raw;
+  if (hostSyntax) {
+    const colon = host.lastIndexOf(':');
+    const close = host.indexOf(']');
+    // Inside an IPv6 literal without a port the last ':' precedes ']'.
+    const inLiteral = host.startsWith('[') && (close === -1 || close > colon);
+    if (colon !== -1 && !inLiteral) {
+      const port = host.slice(colon + 1);
+      if (port.length > 5) return null;
+      for (const c of port) if (!isDigit(c)) return null;
+      host = host.slice(0, colon);
+    }
+    if (host.startsWith('[')) {
+      if (host.length > MAX_HOST_LENGTH) return null;
+      if (host.length < 4 || !host.endsWith(']')) return null;
+      if (!/^[0-9a-fA-F:.]*$/.test(host.slice(1, -1))) return null;
+      return host.toLowerCase();
+    }
+  }
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host === '' || host.length > MAX_HOST_LENGTH) return null;
+  let label = 0;
+  for (const c of host) {
+    if (c === '.') {
+      if (label === 0) return null;
+      label = 0;
+    } else if (isNameChar(c)) {
+      if (++label > MAX_LABEL_LENGTH) return null;
+    } else {
+      return null;
+    }
+  }
+  if (label === 0) return null;
+  return host.toLowerCase();
+}
+
+// The authority a request names, as ddv's master reads it: an absolute-form
+// target's (RFC 9112 §3.2.2: it wins over Host), http or https only, or a
+// CONNECT authority-form target's (host:port); origin-form ("/x") and
+// asterisk-form ("*") leave `host` (the Host value, '' when absent) in
+// charge. Returns {authority, invalid}; invalid is what the master answers
+// 400 to.
+function requestAuthority(target, host) {
+  if (typeof target !== 'string' || target === '' || target[0] === '/' ||
+      target === '*') {
+    return { authority: host || '', invalid: false };
+  }
+  const separator = target.indexOf('://');
+  if (separator !== -1 && /^[A-Za-z][A-Za-z0-9+.-]*$/.test(target.slice(0, separator))) {
+    const scheme = target.slice(0, separator).toLowerCase();
+    let authority = target.slice(separator + 3);
+    const end = authority.search(/[/?#]/);
+    if (end !== -1) authority = authority.slice(0, end);
+    return { authority, invalid: (scheme !== 'http' && scheme !== 'https') ||
+        authority === '' || authority.includes('@') };
+  }
+  const colon = target.lastIndexOf(':');
+  const bracket = target.lastIndexOf(']');
+  return { authority: target, invalid: colon === -1 || colon + 1 === target.length ||
+      (bracket !== -1 && colon < bracket) || target.includes('@') };
+}
+
+// One site's view of one listener, compiled: exact names, and wildcards
+// by their suffix ("*.test" is "test").
+class HostChecker {
+  constructor(hosts) {
+    this.isDefault = hosts.default === true;
+    this.ownExact = new Set();
+    this.ownWildcard = new Set();
+    this.otherExact = new Set();
+    this.otherWildcard = new Set();
+    addPatterns(hosts.own, this.ownExact, this.ownWildcard);
+    addPatterns(hosts.others, this.otherExact, this.otherWildcard);
+  }
+
+  // The route table's order: exact name, longest wildcard suffix, default.
+  check(authority) {
+    if (!authority) return ALLOWED;
+    const name = normalizeHost(authority, true);
+    if (name === null) return INVALID;
+    if (this.ownExact.has(name)) return ALLOWED;
+    if (this.otherExact.has(name)) return MISDIRECTED;
+    for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
+      const suffix = name.slice(dot + 1);
+      if (this.ownWildcard.has(suffix)) return ALLOWED;
+      if (this.otherWildcard.has(suffix)) return MISDIRECTED;
+    }
+    return this.isDefault ? ALLOWED : MISDIRECTED;
+  }
+
+  checkRequest(target, host) {
+    const { authority, invalid } = requestAuthority(target, host);
+    return invalid ? INVALID : this.check(authority);
+  }
+}
+
+function addPatterns(patterns, exact, wildcard) {
+  if (!Array.isArray(patterns)) throw new TypeError('host patterns must be an array');
+  for (const pattern of patterns) {
+    if (typeof pattern !== 'string') throw new TypeError('a host pattern must be a string');
+    const isWildcard = pattern.startsWith('*.');
+    const name = isWildcard ? pattern.slice(2) : pattern;
+    if (normalizeHost(name, false) !== name) {
+      throw new TypeError(`host pattern ${JSON.stringify(pattern)} is not in normal form`);
+    }
+    (isWildcard ? wildcard : exact).add(name);
+  }
+}
+
+// Reassembles {"ddv":"site_view"} parts as src/handoff/site_view.cc does:
+// part 0 starts a view, the rest follow in order with the same master and
+// version. add() returns the whole view after its last part, else null;
+// throws on a malformed or out-of-order part (which drops the assembly).
+class SiteViewAssembler {
+  constructor() {
+    this._view = null;
+    this._next = 0;
+  }
+
+  add(part) {
+    try {
+      return this._add(part);
+    } catch (err) {
+      this._view = null;
+      throw err;
+    }
+  }
+
+  _add(part) {
+    if (part === null || typeof part !== 'object' ||
+        !Number.isInteger(part.part) || part.part < 0) {
+      throw new TypeError('site view part: no "part" number');
+    }
+    if (typeof part.master !== 'string' || part.master === '' ||
+        !Number.isInteger(part.version) || part.version < 0 ||
+        typeof part.last !== 'boolean' || typeof part.strict !== 'boolean' ||
+        !Array.isArray(part.listeners)) {
+      throw new TypeError(`site view part ${part.part}: needs master, version, ` +
+          'last, strict and a listeners array');
+    }
+    if (part.part === 0) {
+      this._view = { master: part.master, version: part.version,
+        strict: part.strict, listeners: [] };
+      this._next = 0;
+    }
+    const view = this._view;
+    if (view === null || part.part !== this._next || part.master !== view.master ||
+        part.version !== view.version || part.strict !== view.strict) {
+      throw new TypeError(`site view part ${part.part}: out of order`);
+    }
+    part.listeners.forEach((entry, i) => {
+      if (entry === null || typeof entry !== 'object' ||
+          !Number.isInteger(entry.index) || entry.index < 0 ||
+          typeof entry.address !== 'string' || typeof entry.retired !== 'boolean' ||
+          typeof entry.default !== 'boolean' || !Array.isArray(entry.own) ||
+          !Array.isArray(entry.others)) {
+        throw new TypeError(`site view part ${part.part}: a listener needs index, ` +
+            'address, retired, default, own and others');
+      }
+      new HostChecker(entry);  // throws on a pattern not in normal form
+      const last = view.listeners[view.listeners.length - 1];
+      if (i === 0 && part.part > 0 && last && last.index === entry.index) {
+        last.own.push(...entry.own);
+        last.others.push(...entry.others);
+        return;
+      }
+      view.listeners.push({ index: entry.index, address: entry.address,
+        retired: entry.retired, default: entry.default,
+        own: [...entry.own], others: [...entry.others] });
+    });
+    this._next++;
+    if (!part.last) return null;
+    this._view = null;
+    return view;
+  }
+}
+
+// "127.0.0.1:80" / "[::1]:443" -> {ip, port}; null if neither.
+function parseAddress(address) {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d+)$/.exec(address);
+  if (!m) return null;
+  return { ip: (m[1] || m[2]).toLowerCase(), port: Number(m[3]) };
+}
+
+function plainIp(ip) {
+  if (typeof ip !== 'string') return '';
+  const lower = ip.toLowerCase();
+  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
+}
+
+const WILDCARD_IPS = new Set(['0.0.0.0', '::']);
+const SOCKET_LISTENER = Symbol('ddv-worker.listener');
+const SOCKET_LOCAL = Symbol('ddv-worker.local-address');
+
+// The process's view and the check every HTTP server applies. Node hands a
+// worker no listener index, so a connection's listener is found by the
+// address it was accepted on (its local address and port).
+class HostGuard {
+  constructor() {
+    this.view = null;
+    this.generation = 0;
+    this.misdirected = 0;
+    this._assembler = new SiteViewAssembler();
+    this._listeners = [];
+  }
+
+  // One {"ddv":"site_view"} message.
+  receive(message) {
+    let view;
+    try {
+      view = this._assembler.add(message);
+    } catch (err) {
+      process.emitWarning(`ddv-worker: site view refused: ${err.message}`);
+      return;
+    }
+    if (view !== null) this.apply(view);
+  }
+
+  apply(view) {
+    const listeners = [];
+    for (const entry of view.listeners) {
+      const address = parseAddress(entry.address);
+      if (address === null) continue;
+      listeners.push({ ...address, retired: entry.retired,
+        checker: new HostChecker(entry) });
+    }
+    this.view = view;
+    this._listeners = listeners;
+    this.generation++;
+  }
+
+  // The listener a socket was accepted on: a live one before a retired one
+  // (a reload that replaced it kept its address), its own IP before a
+  // wildcard one; null when none matches.
+  _listenerOf(socket) {
+    const cached = socket[SOCKET_LISTENER];
+    if (cached && cached.generation === this.generation) return cached.listener;
+    // Kept at 'connection' (a TLS socket's is its transport's), else asked.
+    const local = socket[SOCKET_LOCAL] || (socket._parent && socket._parent[SOCKET_LOCAL]) ||
+        { address: socket.localAddress, port: socket.localPort };
+    const ip = plainIp(local.address);
+    const port = local.port;
+    let best = null;
+    let bestRank = -1;
+    for (const listener of this._listeners) {
+      if (listener.port !== port) continue;
+      const exact = plainIp(listener.ip) === ip;
+      if (!exact && !WILDCARD_IPS.has(listener.ip)) continue;
+      const rank = (listener.retired ? 0 : 2) + (exact ? 1 : 0);
+      if (rank > bestRank) {
+        best = listener;
+        bestRank = rank;
+      }
+    }
+    socket[SOCKET_LISTENER] = { generation: this.generation, listener: best };
+    return best;
+  }
+
+  // Whether requests are checked at all: a strict view has come.
+  active() {
+    return this.view !== null && this.view.strict;
+  }
+
+  // 'allowed', 'misdirected' or 'invalid' for a request on `socket`.
+  check(socket, target, host) {
+    if (!this.active() || !socket) return ALLOWED;
+    const listener = this._listenerOf(socket);
+    if (listener === null) return ALLOWED;
+    const verdict = listener.checker.checkRequest(target, host || '');
+    if (verdict === MISDIRECTED) this.misdirected++;
+    return verdict;
+  }
+}
+
+const GUARD = Symbol.for('ddv-worker.host-guard');
+
+// HTTP/1: refused before the app's 'request' (or 'checkContinue') listeners
+// run, and the connection closes after the answer: what the client sent
+// after it was meant for the same wrong site.
+function refuseHttp1(res, verdict) {
+  const misdirected = verdict === MISDIRECTED;
+  const body = misdirected ?
+    'misdirected request: this connection\'s site does not serve that host\n' :
+    'bad request: invalid host\n';
+  res.writeHead(misdirected ? 421 : 400, {
+    'Content-Type': 'text/plain',
+    'Content-Length': Buffer.byteLength(body),
+    'Connection': 'close',
+  });
+  res.end(body);
+}
+
+// `proto.emit` as it was before us: its own one if it had one, else
+// whatever its parent prototype's is at the time of the call, so wrappers
+// installed on net.Server.prototype later (lib/proxy.js) still run.
+function previousEmit(proto) {
+  const own = Object.prototype.hasOwnProperty.call(proto, 'emit') ? proto.emit : null;
+  const parent = Object.getPrototypeOf(proto);
+  return own !== null ? () => own : () => parent.emit;
+}
+
+// A connection's own local address, kept before anything (lib/proxy.js,
+// for a PROXY header) makes localAddress say the one the client connected
+// to at an L4 tier: the listener is found by the address ddv accepted it on.
+function rememberLocal(guard, socket) {
+  if (!guard.active() || socket === null || typeof socket !== 'object') return;
+  socket[SOCKET_LOCAL] = { address: socket.localAddress, port: socket.localPort };
+}
+
+function guardHttp1(proto, guard) {
+  const previous = previousEmit(proto);
+  proto.emit = function emitCheckingHost(name, req, res) {
+    if (name === 'connection') {
+      rememberLocal(guard, req);
+    } else if ((name === 'request' || name === 'checkContinue') && req &&
+        req.httpVersionMajor === 1) {
+      const verdict = guard.check(req.socket, req.url, req.headers.host);
+      if (verdict !== ALLOWED) {
+        refuseHttp1(res, verdict);
+        return true;
+      }
+    }
+    return previous().apply(this, arguments);
+  };
+}
+
+// HTTP/2 (where coalescing happens): the stream gets 421 and the session
+// stays open for the names that are this site's (RFC 9113 §9.1.2).
+function guardHttp2(proto, guard) {
+  const previous = previousEmit(proto);
+  proto.emit = function emitCheckingAuthority(name, stream, headers) {
+    if (name === 'stream' && stream && headers && headers[':method'] !== 'CONNECT') {
+      const socket = stream.session && stream.session.socket;
+      const verdict = guard.check(socket, headers[':path'],
+          headers[':authority'] || headers.host);
+      if (verdict !== ALLOWED) {
+        stream.respond({ ':status': verdict === MISDIRECTED ? 421 : 400,
+          'content-type': 'text/plain' });
+        stream.end(verdict === MISDIRECTED ? 'misdirected request\n' : 'bad request\n');
+        return true;
+      }
+    }
+    return previous().apply(this, arguments);
+  };
+}
+
+// The process's guard, installed once whoever asks first (the preload, the
+// ddv-worker package, or two copies of it): ddv's site_view messages are
+// taken out of process 'message' events, and every http, https and http2
+// server checks its requests' hosts.
+function installGuard(proc = process) {
+  if (proc[GUARD]) return proc[GUARD];
+  const guard = new HostGuard();
+  proc[GUARD] = guard;
+  const emit = proc.emit;
+  proc.emit = function emitWithoutSiteViews(name, message) {
+    if (name === 'message' && message !== null && typeof message === 'object' &&
+        message.ddv === 'site_view') {
+      guard.receive(message);
+      return true;
+    }
+    return emit.apply(this, arguments);
+  };
+  guardHttp1(http.Server.prototype, guard);
+  guardHttp1(https.Server.prototype, guard);
+  const http2 = require('http2');
+  for (const server of [http2.createServer(), http2.createSecureServer()]) {
+    const proto = Object.getPrototypeOf(server);
+    guardHttp2(proto, guard);
+    // HTTP/1 requests on an allowHTTP1 server come as 'request' too.
+    guardHttp1(proto, guard);
+  }
+  return guard;
+}
+
+function currentGuard(proc = process) {
+  return proc[GUARD] || null;
+}
+
+module.exports = {
+  ALLOWED,
+  MISDIRECTED,
+  INVALID,
+  normalizeHost,
+  requestAuthority,
+  HostChecker,
+  SiteViewAssembler,
+  HostGuard,
+  installGuard,
+  currentGuard,
+};
