@@ -80,6 +80,7 @@ put 0644 "$pkg/logrotate" /etc/logrotate.d/ddv
 put 0644 "$pkg/ddv.service" /lib/systemd/system/ddv.service
 # Socket activation is the admin's choice: an example to copy, not enabled.
 put 0644 "$pkg/ddv.socket" /usr/share/doc/ddv/examples/ddv.socket
+put 0644 "$repo/contrib/grafana/ddv.json" /usr/share/doc/ddv/examples/grafana-ddv.json
 mkdir -p "$root/var/log/ddv"  # owner and mode: postinst
 
 # Documentation.
