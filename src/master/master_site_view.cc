@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/base/socket_address.h"
@@ -79,6 +80,8 @@ void Master::UpdateSiteViews() {
       routes.index = static_cast<uint32_t>(l);
       routes.address = state.addresses[l];
       routes.retired = slot.config_index < 0;
+      routes.v6only = slot.config.v6only &&
+                      absl::StartsWith(routes.address, "[");
       routes.protocol = slot.config.protocol;
       routes.routes = state.built_from[l];
       routes.route_index =
