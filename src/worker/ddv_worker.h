@@ -194,7 +194,8 @@ uint32_t ddv_worker_listener_key(const ddv_connection_info* info);
  * authority wins over Host; NULL or "/..." leaves Host in charge), `host`
  * the Host field value (NULL when absent). Returns DDV_HOST_*; always
  * DDV_HOST_ALLOWED with strict_host = false or before the master said
- * which names are the site's. */
+ * which names are the site's; DDV_HOST_MISDIRECTED for every request of a
+ * connection whose listener is gone with nothing now at its address. */
 int ddv_worker_check_request(ddv_worker* worker, uint32_t listener_key,
                              const char* target, const char* host);
 /* How many DDV_HOST_MISDIRECTED answers ddv_worker_check_request gave. */
