@@ -165,9 +165,9 @@ int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
                                   void* user);
 /* How many connections the app has open now (taken and not yet closed).
  * The library reports it to the master, with the number taken, at most
- * every 100 ms from ddv_worker_drain() (ddv_worker_next_timeout_ms() says
+ * every 10 ms from ddv_worker_drain() (ddv_worker_next_timeout_ms() says
  * when), so that the site's max_connections counts them. Call it whenever
- * the count changes; it only stores the number. */
+ * the count changes; it only stores the number. Since DDV_WORKER_0.2. */
 void ddv_worker_set_open_connections(ddv_worker* worker, uint64_t open);
 
 /* 421 Misdirected Request (docs/worker.md#421-misdirected-request). Since

@@ -226,7 +226,7 @@ class Worker {
                         RpcCallback callback);
   // How many connections the app has open now (taken and not yet closed).
   // The library reports it to the master, with the number it has taken,
-  // at most every 100 ms (from Drain(); NextTimeout() says when), so that
+  // at most every 10 ms (from Drain(); NextTimeout() says when), so that
   // the site's max_connections counts them (docs/isolation.md). Without
   // it only the connections taken are reported. Cheap: call it whenever
   // the count changes.
