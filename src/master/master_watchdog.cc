@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "src/handoff/wire.h"
 #include "src/master/master.h"
 #include "src/watchdog/link.h"
 #include "src/watchdog/worker_record.h"
@@ -68,7 +69,7 @@ absl::Status Master::AdoptWorkers() {
   const int64_t now = MonotonicNowNs();
   const absl::Time deadline = absl::Now() + kAdoptTimeout;
   std::vector<int> restart_sites;
-  int adopted = 0, exited = 0, foreign = 0;
+  int adopted = 0, exited = 0, foreign = 0, replaced = 0;
   while (true) {
     absl::StatusOr<watchdog::LinkMessage> message =
         ReceiveFromWatchdog(deadline);
@@ -117,6 +118,20 @@ absl::Status Master::AdoptWorkers() {
     }
     const std::string key = record->key();
     const pid_t pid = record->pid;
+    if (!record->node && record->wire_version != handoff::kProtocolVersion) {
+      // Started under a master of another wire version (an upgrade across
+      // a protocol change): neither side could read the other's frames.
+      // SIGTERM makes it finish what it holds and exit (its channel is
+      // closed with the record); its slot starts a worker of this build.
+      ++replaced;
+      LOG(WARNING) << "worker " << key << " pid " << pid
+                   << " speaks handoff wire version " << record->wire_version
+                   << ", this master " << handoff::kProtocolVersion
+                   << "; SIGTERM, and a new worker takes its slot";
+      syscall(SYS_pidfd_send_signal, record->pidfd.get(), SIGTERM, nullptr, 0);
+      SendToWatchdog({{"op", "drop"}, {"key", key}, {"pid", pid}}, {});
+      continue;
+    }
     // Keep the pidfd to stop a process that is not ours any more.
     UniqueFd pidfd(fcntl(record->pidfd.get(), F_DUPFD_CLOEXEC, 0));
     WorkerPool::AdoptResult result =
@@ -155,10 +170,11 @@ absl::Status Master::AdoptWorkers() {
     SendToWatchdog({{"op", "drop"}, {"key", key}, {"pid", pid}}, {});
   }
   for (int site : restart_sites) workers_->RollingRestart(site);
-  if (adopted + exited + foreign > 0) {
+  if (adopted + exited + foreign + replaced > 0) {
     LOG(INFO) << "adopted " << adopted << " running workers from the "
               << "previous master (" << exited << " had exited, " << foreign
-              << " had no slot)";
+              << " had no slot, " << replaced
+              << " spoke another wire version)";
   }
   return absl::OkStatus();
 }

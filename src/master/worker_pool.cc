@@ -390,6 +390,10 @@ watchdog::WorkerRecord WorkerPool::DescribeForWatchdog(int w) const {
   record.pid = processes_->pid(worker.process_slot);
   record.node = worker.node != nullptr;
   record.spec_fingerprint = worker.started_fingerprint;
+  // A ddv worker that said hello speaks this master's version (the hello
+  // was decoded); one not yet ready is this build's own library too, or it
+  // will never be ready here either.
+  record.wire_version = handoff::kProtocolVersion;
   record.ticket_secret = ticket_secrets_[worker.site];
   record.ready = worker.ready;
   record.draining = worker.draining;

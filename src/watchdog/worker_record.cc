@@ -47,6 +47,7 @@ nlohmann::json EncodeWorkerRecord(const WorkerRecord& record) {
   body["index"] = record.index;
   body["node"] = record.node;
   body["spec"] = record.spec_fingerprint;
+  body["wire_version"] = record.wire_version;
   body["ticket_secret"] = record.ticket_secret;
   return body;
 }
@@ -63,6 +64,7 @@ absl::StatusOr<WorkerRecord> DecodeWorkerRecord(LinkMessage message) {
       !ReadField(body, "index", &record.index) ||
       !ReadField(body, "pid", &pid) || !ReadField(body, "node", &record.node) ||
       !ReadField(body, "spec", &record.spec_fingerprint) ||
+      !ReadField(body, "wire_version", &record.wire_version) ||
       !ReadField(body, "ticket_secret", &record.ticket_secret) ||
       !ReadField(body, "ready", &record.ready) ||
       !ReadField(body, "draining", &record.draining) ||

@@ -33,6 +33,12 @@ struct WorkerRecord {
   // without what changes with every master (its pid): a mismatch on
   // adoption means the config changed, and the worker is restarted.
   std::string spec_fingerprint;
+  // The handoff wire version (src/handoff/wire.h) the process speaks. A
+  // record without one comes from a build before records carried it, whose
+  // workers speak version 1. A master does not adopt a ddv worker of
+  // another version: it could not read that worker's frames, nor the worker
+  // its; the worker is asked to drain and exit, and a new one starts.
+  int wire_version = 1;
   std::string ticket_secret;  // the site's TLS ticket secret, kept across
   bool ready = false;         // said hello (ddv) or listens (Node)
   // Asked to finish and exit (kShutdown, Node's disconnect): the next

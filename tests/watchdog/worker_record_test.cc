@@ -69,6 +69,31 @@ TEST(WorkerRecordTest, TravelsWithItsFdsOverTheLink) {
   EXPECT_NE(got->channel.get(), sent.channel.get());  // a copy
 }
 
+TEST(WorkerRecordTest, CarriesTheWireVersionAndOldRecordsSpeakVersion1) {
+  WorkerRecord sent = SampleRecord();
+  sent.wire_version = 7;
+  nlohmann::json body = EncodeWorkerRecord(sent);
+  EXPECT_EQ(body["wire_version"], 7);
+  LinkMessage message{body, {}};
+  for (int fd : WorkerRecordFds(sent)) {
+    message.fds.emplace_back(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  }
+  absl::StatusOr<WorkerRecord> got = DecodeWorkerRecord(std::move(message));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->wire_version, 7);
+
+  // A record from a build before records carried the version: its worker
+  // speaks version 1, and the master will not adopt it.
+  body.erase("wire_version");
+  LinkMessage old{body, {}};
+  for (int fd : WorkerRecordFds(sent)) {
+    old.fds.emplace_back(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  }
+  got = DecodeWorkerRecord(std::move(old));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->wire_version, 1);
+}
+
 TEST(WorkerRecordTest, ReadyUpdatesOnlyTheSameProcess) {
   WorkerRecord record = SampleRecord();
   record.ready = false;
