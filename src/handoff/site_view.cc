@@ -22,6 +22,7 @@ json ListenerHeader(const SiteViewListener& listener) {
   return {{"index", listener.index},
           {"address", listener.address},
           {"retired", listener.retired},
+          {"v6only", listener.v6only},
           {"default", listener.hosts.is_default},
           {"own", json::array()},
           {"others", json::array()}};
@@ -63,7 +64,8 @@ bool ReadUint(const json& object, const char* key, uint64_t max,
 
 bool operator==(const SiteViewListener& a, const SiteViewListener& b) {
   return a.index == b.index && a.address == b.address &&
-         a.retired == b.retired && a.hosts == b.hosts;
+         a.retired == b.retired && a.v6only == b.v6only &&
+         a.hosts == b.hosts;
 }
 
 bool operator==(const SiteView& a, const SiteView& b) {
@@ -167,6 +169,11 @@ absl::StatusOr<std::optional<SiteView>> SiteViewAssembler::Add(
       return PartError(number,
                        "a listener needs index, address, retired, default, "
                        "own and others");
+    }
+    if (entry.contains("v6only") &&
+        !ReadBool(entry, "v6only", &listener.v6only)) {
+      assembling_ = false;
+      return PartError(number, "a listener's v6only must be a boolean");
     }
     listener.index = static_cast<uint32_t>(index);
     listener.address = address->get<std::string>();

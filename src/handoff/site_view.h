@@ -36,6 +36,11 @@ struct SiteViewListener {
   // the connections it gave are still served. Where a live listener has
   // the same address, the live one's hosts apply to both.
   bool retired = false;
+  // An IPv6 listener's IPV6_V6ONLY: a dual-stack "[::]" (false) also takes
+  // IPv4 connections. Node workers find a connection's listener by its
+  // local address and need it; absent from an older master's views (then
+  // false).
+  bool v6only = false;
   route::ListenerHosts hosts;
 };
 bool operator==(const SiteViewListener& a, const SiteViewListener& b);
@@ -56,7 +61,7 @@ bool operator==(const SiteView& a, const SiteView& b);
 // Splits `view` into JSON objects of at most `max_part_bytes` (as text),
 // in order: {"master", "version", "part", "last", "strict", "listeners":
 // [{"index",
-// "address", "retired", "default", "own", "others"}]}. A listener whose
+// "address", "retired", "v6only", "default", "own", "others"}]}. A listener whose
 // patterns do not fit one part continues in the next (same index, the lists
 // go on). Never empty: a view with no listeners is one part.
 std::vector<nlohmann::json> EncodeSiteView(

@@ -349,6 +349,10 @@ class Master {
   // Sends `worker` its site's current view; false when its channel (or
   // Node outbox) is full.
   bool SendSiteView(int worker);
+  // Whether `worker` still lacks its site's view (a send found its channel
+  // full): its connections wait in its queue until the view went out, so a
+  // worker never gets a connection it would check by an older view.
+  bool SiteViewPending(int worker) const;
 
   // Signals, the control socket and the control point (master_control.cc).
   absl::Status InitSignals();

@@ -98,7 +98,9 @@ void Master::FlushBatches() {
     if (worker.queue.empty() || worker.send_in_flight) continue;
     if (worker.draining) {
       RequeueFromDraining(w);
-    } else {
+    } else if (!SiteViewPending(w)) {
+      // A worker whose view is not out yet (its channel was full) gets its
+      // batches on a turn after the view: never a connection before it.
       SubmitBatch(w);
     }
   }

@@ -56,8 +56,10 @@ void Master::FlushNode(int w) {
   if (!worker.channel || worker.channel_full || workers_->pid(w) == 0) return;
   // Queued connections enter the outbox while the child holds fewer than
   // the cap unanswered; the rest wait in the queue, and count as load.
+  // None while the site view is not in the outbox yet (it was full): the
+  // preload must have the view before the app gets a connection.
   size_t taken = 0;
-  while (taken < worker.queue.size() &&
+  while (!SiteViewPending(w) && taken < worker.queue.size() &&
          channel.unaccepted() < options_.node_max_unaccepted &&
          channel.listening) {
     const uint32_t index = worker.queue[taken++];

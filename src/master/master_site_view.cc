@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "src/base/socket_address.h"
@@ -79,6 +80,8 @@ void Master::UpdateSiteViews() {
       routes.index = static_cast<uint32_t>(l);
       routes.address = state.addresses[l];
       routes.retired = slot.config_index < 0;
+      routes.v6only = slot.config.v6only &&
+                      absl::StartsWith(routes.address, "[");
       routes.protocol = slot.config.protocol;
       routes.routes = state.built_from[l];
       routes.route_index =
@@ -88,18 +91,31 @@ void Master::UpdateSiteViews() {
     if (state.book.Update(BuildSiteViews(config_, listeners))) state.due = true;
   }
   if (!state.due) return;
-  state.due = false;
+  // `due` stays set while the views go out: a Node send flushes the
+  // outbox (FlushNode), which must not slip a connection in between a
+  // view's parts.
+  bool failed = false;
   for (int w = 0; w < workers_->size(); ++w) {
     const Worker& worker = workers_->at(w);
     if (workers_->pid(w) <= 0 || !worker.channel) continue;
-    if (worker.node && workers_->node_preload().empty()) continue;
-    if (!state.book.NeedsSend(w, worker.generation, worker.site)) continue;
+    if (!SiteViewPending(w)) continue;
     if (SendSiteView(w)) {
       state.book.MarkSent(w, worker.generation, worker.site);
     } else {
-      state.due = true;  // a full channel: again next turn
+      failed = true;  // a full channel: again next turn
     }
   }
+  state.due = failed;
+}
+
+// Cheap enough for every FlushBatches: `due` is false but for the turns a
+// view changed or a send failed.
+bool Master::SiteViewPending(int w) const {
+  if (!site_views_.due) return false;
+  const Worker& worker = workers_->at(w);
+  // A Node worker without the preload is never sent a view.
+  if (worker.node && workers_->node_preload().empty()) return false;
+  return site_views_.book.NeedsSend(w, worker.generation, worker.site);
 }
 
 bool Master::SendSiteView(int w) {

@@ -29,6 +29,7 @@ std::vector<handoff::SiteView> BuildSiteViews(
       entry.index = listener.index;
       entry.address = listener.address;
       entry.retired = listener.retired;
+      entry.v6only = listener.v6only;
       // A site newer than a retired listener's table has nothing there.
       if (s < static_cast<int>(hosts.size())) entry.hosts = std::move(hosts[s]);
       views[s].listeners.push_back(std::move(entry));

@@ -30,6 +30,7 @@ struct ListenerRoutes {
   // once a retired listener's routes are released (then it is left out).
   const route::RouteTable* routes = nullptr;
   int route_index = -1;
+  bool v6only = false;  // an IPv6 listener's IPV6_V6ONLY
 };
 
 // Per site of `config` (same order): strict_host, and per listener slot

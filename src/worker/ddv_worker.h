@@ -165,9 +165,9 @@ int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
                                   void* user);
 /* How many connections the app has open now (taken and not yet closed).
  * The library reports it to the master, with the number taken, at most
- * every 100 ms from ddv_worker_drain() (ddv_worker_next_timeout_ms() says
+ * every 10 ms from ddv_worker_drain() (ddv_worker_next_timeout_ms() says
  * when), so that the site's max_connections counts them. Call it whenever
- * the count changes; it only stores the number. */
+ * the count changes; it only stores the number. Since DDV_WORKER_0.2. */
 void ddv_worker_set_open_connections(ddv_worker* worker, uint64_t open);
 
 /* 421 Misdirected Request (docs/worker.md#421-misdirected-request). Since
@@ -194,7 +194,8 @@ uint32_t ddv_worker_listener_key(const ddv_connection_info* info);
  * authority wins over Host; NULL or "/..." leaves Host in charge), `host`
  * the Host field value (NULL when absent). Returns DDV_HOST_*; always
  * DDV_HOST_ALLOWED with strict_host = false or before the master said
- * which names are the site's. */
+ * which names are the site's; DDV_HOST_MISDIRECTED for every request of a
+ * connection whose listener is gone with nothing now at its address. */
 int ddv_worker_check_request(ddv_worker* worker, uint32_t listener_key,
                              const char* target, const char* host);
 /* How many DDV_HOST_MISDIRECTED answers ddv_worker_check_request gave. */

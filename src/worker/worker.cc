@@ -662,14 +662,20 @@ void Worker::ApplySiteView(const handoff::SiteView& view) {
 // Each key's checker in the current view: its own listener's for keys of
 // the master that sent it (a retired listener keeps the routes it had, as
 // the master does for what it accepted there); for an earlier master's,
-// the live listener at the same address.
+// and for a retired listener the master has since left out (its routes
+// released), the live listener at the same address. A key left with none
+// is refused by CheckRequest.
 void Worker::ResolveListenerKeys() {
   for (ListenerKey& key : listener_keys_) {
     key.checker = -1;
     if (key.master == view_master_) {
       auto it = checker_by_index_.find(key.index);
-      if (it != checker_by_index_.end()) key.checker = it->second;
-    } else if (!key.address.empty()) {
+      if (it != checker_by_index_.end()) {
+        key.checker = it->second;
+        continue;
+      }
+    }
+    if (!key.address.empty()) {
       auto it = checker_by_address_.find(key.address);
       if (it != checker_by_address_.end()) key.checker = it->second;
     }
@@ -679,13 +685,16 @@ void Worker::ResolveListenerKeys() {
 HostVerdict Worker::CheckRequest(uint32_t listener_key,
                                  absl::string_view target,
                                  absl::string_view host) {
-  if (!strict_hosts_ || listener_key >= listener_keys_.size() ||
-      listener_keys_[listener_key].checker < 0) {
+  if (!strict_hosts_ || listener_key >= listener_keys_.size()) {
     return HostVerdict::kAllowed;
   }
-  HostVerdict verdict =
-      checkers_[listener_keys_[listener_key].checker].CheckRequest(target,
-                                                                   host);
+  // A connection from a listener the view names no more, nor any at its
+  // address: the master routes nothing there now, so nothing is this
+  // site's (fail closed; the client retries on a new connection).
+  const int checker = listener_keys_[listener_key].checker;
+  HostVerdict verdict = checker < 0
+                            ? HostVerdict::kMisdirected
+                            : checkers_[checker].CheckRequest(target, host);
   if (verdict == HostVerdict::kMisdirected) ++misdirected_requests_;
   return verdict;
 }

@@ -226,7 +226,7 @@ class Worker {
                         RpcCallback callback);
   // How many connections the app has open now (taken and not yet closed).
   // The library reports it to the master, with the number it has taken,
-  // at most every 100 ms (from Drain(); NextTimeout() says when), so that
+  // at most every 10 ms (from Drain(); NextTimeout() says when), so that
   // the site's max_connections counts them (docs/isolation.md). Without
   // it only the connections taken are reported. Cheap: call it whenever
   // the count changes.
@@ -246,9 +246,12 @@ class Worker {
   // as the master's latest site view says. kMisdirected: answer 421
   // Misdirected Request with Connection: close (RFC 9110 §15.5.20), and the
   // client retries on a new connection; kInvalid: answer 400. Allowed when
-  // the site has strict_host = false, before the master sent a view, for a
-  // listener the view does not name, and for kNoListenerKey. Counts every
-  // kMisdirected.
+  // the site has strict_host = false, before the master sent a view, and
+  // for kNoListenerKey. A connection whose listener the view no longer
+  // names (a retired listener's routes released, a master restart that
+  // dropped its address) is checked against the listener now at its
+  // address, and with none there every request is kMisdirected. Counts
+  // every kMisdirected.
   HostVerdict CheckRequest(const ConnectionInfo& info,
                            absl::string_view target, absl::string_view host) {
     return CheckRequest(info.listener_key, target, host);
@@ -320,7 +323,7 @@ class Worker {
     std::string master;    // "" until the first site view says who
     uint32_t index = 0;    // that master's listener index
     std::string address;   // where it listens, once a view said
-    int checker = -1;      // into checkers_; -1: not checked
+    int checker = -1;      // into checkers_; -1: no listener (refused)
   };
   void ResolveListenerKeys();
   handoff::SiteViewAssembler site_view_parts_;

@@ -23,8 +23,10 @@ SiteView BigView(int hosts_per_listener) {
   for (uint32_t l = 0; l < 3; ++l) {
     SiteViewListener listener;
     listener.index = l * 2;
-    listener.address = absl::StrCat("127.0.0.1:", 8080 + l);
+    listener.address = l == 2 ? absl::StrCat("[::]:", 8080 + l)
+                              : absl::StrCat("127.0.0.1:", 8080 + l);
     listener.retired = l == 1;
+    listener.v6only = l == 2;
     listener.hosts.is_default = l == 2;
     for (int h = 0; h < hosts_per_listener; ++h) {
       listener.hosts.own.push_back(absl::StrCat("own", h, ".l", l, ".test"));
@@ -171,6 +173,8 @@ TEST(SiteViewTest, MalformedPartsAreRefused) {
   with("pattern with a port",
        [](json& p) { p["listeners"][0]["others"][0] = "a.test:80"; });
   with("bare star", [](json& p) { p["listeners"][0]["others"][0] = "*"; });
+  with("v6only a string",
+       [](json& p) { p["listeners"][0]["v6only"] = "true"; });
   for (const auto& [name, part] : bad) {
     SiteViewAssembler assembler;
     absl::StatusOr<std::optional<SiteView>> got = assembler.Add(part);
@@ -182,6 +186,21 @@ TEST(SiteViewTest, MalformedPartsAreRefused) {
   absl::StatusOr<std::optional<SiteView>> got = assembler.Add(good);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(got->has_value());
+}
+
+// An older master's view has no v6only: still a view, its listeners dual
+// stack (false) as they were taken to be.
+TEST(SiteViewTest, ViewWithoutV6onlyIsDecoded) {
+  SiteView view = BigView(1);
+  json part = EncodeSiteView(view)[0];
+  ASSERT_EQ(part["listeners"][2]["v6only"], true);
+  for (json& listener : part["listeners"]) listener.erase("v6only");
+  SiteViewAssembler assembler;
+  absl::StatusOr<std::optional<SiteView>> got = assembler.Add(part);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->has_value());
+  for (SiteViewListener& listener : view.listeners) listener.v6only = false;
+  EXPECT_EQ(**got, view);
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ TEST(SiteViewsTest, ViewsPerSiteAndListener) {
   std::vector<ListenerRoutes> slots = {
       {0, "127.0.0.1:80", false, config::Protocol::kHttp, routes->get(), 0},
       {1, "127.0.0.1:443", false, config::Protocol::kTls, routes->get(), 1},
-      {2, "127.0.0.1:9", false, config::Protocol::kTcp, routes->get(), 2},
+      {2, "[::]:9", false, config::Protocol::kTcp, routes->get(), 2, true},
       // A listener a reload replaced: its connections keep its old table.
       {3, "127.0.0.1:81", true, config::Protocol::kHttp, old_routes->get(), 0},
       // One whose routes were released: nothing routes there any more.
@@ -73,6 +73,8 @@ TEST(SiteViewsTest, ViewsPerSiteAndListener) {
   EXPECT_EQ(a.listeners[0].hosts.others, Strings{"b.test"});
   // raw: nothing is peeked, a gets every connection.
   EXPECT_EQ(a.listeners[2].index, 2u);
+  EXPECT_TRUE(a.listeners[2].v6only);
+  EXPECT_FALSE(a.listeners[0].v6only);
   EXPECT_TRUE(a.listeners[2].hosts.is_default);
   EXPECT_TRUE(a.listeners[2].hosts.own.empty());
   EXPECT_TRUE(a.listeners[2].hosts.others.empty());

@@ -130,6 +130,26 @@ contents() {
     return 1
   fi
   echo "exports the $(echo "$exported" | wc -l) functions of ddv_worker.h"
+  # DDV_WORKER_0 never grows: a function added later is named under a newer
+  # node of ddv_worker.map (else its ddv_worker_* pattern takes it, and an
+  # app using it loads against an older library and fails at the call).
+  local first frozen
+  first=$(objdump -T "$lib" |
+    awk 'NF >= 7 && $(NF-1) == "DDV_WORKER_0" && $NF ~ /^ddv_/ {print $NF}' |
+    sort)
+  frozen=$(printf '%s\n' ddv_worker_call ddv_worker_destroy ddv_worker_drain \
+    ddv_worker_fd ddv_worker_from_environment ddv_worker_index \
+    ddv_worker_last_error ddv_worker_master_gone ddv_worker_next_timeout_ms \
+    ddv_worker_on_connection ddv_worker_on_master_gone ddv_worker_on_message \
+    ddv_worker_on_shutdown ddv_worker_options_init ddv_worker_ping \
+    ddv_worker_poll_events ddv_worker_run ddv_worker_send_to_worker \
+    ddv_worker_shutdown_requested ddv_worker_site ddv_worker_status \
+    ddv_worker_stopped ddv_worker_update_server_conf | sort)
+  if [ "$first" != "$frozen" ]; then
+    diff <(echo "$frozen") <(echo "$first")
+    fail "DDV_WORKER_0 changed (< frozen, > library): name new functions under a new node of ddv_worker.map"
+    return 1
+  fi
   if ldd -r "$lib" 2>&1 | grep -E 'undefined symbol|not found'; then
     fail "libddv_worker.so.0 leaves symbols unresolved"
     return 1

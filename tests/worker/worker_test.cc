@@ -575,7 +575,8 @@ TEST(WorkerTest, SiteViewDecidesRequests) {
   ASSERT_NE(http.listener_key, kNoListenerKey);
   ASSERT_NE(fallback.listener_key, kNoListenerKey);
   EXPECT_NE(http.listener_key, fallback.listener_key);
-  // A listener the view does not name is not checked.
+  // A listener the view does not name: nothing routes there, so nothing
+  // is this site's.
   EXPECT_NE(unknown.listener_key, kNoListenerKey);
 
   EXPECT_EQ(f.worker->CheckRequest(http, "/", "a.test:80"),
@@ -595,9 +596,9 @@ TEST(WorkerTest, SiteViewDecidesRequests) {
             HostVerdict::kAllowed);
   EXPECT_EQ(f.worker->CheckRequest(fallback, "/", "b.test"),
             HostVerdict::kMisdirected);
-  EXPECT_EQ(f.worker->CheckRequest(unknown, "/", "b.test"),
-            HostVerdict::kAllowed);
-  EXPECT_EQ(f.worker->misdirected_requests(), 4u);
+  EXPECT_EQ(f.worker->CheckRequest(unknown, "/", "a.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->misdirected_requests(), 5u);
 
   // strict_host = false: nothing is refused any more.
   handoff::SiteView lax = ViewOfA(2);
@@ -665,6 +666,54 @@ TEST(WorkerTest, RetiredListenerKeepsItsRoutesForItsOwnConnections) {
   EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "old.test"),
             HostVerdict::kMisdirected);
   EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+            HostVerdict::kAllowed);
+}
+
+// A reload renames a listener (the new index takes over its socket, the
+// old one is retired), and a later reload releases the old index: the next
+// view leaves it out. Its long-lived connections are then checked against
+// the listener at the same address, not let through unchecked; with no
+// listener there at all they are refused.
+TEST(WorkerTest, ReleasedRetiredListenerFallsBackToItsAddress) {
+  Fixture f = Start();
+  SendView(f, ViewOfA(1), handoff::kMaxSiteViewPartBytes);
+  ConnectionInfo old_one = HandOffOn(f, 2, 1);
+  ASSERT_EQ(f.worker->CheckRequest(old_one, "/", "b.w.test"),
+            HostVerdict::kMisdirected);
+  // Renamed: index 2 retired, index 8 live at the same address.
+  handoff::SiteView renamed = ViewOfA(2);
+  handoff::SiteViewListener live = renamed.listeners[0];
+  live.index = 8;
+  live.hosts.own = {"a.test"};
+  live.hosts.others = {"b.w.test", "x.w.test"};
+  renamed.listeners[0].retired = true;
+  renamed.listeners.push_back(live);
+  SendView(f, renamed, handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "x.w.test"),
+            HostVerdict::kAllowed);  // its own (retired) routes still
+  // Released: index 2 is gone from the view.
+  handoff::SiteView released = renamed;
+  released.version = 3;
+  released.listeners.erase(released.listeners.begin());
+  SendView(f, released, handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "b.w.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "x.w.test"),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+            HostVerdict::kAllowed);
+  // Nothing listens at its address any more: fail closed.
+  handoff::SiteView gone = released;
+  gone.version = 4;
+  gone.listeners.pop_back();
+  SendView(f, gone, handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "a.test"),
+            HostVerdict::kMisdirected);
+  // strict_host = false still lets everything through.
+  gone.version = 5;
+  gone.strict = false;
+  SendView(f, gone, handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(old_one, "/", "b.w.test"),
             HostVerdict::kAllowed);
 }
 

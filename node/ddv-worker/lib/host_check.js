@@ -187,7 +187,8 @@ class SiteViewAssembler {
           !Number.isInteger(entry.index) || entry.index < 0 ||
           typeof entry.address !== 'string' || typeof entry.retired !== 'boolean' ||
           typeof entry.default !== 'boolean' || !Array.isArray(entry.own) ||
-          !Array.isArray(entry.others)) {
+          !Array.isArray(entry.others) ||
+          (entry.v6only !== undefined && typeof entry.v6only !== 'boolean')) {
         throw new TypeError(`site view part ${part.part}: a listener needs index, ` +
             'address, retired, default, own and others');
       }
@@ -198,8 +199,10 @@ class SiteViewAssembler {
         last.others.push(...entry.others);
         return;
       }
+      // v6only is absent from an older master's views: "[::]" is then
+      // taken as dual stack, as it was.
       view.listeners.push({ index: entry.index, address: entry.address,
-        retired: entry.retired, default: entry.default,
+        retired: entry.retired, default: entry.default, v6only: entry.v6only === true,
         own: [...entry.own], others: [...entry.others] });
     });
     this._next++;
@@ -216,13 +219,27 @@ function parseAddress(address) {
   return { ip: (m[1] || m[2]).toLowerCase(), port: Number(m[3]) };
 }
 
+// An IPv4-mapped IPv6 address ("::ffff:127.0.0.1", a dual-stack socket's
+// IPv4 peer) as the IPv4 address it is.
 function plainIp(ip) {
   if (typeof ip !== 'string') return '';
   const lower = ip.toLowerCase();
   return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower;
 }
 
-const WILDCARD_IPS = new Set(['0.0.0.0', '::']);
+function isIpv4(ip) {
+  return ip.includes('.') && !ip.includes(':');
+}
+
+// Whether a listener bound to `listenerIp` accepts a connection to local
+// address `ip` (both plain): its own address; "0.0.0.0" any IPv4 one; "::"
+// any IPv6 one, and IPv4 ones only when dual stack (not v6only).
+function listenerAccepts(listenerIp, v6only, ip) {
+  if (listenerIp === ip) return true;
+  if (listenerIp === '0.0.0.0') return isIpv4(ip);
+  if (listenerIp === '::') return !isIpv4(ip) || !v6only;
+  return false;
+}
 const SOCKET_LISTENER = Symbol('ddv-worker.listener');
 const SOCKET_LOCAL = Symbol('ddv-worker.local-address');
 
@@ -255,7 +272,7 @@ class HostGuard {
     for (const entry of view.listeners) {
       const address = parseAddress(entry.address);
       if (address === null) continue;
-      listeners.push({ ...address, retired: entry.retired,
+      listeners.push({ ...address, retired: entry.retired, v6only: entry.v6only === true,
         checker: new HostChecker(entry) });
     }
     this.view = view;
@@ -265,7 +282,8 @@ class HostGuard {
 
   // The listener a socket was accepted on: a live one before a retired one
   // (a reload that replaced it kept its address), its own IP before a
-  // wildcard one; null when none matches.
+  // wildcard one, a wildcard of the connection's family ("0.0.0.0" for
+  // IPv4) before a dual-stack "::"; null when none matches.
   _listenerOf(socket) {
     const cached = socket[SOCKET_LISTENER];
     if (cached && cached.generation === this.generation) return cached.listener;
@@ -278,9 +296,11 @@ class HostGuard {
     let bestRank = -1;
     for (const listener of this._listeners) {
       if (listener.port !== port) continue;
-      const exact = plainIp(listener.ip) === ip;
-      if (!exact && !WILDCARD_IPS.has(listener.ip)) continue;
-      const rank = (listener.retired ? 0 : 2) + (exact ? 1 : 0);
+      const listenerIp = plainIp(listener.ip);
+      if (!listenerAccepts(listenerIp, listener.v6only, ip)) continue;
+      const exact = listenerIp === ip;
+      const sameFamily = isIpv4(listenerIp) === isIpv4(ip);
+      const rank = (listener.retired ? 0 : 4) + (exact ? 2 : 0) + (sameFamily ? 1 : 0);
       if (rank > bestRank) {
         best = listener;
         bestRank = rank;
@@ -311,17 +331,31 @@ const GUARD = Symbol.for('ddv-worker.host-guard');
 // HTTP/1: refused before the app's 'request' (or 'checkContinue') listeners
 // run, and the connection closes after the answer: what the client sent
 // after it was meant for the same wrong site.
-function refuseHttp1(res, verdict) {
-  const misdirected = verdict === MISDIRECTED;
-  const body = misdirected ?
+function refusalBody(verdict) {
+  return verdict === MISDIRECTED ?
     'misdirected request: this connection\'s site does not serve that host\n' :
     'bad request: invalid host\n';
-  res.writeHead(misdirected ? 421 : 400, {
+}
+
+function refuseHttp1(res, verdict) {
+  const body = refusalBody(verdict);
+  res.writeHead(verdict === MISDIRECTED ? 421 : 400, {
     'Content-Type': 'text/plain',
     'Content-Length': Buffer.byteLength(body),
     'Connection': 'close',
   });
   res.end(body);
+}
+
+// An 'upgrade' (WebSocket) or 'connect' request: Node's server has let go
+// of the socket (no ServerResponse), so the answer is written raw and the
+// socket closed.
+function refuseRaw(socket, verdict) {
+  const body = refusalBody(verdict);
+  const status = verdict === MISDIRECTED ? '421 Misdirected Request' : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  () => socket.destroy());
 }
 
 // `proto.emit` as it was before us: its own one if it had one, else
@@ -336,8 +370,10 @@ function previousEmit(proto) {
 // A connection's own local address, kept before anything (lib/proxy.js,
 // for a PROXY header) makes localAddress say the one the client connected
 // to at an L4 tier: the listener is found by the address ddv accepted it on.
-function rememberLocal(guard, socket) {
-  if (!guard.active() || socket === null || typeof socket !== 'object') return;
+// Kept whether or not a strict view is in force: a reload can turn
+// strict_host on while the connection lives.
+function rememberLocal(socket) {
+  if (socket === null || typeof socket !== 'object') return;
   socket[SOCKET_LOCAL] = { address: socket.localAddress, port: socket.localPort };
 }
 
@@ -345,12 +381,20 @@ function guardHttp1(proto, guard) {
   const previous = previousEmit(proto);
   proto.emit = function emitCheckingHost(name, req, res) {
     if (name === 'connection') {
-      rememberLocal(guard, req);
+      rememberLocal(req);
     } else if ((name === 'request' || name === 'checkContinue') && req &&
         req.httpVersionMajor === 1) {
       const verdict = guard.check(req.socket, req.url, req.headers.host);
       if (verdict !== ALLOWED) {
         refuseHttp1(res, verdict);
+        return true;
+      }
+    } else if ((name === 'upgrade' || name === 'connect') && req && res) {
+      // (req, socket, head): a WebSocket upgrade, or CONNECT's
+      // authority-form target ("b.test:443").
+      const verdict = guard.check(res, req.url, req.headers.host);
+      if (verdict !== ALLOWED) {
+        refuseRaw(res, verdict);
         return true;
       }
     }
@@ -359,11 +403,14 @@ function guardHttp1(proto, guard) {
 }
 
 // HTTP/2 (where coalescing happens): the stream gets 421 and the session
-// stays open for the names that are this site's (RFC 9113 §9.1.2).
+// stays open for the names that are this site's (RFC 9113 §9.1.2). A
+// CONNECT stream is checked by its :authority too: plain CONNECT has no
+// :path (the authority is its target), extended CONNECT (RFC 8441,
+// WebSockets over HTTP/2) names its origin there.
 function guardHttp2(proto, guard) {
   const previous = previousEmit(proto);
   proto.emit = function emitCheckingAuthority(name, stream, headers) {
-    if (name === 'stream' && stream && headers && headers[':method'] !== 'CONNECT') {
+    if (name === 'stream' && stream && headers) {
       const socket = stream.session && stream.session.socket;
       const verdict = guard.check(socket, headers[':path'],
           headers[':authority'] || headers.host);
