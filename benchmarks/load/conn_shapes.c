@@ -111,7 +111,7 @@ static int run_hold(long count, int slow, double seconds) {
   while (now() < end && !stop_now) {
     /* Open (or reopen) slots, paced. */
     double t = now();
-    while (next_open <= t) {
+    while (next_open <= t && open_now < count) {
       long tried = 0;
       while (tried < count && h[cursor].fd >= 0) {
         cursor = (cursor + 1) % count;
@@ -129,7 +129,8 @@ static int run_hold(long count, int slow, double seconds) {
       }
       next_open += pace;
     }
-    if (next_open < t - 1) next_open = t; /* do not burst after a stall */
+    /* Do not burst after a stall, nor bank opens while all are open. */
+    if (next_open < t - 1 || open_now >= count) next_open = t;
     if (!announced && (open_now >= count || t >= announce_by)) {
       printf("holding %ld\n", open_now);
       fflush(stdout);
