@@ -122,6 +122,9 @@ absl::Status Master::AdoptWorkers() {
     }
     const std::string key = record->key();
     const pid_t pid = record->pid;
+    // Keep the pidfd to stop a process that is not adopted.
+    UniqueFd pidfd(fcntl(record->pidfd.get(), F_DUPFD_CLOEXEC, 0));
+    bool stop = true;
     if (!record->node && record->wire_version != handoff::kProtocolVersion) {
       // Started under a master of another wire version (an upgrade across
       // a protocol change): neither side could read the other's frames.
@@ -132,44 +135,41 @@ absl::Status Master::AdoptWorkers() {
                    << " speaks handoff wire version " << record->wire_version
                    << ", this master " << handoff::kProtocolVersion
                    << "; SIGTERM, and a new worker takes its slot";
-      syscall(SYS_pidfd_send_signal, record->pidfd.get(), SIGTERM, nullptr, 0);
-      SendToWatchdog({{"op", "drop"}, {"key", key}, {"pid", pid}}, {});
-      continue;
-    }
-    // Keep the pidfd to stop a process that is not ours any more.
-    UniqueFd pidfd(fcntl(record->pidfd.get(), F_DUPFD_CLOEXEC, 0));
-    WorkerPool::AdoptResult result =
-        workers_->Adopt(*std::move(record), now);
-    if (result.worker >= 0) {
-      ++adopted;
-      ++counters_.workers_adopted;
-      workers_->at(result.worker).recorded_pid = pid;
-      if (!result.conf_updates.empty()) {
-        adopted_conf_updates_.emplace_back(result.worker,
-                                           std::move(result.conf_updates));
-      }
-      if (result.spec_changed) {
-        LOG(INFO) << "worker " << key << " pid " << pid
-                  << " was started with another command, environment or "
-                     "user than the config has now; it will be restarted";
-        restart_sites.push_back(workers_->at(result.worker).site);
-      }
-      continue;
-    }
-    if (result.exited) {
-      ++exited;
-      LOG(WARNING) << "worker " << key << " pid " << pid
-                   << " exited while no master ran; starting it again";
     } else {
-      // A slot the config no longer has (a worker retired by a reload
-      // just before the old master died, a site removed): it was being
-      // drained; SIGTERM finishes that.
-      ++foreign;
-      LOG(WARNING) << "worker " << key << " pid " << pid
-                   << " has no slot in the config; SIGTERM";
-      if (pidfd) {
-        syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0);
+      WorkerPool::AdoptResult result =
+          workers_->Adopt(*std::move(record), now);
+      if (result.worker >= 0) {
+        ++adopted;
+        ++counters_.workers_adopted;
+        workers_->at(result.worker).recorded_pid = pid;
+        if (!result.conf_updates.empty()) {
+          adopted_conf_updates_.emplace_back(result.worker,
+                                             std::move(result.conf_updates));
+        }
+        if (result.spec_changed) {
+          LOG(INFO) << "worker " << key << " pid " << pid
+                    << " was started with another command, environment or "
+                       "user than the config has now; it will be restarted";
+          restart_sites.push_back(workers_->at(result.worker).site);
+        }
+        continue;
       }
+      if (result.exited) {
+        ++exited;
+        stop = false;
+        LOG(WARNING) << "worker " << key << " pid " << pid
+                     << " exited while no master ran; starting it again";
+      } else {
+        // A slot the config no longer has (a worker retired by a reload
+        // just before the old master died, a site removed): it was being
+        // drained; SIGTERM finishes that.
+        ++foreign;
+        LOG(WARNING) << "worker " << key << " pid " << pid
+                     << " has no slot in the config; SIGTERM";
+      }
+    }
+    if (stop && pidfd) {
+      syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0);
     }
     SendToWatchdog({{"op", "drop"}, {"key", key}, {"pid", pid}}, {});
   }
