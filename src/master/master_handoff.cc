@@ -474,6 +474,9 @@ void Master::ReleaseRetired(int w) {
       workers_->pid(w) != 0) {
     return;
   }
+  // A shard may still send to it by an older snapshot: the loop calls
+  // this again every turn until none can (docs/shards.md).
+  if (!ShardsDoneWith(w)) return;
   // What it never read (a batch sent as it died) goes to another worker
   // first: closing the child end would close those sockets with it.
   RecoverUnread(w);
