@@ -361,6 +361,8 @@ class Master {
   // full): its connections wait in its queue until the view went out, so a
   // worker never gets a connection it would check by an older view.
   bool SiteViewPending(int worker) const;
+  // Queued connections whose name routes elsewhere since: routed again.
+  void RerouteQueued();
 
   // Signals, the control socket and the control point (master_control.cc).
   absl::Status InitSignals();

@@ -665,7 +665,11 @@ void Shard::MaybeFree(uint32_t index) {
 
 void Shard::PublishState() {
   local_state_.connections = connections_.in_use();
-  local_state_.adopted_epoch = snapshot_ ? snapshot_->epoch : 0;
+  const uint64_t epoch = snapshot_ ? snapshot_->epoch : 0;
+  // The primary may be waiting for this adoption (a view, a channel, a
+  // listener to close): wake it.
+  if (epoch != local_state_.adopted_epoch) wake_primary_ = true;
+  local_state_.adopted_epoch = epoch;
   local_state_.accepting.assign(accepts_.size(), false);
   for (size_t l = 0; l < accepts_.size(); ++l) {
     local_state_.accepting[l] = accepts_[l].armed;
