@@ -17,27 +17,12 @@
 #include "glog/logging.h"
 #include "src/handoff/wire.h"
 #include "src/master/master.h"
+#include "src/master/wire_protocol.h"
 #include "src/sniff/host_name.h"
 #include "src/uring/op_tag.h"
 
 namespace ddv {
 namespace master {
-namespace {
-
-handoff::Protocol WireProtocol(config::Protocol protocol) {
-  switch (protocol) {
-    case config::Protocol::kHttp:
-      return handoff::Protocol::kHttp;
-    case config::Protocol::kTls:
-      return handoff::Protocol::kTls;
-    case config::Protocol::kTcp:
-      return handoff::Protocol::kTcp;
-  }
-  return handoff::Protocol::kTcp;
-}
-
-}  // namespace
-
 void Master::QueueForWorker(uint32_t index) {
   Connection& c = connections_.at(index);
   DCHECK(c.state == ConnState::kRouted ||

@@ -17,7 +17,6 @@ real ddv_hello workers and real clients.
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -44,20 +43,6 @@ def raw_request(port, data, timeout=5.0):
             if not chunk:
                 return out
             out += chunk
-
-
-def tls_hello(port, sni):
-    """A ClientHello with `sni`; the error the handshake ended with."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        try:
-            with context.wrap_socket(raw, server_hostname=sni):
-                pass
-        except (ssl.SSLError, OSError) as e:
-            return e
-    return None
 
 
 class ShardsTest(unittest.TestCase):
@@ -139,8 +124,8 @@ class ShardsTest(unittest.TestCase):
                        if s["id"] == site for w in s["workers"])
         before = handed("a")
         for _ in range(20):
-            tls_hello(ddv.tls_port, "a.localhost")
-            self.assertIsNotNone(tls_hello(ddv.tls_port, "nobody.tls"))
+            harness.tls_hello(ddv.tls_port, "a.localhost")
+            self.assertIsNotNone(harness.tls_hello(ddv.tls_port, "nobody.tls"))
         self.assertEqual(handed("a") - before, 20)
         # Idle peers: 408 at the deadline, from whichever loop held them.
         idle = [socket.create_connection(("127.0.0.1", ddv.http_port))
