@@ -78,6 +78,13 @@ struct Connection {
 
   absl::string_view refusal;  // bytes being sent while kRefusing
 
+  // SCM_RIGHTS: the master's copy is closed by an op linked to the handoff
+  // send (SubmitBatch), which owns the fd once the send succeeds.
+  bool close_linked = false;
+  // The peer's address, read before such a send on an access-logged
+  // listener: by the time the log line is made, the fd may be closed.
+  std::unique_ptr<sockaddr_storage> peer;
+
   uint64_t Id(uint32_t index) const {
     return (static_cast<uint64_t>(generation) << 32) | index;
   }

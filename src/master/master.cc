@@ -265,6 +265,9 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
     case kOpHandoffSend:
       OnHandoffSent(tag.index, cqe);
       return;
+    case kOpHandoffClose:
+      OnHandoffClosed(tag.index, cqe);
+      return;
     case kOpChannelPoll:
       OnChannelPoll(tag.index, cqe);
       return;

@@ -161,6 +161,7 @@ class Master {
     kOpScrapeRecv,       // index: metrics client (generation checked)
     kOpScrapeSend,       // index: metrics client (generation checked)
     kOpAccessLogWrite,   // index: access log file
+    kOpHandoffClose,     // index: worker; the close linked to a handoff send
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -303,6 +304,7 @@ class Master {
   void FlushBatches();
   void SubmitBatch(int worker);
   void OnHandoffSent(int worker, io_uring_cqe* cqe);
+  void OnHandoffClosed(int worker, io_uring_cqe* cqe);
   void OnChannelPoll(int worker, io_uring_cqe* cqe);
   void OnChannelWritable(int worker);
   void OnChannelReadable(int worker);
