@@ -77,6 +77,9 @@ struct Connection {
   handoff::ProxyMetadata proxy;  // what the PROXY header said
 
   absl::string_view refusal;  // bytes being sent while kRefusing
+  // Timed out before a single byte arrived: once its 408 is sent, it is
+  // closed without a lingering close if still nothing is unread.
+  bool silent = false;
 
   // SCM_RIGHTS: the master's copy is closed by an op linked to the handoff
   // send (SubmitBatch), which owns the fd once the send succeeds.

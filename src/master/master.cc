@@ -250,9 +250,6 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
     case kOpRefuseSend:
       OnRefuseSent(tag, cqe);
       return;
-    case kOpRefuseShutdown:
-      OnRefuseShutdown(tag, cqe);
-      return;
     case kOpLingerRecv:
       OnLingerRecv(tag, cqe);
       return;

@@ -143,7 +143,6 @@ class Master {
     kOpPeek,             // index: connection (generation checked)
     kOpPeekTimeout,      // index: connection (generation checked)
     kOpRefuseSend,       // index: connection (generation checked)
-    kOpRefuseShutdown,   // index: connection (generation checked)
     kOpLingerRecv,       // index: connection (generation checked)
     kOpLingerTimeout,    // index: connection (generation checked)
     kOpClose,            // index: connection (generation checked)
@@ -236,7 +235,6 @@ class Master {
   void Refuse(uint32_t index, Refusal refusal);
   void SubmitRefusal(uint32_t index);
   void OnRefuseSent(const uring::OpTag& tag, io_uring_cqe* cqe);
-  void OnRefuseShutdown(const uring::OpTag& tag, io_uring_cqe* cqe);
   void SubmitLinger(uint32_t index);
   void OnLingerRecv(const uring::OpTag& tag, io_uring_cqe* cqe);
   void OnLingerTimeout(const uring::OpTag& tag, io_uring_cqe* cqe);
