@@ -203,6 +203,18 @@ void Master::SubmitPeek(uint32_t index, bool dont_wait) {
   // SO_RCVLOWAT was raised past what we saw: poll first, so the peek
   // completes only when more bytes arrived (no spinning on the same prefix).
   if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  if (c.seen == 0) {
+    // Nothing received yet (the peer may never send: idle connections).
+    // No link timeout: one that fires cancels its peek through the ring's
+    // cancel hash, at most 256 buckets, so a walk of about n/256 cold
+    // requests with n peeks waiting (13% of the master's samples with 15k
+    // idle peers). The loop ends it at its deadline instead
+    // (ExpireSilentPeeks), with a shutdown(SHUT_RD) that wakes the peek
+    // directly.
+    c.silent_wait = true;
+    silent_.push_back({FromTimespecNs(c.deadline), index, c.generation});
+    return;
+  }
   sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
   io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
@@ -221,6 +233,18 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   const uint32_t index = tag.index;
   int res = cqe->res;
+  c->silent_wait = false;
+  if (c->expired) {
+    // Shut for reading at its deadline (ExpireSilentPeeks): a timeout,
+    // whatever the peek found. Bytes that came at the last moment are
+    // unread, so they get the lingering close.
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    c->silent = res <= 0;
+    ++counters_.peek_timeout;
+    RecordOutcome(index, Outcome::kTimeout);
+    Refuse(index, Refusal::kTimeout);
+    return;
+  }
   if (res == -EAGAIN) {
     // Nothing queued at accept: the kernel held this connection for the
     // whole TCP_DEFER_ACCEPT period. Count that hold against the deadline.
@@ -300,6 +324,30 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   c->rcvlowat_raised = true;
   SubmitPeek(index, false);
+}
+
+int64_t Master::ExpireSilentPeeks(int64_t now_ns, int64_t max_wait_ns) {
+  while (!silent_.empty() && silent_.front().deadline_ns <= now_ns) {
+    const SilentPeek due = silent_.front();
+    silent_.pop_front();
+    Connection& c = connections_.at(due.index);
+    // Skipped: a connection gone (the slot reused), decided, or whose bytes
+    // came (its later peeks carry link timeouts).
+    if (c.generation != due.generation || c.state != ConnState::kPeeking ||
+        !c.silent_wait || c.expired) {
+      continue;
+    }
+    // Wakes the peek (recv returns 0, or what came at the last moment);
+    // OnPeek sees `expired` and refuses it as a timeout. Sending is not
+    // affected: the 408 still goes out.
+    c.expired = true;
+    if (shutdown(c.fd.get(), SHUT_RD) < 0) {
+      PLOG_EVERY_N(WARNING, 1000) << "shutdown(SHUT_RD) at a peek deadline";
+    }
+  }
+  if (silent_.empty()) return max_wait_ns;
+  return std::clamp<int64_t>(silent_.front().deadline_ns - now_ns, 0,
+                             max_wait_ns);
 }
 
 // A link timeout's own completion: -ETIME when it fired (the peek then
