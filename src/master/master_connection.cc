@@ -223,7 +223,19 @@ void Master::SubmitPeek(uint32_t index, bool dont_wait) {
     // (ExpireSilentPeeks), with a shutdown(SHUT_RD) that wakes the peek
     // directly.
     c.silent_wait = true;
-    silent_.push_back({FromTimespecNs(c.deadline), index, c.generation});
+    const SilentPeek entry{FromTimespecNs(c.deadline), index, c.generation};
+    if (silent_.empty() || silent_.back().deadline_ns <= entry.deadline_ns) {
+      silent_.push_back(entry);
+    } else {
+      // Out of order (a connection a shard forwarded keeps its own accept
+      // time): in its place, so the front stays the earliest.
+      silent_.insert(
+          std::upper_bound(silent_.begin(), silent_.end(), entry,
+                           [](const SilentPeek& a, const SilentPeek& b) {
+                             return a.deadline_ns < b.deadline_ns;
+                           }),
+          entry);
+    }
     return;
   }
   sqe->flags |= IOSQE_IO_LINK;

@@ -72,10 +72,13 @@ class ShardsTest(unittest.TestCase):
         self.assertEqual([s["id"] for s in status["shards"]], [0, 1])
         one = shard(status, 1)
         accepted = status["counters"]["connections_accepted"]
-        # Both loops took connections, and the shard finished most of its
-        # own: a forward is for refusals and the like, not the common case.
+        # Both loops took connections (the shard keeps 8 accepts in flight
+        # to the primary's one, so most go to it), and the shard finished
+        # most of its own: a forward is for refusals and the like, not the
+        # common case.
         self.assertGreater(one["accepted"], 0.1 * accepted, status["shards"])
-        self.assertLess(one["accepted"], 0.9 * accepted, status["shards"])
+        self.assertGreater(accepted - one["accepted"], 0.02 * accepted,
+                           status["shards"])
         self.assertGreater(one["handed_off"], 0.9 * one["accepted"],
                            status["shards"])
         # The totals count the shard's handoffs.
