@@ -410,15 +410,11 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   const uint32_t index = tag.index;
   const int res = cqe->res;
   if (res == -EAGAIN) {
-    // Held by TCP_DEFER_ACCEPT for its whole period: as the primary does,
-    // that hold counts against the deadline.
-    if (!c->deadline_shortened) {
-      c->deadline_shortened = true;
-      const int64_t deadline =
-          FromTimespecNs(c->deadline) - snapshot_->defer_accept_ns;
-      c->deadline = ToTimespecNs(std::max(deadline, c->accept_ns + 1000000));
-    }
-    SubmitPeek(index, false);
+    // Nothing came while TCP_DEFER_ACCEPT held it: a peer that may never
+    // send (idle connections). The primary keeps those on its deadline
+    // list (no link timeout per peek: their cancellations walk the ring's
+    // cancel hash), and counts the hold against the deadline itself.
+    Forward(index, /*timed_out=*/false, /*peeked=*/false);
     return;
   }
   if (res == -ECANCELED) {  // the deadline: the primary answers 408
@@ -689,7 +685,7 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
   queue.clear();
 }
 
-void Shard::Forward(uint32_t index, bool timed_out) {
+void Shard::Forward(uint32_t index, bool timed_out, bool peeked) {
   Connection& c = connections_.at(index);
   if (c.rcvlowat_raised) {
     const int one = 1;
@@ -698,7 +694,7 @@ void Shard::Forward(uint32_t index, bool timed_out) {
   }
   ++local_state_.forwarded;
   local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                              timed_out, c.state != ConnState::kFree});
+                              timed_out, peeked});
   wake_primary_ = true;
   c.state = ConnState::kClosing;
   MaybeFree(index);

@@ -150,8 +150,9 @@ class Shard {
   // worker or forwarded), false when it needs more bytes.
   bool Decide(uint32_t index, absl::string_view prefix);
   void Route(uint32_t index, int site);
-  // Gives the socket to the primary, unread; the slot is freed.
-  void Forward(uint32_t index, bool timed_out = false);
+  // Gives the socket to the primary, unread; the slot is freed. `peeked`:
+  // TCP_DEFER_ACCEPT's hold was counted against its deadline here.
+  void Forward(uint32_t index, bool timed_out = false, bool peeked = true);
   void ForwardUnadmitted(UniqueFd fd, uint32_t listener, int64_t now_ns);
   // A peer gone before the decision, counted as the primary counts its own.
   void CountClosed(const Connection& c);

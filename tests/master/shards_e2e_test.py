@@ -142,6 +142,18 @@ class ShardsTest(unittest.TestCase):
             self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer)
             s.close()
         self.assertLess(time.monotonic() - started, 3.0)
+        # Peers that send nothing at all: a shard gives them to the primary
+        # when TCP_DEFER_ACCEPT lets them through empty, and they get their
+        # 408 at the deadline, which counts that hold.
+        silent = [socket.create_connection(("127.0.0.1", ddv.http_port))
+                  for _ in range(20)]
+        started = time.monotonic()
+        for s in silent:
+            s.settimeout(5)
+            answer = s.recv(4096)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer)
+            s.close()
+        self.assertLess(time.monotonic() - started, 3.0)
         one = shard(ddv.status(), 1)
         self.assertGreater(one["forwarded"], 0, one)
         self.assertGreater(one["handed_off"], 0, one)
