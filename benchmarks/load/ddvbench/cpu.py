@@ -29,6 +29,16 @@ def delta_ticks(before, after):
     return sum(t - before.get(p, 0) for p, t in after.items())
 
 
+def wakeups(pid):
+    """Voluntary context switches of a process's main thread: how often it
+    went to sleep (each one a wake-up later). The master is one thread."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return 0
+
+
 def cpu_stat():
     """{cpuN: (busy_ticks, total_ticks)} from /proc/stat."""
     out = {}

@@ -23,7 +23,7 @@ def summarize(results):
             m = {k: median_of(runs, k) for k in
                  ("rps", "server_us", "cpu0_us", "cpu0_busy", "cpu1_busy",
                   "master_us", "master_us_per_handoff", "batch",
-                  "client_us", "server_per_client")}
+                  "client_us", "server_per_client", "master_wakeups")}
             m["errors"] = sum(r["errors"] + r["non2xx"] for r in runs)
             m["resumed"] = sum(r.get("resumed", 0) for r in runs)
             m["n"] = len(runs)
@@ -169,7 +169,9 @@ def tls_table(ctx, summ, floor, results):
     if v and base and v.get("master_us") is not None:
         notes.append(f"- ddv master process alone: {fmt(v['master_us'], 1)} "
                      f"µs per handshake, {fmt(100 * v['master_us'] / base['server_us'], 1)}"
-                     f"% of direct's whole per-handshake server CPU.")
+                     f"% of direct's whole per-handshake server CPU; "
+                     f"{fmt(v.get('master_wakeups') or 0, 2)} master "
+                     f"wake-ups per handshake.")
     if floor and v and v.get("master_us") is not None:
         f_us = statistics.median(r["floor_us"] for r in floor)
         notes.append(f"- ddv master alone: {fmt(v['master_us'], 2)} µs per "
