@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gflags/gflags.h"
@@ -106,6 +107,10 @@ DEFINE_int32(backlog, 4096,
              "listen(2) backlog: where clients wait while no master accepts "
              "(at --max_connections, or while the master restarts)");
 DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
+DEFINE_string(shards, "1",
+              "master event loops sharing the listeners (1..64, or auto: "
+              "one per online CPU); --max_connections is split among them "
+              "(docs/shards.md)");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
@@ -157,7 +162,8 @@ const ddv::cli::HelpText& Help() {
            {"config=FILE", "check_config", "watchdog=BOOL",
             "control_socket=PATH", "metrics_address=IP:PORT"}},
           {"Listeners and accepting", "",
-           {"max_connections=N", "backlog=N", "defer_accept_seconds=N"}},
+           {"max_connections=N", "backlog=N", "defer_accept_seconds=N",
+            "shards=N|auto"}},
           {"Handoff", "",
            {"handoff=MODE", "handoff_batch=N", "worker_wait_ms=MS",
             "node_max_unaccepted=N", "node_preload=PATH"}},
@@ -304,6 +310,17 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
   return budget;
 }
 
+// --shards: a count, or "auto" for one per online CPU. 0 on a bad value.
+uint32_t ShardsFromFlag() {
+  if (FLAGS_shards == "auto") {
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return static_cast<uint32_t>(std::clamp<long>(cpus, 1, 64));
+  }
+  uint32_t shards = 0;
+  if (!absl::SimpleAtoi(FLAGS_shards, &shards) || shards > 64) return 0;
+  return shards;
+}
+
 ddv::ListenOptions ListenOptionsFromFlags() {
   ddv::ListenOptions listen;
   listen.backlog = FLAGS_backlog;
@@ -318,7 +335,10 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.ring.defer_taskrun = FLAGS_defer_taskrun;
   options.peek_buffers = FLAGS_peek_buffers;
   options.peek_buffer_size = FLAGS_peek_buffer_size;
-  options.max_connections = FdBudgetedConnections(FLAGS_max_connections);
+  // The total across the shards; each loop gets an equal table.
+  options.shards = ShardsFromFlag();
+  options.max_connections = std::max<uint32_t>(
+      1, FdBudgetedConnections(FLAGS_max_connections) / options.shards);
   options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
@@ -513,6 +533,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "--max_connections must be at least 1 (connections the "
                  "master holds before a worker has them)\n");
+    return kExitConfigError;
+  }
+  if (ShardsFromFlag() == 0) {
+    std::fprintf(stderr,
+                 "--shards must be 1..64 or auto (master event loops), not "
+                 "\"%s\"\n",
+                 FLAGS_shards.c_str());
     return kExitConfigError;
   }
   if (FLAGS_node_max_unaccepted == 0) {

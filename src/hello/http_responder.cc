@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "src/route/host_check.h"
 
 namespace ddv {
 namespace hello {
@@ -185,6 +186,13 @@ bool HttpResponder::HostAllowed(const RequestHead& request) {
   if (origin_form && host_allowed_valid_ &&
       host_allowed_generation_ == gate->generation() &&
       host_allowed_ == request.host) {
+    return true;
+  }
+  // The connection's first request was routed by its name: that name is
+  // its site's, whatever view came since (a reload moving it while the
+  // request was unread). Later ones are checked against the view.
+  if (requests_ == 1 &&
+      route::NamesRoutedHost(request.target, request.host, info_.host)) {
     return true;
   }
   switch (gate->Check(info_.listener_key, request.target, request.host)) {

@@ -53,6 +53,8 @@ void AcceptGate::Plan(int64_t free, bool stopping, int64_t now_ns,
     Mode want = Mode::kSingle;
     if (stopping || paused_ || listener.retired) {
       want = Mode::kOff;
+    } else if (single_shot_only_) {
+      want = Mode::kSingle;
     } else if (listener.armed == Mode::kMultishot
                    ? free >= headroom_
                    : listener.queued != kQueuedUnknown &&

@@ -57,6 +57,13 @@ class AcceptGate {
   // A connection closed: an fd is free again, so an fd pause may end now.
   void OnConnectionClosed();
 
+  // Never a multishot: each loop turn takes at most one connection per
+  // listener. With master shards (docs/shards.md) every loop accepts on the
+  // same socket and io_uring's accept waits exclusively; a multishot's
+  // wait stays first in the socket's queue and would get every connection,
+  // while a single-shot one re-queues behind the other loops' after each.
+  void set_single_shot_only(bool single) { single_shot_only_ = single; }
+
   // A listener added by a reload; returns its index (the next one).
   uint32_t Add();
   // A listener a reload removed or replaced: its accept is cancelled and
@@ -100,6 +107,7 @@ class AcceptGate {
   uint32_t headroom_ = 1;
   int64_t out_of_fds_until_ns_ = 0;
   bool paused_ = false;
+  bool single_shot_only_ = false;
   uint64_t pauses_ = 0;
   int64_t paused_since_ns_ = 0;
   int64_t paused_total_ns_ = 0;

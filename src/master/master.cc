@@ -39,6 +39,8 @@ Master::~Master() {
   // Left to the default order, a recv still in flight could write into
   // freed memory. Cancel everything (synchronously), unregister the peek
   // buffers while the ring is still open, then close it.
+  // The shards first: they use the listeners and the workers' channels.
+  shards_.clear();
   if (ring_) ring_->CancelAll();
   peek_buffers_.reset();
   ring_.reset();
@@ -61,6 +63,7 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(
 
 absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   started_ns_ = MonotonicNowNs();
+  accept_gate_.set_single_shot_only(options_.shards > 1);
   if (listeners.size() != config_.listeners.size()) {
     return absl::InvalidArgumentError("one listening socket per listener");
   }
@@ -137,6 +140,8 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   // Every worker, adopted or new, learns its site's names before the loop
   // sends it a connection.
   UpdateSiteViews();
+  status = StartShards();
+  if (!status.ok()) return status;
 
   StartObservability();
   if (watchdog_link_) ArmWatchdogPoll();
@@ -200,6 +205,14 @@ absl::Status Master::Run() {
     // After the control point's changes and the restarts, before the next
     // turn's batches.
     UpdateSiteViews();
+    if (!shards_.empty()) {
+      // After the views went out (synchronously), so that no shard sends
+      // a worker a connection routed by names its view does not have yet.
+      TakeShardReports();
+      PublishShardSnapshot();
+      RecoverLateBatches();
+      ReleaseRetiredWithoutProcess();
+    }
     for (int w : workers_->TakeDrainStarted()) RecordWorkerReady(w);
     ReportServiceState(now);
     if (!watchdog_outbox_.empty()) FlushWatchdogLink();
@@ -208,7 +221,9 @@ absl::Status Master::Run() {
     if (adopted_ && !watchdog_inbox_.empty()) HandleWatchdogInbox();
     CheckUpgradeAnswer(now);
     ReclaimFromDeadWorkers();
-    held_gauge_.Set(connections_.in_use() + held_.size());
+    uint64_t held = connections_.in_use() + held_.size();
+    for (const ShardState& shard : shard_states_) held += shard.connections;
+    held_gauge_.Set(held);
     if (stopping_ && StopStep(now) && AccessLogsDrained(now)) break;
   }
   // Nothing of theirs is in flight now (or it is given up on): the lines
@@ -301,6 +316,10 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
     case kOpAccessLogWrite:
       OnAccessLogWritten(tag.index, cqe);
       return;
+    case kOpShardInbox:
+      if (!(cqe->flags & IORING_CQE_F_MORE)) ArmShardInbox();
+      TakeShardReports();
+      return;
     case kOpCancel:
       return;  // a cancel's own result: whatever it found, nothing to do
   }
@@ -345,7 +364,8 @@ bool Master::StopStep(int64_t now_ns) {
     case StopPhase::kRunning:
       return false;
     case StopPhase::kDrainingConnections: {
-      const bool drained = connections_.in_use() == 0 && held_.empty();
+      const bool drained =
+          connections_.in_use() == 0 && held_.empty() && ShardsDrained();
       if (!drained && now_ns < stop_deadline_ns_) return false;
       if (!drained) {
         LOG(WARNING) << "stopping with " << connections_.in_use() + held_.size()

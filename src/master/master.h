@@ -48,6 +48,8 @@
 #include "src/master/counters.h"
 #include "src/master/labeled_counters.h"
 #include "src/master/metrics_server.h"
+#include "src/master/shard.h"
+#include "src/master/shard_snapshot.h"
 #include "src/master/site_caps.h"
 #include "src/master/site_views.h"
 #include "src/master/worker_pool.h"
@@ -111,6 +113,9 @@ struct MasterOptions {
   // sends READY=1 and the rest itself. Under a watchdog the watchdog does,
   // from what the master tells it over the link.
   watchdog::ServiceNotifierOptions notify;
+  // Event loops (docs/shards.md): this one, the primary, plus shards - 1
+  // threads that accept on the same sockets and route by themselves.
+  uint32_t shards = 1;
   // The listeners came from socket activation: a reload may not add,
   // remove, rename or move one. Under a watchdog, its adopt_end says so.
   bool socket_activated = false;
@@ -161,6 +166,7 @@ class Master {
     kOpScrapeRecv,       // index: metrics client (generation checked)
     kOpScrapeSend,       // index: metrics client (generation checked)
     kOpAccessLogWrite,   // index: access log file
+    kOpShardInbox,       // the eventfd shards wake the primary with
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -218,7 +224,9 @@ class Master {
   void CancelAccept(uint32_t listener);
   void OnAccept(uint32_t listener, io_uring_cqe* cqe);
   // Gives an accepted socket a slot (there must be one) and starts its peek.
-  void Admit(UniqueFd fd, uint32_t listener);
+  // `accept_ns` (0: now) and `timed_out`: a connection a shard forwarded.
+  void Admit(UniqueFd fd, uint32_t listener, int64_t accept_ns = 0,
+             bool timed_out = false);
   // The connection a completion is for, with its in-flight count taken
   // down; nullptr (counted, logged at VLOG 1) when the slot was reused.
   Connection* CompletedOp(const uring::OpTag& tag);
@@ -353,6 +361,8 @@ class Master {
   // full): its connections wait in its queue until the view went out, so a
   // worker never gets a connection it would check by an older view.
   bool SiteViewPending(int worker) const;
+  // Queued connections whose name routes elsewhere since: routed again.
+  void RerouteQueued();
 
   // Signals, the control socket and the control point (master_control.cc).
   absl::Status InitSignals();
@@ -522,6 +532,36 @@ class Master {
   void CountHandedOff(int w);
   void CountUnavailable(int site);
 
+  // Shards (master_shards.cc, docs/shards.md).
+  // At start, once the workers have their views: the other loops.
+  absl::Status StartShards();
+  // What the shards may route by now; published (a new epoch) only when it
+  // differs from the last. Every loop turn.
+  void PublishShardSnapshot();
+  std::shared_ptr<ShardSnapshot> BuildShardSnapshot() const;
+  // Whether the primary would let a shard send to `worker` now.
+  bool ShardTarget(int worker) const;
+  void ArmShardInbox();
+  // What the shards forwarded and counted; a failed shard is replaced.
+  // Every loop turn, and when a shard wakes the primary.
+  void TakeShardReports();
+  // Every shard reports having adopted `epoch` (or a later one).
+  bool ShardsAdopted(uint64_t epoch) const;
+  // No shard may still accept on listener slot `listener` (its socket may
+  // close).
+  bool ShardsQuietOn(uint32_t listener) const;
+  // No shard may still send to `worker` (its channel may close, and what
+  // it left unread is all there will be).
+  bool ShardsDoneWith(int worker) const;
+  // Shards hold no connection and accept nothing (a stop may go on).
+  bool ShardsDrained() const;
+  // A batch a shard sent to a worker just before it died or was replaced
+  // lands after the primary took back what was unread: taken back again
+  // once no shard can send there any more.
+  void RecoverLateBatches();
+  nlohmann::json ShardsJson() const;
+  std::string ShardsMetricsText() const;
+
   // Isolation (master_isolation.cc, docs/isolation.md).
   // At start, before any worker: ddv's cgroup subtree when it has one
   // (else says once why not), each site's cgroup, and the caps.
@@ -680,6 +720,17 @@ class Master {
   std::optional<supervise::CgroupTree> cgroups_;
   // Per-site max_pending and max_connections.
   SiteCaps site_caps_;
+  // Shards (docs/shards.md): empty with --shards=1.
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<ShardState> shard_states_;  // read every loop turn
+  UniqueFd shard_inbox_;
+  uint64_t shard_inbox_value_ = 0;
+  std::shared_ptr<const ShardSnapshot> shard_snapshot_;
+  // By worker: the first epoch published without it as a target (0 while
+  // it is one); and whether what shards sent it late was taken back.
+  std::vector<uint64_t> shard_excluded_epoch_;
+  std::vector<bool> shard_late_recovered_;
+  uint64_t shards_replaced_ = 0;
 };
 
 }  // namespace master

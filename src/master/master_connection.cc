@@ -124,7 +124,8 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   TakeAccepted(std::move(fd), listener);
 }
 
-void Master::Admit(UniqueFd fd, uint32_t listener) {
+void Master::Admit(UniqueFd fd, uint32_t listener, int64_t accept_ns,
+                   bool timed_out) {
   const config::ListenerConfig& config = listeners_[listener].config;
   sockaddr_storage peer;
   if (config.proxy_protocol &&
@@ -146,9 +147,18 @@ void Master::Admit(UniqueFd fd, uint32_t listener) {
   c->fd = std::move(fd);
   c->listener = listener;
   ++stats_.listener(listener).pending;
-  c->accept_ns = MonotonicNowNs();
+  // A shard's connection keeps its accept time, and with it its deadline
+  // (TCP_DEFER_ACCEPT's hold was counted there).
+  c->accept_ns = accept_ns != 0 ? accept_ns : MonotonicNowNs();
+  c->deadline_shortened = accept_ns != 0;
   c->deadline =
       ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
+  if (timed_out) {  // a shard's peek reached the deadline
+    ++counters_.peek_timeout;
+    RecordOutcome(index, Outcome::kTimeout);
+    Refuse(index, Refusal::kTimeout);
+    return;
+  }
   if (!config::IsPeeked(config)) {  // `tcp` without PROXY
     Route(index, RouteOn(listener, "").site);
     return;

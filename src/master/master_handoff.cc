@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "glog/logging.h"
 #include "src/handoff/wire.h"
 #include "src/master/master.h"
@@ -474,6 +476,9 @@ void Master::ReleaseRetired(int w) {
       workers_->pid(w) != 0) {
     return;
   }
+  // A shard may still send to it by an older snapshot: the loop calls
+  // this again every turn until none can (docs/shards.md).
+  if (!ShardsDoneWith(w)) return;
   // What it never read (a batch sent as it died) goes to another worker
   // first: closing the child end would close those sockets with it.
   RecoverUnread(w);
@@ -547,10 +552,20 @@ void Master::RecoverUnread(int w) {
                                      "dead worker; closing it";
         continue;  // received.fds[i] closes with `frames`
       }
-      // Everything in a worker's channel is for its site. The entry's own
+      // Everything in a worker's channel was for its site. The entry's own
       // site_index may be an earlier master's numbering (an adopted
-      // worker's unread batch), which need not be ours.
-      const uint32_t site = static_cast<uint32_t>(workers_->at(w).site);
+      // worker's unread batch), which need not be ours. Routed again by
+      // its name: a reload since may have moved the name elsewhere, and
+      // the site's other workers, which have the new names, would answer
+      // 421 (a batch a shard sent a worker that had begun to drain is
+      // left unread this way: docs/shards.md).
+      uint32_t site = static_cast<uint32_t>(workers_->at(w).site);
+      if (e.protocol != handoff::Protocol::kTcp) {
+        std::vector<absl::string_view> offered;
+        if (!e.alpn.empty()) offered = absl::StrSplit(e.alpn, ',');
+        const int now = RouteOn(listener, e.host, offered).site;
+        if (now >= 0) site = static_cast<uint32_t>(now);
+      }
       uint32_t index;
       Connection* c = site < config_.sites.size()
                           ? connections_.Allocate(&index)

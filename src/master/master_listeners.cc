@@ -296,7 +296,9 @@ void Master::ReleaseRetiredRoutes() {
 
 void Master::CloseDrainedListeners() {
   for (uint32_t l = 0; l < listeners_.size(); ++l) {
-    if (listeners_[l].drain && accept_gate_.Idle(l)) DrainListener(l);
+    if (listeners_[l].drain && accept_gate_.Idle(l) && ShardsQuietOn(l)) {
+      DrainListener(l);
+    }
   }
 }
 

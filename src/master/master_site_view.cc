@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "glog/logging.h"
 #include "src/base/socket_address.h"
 #include "src/handoff/channel.h"
@@ -88,17 +89,31 @@ void Master::UpdateSiteViews() {
           slot.config_index >= 0 ? slot.config_index : slot.route_index;
       listeners.push_back(std::move(routes));
     }
-    if (state.book.Update(BuildSiteViews(config_, listeners))) state.due = true;
+    if (state.book.Update(BuildSiteViews(config_, listeners))) {
+      state.due = true;
+      RerouteQueued();
+    }
   }
   if (!state.due) return;
   // `due` stays set while the views go out: a Node send flushes the
   // outbox (FlushNode), which must not slip a connection in between a
   // view's parts.
   bool failed = false;
+  // With shards, a worker whose view is due is no shard's target any more
+  // (ShardTarget): published now, its new view goes out only once every
+  // shard has adopted that, so no shard can send it a connection routed by
+  // the old names after the new view, nor by the new ones before it
+  // (docs/shards.md, "Barriers"). Meanwhile shards forward its site's
+  // connections here, where they wait for the view like any.
+  if (!shards_.empty()) PublishShardSnapshot();
   for (int w = 0; w < workers_->size(); ++w) {
     const Worker& worker = workers_->at(w);
     if (workers_->pid(w) <= 0 || !worker.channel) continue;
     if (!SiteViewPending(w)) continue;
+    if (!ShardsDoneWith(w)) {
+      failed = true;  // again next turn (a shard's adoption wakes us)
+      continue;
+    }
     if (SendSiteView(w)) {
       state.book.MarkSent(w, worker.generation, worker.site);
     } else {
@@ -106,6 +121,41 @@ void Master::UpdateSiteViews() {
     }
   }
   state.due = failed;
+}
+
+// A connection routed by the old names and still queued would reach its
+// worker after the new view (batches wait for it), which may answer 421:
+// each is routed again by its name now. Rare: only what the loop turn of a
+// change (a reload, a claim) or the wait for a shard barrier queued.
+void Master::RerouteQueued() {
+  std::vector<uint32_t> moved;
+  for (int w = 0; w < workers_->size(); ++w) {
+    Worker& worker = workers_->at(w);
+    if (worker.node || worker.queue.empty()) continue;
+    std::vector<uint32_t> kept;
+    for (uint32_t index : worker.queue) {
+      Connection& c = connections_.at(index);
+      if (c.state != ConnState::kQueued || c.worker != w) continue;
+      std::vector<absl::string_view> offered;
+      if (!c.alpn.empty()) offered = absl::StrSplit(c.alpn, ',');
+      if (RouteOn(c.listener, c.host.view(), offered).site == c.site) {
+        kept.push_back(index);
+        continue;
+      }
+      if (worker.outstanding > 0) --worker.outstanding;
+      moved.push_back(index);
+    }
+    worker.queue.swap(kept);
+  }
+  for (uint32_t index : moved) {
+    Connection& c = connections_.at(index);
+    ReleaseSite(c);
+    c.state = ConnState::kRouted;
+    std::vector<absl::string_view> offered;
+    if (!c.alpn.empty()) offered = absl::StrSplit(c.alpn, ',');
+    ++counters_.connections_rerouted;
+    Route(index, RouteOn(c.listener, c.host.view(), offered).site);
+  }
 }
 
 // Cheap enough for every FlushBatches: `due` is false but for the turns a

@@ -168,6 +168,7 @@ std::string Master::MetricsText() const {
 
   metrics_.Render(&text);
   RenderProcessMetrics(&text);
+  text.Raw(ShardsMetricsText());
   return text.Take();
 }
 
@@ -302,6 +303,7 @@ std::string Master::StatusJson() const {
   DDV_MASTER_COUNTERS(DDV_JSON_COUNTER)
 #undef DDV_JSON_COUNTER
   status["counters"] = counters;
+  status["shards"] = ShardsJson();
   return status.dump();
 }
 

@@ -130,6 +130,20 @@ HostVerdict HostChecker::Check(absl::string_view authority) const {
   return is_default_ ? HostVerdict::kAllowed : HostVerdict::kMisdirected;
 }
 
+bool NamesRoutedHost(absl::string_view target, absl::string_view host,
+                     absl::string_view routed) {
+  if (routed.empty()) return false;
+  bool invalid = false;
+  const absl::string_view authority = RequestAuthority(target, host, &invalid);
+  if (invalid || authority.empty()) return false;
+  sniff::HostName name;
+  if (sniff::NormalizeHost(authority, sniff::HostSyntax::kHttpHost, &name) !=
+      nullptr) {
+    return false;
+  }
+  return name.view() == routed;
+}
+
 HostVerdict HostChecker::CheckRequest(absl::string_view target,
                                       absl::string_view host) const {
   bool invalid = false;

@@ -54,6 +54,17 @@ bool operator==(const ListenerHosts& a, const ListenerHosts& b);
 absl::string_view RequestAuthority(absl::string_view target,
                                    absl::string_view host, bool* invalid);
 
+// Whether the request (`target` and `host` as RequestAuthority takes them)
+// names `routed`: the normalised Host or SNI the master routed its
+// connection by. A connection's first request naming it is its site's by
+// construction, so a worker allows it whatever its view says by then: a
+// reload that moves the name away sends the new view while that request
+// may still be unread (docs/isolation.md). Later requests on the
+// connection are checked against the view. An empty `routed` names
+// nothing.
+bool NamesRoutedHost(absl::string_view target, absl::string_view host,
+                     absl::string_view routed);
+
 class HostChecker {
  public:
   // InvalidArgument naming the pattern when one is not in normal form.

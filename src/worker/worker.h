@@ -252,8 +252,16 @@ class Worker {
   // dropped its address) is checked against the listener now at its
   // address, and with none there every request is kMisdirected. Counts
   // every kMisdirected.
+  // `first_request`: the request the connection opened with, which the
+  // master routed by its name: naming info.host it is allowed whatever the
+  // view says by now (route::NamesRoutedHost). Later requests are checked
+  // against the current view.
   HostVerdict CheckRequest(const ConnectionInfo& info,
-                           absl::string_view target, absl::string_view host) {
+                           absl::string_view target, absl::string_view host,
+                           bool first_request = false) {
+    if (first_request && route::NamesRoutedHost(target, host, info.host)) {
+      return HostVerdict::kAllowed;
+    }
     return CheckRequest(info.listener_key, target, host);
   }
   HostVerdict CheckRequest(uint32_t listener_key, absl::string_view target,

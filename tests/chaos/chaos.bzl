@@ -1,7 +1,10 @@
 """chaos_test: one scenario of the chaos suite (README.md)."""
 
-def chaos_test(name, data = []):
-    """A py_test of `name`.py on the chaos library.
+def chaos_test(name, data = [], shards = 0, src = None):
+    """A py_test of `name`.py (or `src`) on the chaos library.
+
+    `shards`: the front door runs with --shards=N (docs/shards.md), set
+    through DDV_CHAOS_SHARDS, so that one scenario file tests both.
 
     Tagged "cpu:2", so that no other test shares the machine with its
     load, and "no-sandbox": in Bazel's sandbox the front door's io_uring
@@ -11,10 +14,13 @@ def chaos_test(name, data = []):
     some scenarios also run ddvctl as another user (setgroups(), which the
     sandbox denies).
     """
+    src = src or name + ".py"
     native.py_test(
         name = name,
         size = "medium",
-        srcs = [name + ".py"],
+        srcs = [src],
+        main = src,
+        env = {"DDV_CHAOS_SHARDS": str(shards)} if shards else {},
         data = data,
         python_version = "PY3",
         tags = [

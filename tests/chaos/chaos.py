@@ -78,7 +78,11 @@ def config_text(ddv, sites, listeners=None, master=""):
 
 
 def start_front_door(test, sites, watchdog=False, flags=(), **kw):
-    """A running ddv_master with these sites; stopped at the test's end."""
+    """A running ddv_master with these sites; stopped at the test's end.
+    With DDV_CHAOS_SHARDS=N (chaos_test's `shards`), --shards=N."""
+    shards = os.environ.get("DDV_CHAOS_SHARDS")
+    if shards:
+        flags = (*flags, f"--shards={shards}")
     ddv = harness.Ddv(config_text=lambda d: config_text(d, sites, **kw),
                       watchdog=watchdog,
                       extra_flags=[*MASTER_FLAGS, *flags])

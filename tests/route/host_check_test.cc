@@ -218,6 +218,23 @@ TEST(HostCheckerTest, AlpnClaimsAreTheClaimantsOwn) {
   EXPECT_EQ(hosts[1].own, (std::vector<std::string>{"*.w.test", "a.test"}));
 }
 
+TEST(NamesRoutedHostTest, TheNameARequestRoutedByNames) {
+  // As the master normalises: case, a port, a trailing dot.
+  EXPECT_TRUE(NamesRoutedHost("/", "a.test", "a.test"));
+  EXPECT_TRUE(NamesRoutedHost("/", "A.Test:8080", "a.test"));
+  EXPECT_TRUE(NamesRoutedHost("/x", "a.test.", "a.test"));
+  // An absolute-form target's authority wins over Host.
+  EXPECT_TRUE(NamesRoutedHost("http://a.test/x", "b.test", "a.test"));
+  EXPECT_FALSE(NamesRoutedHost("http://b.test/x", "a.test", "a.test"));
+  EXPECT_FALSE(NamesRoutedHost("/", "b.test", "a.test"));
+  EXPECT_FALSE(NamesRoutedHost("/", "x.a.test", "a.test"));
+  // Nothing routed, nothing named, or nothing valid: never.
+  EXPECT_FALSE(NamesRoutedHost("/", "a.test", ""));
+  EXPECT_FALSE(NamesRoutedHost("/", "", "a.test"));
+  EXPECT_FALSE(NamesRoutedHost("ftp://a.test/", "a.test", "a.test"));
+  EXPECT_FALSE(NamesRoutedHost("/", "a..test", "a.test"));
+}
+
 }  // namespace
 }  // namespace route
 }  // namespace ddv

@@ -14,7 +14,7 @@ import types
 
 from pyddv.procs import Procs
 
-from .common import (ACCESSLOG, ALL_HTTP, ALL_PATHS, BASELINE,
+from .common import (ACCESSLOG, SHARDS2, ALL_HTTP, ALL_PATHS, BASELINE,
                      DEFAULT_WORKLOADS, HTTP_WORKLOADS, INSTALL_HINT, NEEDS,
                      NGINX_STREAM_MODULE, PATH_WORKLOADS, REPO, SECTION, SHAPES,
                      TLS_WORKLOADS, WORKLOAD_ALIASES, WORKLOADS, Build, Ctx,
@@ -43,7 +43,8 @@ def parse_args(argv=None):
     ap.add_argument("--paths", default=",".join(ALL_PATHS),
                     help="comma-separated subset of " + ",".join(ALL_PATHS)
                     + f" ({BASELINE} comes with --baseline_bin_dir; "
-                    f"{ACCESSLOG}, ddv with an access log, only when named)")
+                    f"{ACCESSLOG}, ddv with an access log, and {SHARDS2}, "
+                    "ddv with --shards=2, only when named)")
     ap.add_argument("--workloads", default=DEFAULT_WORKLOADS,
                     help="comma-separated subset of " + ",".join(WORKLOADS)
                          + f", or all (default {DEFAULT_WORKLOADS}); a path "
@@ -146,7 +147,7 @@ def select_paths(ctx):
     for p in ctx.paths:
         if p not in SETUPS:
             sys.exit(f"unknown path {p!r}; known: "
-                     f"{', '.join(ALL_PATHS + [ACCESSLOG])}")
+                     f"{', '.join(ALL_PATHS + [ACCESSLOG, SHARDS2])}")
     if "direct" not in ctx.paths:
         ctx.paths.insert(0, "direct")
     if args.baseline_bin_dir and BASELINE not in ctx.paths:

@@ -16,6 +16,9 @@ BASELINE = "ddv-before"
 # (docs/metrics.md): what logging every connection costs the master. Not in
 # the default paths; ask for it with --paths.
 ACCESSLOG = "ddv-accesslog"
+# Same set-up as `ddv` with --shards=2 (docs/shards.md): two master loops on
+# the server CPU. Only when named.
+SHARDS2 = "ddv-shards2"
 INSTALL_HINT = ("apt-get install -y haproxy nginx-light libnginx-mod-stream "
                 "sniproxy")
 SECTION = "## Load: through the master vs direct"
@@ -44,7 +47,7 @@ DOWNLOAD_PATH = "/bytes/1048576"
 # Which workloads each path serves.
 PATH_WORKLOADS = {
     "direct": WORKLOADS, "ddv": WORKLOADS, BASELINE: WORKLOADS,
-    ACCESSLOG: WORKLOADS,
+    ACCESSLOG: WORKLOADS, SHARDS2: WORKLOADS,
     "haproxy-tcp": WORKLOADS, "sniproxy": WORKLOADS,
     "haproxy-http": ALL_HTTP, "nginx": ALL_HTTP,
     "nginx-direct": HTTP_WORKLOADS, "nginx-stream": TLS_WORKLOADS,

@@ -15,7 +15,8 @@ import time
 from pyddv.control import wait_workers_ready
 from pyddv.net import free_port, http_get, https_get
 
-from .common import ACCESSLOG, BASELINE, HOST, NGINX_STREAM_MODULE, TEMPLATES
+from .common import (ACCESSLOG, BASELINE, HOST, NGINX_STREAM_MODULE, SHARDS2,
+                     TEMPLATES)
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -93,7 +94,7 @@ def setup_ddv(ctx, tls=False, path="ddv"):
     """ddv_master --watchdog=false, one listener, one site; `path` picks the
     build (ddv, or ddv-before for --baseline_bin_dir) and, for
     ddv-accesslog, the templates with an access log (this build's binaries)."""
-    build = ctx.builds["ddv" if path == ACCESSLOG else path]
+    build = ctx.builds["ddv" if path in (ACCESSLOG, SHARDS2) else path]
     d = os.path.join(ctx.dir, path + ("-tls" if tls else ""))
     os.makedirs(d, exist_ok=True)
     port = free_port()
@@ -113,6 +114,8 @@ def setup_ddv(ctx, tls=False, path="ddv"):
         flags = ctx.args.baseline_ddv_flags
     argv = [build.master, f"--config={cfg}", "--watchdog=false",
             f"--log_dir={d}"] + shlex.split(flags)
+    if path == SHARDS2:
+        argv.append("--shards=2")
     p = ctx.procs.start(argv, ctx.args.server_cpu,
                         os.path.join(d, "master.out"))
     try:
@@ -202,6 +205,7 @@ SETUPS = {
     "ddv": setup_ddv,
     BASELINE: lambda ctx, tls=False: setup_ddv(ctx, tls, BASELINE),
     ACCESSLOG: lambda ctx, tls=False: setup_ddv(ctx, tls, ACCESSLOG),
+    SHARDS2: lambda ctx, tls=False: setup_ddv(ctx, tls, SHARDS2),
     "haproxy-http": lambda ctx, tls=False: setup_haproxy(
         ctx, "haproxy-http", tls),
     "haproxy-tcp": lambda ctx, tls=False: setup_haproxy(

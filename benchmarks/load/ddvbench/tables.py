@@ -2,7 +2,7 @@
 the targets in docs/design.md (and, with --baseline_bin_dir, against ddv-before)."""
 import statistics
 
-from .common import ACCESSLOG, BASELINE, TARGETS
+from .common import ACCESSLOG, BASELINE, SHARDS2, TARGETS
 
 
 def fmt(x, nd=1):
@@ -70,7 +70,7 @@ def table(ctx, summ, floor):
                   f"{ctx.args.server_cpu}, wrk Connection: close load): "
                   f"{f_rate / 1000:.1f}k conn/s, **{fmt(f_us, 2)} µs** of its "
                   f"CPU per connection.")
-        for path in ("ddv", ACCESSLOG, BASELINE):
+        for path in ("ddv", ACCESSLOG, SHARDS2, BASELINE):
             nc = summ.get(path, {}).get("new-conn")
             if nc and nc.get("master_us") is not None:
                 fl.append(master_vs_floor(path, nc, f_us))

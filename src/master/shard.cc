@@ -1,0 +1,707 @@
+// Shard: the loop of one more master shard (docs/shards.md). The shape is
+// the primary's connection path (master_connection.cc) cut down to the
+// cases that end in a handoff; every other case leaves through Forward.
+#include "src/master/shard.h"
+
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_join.h"
+#include "glog/logging.h"
+#include "src/base/errno_status.h"
+#include "src/handoff/channel.h"
+#include "src/master/clock.h"
+#include "src/master/proxy_source.h"
+#include "src/sniff/http_sniffer.h"
+#include "src/sniff/proxy_protocol.h"
+#include "src/sniff/tls_sniffer.h"
+
+namespace ddv {
+namespace master {
+namespace {
+
+constexpr uint16_t kPeekBufferGroup = 1;
+
+handoff::Protocol WireProtocol(config::Protocol protocol) {
+  switch (protocol) {
+    case config::Protocol::kHttp:
+      return handoff::Protocol::kHttp;
+    case config::Protocol::kTls:
+      return handoff::Protocol::kTls;
+    case config::Protocol::kTcp:
+      return handoff::Protocol::kTcp;
+  }
+  return handoff::Protocol::kTcp;
+}
+
+// Bytes queued in the channel that its worker has not read (SIOCOUTQ on the
+// master's end): what every shard's batches add up to, so "least loaded"
+// stays one answer across shards without a shared counter.
+uint64_t UnreadBytes(int channel) {
+  int bytes = 0;
+  if (ioctl(channel, SIOCOUTQ, &bytes) != 0 || bytes < 0) return 0;
+  return static_cast<uint64_t>(bytes);
+}
+
+}  // namespace
+
+Shard::Shard(const ShardOptions& options)
+    : options_(options), connections_(options.max_connections) {}
+
+absl::StatusOr<std::unique_ptr<Shard>> Shard::Start(
+    const ShardOptions& options,
+    std::shared_ptr<const ShardSnapshot> snapshot) {
+  std::unique_ptr<Shard> shard(new Shard(options));
+  shard->wake_fd_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!shard->wake_fd_) {
+    return ErrnoStatus(errno, "eventfd", "starting a master shard");
+  }
+  {
+    absl::MutexLock lock(&shard->mu_);
+    shard->published_ = snapshot;
+    shard->state_.id = options.id;
+  }
+  shard->thread_ = std::thread(&Shard::Run, shard.get(), std::move(snapshot));
+  absl::Status status;
+  {
+    absl::MutexLock lock(&shard->mu_);
+    shard->mu_.Await(absl::Condition(&shard->started_));
+    status = shard->start_status_;
+  }
+  if (!status.ok()) return status;  // its thread has returned: joined here
+  return shard;
+}
+
+Shard::~Shard() {
+  exit_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  if (wake_fd_) (void)write(wake_fd_.get(), &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+}
+
+void Shard::Publish(std::shared_ptr<const ShardSnapshot> snapshot) {
+  {
+    absl::MutexLock lock(&mu_);
+    published_ = std::move(snapshot);
+  }
+  const uint64_t one = 1;
+  (void)write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void Shard::TakeReport(ShardReport* into) {
+  absl::MutexLock lock(&mu_);
+  for (ForwardedConnection& f : report_.forwarded) {
+    into->forwarded.push_back(std::move(f));
+  }
+  report_.forwarded.clear();
+  if (into->listeners.size() < report_.listeners.size()) {
+    into->listeners.resize(report_.listeners.size());
+  }
+  for (size_t l = 0; l < report_.listeners.size(); ++l) {
+    ShardReport::ListenerDelta& from = report_.listeners[l];
+    into->listeners[l].accepted += from.accepted;
+    into->listeners[l].handoff_latency.Merge(from.handoff_latency);
+    into->listeners[l].peek_bytes.Merge(from.peek_bytes);
+  }
+  report_.listeners.clear();
+  into->routed.insert(into->routed.end(), report_.routed.begin(),
+                      report_.routed.end());
+  report_.routed.clear();
+}
+
+ShardState Shard::State() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+absl::Status Shard::Init() {
+  // Made on this thread: the ring is single-issuer, bound to its creator.
+  absl::StatusOr<std::unique_ptr<uring::Ring>> ring =
+      uring::Ring::Create(options_.ring);
+  if (!ring.ok()) return ring.status();
+  ring_ = std::move(*ring);
+  absl::StatusOr<std::unique_ptr<uring::BufferRing>> buffers =
+      uring::BufferRing::Create(ring_->get(), kPeekBufferGroup,
+                                options_.peek_buffers,
+                                options_.peek_buffer_size);
+  if (!buffers.ok()) return buffers.status();
+  peek_buffers_ = std::move(*buffers);
+  local_state_.id = options_.id;
+  return absl::OkStatus();
+}
+
+io_uring_sqe* Shard::Sqe(Op op, uint32_t index, uint32_t generation) {
+  io_uring_sqe* sqe = ring_->GetSqe();
+  io_uring_sqe_set_data64(sqe, uring::OpTag{op, index, generation}.Encode());
+  return sqe;
+}
+
+void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
+  absl::Status status = Init();
+  {
+    absl::MutexLock lock(&mu_);
+    start_status_ = status;
+    started_ = true;
+  }
+  if (!status.ok()) return;
+  snapshot_ = std::move(first);
+  ArmWake();
+  std::array<io_uring_cqe*, 256> cqes;
+  PublishState();
+  while (!exit_.load(std::memory_order_acquire)) {
+    Adopt();
+    UpdateAccepts();
+    peek_buffers_->Publish();
+    __kernel_timespec wait = ToTimespecNs(100 * 1000000LL);
+    io_uring_cqe* cqe = nullptr;
+    int ret = io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, &wait,
+                                               nullptr);
+    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+      LOG(ERROR) << "master shard " << options_.id << " stopped: "
+                 << ErrnoStatus(-ret, "io_uring_submit_and_wait_timeout",
+                                "running a master shard");
+      local_state_.failed = true;
+      break;
+    }
+    unsigned n;
+    while ((n = io_uring_peek_batch_cqe(ring_->get(), cqes.data(),
+                                       cqes.size())) > 0) {
+      for (unsigned i = 0; i < n; ++i) OnCompletion(cqes[i]);
+      io_uring_cq_advance(ring_->get(), n);
+    }
+    SendBatches();
+    // After the sends: the epoch it reports is the one they went by.
+    PublishState();
+  }
+  // Whatever is still held goes to the primary when it still runs (a
+  // failed ring); at a stop the table is empty by now.
+  ring_->CancelAll();
+  for (uint32_t i = 0; i < connections_.capacity(); ++i) {
+    Connection& c = connections_.at(i);
+    if (c.state != ConnState::kFree && c.fd) {
+      local_.forwarded.push_back(
+          {std::move(c.fd), c.listener, c.accept_ns, false});
+    }
+  }
+  peek_buffers_.reset();
+  ring_.reset();
+  wake_primary_ = true;
+  PublishState();
+}
+
+void Shard::OnCompletion(io_uring_cqe* cqe) {
+  const uring::OpTag tag = uring::OpTag::Decode(io_uring_cqe_get_data64(cqe));
+  switch (static_cast<Op>(tag.op)) {
+    case kOpAccept:
+      OnAccept(tag.index, cqe);
+      return;
+    case kOpPeek:
+      OnPeek(tag, cqe);
+      return;
+    case kOpPeekTimeout:
+      if (CompletedOp(tag) != nullptr) MaybeFree(tag.index);
+      return;
+    case kOpClose:
+      // Only a failed close completes (CQE_SKIP_SUCCESS): the slot was
+      // freed when it was submitted.
+      LOG_EVERY_N(WARNING, 1000)
+          << "master shard " << options_.id
+          << ": close failed: " << strerror(-cqe->res);
+      return;
+    case kOpWake:
+      ArmWake();
+      return;
+    case kOpCancel:
+      return;
+  }
+  LOG(DFATAL) << "shard completion with unknown op " << int{tag.op};
+}
+
+void Shard::ArmWake() {
+  io_uring_sqe* sqe = Sqe(kOpWake, 0);
+  io_uring_prep_read(sqe, wake_fd_.get(), &wake_value_, sizeof(wake_value_),
+                     0);
+}
+
+void Shard::Adopt() {
+  std::shared_ptr<const ShardSnapshot> next;
+  {
+    absl::MutexLock lock(&mu_);
+    if (published_ == snapshot_) return;
+    next = published_;
+  }
+  snapshot_ = std::move(next);
+  channels_.clear();
+  for (const std::vector<ShardSnapshot::Target>& site : snapshot_->sites) {
+    for (const ShardSnapshot::Target& t : site) {
+      channels_[t.worker] = t.channel;
+    }
+  }
+}
+
+void Shard::UpdateAccepts() {
+  const ShardSnapshot& s = *snapshot_;
+  if (accepts_.size() < s.listeners.size()) {
+    accepts_.resize(s.listeners.size());
+  }
+  const bool room = connections_.in_use() < connections_.capacity();
+  for (uint32_t l = 0; l < accepts_.size(); ++l) {
+    AcceptSlot& slot = accepts_[l];
+    const bool want = room && s.accepting && l < s.listeners.size() &&
+                      s.listeners[l].accept && s.listeners[l].fd >= 0;
+    if (want && !slot.armed) {
+      io_uring_sqe* sqe = Sqe(kOpAccept, l);
+      // As the primary's: close-on-exec, blocking (the worker gets the
+      // socket as accept(2) gives it). Single-shot, so that the loops take
+      // turns on the shared socket (AcceptGate::set_single_shot_only).
+      io_uring_prep_accept(sqe, s.listeners[l].fd, nullptr, nullptr,
+                           SOCK_CLOEXEC);
+      slot.armed = true;
+      slot.cancelled = false;
+    } else if (!want && slot.armed && !slot.cancelled) {
+      io_uring_sqe* sqe = Sqe(kOpCancel, l);
+      io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, l, 0}.Encode(), 0);
+      slot.cancelled = true;
+    }
+  }
+}
+
+void Shard::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
+  if (!(cqe->flags & IORING_CQE_F_MORE) && listener < accepts_.size()) {
+    accepts_[listener] = AcceptSlot{};  // re-armed by UpdateAccepts if wanted
+  }
+  if (cqe->res < 0) {
+    const int error = -cqe->res;
+    if (error != ECANCELED) {
+      LOG_EVERY_N(WARNING, 100) << "master shard " << options_.id
+                                << ": accept() failed: " << strerror(error);
+    }
+    return;
+  }
+  UniqueFd fd(cqe->res);
+  const int64_t now = MonotonicNowNs();
+  ++local_state_.accepted;
+  if (local_.listeners.size() <= listener) {
+    local_.listeners.resize(listener + 1);
+  }
+  ++local_.listeners[listener].accepted;
+  Admit(std::move(fd), listener, now);
+}
+
+void Shard::Admit(UniqueFd fd, uint32_t listener, int64_t now_ns) {
+  const ShardSnapshot& s = *snapshot_;
+  if (listener >= s.listeners.size() || !s.listeners[listener].routed_here ||
+      !s.listeners[listener].routes ||
+      connections_.in_use() == connections_.capacity()) {
+    ForwardUnadmitted(std::move(fd), listener, now_ns);
+    return;
+  }
+  const config::ListenerConfig& config = s.listeners[listener].config;
+  sockaddr_storage peer;
+  if (config.proxy_protocol && !PeerMaySendProxy(config, fd.get(), &peer)) {
+    // The primary resets it, counts it and logs it: one place for that.
+    ForwardUnadmitted(std::move(fd), listener, now_ns);
+    return;
+  }
+  uint32_t index;
+  Connection* c = connections_.Allocate(&index);
+  c->fd = std::move(fd);
+  c->listener = listener;
+  c->accept_ns = now_ns;
+  c->deadline = ToTimespecNs(now_ns + s.peek_timeout_ns);
+  if (!config::IsPeeked(config)) {
+    Route(index,
+          s.listeners[listener].routes->Lookup(s.listeners[listener].route_index,
+                                               "")
+              .site);
+    return;
+  }
+  c->state = ConnState::kPeeking;
+  SubmitPeek(index, /*dont_wait=*/true);
+}
+
+Connection* Shard::CompletedOp(const uring::OpTag& tag) {
+  Connection* c = tag.index < connections_.capacity()
+                      ? &connections_.at(tag.index)
+                      : nullptr;
+  if (c == nullptr || c->state == ConnState::kFree ||
+      !tag.Matches(c->generation) || c->inflight == 0) {
+    return nullptr;
+  }
+  --c->inflight;
+  return c;
+}
+
+void Shard::SubmitPeek(uint32_t index, bool dont_wait) {
+  Connection& c = connections_.at(index);
+  ring_->Reserve(2);
+  io_uring_sqe* sqe = Sqe(kOpPeek, index, c.generation);
+  io_uring_prep_recv(sqe, c.fd.get(), nullptr, peek_buffers_->buffer_size(),
+                     MSG_PEEK | (dont_wait ? MSG_DONTWAIT : 0));
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kPeekBufferGroup;
+  ++c.inflight;
+  if (dont_wait) return;
+  if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
+  io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
+  ++c.inflight;
+}
+
+void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
+  const bool has_buffer = cqe->flags & IORING_CQE_F_BUFFER;
+  const uint16_t buffer_id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+  Connection* c = CompletedOp(tag);
+  if (c == nullptr || c->state != ConnState::kPeeking) {
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    if (c != nullptr) MaybeFree(tag.index);
+    return;
+  }
+  const uint32_t index = tag.index;
+  const int res = cqe->res;
+  if (res == -EAGAIN) {
+    // Held by TCP_DEFER_ACCEPT for its whole period: as the primary does,
+    // that hold counts against the deadline.
+    if (!c->deadline_shortened) {
+      c->deadline_shortened = true;
+      const int64_t deadline =
+          FromTimespecNs(c->deadline) - snapshot_->defer_accept_ns;
+      c->deadline = ToTimespecNs(std::max(deadline, c->accept_ns + 1000000));
+    }
+    SubmitPeek(index, false);
+    return;
+  }
+  if (res == -ECANCELED) {  // the deadline: the primary answers 408
+    Forward(index, /*timed_out=*/true);
+    return;
+  }
+  if (res < 0 && res != -ENOBUFS) {
+    ++local_state_.closed_before_decision;
+    CloseConnection(index);
+    return;
+  }
+  if (res == 0 || (res > 0 && static_cast<uint32_t>(res) <= c->seen)) {
+    // The peer closed before the decision, or POLL_FIRST woke without new
+    // bytes (only EOF does that below SO_RCVLOWAT).
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    ++local_state_.closed_before_decision;
+    CloseConnection(index);
+    return;
+  }
+  if (res < 0 || !has_buffer) {
+    // Out of peek buffers: the primary, whose wait for buffers is built
+    // for it, takes this one.
+    Forward(index);
+    return;
+  }
+  const absl::string_view prefix(peek_buffers_->Buffer(buffer_id), res);
+  const uint32_t listener = c->listener;
+  const bool decided = Decide(index, prefix);
+  peek_buffers_->Recycle(buffer_id);
+  if (decided) {
+    if (local_.listeners.size() <= listener) {
+      local_.listeners.resize(listener + 1);
+    }
+    local_.listeners[listener].peek_bytes.Observe(res);
+    return;
+  }
+  if (static_cast<uint32_t>(res) >= peek_buffers_->buffer_size() ||
+      static_cast<uint32_t>(res) >= snapshot_->max_peek_bytes) {
+    Forward(index);  // a head that outgrows a buffer: the primary grows it
+    return;
+  }
+  c->seen = res;
+  const int lowat = res + 1;
+  if (setsockopt(c->fd.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat,
+                 sizeof(lowat)) < 0) {
+    Forward(index);
+    return;
+  }
+  c->rcvlowat_raised = true;
+  SubmitPeek(index, false);
+}
+
+bool Shard::Decide(uint32_t index, absl::string_view prefix) {
+  Connection& c = connections_.at(index);
+  const ShardSnapshot::Listener& slot = snapshot_->listeners[c.listener];
+  const config::ListenerConfig& listener = slot.config;
+  const uint32_t max_bytes = snapshot_->max_peek_bytes;
+  size_t offset = 0;
+  if (listener.proxy_protocol) {
+    sniff::ProxyHeader proxy;
+    switch (sniff::SniffProxyHeader(prefix, &proxy)) {
+      case sniff::SniffStatus::kNeedMore:
+        return false;
+      case sniff::SniffStatus::kFound:
+        offset = proxy.header_length;
+        c.skip_bytes = proxy.header_length;
+        if (ProxyMetadataFrom(proxy, &c.proxy) > 0) {
+          Forward(index);  // the primary counts the TLVs it left out
+          return true;
+        }
+        break;
+      default:
+        Forward(index);  // the primary refuses it, and counts why
+        return true;
+    }
+  }
+  if (listener.protocol == config::Protocol::kTcp) {
+    Route(index, slot.routes->Lookup(slot.route_index, "").site);
+    return true;
+  }
+  const absl::string_view payload = prefix.substr(offset);
+  const size_t budget = max_bytes > offset ? max_bytes - offset : 0;
+  if (listener.protocol == config::Protocol::kHttp) {
+    sniff::HttpRequestInfo info;
+    switch (sniff::SniffHttpRequest(payload, budget, &info)) {
+      case sniff::SniffStatus::kNeedMore:
+        return false;
+      case sniff::SniffStatus::kFound:
+        c.host = info.host;
+        Route(index, slot.routes->Lookup(slot.route_index, info.host.view())
+                         .site);
+        return true;
+      default:
+        Forward(index);
+        return true;
+    }
+  }
+  sniff::ClientHelloInfo info;
+  switch (sniff::SniffTlsClientHello(payload, budget, &info)) {
+    case sniff::SniffStatus::kNeedMore:
+      return false;
+    case sniff::SniffStatus::kFound: {
+      std::array<absl::string_view, sniff::kMaxAlpnProtocols> offered;
+      for (size_t i = 0; i < info.alpn_count; ++i) offered[i] = info.alpn(i);
+      absl::Span<const absl::string_view> alpn(offered.data(),
+                                               info.alpn_count);
+      if (!alpn.empty()) c.alpn = absl::StrJoin(alpn, ",");
+      c.host = info.sni;
+      Route(index,
+            slot.routes->Lookup(slot.route_index, info.sni.view(), alpn).site);
+      return true;
+    }
+    default:
+      Forward(index);
+      return true;
+  }
+}
+
+void Shard::Route(uint32_t index, int site) {
+  Connection& c = connections_.at(index);
+  const ShardSnapshot& s = *snapshot_;
+  if (site < 0 || static_cast<size_t>(site) >= s.sites.size() ||
+      s.sites[site].empty()) {
+    Forward(index);  // no site (the primary refuses), or no worker for us
+    return;
+  }
+  // Least loaded among the site's workers: this turn's queue here plus
+  // what every shard sent that the worker has not read (about 100 bytes a
+  // connection), from a rotating start so ties go round robin. The channel
+  // is probed only when there is a choice, as the primary does.
+  const std::vector<ShardSnapshot::Target>& targets = s.sites[site];
+  const ShardSnapshot::Target* best = &targets[0];
+  if (targets.size() > 1) {
+    uint64_t best_load = UINT64_MAX;
+    const size_t start = round_robin_++;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const ShardSnapshot::Target& t = targets[(start + i) % targets.size()];
+      auto queued = queues_.find(t.worker);
+      const uint64_t load =
+          (queued == queues_.end() ? 0 : queued->second.size()) +
+          UnreadBytes(t.channel) / 64;
+      if (load < best_load) {
+        best_load = load;
+        best = &t;
+      }
+    }
+  }
+  if (c.rcvlowat_raised) {
+    const int one = 1;
+    setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    c.rcvlowat_raised = false;
+  }
+  c.site = site;
+  c.worker = best->worker;
+  c.state = ConnState::kQueued;
+  queues_[best->worker].push_back(index);
+}
+
+void Shard::SendBatches() {
+  for (auto& [worker, queue] : queues_) {
+    if (queue.empty()) continue;
+    auto channel = channels_.find(worker);
+    if (channel == channels_.end()) {
+      // Left the snapshot adopted after it was queued: never sent.
+      for (uint32_t index : queue) Forward(index);
+      queue.clear();
+      continue;
+    }
+    SendBatch(worker, channel->second, queue);
+  }
+}
+
+void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
+  const int64_t now = MonotonicNowNs();
+  size_t next = 0;
+  while (next < queue.size()) {
+    const size_t n = std::min<size_t>({queue.size() - next,
+                                       options_.handoff_batch,
+                                       handoff::kMaxEntriesPerBatch});
+    entries_.resize(n);
+    fds_.clear();
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t index = queue[next + i];
+      Connection& c = connections_.at(index);
+      handoff::HandoffEntry& e = entries_[i];
+      // The id means something only to pidfd acknowledgements, which
+      // SCM_RIGHTS batches never get; the shard's number keeps it apart
+      // from the primary's anyway.
+      e.connection_id = (static_cast<uint64_t>(options_.id) << 56) |
+                        c.Id(index);
+      e.listener_index = c.listener;
+      e.site_index = c.site;
+      e.protocol =
+          WireProtocol(snapshot_->listeners[c.listener].config.protocol);
+      e.accept_time_ns = c.accept_ns;
+      e.host = std::string(c.host.view());
+      e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));
+      e.proxy = c.proxy;
+      e.skip_bytes = c.skip_bytes;
+      e.master_fd = c.fd.get();
+      fds_.push_back(c.fd.get());
+    }
+    std::string frame;
+    absl::Status status = handoff::EncodeHandoffBatch(
+        handoff::HandoffMode::kScmRights, entries_, &frame);
+    if (status.ok()) {
+      status = handoff::SendFrame(channel, frame, fds_, absl::ZeroDuration());
+    }
+    if (!status.ok()) {
+      // A full channel or a worker gone: the primary has the waiting and
+      // re-routing for both (and learns of the full channel itself).
+      if (!handoff::IsWouldBlock(status)) {
+        LOG_EVERY_N(WARNING, 100) << "master shard " << options_.id
+                                  << ": handoff failed: " << status;
+      }
+      for (size_t i = next; i < queue.size(); ++i) Forward(queue[i]);
+      break;
+    }
+    ++local_state_.batches;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t index = queue[next + i];
+      Connection& c = connections_.at(index);
+      ++local_state_.handed_off;
+      if (local_.listeners.size() <= c.listener) {
+        local_.listeners.resize(c.listener + 1);
+      }
+      local_.listeners[c.listener].handoff_latency.Observe(
+          std::max<int64_t>(0, now - c.accept_ns));
+      if (!local_.routed.empty() && local_.routed.back().worker == worker &&
+          local_.routed.back().listener == c.listener) {
+        ++local_.routed.back().count;
+      } else {
+        local_.routed.push_back({c.listener, c.site, worker, 1});
+      }
+      // The socket lives in the message now (the primary can take it back
+      // from a dead worker's end): our copy goes.
+      CloseConnection(index);
+    }
+    next += n;
+  }
+  queue.clear();
+}
+
+void Shard::Forward(uint32_t index, bool timed_out) {
+  Connection& c = connections_.at(index);
+  if (c.rcvlowat_raised) {
+    const int one = 1;
+    setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    c.rcvlowat_raised = false;
+  }
+  ++local_state_.forwarded;
+  local_.forwarded.push_back(
+      {std::move(c.fd), c.listener, c.accept_ns, timed_out});
+  wake_primary_ = true;
+  c.state = ConnState::kClosing;
+  MaybeFree(index);
+}
+
+void Shard::ForwardUnadmitted(UniqueFd fd, uint32_t listener,
+                              int64_t now_ns) {
+  ++local_state_.forwarded;
+  local_.forwarded.push_back({std::move(fd), listener, now_ns, false});
+  wake_primary_ = true;
+}
+
+void Shard::CloseConnection(uint32_t index) {
+  Connection& c = connections_.at(index);
+  c.state = ConnState::kClosing;
+  if (c.fd) {
+    // Success needs no handling: the slot does not wait for it.
+    io_uring_sqe* sqe = Sqe(kOpClose, index, c.generation);
+    io_uring_prep_close(sqe, c.fd.Release());
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  }
+  MaybeFree(index);
+}
+
+void Shard::MaybeFree(uint32_t index) {
+  Connection& c = connections_.at(index);
+  if (c.state == ConnState::kClosing && c.inflight == 0) {
+    connections_.Free(index);
+  }
+}
+
+void Shard::PublishState() {
+  local_state_.connections = connections_.in_use();
+  const uint64_t epoch = snapshot_ ? snapshot_->epoch : 0;
+  // The primary may be waiting for this adoption (a view, a channel, a
+  // listener to close): wake it.
+  if (epoch != local_state_.adopted_epoch) wake_primary_ = true;
+  local_state_.adopted_epoch = epoch;
+  local_state_.accepting.assign(accepts_.size(), false);
+  for (size_t l = 0; l < accepts_.size(); ++l) {
+    local_state_.accepting[l] = accepts_[l].armed;
+  }
+  const bool wake = wake_primary_;
+  {
+    absl::MutexLock lock(&mu_);
+    state_ = local_state_;
+    for (ForwardedConnection& f : local_.forwarded) {
+      report_.forwarded.push_back(std::move(f));
+    }
+    if (report_.listeners.size() < local_.listeners.size()) {
+      report_.listeners.resize(local_.listeners.size());
+    }
+    for (size_t l = 0; l < local_.listeners.size(); ++l) {
+      report_.listeners[l].accepted += local_.listeners[l].accepted;
+      report_.listeners[l].handoff_latency.Merge(
+          local_.listeners[l].handoff_latency);
+      report_.listeners[l].peek_bytes.Merge(local_.listeners[l].peek_bytes);
+    }
+    report_.routed.insert(report_.routed.end(), local_.routed.begin(),
+                          local_.routed.end());
+  }
+  local_.forwarded.clear();
+  local_.listeners.clear();
+  local_.routed.clear();
+  if (wake) {
+    wake_primary_ = false;
+    const uint64_t one = 1;
+    (void)write(options_.primary_wake_fd, &one, sizeof(one));
+  }
+}
+
+}  // namespace master
+}  // namespace ddv

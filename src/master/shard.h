@@ -1,0 +1,189 @@
+// Shard: one more master event loop, on a thread of its own with its own
+// ring, peek buffers and connection table (docs/shards.md). It accepts on
+// the same listening sockets as the primary loop (io_uring's accept waits
+// exclusively: one loop is woken per connection), peeks, sniffs, routes
+// by the primary's ShardSnapshot and sends SCM_RIGHTS batches straight
+// into the workers' channels. Everything else — refusals, timeouts, sites
+// with caps or without a worker it may use, Node workers, logged
+// listeners, a full channel — it forwards to the primary as the accepted
+// socket, unread (the master only ever peeks), which the primary then
+// handles as if it had accepted it.
+//
+// Thread contract: Start, Publish, TakeReport and State are called by the
+// primary's thread; everything else runs on the shard's own. They share
+// only the snapshot pointer, the report and the state, each under mu_.
+#ifndef DDV_SRC_MASTER_SHARD_H_
+#define DDV_SRC_MASTER_SHARD_H_
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "src/base/unique_fd.h"
+#include "src/handoff/wire.h"
+#include "src/master/connection.h"
+#include "src/master/histogram.h"
+#include "src/master/shard_snapshot.h"
+#include "src/uring/buffer_ring.h"
+#include "src/uring/op_tag.h"
+#include "src/uring/ring.h"
+
+namespace ddv {
+namespace master {
+
+struct ShardOptions {
+  int id = 1;  // 1..N-1; the primary is shard 0
+  uring::RingOptions ring;
+  uint32_t peek_buffers = 1024;
+  uint32_t peek_buffer_size = 4096;
+  uint32_t max_connections = 8192;
+  uint32_t handoff_batch = 32;
+  int primary_wake_fd = -1;  // an eventfd the primary polls; not owned
+};
+
+// A connection the shard gives to the primary, unread.
+struct ForwardedConnection {
+  UniqueFd fd;
+  uint32_t listener = 0;
+  int64_t accept_ns = 0;
+  bool timed_out = false;  // its peek deadline passed: 408, or close
+};
+
+// What the shard did since the primary last asked, for the counters and
+// histograms the primary serves (docs/metrics.md) and the connections it
+// forwards.
+struct ShardReport {
+  std::vector<ForwardedConnection> forwarded;
+  struct ListenerDelta {
+    uint64_t accepted = 0;
+    Histogram handoff_latency{LatencyBounds()};
+    Histogram peek_bytes{PeekBytesBounds()};
+  };
+  std::vector<ListenerDelta> listeners;  // by slot
+  struct Routed {
+    uint32_t listener = 0;
+    int site = -1;
+    int worker = -1;
+    uint64_t count = 0;
+  };
+  std::vector<Routed> routed;
+};
+
+// The shard's figures, for the primary's barriers and `ddvctl status`.
+struct ShardState {
+  int id = 0;
+  uint64_t adopted_epoch = 0;
+  std::vector<bool> accepting;  // by listener slot: an accept is armed
+  uint32_t connections = 0;     // in its table
+  uint64_t accepted = 0;
+  uint64_t handed_off = 0;
+  uint64_t forwarded = 0;
+  uint64_t batches = 0;
+  uint64_t closed_before_decision = 0;
+  bool failed = false;  // its loop stopped on an error (logged)
+};
+
+class Shard {
+ public:
+  // Starts the thread; returns once its ring is set up (or why it is not).
+  static absl::StatusOr<std::unique_ptr<Shard>> Start(
+      const ShardOptions& options,
+      std::shared_ptr<const ShardSnapshot> snapshot);
+  // Stops the loop and joins it. What it still held is closed: the primary
+  // destroys its shards only after a stop drained them (or on a fatal end).
+  ~Shard();
+
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  int id() const { return options_.id; }
+  // The shard adopts `snapshot` at its next loop turn (woken now).
+  void Publish(std::shared_ptr<const ShardSnapshot> snapshot);
+  // Moves what the shard reported since the last call into `into`.
+  void TakeReport(ShardReport* into);
+  ShardState State() const;
+
+ private:
+  enum Op : uint8_t {
+    kOpAccept = 1,   // index: listener slot
+    kOpPeek,         // index: connection (generation checked)
+    kOpPeekTimeout,  // index: connection (generation checked)
+    kOpClose,        // index: connection; only failures complete
+    kOpWake,         // the shard's eventfd
+    kOpCancel,       // nothing to do
+  };
+
+  explicit Shard(const ShardOptions& options);
+
+  void Run(std::shared_ptr<const ShardSnapshot> first);
+  absl::Status Init();
+  io_uring_sqe* Sqe(Op op, uint32_t index, uint32_t generation = 0);
+  void OnCompletion(io_uring_cqe* cqe);
+
+  void Adopt();
+  void UpdateAccepts();
+  void OnAccept(uint32_t listener, io_uring_cqe* cqe);
+  void Admit(UniqueFd fd, uint32_t listener, int64_t now_ns);
+  Connection* CompletedOp(const uring::OpTag& tag);
+  void SubmitPeek(uint32_t index, bool dont_wait);
+  void OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe);
+  // Sniffs `prefix`: true when the connection moved on (queued for a
+  // worker or forwarded), false when it needs more bytes.
+  bool Decide(uint32_t index, absl::string_view prefix);
+  void Route(uint32_t index, int site);
+  // Gives the socket to the primary, unread; the slot is freed.
+  void Forward(uint32_t index, bool timed_out = false);
+  void ForwardUnadmitted(UniqueFd fd, uint32_t listener, int64_t now_ns);
+  void SendBatches();
+  void SendBatch(int worker, int channel, std::vector<uint32_t>& queue);
+  void CloseConnection(uint32_t index);
+  void MaybeFree(uint32_t index);
+  void ArmWake();
+  void PublishState();
+
+  const ShardOptions options_;
+  std::thread thread_;
+  std::atomic<bool> exit_{false};
+  UniqueFd wake_fd_;
+  uint64_t wake_value_ = 0;
+
+  // Owned by the shard's thread.
+  std::unique_ptr<uring::Ring> ring_;
+  std::unique_ptr<uring::BufferRing> peek_buffers_;
+  ConnectionTable connections_;
+  std::shared_ptr<const ShardSnapshot> snapshot_;
+  struct AcceptSlot {
+    bool armed = false;   // an accept is in flight
+    bool cancelled = false;
+  };
+  std::vector<AcceptSlot> accepts_;
+  // Per worker: connections for this turn's batches, and the channel.
+  absl::flat_hash_map<int, std::vector<uint32_t>> queues_;
+  absl::flat_hash_map<int, int> channels_;
+  std::vector<handoff::HandoffEntry> entries_;  // scratch
+  std::vector<int> fds_;                        // scratch
+  uint32_t round_robin_ = 0;
+  bool wake_primary_ = false;
+  ShardReport local_;  // this turn's, moved into report_ at its end
+  ShardState local_state_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const ShardSnapshot> published_ ABSL_GUARDED_BY(mu_);
+  ShardReport report_ ABSL_GUARDED_BY(mu_);
+  ShardState state_ ABSL_GUARDED_BY(mu_);
+  // Start's wait for Init.
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status start_status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace master
+}  // namespace ddv
+
+#endif  // DDV_SRC_MASTER_SHARD_H_
