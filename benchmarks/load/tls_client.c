@@ -285,6 +285,12 @@ int main(int argc, char **argv) {
   static const unsigned char alpn[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
 
+  /* RATE may keep thousands in flight: as many fds as we may have. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   ep = epoll_create1(EPOLL_CLOEXEC);
   struct conn *conns = calloc((size_t)nconn, sizeof *conns);
   /* RATE: the free slots, a stack. */
