@@ -60,8 +60,9 @@ def parse_args(argv=None):
                     help="new connections per second for latency")
     ap.add_argument("--tls_latency_rate", type=int, default=1000,
                     help="full TLS handshakes per second for tls-latency "
-                         "(the client needs ~0.5 ms of CPU per handshake: "
-                         "past ~1500/s it cannot keep the schedule)")
+                         "(the client spends ~0.5 ms of CPU per handshake: "
+                         "above the rate tls-new reaches it cannot keep the "
+                         "schedule)")
     ap.add_argument("--no_floor", action="store_true")
     ap.add_argument("--server_cpu", type=int, default=0)
     ap.add_argument("--client_cpu", type=int, default=1)
@@ -286,8 +287,8 @@ def main(argv=None):
     select_paths(ctx)
     if any(w in TLS_WORKLOADS for w in ctx.workloads) and \
             not shutil.which("openssl"):
-        sys.exit("tls-new and tls-latency need the openssl command (apt-get install -y "
-                 "openssl)")
+        sys.exit("tls-new and tls-latency need the openssl command "
+                 "(apt-get install -y openssl)")
     if args.perf and not ctx.tools["perf"]:
         sys.exit("--perf: perf not installed (apt-get install -y linux-perf)")
     if os.cpu_count() < 2 or args.server_cpu == args.client_cpu:
