@@ -10,6 +10,7 @@
 // (docs/package.md) the listeners may come from socket activation instead
 // of being bound, and the process systemd started (the watchdog, or a
 // master alone) tells it READY=1 and the rest (docs/lifecycle.md).
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -313,8 +314,14 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
 // --shards: a count, or "auto" for one per online CPU. 0 on a bad value.
 uint32_t ShardsFromFlag() {
   if (FLAGS_shards == "auto") {
-    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return static_cast<uint32_t>(std::clamp<long>(cpus, 1, 64));
+    // The CPUs this process may run on (a container's cpuset, taskset), not
+    // every CPU online.
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    long count = sched_getaffinity(0, sizeof(cpus), &cpus) == 0
+                     ? CPU_COUNT(&cpus)
+                     : sysconf(_SC_NPROCESSORS_ONLN);
+    return static_cast<uint32_t>(std::clamp<long>(count, 1, 64));
   }
   uint32_t shards = 0;
   if (!absl::SimpleAtoi(FLAGS_shards, &shards) || shards > 64) return 0;

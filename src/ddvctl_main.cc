@@ -180,6 +180,23 @@ void PrintStatus(const std::string& text) {
               static_cast<long long>(status.value("uptime_seconds", 0)),
               status.value("config", std::string()).c_str(),
               status.value("stopping", false) ? " (stopping)" : "");
+  // More than one master loop (docs/shards.md): one line each.
+  const nlohmann::json shards = status.value("shards", nlohmann::json::array());
+  if (shards.size() > 1) {
+    for (const auto& shard : shards) {
+      if (shard.value("primary", false)) {
+        std::printf("shard %d (primary) holds %u\n", shard.value("id", 0),
+                    shard.value("connections", 0u));
+        continue;
+      }
+      std::printf(
+          "shard %d holds %u; accepted %llu, handed off %llu, forwarded %llu\n",
+          shard.value("id", 0), shard.value("connections", 0u),
+          static_cast<unsigned long long>(shard.value("accepted", 0ull)),
+          static_cast<unsigned long long>(shard.value("handed_off", 0ull)),
+          static_cast<unsigned long long>(shard.value("forwarded", 0ull)));
+    }
+  }
   for (const auto& l : status["listeners"]) {
     std::printf("listener %-10s %-22s %s\n",
                 l.value("name", std::string()).c_str(),

@@ -63,6 +63,7 @@ class AcceptGate {
   // wait stays first in the socket's queue and would get every connection,
   // while a single-shot one re-queues behind the other loops' after each.
   void set_single_shot_only(bool single) { single_shot_only_ = single; }
+  bool single_shot_only() const { return single_shot_only_; }
 
   // A listener added by a reload; returns its index (the next one).
   uint32_t Add();

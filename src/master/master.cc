@@ -120,6 +120,8 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   UpdateListenerPorts(config_);
   // Each worker starts in its site's cgroup, so they exist first.
   InitIsolation();
+  // kShutdown waits until no shard can send the worker a batch any more.
+  options_.workers.shutdown_gate = [this](int w) { return ShardsDoneWith(w); };
   absl::StatusOr<std::unique_ptr<WorkerPool>> workers =
       WorkerPool::Create(options_.workers, config_);
   if (!workers.ok()) return workers.status();
@@ -210,7 +212,6 @@ absl::Status Master::Run() {
       // a worker a connection routed by names its view does not have yet.
       TakeShardReports();
       PublishShardSnapshot();
-      RecoverLateBatches();
       ReleaseRetiredWithoutProcess();
     }
     for (int w : workers_->TakeDrainStarted()) RecordWorkerReady(w);
@@ -224,6 +225,11 @@ absl::Status Master::Run() {
     uint64_t held = connections_.in_use() + held_.size();
     for (const ShardState& shard : shard_states_) held += shard.connections;
     held_gauge_.Set(held);
+    // Shards accept nothing new while the primary has no room for what
+    // they forward (docs/shards.md, "Backpressure").
+    shards_hold_off_.store(
+        connections_.in_use() + held_.size() >= connections_.capacity(),
+        std::memory_order_relaxed);
     if (stopping_ && StopStep(now) && AccessLogsDrained(now)) break;
   }
   // Nothing of theirs is in flight now (or it is given up on): the lines
@@ -368,7 +374,11 @@ bool Master::StopStep(int64_t now_ns) {
           connections_.in_use() == 0 && held_.empty() && ShardsDrained();
       if (!drained && now_ns < stop_deadline_ns_) return false;
       if (!drained) {
-        LOG(WARNING) << "stopping with " << connections_.in_use() + held_.size()
+        uint64_t undecided = connections_.in_use() + held_.size();
+        for (const ShardState& shard : shard_states_) {
+          undecided += shard.connections;
+        }
+        LOG(WARNING) << "stopping with " << undecided
                      << " connections still undecided";
       }
       if (handing_over_) {

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -224,9 +225,15 @@ class Master {
   void CancelAccept(uint32_t listener);
   void OnAccept(uint32_t listener, io_uring_cqe* cqe);
   // Gives an accepted socket a slot (there must be one) and starts its peek.
-  // `accept_ns` (0: now) and `timed_out`: a connection a shard forwarded.
-  void Admit(UniqueFd fd, uint32_t listener, int64_t accept_ns = 0,
-             bool timed_out = false);
+  // A connection a shard forwarded (docs/shards.md): when it was accepted,
+  // whether its peek deadline passed there, and whether the shard peeked
+  // it (TCP_DEFER_ACCEPT's hold then counted against the deadline).
+  struct Forwarded {
+    int64_t accept_ns = 0;
+    bool timed_out = false;
+    bool peeked = false;
+  };
+  void Admit(UniqueFd fd, uint32_t listener, const Forwarded* forwarded = nullptr);
   // The connection a completion is for, with its in-flight count taken
   // down; nullptr (counted, logged at VLOG 1) when the slot was reused.
   Connection* CompletedOp(const uring::OpTag& tag);
@@ -542,6 +549,7 @@ class Master {
   // Whether the primary would let a shard send to `worker` now.
   bool ShardTarget(int worker) const;
   void ArmShardInbox();
+  ShardOptions ShardOptionsFor(int id);
   // What the shards forwarded and counted; a failed shard is replaced.
   // Every loop turn, and when a shard wakes the primary.
   void TakeShardReports();
@@ -550,15 +558,13 @@ class Master {
   // No shard may still accept on listener slot `listener` (its socket may
   // close).
   bool ShardsQuietOn(uint32_t listener) const;
+  // Some shard holds a connection accepted on listener slot `listener`.
+  bool ShardsHoldOn(uint32_t listener) const;
   // No shard may still send to `worker` (its channel may close, and what
   // it left unread is all there will be).
   bool ShardsDoneWith(int worker) const;
   // Shards hold no connection and accept nothing (a stop may go on).
   bool ShardsDrained() const;
-  // A batch a shard sent to a worker just before it died or was replaced
-  // lands after the primary took back what was unread: taken back again
-  // once no shard can send there any more.
-  void RecoverLateBatches();
   nlohmann::json ShardsJson() const;
   std::string ShardsMetricsText() const;
 
@@ -639,6 +645,7 @@ class Master {
   struct HeldConnection {
     UniqueFd fd;
     uint32_t listener;
+    std::optional<Forwarded> forwarded = std::nullopt;  // a shard's
   };
   std::deque<HeldConnection> held_;
   std::unique_ptr<WorkerPool> workers_;
@@ -727,9 +734,11 @@ class Master {
   uint64_t shard_inbox_value_ = 0;
   std::shared_ptr<const ShardSnapshot> shard_snapshot_;
   // By worker: the first epoch published without it as a target (0 while
-  // it is one); and whether what shards sent it late was taken back.
+  // it is one).
   std::vector<uint64_t> shard_excluded_epoch_;
-  std::vector<bool> shard_late_recovered_;
+  // Set every loop turn while the primary's table is full (shards then
+  // arm no new accept: what they forward would have nowhere to go).
+  std::atomic<bool> shards_hold_off_{false};
   uint64_t shards_replaced_ = 0;
 };
 

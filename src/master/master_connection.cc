@@ -32,7 +32,8 @@ void Master::AdmitHeld() {
   while (!held_.empty() && connections_.in_use() < connections_.capacity()) {
     HeldConnection held = std::move(held_.front());
     held_.pop_front();
-    Admit(std::move(held.fd), held.listener);
+    Admit(std::move(held.fd), held.listener,
+          held.forwarded ? &*held.forwarded : nullptr);
   }
 }
 
@@ -93,7 +94,8 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   // how many connections still wait, so it re-arms a multishot only with
   // room for them. Multishot completions (MORE) cost no syscall.
   uint32_t queued = 0;
-  if (accepted && !more && (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)) {
+  if (accepted && !more && !accept_gate_.single_shot_only() &&
+      (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)) {
     const int64_t length = AcceptQueueLength(listeners_[listener].fd.get());
     queued = length < 0 ? AcceptGate::kQueuedUnknown
                         : static_cast<uint32_t>(length);
@@ -124,8 +126,8 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   TakeAccepted(std::move(fd), listener);
 }
 
-void Master::Admit(UniqueFd fd, uint32_t listener, int64_t accept_ns,
-                   bool timed_out) {
+void Master::Admit(UniqueFd fd, uint32_t listener,
+                   const Forwarded* forwarded) {
   const config::ListenerConfig& config = listeners_[listener].config;
   sockaddr_storage peer;
   if (config.proxy_protocol &&
@@ -147,13 +149,12 @@ void Master::Admit(UniqueFd fd, uint32_t listener, int64_t accept_ns,
   c->fd = std::move(fd);
   c->listener = listener;
   ++stats_.listener(listener).pending;
-  // A shard's connection keeps its accept time, and with it its deadline
-  // (TCP_DEFER_ACCEPT's hold was counted there).
-  c->accept_ns = accept_ns != 0 ? accept_ns : MonotonicNowNs();
-  c->deadline_shortened = accept_ns != 0;
+  // A shard's connection keeps its accept time, and with it its deadline.
+  c->accept_ns = forwarded != nullptr ? forwarded->accept_ns : MonotonicNowNs();
+  c->deadline_shortened = forwarded != nullptr && forwarded->peeked;
   c->deadline =
       ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
-  if (timed_out) {  // a shard's peek reached the deadline
+  if (forwarded != nullptr && forwarded->timed_out) {  // the shard's deadline
     ++counters_.peek_timeout;
     RecordOutcome(index, Outcome::kTimeout);
     Refuse(index, Refusal::kTimeout);

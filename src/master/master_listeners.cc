@@ -288,7 +288,9 @@ void Master::ReleaseRetiredRoutes() {
   for (const HeldConnection& held : held_) in_use[held.listener] = true;
   for (uint32_t l = 0; l < listeners_.size(); ++l) {
     ListenerSlot& slot = listeners_[l];
-    if (slot.config_index < 0 && !slot.drain && !in_use[l]) {
+    // Nor while a shard may still route a connection by it.
+    if (slot.config_index < 0 && !slot.drain && !in_use[l] &&
+        ShardsQuietOn(l) && !ShardsHoldOn(l)) {
       slot.routes.reset();
     }
   }

@@ -28,16 +28,8 @@ absl::Status Master::StartShards() {
   ArmShardInbox();
   PublishShardSnapshot();
   for (uint32_t id = 1; id < options_.shards; ++id) {
-    ShardOptions shard;
-    shard.id = static_cast<int>(id);
-    shard.ring = options_.ring;
-    shard.peek_buffers = options_.peek_buffers;
-    shard.peek_buffer_size = options_.peek_buffer_size;
-    shard.max_connections = options_.max_connections;
-    shard.handoff_batch = options_.handoff_batch;
-    shard.primary_wake_fd = shard_inbox_.get();
     absl::StatusOr<std::unique_ptr<Shard>> started =
-        Shard::Start(shard, shard_snapshot_);
+        Shard::Start(ShardOptionsFor(static_cast<int>(id)), shard_snapshot_);
     if (!started.ok()) {
       return absl::Status(started.status().code(),
                           absl::StrCat("master shard ", id, ": ",
@@ -49,6 +41,19 @@ absl::Status Master::StartShards() {
   LOG(INFO) << options_.shards << " master shards: this loop and "
             << shards_.size() << " more, accepting on the same sockets";
   return absl::OkStatus();
+}
+
+ShardOptions Master::ShardOptionsFor(int id) {
+  ShardOptions shard;
+  shard.id = id;
+  shard.ring = options_.ring;
+  shard.peek_buffers = options_.peek_buffers;
+  shard.peek_buffer_size = options_.peek_buffer_size;
+  shard.max_connections = options_.max_connections;
+  shard.handoff_batch = options_.handoff_batch;
+  shard.primary_wake_fd = shard_inbox_.get();
+  shard.hold_off = &shards_hold_off_;
+  return shard;
 }
 
 void Master::ArmShardInbox() {
@@ -82,8 +87,10 @@ std::shared_ptr<ShardSnapshot> Master::BuildShardSnapshot() const {
     ShardSnapshot::Listener& out = s->listeners[l];
     out.config = slot.config;
     out.fd = slot.fd.get();
-    out.accept = slot.config_index >= 0 && slot.fd;
     out.routed_here = slot.config.access_log.empty();
+    // A logged listener's connections all go to the primary: only it
+    // accepts there.
+    out.accept = slot.config_index >= 0 && slot.fd && out.routed_here;
     if (slot.config_index >= 0) {
       out.routes = routes_;
       out.route_index = slot.config_index;
@@ -154,7 +161,6 @@ void Master::PublishShardSnapshot() {
   const ShardSnapshot& now = *shard_snapshot_;
   const size_t n = static_cast<size_t>(workers_->size());
   shard_excluded_epoch_.resize(n, 0);
-  shard_late_recovered_.resize(n, false);
   std::vector<bool> target(n, false);
   for (const std::vector<ShardSnapshot::Target>& site : now.sites) {
     for (const ShardSnapshot::Target& t : site) target[t.worker] = true;
@@ -162,7 +168,6 @@ void Master::PublishShardSnapshot() {
   for (size_t w = 0; w < n; ++w) {
     if (target[w]) {
       shard_excluded_epoch_[w] = 0;
-      shard_late_recovered_[w] = false;
     } else if (shard_excluded_epoch_[w] == 0) {
       shard_excluded_epoch_[w] = now.epoch;
     }
@@ -175,24 +180,17 @@ void Master::TakeShardReports() {
   (void)read(shard_inbox_.get(), &drained, sizeof(drained));
   ShardReport report;
   for (size_t i = 0; i < shards_.size(); ++i) {
-    shards_[i]->TakeReport(&report);
-    shard_states_[i] = shards_[i]->State();
+    // One critical section for both: what it forwarded is never seen
+    // apart from the state that says it is gone (drained, or failed).
+    shards_[i]->TakeReport(&report, &shard_states_[i]);
     if (shard_states_[i].failed) {
       // Its ring failed (logged by it); what it held was forwarded in the
       // report just taken. A new loop takes its place; the others and the
       // workers never notice.
       const int id = shards_[i]->id();
-      ShardOptions options;
-      options.id = id;
-      options.ring = options_.ring;
-      options.peek_buffers = options_.peek_buffers;
-      options.peek_buffer_size = options_.peek_buffer_size;
-      options.max_connections = options_.max_connections;
-      options.handoff_batch = options_.handoff_batch;
-      options.primary_wake_fd = shard_inbox_.get();
       shards_[i].reset();
       absl::StatusOr<std::unique_ptr<Shard>> started =
-          Shard::Start(options, shard_snapshot_);
+          Shard::Start(ShardOptionsFor(id), shard_snapshot_);
       if (!started.ok()) {
         // Without it the primary carries on, and so do the other shards.
         LOG(ERROR) << "master shard " << id
@@ -209,9 +207,15 @@ void Master::TakeShardReports() {
       shard_states_[i].id = id;
     }
   }
+#define DDV_ADD_SHARD_COUNTER(name, help) counters_.name += report.counters.name;
+  DDV_MASTER_COUNTERS(DDV_ADD_SHARD_COUNTER)
+#undef DDV_ADD_SHARD_COUNTER
   for (size_t l = 0; l < report.listeners.size() && l < listeners_.size();
        ++l) {
     ShardReport::ListenerDelta& delta = report.listeners[l];
+    for (uint64_t k = 0; k < delta.closed; ++k) {
+      stats_.CountOutcome(static_cast<uint32_t>(l), -1, Outcome::kClosed);
+    }
     counters_.connections_accepted += delta.accepted;
     stats_.listener(l).accepted += delta.accepted;
     stats_.listener(l).handoff_latency.Merge(delta.handoff_latency);
@@ -227,11 +231,12 @@ void Master::TakeShardReports() {
   }
   for (ForwardedConnection& f : report.forwarded) {
     if (f.listener >= listeners_.size()) continue;  // closes with `f`
+    const Forwarded from{f.accept_ns, f.timed_out, f.peeked};
     if (!held_.empty() || connections_.in_use() == connections_.capacity()) {
-      held_.push_back({std::move(f.fd), f.listener});
+      held_.push_back({std::move(f.fd), f.listener, from});
       continue;
     }
-    Admit(std::move(f.fd), f.listener, f.accept_ns, f.timed_out);
+    Admit(std::move(f.fd), f.listener, &from);
   }
 }
 
@@ -259,6 +264,15 @@ bool Master::ShardsQuietOn(uint32_t listener) const {
   return true;
 }
 
+bool Master::ShardsHoldOn(uint32_t listener) const {
+  for (const ShardState& state : shard_states_) {
+    if (listener < state.holding.size() && state.holding[listener] > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool Master::ShardsDoneWith(int w) const {
   if (shards_.empty()) return true;
   if (static_cast<size_t>(w) >= shard_excluded_epoch_.size()) return false;
@@ -267,33 +281,15 @@ bool Master::ShardsDoneWith(int w) const {
 }
 
 bool Master::ShardsDrained() const {
-  if (shards_.empty()) return true;
-  if (!ShardsAdopted(shard_snapshot_->epoch)) return false;
+  // Each shard runs a snapshot that stops accepting (any will do: targets
+  // may change during a drain) and holds nothing.
   for (const ShardState& state : shard_states_) {
-    if (state.connections > 0) return false;
+    if (state.snapshot_accepting || state.connections > 0) return false;
     for (bool armed : state.accepting) {
       if (armed) return false;
     }
   }
   return true;
-}
-
-void Master::RecoverLateBatches() {
-  for (int w = 0; w < workers_->size(); ++w) {
-    if (static_cast<size_t>(w) >= shard_late_recovered_.size() ||
-        shard_late_recovered_[w] || !ShardsDoneWith(w)) {
-      continue;
-    }
-    const Worker& worker = workers_->at(w);
-    // A live process reads them itself; a retired slot's release does
-    // this on its way.
-    if (worker.node || worker.retired || !worker.channel ||
-        workers_->pid(w) != 0) {
-      continue;
-    }
-    shard_late_recovered_[w] = true;
-    if (workers_->UnreadBytes(w) > 0) RecoverUnread(w);
-  }
 }
 
 nlohmann::json Master::ShardsJson() const {

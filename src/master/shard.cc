@@ -97,18 +97,25 @@ void Shard::Publish(std::shared_ptr<const ShardSnapshot> snapshot) {
   (void)write(wake_fd_.get(), &one, sizeof(one));
 }
 
-void Shard::TakeReport(ShardReport* into) {
+void Shard::TakeReport(ShardReport* into, ShardState* state) {
   absl::MutexLock lock(&mu_);
+  *state = state_;
   for (ForwardedConnection& f : report_.forwarded) {
     into->forwarded.push_back(std::move(f));
   }
   report_.forwarded.clear();
+#define DDV_ADD_COUNTER(name, help) \
+  into->counters.name += report_.counters.name;
+  DDV_MASTER_COUNTERS(DDV_ADD_COUNTER)
+#undef DDV_ADD_COUNTER
+  report_.counters = Counters{};
   if (into->listeners.size() < report_.listeners.size()) {
     into->listeners.resize(report_.listeners.size());
   }
   for (size_t l = 0; l < report_.listeners.size(); ++l) {
     ShardReport::ListenerDelta& from = report_.listeners[l];
     into->listeners[l].accepted += from.accepted;
+    into->listeners[l].closed += from.closed;
     into->listeners[l].handoff_latency.Merge(from.handoff_latency);
     into->listeners[l].peek_bytes.Merge(from.peek_bytes);
   }
@@ -116,11 +123,6 @@ void Shard::TakeReport(ShardReport* into) {
   into->routed.insert(into->routed.end(), report_.routed.begin(),
                       report_.routed.end());
   report_.routed.clear();
-}
-
-ShardState Shard::State() const {
-  absl::MutexLock lock(&mu_);
-  return state_;
 }
 
 absl::Status Shard::Init() {
@@ -153,12 +155,17 @@ void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
     started_ = true;
   }
   if (!status.ok()) return;
-  snapshot_ = std::move(first);
+  (void)first;  // the same as published_: Adopt takes it (and its channels)
+  Adopt();
   ArmWake();
   std::array<io_uring_cqe*, 256> cqes;
   PublishState();
   while (!exit_.load(std::memory_order_acquire)) {
+    const uint64_t epoch = snapshot_->epoch;
     Adopt();
+    // Said at once: the primary may be waiting for it, and nothing queued
+    // here was routed by the old one (queues are empty between turns).
+    if (snapshot_->epoch != epoch) PublishState();
     UpdateAccepts();
     peek_buffers_->Publish();
     __kernel_timespec wait = ToTimespecNs(100 * 1000000LL);
@@ -182,16 +189,37 @@ void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
     // After the sends: the epoch it reports is the one they went by.
     PublishState();
   }
-  // Whatever is still held goes to the primary when it still runs (a
-  // failed ring); at a stop the table is empty by now.
+  TearDown();
+}
+
+void Shard::TearDown() {
+  // Closes queued in this turn (their sockets already live in a worker's
+  // message) must run, or the master would keep a copy open.
+  io_uring_submit(ring_->get());
   ring_->CancelAll();
+  // A connection accepted before the cancel is the primary's now; any
+  // other completion needs nothing.
+  io_uring_cqe* cqe;
+  while (io_uring_peek_cqe(ring_->get(), &cqe) == 0) {
+    const uring::OpTag tag =
+        uring::OpTag::Decode(io_uring_cqe_get_data64(cqe));
+    if (tag.op == kOpAccept && cqe->res >= 0) {
+      ForwardUnadmitted(UniqueFd(cqe->res), tag.index, MonotonicNowNs());
+    }
+    io_uring_cqe_seen(ring_->get(), cqe);
+  }
+  // What is still in the table goes to the primary, unread, when it still
+  // runs (a failed ring); at a stop the table is empty by now.
   for (uint32_t i = 0; i < connections_.capacity(); ++i) {
     Connection& c = connections_.at(i);
     if (c.state != ConnState::kFree && c.fd) {
-      local_.forwarded.push_back(
-          {std::move(c.fd), c.listener, c.accept_ns, false});
+      local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
+                                  false, true});
     }
+    if (c.state != ConnState::kFree) connections_.Free(i);
   }
+  holding_.clear();
+  accepts_.clear();
   peek_buffers_.reset();
   ring_.reset();
   wake_primary_ = true;
@@ -240,6 +268,7 @@ void Shard::Adopt() {
     next = published_;
   }
   snapshot_ = std::move(next);
+  queues_.clear();  // empty at a turn's start: SendBatches emptied them
   channels_.clear();
   for (const std::vector<ShardSnapshot::Target>& site : snapshot_->sites) {
     for (const ShardSnapshot::Target& t : site) {
@@ -253,35 +282,55 @@ void Shard::UpdateAccepts() {
   if (accepts_.size() < s.listeners.size()) {
     accepts_.resize(s.listeners.size());
   }
-  const bool room = connections_.in_use() < connections_.capacity();
+  uint32_t room = connections_.capacity() - connections_.in_use();
+  for (const AcceptSlot& slot : accepts_) {
+    room = room > slot.inflight ? room - slot.inflight : 0;
+  }
   for (uint32_t l = 0; l < accepts_.size(); ++l) {
     AcceptSlot& slot = accepts_[l];
-    const bool want = room && s.accepting && l < s.listeners.size() &&
+    const bool want = s.accepting && l < s.listeners.size() &&
                       s.listeners[l].accept && s.listeners[l].fd >= 0;
-    if (want && !slot.armed) {
+    if (!want) {
+      if (slot.inflight > 0 && !slot.cancelled) {
+        // Every accept of the listener carries the same tag.
+        io_uring_sqe* sqe = Sqe(kOpCancel, l);
+        io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, l, 0}.Encode(),
+                               IORING_ASYNC_CANCEL_ALL);
+        slot.cancelled = true;
+      }
+      continue;
+    }
+    if (slot.cancelled) continue;  // a new one waits for the old ones' end
+    if (MonotonicNowNs() < accepts_paused_until_ns_) continue;
+    if (options_.hold_off != nullptr &&
+        options_.hold_off->load(std::memory_order_relaxed)) {
+      continue;  // the primary is full: what we would forward has no room
+    }
+    while (slot.inflight < kAcceptsPerListener && room > 0) {
       io_uring_sqe* sqe = Sqe(kOpAccept, l);
       // As the primary's: close-on-exec, blocking (the worker gets the
-      // socket as accept(2) gives it). Single-shot, so that the loops take
-      // turns on the shared socket (AcceptGate::set_single_shot_only).
+      // socket as accept(2) gives it).
       io_uring_prep_accept(sqe, s.listeners[l].fd, nullptr, nullptr,
                            SOCK_CLOEXEC);
-      slot.armed = true;
-      slot.cancelled = false;
-    } else if (!want && slot.armed && !slot.cancelled) {
-      io_uring_sqe* sqe = Sqe(kOpCancel, l);
-      io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, l, 0}.Encode(), 0);
-      slot.cancelled = true;
+      ++slot.inflight;
+      --room;
     }
   }
 }
 
 void Shard::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
-  if (!(cqe->flags & IORING_CQE_F_MORE) && listener < accepts_.size()) {
-    accepts_[listener] = AcceptSlot{};  // re-armed by UpdateAccepts if wanted
+  if (listener < accepts_.size() && accepts_[listener].inflight > 0 &&
+      --accepts_[listener].inflight == 0) {
+    accepts_[listener].cancelled = false;
   }
   if (cqe->res < 0) {
     const int error = -cqe->res;
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS ||
+        error == ENOMEM) {
+      accepts_paused_until_ns_ = MonotonicNowNs() + 100 * 1000000LL;
+    }
     if (error != ECANCELED) {
+      ++local_.counters.accept_errors;
       LOG_EVERY_N(WARNING, 100) << "master shard " << options_.id
                                 << ": accept() failed: " << strerror(error);
     }
@@ -316,6 +365,8 @@ void Shard::Admit(UniqueFd fd, uint32_t listener, int64_t now_ns) {
   Connection* c = connections_.Allocate(&index);
   c->fd = std::move(fd);
   c->listener = listener;
+  if (holding_.size() <= listener) holding_.resize(listener + 1);
+  ++holding_[listener];
   c->accept_ns = now_ns;
   c->deadline = ToTimespecNs(now_ns + s.peek_timeout_ns);
   if (!config::IsPeeked(config)) {
@@ -386,7 +437,7 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
     return;
   }
   if (res < 0 && res != -ENOBUFS) {
-    ++local_state_.closed_before_decision;
+    CountClosed(*c);
     CloseConnection(index);
     return;
   }
@@ -394,7 +445,7 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
     // The peer closed before the decision, or POLL_FIRST woke without new
     // bytes (only EOF does that below SO_RCVLOWAT).
     if (has_buffer) peek_buffers_->Recycle(buffer_id);
-    ++local_state_.closed_before_decision;
+    CountClosed(*c);
     CloseConnection(index);
     return;
   }
@@ -409,10 +460,14 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   const bool decided = Decide(index, prefix);
   peek_buffers_->Recycle(buffer_id);
   if (decided) {
-    if (local_.listeners.size() <= listener) {
-      local_.listeners.resize(listener + 1);
+    // Only when it goes to a worker from here: a forwarded one is peeked
+    // (and observed) again by the primary.
+    if (c->state == ConnState::kQueued) {
+      if (local_.listeners.size() <= listener) {
+        local_.listeners.resize(listener + 1);
+      }
+      local_.listeners[listener].peek_bytes.Observe(res);
     }
-    local_.listeners[listener].peek_bytes.Observe(res);
     return;
   }
   if (static_cast<uint32_t>(res) >= peek_buffers_->buffer_size() ||
@@ -434,6 +489,12 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
 bool Shard::Decide(uint32_t index, absl::string_view prefix) {
   Connection& c = connections_.at(index);
   const ShardSnapshot::Listener& slot = snapshot_->listeners[c.listener];
+  if (!slot.routes) {
+    // A retired listener whose routes the primary released: it decides
+    // (as it does for what it holds itself).
+    Forward(index);
+    return true;
+  }
   const config::ListenerConfig& listener = slot.config;
   const uint32_t max_bytes = snapshot_->max_peek_bytes;
   size_t offset = 0;
@@ -443,6 +504,7 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
       case sniff::SniffStatus::kNeedMore:
         return false;
       case sniff::SniffStatus::kFound:
+        ++local_.counters.proxy_header_found;
         offset = proxy.header_length;
         c.skip_bytes = proxy.header_length;
         if (ProxyMetadataFrom(proxy, &c.proxy) > 0) {
@@ -467,6 +529,11 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
       case sniff::SniffStatus::kNeedMore:
         return false;
       case sniff::SniffStatus::kFound:
+        if (info.host.empty()) {
+          ++local_.counters.http_host_absent;
+        } else {
+          ++local_.counters.http_host_found;
+        }
         c.host = info.host;
         Route(index, slot.routes->Lookup(slot.route_index, info.host.view())
                          .site);
@@ -485,7 +552,17 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
       for (size_t i = 0; i < info.alpn_count; ++i) offered[i] = info.alpn(i);
       absl::Span<const absl::string_view> alpn(offered.data(),
                                                info.alpn_count);
-      if (!alpn.empty()) c.alpn = absl::StrJoin(alpn, ",");
+      if (alpn.empty()) {
+        ++local_.counters.tls_alpn_absent;
+      } else {
+        ++local_.counters.tls_alpn_found;
+        c.alpn = absl::StrJoin(alpn, ",");
+      }
+      if (info.sni.empty()) {
+        ++local_.counters.tls_sni_absent;
+      } else {
+        ++local_.counters.tls_sni_found;
+      }
       c.host = info.sni;
       Route(index,
             slot.routes->Lookup(slot.route_index, info.sni.view(), alpn).site);
@@ -598,6 +675,7 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
       break;
     }
     ++local_state_.batches;
+    ++local_.counters.handoff_batches;
     for (size_t i = 0; i < n; ++i) {
       const uint32_t index = queue[next + i];
       Connection& c = connections_.at(index);
@@ -630,8 +708,8 @@ void Shard::Forward(uint32_t index, bool timed_out) {
     c.rcvlowat_raised = false;
   }
   ++local_state_.forwarded;
-  local_.forwarded.push_back(
-      {std::move(c.fd), c.listener, c.accept_ns, timed_out});
+  local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
+                              timed_out, c.state != ConnState::kFree});
   wake_primary_ = true;
   c.state = ConnState::kClosing;
   MaybeFree(index);
@@ -640,8 +718,17 @@ void Shard::Forward(uint32_t index, bool timed_out) {
 void Shard::ForwardUnadmitted(UniqueFd fd, uint32_t listener,
                               int64_t now_ns) {
   ++local_state_.forwarded;
-  local_.forwarded.push_back({std::move(fd), listener, now_ns, false});
+  local_.forwarded.push_back({std::move(fd), listener, now_ns, false, false});
   wake_primary_ = true;
+}
+
+void Shard::CountClosed(const Connection& c) {
+  ++local_state_.closed_before_decision;
+  ++local_.counters.closed_before_decision;
+  if (local_.listeners.size() <= c.listener) {
+    local_.listeners.resize(c.listener + 1);
+  }
+  ++local_.listeners[c.listener].closed;
 }
 
 void Shard::CloseConnection(uint32_t index) {
@@ -659,6 +746,9 @@ void Shard::CloseConnection(uint32_t index) {
 void Shard::MaybeFree(uint32_t index) {
   Connection& c = connections_.at(index);
   if (c.state == ConnState::kClosing && c.inflight == 0) {
+    if (c.listener < holding_.size() && holding_[c.listener] > 0) {
+      --holding_[c.listener];
+    }
     connections_.Free(index);
   }
 }
@@ -670,9 +760,11 @@ void Shard::PublishState() {
   // listener to close): wake it.
   if (epoch != local_state_.adopted_epoch) wake_primary_ = true;
   local_state_.adopted_epoch = epoch;
+  local_state_.holding = holding_;
+  local_state_.snapshot_accepting = snapshot_ ? snapshot_->accepting : true;
   local_state_.accepting.assign(accepts_.size(), false);
   for (size_t l = 0; l < accepts_.size(); ++l) {
-    local_state_.accepting[l] = accepts_[l].armed;
+    local_state_.accepting[l] = accepts_[l].inflight > 0;
   }
   const bool wake = wake_primary_;
   {
@@ -681,11 +773,16 @@ void Shard::PublishState() {
     for (ForwardedConnection& f : local_.forwarded) {
       report_.forwarded.push_back(std::move(f));
     }
+#define DDV_ADD_COUNTER(name, help) \
+    report_.counters.name += local_.counters.name;
+    DDV_MASTER_COUNTERS(DDV_ADD_COUNTER)
+#undef DDV_ADD_COUNTER
     if (report_.listeners.size() < local_.listeners.size()) {
       report_.listeners.resize(local_.listeners.size());
     }
     for (size_t l = 0; l < local_.listeners.size(); ++l) {
       report_.listeners[l].accepted += local_.listeners[l].accepted;
+      report_.listeners[l].closed += local_.listeners[l].closed;
       report_.listeners[l].handoff_latency.Merge(
           local_.listeners[l].handoff_latency);
       report_.listeners[l].peek_bytes.Merge(local_.listeners[l].peek_bytes);
@@ -694,6 +791,7 @@ void Shard::PublishState() {
                           local_.routed.end());
   }
   local_.forwarded.clear();
+  local_.counters = Counters{};
   local_.listeners.clear();
   local_.routed.clear();
   if (wake) {

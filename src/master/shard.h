@@ -29,6 +29,7 @@
 #include "src/base/unique_fd.h"
 #include "src/handoff/wire.h"
 #include "src/master/connection.h"
+#include "src/master/counters.h"
 #include "src/master/histogram.h"
 #include "src/master/shard_snapshot.h"
 #include "src/uring/buffer_ring.h"
@@ -46,6 +47,9 @@ struct ShardOptions {
   uint32_t max_connections = 8192;
   uint32_t handoff_batch = 32;
   int primary_wake_fd = -1;  // an eventfd the primary polls; not owned
+  // Set by the primary while its table is full: no new accept is armed
+  // (what a shard forwards would have nowhere to go). Not owned.
+  const std::atomic<bool>* hold_off = nullptr;
 };
 
 // A connection the shard gives to the primary, unread.
@@ -54,6 +58,7 @@ struct ForwardedConnection {
   uint32_t listener = 0;
   int64_t accept_ns = 0;
   bool timed_out = false;  // its peek deadline passed: 408, or close
+  bool peeked = false;     // TCP_DEFER_ACCEPT's hold counted already
 };
 
 // What the shard did since the primary last asked, for the counters and
@@ -61,8 +66,13 @@ struct ForwardedConnection {
 // forwards.
 struct ShardReport {
   std::vector<ForwardedConnection> forwarded;
+  // What the primary counts for its own connections (Host found, SNI, ALPN,
+  // PROXY, closed before a decision, batches, accept errors); accepted
+  // and handed off come by listener and by worker below.
+  Counters counters;
   struct ListenerDelta {
     uint64_t accepted = 0;
+    uint64_t closed = 0;  // Outcome::kClosed: gone before a decision
     Histogram handoff_latency{LatencyBounds()};
     Histogram peek_bytes{PeekBytesBounds()};
   };
@@ -80,7 +90,9 @@ struct ShardReport {
 struct ShardState {
   int id = 0;
   uint64_t adopted_epoch = 0;
-  std::vector<bool> accepting;  // by listener slot: an accept is armed
+  std::vector<bool> accepting;  // by listener slot: accepts in flight
+  std::vector<uint32_t> holding;  // by listener slot: its connections
+  bool snapshot_accepting = true;  // the snapshot it runs accepts
   uint32_t connections = 0;     // in its table
   uint64_t accepted = 0;
   uint64_t handed_off = 0;
@@ -106,9 +118,9 @@ class Shard {
   int id() const { return options_.id; }
   // The shard adopts `snapshot` at its next loop turn (woken now).
   void Publish(std::shared_ptr<const ShardSnapshot> snapshot);
-  // Moves what the shard reported since the last call into `into`.
-  void TakeReport(ShardReport* into);
-  ShardState State() const;
+  // Moves what the shard reported since the last call into `into`, and
+  // its state as of that report into `state`, in one critical section.
+  void TakeReport(ShardReport* into, ShardState* state);
 
  private:
   enum Op : uint8_t {
@@ -141,10 +153,15 @@ class Shard {
   // Gives the socket to the primary, unread; the slot is freed.
   void Forward(uint32_t index, bool timed_out = false);
   void ForwardUnadmitted(UniqueFd fd, uint32_t listener, int64_t now_ns);
+  // A peer gone before the decision, counted as the primary counts its own.
+  void CountClosed(const Connection& c);
   void SendBatches();
   void SendBatch(int worker, int channel, std::vector<uint32_t>& queue);
   void CloseConnection(uint32_t index);
   void MaybeFree(uint32_t index);
+  // At the loop's end: closes queued, then every op cancelled; sockets
+  // accepted meanwhile go to the primary.
+  void TearDown();
   void ArmWake();
   void PublishState();
 
@@ -159,11 +176,20 @@ class Shard {
   std::unique_ptr<uring::BufferRing> peek_buffers_;
   ConnectionTable connections_;
   std::shared_ptr<const ShardSnapshot> snapshot_;
+  // Single-shot accepts in flight per listener: each completion re-queues
+  // its wait behind the other loops' (AcceptGate::set_single_shot_only),
+  // and several let one loop turn take several connections (bigger
+  // batches, fewer turns per connection).
+  static constexpr uint32_t kAcceptsPerListener = 8;
   struct AcceptSlot {
-    bool armed = false;   // an accept is in flight
-    bool cancelled = false;
+    uint32_t inflight = 0;
+    bool cancelled = false;  // all of them, until the last completes
   };
   std::vector<AcceptSlot> accepts_;
+  std::vector<uint32_t> holding_;  // connections in the table by listener
+  // After EMFILE/ENFILE (the connection stays in the backlog): no new
+  // accept until then, or the loop would spin on the same failure.
+  int64_t accepts_paused_until_ns_ = 0;
   // Per worker: connections for this turn's batches, and the channel.
   absl::flat_hash_map<int, std::vector<uint32_t>> queues_;
   absl::flat_hash_map<int, int> channels_;

@@ -115,6 +115,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     // mid-restart, a later `restart`), the replacement is here.
     worker.restart_pending = false;
     worker.draining = false;
+    worker.shutdown_deferred = false;
     worker.drain_deadline_ns = 0;
     worker.last_heard_ns = 0;  // the heartbeat clock starts at its start
     worker.scm_rights_only = false;
@@ -509,28 +510,41 @@ void WorkerPool::BeginShutdown(int w, absl::Duration grace) {
     LOG(WARNING) << "cannot send disconnect to Node worker " << name
                  << "; SIGTERM instead";
   } else if (!worker.node && worker.ready && worker.channel) {
-    handoff::Shutdown shutdown;
-    shutdown.grace_ms = static_cast<uint32_t>(
-        std::min<int64_t>(absl::ToInt64Milliseconds(grace), UINT32_MAX));
-    absl::StatusOr<std::string> frame = handoff::EncodeFrame(shutdown);
-    absl::Status sent = frame.ok()
-                            ? handoff::SendFrame(worker.channel.get(), *frame,
-                                                 {}, absl::ZeroDuration())
-                            : frame.status();
-    if (sent.ok()) {
-      ++shutdowns_sent_;
-      LOG(INFO) << "asked worker " << name << " pid " << processes_->pid(slot)
-                << " to finish and exit (kShutdown, grace "
-                << absl::FormatDuration(grace) << ")";
+    if (options_.shutdown_gate && !options_.shutdown_gate(w)) {
+      worker.shutdown_deferred = true;  // Tick sends it
       return;
     }
-    LOG(WARNING) << "cannot send kShutdown to worker " << name << ": " << sent
-                 << "; SIGTERM instead";
+    if (SendShutdown(w, grace)) return;
   }
   // It has not said hello (just started, or it does not speak the
   // protocol), or its channel is full: the signal is the only way to reach
   // it.
   processes_->Stop(slot, grace);
+}
+
+bool WorkerPool::SendShutdown(int w, absl::Duration grace) {
+  Worker& worker = workers_[w];
+  const std::string name =
+      absl::StrCat(site_ids_[worker.site], "#", worker.index);
+  handoff::Shutdown shutdown;
+  shutdown.grace_ms = static_cast<uint32_t>(std::clamp<int64_t>(
+      absl::ToInt64Milliseconds(grace), 0, UINT32_MAX));
+  absl::StatusOr<std::string> frame = handoff::EncodeFrame(shutdown);
+  absl::Status sent = frame.ok()
+                          ? handoff::SendFrame(worker.channel.get(), *frame,
+                                               {}, absl::ZeroDuration())
+                          : frame.status();
+  if (!sent.ok()) {
+    LOG(WARNING) << "cannot send kShutdown to worker " << name << ": " << sent
+                 << "; SIGTERM instead";
+    return false;
+  }
+  ++shutdowns_sent_;
+  LOG(INFO) << "asked worker " << name << " pid "
+            << processes_->pid(worker.process_slot)
+            << " to finish and exit (kShutdown, grace "
+            << absl::FormatDuration(grace) << ")";
+  return true;
 }
 
 void WorkerPool::ShutdownAll(absl::Duration grace) {
@@ -767,6 +781,16 @@ void WorkerPool::Tick(int64_t now_ns) {
   for (int w = 0; w < size(); ++w) {
     Worker& worker = workers_[w];
     const int slot = worker.process_slot;
+    if (worker.shutdown_deferred &&
+        (processes_->pid(slot) == 0 || !worker.channel ||
+         !options_.shutdown_gate || options_.shutdown_gate(w))) {
+      worker.shutdown_deferred = false;
+      const absl::Duration grace =
+          absl::Nanoseconds(std::max<int64_t>(0, worker.drain_deadline_ns - now_ns));
+      if (processes_->pid(slot) != 0 && !SendShutdown(w, grace)) {
+        processes_->Stop(slot, grace);
+      }
+    }
     if (!worker.draining || now_ns < worker.drain_deadline_ns ||
         processes_->pid(slot) == 0 ||
         processes_->state(slot) == supervise::ProcessState::kStopping) {

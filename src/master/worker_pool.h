@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,11 @@ struct WorkerPoolOptions {
   // refuses another site's Host with 421 (docs/node.md). Empty, or a file
   // that cannot be read (logged at start): not added.
   std::string node_preload;
+  // Master shards (docs/shards.md): whether no shard can still send the
+  // worker a batch. kShutdown waits for it (the worker is picked no more
+  // meanwhile): a ddv worker stops reading its channel after kShutdown, so
+  // a batch behind it would wait for the worker's exit. Unset: always.
+  std::function<bool(int)> shutdown_gate;
 };
 
 struct Worker {
@@ -117,6 +123,8 @@ struct Worker {
   // Set for a `runtime = "node"` slot: its channel is a SOCK_STREAM speaking
   // Node's cluster IPC (docs/node.md), and `ready` means the app listens.
   std::unique_ptr<NodeChannel> node;
+  // Draining, with kShutdown still to send once shutdown_gate allows.
+  bool shutdown_deferred = false;
 };
 
 class WorkerPool {
@@ -160,6 +168,8 @@ class WorkerPool {
   // (see the file comment). It is picked no more; the master moves its
   // queue elsewhere.
   void BeginShutdown(int worker, absl::Duration grace);
+  // kShutdown with `grace`; false when it could not be sent.
+  bool SendShutdown(int worker, absl::Duration grace);
   // Graceful stop of the master: every worker shuts down, none restarts.
   void ShutdownAll(absl::Duration grace);
   // Worker processes not yet reaped.

@@ -416,6 +416,28 @@ TEST_F(HttpResponderTest, TheGateIsAskedOncePerHostAndSiteView) {
   EXPECT_EQ(Take(), kMisdirected);
 }
 
+// The first request names what the master routed the connection by: it is
+// the site's whatever view came since (a reload moved the name while the
+// request was unread). Later ones are checked against the view.
+TEST_F(HttpResponderTest, TheFirstRequestNamingTheRoutedHostIsAllowed) {
+  FakeGate gate;  // says b.test is another site's now
+  context_.host_gate = &gate;
+  ConnectionInfo info = Info();
+  info.listener_key = 0;
+  info.host = "b.test";
+  Reset(info);
+  responder_.Feed("GET / HTTP/1.1\r\nHost: B.test:80\r\n\r\n");
+  EXPECT_EQ(Take(), Hello("B.test:80"));
+  EXPECT_EQ(gate.calls, 0);
+  responder_.Feed("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n");
+  EXPECT_EQ(Take(), kMisdirected);
+  EXPECT_EQ(gate.calls, 1);
+  // A first request for another name is checked as always.
+  Reset(info);
+  responder_.Feed("GET / HTTP/1.1\r\nHost: c.test\r\n\r\n");
+  EXPECT_EQ(Take(), kMisdirected);
+}
+
 TEST_F(HttpResponderTest, UncheckedConnectionsNeverAskTheGate) {
   FakeGate gate;
   context_.host_gate = &gate;

@@ -99,6 +99,15 @@ class ShardsTest(unittest.TestCase):
         handed = sum(w["handed_off"] for s in status["sites"]
                      for w in s["workers"])
         self.assertEqual(handed, status["counters"]["connections_handed_off"])
+        ddvctl = subprocess.run(
+            [harness.runfile("src/ddvctl"),
+             f"--control_socket={ddv.control_socket}", "status"],
+            capture_output=True, text=True, timeout=20)
+        self.assertEqual(ddvctl.returncode, 0, ddvctl.stderr)
+        self.assertIn("shard 0 (primary) holds", ddvctl.stdout)
+        self.assertRegex(ddvctl.stdout,
+                         r"shard 1 holds \d+; accepted \d+, handed off \d+,"
+                         r" forwarded \d+")
         metrics = harness.control(ddv.control_socket, "metrics")
         for family in ("ddv_shards 2", 'ddv_shard_connections{shard="1"}',
                        'ddv_shard_connections_accepted_total{shard="1"}',
@@ -207,6 +216,31 @@ class ShardsTest(unittest.TestCase):
         for event in result["events"]:
             self.assertGreaterEqual(event["t"], stopped_at, event)
             self.assertEqual(event["reqs"], 0, event)
+
+    def test_a_restarted_master_routes_from_its_shard_at_once(self):
+        # After a master kill the workers are adopted ready, so the first
+        # snapshot the new master's shard gets already names them: the shard
+        # must send to them itself, not forward everything to the primary.
+        ddv = self.start(watchdog=True)
+        old = ddv.status()["pid"]
+        os.kill(old, signal.SIGKILL)
+        def restarted():
+            try:
+                return ddv.status()["pid"] != old
+            except (OSError, ValueError, KeyError):
+                return False  # between masters
+        self.assertTrue(wait_for(restarted, timeout=20), ddv.read_log())
+        load = pyload.start_load(ddv.http_port, ["a.localhost", "b.localhost"],
+                                 "new_connection", connections=8, rate=800,
+                                 duration=3)
+        self.addCleanup(load.kill)
+        result = load.result()
+        print(result.summary(), file=sys.stderr)
+        self.assertEqual(result.failed(), 0, result.summary())
+        one = shard(ddv.status(), 1)
+        print(one, file=sys.stderr)
+        self.assertGreater(one["accepted"], 100, one)
+        self.assertGreater(one["handed_off"], 0.9 * one["accepted"], one)
 
     def test_bad_value_is_refused(self):
         master = harness.runfile("src/ddv_master")
