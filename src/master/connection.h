@@ -51,6 +51,10 @@ struct Connection {
   ConnState state = ConnState::kFree;
   uint8_t inflight = 0;          // submitted ops not yet completed
   bool rcvlowat_raised = false;  // SO_RCVLOWAT must go back to 1 before handoff
+  // Its peek (nothing received yet) waits on Master::silent_, not on a
+  // link timeout; `expired`: shut for reading at its deadline.
+  bool silent_wait = false;
+  bool expired = false;
   bool deadline_shortened = false;
   uint16_t listener = 0;
   int32_t site = -1;
@@ -77,6 +81,16 @@ struct Connection {
   handoff::ProxyMetadata proxy;  // what the PROXY header said
 
   absl::string_view refusal;  // bytes being sent while kRefusing
+  // Timed out before a single byte arrived: once its 408 is sent, it is
+  // closed without a lingering close if still nothing is unread.
+  bool silent = false;
+
+  // SCM_RIGHTS: the master's copy is closed by an op linked to the handoff
+  // send (SubmitBatch), which owns the fd once the send succeeds.
+  bool close_linked = false;
+  // The peer's address, read before such a send on an access-logged
+  // listener: by the time the log line is made, the fd may be closed.
+  std::unique_ptr<sockaddr_storage> peer;
 
   uint64_t Id(uint32_t index) const {
     return (static_cast<uint64_t>(generation) << 32) | index;

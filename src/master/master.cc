@@ -167,8 +167,11 @@ absl::Status Master::Run() {
     FlushBatches();
     FlushAccessLogs();
     peek_buffers_->Publish();
-    // Wake at least this often for the periodic checks below.
-    __kernel_timespec wait = ToTimespecNs(100 * 1000000LL);
+    // Wake at least this often for the periodic checks below, and at the
+    // next silent peek's deadline.
+    __kernel_timespec wait = ToTimespecNs(
+        silent_.empty() ? 100 * 1000000LL
+                        : ExpireSilentPeeks(MonotonicNowNs(), 100 * 1000000LL));
     io_uring_cqe* first = nullptr;
     int ret = io_uring_submit_and_wait_timeout(ring_->get(), &first, 1, &wait,
                                                nullptr);
@@ -271,9 +274,6 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
     case kOpRefuseSend:
       OnRefuseSent(tag, cqe);
       return;
-    case kOpRefuseShutdown:
-      OnRefuseShutdown(tag, cqe);
-      return;
     case kOpLingerRecv:
       OnLingerRecv(tag, cqe);
       return;
@@ -285,6 +285,9 @@ void Master::OnCompletion(io_uring_cqe* cqe) {
       return;
     case kOpHandoffSend:
       OnHandoffSent(tag.index, cqe);
+      return;
+    case kOpHandoffClose:
+      OnHandoffClosed(tag.index, cqe);
       return;
     case kOpChannelPoll:
       OnChannelPoll(tag.index, cqe);

@@ -149,7 +149,6 @@ class Master {
     kOpPeek,             // index: connection (generation checked)
     kOpPeekTimeout,      // index: connection (generation checked)
     kOpRefuseSend,       // index: connection (generation checked)
-    kOpRefuseShutdown,   // index: connection (generation checked)
     kOpLingerRecv,       // index: connection (generation checked)
     kOpLingerTimeout,    // index: connection (generation checked)
     kOpClose,            // index: connection (generation checked)
@@ -168,6 +167,7 @@ class Master {
     kOpScrapeSend,       // index: metrics client (generation checked)
     kOpAccessLogWrite,   // index: access log file
     kOpShardInbox,       // the eventfd shards wake the primary with
+    kOpHandoffClose,     // index: worker; the close linked to a handoff send
   };
 
   // Graceful stop, step by step (BeginStop, then StopStep every turn).
@@ -240,6 +240,9 @@ class Master {
   void SubmitPeek(uint32_t index, bool dont_wait);
   void OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe);
   void OnPeekTimeout(const uring::OpTag& tag, io_uring_cqe* cqe);
+  // Ends the silent peeks whose deadline passed; returns the nanoseconds
+  // to the next deadline (at most `max_wait_ns`).
+  int64_t ExpireSilentPeeks(int64_t now_ns, int64_t max_wait_ns);
   // Sniffs `prefix`; returns true when the connection moved on (routed,
   // refused or closed), false when it needs more bytes.
   bool Decide(uint32_t index, absl::string_view prefix);
@@ -250,7 +253,6 @@ class Master {
   void Refuse(uint32_t index, Refusal refusal);
   void SubmitRefusal(uint32_t index);
   void OnRefuseSent(const uring::OpTag& tag, io_uring_cqe* cqe);
-  void OnRefuseShutdown(const uring::OpTag& tag, io_uring_cqe* cqe);
   void SubmitLinger(uint32_t index);
   void OnLingerRecv(const uring::OpTag& tag, io_uring_cqe* cqe);
   void OnLingerTimeout(const uring::OpTag& tag, io_uring_cqe* cqe);
@@ -318,6 +320,7 @@ class Master {
   void FlushBatches();
   void SubmitBatch(int worker);
   void OnHandoffSent(int worker, io_uring_cqe* cqe);
+  void OnHandoffClosed(int worker, io_uring_cqe* cqe);
   void OnChannelPoll(int worker, io_uring_cqe* cqe);
   void OnChannelWritable(int worker);
   void OnChannelReadable(int worker);
@@ -651,6 +654,14 @@ class Master {
   std::unique_ptr<WorkerPool> workers_;
   std::vector<uint32_t> waiting_;      // kWaitingForWorker connections
   std::vector<uint32_t> no_buffer_;    // peeks to retry when buffers return
+  // Peeks of connections that have sent nothing yet, in (about) deadline
+  // order: they wait without a link timeout (SubmitPeek, ExpireSilentPeeks).
+  struct SilentPeek {
+    int64_t deadline_ns;
+    uint32_t index;
+    uint32_t generation;
+  };
+  std::deque<SilentPeek> silent_;
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;

@@ -2,7 +2,9 @@
 // master_handoff.cc), or refuse with a lingering close. One handler per
 // completion op; each connection op's handler starts with CompletedOp,
 // which drops completions whose slot was reused.
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -25,6 +27,12 @@ namespace master {
 namespace {
 
 constexpr uint16_t kPeekBufferGroup = 1;
+
+// Bytes received and not read yet; -1 if the kernel will not say.
+int UnreadBytes(int fd) {
+  int bytes = 0;
+  return ioctl(fd, SIOCINQ, &bytes) == 0 ? bytes : -1;
+}
 
 }  // namespace
 
@@ -206,6 +214,30 @@ void Master::SubmitPeek(uint32_t index, bool dont_wait) {
   // SO_RCVLOWAT was raised past what we saw: poll first, so the peek
   // completes only when more bytes arrived (no spinning on the same prefix).
   if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  if (c.seen == 0) {
+    // Nothing received yet (the peer may never send: idle connections).
+    // No link timeout: one that fires cancels its peek through the ring's
+    // cancel hash, at most 256 buckets, so a walk of about n/256 cold
+    // requests with n peeks waiting (13% of the master's samples with 15k
+    // idle peers). The loop ends it at its deadline instead
+    // (ExpireSilentPeeks), with a shutdown(SHUT_RD) that wakes the peek
+    // directly.
+    c.silent_wait = true;
+    const SilentPeek entry{FromTimespecNs(c.deadline), index, c.generation};
+    if (silent_.empty() || silent_.back().deadline_ns <= entry.deadline_ns) {
+      silent_.push_back(entry);
+    } else {
+      // Out of order (a connection a shard forwarded keeps its own accept
+      // time): in its place, so the front stays the earliest.
+      silent_.insert(
+          std::upper_bound(silent_.begin(), silent_.end(), entry,
+                           [](const SilentPeek& a, const SilentPeek& b) {
+                             return a.deadline_ns < b.deadline_ns;
+                           }),
+          entry);
+    }
+    return;
+  }
   sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
   io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
@@ -224,6 +256,18 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   const uint32_t index = tag.index;
   int res = cqe->res;
+  c->silent_wait = false;
+  if (c->expired) {
+    // Shut for reading at its deadline (ExpireSilentPeeks): a timeout,
+    // whatever the peek found. Bytes that came at the last moment are
+    // unread, so they get the lingering close.
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    c->silent = res <= 0;
+    ++counters_.peek_timeout;
+    RecordOutcome(index, Outcome::kTimeout);
+    Refuse(index, Refusal::kTimeout);
+    return;
+  }
   if (res == -EAGAIN) {
     // Nothing queued at accept: the kernel held this connection for the
     // whole TCP_DEFER_ACCEPT period. Count that hold against the deadline.
@@ -237,6 +281,7 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
     return;
   }
   if (res == -ECANCELED) {
+    c->silent = c->seen == 0;
     ++counters_.peek_timeout;
     RecordOutcome(index, Outcome::kTimeout);
     Refuse(index, Refusal::kTimeout);
@@ -302,6 +347,30 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   c->rcvlowat_raised = true;
   SubmitPeek(index, false);
+}
+
+int64_t Master::ExpireSilentPeeks(int64_t now_ns, int64_t max_wait_ns) {
+  while (!silent_.empty() && silent_.front().deadline_ns <= now_ns) {
+    const SilentPeek due = silent_.front();
+    silent_.pop_front();
+    Connection& c = connections_.at(due.index);
+    // Skipped: a connection gone (the slot reused), decided, or whose bytes
+    // came (its later peeks carry link timeouts).
+    if (c.generation != due.generation || c.state != ConnState::kPeeking ||
+        !c.silent_wait || c.expired) {
+      continue;
+    }
+    // Wakes the peek (recv returns 0, or what came at the last moment);
+    // OnPeek sees `expired` and refuses it as a timeout. Sending is not
+    // affected: the 408 still goes out.
+    c.expired = true;
+    if (shutdown(c.fd.get(), SHUT_RD) < 0) {
+      PLOG_EVERY_N(WARNING, 1000) << "shutdown(SHUT_RD) at a peek deadline";
+    }
+  }
+  if (silent_.empty()) return max_wait_ns;
+  return std::clamp<int64_t>(silent_.front().deadline_ns - now_ns, 0,
+                             max_wait_ns);
 }
 
 // A link timeout's own completion: -ETIME when it fired (the peek then
@@ -511,23 +580,24 @@ void Master::OnRefuseSent(const uring::OpTag& tag, io_uring_cqe* cqe) {
     SubmitRefusal(index);
     return;
   }
-  io_uring_sqe* sqe = Sqe(kOpRefuseShutdown, index, c->generation);
-  io_uring_prep_shutdown(sqe, c->fd.get(), SHUT_WR);
-  ++c->inflight;
+  if (c->silent && UnreadBytes(c->fd.get()) == 0) {
+    // A peer that sent nothing before the deadline has no request bytes
+    // for a lingering close to drain: close now, the FIN follows the 408.
+    // (15k idle connections timing out cost the master a linger each: a
+    // recv, its timeout, and a wake-up for the peer's EOF.)
+    Close(index);
+    return;
+  }
+  // shutdown(2) here, not IORING_OP_SHUTDOWN: the ring always runs that op
+  // in an io-wq thread (a thread wake-up and two context switches per
+  // refusal), and a TCP shutdown only queues a FIN: it never blocks.
+  if (shutdown(c->fd.get(), SHUT_WR) < 0) {
+    Close(index);
+    return;
+  }
   c->deadline = ToTimespecNs(MonotonicNowNs() +
                              absl::ToInt64Nanoseconds(options_.linger));
-}
-
-void Master::OnRefuseShutdown(const uring::OpTag& tag, io_uring_cqe* cqe) {
-  Connection* c = CompletedOp(tag);
-  if (c == nullptr) return;
-  if (c->state != ConnState::kRefusing) {
-    MaybeFree(tag.index);
-  } else if (cqe->res < 0) {
-    Close(tag.index);
-  } else {
-    SubmitLinger(tag.index);
-  }
+  SubmitLinger(index);
 }
 
 // Closing with unread request bytes would make the kernel send RST, and the

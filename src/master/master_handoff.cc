@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -17,27 +20,12 @@
 #include "glog/logging.h"
 #include "src/handoff/wire.h"
 #include "src/master/master.h"
+#include "src/master/wire_protocol.h"
 #include "src/sniff/host_name.h"
 #include "src/uring/op_tag.h"
 
 namespace ddv {
 namespace master {
-namespace {
-
-handoff::Protocol WireProtocol(config::Protocol protocol) {
-  switch (protocol) {
-    case config::Protocol::kHttp:
-      return handoff::Protocol::kHttp;
-    case config::Protocol::kTls:
-      return handoff::Protocol::kTls;
-    case config::Protocol::kTcp:
-      return handoff::Protocol::kTcp;
-  }
-  return handoff::Protocol::kTcp;
-}
-
-}  // namespace
-
 void Master::QueueForWorker(uint32_t index) {
   Connection& c = connections_.at(index);
   DCHECK(c.state == ConnState::kRouted ||
@@ -128,11 +116,15 @@ void Master::RequeueFromDraining(int w) {
 
 void Master::SubmitBatch(int w) {
   Worker& worker = workers_->at(w);
-  const size_t n = std::min<size_t>(
-      {worker.queue.size(), options_.handoff_batch,
-       handoff::kMaxEntriesPerBatch});
   const bool pidfd = config_.master.handoff == config::HandoffMode::kPidfd &&
                     !worker.scm_rights_only;
+  // SCM_RIGHTS: the send and one close per socket go out as one chain, so
+  // it must fit the submission queue (a test ring has 8 entries).
+  const size_t room = pidfd ? handoff::kMaxEntriesPerBatch
+                            : ring_->get()->sq.ring_entries - 1;
+  const size_t n = std::min<size_t>(
+      {worker.queue.size(), options_.handoff_batch,
+       handoff::kMaxEntriesPerBatch, room});
   std::vector<handoff::HandoffEntry> entries(n);
   std::vector<int> fds;
   fds.reserve(n);
@@ -154,6 +146,15 @@ void Master::SubmitBatch(int w) {
     e.skip_bytes = c.skip_bytes;
     e.master_fd = c.fd.get();
     fds.push_back(c.fd.get());
+    if (!pidfd && !c.peer && access_logs_.Wants(c.listener)) {
+      // The close linked to the send may run before its log line is made.
+      c.peer = std::make_unique<sockaddr_storage>();
+      socklen_t length = sizeof(sockaddr_storage);
+      if (getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(c.peer.get()),
+                      &length) != 0) {
+        c.peer.reset();
+      }
+    }
   }
   std::string frame;
   absl::Status status = handoff::EncodeHandoffBatch(
@@ -180,12 +181,41 @@ void Master::SubmitBatch(int w) {
   }
   // No generation: the send belongs to the channel, whichever process of
   // the slot reads it (see OpTag).
+  ring_->Reserve(pidfd ? 1 : n + 1);  // the chain must not be split
   io_uring_sqe* sqe = Sqe(kOpHandoffSend, w);
   // MSG_DONTWAIT: a full channel must fail at once (EAGAIN) so the batch
   // goes to another worker instead of waiting behind a slow one.
   io_uring_prep_sendmsg(sqe, worker.channel.get(), &worker.message->header(),
                         MSG_DONTWAIT | MSG_NOSIGNAL);
   worker.send_in_flight = true;
+  if (pidfd) return;
+  // SCM_RIGHTS: the master's copy of each socket is closed by ops linked to
+  // the send, run as task work of the same io_uring_enter (DEFER_TASKRUN:
+  // before it returns, unless the turn's task work is unusually long), so
+  // before the woken worker can run on this CPU. Closed later (a separate op after
+  // the send's completion, as before), the worker had often served and
+  // closed its copy first, and the master paid the whole TCP close (FIN,
+  // and on loopback the peer's receive of it). A failed send cancels the
+  // closes (the sockets stay the slots', OnHandoffSent re-routes them);
+  // hard links between the closes keep one failed close from cancelling
+  // the rest. Success posts no completion (IOSQE_CQE_SKIP_SUCCESS).
+  sqe->flags |= IOSQE_IO_LINK;
+  for (size_t i = 0; i < n; ++i) {
+    connections_.at(worker.sending[i]).close_linked = true;
+    io_uring_sqe* close = Sqe(kOpHandoffClose, w);
+    io_uring_prep_close(close, fds[i]);
+    close->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    if (i + 1 < n) close->flags |= IOSQE_IO_HARDLINK;
+  }
+}
+
+// Only a failed close linked to a handoff send completes: cancelled because
+// the send failed (the sockets were never given up), or a close that failed
+// by itself, which leaves nothing to do either.
+void Master::OnHandoffClosed(int w, io_uring_cqe* cqe) {
+  if (cqe->res == -ECANCELED) return;
+  LOG_EVERY_N(WARNING, 100) << "closing a handed-off socket failed: "
+                            << strerror(-cqe->res);
 }
 
 void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
@@ -200,6 +230,8 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
     const int64_t now = MonotonicNowNs();  // one clock read per batch
     for (uint32_t index : sent) {
       Connection& c = connections_.at(index);
+      // Sent: the close linked to the send (SubmitBatch) owns the fd now.
+      if (c.close_linked) (void)c.fd.Release();
       if (c.state != ConnState::kSending) continue;
       if (pidfd) {
         c.state = ConnState::kSent;  // the worker pulls it, then acknowledges
@@ -207,8 +239,10 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
       }
       // SCM_RIGHTS: the socket now also lives in the message, which the
       // master can always get back through the channel's child end (see
-      // RecoverUnread), so our copy can go now. No acknowledgement, no
-      // second wake-up, and the worker's close is the last one.
+      // RecoverUnread), so our copy goes: the close linked to the send
+      // took it above, and the slot is free at once. No
+      // acknowledgement, no second wake-up, and the worker's close is the
+      // last one.
       --worker.outstanding;
       CountHandedOff(w);
       site_caps_.HandedOff(CapsRef(w));
@@ -240,6 +274,7 @@ void Master::OnHandoffSent(int w, io_uring_cqe* cqe) {
   for (uint32_t index : sent) {
     Connection& c = connections_.at(index);
     if (c.state != ConnState::kSending) continue;
+    c.close_linked = false;  // the failed send cancelled the closes
     --worker.outstanding;
     ++counters_.connections_rerouted;
     ++stats_.site(c.site).handoff_retries;

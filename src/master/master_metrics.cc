@@ -44,9 +44,14 @@ void Master::RecordOutcome(uint32_t index, Outcome outcome, int64_t now_ns) {
   // Only for a logged connection: the one syscall the log costs.
   sockaddr_storage peer{};
   socklen_t length = sizeof(peer);
-  const bool have_peer =
-      c.fd && getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(&peer),
-                          &length) == 0;
+  bool have_peer = false;
+  if (c.peer) {  // read before a handoff that closed the fd (SubmitBatch)
+    peer = *c.peer;
+    have_peer = true;
+  } else if (c.fd) {
+    have_peer = getpeername(c.fd.get(), reinterpret_cast<sockaddr*>(&peer),
+                            &length) == 0;
+  }
   AccessLogEntry entry;
   entry.unix_ns = absl::GetCurrentTimeNanos();
   entry.listener = listeners_[c.listener].config.name;

@@ -21,6 +21,7 @@
 #include "src/handoff/channel.h"
 #include "src/master/clock.h"
 #include "src/master/proxy_source.h"
+#include "src/master/wire_protocol.h"
 #include "src/sniff/http_sniffer.h"
 #include "src/sniff/proxy_protocol.h"
 #include "src/sniff/tls_sniffer.h"
@@ -30,18 +31,6 @@ namespace master {
 namespace {
 
 constexpr uint16_t kPeekBufferGroup = 1;
-
-handoff::Protocol WireProtocol(config::Protocol protocol) {
-  switch (protocol) {
-    case config::Protocol::kHttp:
-      return handoff::Protocol::kHttp;
-    case config::Protocol::kTls:
-      return handoff::Protocol::kTls;
-    case config::Protocol::kTcp:
-      return handoff::Protocol::kTcp;
-  }
-  return handoff::Protocol::kTcp;
-}
 
 // Bytes queued in the channel that its worker has not read (SIOCOUTQ on the
 // master's end): what every shard's batches add up to, so "least loaded"

@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import time
 import unittest
@@ -112,21 +111,6 @@ hosts = ["b.localhost"]
 """
 
 
-def tls_hello(port, sni, alpn):
-    """A ClientHello with `sni` and `alpn`; whatever comes back."""
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
-    c.set_alpn_protocols(alpn)
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        try:
-            with c.wrap_socket(raw, server_hostname=sni):
-                pass
-        except (ssl.SSLError, OSError) as e:
-            return e
-    return None
-
-
 class AccessLogTest(unittest.TestCase):
     def setUp(self):
         self.ddv = harness.Ddv(config_text=config,
@@ -163,7 +147,7 @@ class AccessLogTest(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", ddv.http_port),
                                       timeout=5) as gone:
             gone.sendall(b"GET / HT")
-        self.assertIsNotNone(tls_hello(ddv.tls_port, "nobody.tls",
+        self.assertIsNotNone(harness.tls_hello(ddv.tls_port, "nobody.tls",
                                        ["h2", "http/1.1"]))
         proxy = (b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n"
                  b"GET / HTTP/1.1\r\nHost: b.localhost\r\n"

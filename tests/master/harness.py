@@ -20,7 +20,7 @@ from pyddv.procs import stop_process
 
 __all__ = ["runfile", "free_port", "control", "control_counters", "Ddv",
            "HttpConnection",
-           "crashy_worker",
+           "crashy_worker", "tls_hello",
            "http_get", "recv_all", "parse_response", "fields", "full_log",
            "wait_for"]
 
@@ -254,6 +254,23 @@ def full_log(ddv):
         ddv.log.flush()
     with open(os.path.join(ddv.dir, "master.log")) as f:
         return f.read()
+
+
+def tls_hello(port, sni, alpn=()):
+    """A TLS handshake on loopback `port` offering `sni` (and `alpn`); the
+    error it ended with, or None when it completed."""
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    if alpn:
+        c.set_alpn_protocols(list(alpn))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with c.wrap_socket(raw, server_hostname=sni):
+                pass
+        except (ssl.SSLError, OSError) as e:
+            return e
+    return None
 
 
 def wait_for(predicate, timeout=10.0, interval=0.05):

@@ -10,7 +10,8 @@ import time
 import unittest
 
 import harness
-from harness import fields, http_get
+from harness import fields, http_get, wait_for
+from pyddv.control import counters
 
 
 class MasterScmRightsTest(unittest.TestCase):
@@ -248,6 +249,48 @@ class RobustnessTest(unittest.TestCase):
             self.assertLess(time.monotonic() - start, 3.5)
         finally:
             ddv.stop()
+
+
+class TimeoutCloseTest(unittest.TestCase):
+    """What the master holds after a 408, while the client keeps its end
+    open: a peer that sent a partial head gets the lingering close (its
+    slot stays until the linger deadline), a silent one is closed at once."""
+
+    @classmethod
+    def setUpClass(cls):
+        # Accepted at once (no TCP_DEFER_ACCEPT hold), so the 0.5 s deadline
+        # is the master's alone.
+        cls.ddv = harness.Ddv(peek_timeout_ms=500,
+                              extra_flags=["--defer_accept_seconds=0"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ddv.stop()
+
+    def undecided(self):
+        return counters(self.ddv.control_socket)["ddv_connections_undecided"]
+
+    def refused_then_held(self, first_bytes):
+        """The 408, then how many connections the master holds right after
+        it while this client keeps its socket open."""
+        self.assertTrue(wait_for(lambda: self.undecided() == 0))
+        with socket.create_connection(("127.0.0.1", self.ddv.http_port),
+                                      timeout=10) as s:
+            if first_bytes:
+                s.sendall(first_bytes)
+            status, _ = harness.parse_response(harness.recv_all(s))
+            held = self.undecided()
+        return status, held
+
+    def test_silent_peer_is_not_lingered_on(self):
+        status, held = self.refused_then_held(b"")
+        self.assertEqual(status, 408)
+        self.assertEqual(held, 0)
+
+    def test_partial_head_is_lingered_on(self):
+        status, held = self.refused_then_held(b"GET / HTTP/1.1\r\nHost: a.lo")
+        self.assertEqual(status, 408)
+        self.assertEqual(held, 1)  # reading until EOF or the linger deadline
 
 
 class HeartbeatTest(unittest.TestCase):

@@ -17,7 +17,6 @@ real ddv_hello workers and real clients.
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -44,20 +43,6 @@ def raw_request(port, data, timeout=5.0):
             if not chunk:
                 return out
             out += chunk
-
-
-def tls_hello(port, sni):
-    """A ClientHello with `sni`; the error the handshake ended with."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        try:
-            with context.wrap_socket(raw, server_hostname=sni):
-                pass
-        except (ssl.SSLError, OSError) as e:
-            return e
-    return None
 
 
 class ShardsTest(unittest.TestCase):
@@ -87,10 +72,13 @@ class ShardsTest(unittest.TestCase):
         self.assertEqual([s["id"] for s in status["shards"]], [0, 1])
         one = shard(status, 1)
         accepted = status["counters"]["connections_accepted"]
-        # Both loops took connections, and the shard finished most of its
-        # own: a forward is for refusals and the like, not the common case.
+        # Both loops took connections (the shard keeps 8 accepts in flight
+        # to the primary's one, so most go to it), and the shard finished
+        # most of its own: a forward is for refusals and the like, not the
+        # common case.
         self.assertGreater(one["accepted"], 0.1 * accepted, status["shards"])
-        self.assertLess(one["accepted"], 0.9 * accepted, status["shards"])
+        self.assertGreater(accepted - one["accepted"], 0.02 * accepted,
+                           status["shards"])
         self.assertGreater(one["handed_off"], 0.9 * one["accepted"],
                            status["shards"])
         # The totals count the shard's handoffs.
@@ -139,8 +127,8 @@ class ShardsTest(unittest.TestCase):
                        if s["id"] == site for w in s["workers"])
         before = handed("a")
         for _ in range(20):
-            tls_hello(ddv.tls_port, "a.localhost")
-            self.assertIsNotNone(tls_hello(ddv.tls_port, "nobody.tls"))
+            harness.tls_hello(ddv.tls_port, "a.localhost")
+            self.assertIsNotNone(harness.tls_hello(ddv.tls_port, "nobody.tls"))
         self.assertEqual(handed("a") - before, 20)
         # Idle peers: 408 at the deadline, from whichever loop held them.
         idle = [socket.create_connection(("127.0.0.1", ddv.http_port))
