@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
-"""Full TLS handshakes per second against ddv_hello (standalone --tls), or
-against any TLS endpoint (--target, e.g. ddv_master's TLS listener), with
-`openssl s_time` as the client. Optionally nginx terminating TLS with the same
-certificate, as the baseline, in the same run.
+"""Full (or resumed) TLS handshakes per second against ddv_hello standalone
+(--tls), with `openssl s_time` as the client; optionally nginx terminating
+TLS with the same certificate, interleaved with it in every round.
 
-Reports, per path: handshakes/s (client-bound on small machines) and the
-server's CPU per handshake (utime+stime of the server processes from
-/proc/PID/stat, the steadier figure). Loopback only; every run is bounded by
---seconds.
+What it is for: the TLS library's own cost (ddv_hello against nginx; TLS 1.2;
+resumed handshakes). Not for ddv through the master against direct: that is
+benchmarks/load/run_load.py --workloads tls-new,tls-latency, which starts
+both paths itself, pinned, counts each one's whole process tree and
+interleaves them (benchmarks/RESULTS.md, "TLS and low-rate cost (session
+4)", says why this driver's old --target mode gave 1.01-1.08 there).
+
+Reports, per path: handshakes/s (s_time keeps one connection in flight and
+sends no request: latency-bound, neither side saturated) and the server's
+CPU per handshake (utime+stime of its process from /proc/PID/stat, the
+steadier figure), each run and then the medians with min-max over rounds.
+Loopback only; every run is bounded by --seconds.
 
   python3 benchmarks/tls_handshake/run_handshakes.py \
       --hello bazel-bin/src/ddv_hello --seconds 10 --nginx
@@ -18,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,12 +173,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hello", default="bazel-bin/src/ddv_hello",
                         help="ddv_hello binary (build with --config=opt)")
-    parser.add_argument("--target", type=int, default=0,
-                        help="measure an already running TLS endpoint on "
-                             "127.0.0.1:PORT instead (e.g. ddv_master)")
-    parser.add_argument("--target_pids", default="",
-                        help="comma-separated pids whose CPU --target costs "
-                             "(e.g. the master and its workers)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1,
                         help="interleaved rounds per path")
@@ -192,22 +194,30 @@ def main():
           f"{args.client_cpu}, server on CPU {args.server_cpu}, "
           f"{args.seconds}s per run")
     paths = []
-    if args.target:
-        pids = [int(p) for p in args.target_pids.split(",") if p]
-        paths.append(("target 127.0.0.1:%d" % args.target, None, args.target,
-                      pids))
-    else:
-        port = free_port()
-        proc, pids = start_hello(args, cert, key, port)
-        paths.append(("ddv_hello --tls (direct)", proc, port, pids))
+    port = free_port()
+    proc, pids = start_hello(args, cert, key, port)
+    paths.append(("ddv_hello --tls (direct)", proc, port, pids))
     if args.nginx:
         port = free_port()
         proc, pids = start_nginx(args, cert, key, port, directory)
         paths.append(("nginx (same cert)", proc, port, pids))
+    runs = {name: [] for name, _, _, _ in paths}
     try:
-        for _ in range(args.rounds):
-            for name, _, port, pids in paths:
-                measure(name, args, port, pids)
+        for rnd in range(args.rounds):
+            # Every other round in reverse: each path goes first as often.
+            order = paths if rnd % 2 == 0 else list(reversed(paths))
+            for name, _, port, pids in order:
+                runs[name].append(measure(name, args, port, pids))
+        if args.rounds > 1:
+            print(f"# medians (min-max) over {args.rounds} rounds")
+            for name, got in runs.items():
+                rates = [r for r, _ in got]
+                pers = [p for _, p in got]
+                print(f"{name:<34} {statistics.median(rates):>10.0f} "
+                      f"({min(rates):.0f}-{max(rates):.0f}) handshakes/s   "
+                      f"{statistics.median(pers):>7.1f} "
+                      f"({min(pers):.1f}-{max(pers):.1f}) µs server "
+                      f"CPU/handshake")
     finally:
         for _, proc, _, _ in paths:
             if proc is not None:

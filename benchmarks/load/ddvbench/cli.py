@@ -16,8 +16,9 @@ from pyddv.procs import Procs
 
 from .common import (ACCESSLOG, SHARDS2, ALL_HTTP, ALL_PATHS, BASELINE,
                      DEFAULT_WORKLOADS, HTTP_WORKLOADS, INSTALL_HINT, NEEDS,
-                     NGINX_STREAM_MODULE, PATH_WORKLOADS, REPO, SECTION, SHAPES, WORKLOAD_ALIASES,
-                     WORKLOADS, Build, Ctx, log)
+                     NGINX_STREAM_MODULE, PATH_WORKLOADS, REPO, SECTION, SHAPES,
+                     TLS_WORKLOADS, WORKLOAD_ALIASES, WORKLOADS, Build, Ctx,
+                     log)
 from .loadgen import build_floor, build_tls_client, measure_floor
 from .measure import measure
 from .perf import run_perf
@@ -57,6 +58,11 @@ def parse_args(argv=None):
                     help="one-byte-per-second clients during slow")
     ap.add_argument("--latency_rate", type=int, default=1000,
                     help="new connections per second for latency")
+    ap.add_argument("--tls_latency_rate", type=int, default=1000,
+                    help="full TLS handshakes per second for tls-latency "
+                         "(the client spends ~0.5 ms of CPU per handshake: "
+                         "above the rate tls-new reaches it cannot keep the "
+                         "schedule)")
     ap.add_argument("--no_floor", action="store_true")
     ap.add_argument("--server_cpu", type=int, default=0)
     ap.add_argument("--client_cpu", type=int, default=1)
@@ -64,6 +70,11 @@ def parse_args(argv=None):
                     choices=["scm_rights", "pidfd"])
     ap.add_argument("--ddv_flags", default="",
                     help="extra ddv_master flags, e.g. '--handoff_batch=64'")
+    ap.add_argument("--baseline_ddv_flags", metavar="FLAGS",
+                    help=f"ddv_master flags for {BASELINE} instead of "
+                         f"--ddv_flags: the same build measured with and "
+                         f"without a flag (--baseline_bin_dir can name the "
+                         f"same bin dir)")
     ap.add_argument("--bin_dir", help="where src/ddv_master and src/ddv_hello "
                     "are (default: build with bazel and ask bazel info)")
     ap.add_argument("--baseline_bin_dir", metavar="DIR",
@@ -197,12 +208,12 @@ def run_path(ctx, run, rnd, path):
     args = ctx.args
     groups = [[w for w in ctx.workloads if w in ALL_HTTP
                and w in PATH_WORKLOADS[path]],
-              [w for w in ctx.workloads if w == "tls-new"
+              [w for w in ctx.workloads if w in TLS_WORKLOADS
                and w in PATH_WORKLOADS[path]]]
     for group in groups:
         if not group:
             continue
-        is_tls = group == ["tls-new"]
+        is_tls = group[0] in TLS_WORKLOADS
         log(f"round {rnd + 1}/{args.rounds}: {path}"
             + (" (TLS)" if is_tls else ""))
         server = SETUPS[path](ctx, tls=is_tls)
@@ -215,6 +226,8 @@ def run_path(ctx, run, rnd, path):
                     f"{r['server_us']:.2f} µs server CPU"
                     + (f", master {r['master_us']:.2f} µs"
                        if "master_us" in r else "")
+                    + (f", p50/p99 {r['p50_us']:.0f}/{r['p99_us']:.0f} µs"
+                       if w in ("latency", "tls-latency") else "")
                     + (f", errors {r['errors'] + r['non2xx']}"
                        if r['errors'] + r['non2xx'] else "")
                     + (f", resumed {r['resumed']}"
@@ -223,7 +236,7 @@ def run_path(ctx, run, rnd, path):
                 if "new-conn" in group:
                     log("  perf record on the master (extra new-conn run) ...")
                     run.perf_top = run_perf(ctx, server, "new-conn")
-                if is_tls:
+                if "tls-new" in group:
                     log("  perf record on the master (extra tls-new run) ...")
                     run.perf_tls = run_perf(ctx, server, "tls-new")
         finally:
@@ -233,7 +246,7 @@ def run_path(ctx, run, rnd, path):
 
 def run_rounds(ctx, run):
     args = ctx.args
-    tls = "tls-new" in ctx.workloads
+    tls = any(w in TLS_WORKLOADS for w in ctx.workloads)
     # The floor is measured under wrk's Connection: close load.
     use_floor = not args.no_floor and "new-conn" in ctx.workloads
     ctx.dir = tempfile.mkdtemp(prefix="ddv-load-")
@@ -272,9 +285,10 @@ def main(argv=None):
         " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     ctx = Ctx(args)
     select_paths(ctx)
-    if "tls-new" in ctx.workloads and not shutil.which("openssl"):
-        sys.exit("tls-new needs the openssl command (apt-get install -y "
-                 "openssl)")
+    if any(w in TLS_WORKLOADS for w in ctx.workloads) and \
+            not shutil.which("openssl"):
+        sys.exit("tls-new and tls-latency need the openssl command "
+                 "(apt-get install -y openssl)")
     if args.perf and not ctx.tools["perf"]:
         sys.exit("--perf: perf not installed (apt-get install -y linux-perf)")
     if os.cpu_count() < 2 or args.server_cpu == args.client_cpu:

@@ -27,14 +27,18 @@ TARGETS = {"keep-alive": 0.98, "new-conn": 0.85, "tls-new": 0.95,
            "floor": 1.1}
 # Workloads: name in the table, then the spellings --workloads accepts.
 WORKLOADS = ["keep-alive", "new-conn", "tls-new", "download", "idle", "slow",
-             "latency"]
+             "latency", "tls-latency"]
 WORKLOAD_ALIASES = {"keepalive": "keep-alive", "keep-alive": "keep-alive",
                     "newconn": "new-conn", "new-conn": "new-conn",
                     "tls-new": "tls-new", "tls": "tls-new",
                     "download": "download", "idle": "idle", "slow": "slow",
-                    "latency": "latency"}
+                    "latency": "latency", "tls-latency": "tls-latency",
+                    "tls-rate": "tls-latency"}
 DEFAULT_WORKLOADS = "keepalive,newconn,tls-new"
 HTTP_WORKLOADS = ("keep-alive", "new-conn")
+# Full TLS handshakes: as many as the client makes (tls-new), and at a fixed
+# --tls_latency_rate (tls-latency, tls_client.c's RATE). One TLS server serves both.
+TLS_WORKLOADS = ("tls-new", "tls-latency")
 # The load shapes (ddvbench/shapes.py): each an HTTP workload with its own
 # table. idle and slow are measured against the same path's new-conn.
 SHAPES = ("download", "idle", "slow", "latency")
@@ -46,7 +50,7 @@ PATH_WORKLOADS = {
     ACCESSLOG: WORKLOADS, SHARDS2: WORKLOADS,
     "haproxy-tcp": WORKLOADS, "sniproxy": WORKLOADS,
     "haproxy-http": ALL_HTTP, "nginx": ALL_HTTP,
-    "nginx-direct": HTTP_WORKLOADS, "nginx-stream": ("tls-new",),
+    "nginx-direct": HTTP_WORKLOADS, "nginx-stream": TLS_WORKLOADS,
 }
 # The tool a path needs beyond ddv's own binaries.
 NEEDS = {"haproxy-http": "haproxy", "haproxy-tcp": "haproxy",

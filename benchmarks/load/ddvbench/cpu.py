@@ -1,5 +1,7 @@
 """CPU accounting from /proc: a process tree's utime + stime, and each CPU's
 busy time."""
+import os
+
 from pyddv.procs import tree
 
 
@@ -27,6 +29,26 @@ def delta_ticks(before, after):
     """Ticks between two tree_ticks snapshots (a process new in `after`
     counts from 0)."""
     return sum(t - before.get(p, 0) for p, t in after.items())
+
+
+def wakeups(pid):
+    """Voluntary context switches of a process, summed over its live
+    threads (the master's shards are threads): how often it went to sleep,
+    each one a wake-up later."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 def cpu_stat():

@@ -84,35 +84,53 @@ def build_tls_client(ctx):
     return out
 
 
-def tls_client_argv(ctx, port, duration):
-    return ["taskset", "-c", str(ctx.args.client_cpu), ctx.tls_client,
-            str(port), str(duration), str(ctx.args.connections), HOST]
+def tls_rate_slots(rate):
+    """tls_client's most connections in flight at a fixed rate: 5 s of
+    answers (its own cap is 10000)."""
+    return min(max(rate * 5, 16), 10000)
 
 
-def tls_client_display(ctx):
+def tls_client_argv(ctx, port, duration, rate=0):
+    conns = tls_rate_slots(rate) if rate else ctx.args.connections
+    argv = ["taskset", "-c", str(ctx.args.client_cpu), ctx.tls_client,
+            str(port), str(duration), str(conns), HOST]
+    return argv + ([str(rate)] if rate else [])
+
+
+def tls_client_display(ctx, rate=0):
+    if rate:
+        return (f"tls_client PORT {ctx.args.duration} "
+                f"{tls_rate_slots(rate)} {HOST} {rate}")
     return (f"tls_client PORT {ctx.args.duration} {ctx.args.connections} "
             f"{HOST}")
 
 
-def run_tls_client(ctx, port, duration):
-    res = subprocess.run(tls_client_argv(ctx, port, duration),
+def run_tls_client(ctx, port, duration, rate=0):
+    """tls_client as many handshakes as it can (rate 0) or `rate` per
+    second on a fixed schedule."""
+    res = subprocess.run(tls_client_argv(ctx, port, duration, rate),
                          capture_output=True, text=True, timeout=duration + 60)
     m = re.search(r"requests (\d+) handshakes (\d+) errors (\d+) non2xx "
                   r"(\d+) resumed (\d+) seconds ([\d.]+) rps ([\d.]+) "
-                  r"cpu_us (\d+)", res.stdout)
+                  r"cpu_us (\d+) p50_us (\d+) p90_us (\d+) p99_us (\d+) "
+                  r"max_us (\d+)", res.stdout)
     if res.returncode != 0 or not m:
         raise RuntimeError(f"tls_client failed (rc {res.returncode}): "
                            f"{res.stderr}{res.stdout}")
     g = m.groups()
     return {"requests": int(g[0]), "handshakes": int(g[1]),
             "errors": int(g[2]), "non2xx": int(g[3]), "resumed": int(g[4]),
-            "rps": float(g[6]), "client_cpu_us": float(g[7])}
+            "rps": float(g[6]), "client_cpu_us": float(g[7]),
+            "p50_us": float(g[8]), "p90_us": float(g[9]),
+            "p99_us": float(g[10]), "max_us": float(g[11])}
 
 
 def run_load(ctx, port, workload, duration):
     """One load run of `workload` against 127.0.0.1:port."""
     if workload == "tls-new":
         return run_tls_client(ctx, port, duration)
+    if workload == "tls-latency":
+        return run_tls_client(ctx, port, duration, ctx.args.tls_latency_rate)
     if workload == "download":
         return run_wrk(ctx, port, False, duration, DOWNLOAD_PATH,
                        ctx.args.download_connections)

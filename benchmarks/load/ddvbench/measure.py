@@ -6,7 +6,7 @@ import time
 from pyddv.control import counters
 
 from .common import USEC_PER_TICK, log
-from .cpu import cpu_stat, delta_ticks, proc_ticks, tree_ticks
+from .cpu import cpu_stat, delta_ticks, proc_ticks, tree_ticks, wakeups
 from .loadgen import run_load
 
 
@@ -31,9 +31,11 @@ def measure_one(ctx, server, workload):
     cpu0 = cpu_stat()
     t0 = tree_ticks(roots)
     m0 = proc_ticks(master) if master else 0
+    s0 = wakeups(master) if master else 0
     w = run_load(ctx, server["port"], workload, ctx.args.duration)
     t1 = tree_ticks(roots)
     m1 = proc_ticks(master) if master else 0
+    s1 = wakeups(master) if master else 0
     cpu1 = cpu_stat()
     ctr1 = counters(server["control"]) if server.get("control") else None
     # Sanity: the tree must be the same processes (no restart mid-run).
@@ -56,6 +58,9 @@ def measure_one(ctx, server, workload):
         r["server_per_client"] = r["server_us"] / max(r["client_us"], 1e-9)
     if master:
         r["master_us"] = (m1 - m0) * usec / req
+        # The rest of the tree: the site's worker (and the log writer).
+        r["workers_us"] = r["server_us"] - r["master_us"]
+        r["master_wakeups"] = (s1 - s0) / req
         if ctr0 is not None and ctr1 is not None:
             handed = (ctr1.get("ddv_connections_handed_off_total", 0) -
                       ctr0.get("ddv_connections_handed_off_total", 0))

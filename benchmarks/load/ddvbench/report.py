@@ -52,7 +52,10 @@ def baseline_note(ctx):
     return (f" {BASELINE} = the same set-up as ddv with `ddv_master` and "
             f"`ddv_hello` from `{ctx.builds[BASELINE].bin_dir}` (ddv's from "
             f"`{ctx.builds['ddv'].bin_dir}`), run next to ddv in every "
-            f"round.")
+            f"round."
+            + (f" ddv's master flags: `{ctx.args.ddv_flags}`;"
+               f" {BASELINE}'s: `{ctx.args.baseline_ddv_flags}`."
+               if ctx.args.baseline_ddv_flags is not None else ""))
 
 
 def baseline_block(ctx, summ, results, workloads):

@@ -109,8 +109,11 @@ def setup_ddv(ctx, tls=False, path="ddv"):
         os.path.join(d, "ddv.toml"), template,
         control_socket=ctl, handoff=ctx.args.ddv_handoff, port=port,
         hello=build.hello, host=HOST, dir=d, cert=ctx.cert, key=ctx.key)
+    flags = ctx.args.ddv_flags
+    if path == BASELINE and ctx.args.baseline_ddv_flags is not None:
+        flags = ctx.args.baseline_ddv_flags
     argv = [build.master, f"--config={cfg}", "--watchdog=false",
-            f"--log_dir={d}"] + shlex.split(ctx.args.ddv_flags)
+            f"--log_dir={d}"] + shlex.split(flags)
     if path == SHARDS2:
         argv.append("--shards=2")
     p = ctx.procs.start(argv, ctx.args.server_cpu,

@@ -7,7 +7,13 @@ benchmarks/load/conn_shapes.c (and wrk for download):
 - slow: --slow_count clients sending one byte per second while the
   new-connection load runs; how many the server closed, after how long;
 - latency: new connections at a fixed --latency_rate (open loop), p50/p99
-  from the scheduled start to the end of the answer.
+  from the scheduled start to the end of the answer;
+- tls-latency: the same with a full TLS handshake per connection
+  (tls_client.c with RATE), on the TLS servers.
+Both latency tables split the server CPU into the ddv master's own and the
+rest (its worker), and count the master's wake-ups (voluntary context
+switches) per connection: its cost at a low rate, where every connection is
+a wake-up, against new-conn and tls-new (saturation).
 
 idle and slow are judged against the same path's new-conn run in the same
 round (ddv's targets: rate >= 0.9x without them; master RSS <= 64 MiB with
@@ -172,7 +178,7 @@ def _ratio(runs, base_runs, key):
 
 def compose_shapes(ctx, run):
     """The Markdown of the load-shapes section ('' when no shape ran)."""
-    from .loadgen import wrk_display
+    from .loadgen import tls_client_display, wrk_display
     from .common import DOWNLOAD_PATH
     shapes = [w for w in SHAPES_ORDER if w in ctx.workloads]
     if not shapes:
@@ -250,22 +256,52 @@ def compose_shapes(ctx, run):
                  f"`{latency_display(ctx)}`; from the scheduled start to the "
                  f"server's close after the answer.", "",
                  "| path | answers/s | p50 µs | p90 µs | p99 µs | max µs | "
-                 "server CPU µs/req | errors |",
-                 "|---|---|---|---|---|---|---|---|"]
-        for path in ctx.paths:
-            runs = res.get(path, {}).get("latency")
-            if not runs:
-                continue
-            text.append(
-                f"| {path} | {_cell(runs, 'rps', 0)} | "
-                f"{_cell(runs, 'p50_us', 0)} | {_cell(runs, 'p90_us', 0)} | "
-                f"{_cell(runs, 'p99_us', 0)} | {_cell(runs, 'max_us', 0)} | "
-                f"{_cell(runs, 'server_us', 1)} | {_errors(runs)} |")
+                 "server CPU µs/req | ddv master µs/req | master wake-ups "
+                 "/req | rest µs/req | errors |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        text += _latency_rows(ctx, res, "latency")
+        text.append("")
+    if "tls-latency" in shapes:
+        text += [f"**tls-latency**: full TLS handshakes at a fixed "
+                 f"{args.tls_latency_rate}/s (open loop), each with one `GET /` "
+                 f"(as tls-new): `{tls_client_display(ctx, args.tls_latency_rate)}`"
+                 f"; from the scheduled start to the end of the answer. "
+                 f"Client CPU = tls_client's own per handshake (it includes "
+                 f"its timer wake-ups here). A p50 of many milliseconds "
+                 f"means the client (one thread, ~0.5 ms of CPU per "
+                 f"handshake) fell behind its schedule: the CPU columns "
+                 f"still hold, the latencies do not.", "",
+                 "| path | handshakes/s | p50 µs | p90 µs | p99 µs | max µs | "
+                 "server CPU µs/handshake | ddv master µs/handshake | master "
+                 "wake-ups /handshake | rest µs/handshake | client CPU "
+                 "µs/handshake | errors |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        text += _latency_rows(ctx, res, "tls-latency", client=True)
         text.append("")
     return "\n".join(text)
 
 
-SHAPES_ORDER = ("download", "idle", "slow", "latency")
+def _latency_rows(ctx, res, workload, client=False):
+    """One row per path: rate, percentiles, server CPU, and (ddv) the
+    master's and the rest's share."""
+    rows = []
+    for path in ctx.paths:
+        runs = res.get(path, {}).get(workload)
+        if not runs:
+            continue
+        rows.append(
+            f"| {path} | {_cell(runs, 'rps', 0)} | "
+            f"{_cell(runs, 'p50_us', 0)} | {_cell(runs, 'p90_us', 0)} | "
+            f"{_cell(runs, 'p99_us', 0)} | {_cell(runs, 'max_us', 0)} | "
+            f"{_cell(runs, 'server_us', 1)} | {_cell(runs, 'master_us', 1)} | "
+            f"{_cell(runs, 'master_wakeups', 2)} | "
+            f"{_cell(runs, 'workers_us', 1)} | "
+            + (f"{_cell(runs, 'client_us', 1)} | " if client else "")
+            + f"{_errors(runs)} |")
+    return rows
+
+
+SHAPES_ORDER = ("download", "idle", "slow", "latency", "tls-latency")
 
 
 def write_results_shapes(path, text):
