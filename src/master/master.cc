@@ -230,9 +230,12 @@ absl::Status Master::Run() {
     held_gauge_.Set(held);
     // Shards accept nothing new while the primary has no room for what
     // they forward (docs/shards.md, "Backpressure").
-    shards_hold_off_.store(
-        connections_.in_use() + held_.size() >= connections_.capacity(),
-        std::memory_order_relaxed);
+    const bool hold_off =
+        connections_.in_use() + held_.size() >= connections_.capacity();
+    if (shards_hold_off_.exchange(hold_off, std::memory_order_relaxed) &&
+        !hold_off) {
+      for (const std::unique_ptr<Shard>& shard : shards_) shard->Wake();
+    }
     if (stopping_ && StopStep(now) && AccessLogsDrained(now)) break;
   }
   // Nothing of theirs is in flight now (or it is given up on): the lines

@@ -79,6 +79,7 @@ std::shared_ptr<ShardSnapshot> Master::BuildShardSnapshot() const {
   auto s = std::make_shared<ShardSnapshot>();
   s->accepting = !stopping_;
   s->peek_timeout_ns = config_.master.peek_timeout_ms * 1000000LL;
+  s->defer_accept_ns = options_.listen.defer_accept_seconds * 1000000000LL;
   s->max_peek_bytes = config_.master.max_peek_bytes;
   s->listeners.resize(listeners_.size());
   for (size_t l = 0; l < listeners_.size(); ++l) {

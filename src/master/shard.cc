@@ -86,6 +86,11 @@ void Shard::Publish(std::shared_ptr<const ShardSnapshot> snapshot) {
   (void)write(wake_fd_.get(), &one, sizeof(one));
 }
 
+void Shard::Wake() {
+  const uint64_t one = 1;
+  (void)write(wake_fd_.get(), &one, sizeof(one));
+}
+
 void Shard::TakeReport(ShardReport* into, ShardState* state) {
   absl::MutexLock lock(&mu_);
   *state = state_;
@@ -184,7 +189,16 @@ void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
 void Shard::TearDown() {
   // Closes queued in this turn (their sockets already live in a worker's
   // message) must run, or the master would keep a copy open.
-  io_uring_submit(ring_->get());
+  // A ring that fails here too leaves them open (logged): which of the
+  // released fds its earlier submits already closed cannot be told, and a
+  // second close could hit a reused number.
+  const int submitted = io_uring_submit(ring_->get());
+  if (submitted < 0) {
+    LOG(ERROR) << "master shard " << options_.id
+               << ": its last closes were not submitted ("
+               << strerror(-submitted)
+               << "); handed-off sockets may stay open in the master";
+  }
   ring_->CancelAll();
   // A connection accepted before the cancel is the primary's now; any
   // other completion needs nothing.
@@ -352,6 +366,7 @@ void Shard::Admit(UniqueFd fd, uint32_t listener, int64_t now_ns) {
   }
   uint32_t index;
   Connection* c = connections_.Allocate(&index);
+  Sniffed(index) = SniffCounts{};
   c->fd = std::move(fd);
   c->listener = listener;
   if (holding_.size() <= listener) holding_.resize(listener + 1);
@@ -410,11 +425,15 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   const uint32_t index = tag.index;
   const int res = cqe->res;
   if (res == -EAGAIN) {
-    // Nothing came while TCP_DEFER_ACCEPT held it: a peer that may never
-    // send (idle connections). The primary keeps those on its deadline
-    // list (no link timeout per peek: their cancellations walk the ring's
-    // cancel hash), and counts the hold against the deadline itself.
-    Forward(index, /*timed_out=*/false, /*peeked=*/false);
+    // Held by TCP_DEFER_ACCEPT for its whole period: as the primary does,
+    // that hold counts against the deadline.
+    if (!c->deadline_shortened) {
+      c->deadline_shortened = true;
+      const int64_t deadline =
+          FromTimespecNs(c->deadline) - snapshot_->defer_accept_ns;
+      c->deadline = ToTimespecNs(std::max(deadline, c->accept_ns + 1000000));
+    }
+    SubmitPeek(index, false);
     return;
   }
   if (res == -ECANCELED) {  // the deadline: the primary answers 408
@@ -445,14 +464,10 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   const bool decided = Decide(index, prefix);
   peek_buffers_->Recycle(buffer_id);
   if (decided) {
-    // Only when it goes to a worker from here: a forwarded one is peeked
-    // (and observed) again by the primary.
-    if (c->state == ConnState::kQueued) {
-      if (local_.listeners.size() <= listener) {
-        local_.listeners.resize(listener + 1);
-      }
-      local_.listeners[listener].peek_bytes.Observe(res);
-    }
+    // Observed when it is sent from here (SendBatch): a forwarded one is
+    // peeked and observed again by the primary.
+    if (c->state == ConnState::kQueued) Sniffed(index).peek_bytes = res;
+    (void)listener;
     return;
   }
   if (static_cast<uint32_t>(res) >= peek_buffers_->buffer_size() ||
@@ -489,7 +504,7 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
       case sniff::SniffStatus::kNeedMore:
         return false;
       case sniff::SniffStatus::kFound:
-        ++local_.counters.proxy_header_found;
+        Sniffed(index).proxy_header = true;
         offset = proxy.header_length;
         c.skip_bytes = proxy.header_length;
         if (ProxyMetadataFrom(proxy, &c.proxy) > 0) {
@@ -515,9 +530,9 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
         return false;
       case sniff::SniffStatus::kFound:
         if (info.host.empty()) {
-          ++local_.counters.http_host_absent;
+          Sniffed(index).host_absent = true;
         } else {
-          ++local_.counters.http_host_found;
+          Sniffed(index).host_found = true;
         }
         c.host = info.host;
         Route(index, slot.routes->Lookup(slot.route_index, info.host.view())
@@ -538,15 +553,15 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
       absl::Span<const absl::string_view> alpn(offered.data(),
                                                info.alpn_count);
       if (alpn.empty()) {
-        ++local_.counters.tls_alpn_absent;
+        Sniffed(index).alpn_absent = true;
       } else {
-        ++local_.counters.tls_alpn_found;
+        Sniffed(index).alpn_found = true;
         c.alpn = absl::StrJoin(alpn, ",");
       }
       if (info.sni.empty()) {
-        ++local_.counters.tls_sni_absent;
+        Sniffed(index).sni_absent = true;
       } else {
-        ++local_.counters.tls_sni_found;
+        Sniffed(index).sni_found = true;
       }
       c.host = info.sni;
       Route(index,
@@ -665,6 +680,7 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
       const uint32_t index = queue[next + i];
       Connection& c = connections_.at(index);
       ++local_state_.handed_off;
+      CountSent(index, c.listener);
       if (local_.listeners.size() <= c.listener) {
         local_.listeners.resize(c.listener + 1);
       }
@@ -685,7 +701,7 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
   queue.clear();
 }
 
-void Shard::Forward(uint32_t index, bool timed_out, bool peeked) {
+void Shard::Forward(uint32_t index, bool timed_out) {
   Connection& c = connections_.at(index);
   if (c.rcvlowat_raised) {
     const int one = 1;
@@ -694,7 +710,7 @@ void Shard::Forward(uint32_t index, bool timed_out, bool peeked) {
   }
   ++local_state_.forwarded;
   local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                              timed_out, peeked});
+                              timed_out, c.deadline_shortened});
   wake_primary_ = true;
   c.state = ConnState::kClosing;
   MaybeFree(index);
@@ -705,6 +721,29 @@ void Shard::ForwardUnadmitted(UniqueFd fd, uint32_t listener,
   ++local_state_.forwarded;
   local_.forwarded.push_back({std::move(fd), listener, now_ns, false, false});
   wake_primary_ = true;
+}
+
+Shard::SniffCounts& Shard::Sniffed(uint32_t index) {
+  if (sniffed_.size() <= index) sniffed_.resize(connections_.capacity());
+  return sniffed_[index];
+}
+
+void Shard::CountSent(uint32_t index, uint32_t listener) {
+  const SniffCounts& s = Sniffed(index);
+  Counters& n = local_.counters;
+  n.proxy_header_found += s.proxy_header;
+  n.http_host_found += s.host_found;
+  n.http_host_absent += s.host_absent;
+  n.tls_sni_found += s.sni_found;
+  n.tls_sni_absent += s.sni_absent;
+  n.tls_alpn_found += s.alpn_found;
+  n.tls_alpn_absent += s.alpn_absent;
+  if (s.peek_bytes > 0) {
+    if (local_.listeners.size() <= listener) {
+      local_.listeners.resize(listener + 1);
+    }
+    local_.listeners[listener].peek_bytes.Observe(s.peek_bytes);
+  }
 }
 
 void Shard::CountClosed(const Connection& c) {

@@ -118,6 +118,8 @@ class Shard {
   int id() const { return options_.id; }
   // The shard adopts `snapshot` at its next loop turn (woken now).
   void Publish(std::shared_ptr<const ShardSnapshot> snapshot);
+  // Ends its wait now (it may arm accepts again: the primary has room).
+  void Wake();
   // Moves what the shard reported since the last call into `into`, and
   // its state as of that report into `state`, in one critical section.
   void TakeReport(ShardReport* into, ShardState* state);
@@ -150,12 +152,25 @@ class Shard {
   // worker or forwarded), false when it needs more bytes.
   bool Decide(uint32_t index, absl::string_view prefix);
   void Route(uint32_t index, int site);
-  // Gives the socket to the primary, unread; the slot is freed. `peeked`:
-  // TCP_DEFER_ACCEPT's hold was counted against its deadline here.
-  void Forward(uint32_t index, bool timed_out = false, bool peeked = true);
+  // Gives the socket to the primary, unread; the slot is freed.
+  void Forward(uint32_t index, bool timed_out = false);
   void ForwardUnadmitted(UniqueFd fd, uint32_t listener, int64_t now_ns);
   // A peer gone before the decision, counted as the primary counts its own.
   void CountClosed(const Connection& c);
+  // What the sniff found, counted only when the connection is sent from
+  // here: one the shard forwards is sniffed and counted by the primary.
+  struct SniffCounts {
+    bool proxy_header = false;
+    bool host_found = false;
+    bool host_absent = false;
+    bool sni_found = false;
+    bool sni_absent = false;
+    bool alpn_found = false;
+    bool alpn_absent = false;
+    uint32_t peek_bytes = 0;  // the prefix that decided; 0: none
+  };
+  SniffCounts& Sniffed(uint32_t index);
+  void CountSent(uint32_t index, uint32_t listener);
   void SendBatches();
   void SendBatch(int worker, int channel, std::vector<uint32_t>& queue);
   void CloseConnection(uint32_t index);
@@ -188,6 +203,8 @@ class Shard {
   };
   std::vector<AcceptSlot> accepts_;
   std::vector<uint32_t> holding_;  // connections in the table by listener
+  std::vector<SniffCounts> sniffed_;  // by connection slot
+
   // After EMFILE/ENFILE (the connection stays in the backlog): no new
   // accept until then, or the loop would spin on the same failure.
   int64_t accepts_paused_until_ns_ = 0;

@@ -27,6 +27,7 @@ struct ShardSnapshot {
   // and what a shard holds is decided, sent or forwarded.
   bool accepting = true;
   int64_t peek_timeout_ns = 0;
+  int64_t defer_accept_ns = 0;  // TCP_DEFER_ACCEPT's hold (see OnPeek)
   uint32_t max_peek_bytes = 0;
 
   struct Listener {

@@ -365,6 +365,10 @@ WorkerPool::AdoptResult WorkerPool::Adopt(watchdog::WorkerRecord record,
   if (worker.draining) {
     worker.drain_deadline_ns =
         now_ns + absl::ToInt64Nanoseconds(options_.drain_timeout);
+    // Its kShutdown may never have gone out (a master with shards defers
+    // it, and the record says draining from the start): sent again. A
+    // second one only restates the drain.
+    if (!worker.node) worker.shutdown_deferred = true;
   }
   worker.restart_pending = false;
   worker.last_heard_ns = now_ns;

@@ -142,9 +142,8 @@ class ShardsTest(unittest.TestCase):
             self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer)
             s.close()
         self.assertLess(time.monotonic() - started, 3.0)
-        # Peers that send nothing at all: a shard gives them to the primary
-        # when TCP_DEFER_ACCEPT lets them through empty, and they get their
-        # 408 at the deadline, which counts that hold.
+        # Peers that send nothing at all: whichever loop holds them, they get
+        # their 408 at the deadline, which counts TCP_DEFER_ACCEPT's hold.
         silent = [socket.create_connection(("127.0.0.1", ddv.http_port))
                   for _ in range(20)]
         started = time.monotonic()
