@@ -134,17 +134,8 @@ void Master::SubmitBatch(int w) {
     uint32_t index = worker.sending[i];
     Connection& c = connections_.at(index);
     c.state = ConnState::kSending;
-    handoff::HandoffEntry& e = entries[i];
-    e.connection_id = c.Id(index);
-    e.listener_index = c.listener;
-    e.site_index = c.site;
-    e.protocol = WireProtocol(listeners_[c.listener].config.protocol);
-    e.accept_time_ns = c.accept_ns;
-    e.host = std::string(c.host.view());
-    e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));
-    e.proxy = c.proxy;
-    e.skip_bytes = c.skip_bytes;
-    e.master_fd = c.fd.get();
+    FillHandoffEntry(c, c.Id(index),
+                     listeners_[c.listener].config.protocol, &entries[i]);
     fds.push_back(c.fd.get());
     if (!pidfd && !c.peer && access_logs_.Wants(c.listener)) {
       // The close linked to the send may run before its log line is made.

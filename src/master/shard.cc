@@ -644,18 +644,9 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
       // The id means something only to pidfd acknowledgements, which
       // SCM_RIGHTS batches never get; the shard's number keeps it apart
       // from the primary's anyway.
-      e.connection_id = (static_cast<uint64_t>(options_.id) << 56) |
-                        c.Id(index);
-      e.listener_index = c.listener;
-      e.site_index = c.site;
-      e.protocol =
-          WireProtocol(snapshot_->listeners[c.listener].config.protocol);
-      e.accept_time_ns = c.accept_ns;
-      e.host = std::string(c.host.view());
-      e.alpn = std::string(handoff::TruncateAlpnList(c.alpn));
-      e.proxy = c.proxy;
-      e.skip_bytes = c.skip_bytes;
-      e.master_fd = c.fd.get();
+      FillHandoffEntry(
+          c, (static_cast<uint64_t>(options_.id) << 56) | c.Id(index),
+          snapshot_->listeners[c.listener].config.protocol, &e);
       fds_.push_back(c.fd.get());
     }
     std::string frame;
