@@ -1,6 +1,10 @@
 // ConnectionTable: LIFO free list, so hot slots stay in cache.
 #include "src/master/connection.h"
 
+#include <algorithm>
+
+#include "src/master/clock.h"
+
 namespace ddv {
 namespace master {
 
@@ -59,6 +63,13 @@ Connection* ConnectionTable::Find(uint64_t id) {
     return nullptr;
   }
   return &c;
+}
+
+void Connection::CountDeferAcceptHold(int64_t hold_ns) {
+  if (deadline_shortened) return;
+  deadline_shortened = true;
+  deadline = ToTimespecNs(
+      std::max(FromTimespecNs(deadline) - hold_ns, accept_ns + 1000000));
 }
 
 }  // namespace master

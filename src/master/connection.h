@@ -92,6 +92,11 @@ struct Connection {
   // listener: by the time the log line is made, the fd may be closed.
   std::unique_ptr<sockaddr_storage> peer;
 
+  // The first peek found nothing: the kernel held the connection for the
+  // whole TCP_DEFER_ACCEPT period (`hold_ns`) before accept. That hold
+  // counts against the deadline, once, leaving at least 1 ms.
+  void CountDeferAcceptHold(int64_t hold_ns);
+
   uint64_t Id(uint32_t index) const {
     return (static_cast<uint64_t>(generation) << 32) | index;
   }

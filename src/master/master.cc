@@ -20,7 +20,6 @@ namespace ddv {
 namespace master {
 namespace {
 
-constexpr uint16_t kPeekBufferGroup = 1;
 
 }  // namespace
 
@@ -91,16 +90,9 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   if (!routes.ok()) return routes.status();
   routes_ = std::move(*routes);
 
-  absl::StatusOr<std::unique_ptr<uring::Ring>> ring =
-      uring::Ring::Create(options_.ring);
-  if (!ring.ok()) return ring.status();
-  ring_ = std::move(*ring);
-  absl::StatusOr<std::unique_ptr<uring::BufferRing>> buffers =
-      uring::BufferRing::Create(ring_->get(), kPeekBufferGroup,
-                                options_.peek_buffers,
-                                options_.peek_buffer_size);
-  if (!buffers.ok()) return buffers.status();
-  peek_buffers_ = std::move(*buffers);
+  status = CreatePeekRing(options_.ring, options_.peek_buffers,
+                          options_.peek_buffer_size, &ring_, &peek_buffers_);
+  if (!status.ok()) return status;
 
   status = InitSignals();
   if (!status.ok()) return status;

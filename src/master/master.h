@@ -49,6 +49,7 @@
 #include "src/master/counters.h"
 #include "src/master/labeled_counters.h"
 #include "src/master/metrics_server.h"
+#include "src/master/peek_ring.h"
 #include "src/master/shard.h"
 #include "src/master/shard_snapshot.h"
 #include "src/master/site_caps.h"

@@ -26,7 +26,6 @@ namespace ddv {
 namespace master {
 namespace {
 
-constexpr uint16_t kPeekBufferGroup = 1;
 
 // Bytes received and not read yet; -1 if the kernel will not say.
 int UnreadBytes(int fd) {
@@ -271,12 +270,8 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   if (res == -EAGAIN) {
     // Nothing queued at accept: the kernel held this connection for the
     // whole TCP_DEFER_ACCEPT period. Count that hold against the deadline.
-    if (!c->deadline_shortened) {
-      c->deadline_shortened = true;
-      int64_t deadline = FromTimespecNs(c->deadline) -
-                         options_.listen.defer_accept_seconds * 1000000000LL;
-      c->deadline = ToTimespecNs(std::max(deadline, c->accept_ns + 1000000));
-    }
+    c->CountDeferAcceptHold(options_.listen.defer_accept_seconds *
+                            1000000000LL);
     SubmitPeek(index, false);
     return;
   }

@@ -20,6 +20,7 @@
 #include "src/base/errno_status.h"
 #include "src/handoff/channel.h"
 #include "src/master/clock.h"
+#include "src/master/peek_ring.h"
 #include "src/master/proxy_source.h"
 #include "src/master/wire_protocol.h"
 #include "src/sniff/http_sniffer.h"
@@ -30,7 +31,6 @@ namespace ddv {
 namespace master {
 namespace {
 
-constexpr uint16_t kPeekBufferGroup = 1;
 
 // Bytes queued in the channel that its worker has not read (SIOCOUTQ on the
 // master's end): what every shard's batches add up to, so "least loaded"
@@ -121,16 +121,10 @@ void Shard::TakeReport(ShardReport* into, ShardState* state) {
 
 absl::Status Shard::Init() {
   // Made on this thread: the ring is single-issuer, bound to its creator.
-  absl::StatusOr<std::unique_ptr<uring::Ring>> ring =
-      uring::Ring::Create(options_.ring);
-  if (!ring.ok()) return ring.status();
-  ring_ = std::move(*ring);
-  absl::StatusOr<std::unique_ptr<uring::BufferRing>> buffers =
-      uring::BufferRing::Create(ring_->get(), kPeekBufferGroup,
-                                options_.peek_buffers,
-                                options_.peek_buffer_size);
-  if (!buffers.ok()) return buffers.status();
-  peek_buffers_ = std::move(*buffers);
+  absl::Status status =
+      CreatePeekRing(options_.ring, options_.peek_buffers,
+                     options_.peek_buffer_size, &ring_, &peek_buffers_);
+  if (!status.ok()) return status;
   local_state_.id = options_.id;
   return absl::OkStatus();
 }
@@ -427,12 +421,7 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   if (res == -EAGAIN) {
     // Held by TCP_DEFER_ACCEPT for its whole period: as the primary does,
     // that hold counts against the deadline.
-    if (!c->deadline_shortened) {
-      c->deadline_shortened = true;
-      const int64_t deadline =
-          FromTimespecNs(c->deadline) - snapshot_->defer_accept_ns;
-      c->deadline = ToTimespecNs(std::max(deadline, c->accept_ns + 1000000));
-    }
+    c->CountDeferAcceptHold(snapshot_->defer_accept_ns);
     SubmitPeek(index, false);
     return;
   }
