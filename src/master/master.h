@@ -549,6 +549,7 @@ class Master {
   // What the shards may route by now; published (a new epoch) only when it
   // differs from the last. Every loop turn.
   void PublishShardSnapshot();
+  // Without the listeners' configs, which publishing copies in.
   std::shared_ptr<ShardSnapshot> BuildShardSnapshot() const;
   // Whether the primary would let a shard send to `worker` now.
   bool ShardTarget(int worker) const;

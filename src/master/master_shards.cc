@@ -85,7 +85,8 @@ std::shared_ptr<ShardSnapshot> Master::BuildShardSnapshot() const {
   for (size_t l = 0; l < listeners_.size(); ++l) {
     const ListenerSlot& slot = listeners_[l];
     ShardSnapshot::Listener& out = s->listeners[l];
-    out.config = slot.config;
+    // `config` is copied only into a snapshot that gets published
+    // (PublishShardSnapshot): this runs every loop turn.
     out.fd = slot.fd.get();
     out.routed_here = slot.config.access_log.empty();
     // A logged listener's connections all go to the primary: only it
@@ -151,6 +152,9 @@ void Master::PublishShardSnapshot() {
       last->max_peek_bytes != next->max_peek_bytes ||
       !SameListeners(*last, *next) || !SameTargets(*last, *next);
   if (changed) {
+    for (size_t l = 0; l < listeners_.size(); ++l) {
+      next->listeners[l].config = listeners_[l].config;
+    }
     next->epoch = (last == nullptr ? 0 : last->epoch) + 1;
     shard_snapshot_ = next;
     for (const std::unique_ptr<Shard>& shard : shards_) {
