@@ -126,6 +126,10 @@ DEFINE_int32(crash_loop_limit, 5,
              "exits within --crash_loop_window_s that mark a site failed "
              "(for the master: logged as a crash loop, still retried)");
 DEFINE_int32(crash_loop_window_s, 60, "crash-loop window");
+DEFINE_int32(master_hang_timeout, 10,
+             "seconds a serving master may send the watchdog nothing (it "
+             "reports from its event loop every second) before the watchdog "
+             "kills it as hung and starts another; 0: never (at least 2)");
 DEFINE_int32(heartbeat_interval_ms, 5000, "how often the master probes workers");
 DEFINE_uint32(node_max_unaccepted, 128,
               "connections a Node worker may hold before answering "
@@ -175,7 +179,7 @@ const ddv::cli::HelpText& Help() {
            {"drain_timeout=SECONDS", "heartbeat_interval_ms=MS",
             "heartbeat_timeout_ms=MS", "backoff_initial_ms=MS",
             "backoff_max_ms=MS", "crash_loop_limit=N",
-            "crash_loop_window_s=SECONDS"}},
+            "crash_loop_window_s=SECONDS", "master_hang_timeout=SECONDS"}},
           {"Logging",
            "glog's; without --log_dir everything goes to standard error. "
            "Workers' output goes to their site's log files through the log "
@@ -501,6 +505,7 @@ ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
   options.backoff.max = absl::Milliseconds(FLAGS_backoff_max_ms);
   options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
   options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
+  options.master_hang_timeout = absl::Seconds(FLAGS_master_hang_timeout);
   // A reload's new listeners are bound by the watchdog, as the first were.
   options.listen = ListenOptionsFromFlags();
   return options;
@@ -534,6 +539,15 @@ int main(int argc, char** argv) {
 
   if (FLAGS_drain_timeout < 0) {
     std::fprintf(stderr, "--drain_timeout must be 0 or more seconds\n");
+    return kExitConfigError;
+  }
+  // A serving master reports every second (plus up to a loop turn's
+  // 100 ms): less than 2 s would kill masters that are merely busy.
+  if (FLAGS_master_hang_timeout != 0 && FLAGS_master_hang_timeout < 2) {
+    std::fprintf(stderr,
+                 "--master_hang_timeout must be 0 (never) or at least 2 "
+                 "seconds (a serving master reports every second), not %d\n",
+                 FLAGS_master_hang_timeout);
     return kExitConfigError;
   }
   if (FLAGS_max_connections == 0) {

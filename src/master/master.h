@@ -725,6 +725,8 @@ class Master {
   int64_t access_logs_drain_since_ns_ = 0;
   // Masters the watchdog restarted before this one (adopt_end).
   uint64_t master_restarts_ = 0;
+  // Of those, the ones it killed because they hung (adopt_end).
+  uint64_t master_hang_kills_ = 0;
   // By site index (sites are never renumbered); grown on first count.
   struct SiteCounters {
     uint64_t handed_off = 0;

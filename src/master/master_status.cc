@@ -148,6 +148,10 @@ std::string Master::MetricsText() const {
               "masters the watchdog restarted before this one (since it "
               "started or last upgraded itself; 0 without a watchdog)");
   text.Sample("ddv_master_restarts", {}, master_restarts_);
+  text.Family("ddv_master_hang_kills", "gauge",
+              "of those, masters the watchdog killed because they hung (no "
+              "heartbeat for --master_hang_timeout)");
+  text.Sample("ddv_master_hang_kills", {}, master_hang_kills_);
 
   text.Family("ddv_access_log_lines_total", "counter",
               "lines written to the access logs (or on their way)");

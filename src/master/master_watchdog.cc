@@ -43,7 +43,8 @@ constexpr absl::Duration kWatchdogReplyTimeout = absl::Seconds(5);
 // that are not ready.
 constexpr absl::Duration kServingWait = absl::Seconds(30);
 
-// How often a changed status is sent on (STATUS=).
+// How often a changed status is sent on (STATUS=), and how often a master
+// under a watchdog tells it that its loop turns (`alive`).
 constexpr int64_t kServiceStatusEveryNs = 1000000000;
 
 // STATUS= is one line of `systemctl status`: a reload's error is cut.
@@ -97,6 +98,11 @@ absl::Status Master::AdoptWorkers() {
       auto restarts = message->body.find("master_restarts");
       if (restarts != message->body.end() && restarts->is_number_unsigned()) {
         master_restarts_ = restarts->get<uint64_t>();  // ddv_master_restarts
+      }
+      auto hang_kills = message->body.find("master_hang_kills");
+      if (hang_kills != message->body.end() &&
+          hang_kills->is_number_unsigned()) {
+        master_hang_kills_ = hang_kills->get<uint64_t>();
       }
       if (message->fds.size() == 1) {
         absl::StatusOr<watchdog::HeldGauge> gauge =
@@ -518,6 +524,11 @@ void Master::ReportServiceState(int64_t now_ns) {
   }
   if (now_ns < next_service_status_ns_) return;
   next_service_status_ns_ = now_ns + kServiceStatusEveryNs;
+  // The watchdog's proof that this loop turns (--master_hang_timeout,
+  // docs/lifecycle.md, "A master that hangs"): sent from the loop itself,
+  // so a loop that stops turning stops it. None before serving (starting)
+  // and none once stopping or handing over (returned above).
+  if (watchdog_link_) SendToWatchdog({{"op", "alive"}}, {});
   std::string summary = ServiceSummary();
   if (summary == service_status_) return;
   service_status_ = std::move(summary);

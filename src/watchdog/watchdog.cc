@@ -22,6 +22,7 @@
 #include "glog/logging.h"
 #include "src/base/sd_notify.h"
 #include "src/logwriter/writer_process.h"
+#include "src/watchdog/hang_check.h"
 #include "src/watchdog/held_gauge.h"
 #include "src/watchdog/link.h"
 #include "src/watchdog/listener_requests.h"
@@ -41,7 +42,8 @@ class Watchdog {
       : options_(options),
         listeners_(options.listener_names, std::move(listeners)),
         listener_requests_(options.listen),
-        kept_writer_(std::move(writer)) {
+        kept_writer_(std::move(writer)),
+        hang_check_(options.master_hang_timeout) {
     for (WorkerRecord& record : workers) {
       const std::string key = record.key();
       records_.insert_or_assign(key, std::move(record));
@@ -76,6 +78,9 @@ class Watchdog {
   // The log writer beside the master (docs/logs.md): started, or taken
   // back after an upgrade, in table_, so it is restarted like the master.
   void StartLogWriter();
+  // Kills the master when it serves and has been silent for
+  // --master_hang_timeout; once per loop turn, after the link was read.
+  void CheckMasterHang();
 
   const WatchdogOptions& options_;
   ListenerSet listeners_;
@@ -101,6 +106,12 @@ class Watchdog {
   absl::Time upgrade_deadline_ = absl::InfiniteFuture();
   std::deque<absl::Time> recent_exits_;  // within crash_loop_window
   ServiceNotifier service_;  // systemd's NOTIFY_SOCKET, if it gave one
+  MasterHangCheck hang_check_;
+  // The master killed because it hung, until its exit is handled, and how
+  // long it had been silent; masters killed so (ddv_master_hang_kills).
+  pid_t hung_master_ = 0;
+  absl::Duration hung_for_;
+  uint64_t hang_kills_ = 0;
 };
 
 absl::Status Watchdog::PrepareLink() {
@@ -162,7 +173,9 @@ bool Watchdog::FlushOffers() {
         {"socket_activated", options_.socket_activated},
         // Restarts of the master after an exit not asked for (the
         // ddv_master_restarts gauge).
-        {"master_restarts", static_cast<uint64_t>(table_->restarts(slot_))}};
+        {"master_restarts", static_cast<uint64_t>(table_->restarts(slot_))},
+        // Of those, the ones killed because they hung (ddv_master_hang_kills).
+        {"master_hang_kills", hang_kills_}};
     std::vector<int> fds;
     if (held_.valid()) fds.push_back(held_.fd());
     absl::Status sent = SendLinkMessage(link_.get(), end, fds);
@@ -195,6 +208,13 @@ void Watchdog::ReadLink(size_t limit) {
 
 void Watchdog::HandleLinkMessage(LinkMessage message) {
   const std::string op = message.body["op"].get<std::string>();
+  // Whatever the master sends proves its loop turned; "alive" says only
+  // that, every second.
+  const absl::Duration now = MasterHangCheck::MonotonicNow();
+  hang_check_.Heard(now);
+  if (op == "alive") return;
+  if (op == "serving" && !stopping_ && !upgrading_) hang_check_.Serving(now);
+  if (op == "stopping") hang_check_.Off();  // its stop has no heartbeats
   // serving, status, reloading, reloaded, stopping: for systemd.
   if (service_.Handle(message.body)) return;
   if (ListenerRequests::Handles(op)) {
@@ -248,6 +268,7 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   // is still worth keeping, however it was reaped.
   if (link_) ReadLink(SIZE_MAX);
   link_.Reset();
+  hang_check_.Off();  // the next master is judged once it serves
   // A reload it did not commit never happened.
   listener_requests_.Abort();
   // A master that handed over or stopped held none (it handed them off).
@@ -263,8 +284,14 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   offer_keys_.clear();
   offer_end_pending_ = false;
   const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);
-  const std::string how =
-      exit ? exit->ToString() : std::string("an unknown status");
+  std::string how = exit ? exit->ToString() : std::string("an unknown status");
+  if (running == hung_master_) {
+    absl::StrAppend(&how, ", killed by the watchdog: it hung (no heartbeat for ",
+                    absl::FormatDuration(
+                        absl::Trunc(hung_for_, absl::Milliseconds(100))),
+                    ")");
+    hung_master_ = 0;
+  }
   if (stopping_) return;
   if (exit && exit->exited() && exit->code == 0 && !handed_over) return;
   absl::Status link = PrepareLink();
@@ -377,6 +404,8 @@ void Watchdog::StartUpgrade() {
             << " to hand over";
   upgrading_ = true;
   upgrade_deadline_ = absl::Now() + options_.stop_grace;
+  // A handover ends its loop: from now on upgrade_deadline_ bounds it.
+  hang_check_.Off();
   // READY=1 comes when the re-executed watchdog's master serves.
   service_.Reloading(ServiceNotifier::MonotonicNowUsec(),
                      absl::StrCat("upgrading: master ", master,
@@ -421,6 +450,30 @@ void Watchdog::ReExecute() {
   RestoreCloseOnExec(listeners_, workers, log_writer_.get());
 }
 
+void Watchdog::CheckMasterHang() {
+  const std::optional<absl::Duration> silence =
+      hang_check_.Check(MasterHangCheck::MonotonicNow());
+  const pid_t master = table_->pid(slot_);
+  if (!silence || master == 0) return;
+  // Its loop stopped turning: nobody accepts, and it would never end by
+  // itself. Killed, it is a master that died: its workers live on, what it
+  // held undecided is lost, and the next one adopts the workers.
+  hung_master_ = master;
+  hung_for_ = *silence;
+  ++hang_kills_;
+  LOG(ERROR) << "watchdog: master pid " << master
+             << " sent no heartbeat for "
+             << absl::FormatDuration(
+                    absl::Trunc(*silence, absl::Milliseconds(100)))
+             << " (--master_hang_timeout="
+             << absl::FormatDuration(hang_check_.timeout())
+             << "); killing it (SIGKILL); its workers live on";
+  if (kill(master, SIGKILL) < 0) {
+    PLOG(ERROR) << "kill(" << master << ", SIGKILL) failed while killing "
+                << "the hung master";
+  }
+}
+
 void Watchdog::StartLogWriter() {
   if (options_.log_writer_command.empty()) return;
   absl::StatusOr<std::unique_ptr<logwriter::SupervisedLogWriter>> writer =
@@ -445,6 +498,11 @@ int Watchdog::Run() {
   } else {
     LOG(ERROR) << "watchdog: systemd is not told about the service: "
                << notifier.status().message();
+  }
+  if (hang_check_.timeout() > absl::ZeroDuration()) {
+    LOG(INFO) << "watchdog: a serving master silent for "
+              << absl::FormatDuration(hang_check_.timeout())
+              << " hangs and is killed (--master_hang_timeout)";
   }
   if (service_.ping_interval() > absl::ZeroDuration()) {
     LOG(INFO) << "watchdog: WATCHDOG=1 to systemd every "
@@ -544,6 +602,7 @@ int Watchdog::Run() {
                 : std::string("stopping: no master runs"));
         stopping_ = true;
         upgrading_ = false;
+        hang_check_.Off();  // stop_grace bounds its drain
         table_->Stop(slot_, options_.stop_grace);
       } else if (sig == SIGUSR2) {
         StartUpgrade();
@@ -602,6 +661,7 @@ int Watchdog::Run() {
         return 0;
       }
     }
+    CheckMasterHang();
     if (table_->pid(slot_) == 0 &&
         (stopping_ ||
          table_->state(slot_) == supervise::ProcessState::kExited)) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "src/base/listen_socket.h"
 #include "src/base/unique_fd.h"
 #include "src/logwriter/writer_process.h"
@@ -49,6 +50,10 @@ struct WatchdogOptions {
   // The listeners were passed by socket activation: they are systemd's,
   // and a reload may not add, remove, rename or move one.
   bool socket_activated = false;
+  // A master that serves and then sends nothing on the link for this long
+  // hangs: it is killed (SIGKILL) and restarted like one that died
+  // (--master_hang_timeout; zero: never; docs/lifecycle.md).
+  absl::Duration master_hang_timeout = absl::Seconds(10);
 };
 
 // Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or
