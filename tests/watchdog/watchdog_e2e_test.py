@@ -2,12 +2,14 @@
 master crash loses no queued connection; it forwards SIGHUP (reload) and
 SIGTERM (drain and stop, nothing left behind); a restarted master runs the
 last good config, never a file broken since; and a master that cannot start
-is retried with growing back-off while the watchdog holds the listeners."""
+is retried with growing back-off while the watchdog holds the listeners;
+--master_hang_timeout below 2 s is refused."""
 import os
 import re
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -129,6 +131,21 @@ class WatchdogTest(unittest.TestCase):
         while time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.05)
         self.assertEqual([p for p in pids if alive(p)], [])
+
+
+class HangTimeoutFlagTest(unittest.TestCase):
+    def test_master_hang_timeout_below_2_seconds_exits_2(self):
+        # A serving master reports every second: 1 s would kill busy ones.
+        # The behaviour itself: tests/chaos/master_hang_chaos_test.py.
+        for value in ("1", "-1"):
+            result = subprocess.run(
+                [harness.runfile("src/ddv_master"),
+                 f"--master_hang_timeout={value}", "--check_config"],
+                capture_output=True, text=True, timeout=10)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn("--master_hang_timeout must be 0 (never) or at "
+                          "least 2 seconds (a serving master reports every "
+                          f"second), not {value}", result.stderr)
 
 
 class LostInCrashTest(unittest.TestCase):
