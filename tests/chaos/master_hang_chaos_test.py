@@ -20,6 +20,7 @@ The front door runs under its watchdog with --master_hang_timeout=2
 - With --master_hang_timeout=0 a master stopped for twice the timeout the
   others use is not killed; it serves again once continued."""
 import os
+import random
 import shutil
 import signal
 import sys
@@ -113,7 +114,8 @@ class MasterHangTest(chaos.ChaosTest):
         start = time.monotonic()
         loads = start_loads(self, ddv, duration=12)
 
-        time.sleep(3)
+        # At any point of the master's heartbeat second.
+        time.sleep(3 + random.random())
         old = chaos.master_pid(ddv)
         os.kill(old, signal.SIGSTOP)
         stopped_at = time.monotonic()
