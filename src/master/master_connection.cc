@@ -12,9 +12,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "src/base/socket_address.h"
+#include "src/master/head_reading.h"
 #include "src/master/listener_socket.h"
 #include "src/master/master.h"
 #include "src/master/proxy_source.h"
@@ -377,93 +377,21 @@ void Master::OnPeekTimeout(const uring::OpTag& tag, io_uring_cqe* cqe) {
 
 bool Master::Decide(uint32_t index, absl::string_view prefix) {
   Connection& c = connections_.at(index);
-  const config::ListenerConfig& listener = listeners_[c.listener].config;
-  const uint32_t max_bytes = config_.master.max_peek_bytes;
-  size_t offset = 0;
-  if (listener.proxy_protocol) {
-    sniff::ProxyHeader proxy;
-    switch (sniff::SniffProxyHeader(prefix, &proxy)) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound:
-        ++counters_.proxy_header_found;
-        offset = proxy.header_length;
-        c.skip_bytes = proxy.header_length;
-        counters_.proxy_tlvs_dropped += ProxyMetadataFrom(proxy, &c.proxy);
-        break;
-      case sniff::SniffStatus::kNotThisProtocol:
-      case sniff::SniffStatus::kMalformed:
-      case sniff::SniffStatus::kTooLarge:
-        // A listener that expects PROXY must not trust a client's bytes.
-        ++counters_.malformed;
-        RecordOutcome(index, Outcome::kMalformed);
-        Refuse(index, Refusal::kMalformed);
-        return true;
-    }
-  }
-  if (listener.protocol == config::Protocol::kTcp) {
-    // Peeked for the PROXY header alone: nothing after it names a site.
-    Route(index, RouteOn(c.listener, "").site);
-    return true;
-  }
-  absl::string_view payload = prefix.substr(offset);
-  size_t budget = max_bytes > offset ? max_bytes - offset : 0;
-
-  if (listener.protocol == config::Protocol::kHttp) {
-    sniff::HttpRequestInfo info;
-    sniff::SniffStatus status = sniff::SniffHttpRequest(payload, budget, &info);
-    switch (status) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound: {
-        if (info.host.empty()) {
-          ++counters_.http_host_absent;
-        } else {
-          ++counters_.http_host_found;
-        }
-        c.host = info.host;
-        Route(index, RouteOn(c.listener, info.host.view()).site);
-        return true;
-      }
-      case sniff::SniffStatus::kTooLarge:
-      case sniff::SniffStatus::kNotThisProtocol:
-      case sniff::SniffStatus::kMalformed:
-        RefuseUnparsable(index, status);
-        return true;
-    }
-    return true;
-  }
-
-  sniff::ClientHelloInfo info;
-  const sniff::SniffStatus status =
-      sniff::SniffTlsClientHello(payload, budget, &info);
-  switch (status) {
-    case sniff::SniffStatus::kNeedMore:
-      return false;
-    case sniff::SniffStatus::kFound: {
-      if (info.sni.empty()) {
-        ++counters_.tls_sni_absent;
-      } else {
-        ++counters_.tls_sni_found;
-      }
-      std::array<absl::string_view, sniff::kMaxAlpnProtocols> offered;
-      for (size_t i = 0; i < info.alpn_count; ++i) offered[i] = info.alpn(i);
-      absl::Span<const absl::string_view> alpn(offered.data(), info.alpn_count);
-      if (alpn.empty()) {
-        ++counters_.tls_alpn_absent;
-      } else {
-        ++counters_.tls_alpn_found;
-        c.alpn = absl::StrJoin(alpn, ",");
-      }
-      c.host = info.sni;
-      Route(index, RouteOn(c.listener, info.sni.view(), alpn).site);
-      return true;
-    }
-    case sniff::SniffStatus::kTooLarge:
-    case sniff::SniffStatus::kNotThisProtocol:
-    case sniff::SniffStatus::kMalformed:
-      RefuseUnparsable(index, status);
-      return true;
+  HeadReading head;
+  ReadHead(listeners_[c.listener].config, prefix,
+           config_.master.max_peek_bytes, &c, &head);
+  if (head.result == HeadReading::Result::kNeedMore) return false;
+  // Counted once, for the read that decided.
+  head.flags.AddTo(counters_);
+  counters_.proxy_tlvs_dropped += head.proxy_tlvs_dropped;
+  if (head.result == HeadReading::Result::kRoute) {
+    Route(index, RouteOn(c.listener, head.name, head.alpn()).site);
+  } else if (head.bad_proxy_header) {
+    ++counters_.malformed;
+    RecordOutcome(index, Outcome::kMalformed);
+    Refuse(index, Refusal::kMalformed);
+  } else {
+    RefuseUnparsable(index, head.refusal);
   }
   return true;
 }

@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
 #include "src/handoff/channel.h"
@@ -23,9 +22,6 @@
 #include "src/master/peek_ring.h"
 #include "src/master/proxy_source.h"
 #include "src/master/wire_protocol.h"
-#include "src/sniff/http_sniffer.h"
-#include "src/sniff/proxy_protocol.h"
-#include "src/sniff/tls_sniffer.h"
 
 namespace ddv {
 namespace master {
@@ -484,83 +480,20 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
     Forward(index);
     return true;
   }
-  const config::ListenerConfig& listener = slot.config;
-  const uint32_t max_bytes = snapshot_->max_peek_bytes;
-  size_t offset = 0;
-  if (listener.proxy_protocol) {
-    sniff::ProxyHeader proxy;
-    switch (sniff::SniffProxyHeader(prefix, &proxy)) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound:
-        Sniffed(index).proxy_header = true;
-        offset = proxy.header_length;
-        c.skip_bytes = proxy.header_length;
-        if (ProxyMetadataFrom(proxy, &c.proxy) > 0) {
-          Forward(index);  // the primary counts the TLVs it left out
-          return true;
-        }
-        break;
-      default:
-        Forward(index);  // the primary refuses it, and counts why
-        return true;
-    }
-  }
-  if (listener.protocol == config::Protocol::kTcp) {
-    Route(index, slot.routes->Lookup(slot.route_index, "").site);
+  HeadReading head;
+  ReadHead(slot.config, prefix, snapshot_->max_peek_bytes, &c, &head);
+  if (head.result == HeadReading::Result::kNeedMore) return false;
+  if (head.result == HeadReading::Result::kRefuse ||
+      head.proxy_tlvs_dropped > 0) {
+    // The primary refuses it, or counts the TLVs it left out: it reads the
+    // head again, and counts it then.
+    Forward(index);
     return true;
   }
-  const absl::string_view payload = prefix.substr(offset);
-  const size_t budget = max_bytes > offset ? max_bytes - offset : 0;
-  if (listener.protocol == config::Protocol::kHttp) {
-    sniff::HttpRequestInfo info;
-    switch (sniff::SniffHttpRequest(payload, budget, &info)) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound:
-        if (info.host.empty()) {
-          Sniffed(index).host_absent = true;
-        } else {
-          Sniffed(index).host_found = true;
-        }
-        c.host = info.host;
-        Route(index, slot.routes->Lookup(slot.route_index, info.host.view())
-                         .site);
-        return true;
-      default:
-        Forward(index);
-        return true;
-    }
-  }
-  sniff::ClientHelloInfo info;
-  switch (sniff::SniffTlsClientHello(payload, budget, &info)) {
-    case sniff::SniffStatus::kNeedMore:
-      return false;
-    case sniff::SniffStatus::kFound: {
-      std::array<absl::string_view, sniff::kMaxAlpnProtocols> offered;
-      for (size_t i = 0; i < info.alpn_count; ++i) offered[i] = info.alpn(i);
-      absl::Span<const absl::string_view> alpn(offered.data(),
-                                               info.alpn_count);
-      if (alpn.empty()) {
-        Sniffed(index).alpn_absent = true;
-      } else {
-        Sniffed(index).alpn_found = true;
-        c.alpn = absl::StrJoin(alpn, ",");
-      }
-      if (info.sni.empty()) {
-        Sniffed(index).sni_absent = true;
-      } else {
-        Sniffed(index).sni_found = true;
-      }
-      c.host = info.sni;
-      Route(index,
-            slot.routes->Lookup(slot.route_index, info.sni.view(), alpn).site);
-      return true;
-    }
-    default:
-      Forward(index);
-      return true;
-  }
+  Sniffed(index).flags = head.flags;  // counted once it is sent from here
+  Route(index, slot.routes->Lookup(slot.route_index, head.name, head.alpn())
+                   .site);
+  return true;
 }
 
 void Shard::Route(uint32_t index, int site) {
@@ -710,14 +643,7 @@ Shard::SniffCounts& Shard::Sniffed(uint32_t index) {
 
 void Shard::CountSent(uint32_t index, uint32_t listener) {
   const SniffCounts& s = Sniffed(index);
-  Counters& n = local_.counters;
-  n.proxy_header_found += s.proxy_header;
-  n.http_host_found += s.host_found;
-  n.http_host_absent += s.host_absent;
-  n.tls_sni_found += s.sni_found;
-  n.tls_sni_absent += s.sni_absent;
-  n.tls_alpn_found += s.alpn_found;
-  n.tls_alpn_absent += s.alpn_absent;
+  s.flags.AddTo(local_.counters);
   if (s.peek_bytes > 0) {
     if (local_.listeners.size() <= listener) {
       local_.listeners.resize(listener + 1);

@@ -30,6 +30,7 @@
 #include "src/handoff/wire.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
+#include "src/master/head_reading.h"
 #include "src/master/histogram.h"
 #include "src/master/shard_snapshot.h"
 #include "src/uring/buffer_ring.h"
@@ -160,13 +161,7 @@ class Shard {
   // What the sniff found, counted only when the connection is sent from
   // here: one the shard forwards is sniffed and counted by the primary.
   struct SniffCounts {
-    bool proxy_header = false;
-    bool host_found = false;
-    bool host_absent = false;
-    bool sni_found = false;
-    bool sni_absent = false;
-    bool alpn_found = false;
-    bool alpn_absent = false;
+    SniffFlags flags;
     uint32_t peek_bytes = 0;  // the prefix that decided; 0: none
   };
   SniffCounts& Sniffed(uint32_t index);
