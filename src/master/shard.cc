@@ -21,6 +21,7 @@
 #include "src/master/clock.h"
 #include "src/master/peek_ring.h"
 #include "src/master/proxy_source.h"
+#include "src/master/silent_peeks.h"
 #include "src/master/wire_protocol.h"
 
 namespace ddv {
@@ -152,7 +153,10 @@ void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
     if (snapshot_->epoch != epoch) PublishState();
     UpdateAccepts();
     peek_buffers_->Publish();
-    __kernel_timespec wait = ToTimespecNs(100 * 1000000LL);
+    __kernel_timespec wait = ToTimespecNs(
+        silent_.empty() ? 100 * 1000000LL
+                        : silent_.Expire(MonotonicNowNs(), 100 * 1000000LL,
+                                         connections_));
     io_uring_cqe* cqe = nullptr;
     int ret = io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, &wait,
                                                nullptr);
@@ -207,7 +211,7 @@ void Shard::TearDown() {
     Connection& c = connections_.at(i);
     if (c.state != ConnState::kFree && c.fd) {
       local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                                  false, true});
+                                  false, true, false});
     }
     if (c.state != ConnState::kFree) connections_.Free(i);
   }
@@ -396,7 +400,13 @@ void Shard::SubmitPeek(uint32_t index, bool dont_wait) {
   sqe->buf_group = kPeekBufferGroup;
   ++c.inflight;
   if (dont_wait) return;
-  if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  if (c.seen == 0) {
+    // Nothing received yet (an idle peer): no link timeout, the loop ends
+    // it at its deadline (silent_peeks.h).
+    silent_.Add(c, index);
+    return;
+  }
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
   io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
@@ -414,6 +424,14 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   const uint32_t index = tag.index;
   const int res = cqe->res;
+  c->silent_wait = false;
+  if (c->expired) {
+    // Shut for reading at its deadline (SilentPeeks::Expire): the primary
+    // answers 408, and closes at once if the peer still sent nothing.
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    Forward(index, /*timed_out=*/true, /*silent=*/res <= 0);
+    return;
+  }
   if (res == -EAGAIN) {
     // Held by TCP_DEFER_ACCEPT for its whole period: as the primary does,
     // that hold counts against the deadline.
@@ -614,7 +632,7 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
   queue.clear();
 }
 
-void Shard::Forward(uint32_t index, bool timed_out) {
+void Shard::Forward(uint32_t index, bool timed_out, bool silent) {
   Connection& c = connections_.at(index);
   if (c.rcvlowat_raised) {
     const int one = 1;
@@ -623,7 +641,7 @@ void Shard::Forward(uint32_t index, bool timed_out) {
   }
   ++local_state_.forwarded;
   local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                              timed_out, c.deadline_shortened});
+                              timed_out, c.deadline_shortened, silent});
   wake_primary_ = true;
   c.state = ConnState::kClosing;
   MaybeFree(index);
@@ -632,7 +650,8 @@ void Shard::Forward(uint32_t index, bool timed_out) {
 void Shard::ForwardUnadmitted(UniqueFd fd, uint32_t listener,
                               int64_t now_ns) {
   ++local_state_.forwarded;
-  local_.forwarded.push_back({std::move(fd), listener, now_ns, false, false});
+  local_.forwarded.push_back(
+      {std::move(fd), listener, now_ns, false, false, false});
   wake_primary_ = true;
 }
 
