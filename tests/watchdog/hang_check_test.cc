@@ -94,7 +94,7 @@ TEST(MasterHangCheckTest, SilenceWhileTheWatchdogWasBlockedDoesNotCount) {
   EXPECT_EQ(check.Check(At(33)), kTimeout);
 }
 
-TEST(MasterHangCheckTest, ATurnJustUnderTheLimitStillCounts) {
+TEST(MasterHangCheckTest, TurnsOfUpToASecondStillCount) {
   MasterHangCheck check(kTimeout);
   check.Serving(At(0));
   // Turns of up to a second (a busy watchdog) do not restart the silence.
