@@ -7,7 +7,9 @@
 // other sites' names that would win over them, and whether the site is the
 // listener's default. A request whose Host (or absolute-form target, or
 // HTTP/2 :authority) the master would route elsewhere gets 421 Misdirected
-// Request before the app sees it.
+// Request before the app sees it, unless it is its connection's first
+// request and names the host the master routed the connection by (each
+// newconn message says which).
 
 const http = require('http');
 const https = require('https');
