@@ -14,7 +14,9 @@ using nlohmann::json;
 
 // Upper bounds of what each piece adds to a part's JSON text. Patterns are
 // host names (letters, digits, '-', '_', '.', '*'): nothing to escape.
-constexpr size_t kPartOverhead = 128;      // braces, keys, numbers
+// A part's own keys: with a 64-byte master id and the widest numbers,
+// about 170 bytes.
+constexpr size_t kPartOverhead = 192;      // braces, keys, numbers
 constexpr size_t kListenerOverhead = 160;  // its keys, flags and index
 constexpr size_t kPatternOverhead = 3;     // quotes and a comma
 
@@ -70,7 +72,9 @@ bool operator==(const SiteViewListener& a, const SiteViewListener& b) {
 
 bool operator==(const SiteView& a, const SiteView& b) {
   return a.master == b.master && a.version == b.version &&
-         a.strict == b.strict && a.listeners == b.listeners;
+         a.strict == b.strict &&
+         a.connections_report_ms == b.connections_report_ms &&
+         a.listeners == b.listeners;
 }
 
 std::vector<json> EncodeSiteView(const SiteView& view, size_t max_part_bytes) {
@@ -83,6 +87,7 @@ std::vector<json> EncodeSiteView(const SiteView& view, size_t max_part_bytes) {
             {"part", parts.size()},
             {"last", false},
             {"strict", view.strict},
+            {"connections_report_ms", view.connections_report_ms},
             {"listeners", json::array()}};
     size = kPartOverhead;
   };
@@ -138,11 +143,21 @@ absl::StatusOr<std::optional<SiteView>> SiteViewAssembler::Add(
     return PartError(
         number, "needs master, version, last, strict and a listeners array");
   }
+  uint64_t report_ms = kDefaultConnectionsReportMs;
+  if (part.contains("connections_report_ms") &&
+      (!ReadUint(part, "connections_report_ms", kMaxConnectionsReportMs,
+                 &report_ms) ||
+       report_ms == 0)) {
+    assembling_ = false;
+    return PartError(number, absl::StrCat("connections_report_ms must be 1 to ",
+                                          kMaxConnectionsReportMs));
+  }
   if (number == 0) {
     view_ = SiteView();
     view_.master = master->get<std::string>();
     view_.version = version;
     view_.strict = strict;
+    view_.connections_report_ms = static_cast<uint32_t>(report_ms);
     assembling_ = true;
     next_part_ = 0;
   }

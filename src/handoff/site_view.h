@@ -27,6 +27,10 @@ inline constexpr char kSiteViewMethod[] = "site_view";
 // kMaxFrameBytes with room for its header.
 inline constexpr size_t kMaxSiteViewPartBytes = 96 * 1024;
 inline constexpr size_t kMaxMasterIdLength = 64;
+// A worker's connections report interval, before any view says otherwise,
+// and the most a view may ask for.
+inline constexpr uint32_t kDefaultConnectionsReportMs = 10;
+inline constexpr uint32_t kMaxConnectionsReportMs = 60 * 1000;
 
 // One listener of the master, as the site sees it.
 struct SiteViewListener {
@@ -54,12 +58,19 @@ struct SiteView {
   uint64_t version = 0;
   // The site's strict_host: false, and workers check nothing.
   bool strict = true;
+  // How often, at most, a worker reports the connections it holds (the
+  // `connections` notification): often where the master counts them for
+  // the site's max_connections, seldom where they only feed status. Each
+  // report wakes the master; at low connection rates it is one wake-up per
+  // connection. Absent from an older master's views (then the default).
+  uint32_t connections_report_ms = kDefaultConnectionsReportMs;
   std::vector<SiteViewListener> listeners;
 };
 bool operator==(const SiteView& a, const SiteView& b);
 
 // Splits `view` into JSON objects of at most `max_part_bytes` (as text),
-// in order: {"master", "version", "part", "last", "strict", "listeners":
+// in order: {"master", "version", "part", "last", "strict",
+// "connections_report_ms", "listeners":
 // [{"index",
 // "address", "retired", "v6only", "default", "own", "others"}]}. A listener whose
 // patterns do not fit one part continues in the next (same index, the lists

@@ -51,7 +51,7 @@ struct Connection {
   ConnState state = ConnState::kFree;
   uint8_t inflight = 0;          // submitted ops not yet completed
   bool rcvlowat_raised = false;  // SO_RCVLOWAT must go back to 1 before handoff
-  // Its peek (nothing received yet) waits on Master::silent_, not on a
+  // Its peek (nothing received yet) waits in its loop's SilentPeeks, not on a
   // link timeout; `expired`: shut for reading at its deadline.
   bool silent_wait = false;
   bool expired = false;

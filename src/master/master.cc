@@ -162,8 +162,9 @@ absl::Status Master::Run() {
     // Wake at least this often for the periodic checks below, and at the
     // next silent peek's deadline.
     __kernel_timespec wait = ToTimespecNs(
-        silent_.empty() ? 100 * 1000000LL
-                        : ExpireSilentPeeks(MonotonicNowNs(), 100 * 1000000LL));
+        silent_.empty()
+            ? 100 * 1000000LL
+            : silent_.Expire(MonotonicNowNs(), 100 * 1000000LL, connections_));
     io_uring_cqe* first = nullptr;
     int ret = io_uring_submit_and_wait_timeout(ring_->get(), &first, 1, &wait,
                                                nullptr);

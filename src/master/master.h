@@ -52,6 +52,7 @@
 #include "src/master/peek_ring.h"
 #include "src/master/shard.h"
 #include "src/master/shard_snapshot.h"
+#include "src/master/silent_peeks.h"
 #include "src/master/site_caps.h"
 #include "src/master/site_views.h"
 #include "src/master/worker_pool.h"
@@ -233,6 +234,7 @@ class Master {
     int64_t accept_ns = 0;
     bool timed_out = false;
     bool peeked = false;
+    bool silent = false;  // timed out with nothing received
   };
   void Admit(UniqueFd fd, uint32_t listener, const Forwarded* forwarded = nullptr);
   // The connection a completion is for, with its in-flight count taken
@@ -241,9 +243,6 @@ class Master {
   void SubmitPeek(uint32_t index, bool dont_wait);
   void OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe);
   void OnPeekTimeout(const uring::OpTag& tag, io_uring_cqe* cqe);
-  // Ends the silent peeks whose deadline passed; returns the nanoseconds
-  // to the next deadline (at most `max_wait_ns`).
-  int64_t ExpireSilentPeeks(int64_t now_ns, int64_t max_wait_ns);
   // Sniffs `prefix`; returns true when the connection moved on (routed,
   // refused or closed), false when it needs more bytes.
   bool Decide(uint32_t index, absl::string_view prefix);
@@ -656,14 +655,7 @@ class Master {
   std::unique_ptr<WorkerPool> workers_;
   std::vector<uint32_t> waiting_;      // kWaitingForWorker connections
   std::vector<uint32_t> no_buffer_;    // peeks to retry when buffers return
-  // Peeks of connections that have sent nothing yet, in (about) deadline
-  // order: they wait without a link timeout (SubmitPeek, ExpireSilentPeeks).
-  struct SilentPeek {
-    int64_t deadline_ns;
-    uint32_t index;
-    uint32_t generation;
-  };
-  std::deque<SilentPeek> silent_;
+  SilentPeeks silent_;  // peeks of connections that sent nothing yet
   std::vector<char> linger_scratch_;   // discarded bytes of refused peers
   UniqueFd signal_fd_;
   UniqueFd control_fd_;

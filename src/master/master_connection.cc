@@ -12,12 +12,13 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "src/base/socket_address.h"
+#include "src/master/head_reading.h"
 #include "src/master/listener_socket.h"
 #include "src/master/master.h"
 #include "src/master/proxy_source.h"
+#include "src/master/silent_peeks.h"
 #include "src/sniff/http_sniffer.h"
 #include "src/sniff/proxy_protocol.h"
 #include "src/sniff/tls_sniffer.h"
@@ -162,6 +163,7 @@ void Master::Admit(UniqueFd fd, uint32_t listener,
   c->deadline =
       ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
   if (forwarded != nullptr && forwarded->timed_out) {  // the shard's deadline
+    c->silent = forwarded->silent;
     ++counters_.peek_timeout;
     RecordOutcome(index, Outcome::kTimeout);
     Refuse(index, Refusal::kTimeout);
@@ -214,27 +216,9 @@ void Master::SubmitPeek(uint32_t index, bool dont_wait) {
   // completes only when more bytes arrived (no spinning on the same prefix).
   if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   if (c.seen == 0) {
-    // Nothing received yet (the peer may never send: idle connections).
-    // No link timeout: one that fires cancels its peek through the ring's
-    // cancel hash, at most 256 buckets, so a walk of about n/256 cold
-    // requests with n peeks waiting (13% of the master's samples with 15k
-    // idle peers). The loop ends it at its deadline instead
-    // (ExpireSilentPeeks), with a shutdown(SHUT_RD) that wakes the peek
-    // directly.
-    c.silent_wait = true;
-    const SilentPeek entry{FromTimespecNs(c.deadline), index, c.generation};
-    if (silent_.empty() || silent_.back().deadline_ns <= entry.deadline_ns) {
-      silent_.push_back(entry);
-    } else {
-      // Out of order (a connection a shard forwarded keeps its own accept
-      // time): in its place, so the front stays the earliest.
-      silent_.insert(
-          std::upper_bound(silent_.begin(), silent_.end(), entry,
-                           [](const SilentPeek& a, const SilentPeek& b) {
-                             return a.deadline_ns < b.deadline_ns;
-                           }),
-          entry);
-    }
+    // Nothing received yet (the peer may never send: idle connections):
+    // no link timeout, the loop ends it at its deadline (silent_peeks.h).
+    silent_.Add(c, index);
     return;
   }
   sqe->flags |= IOSQE_IO_LINK;
@@ -257,7 +241,7 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   int res = cqe->res;
   c->silent_wait = false;
   if (c->expired) {
-    // Shut for reading at its deadline (ExpireSilentPeeks): a timeout,
+    // Shut for reading at its deadline (SilentPeeks::Expire): a timeout,
     // whatever the peek found. Bytes that came at the last moment are
     // unread, so they get the lingering close.
     if (has_buffer) peek_buffers_->Recycle(buffer_id);
@@ -344,30 +328,6 @@ void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   SubmitPeek(index, false);
 }
 
-int64_t Master::ExpireSilentPeeks(int64_t now_ns, int64_t max_wait_ns) {
-  while (!silent_.empty() && silent_.front().deadline_ns <= now_ns) {
-    const SilentPeek due = silent_.front();
-    silent_.pop_front();
-    Connection& c = connections_.at(due.index);
-    // Skipped: a connection gone (the slot reused), decided, or whose bytes
-    // came (its later peeks carry link timeouts).
-    if (c.generation != due.generation || c.state != ConnState::kPeeking ||
-        !c.silent_wait || c.expired) {
-      continue;
-    }
-    // Wakes the peek (recv returns 0, or what came at the last moment);
-    // OnPeek sees `expired` and refuses it as a timeout. Sending is not
-    // affected: the 408 still goes out.
-    c.expired = true;
-    if (shutdown(c.fd.get(), SHUT_RD) < 0) {
-      PLOG_EVERY_N(WARNING, 1000) << "shutdown(SHUT_RD) at a peek deadline";
-    }
-  }
-  if (silent_.empty()) return max_wait_ns;
-  return std::clamp<int64_t>(silent_.front().deadline_ns - now_ns, 0,
-                             max_wait_ns);
-}
-
 // A link timeout's own completion: -ETIME when it fired (the peek then
 // completes with -ECANCELED, handled in OnPeek), -ECANCELED or -ENOENT
 // when the peek finished first. Only the bookkeeping is left.
@@ -377,93 +337,21 @@ void Master::OnPeekTimeout(const uring::OpTag& tag, io_uring_cqe* cqe) {
 
 bool Master::Decide(uint32_t index, absl::string_view prefix) {
   Connection& c = connections_.at(index);
-  const config::ListenerConfig& listener = listeners_[c.listener].config;
-  const uint32_t max_bytes = config_.master.max_peek_bytes;
-  size_t offset = 0;
-  if (listener.proxy_protocol) {
-    sniff::ProxyHeader proxy;
-    switch (sniff::SniffProxyHeader(prefix, &proxy)) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound:
-        ++counters_.proxy_header_found;
-        offset = proxy.header_length;
-        c.skip_bytes = proxy.header_length;
-        counters_.proxy_tlvs_dropped += ProxyMetadataFrom(proxy, &c.proxy);
-        break;
-      case sniff::SniffStatus::kNotThisProtocol:
-      case sniff::SniffStatus::kMalformed:
-      case sniff::SniffStatus::kTooLarge:
-        // A listener that expects PROXY must not trust a client's bytes.
-        ++counters_.malformed;
-        RecordOutcome(index, Outcome::kMalformed);
-        Refuse(index, Refusal::kMalformed);
-        return true;
-    }
-  }
-  if (listener.protocol == config::Protocol::kTcp) {
-    // Peeked for the PROXY header alone: nothing after it names a site.
-    Route(index, RouteOn(c.listener, "").site);
-    return true;
-  }
-  absl::string_view payload = prefix.substr(offset);
-  size_t budget = max_bytes > offset ? max_bytes - offset : 0;
-
-  if (listener.protocol == config::Protocol::kHttp) {
-    sniff::HttpRequestInfo info;
-    sniff::SniffStatus status = sniff::SniffHttpRequest(payload, budget, &info);
-    switch (status) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound: {
-        if (info.host.empty()) {
-          ++counters_.http_host_absent;
-        } else {
-          ++counters_.http_host_found;
-        }
-        c.host = info.host;
-        Route(index, RouteOn(c.listener, info.host.view()).site);
-        return true;
-      }
-      case sniff::SniffStatus::kTooLarge:
-      case sniff::SniffStatus::kNotThisProtocol:
-      case sniff::SniffStatus::kMalformed:
-        RefuseUnparsable(index, status);
-        return true;
-    }
-    return true;
-  }
-
-  sniff::ClientHelloInfo info;
-  const sniff::SniffStatus status =
-      sniff::SniffTlsClientHello(payload, budget, &info);
-  switch (status) {
-    case sniff::SniffStatus::kNeedMore:
-      return false;
-    case sniff::SniffStatus::kFound: {
-      if (info.sni.empty()) {
-        ++counters_.tls_sni_absent;
-      } else {
-        ++counters_.tls_sni_found;
-      }
-      std::array<absl::string_view, sniff::kMaxAlpnProtocols> offered;
-      for (size_t i = 0; i < info.alpn_count; ++i) offered[i] = info.alpn(i);
-      absl::Span<const absl::string_view> alpn(offered.data(), info.alpn_count);
-      if (alpn.empty()) {
-        ++counters_.tls_alpn_absent;
-      } else {
-        ++counters_.tls_alpn_found;
-        c.alpn = absl::StrJoin(alpn, ",");
-      }
-      c.host = info.sni;
-      Route(index, RouteOn(c.listener, info.sni.view(), alpn).site);
-      return true;
-    }
-    case sniff::SniffStatus::kTooLarge:
-    case sniff::SniffStatus::kNotThisProtocol:
-    case sniff::SniffStatus::kMalformed:
-      RefuseUnparsable(index, status);
-      return true;
+  HeadReading head;
+  ReadHead(listeners_[c.listener].config, prefix,
+           config_.master.max_peek_bytes, &c, &head);
+  if (head.result == HeadReading::Result::kNeedMore) return false;
+  // Counted once, for the read that decided.
+  head.flags.AddTo(counters_);
+  counters_.proxy_tlvs_dropped += head.proxy_tlvs_dropped;
+  if (head.result == HeadReading::Result::kRoute) {
+    Route(index, RouteOn(c.listener, head.name, head.alpn()).site);
+  } else if (head.bad_proxy_header) {
+    ++counters_.malformed;
+    RecordOutcome(index, Outcome::kMalformed);
+    Refuse(index, Refusal::kMalformed);
+  } else {
+    RefuseUnparsable(index, head.refusal);
   }
   return true;
 }

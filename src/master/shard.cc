@@ -15,17 +15,14 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
 #include "src/handoff/channel.h"
 #include "src/master/clock.h"
 #include "src/master/peek_ring.h"
 #include "src/master/proxy_source.h"
+#include "src/master/silent_peeks.h"
 #include "src/master/wire_protocol.h"
-#include "src/sniff/http_sniffer.h"
-#include "src/sniff/proxy_protocol.h"
-#include "src/sniff/tls_sniffer.h"
 
 namespace ddv {
 namespace master {
@@ -156,7 +153,10 @@ void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
     if (snapshot_->epoch != epoch) PublishState();
     UpdateAccepts();
     peek_buffers_->Publish();
-    __kernel_timespec wait = ToTimespecNs(100 * 1000000LL);
+    __kernel_timespec wait = ToTimespecNs(
+        silent_.empty() ? 100 * 1000000LL
+                        : silent_.Expire(MonotonicNowNs(), 100 * 1000000LL,
+                                         connections_));
     io_uring_cqe* cqe = nullptr;
     int ret = io_uring_submit_and_wait_timeout(ring_->get(), &cqe, 1, &wait,
                                                nullptr);
@@ -211,7 +211,7 @@ void Shard::TearDown() {
     Connection& c = connections_.at(i);
     if (c.state != ConnState::kFree && c.fd) {
       local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                                  false, true});
+                                  false, true, false});
     }
     if (c.state != ConnState::kFree) connections_.Free(i);
   }
@@ -400,7 +400,13 @@ void Shard::SubmitPeek(uint32_t index, bool dont_wait) {
   sqe->buf_group = kPeekBufferGroup;
   ++c.inflight;
   if (dont_wait) return;
-  if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  if (c.seen == 0) {
+    // Nothing received yet (an idle peer): no link timeout, the loop ends
+    // it at its deadline (silent_peeks.h).
+    silent_.Add(c, index);
+    return;
+  }
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
   io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
@@ -418,6 +424,14 @@ void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {
   }
   const uint32_t index = tag.index;
   const int res = cqe->res;
+  c->silent_wait = false;
+  if (c->expired) {
+    // Shut for reading at its deadline (SilentPeeks::Expire): the primary
+    // answers 408, and closes at once if the peer still sent nothing.
+    if (has_buffer) peek_buffers_->Recycle(buffer_id);
+    Forward(index, /*timed_out=*/true, /*silent=*/res <= 0);
+    return;
+  }
   if (res == -EAGAIN) {
     // Held by TCP_DEFER_ACCEPT for its whole period: as the primary does,
     // that hold counts against the deadline.
@@ -484,83 +498,20 @@ bool Shard::Decide(uint32_t index, absl::string_view prefix) {
     Forward(index);
     return true;
   }
-  const config::ListenerConfig& listener = slot.config;
-  const uint32_t max_bytes = snapshot_->max_peek_bytes;
-  size_t offset = 0;
-  if (listener.proxy_protocol) {
-    sniff::ProxyHeader proxy;
-    switch (sniff::SniffProxyHeader(prefix, &proxy)) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound:
-        Sniffed(index).proxy_header = true;
-        offset = proxy.header_length;
-        c.skip_bytes = proxy.header_length;
-        if (ProxyMetadataFrom(proxy, &c.proxy) > 0) {
-          Forward(index);  // the primary counts the TLVs it left out
-          return true;
-        }
-        break;
-      default:
-        Forward(index);  // the primary refuses it, and counts why
-        return true;
-    }
-  }
-  if (listener.protocol == config::Protocol::kTcp) {
-    Route(index, slot.routes->Lookup(slot.route_index, "").site);
+  HeadReading head;
+  ReadHead(slot.config, prefix, snapshot_->max_peek_bytes, &c, &head);
+  if (head.result == HeadReading::Result::kNeedMore) return false;
+  if (head.result == HeadReading::Result::kRefuse ||
+      head.proxy_tlvs_dropped > 0) {
+    // The primary refuses it, or counts the TLVs it left out: it reads the
+    // head again, and counts it then.
+    Forward(index);
     return true;
   }
-  const absl::string_view payload = prefix.substr(offset);
-  const size_t budget = max_bytes > offset ? max_bytes - offset : 0;
-  if (listener.protocol == config::Protocol::kHttp) {
-    sniff::HttpRequestInfo info;
-    switch (sniff::SniffHttpRequest(payload, budget, &info)) {
-      case sniff::SniffStatus::kNeedMore:
-        return false;
-      case sniff::SniffStatus::kFound:
-        if (info.host.empty()) {
-          Sniffed(index).host_absent = true;
-        } else {
-          Sniffed(index).host_found = true;
-        }
-        c.host = info.host;
-        Route(index, slot.routes->Lookup(slot.route_index, info.host.view())
-                         .site);
-        return true;
-      default:
-        Forward(index);
-        return true;
-    }
-  }
-  sniff::ClientHelloInfo info;
-  switch (sniff::SniffTlsClientHello(payload, budget, &info)) {
-    case sniff::SniffStatus::kNeedMore:
-      return false;
-    case sniff::SniffStatus::kFound: {
-      std::array<absl::string_view, sniff::kMaxAlpnProtocols> offered;
-      for (size_t i = 0; i < info.alpn_count; ++i) offered[i] = info.alpn(i);
-      absl::Span<const absl::string_view> alpn(offered.data(),
-                                               info.alpn_count);
-      if (alpn.empty()) {
-        Sniffed(index).alpn_absent = true;
-      } else {
-        Sniffed(index).alpn_found = true;
-        c.alpn = absl::StrJoin(alpn, ",");
-      }
-      if (info.sni.empty()) {
-        Sniffed(index).sni_absent = true;
-      } else {
-        Sniffed(index).sni_found = true;
-      }
-      c.host = info.sni;
-      Route(index,
-            slot.routes->Lookup(slot.route_index, info.sni.view(), alpn).site);
-      return true;
-    }
-    default:
-      Forward(index);
-      return true;
-  }
+  Sniffed(index).flags = head.flags;  // counted once it is sent from here
+  Route(index, slot.routes->Lookup(slot.route_index, head.name, head.alpn())
+                   .site);
+  return true;
 }
 
 void Shard::Route(uint32_t index, int site) {
@@ -681,7 +632,7 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
   queue.clear();
 }
 
-void Shard::Forward(uint32_t index, bool timed_out) {
+void Shard::Forward(uint32_t index, bool timed_out, bool silent) {
   Connection& c = connections_.at(index);
   if (c.rcvlowat_raised) {
     const int one = 1;
@@ -690,7 +641,7 @@ void Shard::Forward(uint32_t index, bool timed_out) {
   }
   ++local_state_.forwarded;
   local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                              timed_out, c.deadline_shortened});
+                              timed_out, c.deadline_shortened, silent});
   wake_primary_ = true;
   c.state = ConnState::kClosing;
   MaybeFree(index);
@@ -699,7 +650,8 @@ void Shard::Forward(uint32_t index, bool timed_out) {
 void Shard::ForwardUnadmitted(UniqueFd fd, uint32_t listener,
                               int64_t now_ns) {
   ++local_state_.forwarded;
-  local_.forwarded.push_back({std::move(fd), listener, now_ns, false, false});
+  local_.forwarded.push_back(
+      {std::move(fd), listener, now_ns, false, false, false});
   wake_primary_ = true;
 }
 
@@ -710,14 +662,7 @@ Shard::SniffCounts& Shard::Sniffed(uint32_t index) {
 
 void Shard::CountSent(uint32_t index, uint32_t listener) {
   const SniffCounts& s = Sniffed(index);
-  Counters& n = local_.counters;
-  n.proxy_header_found += s.proxy_header;
-  n.http_host_found += s.host_found;
-  n.http_host_absent += s.host_absent;
-  n.tls_sni_found += s.sni_found;
-  n.tls_sni_absent += s.sni_absent;
-  n.tls_alpn_found += s.alpn_found;
-  n.tls_alpn_absent += s.alpn_absent;
+  s.flags.AddTo(local_.counters);
   if (s.peek_bytes > 0) {
     if (local_.listeners.size() <= listener) {
       local_.listeners.resize(listener + 1);

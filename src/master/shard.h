@@ -30,8 +30,10 @@
 #include "src/handoff/wire.h"
 #include "src/master/connection.h"
 #include "src/master/counters.h"
+#include "src/master/head_reading.h"
 #include "src/master/histogram.h"
 #include "src/master/shard_snapshot.h"
+#include "src/master/silent_peeks.h"
 #include "src/uring/buffer_ring.h"
 #include "src/uring/op_tag.h"
 #include "src/uring/ring.h"
@@ -59,6 +61,7 @@ struct ForwardedConnection {
   int64_t accept_ns = 0;
   bool timed_out = false;  // its peek deadline passed: 408, or close
   bool peeked = false;     // TCP_DEFER_ACCEPT's hold counted already
+  bool silent = false;     // timed out before a single byte came
 };
 
 // What the shard did since the primary last asked, for the counters and
@@ -153,20 +156,16 @@ class Shard {
   bool Decide(uint32_t index, absl::string_view prefix);
   void Route(uint32_t index, int site);
   // Gives the socket to the primary, unread; the slot is freed.
-  void Forward(uint32_t index, bool timed_out = false);
+  // `silent`: timed out with nothing received (the primary closes it
+  // without a lingering close after its 408).
+  void Forward(uint32_t index, bool timed_out = false, bool silent = false);
   void ForwardUnadmitted(UniqueFd fd, uint32_t listener, int64_t now_ns);
   // A peer gone before the decision, counted as the primary counts its own.
   void CountClosed(const Connection& c);
   // What the sniff found, counted only when the connection is sent from
   // here: one the shard forwards is sniffed and counted by the primary.
   struct SniffCounts {
-    bool proxy_header = false;
-    bool host_found = false;
-    bool host_absent = false;
-    bool sni_found = false;
-    bool sni_absent = false;
-    bool alpn_found = false;
-    bool alpn_absent = false;
+    SniffFlags flags;
     uint32_t peek_bytes = 0;  // the prefix that decided; 0: none
   };
   SniffCounts& Sniffed(uint32_t index);
@@ -191,6 +190,7 @@ class Shard {
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::BufferRing> peek_buffers_;
   ConnectionTable connections_;
+  SilentPeeks silent_;  // peeks of connections that sent nothing yet
   std::shared_ptr<const ShardSnapshot> snapshot_;
   // Single-shot accepts in flight per listener: each completion re-queues
   // its wait behind the other loops' (AcceptGate::set_single_shot_only),

@@ -12,6 +12,14 @@ std::vector<handoff::SiteView> BuildSiteViews(
   std::vector<handoff::SiteView> views(site_count);
   for (int s = 0; s < site_count; ++s) {
     views[s].strict = config.sites[s].strict_host;
+    // Counted against max_connections: reported often enough that a cap is
+    // at most 10 ms behind the closes (docs/isolation.md). Otherwise the
+    // reports only feed status, and once a second spares the master a
+    // wake-up per connection at low rates.
+    views[s].connections_report_ms =
+        config.sites[s].max_connections > 0
+            ? handoff::kDefaultConnectionsReportMs
+            : kUncappedConnectionsReportMs;
   }
   for (const ListenerRoutes& listener : listeners) {
     if (listener.routes == nullptr) continue;

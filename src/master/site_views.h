@@ -33,7 +33,13 @@ struct ListenerRoutes {
   bool v6only = false;  // an IPv6 listener's IPV6_V6ONLY
 };
 
-// Per site of `config` (same order): strict_host, and per listener slot
+// How often workers of a site without max_connections report their
+// connections.
+inline constexpr uint32_t kUncappedConnectionsReportMs = 1000;
+
+// Per site of `config` (same order): strict_host, the connections report
+// interval (handoff::kDefaultConnectionsReportMs with max_connections,
+// kUncappedConnectionsReportMs without), and per listener slot
 // with routes the site's ListenerHosts there. A `tcp` listener routes no
 // names: the site its connections go to is its default, the others get
 // nothing. Versions are left 0 (SiteViewBook numbers them).

@@ -164,9 +164,10 @@ int ddv_worker_update_server_conf(ddv_worker* worker, const char* json_body,
                                   int64_t timeout_ms, ddv_rpc_fn fn,
                                   void* user);
 /* How many connections the app has open now (taken and not yet closed).
- * The library reports it to the master, with the number taken, at most
- * every 10 ms from ddv_worker_drain() (ddv_worker_next_timeout_ms() says
- * when), so that the site's max_connections counts them. Call it whenever
+ * The library reports it to the master, with the number taken, from
+ * ddv_worker_drain() (ddv_worker_next_timeout_ms() says when): at most
+ * every 10 ms for a site with max_connections, which counts them, and
+ * every second for one without (the site view says which). Call it whenever
  * the count changes; it only stores the number. Since DDV_WORKER_0.2. */
 void ddv_worker_set_open_connections(ddv_worker* worker, uint64_t open);
 

@@ -37,7 +37,6 @@ using nlohmann::json;
 constexpr absl::Duration kRetrySendAfter = absl::Milliseconds(10);
 // `connections` reports go at most this often: fresh enough for the
 // master's max_connections, rare enough to cost it nothing.
-constexpr absl::Duration kReportInterval = absl::Milliseconds(10);
 // The PROXY header was peeked by the master, so it is queued on the socket;
 // this bound only matters if something is badly wrong.
 constexpr absl::Duration kProxyHeaderWait = absl::Seconds(1);
@@ -326,7 +325,7 @@ absl::Duration Worker::NextTimeout() const {
   }
   if (!outgoing_.empty()) earliest = std::min(earliest, now + kRetrySendAfter);
   if (taken_ != reported_taken_ || open_ != reported_open_) {
-    earliest = std::min(earliest, last_report_ + kReportInterval);
+    earliest = std::min(earliest, last_report_ + report_interval_);
   }
   if (earliest == absl::InfiniteDuration()) return earliest;
   return std::max(absl::ZeroDuration(), earliest - now);
@@ -408,8 +407,8 @@ absl::Duration Worker::MaybeReport(absl::Duration now) {
   if (!channel_ || (taken_ == reported_taken_ && open_ == reported_open_)) {
     return absl::InfiniteDuration();
   }
-  if (now < last_report_ + kReportInterval) {
-    return last_report_ + kReportInterval;
+  if (now < last_report_ + report_interval_) {
+    return last_report_ + report_interval_;
   }
   // A notification: id 0 asks for no answer (docs/handoff.md). A master
   // that predates it answers "unknown method", which HandleResponse drops.
@@ -620,6 +619,7 @@ void Worker::HandleRequest(const handoff::Request& request) {
 
 void Worker::ApplySiteView(const handoff::SiteView& view) {
   strict_hosts_ = view.strict;
+  report_interval_ = absl::Milliseconds(view.connections_report_ms);
   if (view.master != view_master_) {
     // A new master numbers its listeners afresh: the keys it hands out are
     // new ones. Connections handed before any view are the first master's.

@@ -226,8 +226,9 @@ class Worker {
                         RpcCallback callback);
   // How many connections the app has open now (taken and not yet closed).
   // The library reports it to the master, with the number it has taken,
-  // at most every 10 ms (from Drain(); NextTimeout() says when), so that
-  // the site's max_connections counts them (docs/isolation.md). Without
+  // from Drain() (NextTimeout() says when): at most every 10 ms for a site
+  // with max_connections, which counts them (docs/isolation.md), every
+  // second for one without (the site view says which). Without
   // it only the connections taken are reported. Cheap: call it whenever
   // the count changes.
   void SetOpenConnections(uint64_t open);
@@ -324,6 +325,9 @@ class Worker {
   uint64_t reported_taken_ = 0;
   std::optional<uint64_t> reported_open_;
   absl::Duration last_report_ = -absl::InfiniteDuration();
+  // From the site view: 10 ms where the site has max_connections, else 1 s.
+  absl::Duration report_interval_ =
+      absl::Milliseconds(handoff::kDefaultConnectionsReportMs);
 
   // Site views (CheckRequest). A listener key names a listener as the
   // master that handed the connection numbered it; keys are never reused.

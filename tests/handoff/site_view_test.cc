@@ -175,6 +175,11 @@ TEST(SiteViewTest, MalformedPartsAreRefused) {
   with("bare star", [](json& p) { p["listeners"][0]["others"][0] = "*"; });
   with("v6only a string",
        [](json& p) { p["listeners"][0]["v6only"] = "true"; });
+  with("report interval 0", [](json& p) { p["connections_report_ms"] = 0; });
+  with("report interval over a minute",
+       [](json& p) { p["connections_report_ms"] = 60001; });
+  with("report interval a string",
+       [](json& p) { p["connections_report_ms"] = "10"; });
   for (const auto& [name, part] : bad) {
     SiteViewAssembler assembler;
     absl::StatusOr<std::optional<SiteView>> got = assembler.Add(part);
@@ -201,6 +206,22 @@ TEST(SiteViewTest, ViewWithoutV6onlyIsDecoded) {
   ASSERT_TRUE(got->has_value());
   for (SiteViewListener& listener : view.listeners) listener.v6only = false;
   EXPECT_EQ(**got, view);
+}
+
+// The report interval travels; an older master's view has none (10 ms, as
+// workers reported before views said).
+TEST(SiteViewTest, ReportIntervalTravelsAndDefaults) {
+  SiteView view = BigView(1);
+  view.connections_report_ms = 1000;
+  std::vector<json> parts = EncodeSiteView(view);
+  EXPECT_EQ(parts[0]["connections_report_ms"], 1000);
+  std::optional<SiteView> back = Reassemble(parts);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->connections_report_ms, 1000u);
+  parts[0].erase("connections_report_ms");
+  back = Reassemble(parts);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->connections_report_ms, kDefaultConnectionsReportMs);
 }
 
 }  // namespace

@@ -93,6 +93,17 @@ TEST(SiteViewsTest, ViewsPerSiteAndListener) {
   EXPECT_EQ(d.listeners[0].hosts.others, (Strings{"*.test", "b.test"}));
   EXPECT_FALSE(d.listeners[1].hosts.is_default);
   EXPECT_TRUE(d.listeners[1].hosts.own.empty());
+
+  // No site has max_connections: reports once a second.
+  for (const handoff::SiteView& view : views) {
+    EXPECT_EQ(view.connections_report_ms, kUncappedConnectionsReportMs);
+  }
+  // With it, the master counts them: every 10 ms.
+  config.sites[1].max_connections = 100;
+  views = BuildSiteViews(config, slots);
+  EXPECT_EQ(views[0].connections_report_ms, kUncappedConnectionsReportMs);
+  EXPECT_EQ(views[1].connections_report_ms,
+            handoff::kDefaultConnectionsReportMs);
 }
 
 TEST(SiteViewsTest, BookVersionsAndSends) {

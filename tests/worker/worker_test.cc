@@ -554,6 +554,46 @@ ConnectionInfo HandOffOn(Fixture& f, uint32_t listener, uint64_t id) {
   return info;
 }
 
+// The view sets how often connections are reported: a site without
+// max_connections is told once a second (each report wakes the master).
+TEST(WorkerTest, TheSiteViewSetsTheReportInterval) {
+  Fixture f = Start();
+  std::vector<UniqueFd> got;
+  f.worker->OnConnection(
+      [&](UniqueFd socket, const ConnectionInfo&) {
+        got.push_back(std::move(socket));
+      });
+  handoff::SiteView view = ViewOfA(1);
+  view.connections_report_ms = 1000;
+  SendView(f, view, handoff::kMaxSiteViewPartBytes);
+  auto pair = f.master.Connect();
+  ASSERT_TRUE(pair.ok());
+  ASSERT_TRUE(f.master.HandOff(pair->server.get(), Entry(1)).ok());
+  ASSERT_TRUE(PumpUntil(*f.worker, [&] { return got.size() == 1; }));
+  auto first = f.master.Receive();
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto* report = std::get_if<handoff::Request>(&first->frame);
+  ASSERT_NE(report, nullptr);
+  EXPECT_EQ(report->method, "connections");
+  // A change right after: not before a second has passed since.
+  f.worker->SetOpenConnections(0);
+  EXPECT_GT(f.worker->NextTimeout(), absl::Milliseconds(500));
+  EXPECT_LE(f.worker->NextTimeout(), absl::Seconds(1));
+  ASSERT_TRUE(f.worker->Drain().ok());
+  EXPECT_FALSE(f.master.Receive(absl::Milliseconds(100)).ok());
+  // A reload that gives the site max_connections: 10 ms again, so the
+  // change (held back so far) goes with the Drain that applies the view.
+  view.version += 1;
+  view.connections_report_ms = 10;
+  SendView(f, view, handoff::kMaxSiteViewPartBytes);
+  auto next = f.master.Receive(absl::Milliseconds(100));
+  ASSERT_TRUE(next.ok()) << next.status();
+  report = std::get_if<handoff::Request>(&next->frame);
+  ASSERT_NE(report, nullptr);
+  EXPECT_EQ(report->method, "connections");
+  EXPECT_EQ(json::parse(report->body), json({{"taken", 1}, {"open", 0}}));
+}
+
 TEST(WorkerTest, NothingIsCheckedBeforeASiteView) {
   Fixture f = Start();
   ConnectionInfo info = HandOffOn(f, 2, 1);
