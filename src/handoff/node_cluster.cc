@@ -246,6 +246,23 @@ void AppendNewConnection(absl::string_view prefix, int64_t seq,
   }
 }
 
+std::string NewConnectionDdv(absl::string_view host, absl::string_view more) {
+  if (host.empty()) return std::string(more);
+  // A normal form is printable ASCII already; replace keeps a stray byte
+  // from aborting the dump (the build has no exceptions).
+  std::string out = absl::StrCat(
+      R"({"host":)",
+      json(std::string(host)).dump(-1, ' ', false,
+                                   json::error_handler_t::replace));
+  // `more` is "{...}": its members follow ours.
+  if (more.size() > 2) {
+    absl::StrAppend(&out, ",", more.substr(1));
+  } else {
+    out += '}';
+  }
+  return out;
+}
+
 std::string EncodeNewConnection(absl::string_view key, int64_t seq) {
   std::string line;
   AppendNewConnection(NewConnectionPrefix(key), seq, &line);

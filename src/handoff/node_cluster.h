@@ -101,10 +101,17 @@ std::string EncodeNewConnection(absl::string_view key, int64_t seq);
 // EncodeNewConnection(key, seq).
 std::string NewConnectionPrefix(absl::string_view key);
 // `ddv`, when not empty, is a JSON object added to the message as its
-// "ddv" member (Node's cluster code ignores it; the ddv-worker package reads
-// it: the PROXY header's facts, docs/node.md).
+// "ddv" member (Node's cluster code ignores it; the ddv-worker package and
+// its preload read it: NewConnectionDdv, docs/node.md).
 void AppendNewConnection(absl::string_view prefix, int64_t seq,
                          std::string* out, absl::string_view ddv = {});
+
+// A `newconn` message's "ddv" member: {"host":H,...}, H the normal form of
+// the Host or SNI the master routed the connection by (left out when it
+// had none), for the 421 guard's first-request rule (docs/isolation.md),
+// then the members of `more`, a JSON object's text or empty (the PROXY
+// header's {"proxy":{...}}). Empty when there is nothing to say.
+std::string NewConnectionDdv(absl::string_view host, absl::string_view more);
 
 // Drain: the worker closes its servers and exits 0 once idle.
 std::string EncodeDisconnect(int64_t seq);

@@ -79,8 +79,10 @@ void Master::FlushNode(int w) {
       c.skip_bytes = 0;
     }
     c.state = ConnState::kSending;
-    channel.QueueConnection(c.fd.get(), index, MonotonicNowNs(),
-                            NodeProxyJson(c.proxy));
+    // The routed host rides along for the preload's first-request rule.
+    channel.QueueConnection(
+        c.fd.get(), index, MonotonicNowNs(),
+        node::NewConnectionDdv(c.host.view(), NodeProxyJson(c.proxy)));
   }
   worker.queue.erase(worker.queue.begin(), worker.queue.begin() + taken);
 

@@ -184,23 +184,46 @@ uint32_t ddv_worker_listener_key(const ddv_connection_info* info);
  * everything on it (sockets the app accepted itself). */
 #define DDV_NO_LISTENER_KEY UINT32_MAX
 
-/* ddv_worker_check_request() */
+/* ddv_worker_check_request(), ddv_worker_check_first_request() */
 #define DDV_HOST_ALLOWED 0     /* answer the request */
 #define DDV_HOST_MISDIRECTED 1 /* 421 Misdirected Request, Connection: close */
 #define DDV_HOST_INVALID 2     /* 400 Bad Request */
 
 /* Whether a request on a connection of `listener_key` may be answered here
  * (docs/isolation.md): the name it asks for must route to this site on that
- * listener. `target` is the request target (an absolute-form one's
- * authority wins over Host; NULL or "/..." leaves Host in charge), `host`
- * the Host field value (NULL when absent). Returns DDV_HOST_*; always
+ * listener; a connection's first request goes to
+ * ddv_worker_check_first_request() (below) instead. `target` is the
+ * request target (an absolute-form one's authority wins over Host; NULL or
+ * "/..." leaves Host in charge), `host` the Host field value (NULL when
+ * absent). Returns DDV_HOST_*; always
  * DDV_HOST_ALLOWED with strict_host = false or before the master said
  * which names are the site's; DDV_HOST_MISDIRECTED for every request of a
  * connection whose listener is gone with nothing now at its address. */
 int ddv_worker_check_request(ddv_worker* worker, uint32_t listener_key,
                              const char* target, const char* host);
-/* How many DDV_HOST_MISDIRECTED answers ddv_worker_check_request gave. */
+/* How many DDV_HOST_MISDIRECTED answers ddv_worker_check_request and
+ * ddv_worker_check_first_request gave. */
 uint64_t ddv_worker_misdirected_requests(const ddv_worker* worker);
+
+/* ddv_worker_check_request() for the first request of a connection. The
+ * master routed the connection by that request's name (its Host, or the
+ * TLS SNI), so a first request naming it is this site's whatever the view
+ * says by the time the app reads it: a reload that moved the name to
+ * another site may have sent its new view while the request was unread
+ * (docs/isolation.md#the-first-request-names-what-the-master-routed-by).
+ * `routed_host` is the connection's `info->host`, which the app copies in
+ * its connection callback and keeps with the listener key (NULL or "":
+ * the connection was routed by no name). Returns DDV_HOST_ALLOWED when the
+ * request's name (read as ddv_worker_check_request reads it, in the
+ * master's normal form: case, port and one trailing dot ignored) is
+ * `routed_host`; otherwise what ddv_worker_check_request(worker,
+ * listener_key, target, host) returns. Only for the first request: every
+ * later request on the connection goes to ddv_worker_check_request, so a
+ * name the site lost is refused on its kept-alive connections. Since
+ * DDV_WORKER_0.3. */
+int ddv_worker_check_first_request(ddv_worker* worker, uint32_t listener_key,
+                                   const char* routed_host,
+                                   const char* target, const char* host);
 
 /* Worker -> worker message, forwarded by the master to `site`'s worker
  * `worker_index` (UINT32_MAX: any one) and delivered to its

@@ -11,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "src/route/host_check.h"
 #include "src/worker/worker.h"
 
 using ddv::UniqueFd;
@@ -80,6 +82,22 @@ bool ParseBody(ddv_worker* w, const char* text, json* out) {
     return false;
   }
   return true;
+}
+
+absl::string_view OrEmpty(const char* text) {
+  return text == nullptr ? absl::string_view() : absl::string_view(text);
+}
+
+int HostCode(ddv::worker::HostVerdict verdict) {
+  switch (verdict) {
+    case ddv::worker::HostVerdict::kAllowed:
+      return DDV_HOST_ALLOWED;
+    case ddv::worker::HostVerdict::kMisdirected:
+      return DDV_HOST_MISDIRECTED;
+    case ddv::worker::HostVerdict::kInvalid:
+      return DDV_HOST_INVALID;
+  }
+  return DDV_HOST_ALLOWED;
 }
 
 }  // namespace
@@ -321,17 +339,18 @@ uint32_t ddv_worker_listener_key(const ddv_connection_info* info) {
 
 int ddv_worker_check_request(ddv_worker* w, uint32_t listener_key,
                              const char* target, const char* host) {
-  switch (w->worker->CheckRequest(listener_key,
-                                  target == nullptr ? "" : target,
-                                  host == nullptr ? "" : host)) {
-    case ddv::worker::HostVerdict::kAllowed:
-      return DDV_HOST_ALLOWED;
-    case ddv::worker::HostVerdict::kMisdirected:
-      return DDV_HOST_MISDIRECTED;
-    case ddv::worker::HostVerdict::kInvalid:
-      return DDV_HOST_INVALID;
+  return HostCode(w->worker->CheckRequest(listener_key, OrEmpty(target),
+                                          OrEmpty(host)));
+}
+
+int ddv_worker_check_first_request(ddv_worker* w, uint32_t listener_key,
+                                   const char* routed_host,
+                                   const char* target, const char* host) {
+  if (ddv::route::NamesRoutedHost(OrEmpty(target), OrEmpty(host),
+                                  OrEmpty(routed_host))) {
+    return DDV_HOST_ALLOWED;
   }
-  return DDV_HOST_ALLOWED;
+  return ddv_worker_check_request(w, listener_key, target, host);
 }
 
 uint64_t ddv_worker_misdirected_requests(const ddv_worker* w) {

@@ -178,6 +178,24 @@ TEST(Encode, NewConnectionCarriesTheDdvMember) {
   EXPECT_EQ(parsed["msg"]["ddv"]["proxy"]["alpn"], "h2");
 }
 
+// The routed host goes first, the PROXY facts after it; either alone, or
+// nothing at all.
+TEST(Encode, NewConnectionDdvMember) {
+  EXPECT_EQ(NewConnectionDdv("", ""), "");
+  EXPECT_EQ(NewConnectionDdv("", R"({"proxy":{"alpn":"h2"}})"),
+            R"({"proxy":{"alpn":"h2"}})");
+  EXPECT_EQ(NewConnectionDdv("a.test", ""), R"({"host":"a.test"})");
+  EXPECT_EQ(NewConnectionDdv("a.test", "{}"), R"({"host":"a.test"})");
+  const std::string both =
+      NewConnectionDdv("[::1]", R"({"proxy":{"alpn":"h2"}})");
+  EXPECT_EQ(both, R"({"host":"[::1]","proxy":{"alpn":"h2"}})");
+  std::string line;
+  AppendNewConnection(NewConnectionPrefix("*:80:4"), 6, &line, both);
+  json parsed = json::parse(line);
+  EXPECT_EQ(parsed["msg"]["ddv"]["host"], "[::1]");
+  EXPECT_EQ(parsed["msg"]["ddv"]["proxy"]["alpn"], "h2");
+}
+
 TEST(LineReader, SplitsAcrossReadsAndKeepsOrder) {
   LineReader reader;
   ASSERT_TRUE(reader.Append("{\"a\":1}\n{\"b\"").ok());

@@ -42,7 +42,7 @@ void Serve(ddv::worker::Worker* w, int fd,
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   std::string in;
   char buf[4096];
-  while (true) {
+  for (int requests = 1;; ++requests) {
     size_t end;
     while ((end = in.find("\r\n\r\n")) == std::string::npos) {
       ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -61,7 +61,9 @@ void Serve(ddv::worker::Worker* w, int fd,
         host = std::string(absl::StripAsciiWhitespace(lines[i].substr(5)));
       }
     }
-    switch (w->CheckRequest(info, target, host)) {
+    // The first request was routed by its name (docs/worker.md).
+    switch (w->CheckRequest(info, target, host,
+                            /*first_request=*/requests == 1)) {
       case ddv::worker::HostVerdict::kAllowed:
         break;
       case ddv::worker::HostVerdict::kMisdirected:

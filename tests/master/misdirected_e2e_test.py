@@ -3,8 +3,8 @@ master handed to one site's worker carries a request for another site's
 host (a reused keep-alive connection, HTTP/2-style coalescing, a pipelined
 request). The worker refuses it with 421 and Connection: close, so the
 client retries on a new connection, which the master routes by that host.
-Real master, real ddv_hello workers and a C++ worker on the worker library,
-real clients over loopback and TLS."""
+Real master, real ddv_hello workers, a C++ worker on the worker library and
+a C one on its C API, real clients over loopback and TLS."""
 import os
 import re
 import signal
@@ -17,12 +17,21 @@ from pyddv.load import start_load
 from tests.testing.certificates import make_self_signed
 
 
-def config(ddv, a_hosts=("a.test",), lax_strict=False, extra=""):
+def config(ddv, a_hosts=("a.test",), lax_strict=False, extra="",
+           moved=False):
+    """`moved`: move-a.test (a's) and move-c.test (cw's) are b's now."""
     hello = ddv.hello
     checker = harness.runfile("tests/master/host_check_worker")
+    c_worker = harness.runfile("tests/master/c_worker")
     cert, key = make_self_signed(ddv.dir, "shared",
                                  ["a.test", "b.test", "*.wild.test"])
+    movers = ("move-a.test", "move-c.test")
+    a_hosts = tuple(a_hosts) + (() if moved else movers[:1])
     a_hosts_toml = ", ".join(f'"{h}"' for h in a_hosts)
+    b_hosts_toml = ", ".join(f'"{h}"' for h in ("b.test",) +
+                             (movers if moved else ()))
+    cw_hosts_toml = ", ".join(f'"{h}"' for h in ("cw.test",) +
+                              (() if moved else movers[1:]))
     return f"""
 [master]
 control_socket = "{ddv.control_socket}"
@@ -55,7 +64,7 @@ log_all = "{ddv.dir}/a.log"
 [[site]]
 id = "b"
 command = ["{hello}", "--site=b", "--ring_entries=256"]
-hosts = ["b.test"]
+hosts = [{b_hosts_toml}]
 tls_cert = ["{cert}"]
 tls_key = ["{key}"]
 log_all = "{ddv.dir}/b.log"
@@ -94,11 +103,20 @@ hosts = ["c-base.test"]
 claimable_hosts = ["c.test"]
 env = {{ CLAIM_HOSTS = "c.test", CLAIM_ONCE = "{ddv.dir}/claimed" }}
 log_all = "{ddv.dir}/c.log"
+
+[[site]]
+id = "cw"
+command = ["{c_worker}"]
+hosts = [{cw_hosts_toml}]
+log_all = "{ddv.dir}/cw.log"
 {extra}"""
 
 
 def site(body):
-    return fields(body)["site"]
+    """The site that answered: ddv_hello's "site=a ..." or c_worker's
+    "c_worker site=cw host=..."."""
+    match = re.search(r"(?:^| )site=(\S+)", body)
+    return match.group(1) if match else None
 
 
 class MisdirectedTest(unittest.TestCase):
@@ -206,6 +224,16 @@ class MisdirectedTest(unittest.TestCase):
         self.assertEqual(site(c.ask("lax.test")[2]), "lax")
         self.assertEqual(site(c.ask("b.test")[2]), "lax")
         self.assertEqual(site(c.ask("anything.test")[2]), "lax")
+
+    def test_c_api_worker(self):
+        c = self.connect()
+        self.assertEqual(site(c.ask("cw.test")[2]), "cw")
+        self.assertEqual(site(c.ask("CW.test:1")[2]), "cw")
+        self.assert_misdirected(c.ask("b.test"), c)
+        c = self.connect()
+        self.assertEqual(site(c.ask("cw.test")[2]), "cw")
+        status, headers, _ = c.ask("cw.test:abc")
+        self.assertEqual((status, headers.get("connection")), (400, "close"))
 
     def test_bad_host_on_a_connection_is_400(self):
         c = self.connect()
@@ -382,6 +410,71 @@ class MasterRestartTest(unittest.TestCase):
         self.assertEqual(site(after.ask("a.test")[2]), "a")
         self.assertEqual(after.ask("b.test")[0], 421)
         after.close()
+
+
+class FirstRequestTest(unittest.TestCase):
+    """The first request names what the master routed the connection by
+    (docs/isolation.md): a reload moves move-a.test (ddv_hello's) and
+    move-c.test (the C worker's) to b while a connection routed by each
+    waits unread in its worker, so the worker reads it under the new view.
+    The race, made certain: each worker is stopped (SIGSTOP) from before the
+    handoff until the new view is in its channel, behind the connection.
+    The two requests pipelined on each connection are read after both, so
+    the second one's 421 shows the first was checked against the new view
+    too, and answered only by the first-request rule."""
+
+    MOVERS = (("a", "move-a.test"), ("cw", "move-c.test"))
+
+    def setUp(self):
+        self.ddv = harness.Ddv(config_text=config)
+        self.addCleanup(self.ddv.stop)
+
+    def worker(self, site_id):
+        for s in self.ddv.status()["sites"]:
+            if s["id"] == site_id:
+                (w,) = s["workers"]
+                return w
+        raise KeyError(site_id)
+
+    def test_first_request_routed_before_a_move_is_answered(self):
+        pids = [self.worker(site_id)["pid"] for site_id, _ in self.MOVERS]
+        conns = []
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for site_id, host in self.MOVERS:
+                handed = self.worker(site_id)["handed_off"]
+                c = Connection(self.ddv.http_port)
+                self.addCleanup(c.close)
+                conns.append(c)
+                c.send(2 * f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                       .encode())
+                self.assertTrue(wait_for(
+                    lambda: self.worker(site_id)["handed_off"] > handed),
+                    self.ddv.read_log())
+            unread = [self.worker(s)["unread_bytes"] for s, _ in self.MOVERS]
+            self.ddv.write_text(config(self.ddv, moved=True))
+            reply = harness.control(self.ddv.control_socket, "reload")
+            self.assertTrue(reply.startswith("ok"), reply)
+            # The new views are queued behind the connections.
+            self.assertTrue(wait_for(lambda: all(
+                self.worker(s)["unread_bytes"] > before
+                for (s, _), before in zip(self.MOVERS, unread))))
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        for (site_id, host), c in zip(self.MOVERS, conns):
+            with self.subTest(site=site_id):
+                status, _, body = c.read()
+                self.assertEqual((status, site(body)), (200, site_id), body)
+                status, headers, _ = c.read()
+                self.assertEqual((status, headers.get("connection")),
+                                 (421, "close"))
+                # A new connection for the name goes to its new site.
+                fresh = Connection(self.ddv.http_port)
+                self.addCleanup(fresh.close)
+                status, _, body = fresh.ask(host)
+                self.assertEqual((status, site(body)), (200, "b"))
 
 
 class CountsTest(unittest.TestCase):

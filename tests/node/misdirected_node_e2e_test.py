@@ -2,9 +2,12 @@
 ddv_master: the master adds the ddv-worker package's preload to NODE_OPTIONS
 (--node_preload) and sends each Node worker its site view; an http, express
 or https app then refuses a request for another site's host before its own
-handlers run (docs/isolation.md, docs/node.md)."""
+handlers run, except a connection's first request naming the host the
+master routed it by (docs/isolation.md, docs/node.md)."""
 import json
 import os
+import re
+import signal
 import sys
 import time
 import unittest
@@ -197,6 +200,124 @@ class NodeReloadTest(unittest.TestCase):
         status, headers, _ = c.ask("n2.localhost")
         self.assertEqual((status, headers.get("connection")), (421, "close"))
         self.assertEqual(ddv.worker_pids("n"), pids)  # not restarted
+
+
+def move_config(moved):
+    """Node sites n (an unmodified http app) and p (on the ddv-worker
+    package), each with a name that a reload (`moved`) gives ddv_hello's
+    site b. No certificates: see reload_config."""
+    def render(d):
+        stock = harness.runfile("tests/node/apps/http_app.js")
+        package_app = harness.runfile("tests/node/apps/ddv_worker_app.js")
+        n_hosts = '"n.localhost"' + ("" if moved else ', "move-n.localhost"')
+        p_hosts = '"p.localhost"' + ("" if moved else ', "move-p.localhost"')
+        b_hosts = '"b.localhost"' + (
+            ', "move-n.localhost", "move-p.localhost"' if moved else "")
+        return f"""
+[master]
+control_socket = "{d.control_socket}"
+
+[[listener]]
+name = "http"
+address = "127.0.0.1:{d.http_port}"
+protocol = "http"
+
+[[site]]
+id = "n"
+runtime = "node"
+command = ["{NODE}", "{stock}"]
+hosts = [{n_hosts}]
+log_all = "{d.dir}/n.log"
+
+[[site]]
+id = "p"
+runtime = "node"
+command = ["{NODE}", "{package_app}"]
+hosts = [{p_hosts}]
+log_all = "{d.dir}/p.log"
+env = {{ NODE_PATH = "{NODE_MODULES}", DDV_WORKER_PACKAGE = "{PACKAGE}" }}
+
+[[site]]
+id = "b"
+command = ["{d.hello}", "--site=b", "--ring_entries=256"]
+hosts = [{b_hosts}]
+log_all = "{d.dir}/b.log"
+"""
+    return render
+
+
+def answered_by(body):
+    """The site in http_app.js's "site=n ..." or ddv_worker_app.js's JSON;
+    None for anything else (a refusal)."""
+    if body.startswith("{"):
+        return json.loads(body).get("site")
+    match = re.search(r"(?:^| )site=(\S+)", body)
+    return match.group(1) if match else None
+
+
+class NodeFirstRequestTest(unittest.TestCase):
+    """The first request names what the master routed the connection by
+    (docs/isolation.md): a reload moves move-n.localhost and
+    move-p.localhost to b while a connection routed by each waits unread in
+    its Node worker. The race, made certain: each worker is stopped
+    (SIGSTOP) from before the newconn message until the new view's lines
+    are in its channel behind it, so the preload's guard holds the new view
+    before the app's server reads a byte. Of the two requests pipelined on
+    the connection the first is answered (the newconn message named its
+    host) and the second refused."""
+
+    MOVERS = (("n", "move-n.localhost"), ("p", "move-p.localhost"))
+
+    def worker(self, ddv, site_id):
+        for s in ddv.status()["sites"]:
+            if s["id"] == site_id:
+                (w,) = s["workers"]
+                return w
+        raise KeyError(site_id)
+
+    def test_first_request_routed_before_a_move_is_answered(self):
+        ddv = harness.Ddv(config_text=move_config(moved=False))
+        self.addCleanup(ddv.stop)
+        pids = [self.worker(ddv, site_id)["pid"] for site_id, _ in self.MOVERS]
+        conns = []
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for site_id, host in self.MOVERS:
+                unread = self.worker(ddv, site_id)["unread_bytes"]
+                c = HttpConnection(ddv.http_port)
+                self.addCleanup(c.close)
+                conns.append(c)
+                c.send(2 * f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                       .encode())
+                # The newconn line (with the socket) is in the channel.
+                self.assertTrue(wait_for(
+                    lambda: self.worker(ddv, site_id)["unread_bytes"] > unread),
+                    ddv.read_log())
+            unread = [self.worker(ddv, s)["unread_bytes"]
+                      for s, _ in self.MOVERS]
+            ddv.write_text(move_config(moved=True)(ddv))
+            reply = harness.control(ddv.control_socket, "reload")
+            self.assertTrue(reply.startswith("ok"), reply)
+            # The new views' lines are queued behind the connections.
+            self.assertTrue(wait_for(lambda: all(
+                self.worker(ddv, s)["unread_bytes"] > before
+                for (s, _), before in zip(self.MOVERS, unread))))
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        for (site_id, host), c in zip(self.MOVERS, conns):
+            with self.subTest(site=site_id):
+                status, _, body = c.read()
+                self.assertEqual((status, answered_by(body)), (200, site_id),
+                                 body)
+                status, headers, _ = c.read()
+                self.assertEqual((status, headers.get("connection")),
+                                 (421, "close"))
+                fresh = HttpConnection(ddv.http_port)
+                self.addCleanup(fresh.close)
+                status, _, body = fresh.ask(host)
+                self.assertEqual((status, fields(body)["site"]), (200, "b"))
 
 
 if __name__ == "__main__":

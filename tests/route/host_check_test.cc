@@ -77,6 +77,31 @@ TEST(HostCheckerTest, SharedCases) {
   }
 }
 
+// A connection's first request (lib/host_check.js runs the same cases
+// through its guard): naming the routed host it is allowed, else the view
+// decides, as Worker::CheckRequest and ddv_hello combine the two.
+TEST(NamesRoutedHostTest, SharedFirstRequestCases) {
+  json cases = LoadCases();
+  ASSERT_FALSE(cases.is_discarded()) << "host_cases.json is not JSON";
+  ASSERT_GE(cases["first_request_cases"].size(), 25u);
+  for (const json& c : cases["first_request_cases"]) {
+    const std::string view = c["view"].get<std::string>();
+    absl::StatusOr<HostChecker> checker =
+        HostChecker::Create(HostsFromJson(cases["views"][view]));
+    ASSERT_TRUE(checker.ok()) << view << ": " << checker.status();
+    const std::string routed = c["routed"].get<std::string>();
+    const std::string target = c["target"].get<std::string>();
+    const std::string host =
+        c["host"].is_null() ? "" : c["host"].get<std::string>();
+    const HostVerdict verdict = NamesRoutedHost(target, host, routed)
+                                    ? HostVerdict::kAllowed
+                                    : checker->CheckRequest(target, host);
+    EXPECT_EQ(HostVerdictName(verdict), c["expect"].get<std::string>())
+        << "view " << view << ", routed \"" << routed << "\", target \""
+        << target << "\", host \"" << host << "\"";
+  }
+}
+
 TEST(HostCheckerTest, PatternsMustBeInNormalForm) {
   for (const char* bad : {"A.test", "a.test.", "a..test", "*", "*.", "a.*.b",
                           "a.test:80", "[::1]", ""}) {

@@ -214,6 +214,43 @@ int main(void) {
                                  "d.localhost") == DDV_HOST_ALLOWED);
   CHECK(ddv_worker_misdirected_requests(worker) == 2);
 
+  /* A reload moves c.localhost to another site while the connection's
+   * first request is unread: the new view reaches the worker first. */
+  CHECK(fake_master_send_site_view(
+            master,
+            "{\"master\":\"m1\",\"version\":2,\"part\":0,\"last\":true,\"strict\":true,"
+            "\"listeners\":[{\"index\":0,\"address\":\"127.0.0.1:1\","
+            "\"retired\":false,\"default\":false,\"own\":[],"
+            "\"others\":[\"c.localhost\",\"d.localhost\"]}]}") == 0);
+  CHECK(ddv_worker_drain(worker) == DDV_WORKER_OK);
+  CHECK(fake_master_expect_type(master, 6) == 0);
+  /* The first request names the host the master routed the connection by
+   * (app.host, copied in the callback): answered. */
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, app.host, "/",
+                                       "C.localhost.:443") == DDV_HOST_ALLOWED);
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, app.host,
+                                       "http://c.localhost/x", "d.localhost") ==
+        DDV_HOST_ALLOWED);
+  /* A later request is checked against the view: the name moved away. */
+  CHECK(ddv_worker_check_request(worker, app.listener_key, "/",
+                                 "c.localhost") == DDV_HOST_MISDIRECTED);
+  /* A first request for another name is checked as any. */
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, app.host, "/",
+                                       "d.localhost") == DDV_HOST_MISDIRECTED);
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, app.host,
+                                       "http://d.localhost/", "c.localhost") ==
+        DDV_HOST_MISDIRECTED);
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, app.host, "/",
+                                       "bad host") == DDV_HOST_INVALID);
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, app.host,
+                                       NULL, NULL) == DDV_HOST_ALLOWED);
+  /* Routed by no name: nothing to allow beyond the view. */
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, NULL, "/",
+                                       "c.localhost") == DDV_HOST_MISDIRECTED);
+  CHECK(ddv_worker_check_first_request(worker, app.listener_key, "", "/",
+                                       "c.localhost") == DDV_HOST_MISDIRECTED);
+  CHECK(ddv_worker_misdirected_requests(worker) == 7);
+
   /* One behind an L4 tier: the rest of its PROXY header. */
   ddv_worker_on_connection(worker, on_proxied, &app);
   client = fake_master_hand_off_proxied(master, "c.localhost");

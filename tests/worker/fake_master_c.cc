@@ -118,9 +118,12 @@ int fake_master_answer(fake_master* m, const char* method,
 
 int fake_master_expect_type(fake_master* m, int type) {
   auto frame = m->master.Receive();
-  // Acknowledgements come for every handed-off batch; skip them unless asked.
-  while (type != 3 && frame.ok() &&
-         std::holds_alternative<ddv::handoff::PidfdAck>(frame->frame)) {
+  // Acknowledgements come for every handed-off batch, and `connections`
+  // reports (requests) after some: skip them unless asked.
+  while (frame.ok() &&
+         ((type != 3 &&
+           std::holds_alternative<ddv::handoff::PidfdAck>(frame->frame)) ||
+          (type != 5 && ddv::testing::FakeMaster::IsConnectionsReport(frame->frame)))) {
     frame = m->master.Receive();
   }
   if (!frame.ok()) {

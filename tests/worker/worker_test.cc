@@ -684,6 +684,29 @@ TEST(WorkerTest, ConnectionsBeforeTheFirstViewAreItsMasters) {
             HostVerdict::kAllowed);
 }
 
+// A reload moves the name a connection was routed by to another site, and
+// the new view arrives before the app read the connection's first request:
+// that request is still the site's; later ones are checked by the view.
+TEST(WorkerTest, TheFirstRequestNamingTheRoutedHostOutlivesAMove) {
+  Fixture f = Start();
+  SendView(f, ViewOfA(1), handoff::kMaxSiteViewPartBytes);
+  ConnectionInfo info = HandOffOn(f, 2, 1);  // routed by "a.localhost"
+  ASSERT_EQ(info.host, "a.localhost");
+  handoff::SiteView moved = ViewOfA(2);
+  moved.listeners[0].hosts.others = {"a.localhost", "b.w.test"};
+  SendView(f, moved, handoff::kMaxSiteViewPartBytes);
+  EXPECT_EQ(f.worker->CheckRequest(info, "/", "A.localhost:80",
+                                   /*first_request=*/true),
+            HostVerdict::kAllowed);
+  EXPECT_EQ(f.worker->CheckRequest(info, "/", "a.localhost"),
+            HostVerdict::kMisdirected);
+  // A first request for another name is checked as any.
+  EXPECT_EQ(f.worker->CheckRequest(info, "/", "b.w.test",
+                                   /*first_request=*/true),
+            HostVerdict::kMisdirected);
+  EXPECT_EQ(f.worker->misdirected_requests(), 2u);
+}
+
 TEST(WorkerTest, RetiredListenerKeepsItsRoutesForItsOwnConnections) {
   Fixture f = Start();
   handoff::SiteView view = ViewOfA(1);

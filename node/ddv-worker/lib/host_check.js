@@ -7,7 +7,9 @@
 // other sites' names that would win over them, and whether the site is the
 // listener's default. A request whose Host (or absolute-form target, or
 // HTTP/2 :authority) the master would route elsewhere gets 421 Misdirected
-// Request before the app sees it.
+// Request before the app sees it, unless it is its connection's first
+// request and names the host the master routed the connection by (each
+// newconn message says which).
 
 const http = require('http');
 const https = require('https');
@@ -92,6 +94,19 @@ function requestAuthority(target, host) {
   const bracket = target.lastIndexOf(']');
   return { authority: target, invalid: colon === -1 || colon + 1 === target.length ||
       (bracket !== -1 && colon < bracket) || target.includes('@') };
+}
+
+// Whether the request (`target` and `host` as requestAuthority takes them)
+// names `routed`: the host, in normal form, that ddv's master routed its
+// connection by (src/route/host_check.h NamesRoutedHost). A connection's
+// first request naming it is its site's whatever the view says by the time
+// it is read: a reload that moved the name away may have sent its view
+// while the request was unread (docs/isolation.md). '' names nothing.
+function namesRoutedHost(target, host, routed) {
+  if (typeof routed !== 'string' || routed === '') return false;
+  const { authority, invalid } = requestAuthority(target, host || '');
+  if (invalid || authority === '') return false;
+  return normalizeHost(authority, true) === routed;
 }
 
 // One site's view of one listener, compiled: exact names, and wildcards
@@ -242,6 +257,22 @@ function listenerAccepts(listenerIp, v6only, ip) {
 }
 const SOCKET_LISTENER = Symbol('ddv-worker.listener');
 const SOCKET_LOCAL = Symbol('ddv-worker.local-address');
+// The host ddv's master routed a connection by: on the handle its newconn
+// message brought, then on the socket Node made of that handle.
+const HANDLE_ROUTED = Symbol('ddv-worker.handle-routed-host');
+const SOCKET_ROUTED = Symbol('ddv-worker.routed-host');
+// On a socket (HTTP/1) or an HTTP/2 session: a request was seen on it; on
+// that request (or stream): it was the first.
+const FIRST_SEEN = Symbol('ddv-worker.first-request-seen');
+const IS_FIRST = Symbol('ddv-worker.first-request');
+
+// The host the master routed `socket`'s connection by ('' when unknown: no
+// name, or a master older than the first-request rule); a TLS socket's is
+// its transport's.
+function routedHostOf(socket) {
+  if (!socket) return '';
+  return socket[SOCKET_ROUTED] || (socket._parent && socket._parent[SOCKET_ROUTED]) || '';
+}
 
 // The process's view and the check every HTTP server applies. Node hands a
 // worker no listener index, so a connection's listener is found by the
@@ -315,14 +346,46 @@ class HostGuard {
     return this.view !== null && this.view.strict;
   }
 
-  // 'allowed', 'misdirected' or 'invalid' for a request on `socket`.
-  check(socket, target, host) {
+  // Whether `request` is the first one `holder` carried: the socket of an
+  // HTTP/1 request (or upgrade, or CONNECT), the session of an HTTP/2
+  // stream. The first one asked about is; asking again about it gives the
+  // same answer (the guard asks first, worker.checkRequest may ask again).
+  firstRequest(holder, request) {
+    if (!holder || typeof holder !== 'object' || !request || typeof request !== 'object') {
+      return false;
+    }
+    if (request[IS_FIRST] === true) return true;
+    if (holder[FIRST_SEEN] === true) return false;
+    holder[FIRST_SEEN] = true;
+    request[IS_FIRST] = true;
+    return true;
+  }
+
+  // 'allowed', 'misdirected' or 'invalid' for a request on `socket`;
+  // `first`: it is the first request of its connection (firstRequest), and
+  // naming the host the master routed the connection by it is allowed
+  // whatever the view says by now. Later ones are checked against the view.
+  check(socket, target, host, first = false) {
     if (!this.active() || !socket) return ALLOWED;
+    if (first && namesRoutedHost(target, host, routedHostOf(socket))) return ALLOWED;
     const listener = this._listenerOf(socket);
     if (listener === null) return ALLOWED;
     const verdict = listener.checker.checkRequest(target, host || '');
     if (verdict === MISDIRECTED) this.misdirected++;
     return verdict;
+  }
+
+  // check() for a request object of http, https or http2 (its
+  // compatibility API), on its connection and in its place there.
+  checkRequest(req) {
+    if (req.httpVersionMajor === 2 && req.stream) {
+      const session = req.stream.session;
+      return this.check(session ? session.socket : req.socket, req.url,
+          req.headers[':authority'] || req.headers.host,
+          this.firstRequest(session, req.stream));
+    }
+    return this.check(req.socket, req.url, req.headers.host,
+        this.firstRequest(req.socket, req));
   }
 }
 
@@ -367,24 +430,46 @@ function previousEmit(proto) {
   return own !== null ? () => own : () => parent.emit;
 }
 
-// A connection's own local address, kept before anything (lib/proxy.js,
-// for a PROXY header) makes localAddress say the one the client connected
-// to at an L4 tier: the listener is found by the address ddv accepted it on.
-// Kept whether or not a strict view is in force: a reload can turn
-// strict_host on while the connection lives.
-function rememberLocal(socket) {
+// What the guard needs of a connection, kept at the server's 'connection'
+// event: its own local address, before anything (lib/proxy.js, for a
+// PROXY header) makes localAddress say the one the client connected to at
+// an L4 tier, since the listener is found by the address ddv accepted it
+// on; and the host the master routed it by, from its handle. Kept whether
+// or not a strict view is in force: a reload can turn strict_host on while
+// the connection lives.
+function rememberConnection(socket) {
   if (socket === null || typeof socket !== 'object') return;
   socket[SOCKET_LOCAL] = { address: socket.localAddress, port: socket.localPort };
+  const handle = socket._handle;
+  if (handle && typeof handle[HANDLE_ROUTED] === 'string') {
+    socket[SOCKET_ROUTED] = handle[HANDLE_ROUTED];
+  }
+}
+
+// Node's cluster code emits a newconn message as process 'internalMessage'
+// with the connection's handle, then makes it the socket its server emits
+// at 'connection', in the same tick. ddv's master adds {"ddv":{"host":H}}
+// to the message (docs/node.md): H goes on the handle until then.
+function noteRoutedHost(message, handle) {
+  if (message === null || typeof message !== 'object' || message.act !== 'newconn' ||
+      handle === null || typeof handle !== 'object') {
+    return;
+  }
+  const ddv = message.ddv;
+  if (ddv !== null && typeof ddv === 'object' && typeof ddv.host === 'string' &&
+      ddv.host !== '') {
+    handle[HANDLE_ROUTED] = ddv.host;
+  }
 }
 
 function guardHttp1(proto, guard) {
   const previous = previousEmit(proto);
   proto.emit = function emitCheckingHost(name, req, res) {
     if (name === 'connection') {
-      rememberLocal(req);
+      rememberConnection(req);
     } else if ((name === 'request' || name === 'checkContinue') && req &&
         req.httpVersionMajor === 1) {
-      const verdict = guard.check(req.socket, req.url, req.headers.host);
+      const verdict = guard.checkRequest(req);
       if (verdict !== ALLOWED) {
         refuseHttp1(res, verdict);
         return true;
@@ -392,7 +477,8 @@ function guardHttp1(proto, guard) {
     } else if ((name === 'upgrade' || name === 'connect') && req && res) {
       // (req, socket, head): a WebSocket upgrade, or CONNECT's
       // authority-form target ("b.test:443").
-      const verdict = guard.check(res, req.url, req.headers.host);
+      const verdict = guard.check(res, req.url, req.headers.host,
+          guard.firstRequest(res, req));
       if (verdict !== ALLOWED) {
         refuseRaw(res, verdict);
         return true;
@@ -406,14 +492,15 @@ function guardHttp1(proto, guard) {
 // stays open for the names that are this site's (RFC 9113 §9.1.2). A
 // CONNECT stream is checked by its :authority too: plain CONNECT has no
 // :path (the authority is its target), extended CONNECT (RFC 8441,
-// WebSockets over HTTP/2) names its origin there.
+// WebSockets over HTTP/2) names its origin there. The session's first
+// stream is its first request (docs/isolation.md says why).
 function guardHttp2(proto, guard) {
   const previous = previousEmit(proto);
   proto.emit = function emitCheckingAuthority(name, stream, headers) {
     if (name === 'stream' && stream && headers) {
-      const socket = stream.session && stream.session.socket;
-      const verdict = guard.check(socket, headers[':path'],
-          headers[':authority'] || headers.host);
+      const session = stream.session;
+      const verdict = guard.check(session && session.socket, headers[':path'],
+          headers[':authority'] || headers.host, guard.firstRequest(session, stream));
       if (verdict !== ALLOWED) {
         stream.respond({ ':status': verdict === MISDIRECTED ? 421 : 400,
           'content-type': 'text/plain' });
@@ -434,12 +521,13 @@ function installGuard(proc = process) {
   const guard = new HostGuard();
   proc[GUARD] = guard;
   const emit = proc.emit;
-  proc.emit = function emitWithoutSiteViews(name, message) {
+  proc.emit = function emitWithoutSiteViews(name, message, handle) {
     if (name === 'message' && message !== null && typeof message === 'object' &&
         message.ddv === 'site_view') {
       guard.receive(message);
       return true;
     }
+    if (name === 'internalMessage') noteRoutedHost(message, handle);
     return emit.apply(this, arguments);
   };
   guardHttp1(http.Server.prototype, guard);
@@ -464,9 +552,13 @@ module.exports = {
   INVALID,
   normalizeHost,
   requestAuthority,
+  namesRoutedHost,
   HostChecker,
   SiteViewAssembler,
   HostGuard,
   installGuard,
   currentGuard,
+  // What the guard does at a newconn message and at 'connection', for tests.
+  noteRoutedHost,
+  rememberConnection,
 };

@@ -142,16 +142,14 @@ class DdvWorker extends EventEmitter {
   // site: 'allowed', 'misdirected' (answer 421 and close) or 'invalid'
   // (400), as the master's site view says (docs/isolation.md). Servers of
   // the http, https and http2 modules are checked before 'request' already;
-  // this is for requests that reach the app some other way. Always
-  // 'allowed' standalone, before the master sent a view, and with
-  // strict_host = false.
+  // this is for requests that reach the app some other way. The first
+  // request of a connection (an HTTP/2 session's first stream) naming the
+  // host the master routed the connection by is allowed whatever the view
+  // says. Always 'allowed' standalone, before the master sent a view, and
+  // with strict_host = false.
   checkRequest(req) {
     if (this._guard === null || !req) return hostCheck.ALLOWED;
-    const http2 = req.httpVersionMajor === 2;
-    const socket = http2 && req.stream && req.stream.session ?
-      req.stream.session.socket : req.socket;
-    const host = http2 ? (req.headers[':authority'] || req.headers.host) : req.headers.host;
-    return this._guard.check(socket, req.url, host);
+    return this._guard.checkRequest(req);
   }
 
   // Requests refused with 421 in this process so far.

@@ -11,8 +11,8 @@ const net = require('net');
 const test = require('node:test');
 const cases = require('./host_cases.json');
 const {
-  HostChecker, HostGuard, SiteViewAssembler, installGuard, normalizeHost,
-  requestAuthority,
+  HostChecker, HostGuard, SiteViewAssembler, installGuard, namesRoutedHost, normalizeHost,
+  noteRoutedHost, rememberConnection, requestAuthority,
 } = require('../lib/host_check');
 
 test('the shared cases', () => {
@@ -22,6 +22,84 @@ test('the shared cases', () => {
     assert.strictEqual(checker.checkRequest(c.target, c.host === null ? '' : c.host),
         c.expect, `view ${c.view}, target ${c.target}, host ${c.host}`);
   }
+});
+
+// The first-request rule through the guard's own path: the newconn
+// message names the routed host, the socket made of its handle keeps it,
+// and the connection's first request is checked with it.
+test('the shared first-request cases', () => {
+  assert.ok(cases.first_request_cases.length >= 25);
+  for (const c of cases.first_request_cases) {
+    const guard = new HostGuard();
+    guard.apply({ master: 'm', version: 1, strict: true, listeners: [
+      { index: 0, address: '127.0.0.1:80', retired: false, ...cases.views[c.view] },
+    ] });
+    const handle = {};
+    noteRoutedHost({ cmd: 'NODE_CLUSTER', act: 'newconn', key: 'k', seq: 1,
+      ddv: { host: c.routed } }, handle);
+    const socket = { localAddress: '127.0.0.1', localPort: 80, _handle: handle };
+    rememberConnection(socket);
+    const host = c.host === null ? '' : c.host;
+    const what = `view ${c.view}, routed ${c.routed}, target ${c.target}, host ${c.host}`;
+    assert.strictEqual(guard.check(socket, c.target, host, true), c.expect, what);
+    // The matcher alone, as tests/route/host_check_test.cc runs it.
+    const byView = new HostChecker(cases.views[c.view]).checkRequest(c.target, host);
+    assert.strictEqual(namesRoutedHost(c.target, host, c.routed) ? 'allowed' : byView,
+        c.expect, `namesRoutedHost: ${what}`);
+  }
+});
+
+test('only the first request of a connection, or an HTTP/2 session\'s first stream, is one', () => {
+  const guard = new HostGuard();
+  const socket = {};
+  const first = {};
+  const second = {};
+  assert.strictEqual(guard.firstRequest(socket, first), true);
+  assert.strictEqual(guard.firstRequest(socket, second), false);
+  assert.strictEqual(guard.firstRequest(socket, first), true);  // asked again
+  assert.strictEqual(guard.firstRequest(null, first), false);
+  // A newconn without a ddv host (Node's own primary, an older master)
+  // leaves the socket without one: the rule never applies.
+  const handle = {};
+  noteRoutedHost({ act: 'newconn', key: 'k', seq: 1 }, handle);
+  noteRoutedHost({ act: 'newconn', ddv: { proxy: {} } }, handle);
+  noteRoutedHost({ act: 'newconn', ddv: { host: 7 } }, handle);
+  const plain = { localAddress: '127.0.0.1', localPort: 80, _handle: handle };
+  rememberConnection(plain);
+  guard.apply({ master: 'm', version: 1, strict: true, listeners: [
+    entry({ address: '127.0.0.1:80' }),
+  ] });
+  assert.strictEqual(guard.check(plain, '/', 'a.test', true), 'misdirected');
+});
+
+test('checkRequest: a socket\'s first request, an HTTP/2 session\'s first stream', () => {
+  const guard = new HostGuard();
+  guard.apply({ master: 'm', version: 1, strict: true, listeners: [
+    entry({ address: '127.0.0.1:80', own: ['b.test'], others: ['a.test'] }),
+  ] });
+  const connection = (host) => {
+    const handle = {};
+    noteRoutedHost({ act: 'newconn', key: 'k', seq: 1, ddv: { host } }, handle);
+    const raw = { localAddress: '127.0.0.1', localPort: 80, _handle: handle };
+    rememberConnection(raw);
+    return raw;
+  };
+  const socket = connection('a.test');
+  const http1 = (host) => ({ httpVersionMajor: 1, socket, url: '/', headers: { host } });
+  const first = http1('a.test');
+  assert.strictEqual(guard.checkRequest(first), 'allowed');
+  // Asked again (worker.checkRequest after the guard): the same answer.
+  assert.strictEqual(guard.checkRequest(first), 'allowed');
+  assert.strictEqual(guard.checkRequest(http1('a.test')), 'misdirected');
+  assert.strictEqual(guard.checkRequest(http1('b.test')), 'allowed');
+  // HTTP/2 over TLS: the session's first stream; the TLS socket's routed
+  // host is its transport's (`_parent`).
+  const session = { socket: { _parent: connection('a.test') } };
+  const http2 = (authority) => ({ httpVersionMajor: 2, stream: { session }, url: '/',
+    headers: { ':authority': authority } });
+  assert.strictEqual(guard.checkRequest(http2('A.test')), 'allowed');
+  assert.strictEqual(guard.checkRequest(http2('a.test')), 'misdirected');
+  assert.strictEqual(guard.misdirected, 2);
 });
 
 test('patterns must be in normal form', () => {

@@ -5,10 +5,14 @@
 // + close before the app sees it. The app's own 'message' listeners never
 // see the view.
 const assert = require('assert');
+const childProcess = require('child_process');
+const fs = require('fs');
 const http2 = require('http2');
 const net = require('net');
+const os = require('os');
 const path = require('path');
 const test = require('node:test');
+const tls = require('tls');
 const { startWorker } = require('../fixtures/primary');
 
 const PRELOAD = ['--require', path.resolve(__dirname, '..', 'preload.js')];
@@ -148,3 +152,132 @@ test('without the preload the ddv-worker package guards its server itself', asyn
     await w.stop();
   }
 });
+
+// The first-request rule (docs/isolation.md). The view says a.test is
+// another site's now (a reload moved it), and the worker holds it before
+// the connection's first request is read, as when the view came while the
+// request waited unread. The primary says each connection was routed by
+// a.test, as ddv's master does in its newconn message.
+function movedView(port) {
+  return siteView(port, { version: 2, listeners: [{ index: 0,
+    address: `127.0.0.1:${port}`, retired: false, default: false,
+    own: ['*.w.test'], others: ['a.test', 'x.w.test'] }] });
+}
+
+// A throwaway self-signed certificate; null without an openssl command.
+function makeCertificate() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddv-preload-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  try {
+    childProcess.execFileSync('openssl', ['req', '-x509', '-newkey', 'ec',
+      '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+      '-subj', '/CN=a.test', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  } catch (err) {
+    return null;
+  }
+  return { DDV_TLS_CERT: cert, DDV_TLS_KEY: key };
+}
+
+// pipelined() over TLS with SNI `servername`.
+function tlsPipelined(port, servername, hosts) {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername,
+      rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+      socket.write(hosts.map((h, i) => `GET / HTTP/1.1\r\nHost: ${h}\r\n` +
+          (i + 1 === hosts.length ? 'Connection: close\r\n' : '') + '\r\n').join(''));
+    });
+    let data = '';
+    const timer = setTimeout(() => { socket.destroy(); resolve(data); }, 10000);
+    socket.setEncoding('latin1');
+    socket.on('data', (d) => { data += d; });
+    socket.on('end', () => { clearTimeout(timer); resolve(data); });
+    socket.on('error', (err) => { clearTimeout(timer); reject(err); });
+  });
+}
+
+// One HTTP/2 session; the statuses of requests for `authorities`, one
+// after the other.
+async function http2Statuses(url, authorities, options = {}) {
+  const session = http2.connect(url, options);
+  session.on('error', () => {});
+  try {
+    const statusesSeen = [];
+    for (const authority of authorities) {
+      statusesSeen.push(await new Promise((resolve, reject) => {
+        const req = session.request({ ':path': '/', ':authority': authority });
+        req.on('response', (headers) => { req.resume(); resolve(headers[':status']); });
+        req.on('error', reject);
+        req.end();
+      }));
+    }
+    return statusesSeen;
+  } finally {
+    session.close();
+  }
+}
+
+test('an http app answers a first request naming the routed host after the view moved it', async () => {
+  const w = await startWorker('stock_app.js', { env: { APP_KIND: 'http' }, execArgv: PRELOAD });
+  try {
+    const port = await w.listening();
+    w.worker.send(movedView(port));
+    await untilGuarded(port);
+    w.setRoutedHost('a.test');
+    // The first request is answered; the second, checked by the view, is not.
+    assert.deepStrictEqual(statuses(await pipelined(port, ['a.test', 'A.test:80'])), [200, 421]);
+    // A first request for another name is checked as any.
+    assert.deepStrictEqual(statuses(await pipelined(port, ['b.test'])), [421]);
+    assert.deepStrictEqual(statuses(await pipelined(port, ['y.w.test', 'a.test'])), [200, 421]);
+    // No routed host in the newconn message (an older master): the view.
+    w.setRoutedHost(null);
+    assert.deepStrictEqual(statuses(await pipelined(port, ['a.test'])), [421]);
+  } finally {
+    await w.stop();
+  }
+});
+
+test('an http2 app: the session\'s first stream is its first request', async () => {
+  const w = await startWorker('stock_app.js', { env: { APP_KIND: 'http2' }, execArgv: PRELOAD });
+  try {
+    const port = await w.listening();
+    w.worker.send(movedView(port));
+    const url = `http://127.0.0.1:${port}`;
+    let refused = [];
+    for (let i = 0; i < 100 && refused[0] !== 421; i++) {
+      refused = await http2Statuses(url, ['x.w.test']);
+    }
+    assert.deepStrictEqual(refused, [421]);
+    w.setRoutedHost('a.test');
+    assert.deepStrictEqual(await http2Statuses(url, ['a.test', 'a.test', 'y.w.test']),
+        [200, 421, 200]);
+    assert.deepStrictEqual(await http2Statuses(url, ['y.w.test', 'a.test']), [200, 421]);
+  } finally {
+    await w.stop();
+  }
+});
+
+for (const kind of ['https', 'http2s']) {
+  test(`a TLS app (${kind}): the first request naming the SNI the connection was routed by`, async (t) => {
+    const certificate = makeCertificate();
+    if (certificate === null) return t.skip('no openssl command to make a certificate');
+    const w = await startWorker('stock_app.js', { env: { APP_KIND: kind, ...certificate },
+      execArgv: PRELOAD });
+    try {
+      const port = await w.listening();
+      w.worker.send(movedView(port));
+      const ask = kind === 'https' ?
+        async (hosts) => statuses(await tlsPipelined(port, 'a.test', hosts)) :
+        (hosts) => http2Statuses(`https://127.0.0.1:${port}`, hosts,
+            { servername: 'a.test', rejectUnauthorized: false });
+      let refused = [];
+      for (let i = 0; i < 100 && refused[0] !== 421; i++) refused = await ask(['x.w.test']);
+      assert.deepStrictEqual(refused, [421]);
+      w.setRoutedHost('a.test');
+      assert.deepStrictEqual(await ask(['a.test', 'a.test']), [200, 421]);
+      assert.deepStrictEqual(await ask(['y.w.test', 'a.test']), [200, 421]);
+    } finally {
+      await w.stop();
+    }
+  });
+}
