@@ -112,6 +112,9 @@ DEFINE_string(shards, "1",
               "master event loops sharing the listeners (1..64, or auto: "
               "one per online CPU); --max_connections is split among them "
               "(docs/shards.md)");
+DEFINE_uint64(shard_fault_after, 0,
+              "tests: shard 1's loop fails after accepting N connections, "
+              "once, to exercise its replacement (0: never)");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
@@ -190,6 +193,10 @@ const ddv::cli::HelpText& Help() {
            {"listen_fds=NAME=FD,...", "config_snapshot=FILE", "watchdog_fd=FD",
             "watchdog_state_fd=FD", "log_writer", "log_writer_park",
             "log_writer_fd=FD"},
+           /*full_only=*/true},
+          {"Fault injection",
+           "For tests of what survives a failure; not for operators.",
+           {"shard_fault_after=N"},
            /*full_only=*/true},
       },
       "",
@@ -346,6 +353,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.shards = ShardsFromFlag();
   options.max_connections = std::max<uint32_t>(
       1, FdBudgetedConnections(FLAGS_max_connections) / options.shards);
+  options.shard_fault_after = FLAGS_shard_fault_after;
   options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
