@@ -318,20 +318,32 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
   return budget;
 }
 
-// --shards: a count, or "auto" for one per online CPU. 0 on a bad value.
+// The CPUs this process may run on (a container's cpuset, taskset), not
+// every CPU online.
+long AllowedCpus() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  return sched_getaffinity(0, sizeof(cpus), &cpus) == 0
+             ? CPU_COUNT(&cpus)
+             : sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+// --shards: a count, or "auto" for one per allowed CPU. 0 on a bad value.
 uint32_t ShardsFromFlag() {
   if (FLAGS_shards == "auto") {
-    // The CPUs this process may run on (a container's cpuset, taskset), not
-    // every CPU online.
-    cpu_set_t cpus;
-    CPU_ZERO(&cpus);
-    long count = sched_getaffinity(0, sizeof(cpus), &cpus) == 0
-                     ? CPU_COUNT(&cpus)
-                     : sysconf(_SC_NPROCESSORS_ONLN);
-    return static_cast<uint32_t>(std::clamp<long>(count, 1, 64));
+    return static_cast<uint32_t>(std::clamp<long>(AllowedCpus(), 1, 64));
   }
   uint32_t shards = 0;
   if (!absl::SimpleAtoi(FLAGS_shards, &shards) || shards > 64) return 0;
+  const long cpus = AllowedCpus();
+  if (shards > 1 && cpus > 0 && shards > cpus) {
+    // Measured (benchmarks/RESULTS.md, "Master shards"): two loops on one
+    // CPU cost 27-40% more master CPU per connection than one.
+    LOG(WARNING) << "--shards=" << shards << " with " << cpus
+                 << " CPU(s) allowed: the loops share them, and each "
+                    "connection costs more than with one loop per CPU "
+                    "(docs/shards.md)";
+  }
   return shards;
 }
 
