@@ -112,6 +112,9 @@ DEFINE_string(shards, "1",
               "master event loops sharing the listeners (1..64, or auto: "
               "one per online CPU); --max_connections is split among them "
               "(docs/shards.md)");
+DEFINE_uint64(shard_fault_after, 0,
+              "tests: shard 1's loop fails after accepting N connections, "
+              "once, to exercise its replacement (0: never)");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
@@ -194,6 +197,10 @@ const ddv::cli::HelpText& Help() {
            {"listen_fds=NAME=FD,...", "config_snapshot=FILE", "watchdog_fd=FD",
             "watchdog_state_fd=FD", "log_writer", "log_writer_park",
             "log_writer_fd=FD"},
+           /*full_only=*/true},
+          {"Fault injection",
+           "For tests of what survives a failure; not for operators.",
+           {"shard_fault_after=N"},
            /*full_only=*/true},
       },
       "",
@@ -315,20 +322,32 @@ uint32_t FdBudgetedConnections(uint32_t wanted) {
   return budget;
 }
 
-// --shards: a count, or "auto" for one per online CPU. 0 on a bad value.
+// The CPUs this process may run on (a container's cpuset, taskset), not
+// every CPU online.
+long AllowedCpus() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  return sched_getaffinity(0, sizeof(cpus), &cpus) == 0
+             ? CPU_COUNT(&cpus)
+             : sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+// --shards: a count, or "auto" for one per allowed CPU. 0 on a bad value.
 uint32_t ShardsFromFlag() {
   if (FLAGS_shards == "auto") {
-    // The CPUs this process may run on (a container's cpuset, taskset), not
-    // every CPU online.
-    cpu_set_t cpus;
-    CPU_ZERO(&cpus);
-    long count = sched_getaffinity(0, sizeof(cpus), &cpus) == 0
-                     ? CPU_COUNT(&cpus)
-                     : sysconf(_SC_NPROCESSORS_ONLN);
-    return static_cast<uint32_t>(std::clamp<long>(count, 1, 64));
+    return static_cast<uint32_t>(std::clamp<long>(AllowedCpus(), 1, 64));
   }
   uint32_t shards = 0;
   if (!absl::SimpleAtoi(FLAGS_shards, &shards) || shards > 64) return 0;
+  const long cpus = AllowedCpus();
+  if (shards > 1 && cpus > 0 && shards > cpus) {
+    // Measured (benchmarks/RESULTS.md, "Master shards"): two loops on one
+    // CPU cost 27-40% more master CPU per connection than one.
+    LOG(WARNING) << "--shards=" << shards << " with " << cpus
+                 << " CPU(s) allowed: the loops share them, and each "
+                    "connection costs more than with one loop per CPU "
+                    "(docs/shards.md)";
+  }
   return shards;
 }
 
@@ -350,6 +369,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.shards = ShardsFromFlag();
   options.max_connections = std::max<uint32_t>(
       1, FdBudgetedConnections(FLAGS_max_connections) / options.shards);
+  options.shard_fault_after = FLAGS_shard_fault_after;
   options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);

@@ -119,6 +119,9 @@ struct MasterOptions {
   // Event loops (docs/shards.md): this one, the primary, plus shards - 1
   // threads that accept on the same sockets and route by themselves.
   uint32_t shards = 1;
+  // Tests: shard 1's first loop fails after accepting this many
+  // connections (--shard_fault_after); its replacement runs clean.
+  uint64_t shard_fault_after = 0;
   // The listeners came from socket activation: a reload may not add,
   // remove, rename or move one. Under a watchdog, its adopt_end says so.
   bool socket_activated = false;

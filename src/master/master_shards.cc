@@ -28,8 +28,11 @@ absl::Status Master::StartShards() {
   ArmShardInbox();
   PublishShardSnapshot();
   for (uint32_t id = 1; id < options_.shards; ++id) {
+    ShardOptions shard = ShardOptionsFor(static_cast<int>(id));
+    // Only the first loop of shard 1: its replacement runs clean.
+    if (id == 1) shard.fault_after_accepts = options_.shard_fault_after;
     absl::StatusOr<std::unique_ptr<Shard>> started =
-        Shard::Start(ShardOptionsFor(static_cast<int>(id)), shard_snapshot_);
+        Shard::Start(shard, shard_snapshot_);
     if (!started.ok()) {
       return absl::Status(started.status().code(),
                           absl::StrCat("master shard ", id, ": ",

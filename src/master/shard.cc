@@ -176,6 +176,14 @@ void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
     SendBatches();
     // After the sends: the epoch it reports is the one they went by.
     PublishState();
+    if (options_.fault_after_accepts > 0 &&
+        local_state_.accepted >= options_.fault_after_accepts) {
+      LOG(ERROR) << "master shard " << options_.id
+                 << " stopped: injected fault (--shard_fault_after="
+                 << options_.fault_after_accepts << ")";
+      local_state_.failed = true;
+      break;
+    }
   }
   TearDown();
 }

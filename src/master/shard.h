@@ -52,6 +52,10 @@ struct ShardOptions {
   // Set by the primary while its table is full: no new accept is armed
   // (what a shard forwards would have nowhere to go). Not owned.
   const std::atomic<bool>* hold_off = nullptr;
+  // Fault injection for tests (--shard_fault_after): once the shard has
+  // accepted this many connections, its loop fails as a failed
+  // io_uring_enter makes it fail. 0: never.
+  uint64_t fault_after_accepts = 0;
 };
 
 // A connection the shard gives to the primary, unread.

@@ -12,6 +12,8 @@ real ddv_hello workers and real clients.
   totals include the shard's connections.
 - A reload under load changes hosts and process counts with no failure.
 - A graceful stop drains the shards too.
+- A shard whose loop fails (injected with --shard_fault_after) under load
+  is replaced: no request fails, the new shard routes, no fd is left.
 - A bad --shards value is refused with a message that says why.
 """
 import os
@@ -248,6 +250,52 @@ class ShardsTest(unittest.TestCase):
         print(one, file=sys.stderr)
         self.assertGreater(one["accepted"], 100, one)
         self.assertGreater(one["handed_off"], 0.9 * one["accepted"], one)
+
+    def test_a_failed_shard_is_replaced_under_load(self):
+        if SHARDS[0] == "--shards=1":
+            self.skipTest("needs a shard")
+        ddv = harness.Ddv(extra_flags=SHARDS + ["--shard_fault_after=400"])
+        self.addCleanup(ddv.stop)
+        pid = ddv.status()["pid"]
+
+        def master_fds():
+            # Sockets, rings, eventfds, pidfds: not files (glog opens its
+            # WARNING and ERROR files at their first line).
+            fds = f"/proc/{pid}/fd"
+            return sum(not os.readlink(f"{fds}/{fd}").startswith("/")
+                       for fd in os.listdir(fds))
+
+        idle_fds = master_fds()
+        hosts = ["a.localhost", "b.localhost"]
+        loads = [pyload.start_load(ddv.http_port, hosts, "new_connection",
+                                   connections=8, rate=1000, duration=4),
+                 pyload.start_load(ddv.http_port, hosts, "keepalive",
+                                   connections=8, rate=1000, duration=4)]
+        for load in loads:
+            self.addCleanup(load.kill)
+        results = [load.result() for load in loads]
+        for result in results:
+            print(result.summary(), file=sys.stderr)
+            self.assertEqual(result.failed(), 0, result.summary())
+            self.assertGreater(result["ok"], 1000, result.summary())
+        log = harness.full_log(ddv)
+        self.assertEqual(log.count("master shard 1 stopped: injected fault"),
+                         1, log)
+        metrics = harness.control(ddv.control_socket, "metrics")
+        self.assertIn("ddv_shards_replaced_total 1\n", metrics)
+        # The replacement took connections and handed them off itself (its
+        # figures start at zero).
+        one = shard(ddv.status(), 1)
+        self.assertGreater(one["accepted"], 100, one)
+        self.assertGreater(one["handed_off"], 0.9 * one["accepted"], one)
+        # Nothing the failed loop held stayed open: the master's fds come
+        # back to what it had idle (the new ring and wake-up replace the
+        # old ones).
+        self.assertTrue(wait_for(lambda: master_fds() == idle_fds, timeout=5),
+                        f"master fds {master_fds()}, idle {idle_fds}")
+        # And it still answers.
+        status, body, _ = http_get(ddv.http_port, "b.localhost")
+        self.assertEqual((status, fields(body)["site"]), (200, "b"))
 
     def test_bad_value_is_refused(self):
         master = harness.runfile("src/ddv_master")
