@@ -115,6 +115,9 @@ DEFINE_string(shards, "1",
 DEFINE_uint64(shard_fault_after, 0,
               "tests: shard 1's loop fails after accepting N connections, "
               "once, to exercise its replacement (0: never)");
+DEFINE_string(shard_fault, "fail",
+              "tests: what --shard_fault_after does to the shard: fail "
+              "(it is replaced) or hang (its loop stops turning)");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
@@ -200,7 +203,7 @@ const ddv::cli::HelpText& Help() {
            /*full_only=*/true},
           {"Fault injection",
            "For tests of what survives a failure; not for operators.",
-           {"shard_fault_after=N"},
+           {"shard_fault_after=N", "shard_fault=fail|hang"},
            /*full_only=*/true},
       },
       "",
@@ -370,6 +373,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
   options.max_connections = std::max<uint32_t>(
       1, FdBudgetedConnections(FLAGS_max_connections) / options.shards);
   options.shard_fault_after = FLAGS_shard_fault_after;
+  options.shard_fault_hangs = FLAGS_shard_fault == "hang";
   options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
@@ -581,6 +585,11 @@ int main(int argc, char** argv) {
                  "--shards must be 1..64 or auto (master event loops), not "
                  "\"%s\"\n",
                  FLAGS_shards.c_str());
+    return kExitConfigError;
+  }
+  if (FLAGS_shard_fault != "fail" && FLAGS_shard_fault != "hang") {
+    std::fprintf(stderr, "--shard_fault must be fail or hang, not \"%s\"\n",
+                 FLAGS_shard_fault.c_str());
     return kExitConfigError;
   }
   if (FLAGS_node_max_unaccepted == 0) {

@@ -122,6 +122,7 @@ struct MasterOptions {
   // Tests: shard 1's first loop fails after accepting this many
   // connections (--shard_fault_after); its replacement runs clean.
   uint64_t shard_fault_after = 0;
+  bool shard_fault_hangs = false;  // --shard_fault=hang
   // The listeners came from socket activation: a reload may not add,
   // remove, rename or move one. Under a watchdog, its adopt_end says so.
   bool socket_activated = false;
@@ -562,6 +563,10 @@ class Master {
   void TakeShardReports();
   // Every shard reports having adopted `epoch` (or a later one).
   bool ShardsAdopted(uint64_t epoch) const;
+  // Whether every shard's loop turned since the last call (once a second,
+  // before `alive` goes to the watchdog): a stuck shard withholds it, and
+  // the watchdog replaces the master (docs/lifecycle.md).
+  bool ShardsTurned();
   // No shard may still accept on listener slot `listener` (its socket may
   // close).
   bool ShardsQuietOn(uint32_t listener) const;
@@ -740,6 +745,8 @@ class Master {
   // Shards (docs/shards.md): empty with --shards=1.
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<ShardState> shard_states_;  // read every loop turn
+  // Each shard's loop turns when `alive` was last sent to the watchdog.
+  std::vector<uint64_t> shard_turns_at_alive_;
   UniqueFd shard_inbox_;
   uint64_t shard_inbox_value_ = 0;
   std::shared_ptr<const ShardSnapshot> shard_snapshot_;

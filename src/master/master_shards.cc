@@ -30,7 +30,10 @@ absl::Status Master::StartShards() {
   for (uint32_t id = 1; id < options_.shards; ++id) {
     ShardOptions shard = ShardOptionsFor(static_cast<int>(id));
     // Only the first loop of shard 1: its replacement runs clean.
-    if (id == 1) shard.fault_after_accepts = options_.shard_fault_after;
+    if (id == 1) {
+      shard.fault_after_accepts = options_.shard_fault_after;
+      shard.fault_hangs = options_.shard_fault_hangs;
+    }
     absl::StatusOr<std::unique_ptr<Shard>> started =
         Shard::Start(shard, shard_snapshot_);
     if (!started.ok()) {
@@ -252,6 +255,23 @@ bool Master::ShardsAdopted(uint64_t epoch) const {
     if (state.adopted_epoch < epoch) return false;
   }
   return true;
+}
+
+bool Master::ShardsTurned() {
+  shard_turns_at_alive_.resize(shard_states_.size(), UINT64_MAX);
+  bool all = true;
+  for (size_t i = 0; i < shard_states_.size(); ++i) {
+    const uint64_t turns = shard_states_[i].turns;
+    // Unequal, not greater: a replaced shard counts from zero again.
+    if (turns == shard_turns_at_alive_[i]) {
+      all = false;
+      LOG(WARNING) << "master shard " << shard_states_[i].id
+                   << " has not turned its loop since the last heartbeat; "
+                      "none goes to the watchdog";
+    }
+    shard_turns_at_alive_[i] = turns;
+  }
+  return all;
 }
 
 bool Master::ShardsQuietOn(uint32_t listener) const {

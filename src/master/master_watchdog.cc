@@ -528,7 +528,7 @@ void Master::ReportServiceState(int64_t now_ns) {
   // docs/lifecycle.md, "A master that hangs"): sent from the loop itself,
   // so a loop that stops turning stops it. None before serving (starting)
   // and none once stopping or handing over (returned above).
-  if (watchdog_link_) SendToWatchdog({{"op", "alive"}}, {});
+  if (watchdog_link_ && ShardsTurned()) SendToWatchdog({{"op", "alive"}}, {});
   std::string summary = ServiceSummary();
   if (summary == service_status_) return;
   service_status_ = std::move(summary);

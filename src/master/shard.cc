@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -174,10 +175,20 @@ void Shard::Run(std::shared_ptr<const ShardSnapshot> first) {
       io_uring_cq_advance(ring_->get(), n);
     }
     SendBatches();
+    ++local_state_.turns;
     // After the sends: the epoch it reports is the one they went by.
     PublishState();
     if (options_.fault_after_accepts > 0 &&
         local_state_.accepted >= options_.fault_after_accepts) {
+      if (options_.fault_hangs) {
+        LOG(ERROR) << "master shard " << options_.id
+                   << " hangs: injected fault (--shard_fault_after="
+                   << options_.fault_after_accepts << ")";
+        while (!exit_.load(std::memory_order_acquire)) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        break;
+      }
       LOG(ERROR) << "master shard " << options_.id
                  << " stopped: injected fault (--shard_fault_after="
                  << options_.fault_after_accepts << ")";

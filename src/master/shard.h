@@ -52,10 +52,12 @@ struct ShardOptions {
   // Set by the primary while its table is full: no new accept is armed
   // (what a shard forwards would have nowhere to go). Not owned.
   const std::atomic<bool>* hold_off = nullptr;
-  // Fault injection for tests (--shard_fault_after): once the shard has
-  // accepted this many connections, its loop fails as a failed
-  // io_uring_enter makes it fail. 0: never.
+  // Fault injection for tests (--shard_fault_after, --shard_fault): once
+  // the shard has accepted this many connections, its loop fails as a
+  // failed io_uring_enter makes it fail, or (fault_hangs) stops turning
+  // until the shard is destroyed. 0: never.
   uint64_t fault_after_accepts = 0;
+  bool fault_hangs = false;
 };
 
 // A connection the shard gives to the primary, unread.
@@ -107,6 +109,9 @@ struct ShardState {
   uint64_t batches = 0;
   uint64_t closed_before_decision = 0;
   bool failed = false;  // its loop stopped on an error (logged)
+  // Loop turns so far: at least ten a second while it runs (its wait ends
+  // after 100 ms), so a count that stops moving is a stuck loop.
+  uint64_t turns = 0;
 };
 
 class Shard {

@@ -18,7 +18,10 @@ The front door runs under its watchdog with --master_hang_timeout=2
   for 4 s (twice the timeout) and then fails, is never killed: the same
   master pid, 0 restarts, 0 failed requests.
 - With --master_hang_timeout=0 a master stopped for twice the timeout the
-  others use is not killed; it serves again once continued."""
+  others use is not killed; it serves again once continued.
+- With --shards=2, a shard whose loop stops turning while the primary runs
+  (injected: --shard_fault=hang) withholds the heartbeat: the primary logs
+  it, the watchdog kills the master, and the next one serves."""
 import os
 import random
 import shutil
@@ -248,6 +251,41 @@ class MasterHangTest(chaos.ChaosTest):
         self.assertEqual(metric(ddv, "ddv_master_restarts"), 0)
         self.assertEqual(metric(ddv, "ddv_master_hang_kills"), 0)
         self.assertCleanRun(keepalive, new_connection, seconds, ddv)
+
+    def test_a_stuck_shard_gets_the_master_replaced(self):
+        ddv = chaos.start_front_door(
+            self, SITES, watchdog=True,
+            flags=[f"--master_hang_timeout={int(HANG_TIMEOUT)}",
+                   "--shards=2", "--shard_fault=hang",
+                   "--shard_fault_after=30"])
+        old = chaos.master_pid(ddv)
+        # New connections until shard 1 has taken 30 and hangs (the
+        # primary keeps taking its share and answering).
+        deadline = time.monotonic() + 15
+        while ("master shard 1 hangs" not in harness.full_log(ddv)
+               and time.monotonic() < deadline):
+            for _ in range(20):
+                probe = Probe(ddv.http_port)
+                probe.start()
+            time.sleep(0.2)
+        hung_at = time.monotonic()
+        self.assertIn("master shard 1 hangs", harness.full_log(ddv))
+        # Killed once the heartbeats stop: within the timeout, plus the
+        # second the primary takes to notice.
+        gone = wait_for(lambda: not alive(old),
+                        timeout=HANG_TIMEOUT + 2 * HEARTBEAT + 3,
+                        interval=0.01)
+        log = harness.full_log(ddv)
+        self.assertTrue(gone, log[-3000:])
+        print(f"killed {time.monotonic() - hung_at:.2f} s after the hang",
+              file=sys.stderr)
+        self.assertIn("master shard 1 has not turned its loop", log)
+        self.assertIn("sent no heartbeat", log)
+        new = wait_for(lambda: (pid := chaos.master_pid(ddv)) != old and pid,
+                       timeout=RESTART_WITHIN)
+        self.assertTrue(new, log[-3000:])
+        self.assertEqual(chaos.site_of(ddv.http_port, "b.localhost"), "b")
+        self.assertEqual(metric(ddv, "ddv_master_hang_kills"), 1)
 
     def test_zero_timeout_never_kills_a_stopped_master(self):
         ddv = chaos.start_front_door(self, SITES, watchdog=True,
