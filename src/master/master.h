@@ -727,6 +727,13 @@ class Master {
   uint64_t master_restarts_ = 0;
   // Of those, the ones it killed because they hung (adopt_end).
   uint64_t master_hang_kills_ = 0;
+  // The watchdog judges heartbeats (its adopt_end gave a hang timeout): the
+  // master says so in `serving` and sends `alive` every second.
+  bool heartbeats_ = false;
+  // Every loop (the shards too) turned in the last second: `alive` and, for
+  // a master alone, systemd's WATCHDOG=1 go out only then.
+  bool loops_turning_ = true;
+  int64_t next_loops_check_ns_ = 0;
   // By site index (sites are never renumbered); grown on first count.
   struct SiteCounters {
     uint64_t handed_off = 0;

@@ -207,6 +207,9 @@ void Master::TakeShardReports() {
                    << " could not be replaced: " << started.status();
         shards_.erase(shards_.begin() + i);
         shard_states_.erase(shard_states_.begin() + i);
+        if (i < shard_turns_at_alive_.size()) {
+          shard_turns_at_alive_.erase(shard_turns_at_alive_.begin() + i);
+        }
         --i;
         continue;
       }

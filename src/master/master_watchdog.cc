@@ -99,6 +99,10 @@ absl::Status Master::AdoptWorkers() {
       if (restarts != message->body.end() && restarts->is_number_unsigned()) {
         master_restarts_ = restarts->get<uint64_t>();  // ddv_master_restarts
       }
+      auto hang_timeout = message->body.find("master_hang_timeout_ms");
+      heartbeats_ = hang_timeout != message->body.end() &&
+                    hang_timeout->is_number_unsigned() &&
+                    hang_timeout->get<uint64_t>() > 0;
       auto hang_kills = message->body.find("master_hang_kills");
       if (hang_kills != message->body.end() &&
           hang_kills->is_number_unsigned()) {
@@ -503,7 +507,13 @@ std::string Master::ServiceSummary() const {
 }
 
 void Master::ReportServiceState(int64_t now_ns) {
-  if (!watchdog_link_) service_.Ping();
+  if (now_ns >= next_loops_check_ns_) {
+    // Once a second: did every shard turn its loop since the last check?
+    next_loops_check_ns_ = now_ns + kServiceStatusEveryNs;
+    loops_turning_ = ShardsTurned();
+  }
+  // A master alone tells systemd itself; a stuck shard withholds it too.
+  if (!watchdog_link_ && loops_turning_) service_.Ping();
   // A stop's or a handover's status stands until the process is gone.
   if (stopping_) return;
   if (!serving_reported_) {
@@ -518,17 +528,23 @@ void Master::ReportServiceState(int64_t now_ns) {
                    << absl::FormatDuration(kServingWait) << ": "
                    << service_status_;
     }
-    TellService({{"op", "serving"}, {"status", service_status_}});
+    nlohmann::json serving = {{"op", "serving"}, {"status", service_status_}};
+    // The watchdog judges this master's heartbeats from now on.
+    if (heartbeats_) serving["alive_every_ms"] = kServiceStatusEveryNs / 1000000;
+    TellService(std::move(serving));
     next_service_status_ns_ = now_ns + kServiceStatusEveryNs;
     return;
   }
   if (now_ns < next_service_status_ns_) return;
   next_service_status_ns_ = now_ns + kServiceStatusEveryNs;
-  // The watchdog's proof that this loop turns (--master_hang_timeout,
-  // docs/lifecycle.md, "A master that hangs"): sent from the loop itself,
-  // so a loop that stops turning stops it. None before serving (starting)
-  // and none once stopping or handing over (returned above).
-  if (watchdog_link_ && ShardsTurned()) SendToWatchdog({{"op", "alive"}}, {});
+  // The watchdog's proof that every loop turns (--master_hang_timeout,
+  // docs/lifecycle.md, "A master that hangs"): sent from this loop once
+  // every shard's turned too, so a loop that stops turning stops it. None
+  // before serving (starting), none once stopping or handing over
+  // (returned above), none to a watchdog that does not judge them.
+  if (watchdog_link_ && heartbeats_ && loops_turning_) {
+    SendToWatchdog({{"op", "alive"}}, {});
+  }
   std::string summary = ServiceSummary();
   if (summary == service_status_) return;
   service_status_ = std::move(summary);

@@ -229,8 +229,9 @@ void Shard::TearDown() {
   for (uint32_t i = 0; i < connections_.capacity(); ++i) {
     Connection& c = connections_.at(i);
     if (c.state != ConnState::kFree && c.fd) {
+      // One shut for reading at its deadline already gets its 408 there.
       local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                                  false, true, false});
+                                  c.expired, true, c.expired && c.seen == 0});
     }
     if (c.state != ConnState::kFree) connections_.Free(i);
   }

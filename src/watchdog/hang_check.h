@@ -2,8 +2,9 @@
 // deadlock, a blocking syscall) from one that is starting, busy or
 // stopping, for the watchdog, which kills a hung master so the normal
 // restart path runs (--master_hang_timeout; docs/lifecycle.md, "A master
-// that hangs"). A serving master sends `alive` on the link from its event
-// loop every second, and any message read from it counts as heard.
+// that hangs"). A serving master that says so (`alive_every_ms` in its
+// `serving`) sends `alive` on the link from its event loop every second,
+// and only those count as heard.
 //
 // Only silence the watchdog could have heard counts: when one turn of the
 // watchdog's own loop took longer than kMaxWatchdogTurn (an upgrade's
@@ -40,7 +41,7 @@ class MasterHangCheck {
   // timeout. Before, it is starting (adopting, waiting for its workers'
   // hello) and sends nothing.
   void Serving(absl::Duration now);
-  // Anything was read from the master.
+  // An `alive` was read from the master.
   void Heard(absl::Duration now);
   // Not judged any more: it is stopping, handing over, gone or killed.
   // The next master is judged from its own Serving.

@@ -175,7 +175,10 @@ bool Watchdog::FlushOffers() {
         // ddv_master_restarts gauge).
         {"master_restarts", static_cast<uint64_t>(table_->restarts(slot_))},
         // Of those, the ones killed because they hung (ddv_master_hang_kills).
-        {"master_hang_kills", hang_kills_}};
+        {"master_hang_kills", hang_kills_},
+        // Whether to send `alive` every second (0: the check is off).
+        {"master_hang_timeout_ms",
+         absl::ToInt64Milliseconds(hang_check_.timeout())}};
     std::vector<int> fds;
     if (held_.valid()) fds.push_back(held_.fd());
     absl::Status sent = SendLinkMessage(link_.get(), end, fds);
@@ -208,12 +211,20 @@ void Watchdog::ReadLink(size_t limit) {
 
 void Watchdog::HandleLinkMessage(LinkMessage message) {
   const std::string op = message.body["op"].get<std::string>();
-  // Whatever the master sends proves its loop turned; "alive" says only
-  // that, every second.
+  // Only `alive` counts: it comes from the master's loop once every loop
+  // (its shards too) turned, where other messages (worker records, status)
+  // can come while a shard is stuck.
   const absl::Duration now = MasterHangCheck::MonotonicNow();
-  hang_check_.Heard(now);
-  if (op == "alive") return;
-  if (op == "serving" && !stopping_ && !upgrading_) hang_check_.Serving(now);
+  if (op == "alive") {
+    hang_check_.Heard(now);
+    return;
+  }
+  // A master that says it sends heartbeats (one older than the check
+  // does not, and is not judged).
+  if (op == "serving" && !stopping_ && !upgrading_ &&
+      message.body.contains("alive_every_ms")) {
+    hang_check_.Serving(now);
+  }
   if (op == "stopping") hang_check_.Off();  // its stop has no heartbeats
   // serving, status, reloading, reloaded, stopping: for systemd.
   if (service_.Handle(message.body)) return;

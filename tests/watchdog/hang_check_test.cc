@@ -54,7 +54,7 @@ TEST(MasterHangCheckTest, HeartbeatsKeepItAlive) {
 
 TEST(MasterHangCheckTest, StartingMasterIsNotJudged) {
   MasterHangCheck check(kTimeout);
-  // Messages before it serves (worker records) arm nothing.
+  // Heartbeats before it serves arm nothing.
   check.Heard(At(1));
   EXPECT_EQ(CheckEvery100ms(&check, 0, 60), std::nullopt);
   EXPECT_FALSE(check.armed());
