@@ -19,10 +19,24 @@ void SniffFlags::AddTo(Counters& counters) const {
 
 namespace {
 
-bool IsRefusal(sniff::SniffStatus status) {
-  return status == sniff::SniffStatus::kTooLarge ||
-         status == sniff::SniffStatus::kNotThisProtocol ||
-         status == sniff::SniffStatus::kMalformed;
+// The sniffer's answers that end the reading before a route: more bytes
+// needed, or a refusal (kTooLarge, kNotThisProtocol, kMalformed). True
+// when `status` is one of them, with `r` saying which.
+bool EndsBeforeRoute(sniff::SniffStatus status, HeadReading& r) {
+  switch (status) {
+    case sniff::SniffStatus::kFound:
+      return false;
+    case sniff::SniffStatus::kNeedMore:
+      r.result = HeadReading::Result::kNeedMore;
+      return true;
+    case sniff::SniffStatus::kTooLarge:
+    case sniff::SniffStatus::kNotThisProtocol:
+    case sniff::SniffStatus::kMalformed:
+      r.result = HeadReading::Result::kRefuse;
+      r.refusal = status;
+      return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -62,15 +76,7 @@ void ReadHead(const config::ListenerConfig& listener, absl::string_view prefix,
 
   if (listener.protocol == config::Protocol::kHttp) {
     sniff::HttpRequestInfo info;
-    const sniff::SniffStatus status =
-        sniff::SniffHttpRequest(payload, budget, &info);
-    if (status == sniff::SniffStatus::kNeedMore) {
-      r.result = HeadReading::Result::kNeedMore;
-      return;
-    }
-    if (IsRefusal(status)) {
-      r.result = HeadReading::Result::kRefuse;
-      r.refusal = status;
+    if (EndsBeforeRoute(sniff::SniffHttpRequest(payload, budget, &info), r)) {
       return;
     }
     if (info.host.empty()) {
@@ -84,15 +90,8 @@ void ReadHead(const config::ListenerConfig& listener, absl::string_view prefix,
     return;
   }
 
-  const sniff::SniffStatus status =
-      sniff::SniffTlsClientHello(payload, budget, &r.hello);
-  if (status == sniff::SniffStatus::kNeedMore) {
-    r.result = HeadReading::Result::kNeedMore;
-    return;
-  }
-  if (IsRefusal(status)) {
-    r.result = HeadReading::Result::kRefuse;
-    r.refusal = status;
+  if (EndsBeforeRoute(sniff::SniffTlsClientHello(payload, budget, &r.hello),
+                      r)) {
     return;
   }
   if (r.hello.sni.empty()) {
