@@ -212,19 +212,9 @@ void Master::SubmitPeek(uint32_t index, bool dont_wait) {
   }
   ++c.inflight;
   if (dont_wait) return;
-  // SO_RCVLOWAT was raised past what we saw: poll first, so the peek
-  // completes only when more bytes arrived (no spinning on the same prefix).
-  if (c.seen > 0) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-  if (c.seen == 0) {
-    // Nothing received yet (the peer may never send: idle connections):
-    // no link timeout, the loop ends it at its deadline (silent_peeks.h).
-    silent_.Add(c, index);
-    return;
-  }
-  sqe->flags |= IOSQE_IO_LINK;
-  io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
-  io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
-  ++c.inflight;
+  silent_.ArmDeadline(c, index, sqe, [&] {
+    return Sqe(kOpPeekTimeout, index, c.generation);
+  });
 }
 
 void Master::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {

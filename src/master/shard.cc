@@ -420,17 +420,9 @@ void Shard::SubmitPeek(uint32_t index, bool dont_wait) {
   sqe->buf_group = kPeekBufferGroup;
   ++c.inflight;
   if (dont_wait) return;
-  if (c.seen == 0) {
-    // Nothing received yet (an idle peer): no link timeout, the loop ends
-    // it at its deadline (silent_peeks.h).
-    silent_.Add(c, index);
-    return;
-  }
-  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-  sqe->flags |= IOSQE_IO_LINK;
-  io_uring_sqe* timeout = Sqe(kOpPeekTimeout, index, c.generation);
-  io_uring_prep_link_timeout(timeout, &c.deadline, IORING_TIMEOUT_ABS);
-  ++c.inflight;
+  silent_.ArmDeadline(c, index, sqe, [&] {
+    return Sqe(kOpPeekTimeout, index, c.generation);
+  });
 }
 
 void Shard::OnPeek(const uring::OpTag& tag, io_uring_cqe* cqe) {

@@ -10,6 +10,19 @@
 namespace ddv {
 namespace master {
 
+void SilentPeeks::ArmDeadline(Connection& c, uint32_t index,
+                              io_uring_sqe* peek,
+                              absl::FunctionRef<io_uring_sqe*()> next_sqe) {
+  if (c.seen == 0) {
+    Add(c, index);
+    return;
+  }
+  peek->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  peek->flags |= IOSQE_IO_LINK;
+  io_uring_prep_link_timeout(next_sqe(), &c.deadline, IORING_TIMEOUT_ABS);
+  ++c.inflight;
+}
+
 void SilentPeeks::Add(Connection& c, uint32_t index) {
   c.silent_wait = true;
   const Entry entry{FromTimespecNs(c.deadline), index, c.generation};

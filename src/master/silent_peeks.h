@@ -11,9 +11,12 @@
 #ifndef DDV_SRC_MASTER_SILENT_PEEKS_H_
 #define DDV_SRC_MASTER_SILENT_PEEKS_H_
 
+#include <liburing.h>
+
 #include <cstdint>
 #include <deque>
 
+#include "absl/functional/function_ref.h"
 #include "src/master/connection.h"
 
 namespace ddv {
@@ -21,6 +24,15 @@ namespace master {
 
 class SilentPeeks {
  public:
+  // How the waiting peek `peek` of `c` (slot `index`), just prepared and
+  // counted in flight, ends at c.deadline, the same in every loop. With
+  // nothing received yet it waits here (Add). With some received (and
+  // SO_RCVLOWAT raised past them) it polls first, so it completes only once
+  // more bytes came, not again on the same prefix, and gets a link timeout
+  // at the deadline, in the sqe `next_sqe` gives, counted in flight.
+  void ArmDeadline(Connection& c, uint32_t index, io_uring_sqe* peek,
+                   absl::FunctionRef<io_uring_sqe*()> next_sqe);
+
   // Marks `c` (slot `index`) as waiting here until its deadline.
   void Add(Connection& c, uint32_t index);
 
