@@ -210,6 +210,21 @@ class ChaosTest(unittest.TestCase):
             self.assertEqual(list(sites), [site],
                              f"{host}: {sites}; {result.summary()}")
 
+    def assertServedByWorkers(self, keepalive, new_connection, seconds,
+                              workers, expected=None):
+        """Both standard loads did real work for `seconds`, each host
+        answered by its site (`expected`, as in assertCleanRun), and only
+        by `workers` ({site: [pid]}, those running before the event: none
+        was replaced). Their failures are the caller's to judge."""
+        if expected is None:
+            expected = {"a.localhost": "a", "b.localhost": "b"}
+        answered_by = {pid for pids in workers.values() for pid in pids}
+        for result, rate in ((keepalive, KEEPALIVE_RATE),
+                             (new_connection, NEW_CONNECTION_RATE)):
+            self.assertRan(result, rate, seconds)
+            self.assertAnsweredBy(result, expected)
+            self.assertLessEqual(set(result.pids_of()), answered_by)
+
     def assertCleanRun(self, keepalive, new_connection, seconds, ddv,
                        expected=None):
         """Both standard loads (KEEPALIVE_RATE, NEW_CONNECTION_RATE) did

@@ -67,14 +67,9 @@ class MasterKillTest(chaos.ChaosTest):
         self.assertEqual(ddv.proc.pid, watchdog)
         self.assertIsNone(ddv.proc.poll())
         self.assertEqual(chaos.worker_pids(ddv), workers)
-        answered_by = {pid for pids in workers.values() for pid in pids}
         self.assertNoFailures(keepalive, ddv)
-        for result, rate in ((keepalive, chaos.KEEPALIVE_RATE),
-                             (new_connection, chaos.NEW_CONNECTION_RATE)):
-            self.assertRan(result, rate, SECONDS)
-            self.assertAnsweredBy(result, {"a.localhost": "a",
-                                           "b.localhost": "b"})
-            self.assertLessEqual(set(result.pids_of()), answered_by)
+        self.assertServedByWorkers(keepalive, new_connection, SECONDS,
+                                   workers)
         self.assertEqual(new_connection.failed(),
                          new_connection["failures"]["reset"],
                          new_connection.summary())

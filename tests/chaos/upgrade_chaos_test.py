@@ -68,10 +68,9 @@ class UpgradeTest(chaos.ChaosTest):
         self.assertEqual(ddv.proc.pid, watchdog)
         self.assertIsNone(ddv.proc.poll())
         self.assertEqual(chaos.worker_pids(ddv), workers)
-        answered_by = {pid for pids in workers.values() for pid in pids}
         self.assertCleanRun(keepalive, new_connection, seconds, ddv)
-        for result in (keepalive, new_connection):
-            self.assertLessEqual(set(result.pids_of()), answered_by)
+        self.assertServedByWorkers(keepalive, new_connection, seconds,
+                                   workers)
         self.assertTrue(got["complete"], got)
         self.assertLess(got["started"], upgraded)
         self.assertGreater(got["ended"], upgraded)

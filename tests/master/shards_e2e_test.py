@@ -53,20 +53,32 @@ class ShardsTest(unittest.TestCase):
         self.addCleanup(ddv.stop)
         return ddv
 
-    def test_both_loops_route_under_load(self):
-        ddv = self.start()
+    def start_loads(self, ddv, rate, duration):
+        """New-connection and keep-alive load on a and b at `rate` each."""
         hosts = ["a.localhost", "b.localhost"]
-        loads = [pyload.start_load(ddv.http_port, hosts, "new_connection",
-                                   connections=8, rate=1500, duration=4),
-                 pyload.start_load(ddv.http_port, hosts, "keepalive",
-                                   connections=8, rate=1500, duration=4)]
+        loads = [pyload.start_load(ddv.http_port, hosts, shape,
+                                   connections=8, rate=rate,
+                                   duration=duration)
+                 for shape in ("new_connection", "keepalive")]
         for load in loads:
             self.addCleanup(load.kill)
+        return loads
+
+    def assertNoLoadFailed(self, loads, min_ok=0):
+        """Every load ended with no failure and more than `min_ok` answers;
+        returns the results."""
         results = [load.result() for load in loads]
         for result in results:
             print(result.summary(), file=sys.stderr)
             self.assertEqual(result.failed(), 0, result.summary())
-            self.assertGreater(result["ok"], 1500, result.summary())
+            self.assertGreater(result["ok"], min_ok, result.summary())
+        return results
+
+    def test_both_loops_route_under_load(self):
+        ddv = self.start()
+        results = self.assertNoLoadFailed(
+            self.start_loads(ddv, rate=1500, duration=4), min_ok=1500)
+        for result in results:
             sites = {info["site"] for info in result.pids_of().values()}
             self.assertEqual(sites, {"a", "b"}, result.summary())
         status = ddv.status()
@@ -169,13 +181,7 @@ class ShardsTest(unittest.TestCase):
 
     def test_reload_under_load(self):
         ddv = self.start()
-        hosts = ["a.localhost", "b.localhost"]
-        loads = [pyload.start_load(ddv.http_port, hosts, "new_connection",
-                                   connections=8, rate=800, duration=6),
-                 pyload.start_load(ddv.http_port, hosts, "keepalive",
-                                   connections=8, rate=800, duration=6)]
-        for load in loads:
-            self.addCleanup(load.kill)
+        loads = self.start_loads(ddv, rate=800, duration=6)
         time.sleep(1)
         # b gets a second worker and a new name; a's wildcard goes.
         with open(ddv.config_path) as f:
@@ -193,10 +199,7 @@ class ShardsTest(unittest.TestCase):
         ddv.write_text(text.replace("processes = 2", "processes = 1"))
         self.assertIn("ok", harness.control(ddv.control_socket, "reload",
                                             timeout=20))
-        results = [load.result() for load in loads]
-        for result in results:
-            print(result.summary(), file=sys.stderr)
-            self.assertEqual(result.failed(), 0, result.summary())
+        self.assertNoLoadFailed(loads)
         status, body, _ = http_get(ddv.http_port, "new.localhost")
         self.assertEqual((status, fields(body)["site"]), (200, "b"))
         status, body, _ = http_get(ddv.http_port, "x.a.localhost")
@@ -266,18 +269,8 @@ class ShardsTest(unittest.TestCase):
                        for fd in os.listdir(fds))
 
         idle_fds = master_fds()
-        hosts = ["a.localhost", "b.localhost"]
-        loads = [pyload.start_load(ddv.http_port, hosts, "new_connection",
-                                   connections=8, rate=1000, duration=4),
-                 pyload.start_load(ddv.http_port, hosts, "keepalive",
-                                   connections=8, rate=1000, duration=4)]
-        for load in loads:
-            self.addCleanup(load.kill)
-        results = [load.result() for load in loads]
-        for result in results:
-            print(result.summary(), file=sys.stderr)
-            self.assertEqual(result.failed(), 0, result.summary())
-            self.assertGreater(result["ok"], 1000, result.summary())
+        self.assertNoLoadFailed(self.start_loads(ddv, rate=1000, duration=4),
+                                min_ok=1000)
         log = harness.full_log(ddv)
         self.assertEqual(log.count("master shard 1 stopped: injected fault"),
                          1, log)
