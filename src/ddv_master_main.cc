@@ -109,9 +109,10 @@ DEFINE_int32(backlog, 4096,
              "(at --max_connections, or while the master restarts)");
 DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
 DEFINE_string(shards, "1",
-              "master event loops sharing the listeners (1..64, or auto: "
-              "one per online CPU); --max_connections is split among them "
-              "(docs/shards.md)");
+              "master event loops (1..64, or auto: one per CPU the master "
+              "may run on), each accepting on its own socket of every "
+              "listener (SO_REUSEPORT); --max_connections is split among "
+              "them (docs/shards.md)");
 DEFINE_uint64(shard_fault_after, 0,
               "tests: shard 1's loop fails after accepting N connections, "
               "once, to exercise its replacement (0: never)");
