@@ -423,6 +423,12 @@ void ParseListener(const TomlReader& reader, const toml::table& table,
       errors->Add(reader.ErrorAt(table, "[[listener]] needs a name"));
     } else if (listener->name.empty()) {
       errors->Add(reader.ErrorAt(*name, "listener name must not be empty"));
+    } else if (listener->name.find_first_of(",=#") != std::string::npos) {
+      // --listen_fds is "name=fd,..." and a group's other sockets are
+      // "name#k" (listen_socket.h).
+      errors->Add(reader.ErrorAt(
+          *name, absl::StrCat("listener name \"", listener->name,
+                              "\" must not contain \",\", \"=\" or \"#\"")));
     } else {
       source->name = name;
     }

@@ -117,7 +117,8 @@ void Master::GrowListenerGroups() {
     GrowGroup(slot.config, slot.fd.get(), &slot.members, &ids);
     grew = grew || !ids.empty();
     nlohmann::json entry = {{"name", slot.config.name},
-                            {"held", slot.config.name}};
+                            {"held", slot.config.name},
+                            {"held_members", true}};
     if (!ids.empty()) entry["bound"] = ids;
     set.push_back(std::move(entry));
   }
@@ -328,7 +329,9 @@ void Master::CommitListeners(const std::vector<config::ListenerConfig>& next,
     nlohmann::json entry = {{"name", next[i].name}};
     std::vector<int64_t> bound;
     if (!held_as[i].empty()) {
+      // All of its group (a master older than groups takes the first).
       entry["held"] = held_as[i];
+      entry["held_members"] = true;
     } else {
       bound.push_back(acquired[i].watchdog_id);
     }

@@ -128,6 +128,17 @@ bool BoundIds(const json& entry, std::vector<int64_t>* ids) {
   return true;
 }
 
+// The sockets a set entry's "held" takes: the one of that name, and with
+// "held_members" the rest of its group. A master older than groups never
+// says so, and the others close: its one loop accepts on the first only.
+std::vector<size_t> HeldSockets(const json& entry, const ListenerSet& set) {
+  const std::string name = StringField(entry, "held");
+  if (BoolField(entry, "held_members", false)) return set.Group(name);
+  const int index = set.Find(name);
+  if (index < 0) return {};
+  return {static_cast<size_t>(index)};
+}
+
 }  // namespace
 
 absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
@@ -157,7 +168,7 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
             absl::StrCat("listeners: \"", name, "\": no socket \"", group,
                          "\" held, or taken twice"));
       }
-      held_sockets += set->Group(group).size();
+      held_sockets += HeldSockets(entry, *set).size();
     }
     if (!BoundIds(entry, &ids)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -182,16 +193,17 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
   for (const json& entry : *entries) {
     const std::string name = StringField(entry, "name");
     auto h = entry.find("held");
+    size_t k = 0;
     if (h != entry.end() && h->is_string()) {
-      for (size_t i : set->Group(h->get<std::string>())) {
-        next_names.push_back(name);
+      for (size_t i : HeldSockets(entry, *set)) {
+        next_names.push_back(GroupSocketName(name, k++));
         next_fds.push_back(set->Take(i));
       }
     }
     BoundIds(entry, &ids);
     for (int64_t id : ids) {
       auto it = pending_.find(id);
-      next_names.push_back(name);
+      next_names.push_back(GroupSocketName(name, k++));
       next_fds.push_back(std::move(it->second));
       pending_.erase(it);
     }
