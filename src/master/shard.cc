@@ -314,19 +314,39 @@ void Shard::UpdateAccepts() {
                        !s.listeners[l].Shares(options_.id));
     if (!want) {
       if (slot.inflight > 0 && !slot.cancelled) {
-        // Every accept of the listener carries the same tag.
-        io_uring_sqe* sqe = Sqe(kOpCancel, l);
-        io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, l, 0}.Encode(),
-                               IORING_ASYNC_CANCEL_ALL);
+        CancelAccepts(l);
         slot.cancelled = true;
       }
       continue;
     }
     if (slot.cancelled) continue;  // a new one waits for the old ones' end
-    if (MonotonicNowNs() < accepts_paused_until_ns_) continue;
-    if (options_.hold_off != nullptr &&
-        options_.hold_off->load(std::memory_order_relaxed)) {
-      continue;  // the primary is full: what we would forward has no room
+    // Out of fds, or the primary is full: what we would forward has no
+    // room. Accepts in flight stay (each takes one more at most), a
+    // multishot does not.
+    const bool hold = MonotonicNowNs() < accepts_paused_until_ns_ ||
+                      (options_.hold_off != nullptr &&
+                       options_.hold_off->load(std::memory_order_relaxed));
+    // A multishot takes everything queued at each wake-up, so only on a
+    // socket no other loop accepts on (docs/shards.md) and with room for a
+    // burst; what does not fit is forwarded to the primary.
+    const bool multishot = !hold && !s.listeners[l].Shares(options_.id) &&
+                           room >= MultishotRoom();
+    if (slot.multishot) {
+      if (!multishot) {
+        CancelAccepts(l);
+        slot.cancelled = true;
+      }
+      continue;
+    }
+    if (hold) continue;
+    if (multishot && slot.inflight == 0) {
+      io_uring_sqe* sqe = Sqe(kOpAccept, l);
+      io_uring_prep_multishot_accept(sqe, s.listeners[l].SocketOf(options_.id),
+                                     nullptr, nullptr, SOCK_CLOEXEC);
+      slot.multishot = true;
+      slot.inflight = 1;
+      --room;
+      continue;
     }
     while (slot.inflight < kAcceptsPerListener && room > 0) {
       io_uring_sqe* sqe = Sqe(kOpAccept, l);
@@ -340,10 +360,26 @@ void Shard::UpdateAccepts() {
   }
 }
 
+void Shard::CancelAccepts(uint32_t listener) {
+  // Every accept of the listener carries the same tag.
+  io_uring_sqe* sqe = Sqe(kOpCancel, listener);
+  io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, listener, 0}.Encode(),
+                         IORING_ASYNC_CANCEL_ALL);
+}
+
+uint32_t Shard::MultishotRoom() const {
+  // As the primary's AcceptGate: a sixteenth of the table.
+  return std::max<uint32_t>(kAcceptsPerListener,
+                            connections_.capacity() / 16);
+}
+
 void Shard::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
-  if (listener < accepts_.size() && accepts_[listener].inflight > 0 &&
+  // A multishot goes on while the kernel says MORE.
+  if (listener < accepts_.size() && !(cqe->flags & IORING_CQE_F_MORE) &&
+      accepts_[listener].inflight > 0 &&
       --accepts_[listener].inflight == 0) {
     accepts_[listener].cancelled = false;
+    accepts_[listener].multishot = false;
   }
   if (cqe->res < 0) {
     const int error = -cqe->res;
