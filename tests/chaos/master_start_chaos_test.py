@@ -19,6 +19,9 @@ whichever start comes next.
   the same watchdog and workers throughout, 0 failed requests.
 - A master restarted after a crash (SIGKILL) hangs: killed and replaced,
   probes sent during its hang answered.
+- A slow start is not a hung one: with a site whose worker never says
+  hello, the master says `serving` after half the start timeout (not
+  after its usual 30 s) and is never killed.
 - A stop during a hung start: SIGTERM to the watchdog is a stop, not a
   start that takes long. The start check is off (no kill for it, no
   restart); the stop's own bound (--drain_timeout + 10 s) ends the hung
@@ -137,7 +140,7 @@ class MasterStartTest(chaos.ChaosTest):
         with open(self.token, "w"):
             pass
 
-    def front_door(self, flags=(), wait=True):
+    def front_door(self, flags=(), wait=True, sites=SITES):
         flags = [*chaos.MASTER_FLAGS,
                  f"--master_start_timeout={int(START_TIMEOUT)}",
                  f"--start_hang_token={self.token}", *flags]
@@ -145,7 +148,7 @@ class MasterStartTest(chaos.ChaosTest):
         if shards:
             flags.append(f"--shards={shards}")
         kind = harness.Ddv if wait else StartingDdv
-        ddv = kind(config_text=lambda d: chaos.config_text(d, SITES),
+        ddv = kind(config_text=lambda d: chaos.config_text(d, sites),
                    watchdog=True, extra_flags=flags)
         self.addCleanup(ddv.stop)
         return ddv
@@ -299,6 +302,25 @@ class MasterStartTest(chaos.ChaosTest):
         for probe in probes:
             self.assertEqual(probe.outcome, "a", [p.outcome for p in probes])
             self.assertGreater(probe.done_at, gone_at)
+
+    def test_workers_slow_to_start_do_not_make_the_master_hung(self):
+        # A worker that never says hello: the site waits for it.
+        never_ready = Site("never", hosts=("never.localhost",),
+                           command=("/bin/sleep", "60"))
+        ddv = self.front_door(sites=[*SITES, never_ready], wait=False)
+        self.assertTrue(wait_for(
+            lambda: "serving although not every worker is up after 2.5s"
+                    in harness.full_log(ddv), timeout=START_TIMEOUT + 5),
+            harness.full_log(ddv)[-3000:])
+        master = wait_for(lambda: chaos.master_pid(ddv), timeout=5)
+        time.sleep(2 * START_TIMEOUT)
+        self.assertEqual(chaos.master_pid(ddv), master)
+        self.assertEqual(chaos.site_of(ddv.http_port, "a.localhost"), "a")
+        log = harness.full_log(ddv)
+        self.assertNotIn("has not said it serves", log)
+        self.assertEqual(started_masters(ddv), [master])
+        self.assertEqual(metric(ddv, "ddv_master_restarts"), 0)
+        self.assertEqual(metric(ddv, "ddv_master_hang_kills"), 0)
 
     def test_stop_during_a_hung_start_is_a_stop(self):
         # The stop's bound: --drain_timeout + 10 s, more than twice the
