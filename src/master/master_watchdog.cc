@@ -217,7 +217,8 @@ absl::Status Master::HangAtStartIfAsked() {
   // this master would be left behind.
   pollfd link{watchdog_link_ ? watchdog_link_.get() : -1, 0, 0};
   while (true) {
-    if (::poll(&link, 1, -1) > 0 && (link.revents & (POLLHUP | POLLERR))) {
+    if (::poll(&link, 1, -1) > 0 &&
+        (link.revents & (POLLHUP | POLLERR | POLLNVAL))) {
       return absl::UnavailableError(
           "the watchdog went away while this master hung in its start "
           "(--start_hang_token)");
