@@ -134,6 +134,9 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners,
     ArmWorker(w);
     RecordWorker(w);
   }
+  // Tests: a start stuck after its workers started, before it serves.
+  status = HangAtStartIfAsked();
+  if (!status.ok()) return status;
   ReplayAdoptedConfUpdates();
   // Every worker, adopted or new, learns its site's names before the loop
   // sends it a connection.
