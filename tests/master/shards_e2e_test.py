@@ -365,7 +365,13 @@ class ShardsTest(unittest.TestCase):
         self.assertEqual(upgrade.returncode, 0, upgrade.stderr)
         self.assertRegex(upgrade.stdout, rf"ok: master {old} replaced by \d+")
         self.assertGroups(ddv, ports)
-        time.sleep(1)
+        # The binary check may outlast the loads: the new master's shares
+        # from a load of its own.
+        probe = pyload.start_load(ddv.http_port, ["a.localhost"],
+                                  "new_connection", connections=8, rate=800,
+                                  duration=2)
+        self.addCleanup(probe.kill)
+        self.assertNoLoadFailed([probe], min_ok=1000)
         shares = loop_shares(ddv.status())
         print("accepted by loop after the upgrade:", shares, file=sys.stderr)
         for share in shares:
