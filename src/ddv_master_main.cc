@@ -105,8 +105,10 @@ DEFINE_uint32(max_connections, 16384,
               "the limit it stops accepting and clients wait in the listen "
               "backlog (ddv_accept_paused_total)");
 DEFINE_int32(backlog, 4096,
-             "listen(2) backlog: where clients wait while no master accepts "
-             "(at --max_connections, or while the master restarts)");
+             "listen(2) backlog of each listening socket (with --shards, "
+             "each listener has one per loop): where clients wait while no "
+             "master accepts (at --max_connections, or while the master "
+             "restarts)");
 DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
 DEFINE_string(shards, "1",
               "master event loops (1..64, or auto: one per CPU the master "

@@ -291,6 +291,8 @@ class Master {
   // leaves the shards without one accepting on `first` (logged).
   void GrowGroup(const config::ListenerConfig& listener, int first,
                  std::vector<UniqueFd>* members, std::vector<int64_t>* ids);
+  // Whether shard `id` is the only loop accepting on some socket.
+  bool ShardOwnsSockets(int id) const;
   // Whether shards accept on listener `l`'s first socket too, for the
   // accept gate (AcceptGate::set_shared); after every listener change.
   void UpdateAcceptSharing();
@@ -806,6 +808,9 @@ class Master {
   // arm no new accept: what they forward would have nowhere to go).
   std::atomic<bool> shards_hold_off_{false};
   uint64_t shards_replaced_ = 0;
+  // A shard that owned sockets of the listeners' groups and could not be
+  // replaced: Run ends with this (docs/shards.md).
+  absl::Status shard_lost_;
 };
 
 }  // namespace master

@@ -18,6 +18,7 @@
 
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
+#include "src/base/listen_socket.h"
 #include "src/handoff/channel.h"
 #include "src/master/clock.h"
 #include "src/master/peek_ring.h"
@@ -322,15 +323,22 @@ void Shard::UpdateAccepts() {
     if (slot.cancelled) continue;  // a new one waits for the old ones' end
     // Out of fds, or the primary is full: what we would forward has no
     // room. Accepts in flight stay (each takes one more at most), a
-    // multishot does not.
+    // multishot does not, and the backlog is unknown afterwards.
     const bool hold = MonotonicNowNs() < accepts_paused_until_ns_ ||
                       (options_.hold_off != nullptr &&
                        options_.hold_off->load(std::memory_order_relaxed));
-    // A multishot takes everything queued at each wake-up, so only on a
-    // socket no other loop accepts on (docs/shards.md) and with room for a
-    // burst; what does not fit is forwarded to the primary.
-    const bool multishot = !hold && !s.listeners[l].Shares(options_.id) &&
-                           room >= MultishotRoom();
+    if (hold) slot.queued = AcceptGate::kQueuedUnknown;
+    // A multishot takes everything queued at each wake-up, so, as the
+    // primary's AcceptGate: only on a socket no other loop accepts on
+    // (docs/shards.md), and with room for the backlog a single-shot
+    // accept last measured plus a burst.
+    const uint32_t headroom = MultishotRoom();
+    const bool multishot =
+        !hold && !s.listeners[l].Shares(options_.id) &&
+        (slot.multishot
+             ? room >= headroom
+             : slot.queued != AcceptGate::kQueuedUnknown &&
+                   room >= 2 * static_cast<uint64_t>(headroom) + slot.queued);
     if (slot.multishot) {
       if (!multishot) {
         CancelAccepts(l);
@@ -339,7 +347,9 @@ void Shard::UpdateAccepts() {
       continue;
     }
     if (hold) continue;
-    if (multishot && slot.inflight == 0) {
+    // Singles in flight complete first (no new ones are armed meanwhile).
+    if (multishot) {
+      if (slot.inflight > 0) continue;
       io_uring_sqe* sqe = Sqe(kOpAccept, l);
       io_uring_prep_multishot_accept(sqe, s.listeners[l].SocketOf(options_.id),
                                      nullptr, nullptr, SOCK_CLOEXEC);
@@ -375,11 +385,28 @@ uint32_t Shard::MultishotRoom() const {
 
 void Shard::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   // A multishot goes on while the kernel says MORE.
-  if (listener < accepts_.size() && !(cqe->flags & IORING_CQE_F_MORE) &&
-      accepts_[listener].inflight > 0 &&
-      --accepts_[listener].inflight == 0) {
-    accepts_[listener].cancelled = false;
-    accepts_[listener].multishot = false;
+  const bool more = cqe->flags & IORING_CQE_F_MORE;
+  if (listener < accepts_.size() && !more) {
+    AcceptSlot& slot = accepts_[listener];
+    // A single-shot accept that took one measures the backlog behind it
+    // (kernels before 6.10 never set SOCK_NONEMPTY: trusted short, as the
+    // primary's gate does); a multishot's end leaves it unknown.
+    if (!slot.multishot && cqe->res >= 0) {
+      slot.queued = 0;
+      if ((cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) && snapshot_ &&
+          listener < snapshot_->listeners.size()) {
+        const int64_t length = AcceptQueueLength(
+            snapshot_->listeners[listener].SocketOf(options_.id));
+        slot.queued = length < 0 ? AcceptGate::kQueuedUnknown
+                                 : static_cast<uint32_t>(length);
+      }
+    } else if (slot.multishot) {
+      slot.queued = AcceptGate::kQueuedUnknown;
+    }
+    if (slot.inflight > 0 && --slot.inflight == 0) {
+      slot.cancelled = false;
+      slot.multishot = false;
+    }
   }
   if (cqe->res < 0) {
     const int error = -cqe->res;

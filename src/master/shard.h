@@ -29,6 +29,7 @@
 #include "src/base/unique_fd.h"
 #include "src/handoff/wire.h"
 #include "src/master/connection.h"
+#include "src/master/accept_gate.h"
 #include "src/master/counters.h"
 #include "src/master/head_reading.h"
 #include "src/master/histogram.h"
@@ -215,6 +216,9 @@ class Shard {
     uint32_t inflight = 0;
     bool cancelled = false;  // all of them, until the last completes
     bool multishot = false;  // the one in flight is a multishot
+    // The backlog a single-shot accept last saw behind it; unknown at
+    // start, after a hold and after a multishot (AcceptGate's rule).
+    uint32_t queued = AcceptGate::kQueuedUnknown;
   };
   std::vector<AcceptSlot> accepts_;
   std::vector<uint32_t> holding_;  // connections in the table by listener

@@ -148,9 +148,8 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
   }
   // Checked whole before anything moves: a bad commit leaves the set alone.
   absl::flat_hash_set<std::string> names;
-  absl::flat_hash_set<std::string> held;
+  absl::flat_hash_set<size_t> held;  // sockets of the current set, by index
   absl::flat_hash_set<int64_t> bound;
-  size_t held_sockets = 0;
   std::vector<int64_t> ids;
   for (const json& entry : *entries) {
     const std::string name =
@@ -162,13 +161,14 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
     auto h = entry.find("held");
     const bool holds = h != entry.end() && h->is_string();
     if (holds) {
-      const std::string group = h->get<std::string>();
-      if (set->Find(group) < 0 || !held.insert(group).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("listeners: \"", name, "\": no socket \"", group,
-                         "\" held, or taken twice"));
+      const std::vector<size_t> sockets = HeldSockets(entry, *set);
+      bool twice = false;
+      for (size_t i : sockets) twice = twice || !held.insert(i).second;
+      if (sockets.empty() || twice) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "listeners: \"", name, "\": no socket \"",
+            h->get<std::string>(), "\" held, or taken twice"));
       }
-      held_sockets += HeldSockets(entry, *set).size();
     }
     if (!BoundIds(entry, &ids)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -208,7 +208,7 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
       pending_.erase(it);
     }
   }
-  const size_t closed = set->size() - held_sockets;
+  const size_t closed = set->size() - held.size();
   // The sockets of the old set that were not taken close with it; so do
   // binds the commit does not name.
   *set = ListenerSet(next_names, std::move(next_fds));

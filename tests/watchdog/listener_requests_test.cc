@@ -276,6 +276,28 @@ TEST(ListenerRequestsTest, AbortClosesWhatWasBoundForAFailedReload) {
   EXPECT_FALSE(IsOpen(socket));
 }
 
+// A socket of a group is taken once, whichever entry names it.
+TEST(ListenerRequestsTest, AGroupSocketTakenTwiceFailsTheCommit) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Listening());
+  fds.push_back(Listening());
+  const int member = fds[1].get();
+  ListenerSet set({"http", "http#1"}, std::move(fds));
+  ListenerRequests requests{ListenOptions()};
+  for (const json& bad : std::vector<json>{
+           {{"set",
+             {{{"name", "a"}, {"held", "http"}, {"held_members", true}},
+              {{"name", "b"}, {"held", "http#1"}}}}},
+           {{"set",
+             {{{"name", "a"}, {"held", "http#1"}, {"held_members", true}}}}}}) {
+    EXPECT_EQ(requests.Commit(bad, &set).code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad.dump();
+    ASSERT_EQ(set.size(), 2u);
+    EXPECT_EQ(set.fd(1), member);
+  }
+}
+
 TEST(ListenerRequestsTest, ABadCommitChangesNothing) {
   std::vector<UniqueFd> fds;
   fds.push_back(Listening());
