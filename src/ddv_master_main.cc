@@ -361,8 +361,9 @@ uint32_t ShardsFromFlag() {
   if (!absl::SimpleAtoi(FLAGS_shards, &shards) || shards > 64) return 0;
   const long cpus = AllowedCpus();
   if (shards > 1 && cpus > 0 && shards > cpus) {
-    // Measured (benchmarks/RESULTS.md, "Master shards"): two loops on one
-    // CPU cost 27-40% more master CPU per connection than one.
+    // Measured (benchmarks/RESULTS.md, "Master shards: a socket per
+    // loop"): two loops on one CPU cost 25-29% more master CPU per
+    // connection than one.
     LOG(WARNING) << "--shards=" << shards << " with " << cpus
                  << " CPU(s) allowed: the loops share them, and each "
                     "connection costs more than with one loop per CPU "
