@@ -198,10 +198,14 @@ void PrintStatus(const std::string& text) {
     }
   }
   for (const auto& l : status["listeners"]) {
-    std::printf("listener %-10s %-22s %s\n",
+    // More than one socket: a SO_REUSEPORT group, one per loop (shards).
+    const int sockets = l.value("sockets", 1);
+    std::printf("listener %-10s %-22s %s%s\n",
                 l.value("name", std::string()).c_str(),
                 l.value("address", std::string()).c_str(),
-                l.value("protocol", std::string()).c_str());
+                l.value("protocol", std::string()).c_str(),
+                sockets > 1 ? absl::StrCat(" (", sockets, " sockets)").c_str()
+                            : "");
   }
   for (const auto& s : status["sites"]) {
     std::vector<std::string> hosts = s.value("hosts", std::vector<std::string>());

@@ -133,6 +133,10 @@ class ShardsTest(unittest.TestCase):
             capture_output=True, text=True, timeout=20)
         self.assertEqual(ddvctl.returncode, 0, ddvctl.stderr)
         self.assertIn("shard 0 (primary) holds", ddvctl.stdout)
+        if LOOPS > 1:
+            self.assertRegex(ddvctl.stdout,
+                             rf"listener http +127\.0\.0\.1:\d+ +http "
+                             rf"\({LOOPS} sockets\)")
         self.assertRegex(ddvctl.stdout,
                          r"shard 1 holds \d+; accepted \d+, handed off \d+,"
                          r" forwarded \d+")
