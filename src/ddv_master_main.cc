@@ -109,9 +109,10 @@ DEFINE_int32(backlog, 4096,
              "(at --max_connections, or while the master restarts)");
 DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
 DEFINE_string(shards, "1",
-              "master event loops sharing the listeners (1..64, or auto: "
-              "one per online CPU); --max_connections is split among them "
-              "(docs/shards.md)");
+              "master event loops (1..64, or auto: one per CPU the master "
+              "may run on), each accepting on its own socket of every "
+              "listener (SO_REUSEPORT); --max_connections is split among "
+              "them (docs/shards.md)");
 DEFINE_uint64(shard_fault_after, 0,
               "tests: shard 1's loop fails after accepting N connections, "
               "once, to exercise its replacement (0: never)");
@@ -727,11 +728,13 @@ int main(int argc, char** argv) {
   // From the watchdog: the sockets it holds for this config's listeners;
   // the master binds (through it) any the config has and it lacks.
   std::vector<std::string> held_as;
+  std::vector<std::vector<ddv::UniqueFd>> group_members;
   bool activated = false;
   absl::StatusOr<std::vector<ddv::UniqueFd>> listeners =
       FLAGS_listen_fds.empty()
           ? ListenersAtStart(*config, listen, &activated)
-          : ddv::master::TakeListenFds(FLAGS_listen_fds, *config, &held_as);
+          : ddv::master::TakeListenFds(FLAGS_listen_fds, *config, &held_as,
+                                       &group_members);
   if (!listeners.ok()) {
     LOG(ERROR) << listeners.status().message();
     return activated && absl::IsInvalidArgument(listeners.status())
@@ -739,6 +742,21 @@ int main(int argc, char** argv) {
                : 1;
   }
   ddv::master::MasterOptions options = MasterOptionsFromFlags();
+  // A listener's SO_REUSEPORT group has a socket per loop of the master
+  // that grew it (docs/shards.md). One no loop accepted on would keep
+  // the connections the kernel gives it: a master with fewer loops (an
+  // `auto` that found fewer CPUs) runs one per socket instead.
+  for (size_t i = 0; i < group_members.size(); ++i) {
+    const uint32_t sockets = 1 + group_members[i].size();
+    if (sockets <= options.shards) continue;
+    LOG(WARNING) << "listener \"" << config->listeners[i].name << "\" has "
+                 << sockets << " sockets, one per loop of the master that "
+                 << "bound them; running " << sockets << " loops, not "
+                 << options.shards;
+    options.max_connections = std::max<uint32_t>(
+        1, options.max_connections * options.shards / sockets);
+    options.shards = sockets;
+  }
   options.overrides = overrides;
   options.config_snapshot = FLAGS_config_snapshot;
   options.watchdog_fd = FLAGS_watchdog_fd;
@@ -783,7 +801,8 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<std::unique_ptr<ddv::master::Master>> master =
       ddv::master::Master::Create(options, std::move(*config),
-                                  std::move(*listeners));
+                                  std::move(*listeners),
+                                  std::move(group_members));
   if (!master.ok()) {
     LOG(ERROR) << "cannot start the master: " << master.status().message();
     // A config the master rejects will not get better by restarting.

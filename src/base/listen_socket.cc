@@ -32,7 +32,7 @@ absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
                                        &v6only, sizeof(v6only)) < 0) {
     return ErrnoStatus(errno, "setsockopt(IPV6_V6ONLY)", doing);
   }
-  if (spec.reuse_port) {
+  if (spec.reuse_port || spec.group_member) {
     DDV_RETURN_IF_ERROR(SetReusePort(fd.get(), true));
   }
   if (spec.defer_accept && options.defer_accept_seconds > 0 &&
@@ -53,7 +53,7 @@ absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
   // kernel may still let a same-user SO_REUSEPORT socket share the port
   // until both are closed: its bucket remembers. Only the owner's user can
   // do that, and it holds the sockets anyway.)
-  if (spec.reuse_port) {
+  if (spec.reuse_port && !spec.group_member) {
     DDV_RETURN_IF_ERROR(SetReusePort(fd.get(), false));
   }
   return fd;
@@ -63,7 +63,7 @@ absl::Status SetReusePort(int fd, bool on) {
   const int value = on ? 1 : 0;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &value, sizeof(value)) < 0) {
     return ErrnoStatus(errno, "setsockopt(SO_REUSEPORT)",
-                       on ? "binding a listener beside the one it replaces"
+                       on ? "letting a listener's port take another socket"
                           : "restoring a listener after a failed bind");
   }
   return absl::OkStatus();

@@ -39,6 +39,12 @@ struct ListenSpec {
   // (SetReusePort). Off again once listening, so later binds by others are
   // refused as before.
   bool reuse_port = false;
+  // A member of the listener's SO_REUSEPORT group: one socket per master
+  // loop, the kernel spreading connections over them (docs/shards.md, "One
+  // socket per loop"). SO_REUSEPORT stays on: the kernel picks a group
+  // member only while the socket found first has it. The group's first
+  // socket must have it on (SetReusePort) when this one listens.
+  bool group_member = false;
 };
 
 // socket + SO_REUSEADDR (+ IPV6_V6ONLY as `spec.v6only` says, for IPv6) +
@@ -56,7 +62,8 @@ absl::Status SetDeferAccept(int fd, bool on, const ListenOptions& options);
 
 // Turns SO_REUSEPORT on or off on a bound socket: on before a socket that
 // replaces it is bound beside it (ListenSpec::reuse_port), off again when
-// that bind failed.
+// that bind failed; on for good in the first socket of a group
+// (ListenSpec::group_member).
 absl::Status SetReusePort(int fd, bool on);
 
 // IPV6_V6ONLY of a bound IPv6 socket; true for any other family (it takes

@@ -33,6 +33,10 @@ void AcceptGate::Retire(uint32_t listener) {
   UpdateHeadroom();
 }
 
+void AcceptGate::set_shared(uint32_t listener, bool shared) {
+  if (listener < listeners_.size()) listeners_[listener].shared = shared;
+}
+
 bool AcceptGate::Idle(uint32_t listener) const {
   return listener < listeners_.size() &&
          listeners_[listener].armed == Mode::kOff &&
@@ -53,7 +57,7 @@ void AcceptGate::Plan(int64_t free, bool stopping, int64_t now_ns,
     Mode want = Mode::kSingle;
     if (stopping || paused_ || listener.retired) {
       want = Mode::kOff;
-    } else if (single_shot_only_) {
+    } else if (listener.shared) {
       want = Mode::kSingle;
     } else if (listener.armed == Mode::kMultishot
                    ? free >= headroom_

@@ -57,13 +57,17 @@ class AcceptGate {
   // A connection closed: an fd is free again, so an fd pause may end now.
   void OnConnectionClosed();
 
-  // Never a multishot: each loop turn takes at most one connection per
-  // listener. With master shards (docs/shards.md) every loop accepts on the
-  // same socket and io_uring's accept waits exclusively; a multishot's
-  // wait stays first in the socket's queue and would get every connection,
-  // while a single-shot one re-queues behind the other loops' after each.
-  void set_single_shot_only(bool single) { single_shot_only_ = single; }
-  bool single_shot_only() const { return single_shot_only_; }
+  // Shared: master shards accept on the listener's socket too
+  // (docs/shards.md: no socket of its own per loop). Then never a
+  // multishot, so each loop turn takes at most one connection: io_uring's
+  // accept waits exclusively, and a multishot's wait stays first in the
+  // socket's queue and would get every connection, while a single-shot one
+  // re-queues behind the other loops' after each. An armed multishot is
+  // cancelled at the next Plan.
+  void set_shared(uint32_t listener, bool shared);
+  bool shared(uint32_t listener) const {
+    return listener < listeners_.size() && listeners_[listener].shared;
+  }
 
   // A listener added by a reload; returns its index (the next one).
   uint32_t Add();
@@ -98,6 +102,7 @@ class AcceptGate {
     // after a multishot: a single-shot accept measures it first.
     uint32_t queued = kQueuedUnknown;
     bool retired = false;
+    bool shared = false;  // set_shared
   };
 
   void SetPaused(bool paused, int64_t now_ns);
@@ -108,7 +113,6 @@ class AcceptGate {
   uint32_t headroom_ = 1;
   int64_t out_of_fds_until_ns_ = 0;
   bool paused_ = false;
-  bool single_shot_only_ = false;
   uint64_t pauses_ = 0;
   int64_t paused_since_ns_ = 0;
   int64_t paused_total_ns_ = 0;

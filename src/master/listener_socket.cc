@@ -42,10 +42,10 @@ absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
   return fds;
 }
 
-absl::StatusOr<std::vector<int>> ParseListenFdList(
+absl::StatusOr<std::vector<std::vector<int>>> ParseListenFdList(
     absl::string_view text, const std::vector<std::string>& listener_names,
     std::vector<int>* strangers) {
-  std::vector<int> by_listener(listener_names.size(), -1);
+  std::vector<std::vector<int>> by_listener(listener_names.size());
   std::vector<int> seen;
   std::vector<int> unnamed;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
@@ -63,7 +63,7 @@ absl::StatusOr<std::vector<int>> ParseListenFdList(
     bool named = false;
     for (size_t i = 0; i < listener_names.size(); ++i) {
       if (listener_names[i] == kv.first) {
-        by_listener[i] = fd;
+        by_listener[i].push_back(fd);
         named = true;
       }
     }
@@ -75,13 +75,14 @@ absl::StatusOr<std::vector<int>> ParseListenFdList(
 
 absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
     absl::string_view text, const config::Config& config,
-    std::vector<std::string>* held_as) {
+    std::vector<std::string>* held_as,
+    std::vector<std::vector<UniqueFd>>* members) {
   std::vector<std::string> names;
   for (const config::ListenerConfig& listener : config.listeners) {
     names.push_back(listener.name);
   }
   std::vector<int> strangers;
-  absl::StatusOr<std::vector<int>> by_listener =
+  absl::StatusOr<std::vector<std::vector<int>>> by_listener =
       ParseListenFdList(text, names, &strangers);
   if (!by_listener.ok()) return by_listener.status();
   // The watchdog's name of each fd (the text parsed cleanly above).
@@ -92,16 +93,26 @@ absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
     if (absl::SimpleAtoi(kv.second, &fd)) name_of[fd] = kv.first;
   }
   std::vector<UniqueFd> fds(names.size());
+  std::vector<std::vector<UniqueFd>> group(names.size());
   std::vector<std::string> held(names.size());
-  for (size_t i = 0; i < names.size(); ++i) {
-    const int fd = (*by_listener)[i];
-    if (fd < 0) continue;
-    const config::ListenerConfig& listener = config.listeners[i];
-    if (ListensOn(fd, {listener.addr, listener.addr_len})) {
+  // A listener's first socket is fds[i], the rest of its SO_REUSEPORT
+  // group (docs/shards.md) group[i].
+  const auto take = [&](size_t i, int fd) {
+    if (!fds[i]) {
       fds[i] = UniqueFd(fd);
-      held[i] = names[i];
     } else {
-      strangers.push_back(fd);
+      group[i].emplace_back(fd);
+    }
+  };
+  for (size_t i = 0; i < names.size(); ++i) {
+    const config::ListenerConfig& listener = config.listeners[i];
+    for (int fd : (*by_listener)[i]) {
+      if (ListensOn(fd, {listener.addr, listener.addr_len})) {
+        take(i, fd);
+        held[i] = names[i];
+      } else {
+        strangers.push_back(fd);
+      }
     }
   }
   for (size_t i = 0; i < names.size(); ++i) {
@@ -113,17 +124,25 @@ absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
     // reload's plan does.
     if (fds[i] || SocketAddressPort(wanted) <= 0) continue;
     for (int& fd : strangers) {
-      if (fd >= 0 && ListensOn(fd, {listener.addr, listener.addr_len})) {
-        fds[i] = UniqueFd(fd);
-        held[i] = name_of[fd];
-        fd = -1;
-        break;
+      if (fd < 0 || !ListensOn(fd, {listener.addr, listener.addr_len})) {
+        continue;
       }
+      // The first socket held under another name on this address, and the
+      // rest of its group (the same name, the same address).
+      if (held[i].empty()) {
+        held[i] = name_of[fd];
+      } else if (name_of[fd] != held[i]) {
+        continue;
+      }
+      take(i, fd);
+      fd = -1;
     }
   }
   strangers.erase(std::remove(strangers.begin(), strangers.end(), -1),
                   strangers.end());
   if (held_as != nullptr) *held_as = std::move(held);
+  // Without `members`, a group's other sockets close with `group`.
+  if (members != nullptr) *members = std::move(group);
   for (int fd : strangers) {
     int accepting = 0;
     socklen_t length = sizeof(accepting);

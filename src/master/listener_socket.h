@@ -30,12 +30,13 @@ absl::StatusOr<UniqueFd> BindListener(const config::ListenerConfig& listener,
 absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
                                               const ListenOptions& options);
 
-// The text of --listen_fds (name=fd,...) → the fd of each of
-// `listener_names`, in order; -1 for a listener the text does not name.
+// The text of --listen_fds (name=fd,...) → the fds of each of
+// `listener_names`, in order: none for a listener the text does not name,
+// several for a SO_REUSEPORT group (docs/shards.md), in the text's order.
 // Entries naming no listener are returned in `strangers` when it is given.
 // InvalidArgument for a malformed entry, or an fd named twice (two owners
 // would close it twice). Pure: it looks at no fd.
-absl::StatusOr<std::vector<int>> ParseListenFdList(
+absl::StatusOr<std::vector<std::vector<int>>> ParseListenFdList(
     absl::string_view text, const std::vector<std::string>& listener_names,
     std::vector<int>* strangers = nullptr);
 
@@ -55,9 +56,14 @@ absl::StatusOr<std::vector<int>> ParseListenFdList(
 // it again would fail, the address being the watchdog's already.
 // `held_as[i]` is the name the watchdog holds listener i's socket under
 // ("" when none was taken), for the master's commit.
+//
+// Several sockets under one name on the listener's address are its
+// SO_REUSEPORT group: the first is returned, the others in `members[i]`
+// (closed when `members` is null).
 absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
     absl::string_view text, const config::Config& config,
-    std::vector<std::string>* held_as = nullptr);
+    std::vector<std::string>* held_as = nullptr,
+    std::vector<std::vector<UniqueFd>>* members = nullptr);
 
 }  // namespace master
 }  // namespace ddv

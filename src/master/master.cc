@@ -53,19 +53,22 @@ Master::~Master() {
 
 absl::StatusOr<std::unique_ptr<Master>> Master::Create(
     const MasterOptions& options, config::Config config,
-    std::vector<UniqueFd> listeners) {
+    std::vector<UniqueFd> listeners,
+    std::vector<std::vector<UniqueFd>> group_members) {
   std::unique_ptr<Master> master(new Master(options, std::move(config)));
-  absl::Status status = master->Init(std::move(listeners));
+  absl::Status status =
+      master->Init(std::move(listeners), std::move(group_members));
   if (!status.ok()) return status;
   return master;
 }
 
-absl::Status Master::Init(std::vector<UniqueFd> listeners) {
+absl::Status Master::Init(std::vector<UniqueFd> listeners,
+                          std::vector<std::vector<UniqueFd>> group_members) {
   started_ns_ = MonotonicNowNs();
-  accept_gate_.set_single_shot_only(options_.shards > 1);
   if (listeners.size() != config_.listeners.size()) {
     return absl::InvalidArgumentError("one listening socket per listener");
   }
+  group_members.resize(listeners.size());
   if (options_.watchdog_fd >= 0) {
     watchdog_link_ = UniqueFd(options_.watchdog_fd);
     options_.workers.workers_outlive_master = true;
@@ -83,7 +86,8 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   // Before the workers are adopted: a listener missing from --listen_fds
   // is bound through the watchdog, and the worker offers it sends
   // meanwhile wait in watchdog_inbox_.
-  absl::Status status = TakeListeners(std::move(listeners));
+  absl::Status status =
+      TakeListeners(std::move(listeners), std::move(group_members));
   if (!status.ok()) return status;
   absl::StatusOr<std::shared_ptr<const route::RouteTable>> routes =
       RoutesFromConfig(config_);
@@ -134,6 +138,8 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners) {
   // Every worker, adopted or new, learns its site's names before the loop
   // sends it a connection.
   UpdateSiteViews();
+  GrowListenerGroups();
+  UpdateAcceptSharing();
   status = StartShards();
   if (!status.ok()) return status;
 

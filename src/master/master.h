@@ -132,9 +132,12 @@ class Master {
  public:
   // Takes the listening sockets (one per config listener, in order); an
   // empty one is bound at start, through the watchdog when there is one.
+  // `listeners`: a socket per config listener; `group_members`, when given,
+  // the other sockets of each one's SO_REUSEPORT group (docs/shards.md).
   static absl::StatusOr<std::unique_ptr<Master>> Create(
       const MasterOptions& options, config::Config config,
-      std::vector<UniqueFd> listeners);
+      std::vector<UniqueFd> listeners,
+      std::vector<std::vector<UniqueFd>> group_members = {});
   ~Master();
 
   // Runs until SIGTERM/SIGINT (graceful drain) or a fatal error.
@@ -216,7 +219,8 @@ class Master {
 
   Master(const MasterOptions& options, config::Config config);
 
-  absl::Status Init(std::vector<UniqueFd> listeners);
+  absl::Status Init(std::vector<UniqueFd> listeners,
+                    std::vector<std::vector<UniqueFd>> group_members);
   io_uring_sqe* Sqe(Op op, uint32_t index, uint32_t generation = 0);
 
   // The dispatch: one case per op, each calling that op's handler.
@@ -267,8 +271,23 @@ class Master {
 
   // Listeners (master_listeners.cc).
   // At start: binds the listeners `inherited` lacks and, under a watchdog,
-  // tells it the set this master runs (its commit).
-  absl::Status TakeListeners(std::vector<UniqueFd> inherited);
+  // tells it the set this master runs (its commit). `members`: the rest of
+  // each inherited socket's group.
+  absl::Status TakeListeners(std::vector<UniqueFd> inherited,
+                             std::vector<std::vector<UniqueFd>> members);
+  // With shards, once the master knows whether the listeners are systemd's
+  // (adopt_end): each listener's group gets a socket per loop, and the
+  // watchdog is told its new set (docs/shards.md, "One socket per loop").
+  void GrowListenerGroups();
+  // Binds sockets into `listener`'s SO_REUSEPORT group, whose first socket
+  // is `first`, until `members` has one per shard; `ids` gets the
+  // watchdog's id of each (for its commit). One that cannot be bound
+  // leaves the shards without one accepting on `first` (logged).
+  void GrowGroup(const config::ListenerConfig& listener, int first,
+                 std::vector<UniqueFd>* members, std::vector<int64_t>* ids);
+  // Whether shards accept on listener `l`'s first socket too, for the
+  // accept gate (AcceptGate::set_shared); after every listener change.
+  void UpdateAcceptSharing();
   // A new socket for `listener`: the watchdog binds it (and keeps it until
   // the commit; `watchdog_id` names it then), or the master when alone.
   // `beside`: an old socket on the same port, about to close, allows it
@@ -276,6 +295,9 @@ class Master {
   absl::StatusOr<UniqueFd> AcquireListener(
       const config::ListenerConfig& listener, bool beside,
       int64_t* watchdog_id);
+  // The same for any socket `spec` describes (a group's other sockets).
+  absl::StatusOr<UniqueFd> AcquireSocket(const ListenSpec& spec,
+                                         int64_t* watchdog_id);
   // The slot running config listener `config_index` (it must exist).
   uint32_t SlotOfConfigIndex(int config_index) const;
   // A reload's new sockets, one per plan.listeners.next entry that needs
@@ -284,6 +306,8 @@ class Master {
   struct NewListener {
     UniqueFd fd;
     int64_t watchdog_id = -1;
+    std::vector<UniqueFd> members;    // the rest of its group (GrowGroup)
+    std::vector<int64_t> member_ids;  // the watchdog's ids of them
   };
   absl::StatusOr<std::vector<NewListener>> AcquireListeners(
       const ReloadPlan& plan);
@@ -641,6 +665,9 @@ class Master {
   struct ListenerSlot {
     config::ListenerConfig config;  // how its connections are handled
     UniqueFd fd;  // empty once closed, or passed on to the slot after it
+    // The rest of its SO_REUSEPORT group, one per shard, shard 1's first
+    // (docs/shards.md, "One socket per loop"); they go with `fd`.
+    std::vector<UniqueFd> members;
     int config_index = -1;  // in config_.listeners; -1 once retired
     // Retired: the route table it had and its index there, so what it
     // accepted is routed as it would have been.
@@ -648,6 +675,8 @@ class Master {
     int route_index = -1;
     bool drain = false;  // retired with its own socket: drain, then close
   };
+  // A slot's socket and the rest of its group.
+  static std::vector<int> GroupSockets(const ListenerSlot& slot);
   std::vector<ListenerSlot> listeners_;
   AcceptGate accept_gate_;
   std::vector<AcceptGate::Action> accept_actions_;  // scratch for the gate

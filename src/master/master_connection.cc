@@ -102,7 +102,7 @@ void Master::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
   // how many connections still wait, so it re-arms a multishot only with
   // room for them. Multishot completions (MORE) cost no syscall.
   uint32_t queued = 0;
-  if (accepted && !more && !accept_gate_.single_shot_only() &&
+  if (accepted && !more && !accept_gate_.shared(listener) &&
       (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)) {
     const int64_t length = AcceptQueueLength(listeners_[listener].fd.get());
     queued = length < 0 ? AcceptGate::kQueuedUnknown

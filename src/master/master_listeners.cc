@@ -41,7 +41,9 @@ int BoundPort(int fd) {
 
 }  // namespace
 
-absl::Status Master::TakeListeners(std::vector<UniqueFd> inherited) {
+absl::Status Master::TakeListeners(
+    std::vector<UniqueFd> inherited,
+    std::vector<std::vector<UniqueFd>> members) {
   std::vector<NewListener> bound(config_.listeners.size());
   std::vector<std::string> held_as(config_.listeners.size());
   for (size_t i = 0; i < config_.listeners.size(); ++i) {
@@ -51,15 +53,18 @@ absl::Status Master::TakeListeners(std::vector<UniqueFd> inherited) {
     slot.config_index = i;
     if (inherited[i]) {
       slot.fd = std::move(inherited[i]);
+      slot.members = std::move(members[i]);
       held_as[i] = i < options_.listeners_held_as.size() &&
                            !options_.listeners_held_as[i].empty()
                        ? options_.listeners_held_as[i]
                        : listener.name;
       // The last good config may give it another protocol than the socket
       // was bound for (a crash in the middle of a reload).
-      absl::Status defer = SetDeferAccept(
-          slot.fd.get(), config::IsPeeked(listener), options_.listen);
-      if (!defer.ok()) LOG(WARNING) << defer;
+      for (int fd : GroupSockets(slot)) {
+        absl::Status defer =
+            SetDeferAccept(fd, config::IsPeeked(listener), options_.listen);
+        if (!defer.ok()) LOG(WARNING) << defer;
+      }
       // Or another v6only, which a bound socket cannot change: it is
       // served as bound, and the running config says so, so the next
       // reload of the file binds the one it asks for beside it.
@@ -95,12 +100,119 @@ absl::Status Master::TakeListeners(std::vector<UniqueFd> inherited) {
   return absl::OkStatus();
 }
 
+void Master::GrowListenerGroups() {
+  if (options_.shards <= 1) return;
+  if (options_.socket_activated) {
+    // systemd's sockets: a socket of ours in the group would close with
+    // us, resetting what waits in it. The shards share the primary's.
+    LOG(INFO) << "the listeners are systemd's: every loop accepts on the "
+                 "one socket of each (docs/shards.md)";
+    return;
+  }
+  nlohmann::json set = nlohmann::json::array();
+  bool grew = false;
+  for (ListenerSlot& slot : listeners_) {
+    if (slot.config_index < 0 || !slot.fd) continue;
+    std::vector<int64_t> ids;
+    GrowGroup(slot.config, slot.fd.get(), &slot.members, &ids);
+    grew = grew || !ids.empty();
+    nlohmann::json entry = {{"name", slot.config.name},
+                            {"held", slot.config.name}};
+    if (!ids.empty()) entry["bound"] = ids;
+    set.push_back(std::move(entry));
+  }
+  // TakeListeners' commit named every socket by its listener's name.
+  if (grew && watchdog_link_) {
+    SendToWatchdog({{"op", "listeners"}, {"set", std::move(set)}}, {});
+  }
+}
+
+void Master::GrowGroup(const config::ListenerConfig& listener, int first,
+                       std::vector<UniqueFd>* members,
+                       std::vector<int64_t>* ids) {
+  const size_t want = options_.shards - 1;
+  if (options_.shards <= 1 || members->size() >= want ||
+      options_.socket_activated) {
+    return;
+  }
+  // Exactly the first socket's address (a port the kernel picked, the
+  // v6only it was bound with): the kernel groups only those.
+  ListenSpec spec = ListenSpecFor(listener);
+  spec.bind_to.addr_len = sizeof(spec.bind_to.addr);
+  if (getsockname(first, reinterpret_cast<sockaddr*>(&spec.bind_to.addr),
+                  &spec.bind_to.addr_len) != 0) {
+    LOG(WARNING) << ErrnoStatus(errno, "getsockname",
+                                absl::StrCat("growing listener \"",
+                                             listener.name, "\""));
+    return;
+  }
+  absl::StatusOr<std::string> address = FormatSocketAddress(spec.bind_to.addr);
+  if (address.ok()) spec.address = *address;
+  spec.v6only = IsV6Only(first);
+  spec.group_member = true;
+  // The kernel adds a socket to the group of the one it finds listening on
+  // the same address with SO_REUSEPORT on: the first stays so for good.
+  if (members->empty()) {
+    absl::Status on = SetReusePort(first, true);
+    if (!on.ok()) {
+      LOG(WARNING) << "listener \"" << listener.name << "\": " << on
+                   << "; the shards accept on its one socket";
+      return;
+    }
+  }
+  while (members->size() < want) {
+    int64_t id = -1;
+    absl::StatusOr<UniqueFd> fd = AcquireSocket(spec, &id);
+    if (!fd.ok()) {
+      LOG(WARNING) << "listener \"" << listener.name << "\": "
+                   << fd.status().message() << "; "
+                   << want - members->size()
+                   << " shards accept on the primary loop's socket";
+      break;
+    }
+    members->push_back(std::move(*fd));
+    if (id >= 0) ids->push_back(id);
+  }
+  if (members->empty()) {
+    // Nothing joined: as before, nobody else may bind the port.
+    absl::Status off = SetReusePort(first, false);
+    if (!off.ok()) LOG(WARNING) << off;
+  } else {
+    LOG(INFO) << "listener \"" << listener.name << "\" " << spec.address
+              << ": " << members->size() + 1
+              << " sockets, one per loop (SO_REUSEPORT)";
+  }
+}
+
+void Master::UpdateAcceptSharing() {
+  for (uint32_t l = 0; l < listeners_.size(); ++l) {
+    const ListenerSlot& slot = listeners_[l];
+    // Shards without a socket of their own accept on the first, unless
+    // the listener is logged (ShardSnapshot::Listener::SocketOf).
+    accept_gate_.set_shared(
+        l, options_.shards > 1 && slot.members.size() < options_.shards - 1 &&
+               slot.config.access_log.empty());
+  }
+}
+
+std::vector<int> Master::GroupSockets(const ListenerSlot& slot) {
+  std::vector<int> fds;
+  if (slot.fd) fds.push_back(slot.fd.get());
+  for (const UniqueFd& member : slot.members) fds.push_back(member.get());
+  return fds;
+}
+
 absl::StatusOr<UniqueFd> Master::AcquireListener(
     const config::ListenerConfig& listener, bool beside,
     int64_t* watchdog_id) {
-  *watchdog_id = -1;
   ListenSpec spec = ListenSpecFor(listener);
   spec.reuse_port = beside;
+  return AcquireSocket(spec, watchdog_id);
+}
+
+absl::StatusOr<UniqueFd> Master::AcquireSocket(const ListenSpec& spec,
+                                               int64_t* watchdog_id) {
+  *watchdog_id = -1;
   if (!watchdog_link_) return BindListenSocket(spec, options_.listen);
   absl::StatusOr<watchdog::LinkMessage> reply =
       AskWatchdog({{"op", "bind"},
@@ -108,12 +220,13 @@ absl::StatusOr<UniqueFd> Master::AcquireListener(
                    {"address", spec.address},
                    {"defer_accept", spec.defer_accept},
                    {"v6only", spec.v6only},
-                   {"reuse_port", spec.reuse_port}},
+                   {"reuse_port", spec.reuse_port},
+                   {"group_member", spec.group_member}},
                   "bound");
   if (!reply.ok()) {
     return absl::Status(reply.status().code(),
                         absl::StrCat("asking the watchdog to bind listener \"",
-                                     listener.name, "\" to ", listener.address,
+                                     spec.name, "\" to ", spec.address,
                                      ": ", reply.status().message()));
   }
   auto error = reply->body.find("error");
@@ -126,7 +239,7 @@ absl::StatusOr<UniqueFd> Master::AcquireListener(
   if (reply->fds.size() != 1 || id == reply->body.end() ||
       !id->is_number_integer()) {
     return absl::InternalError(absl::StrCat(
-        "the watchdog's answer to binding listener \"", listener.name,
+        "the watchdog's answer to binding listener \"", spec.name,
         "\" has no socket"));
   }
   *watchdog_id = id->get<int64_t>();
@@ -176,6 +289,9 @@ absl::StatusOr<std::vector<Master::NewListener>> Master::AcquireListeners(
         AcquireListener(next[i], beside, &acquired[i].watchdog_id);
     if (!fd.ok()) return abandon(fd.status());
     acquired[i].fd = std::move(*fd);
+    // A socket per loop, as the listeners the master started with.
+    GrowGroup(next[i], acquired[i].fd.get(), &acquired[i].members,
+              &acquired[i].member_ids);
   }
   return acquired;
 }
@@ -197,7 +313,8 @@ void Master::AbandonListeners(std::vector<NewListener> acquired) {
   // reload in progress ever sets it).
   acquired.clear();
   for (const ListenerSlot& slot : listeners_) {
-    if (!slot.fd) continue;
+    // A group's sockets keep SO_REUSEPORT on for good (GrowGroup).
+    if (!slot.fd || !slot.members.empty()) continue;
     absl::Status off = SetReusePort(slot.fd.get(), false);
     if (!off.ok()) LOG(WARNING) << "reload failed: " << off;
   }
@@ -209,11 +326,17 @@ void Master::CommitListeners(const std::vector<config::ListenerConfig>& next,
   nlohmann::json set = nlohmann::json::array();
   for (size_t i = 0; i < next.size(); ++i) {
     nlohmann::json entry = {{"name", next[i].name}};
+    std::vector<int64_t> bound;
     if (!held_as[i].empty()) {
       entry["held"] = held_as[i];
     } else {
-      entry["bound"] = acquired[i].watchdog_id;
+      bound.push_back(acquired[i].watchdog_id);
     }
+    if (i < acquired.size()) {
+      bound.insert(bound.end(), acquired[i].member_ids.begin(),
+                   acquired[i].member_ids.end());
+    }
+    if (!bound.empty()) entry["bound"] = bound;
     set.push_back(std::move(entry));
   }
   SendToWatchdog({{"op", "listeners"}, {"set", std::move(set)}}, {});
@@ -257,13 +380,20 @@ void Master::ApplyListeners(const ReloadPlan& plan,
     ListenerSlot slot;
     slot.config = next[i];
     slot.config_index = i;
-    slot.fd = change.socket_from >= 0
-                  ? std::move(listeners_[slot_of[change.socket_from]].fd)
-                  : std::move(acquired[i].fd);
+    if (change.socket_from >= 0) {
+      ListenerSlot& from = listeners_[slot_of[change.socket_from]];
+      slot.fd = std::move(from.fd);
+      slot.members = std::move(from.members);
+    } else {
+      slot.fd = std::move(acquired[i].fd);
+      slot.members = std::move(acquired[i].members);
+    }
     if (change.defer_accept_changes) {
-      absl::Status defer = SetDeferAccept(
-          slot.fd.get(), config::IsPeeked(next[i]), options_.listen);
-      if (!defer.ok()) LOG(WARNING) << "reload: " << defer;
+      for (int fd : GroupSockets(slot)) {
+        absl::Status defer =
+            SetDeferAccept(fd, config::IsPeeked(next[i]), options_.listen);
+        if (!defer.ok()) LOG(WARNING) << "reload: " << defer;
+      }
     }
     const uint32_t index = accept_gate_.Add();
     DCHECK_EQ(index, listeners_.size());
@@ -313,12 +443,16 @@ void Master::CloseDrainedListeners() {
 void Master::DrainListener(uint32_t l) {
   ListenerSlot& slot = listeners_[l];
   slot.drain = false;
-  UniqueFd fd = std::move(slot.fd);
-  if (!fd) return;
+  // Every socket of its group: no loop accepts on any of them any more.
+  std::vector<UniqueFd> sockets = std::move(slot.members);
+  if (slot.fd) sockets.insert(sockets.begin(), std::move(slot.fd));
+  slot.members.clear();
+  if (sockets.empty()) return;
   int taken = 0;
   std::string why_stopped;
   // A graceful stop takes nothing new.
-  if (!stopping_) {
+  for (const UniqueFd& fd : sockets) {
+    if (stopping_ || !why_stopped.empty()) break;
     // O_NONBLOCK on the socket itself: nobody else accepts on it any more,
     // and accept4 gives the connections blocking, as always.
     const std::string doing =
@@ -350,7 +484,11 @@ void Master::DrainListener(uint32_t l) {
   }
   LOG(INFO) << "listener \"" << slot.config.name << "\" "
             << slot.config.address << " closed; " << taken
-            << " connections waiting in its backlog were accepted"
+            << " connections waiting in its backlog"
+            << (sockets.size() > 1
+                    ? absl::StrCat("s (", sockets.size(), " sockets)")
+                    : std::string())
+            << " were accepted"
             << (why_stopped.empty()
                     ? std::string()
                     : absl::StrCat(" (stopped early: ", why_stopped,

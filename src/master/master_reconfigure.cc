@@ -89,6 +89,7 @@ absl::Status Master::ApplyConfig(const config::Config& loaded) {
     CommitListeners(plan->next.listeners, held_as, *acquired);
   }
   ApplyListeners(*plan, *std::move(acquired), routes_);
+  UpdateAcceptSharing();
   // Before sites are added or respecified: Node workers' PORT, and the
   // sites' cgroups (new workers start in them) and caps.
   UpdateListenerPorts(plan->next);

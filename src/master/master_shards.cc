@@ -93,11 +93,15 @@ std::shared_ptr<ShardSnapshot> Master::BuildShardSnapshot() const {
     ShardSnapshot::Listener& out = s->listeners[l];
     // `config` is copied only into a snapshot that gets published
     // (PublishShardSnapshot): this runs every loop turn.
+    // Its group's other sockets go with `fd` (they are bound before the
+    // shards start and move and close with it): copied, like `config`,
+    // only into a snapshot that gets published.
     out.fd = slot.fd.get();
     out.routed_here = slot.config.access_log.empty();
-    // A logged listener's connections all go to the primary: only it
-    // accepts there.
-    out.accept = slot.config_index >= 0 && slot.fd && out.routed_here;
+    // A logged listener's connections all go to the primary; a shard
+    // accepts there only on a socket of its own, whose connections the
+    // kernel gives no other loop, and forwards them.
+    out.accept = slot.config_index >= 0 && slot.fd;
     if (slot.config_index >= 0) {
       out.routes = routes_;
       out.route_index = slot.config_index;
@@ -160,6 +164,9 @@ void Master::PublishShardSnapshot() {
   if (changed) {
     for (size_t l = 0; l < listeners_.size(); ++l) {
       next->listeners[l].config = listeners_[l].config;
+      for (const UniqueFd& member : listeners_[l].members) {
+        next->listeners[l].members.push_back(member.get());
+      }
     }
     next->epoch = (last == nullptr ? 0 : last->epoch) + 1;
     shard_snapshot_ = next;

@@ -240,6 +240,8 @@ std::string Master::StatusJson() const {
     for (size_t slot = 0; slot < listeners_.size(); ++slot) {
       if (listeners_[slot].config_index == static_cast<int>(i)) {
         entry["index"] = slot;
+        // Its SO_REUSEPORT group: one per loop, or 1 (docs/shards.md).
+        entry["sockets"] = GroupSockets(listeners_[slot]).size();
       }
     }
     listeners.push_back(std::move(entry));

@@ -305,8 +305,13 @@ void Shard::UpdateAccepts() {
   }
   for (uint32_t l = 0; l < accepts_.size(); ++l) {
     AcceptSlot& slot = accepts_[l];
+    // On its own socket of the listener's group when it has one, else on
+    // the primary's, and there not for a logged listener (docs/shards.md).
     const bool want = s.accepting && l < s.listeners.size() &&
-                      s.listeners[l].accept && s.listeners[l].fd >= 0;
+                      s.listeners[l].accept &&
+                      s.listeners[l].SocketOf(options_.id) >= 0 &&
+                      (s.listeners[l].routed_here ||
+                       !s.listeners[l].Shares(options_.id));
     if (!want) {
       if (slot.inflight > 0 && !slot.cancelled) {
         // Every accept of the listener carries the same tag.
@@ -327,8 +332,8 @@ void Shard::UpdateAccepts() {
       io_uring_sqe* sqe = Sqe(kOpAccept, l);
       // As the primary's: close-on-exec, blocking (the worker gets the
       // socket as accept(2) gives it).
-      io_uring_prep_accept(sqe, s.listeners[l].fd, nullptr, nullptr,
-                           SOCK_CLOEXEC);
+      io_uring_prep_accept(sqe, s.listeners[l].SocketOf(options_.id), nullptr,
+                           nullptr, SOCK_CLOEXEC);
       ++slot.inflight;
       --room;
     }

@@ -201,10 +201,10 @@ class Shard {
   ConnectionTable connections_;
   SilentPeeks silent_;  // peeks of connections that sent nothing yet
   std::shared_ptr<const ShardSnapshot> snapshot_;
-  // Single-shot accepts in flight per listener: each completion re-queues
-  // its wait behind the other loops' (AcceptGate::set_single_shot_only),
-  // and several let one loop turn take several connections (bigger
-  // batches, fewer turns per connection).
+  // Single-shot accepts in flight per listener: on a socket shared with
+  // other loops each completion re-queues its wait behind theirs
+  // (AcceptGate::set_shared), and several let one loop turn take several
+  // connections (bigger batches, fewer turns per connection).
   static constexpr uint32_t kAcceptsPerListener = 8;
   struct AcceptSlot {
     uint32_t inflight = 0;

@@ -33,6 +33,10 @@ struct ShardSnapshot {
   struct Listener {
     config::ListenerConfig config;
     int fd = -1;          // the primary's; -1 once closed or passed on
+    // The other sockets of the listener's SO_REUSEPORT group, shard 1's
+    // first (docs/shards.md, "One socket per loop"); fewer than the shards
+    // when the listeners' owner could not bind them (socket activation).
+    std::vector<int> members;
     bool accept = false;  // running (not retired) and not stopping
     // Connections a shard may route itself. False when every connection of
     // the listener is logged (access_log): the log is the primary's, so the
@@ -40,6 +44,17 @@ struct ShardSnapshot {
     bool routed_here = false;
     std::shared_ptr<const route::RouteTable> routes;  // null: released
     int route_index = -1;
+
+    // The socket shard `shard` (1..) accepts on: its own, or the primary's,
+    // shared with it and any other shard without one.
+    int SocketOf(int shard) const {
+      return shard >= 1 && static_cast<size_t>(shard) <= members.size()
+                 ? members[shard - 1]
+                 : fd;
+    }
+    bool Shares(int shard) const {
+      return shard < 1 || static_cast<size_t>(shard) > members.size();
+    }
   };
   std::vector<Listener> listeners;  // by listener slot
 

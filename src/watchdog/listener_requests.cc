@@ -75,6 +75,7 @@ json ListenerRequests::Bind(const json& request, int* socket) {
   spec.defer_accept = BoolField(request, "defer_accept", true);
   spec.v6only = BoolField(request, "v6only", true);
   spec.reuse_port = BoolField(request, "reuse_port", false);
+  spec.group_member = BoolField(request, "group_member", false);
   absl::StatusOr<SocketAddress> address = ParseSocketAddress(spec.address);
   if (spec.name.empty() || !address.ok()) {
     reply["error"] = absl::StrCat(
@@ -99,10 +100,35 @@ json ListenerRequests::Bind(const json& request, int* socket) {
   *socket = bound->get();
   pending_[id] = std::move(*bound);
   reply["id"] = id;
-  LOG(INFO) << "watchdog: bound listener \"" << spec.name << "\" to "
-            << spec.address << " for the master's reload";
+  LOG(INFO) << "watchdog: bound "
+            << (spec.group_member ? "another socket of listener \""
+                                  : "listener \"")
+            << spec.name << "\" to " << spec.address << " for the master";
   return reply;
 }
+
+namespace {
+
+// The ids of a set entry's "bound" member: one id (a master's single
+// socket) or an array of them (a group's sockets); empty without one, and
+// false when it is malformed.
+bool BoundIds(const json& entry, std::vector<int64_t>* ids) {
+  ids->clear();
+  auto b = entry.find("bound");
+  if (b == entry.end()) return true;
+  if (b->is_number_integer()) {
+    ids->push_back(b->get<int64_t>());
+    return true;
+  }
+  if (!b->is_array()) return false;
+  for (const json& id : *b) {
+    if (!id.is_number_integer()) return false;
+    ids->push_back(id.get<int64_t>());
+  }
+  return true;
+}
+
+}  // namespace
 
 absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
   auto entries = request.find("set");
@@ -111,8 +137,10 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
   }
   // Checked whole before anything moves: a bad commit leaves the set alone.
   absl::flat_hash_set<std::string> names;
-  absl::flat_hash_set<int> held;
+  absl::flat_hash_set<std::string> held;
   absl::flat_hash_set<int64_t> bound;
+  size_t held_sockets = 0;
+  std::vector<int64_t> ids;
   for (const json& entry : *entries) {
     const std::string name =
         entry.is_object() ? StringField(entry, "name") : "";
@@ -121,46 +149,61 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
           "listeners: an entry without a name, or \"", name, "\" twice"));
     }
     auto h = entry.find("held");
-    auto b = entry.find("bound");
-    if (h != entry.end() && h->is_string()) {
-      const int index = set->Find(h->get<std::string>());
-      if (index < 0 || !held.insert(index).second) {
+    const bool holds = h != entry.end() && h->is_string();
+    if (holds) {
+      const std::string group = h->get<std::string>();
+      if (set->Find(group) < 0 || !held.insert(group).second) {
         return absl::InvalidArgumentError(
-            absl::StrCat("listeners: \"", name, "\": no socket \"",
-                         h->get<std::string>(), "\" held, or taken twice"));
+            absl::StrCat("listeners: \"", name, "\": no socket \"", group,
+                         "\" held, or taken twice"));
       }
-    } else if (b != entry.end() && b->is_number_integer()) {
-      const int64_t id = b->get<int64_t>();
+      held_sockets += set->Group(group).size();
+    }
+    if (!BoundIds(entry, &ids)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listeners: \"", name, "\": \"bound\" is not an id or ids"));
+    }
+    if (!holds && ids.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listeners: \"", name, "\" names neither \"held\" nor \"bound\""));
+    }
+    for (int64_t id : ids) {
       if (pending_.count(id) == 0 || !bound.insert(id).second) {
         return absl::InvalidArgumentError(absl::StrCat(
             "listeners: \"", name, "\": no bound socket ", id,
             ", or taken twice"));
       }
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "listeners: \"", name, "\" names neither \"held\" nor \"bound\""));
     }
   }
+  // A listener's sockets stay adjacent, the ones it had first: the first
+  // is the one its master's primary loop accepts on.
   std::vector<std::string> next_names;
   std::vector<UniqueFd> next_fds;
   for (const json& entry : *entries) {
-    next_names.push_back(StringField(entry, "name"));
+    const std::string name = StringField(entry, "name");
     auto h = entry.find("held");
     if (h != entry.end() && h->is_string()) {
-      next_fds.push_back(set->Take(set->Find(h->get<std::string>())));
-    } else {
-      auto it = pending_.find(entry["bound"].get<int64_t>());
+      for (size_t i : set->Group(h->get<std::string>())) {
+        next_names.push_back(name);
+        next_fds.push_back(set->Take(i));
+      }
+    }
+    BoundIds(entry, &ids);
+    for (int64_t id : ids) {
+      auto it = pending_.find(id);
+      next_names.push_back(name);
       next_fds.push_back(std::move(it->second));
       pending_.erase(it);
     }
   }
-  const size_t closed = set->size() - held.size();
+  const size_t closed = set->size() - held_sockets;
   // The sockets of the old set that were not taken close with it; so do
   // binds the commit does not name.
   *set = ListenerSet(next_names, std::move(next_fds));
   pending_.clear();
   LOG(INFO) << "watchdog: listeners now " << absl::StrJoin(next_names, ", ")
-            << " (" << bound.size() << " new, " << closed << " closed)";
+            << " (" << bound.size() << " sockets new, " << closed
+            << " closed)";
   return absl::OkStatus();
 }
 

@@ -7,15 +7,20 @@
 //
 // Messages (JSON on the link, link.h):
 //   master → {"op":"bind","seq":N,"name":"x","address":"127.0.0.1:81",
-//             "defer_accept":true,"v6only":true,"reuse_port":false}
+//             "defer_accept":true,"v6only":true,"reuse_port":false,
+//             "group_member":false}
 //             (ListenSpec's fields; reuse_port: beside an old socket the
-//             master opened with SO_REUSEPORT, which this reload closes)
+//             master opened with SO_REUSEPORT, which this reload closes;
+//             group_member: another socket of the listener's SO_REUSEPORT
+//             group, one per master loop, docs/shards.md)
 //   watchdog → {"op":"bound","seq":N,"name":"x","id":K} + the socket, or
 //              {"op":"bound","seq":N,"name":"x","error":"bind() failed ..."}
 //   master → {"op":"bind_abort"}: what was bound and not committed is closed
 //   master → {"op":"listeners","set":[{"name":"http","held":"http"},
-//             {"name":"x","bound":K}, ...]}: the new set, in config order;
-//             "held" names a socket of the current set, "bound" a bind's id.
+//             {"name":"x","bound":K}, {"name":"y","held":"y","bound":[L]},
+//             ...]}: the new set, in config order; "held" names sockets of
+//             the current set (all of a group), "bound" a bind's id or
+//             ids: a listener's sockets are the held ones, then the bound.
 #ifndef DDV_SRC_WATCHDOG_LISTENER_REQUESTS_H_
 #define DDV_SRC_WATCHDOG_LISTENER_REQUESTS_H_
 
@@ -51,7 +56,8 @@ class ListenerRequests {
 
   // "listeners": replaces `set` with the sockets the message names.
   // InvalidArgument for a malformed set, a name twice, a socket named twice
-  // or one the watchdog does not hold; nothing changes then.
+  // or one the watchdog does not hold; nothing changes then. Binds it does
+  // not name are closed.
   absl::Status Commit(const nlohmann::json& request, ListenerSet* set);
 
   // "bind_abort", or the master is gone: sockets bound for it and not

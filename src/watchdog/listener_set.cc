@@ -17,6 +17,14 @@ int ListenerSet::Find(const std::string& name) const {
   return -1;
 }
 
+std::vector<size_t> ListenerSet::Group(const std::string& name) const {
+  std::vector<size_t> group;
+  for (size_t i = 0; i < names_.size(); ++i) {
+    if (names_[i] == name) group.push_back(i);
+  }
+  return group;
+}
+
 int ListenerSet::AddToSpec(supervise::ProcessSpec* spec) const {
   std::vector<std::string> named;
   int child_fd = 3;

@@ -1,7 +1,9 @@
 // ListenerSet: the listening sockets the watchdog owns, by name, in config
 // order. Every master starts with them inherited from fd 3 up and learns
 // them from --listen_fds=name=fd,...; while no master runs, clients wait in
-// their backlogs.
+// their backlogs. A listener of a master with shards is a SO_REUSEPORT
+// group, one socket per loop (docs/shards.md): its sockets are adjacent
+// entries under the same name, the first one first.
 #ifndef DDV_SRC_WATCHDOG_LISTENER_SET_H_
 #define DDV_SRC_WATCHDOG_LISTENER_SET_H_
 
@@ -27,8 +29,10 @@ class ListenerSet {
   size_t size() const { return fds_.size(); }
   const std::string& name(size_t i) const { return names_[i]; }
   int fd(size_t i) const { return fds_[i].get(); }
-  // The index of the listener named `name`, or -1.
+  // The index of the (first) socket named `name`, or -1.
   int Find(const std::string& name) const;
+  // The indexes of every socket named `name` (its group), first first.
+  std::vector<size_t> Group(const std::string& name) const;
   // Takes the socket out (the slot is left empty); for building a new set.
   UniqueFd Take(size_t i) { return std::move(fds_[i]); }
 

@@ -453,7 +453,7 @@ void Watchdog::ReExecute() {
   argv.push_back(nullptr);
   LOG(INFO) << "watchdog: upgrade: re-executing " << options_.master_argv[0]
             << " as pid " << getpid() << " with " << listeners_.size()
-            << " listeners and " << records_.size() << " workers";
+            << " listening sockets and " << records_.size() << " workers";
   google::FlushLogFiles(google::GLOG_INFO);
   execve(options_.master_argv[0].c_str(), argv.data(), environ);
   PLOG(ERROR) << "watchdog: upgrade: execve(" << options_.master_argv[0]

@@ -53,6 +53,27 @@ TEST(AcceptGateTest, StartsOneAtATimeThenMultishotWithRoomForTheBacklog) {
   EXPECT_EQ(Plan(gate, 1021, 0)[0], Action::kArmSingle);
 }
 
+// A socket master shards accept on too: never a multishot, which would
+// take every connection from the other loops; an armed one is cancelled
+// when the listener becomes shared (docs/shards.md).
+TEST(AcceptGateTest, ASharedListenerIsSingleShotOnly) {
+  AcceptGate gate(/*listeners=*/2, /*capacity=*/1024);
+  gate.set_shared(1, true);
+  EXPECT_TRUE(gate.shared(1));
+  EXPECT_FALSE(gate.shared(0));
+  Plan(gate, 1024, 0);
+  gate.OnCompletion(0, false, true, /*queued=*/0);
+  gate.OnCompletion(1, false, true, /*queued=*/0);
+  EXPECT_EQ(Plan(gate, 1022, 0),
+            (std::vector<Action>{Action::kArmMultishot, Action::kArmSingle}));
+  gate.set_shared(0, true);
+  EXPECT_EQ(Plan(gate, 1022, 0)[0], Action::kCancel);
+  Cancelled(gate, 0);
+  EXPECT_EQ(Plan(gate, 1022, 0)[0], Action::kArmSingle);
+  gate.set_shared(7, true);  // no such listener: ignored
+  EXPECT_FALSE(gate.shared(7));
+}
+
 TEST(AcceptGateTest, NearTheLimitMultishotIsCancelledForSingleShot) {
   AcceptGate gate(1, 256);  // headroom 16
   Plan(gate, 256, 0);

@@ -23,6 +23,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 config::Config Listeners(const std::vector<std::string>& names) {
   config::Config config;
@@ -49,28 +50,36 @@ UniqueFd TcpSocket(bool listening) {
 bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
 TEST(ParseListenFdListTest, MapsNamesToFdsInListenerOrder) {
-  absl::StatusOr<std::vector<int>> fds =
+  absl::StatusOr<std::vector<std::vector<int>>> fds =
       ParseListenFdList("https=4,http=3", {"http", "https"});
   ASSERT_TRUE(fds.ok()) << fds.status();
-  EXPECT_THAT(*fds, ElementsAre(3, 4));
+  EXPECT_THAT(*fds, ElementsAre(ElementsAre(3), ElementsAre(4)));
 }
 
-TEST(ParseListenFdListTest, UnnamedListenerIsMinusOneAndStrangersApart) {
+TEST(ParseListenFdListTest, AGroupIsItsNameRepeatedInOrder) {
+  absl::StatusOr<std::vector<std::vector<int>>> fds =
+      ParseListenFdList("http=5,https=4,http=3", {"http", "https"});
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  EXPECT_THAT(*fds, ElementsAre(ElementsAre(5, 3), ElementsAre(4)));
+}
+
+TEST(ParseListenFdListTest, UnnamedListenerHasNoneAndStrangersApart) {
   std::vector<int> strangers;
-  absl::StatusOr<std::vector<int>> fds =
+  absl::StatusOr<std::vector<std::vector<int>>> fds =
       ParseListenFdList("http=3,,ftp=9", {"http", "https"}, &strangers);
   ASSERT_TRUE(fds.ok()) << fds.status();
-  EXPECT_THAT(*fds, ElementsAre(3, -1));
+  EXPECT_THAT(*fds, ElementsAre(ElementsAre(3), IsEmpty()));
   EXPECT_THAT(strangers, ElementsAre(9));
   fds = ParseListenFdList("", {"http"});
   ASSERT_TRUE(fds.ok());
-  EXPECT_THAT(*fds, ElementsAre(-1));
+  EXPECT_THAT(*fds, ElementsAre(IsEmpty()));
 }
 
 TEST(ParseListenFdListTest, RefusesMalformedEntries) {
   for (const char* text :
        {"http", "http=", "http=x", "http=-3", "http=3x", "http=99999999999"}) {
-    absl::StatusOr<std::vector<int>> fds = ParseListenFdList(text, {"http"});
+    absl::StatusOr<std::vector<std::vector<int>>> fds =
+        ParseListenFdList(text, {"http"});
     EXPECT_EQ(fds.status().code(), absl::StatusCode::kInvalidArgument) << text;
     if (!fds.ok()) {
       EXPECT_THAT(fds.status().message(), HasSubstr("--listen_fds")) << text;
@@ -79,7 +88,7 @@ TEST(ParseListenFdListTest, RefusesMalformedEntries) {
 }
 
 TEST(ParseListenFdListTest, RefusesAnFdNamedTwice) {
-  absl::StatusOr<std::vector<int>> fds =
+  absl::StatusOr<std::vector<std::vector<int>>> fds =
       ParseListenFdList("http=3,https=3", {"http", "https"});
   EXPECT_EQ(fds.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(fds.status().message(), HasSubstr("fd 3 is named twice"));
@@ -166,6 +175,46 @@ TEST(TakeListenFdsTest, TakesARenamedListenersSocketByAddress) {
   EXPECT_EQ((*fds)[0].get(), renamed.get());
   EXPECT_EQ(held_as, std::vector<std::string>{"http"});
   renamed.Release();
+}
+
+// A listener of a master with shards is a SO_REUSEPORT group, one socket
+// per loop (docs/shards.md): every socket under its name on its address is
+// taken, the first first; one on another address is not one of them.
+TEST(TakeListenFdsTest, TakesEverySocketOfAGroup) {
+  ListenSpec spec;
+  spec.name = "http";
+  spec.address = "127.0.0.1:0";
+  spec.bind_to = *ParseSocketAddress(spec.address);
+  absl::StatusOr<UniqueFd> first = BindListenSocket(spec, ListenOptions());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(SetReusePort(first->get(), true).ok());
+  spec.address = absl::StrCat("127.0.0.1:", PortOf(first->get()));
+  spec.bind_to = *ParseSocketAddress(spec.address);
+  spec.group_member = true;
+  absl::StatusOr<UniqueFd> second = BindListenSocket(spec, ListenOptions());
+  ASSERT_TRUE(second.ok()) << second.status();
+  UniqueFd elsewhere = TcpSocket(true);
+  config::Config config;
+  config.listeners = {Listener("http", spec.address)};
+  std::vector<std::string> held_as;
+  std::vector<std::vector<UniqueFd>> members;
+  const int first_fd = first->get();
+  const int second_fd = second->get();
+  absl::StatusOr<std::vector<UniqueFd>> fds = TakeListenFds(
+      absl::StrCat("http=", first_fd, ",http=", elsewhere.get(), ",http=",
+                   second_fd),
+      config, &held_as, &members);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  first->Release();
+  second->Release();
+  ASSERT_EQ(fds->size(), 1u);
+  EXPECT_EQ((*fds)[0].get(), first_fd);
+  ASSERT_EQ(members.size(), 1u);
+  ASSERT_EQ(members[0].size(), 1u);
+  EXPECT_EQ(members[0][0].get(), second_fd);
+  EXPECT_EQ(held_as, std::vector<std::string>{"http"});
+  // On another address: closed, as any socket no listener takes.
+  EXPECT_FALSE(IsOpen(elsewhere.Release()));
 }
 
 TEST(TakeListenFdsTest, MalformedTextTakesAndClosesNothing) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -119,6 +120,103 @@ TEST(ListenerRequestsTest, BindsDualStackBesideTheSocketItReplaces) {
   reply = requests.Bind(plain, &socket);
   ASSERT_FALSE(reply.contains("error")) << reply.dump();
   EXPECT_TRUE(IsV6OnlySocket(socket));
+}
+
+bool ReusePortOn(int fd) {
+  int value = -1;
+  socklen_t length = sizeof(value);
+  getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &value, &length);
+  return value == 1;
+}
+
+// Connections to `port` accepted on `fd` (non-blocking, what is queued).
+int Accepted(int fd) {
+  int n = 0;
+  for (;;) {
+    UniqueFd c(accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!c) return n;
+    ++n;
+  }
+}
+
+// A master with shards grows each listener into a SO_REUSEPORT group, a
+// socket per loop (docs/shards.md): the watchdog binds the others beside
+// the first, the kernel spreads connections over them, nobody else can
+// bind the port, and a commit keeps the group together under its name.
+TEST(ListenerRequestsTest, GroupMembersJoinTheFirstSocketAndStayTogether) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Listening());
+  const int first = fds[0].get();
+  ListenerSet set({"http"}, std::move(fds));
+  ListenerRequests requests{ListenOptions()};
+  const std::string address = absl::StrCat("127.0.0.1:", PortOf(first));
+  json request = BindRequest("http", address);
+  request["group_member"] = true;
+  int member = -1;
+  json reply = requests.Bind(request, &member);
+  ASSERT_TRUE(reply.contains("error")) << "the first has not allowed it";
+
+  ASSERT_TRUE(SetReusePort(first, true).ok());
+  reply = requests.Bind(request, &member);
+  ASSERT_FALSE(reply.contains("error")) << reply.dump();
+  ASSERT_GE(member, 0);
+  EXPECT_TRUE(ReusePortOn(member)) << "a member keeps SO_REUSEPORT on";
+  // Another process (a second ddv on the same port) is refused as ever.
+  json stranger = BindRequest("other", address);
+  int refused = -1;
+  EXPECT_TRUE(requests.Bind(stranger, &refused).contains("error"));
+
+  // The kernel hashes each connection to one socket of the group.
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 64; ++i) {
+    UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const SocketAddress to = *ParseSocketAddress(address);
+    ASSERT_EQ(connect(client.get(), reinterpret_cast<const sockaddr*>(&to.addr),
+                      to.addr_len),
+              0);
+    // TCP_DEFER_ACCEPT: accepted once a byte came.
+    ASSERT_EQ(write(client.get(), "x", 1), 1);
+    clients.push_back(std::move(client));
+  }
+  fcntl(first, F_SETFL, O_NONBLOCK);
+  fcntl(member, F_SETFL, O_NONBLOCK);
+  int on_first = 0;
+  int on_member = 0;
+  // The byte reaches the listener a moment after write() returns.
+  for (int tries = 0; tries < 200 && on_first + on_member < 64; ++tries) {
+    on_first += Accepted(first);
+    on_member += Accepted(member);
+    usleep(10000);
+  }
+  EXPECT_EQ(on_first + on_member, 64);
+  EXPECT_GT(on_first, 0);
+  EXPECT_GT(on_member, 0);
+
+  absl::Status committed = requests.Commit(
+      {{"op", "listeners"},
+       {"set", {{{"name", "http"}, {"held", "http"}, {"bound", {reply["id"]}}}}}},
+      &set);
+  ASSERT_TRUE(committed.ok()) << committed;
+  ASSERT_EQ(set.size(), 2u);
+  EXPECT_EQ(set.fd(0), first);
+  EXPECT_EQ(set.fd(1), member);
+  EXPECT_EQ(set.Group("http"), (std::vector<size_t>{0, 1}));
+  // Renamed: "held" takes the whole group, the first first.
+  committed = requests.Commit(
+      {{"op", "listeners"}, {"set", {{{"name", "web"}, {"held", "http"}}}}},
+      &set);
+  ASSERT_TRUE(committed.ok()) << committed;
+  ASSERT_EQ(set.size(), 2u);
+  EXPECT_EQ(set.name(1), "web");
+  EXPECT_EQ(set.fd(0), first);
+  EXPECT_EQ(set.fd(1), member);
+  EXPECT_TRUE(IsOpen(member));
+  // "bound" must be an id or ids.
+  EXPECT_FALSE(requests
+                   .Commit({{"op", "listeners"},
+                            {"set", {{{"name", "web"}, {"bound", "x"}}}}},
+                           &set)
+                   .ok());
 }
 
 TEST(ListenerRequestsTest, ABindErrorSaysWhy) {
