@@ -6,10 +6,19 @@ it exits. Without these, two listeners of one test's config shared a port
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import unittest
 
+from pyddv import net
 from pyddv.net import free_port
+
+# A lock file of this test's own: other tests running beside it take ports
+# in the shared one, and may be given the holder's ports once it exits.
+# Set before the first free_port, which opens it.
+LOCKS = os.path.join(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")),
+                     "ports.lock")
+net.PORT_LOCKS = LOCKS
 
 # Enough that plain bind(0) repeats itself (about 1 in 14000 per pair of
 # picks: ~35 repeats expected in 1000, ~140 in 2000).
@@ -19,6 +28,7 @@ CHILD = textwrap.dedent("""
     import fcntl, os, sys
     sys.path[:0] = {path!r}
     from pyddv import net
+    net.PORT_LOCKS = {locks!r}
     if sys.argv[1] == "hold":
         print(" ".join(str(net.free_port()) for _ in range(int(sys.argv[2]))),
               flush=True)
@@ -33,7 +43,7 @@ CHILD = textwrap.dedent("""
             except OSError:
                 pass
         print(" ".join(map(str, free)))
-""").format(path=sys.path)
+""").format(path=sys.path, locks=LOCKS)
 
 
 def child(*args, **kw):
