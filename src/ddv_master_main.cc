@@ -105,8 +105,10 @@ DEFINE_uint32(max_connections, 16384,
               "the limit it stops accepting and clients wait in the listen "
               "backlog (ddv_accept_paused_total)");
 DEFINE_int32(backlog, 4096,
-             "listen(2) backlog: where clients wait while no master accepts "
-             "(at --max_connections, or while the master restarts)");
+             "listen(2) backlog of each listening socket (with --shards, "
+             "each listener has one per loop): where clients wait while no "
+             "master accepts (at --max_connections, or while the master "
+             "restarts)");
 DEFINE_uint32(handoff_batch, 32, "connections per handoff message (1..64)");
 DEFINE_string(shards, "1",
               "master event loops (1..64, or auto: one per CPU the master "
@@ -119,6 +121,13 @@ DEFINE_uint64(shard_fault_after, 0,
 DEFINE_string(shard_fault, "fail",
               "tests: what --shard_fault_after does to the shard: fail "
               "(it is replaced) or hang (its loop stops turning)");
+DEFINE_string(start_hang_token, "",
+              "tests: a master that removes this file as it starts hangs "
+              "there, after starting its workers and before it serves; the "
+              "next finds no file and starts clean (one file, one hang)");
+DEFINE_bool(fault_no_heartbeats, false,
+            "tests: the master neither offers heartbeats in its `serving` "
+            "nor sends them, as one from before the watchdog's hang check");
 DEFINE_int32(worker_wait_ms, 1000,
              "how long a connection waits for a live worker before 503");
 DEFINE_int32(defer_accept_seconds, 1,
@@ -137,6 +146,11 @@ DEFINE_int32(master_hang_timeout, 10,
              "seconds a serving master may send the watchdog nothing (it "
              "reports from its event loop every second) before the watchdog "
              "kills it as hung and starts another; 0: never (at least 2)");
+DEFINE_int32(master_start_timeout, 60,
+             "seconds a master started by the watchdog may take to say it "
+             "serves (it does once its workers are up, or after 30 s, or "
+             "half of this if less) before the watchdog kills it as hung "
+             "starting and starts another; 0: never (at least 2)");
 DEFINE_int32(heartbeat_interval_ms, 5000, "how often the master probes workers");
 DEFINE_uint32(node_max_unaccepted, 128,
               "connections a Node worker may hold before answering "
@@ -186,7 +200,8 @@ const ddv::cli::HelpText& Help() {
            {"drain_timeout=SECONDS", "heartbeat_interval_ms=MS",
             "heartbeat_timeout_ms=MS", "backoff_initial_ms=MS",
             "backoff_max_ms=MS", "crash_loop_limit=N",
-            "crash_loop_window_s=SECONDS", "master_hang_timeout=SECONDS"}},
+            "crash_loop_window_s=SECONDS", "master_hang_timeout=SECONDS",
+            "master_start_timeout=SECONDS"}},
           {"Logging",
            "glog's; without --log_dir everything goes to standard error. "
            "Workers' output goes to their site's log files through the log "
@@ -204,7 +219,8 @@ const ddv::cli::HelpText& Help() {
            /*full_only=*/true},
           {"Fault injection",
            "For tests of what survives a failure; not for operators.",
-           {"shard_fault_after=N", "shard_fault=fail|hang"},
+           {"shard_fault_after=N", "shard_fault=fail|hang",
+            "start_hang_token=FILE", "fault_no_heartbeats"},
            /*full_only=*/true},
       },
       "",
@@ -345,8 +361,9 @@ uint32_t ShardsFromFlag() {
   if (!absl::SimpleAtoi(FLAGS_shards, &shards) || shards > 64) return 0;
   const long cpus = AllowedCpus();
   if (shards > 1 && cpus > 0 && shards > cpus) {
-    // Measured (benchmarks/RESULTS.md, "Master shards"): two loops on one
-    // CPU cost 27-40% more master CPU per connection than one.
+    // Measured (benchmarks/RESULTS.md, "Master shards: a socket per
+    // loop"): two loops on one CPU cost 25-29% more master CPU per
+    // connection than one.
     LOG(WARNING) << "--shards=" << shards << " with " << cpus
                  << " CPU(s) allowed: the loops share them, and each "
                     "connection costs more than with one loop per CPU "
@@ -375,6 +392,8 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
       1, FdBudgetedConnections(FLAGS_max_connections) / options.shards);
   options.shard_fault_after = FLAGS_shard_fault_after;
   options.shard_fault_hangs = FLAGS_shard_fault == "hang";
+  options.start_hang_token = FLAGS_start_hang_token;
+  options.fault_no_heartbeats = FLAGS_fault_no_heartbeats;
   options.listen = ListenOptionsFromFlags();
   options.handoff_batch = FLAGS_handoff_batch;
   options.worker_wait = absl::Milliseconds(FLAGS_worker_wait_ms);
@@ -531,6 +550,7 @@ ddv::watchdog::WatchdogOptions WatchdogOptionsFromFlags() {
   options.backoff.crash_loop_limit = FLAGS_crash_loop_limit;
   options.backoff.crash_loop_window = absl::Seconds(FLAGS_crash_loop_window_s);
   options.master_hang_timeout = absl::Seconds(FLAGS_master_hang_timeout);
+  options.master_start_timeout = absl::Seconds(FLAGS_master_start_timeout);
   // A reload's new listeners are bound by the watchdog, as the first were.
   options.listen = ListenOptionsFromFlags();
   return options;
@@ -573,6 +593,16 @@ int main(int argc, char** argv) {
                  "--master_hang_timeout must be 0 (never) or at least 2 "
                  "seconds (a serving master reports every second), not %d\n",
                  FLAGS_master_hang_timeout);
+    return kExitConfigError;
+  }
+  // The master says `serving` after half of it at the latest: less than
+  // 2 s would leave it under a second for its own start.
+  if (FLAGS_master_start_timeout != 0 && FLAGS_master_start_timeout < 2) {
+    std::fprintf(stderr,
+                 "--master_start_timeout must be 0 (never) or at least 2 "
+                 "seconds (a master says it serves after half of it at the "
+                 "latest), not %d\n",
+                 FLAGS_master_start_timeout);
     return kExitConfigError;
   }
   if (FLAGS_max_connections == 0) {

@@ -8,11 +8,27 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "src/base/errno_status.h"
 #include "src/base/status_macros.h"
 
 namespace ddv {
+
+std::string GroupSocketName(absl::string_view listener, size_t k) {
+  return k == 0 ? std::string(listener) : absl::StrCat(listener, "#", k);
+}
+
+absl::string_view ListenerOfSocketName(absl::string_view socket_name) {
+  const size_t hash = socket_name.rfind('#');
+  if (hash == absl::string_view::npos || hash + 1 == socket_name.size()) {
+    return socket_name;
+  }
+  for (size_t i = hash + 1; i < socket_name.size(); ++i) {
+    if (!absl::ascii_isdigit(socket_name[i])) return socket_name;
+  }
+  return socket_name.substr(0, hash);
+}
 
 absl::StatusOr<UniqueFd> BindListenSocket(const ListenSpec& spec,
                                           const ListenOptions& options) {

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "src/base/socket_address.h"
 #include "src/base/unique_fd.h"
 
@@ -46,6 +47,16 @@ struct ListenSpec {
   // socket must have it on (SetReusePort) when this one listens.
   bool group_member = false;
 };
+
+// How the watchdog names the sockets of a listener's SO_REUSEPORT group
+// (docs/shards.md) in its set, --listen_fds and its saved state: the
+// first by the listener's name, the k-th other one "name#k". A master
+// older than groups takes "name#k" for a listener it does not have and
+// closes it, so a downgrade shrinks the group instead of leaving a socket
+// nobody accepts on.
+std::string GroupSocketName(absl::string_view listener, size_t k);
+// The listener a socket name belongs to: "http" for "http" and "http#2".
+absl::string_view ListenerOfSocketName(absl::string_view socket_name);
 
 // socket + SO_REUSEADDR (+ IPV6_V6ONLY as `spec.v6only` says, for IPv6) +
 // bind + listen, and TCP_DEFER_ACCEPT when `spec.defer_accept`. A failure

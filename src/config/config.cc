@@ -33,6 +33,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
 #include "src/base/errno_status.h"
+#include "src/base/listen_socket.h"
 #include "src/base/status_macros.h"
 #include "src/base/unique_fd.h"
 #include "src/config/host_pattern.h"
@@ -423,6 +424,14 @@ void ParseListener(const TomlReader& reader, const toml::table& table,
       errors->Add(reader.ErrorAt(table, "[[listener]] needs a name"));
     } else if (listener->name.empty()) {
       errors->Add(reader.ErrorAt(*name, "listener name must not be empty"));
+    } else if (listener->name.find_first_of(",=") != std::string::npos ||
+               ListenerOfSocketName(listener->name) != listener->name) {
+      // --listen_fds is "name=fd,..." and a group's other sockets are
+      // "name#k" (listen_socket.h).
+      errors->Add(reader.ErrorAt(
+          *name, absl::StrCat("listener name \"", listener->name,
+                              "\" must not contain \",\" or \"=\", nor end "
+                              "in \"#\" and digits")));
     } else {
       source->name = name;
     }

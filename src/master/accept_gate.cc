@@ -34,7 +34,11 @@ void AcceptGate::Retire(uint32_t listener) {
 }
 
 void AcceptGate::set_shared(uint32_t listener, bool shared) {
-  if (listener < listeners_.size()) listeners_[listener].shared = shared;
+  if (listener >= listeners_.size()) return;
+  Listener& l = listeners_[listener];
+  // A shared listener's backlog is not measured (OnAccept): measure again.
+  if (l.shared != shared) l.queued = kQueuedUnknown;
+  l.shared = shared;
 }
 
 bool AcceptGate::Idle(uint32_t listener) const {

@@ -61,8 +61,10 @@ absl::StatusOr<std::vector<std::vector<int>>> ParseListenFdList(
     }
     seen.push_back(fd);
     bool named = false;
+    // "name#k": another socket of the listener's group.
+    const absl::string_view listener = ListenerOfSocketName(kv.first);
     for (size_t i = 0; i < listener_names.size(); ++i) {
-      if (listener_names[i] == kv.first) {
+      if (listener_names[i] == listener) {
         by_listener[i].push_back(fd);
         named = true;
       }
@@ -90,7 +92,9 @@ absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     std::pair<std::string, std::string> kv = absl::StrSplit(part, '=');
     int fd = -1;
-    if (absl::SimpleAtoi(kv.second, &fd)) name_of[fd] = kv.first;
+    if (absl::SimpleAtoi(kv.second, &fd)) {
+      name_of[fd] = std::string(ListenerOfSocketName(kv.first));
+    }
   }
   std::vector<UniqueFd> fds(names.size());
   std::vector<std::vector<UniqueFd>> group(names.size());

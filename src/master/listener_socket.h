@@ -32,7 +32,8 @@ absl::StatusOr<std::vector<UniqueFd>> BindAll(const config::Config& config,
 
 // The text of --listen_fds (name=fd,...) → the fds of each of
 // `listener_names`, in order: none for a listener the text does not name,
-// several for a SO_REUSEPORT group (docs/shards.md), in the text's order.
+// several for a SO_REUSEPORT group (docs/shards.md: "name", "name#1", ...),
+// in the text's order.
 // Entries naming no listener are returned in `strangers` when it is given.
 // InvalidArgument for a malformed entry, or an fd named twice (two owners
 // would close it twice). Pure: it looks at no fd.

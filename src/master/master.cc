@@ -134,6 +134,9 @@ absl::Status Master::Init(std::vector<UniqueFd> listeners,
     ArmWorker(w);
     RecordWorker(w);
   }
+  // Tests: a start stuck after its workers started, before it serves.
+  status = HangAtStartIfAsked();
+  if (!status.ok()) return status;
   ReplayAdoptedConfUpdates();
   // Every worker, adopted or new, learns its site's names before the loop
   // sends it a connection.
@@ -213,6 +216,7 @@ absl::Status Master::Run() {
       // After the views went out (synchronously), so that no shard sends
       // a worker a connection routed by names its view does not have yet.
       TakeShardReports();
+      if (!shard_lost_.ok()) return shard_lost_;
       PublishShardSnapshot();
       ReleaseRetiredWithoutProcess();
     }

@@ -123,6 +123,12 @@ struct MasterOptions {
   // connections (--shard_fault_after); its replacement runs clean.
   uint64_t shard_fault_after = 0;
   bool shard_fault_hangs = false;  // --shard_fault=hang
+  // Tests: a master that removes this file at start hangs before it
+  // serves (--start_hang_token); "" or no file: none does.
+  std::string start_hang_token;
+  // Tests: neither says it sends heartbeats nor sends them, as a master
+  // from before the watchdog's hang check (--fault_no_heartbeats).
+  bool fault_no_heartbeats = false;
   // The listeners came from socket activation: a reload may not add,
   // remove, rename or move one. Under a watchdog, its adopt_end says so.
   bool socket_activated = false;
@@ -285,6 +291,8 @@ class Master {
   // leaves the shards without one accepting on `first` (logged).
   void GrowGroup(const config::ListenerConfig& listener, int first,
                  std::vector<UniqueFd>* members, std::vector<int64_t>* ids);
+  // Whether shard `id` is the only loop accepting on some socket.
+  bool ShardOwnsSockets(int id) const;
   // Whether shards accept on listener `l`'s first socket too, for the
   // accept gate (AcceptGate::set_shared); after every listener change.
   void UpdateAcceptSharing();
@@ -482,6 +490,10 @@ class Master {
   // `ddvctl upgrade`, SIGUSR2: asks the watchdog, which checks the binary
   // on disk and answers "handover" (BeginHandover) or "upgrade_failed".
   void RequestUpgrade(int client);
+  // --start_hang_token: the one master that removes the token hangs here,
+  // in its start, until killed or until the watchdog is gone (then an
+  // error). Otherwise returns at once.
+  absl::Status HangAtStartIfAsked();
   // Gives up on an upgrade the watchdog never answered (30 s).
   void CheckUpgradeAnswer(int64_t now_ns);
   // Stops accepting, hands off what it holds, then Run() returns leaving
@@ -759,6 +771,9 @@ class Master {
   // The watchdog judges heartbeats (its adopt_end gave a hang timeout): the
   // master says so in `serving` and sends `alive` every second.
   bool heartbeats_ = false;
+  // The watchdog's --master_start_timeout (adopt_end; zero: none): it
+  // says `serving` by half of it, workers up or not.
+  absl::Duration start_timeout_ = absl::ZeroDuration();
   // Every loop (the shards too) turned in the last second: `alive` and, for
   // a master alone, systemd's WATCHDOG=1 go out only then.
   bool loops_turning_ = true;
@@ -793,6 +808,9 @@ class Master {
   // arm no new accept: what they forward would have nowhere to go).
   std::atomic<bool> shards_hold_off_{false};
   uint64_t shards_replaced_ = 0;
+  // A shard that owned sockets of the listeners' groups and could not be
+  // replaced: Run ends with this (docs/shards.md).
+  absl::Status shard_lost_;
 };
 
 }  // namespace master

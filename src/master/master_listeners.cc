@@ -110,19 +110,21 @@ void Master::GrowListenerGroups() {
     return;
   }
   nlohmann::json set = nlohmann::json::array();
-  bool grew = false;
   for (ListenerSlot& slot : listeners_) {
     if (slot.config_index < 0 || !slot.fd) continue;
     std::vector<int64_t> ids;
     GrowGroup(slot.config, slot.fd.get(), &slot.members, &ids);
-    grew = grew || !ids.empty();
     nlohmann::json entry = {{"name", slot.config.name},
-                            {"held", slot.config.name}};
+                            {"held", slot.config.name},
+                            {"held_members", true}};
     if (!ids.empty()) entry["bound"] = ids;
     set.push_back(std::move(entry));
   }
-  // TakeListeners' commit named every socket by its listener's name.
-  if (grew && watchdog_link_) {
+  // TakeListeners' commit named every socket by its listener's name. Sent
+  // even when nothing grew: it also ends binds the watchdog finished after
+  // the master stopped waiting for them (a socket in the group nobody
+  // accepts on).
+  if (watchdog_link_) {
     SendToWatchdog({{"op", "listeners"}, {"set", std::move(set)}}, {});
   }
 }
@@ -328,7 +330,9 @@ void Master::CommitListeners(const std::vector<config::ListenerConfig>& next,
     nlohmann::json entry = {{"name", next[i].name}};
     std::vector<int64_t> bound;
     if (!held_as[i].empty()) {
+      // All of its group (a master older than groups takes the first).
       entry["held"] = held_as[i];
+      entry["held_members"] = true;
     } else {
       bound.push_back(acquired[i].watchdog_id);
     }
@@ -336,7 +340,9 @@ void Master::CommitListeners(const std::vector<config::ListenerConfig>& next,
       bound.insert(bound.end(), acquired[i].member_ids.begin(),
                    acquired[i].member_ids.end());
     }
-    if (!bound.empty()) entry["bound"] = bound;
+    // One id as a number, as a watchdog older than groups reads it.
+    if (bound.size() == 1) entry["bound"] = bound[0];
+    if (bound.size() > 1) entry["bound"] = bound;
     set.push_back(std::move(entry));
   }
   SendToWatchdog({{"op", "listeners"}, {"set", std::move(set)}}, {});

@@ -45,7 +45,7 @@ absl::Status Master::StartShards() {
   }
   shard_states_.resize(shards_.size());
   LOG(INFO) << options_.shards << " master shards: this loop and "
-            << shards_.size() << " more, accepting on the same sockets";
+            << shards_.size() << " more";
   return absl::OkStatus();
 }
 
@@ -191,6 +191,15 @@ void Master::PublishShardSnapshot() {
   }
 }
 
+bool Master::ShardOwnsSockets(int id) const {
+  for (const ListenerSlot& slot : listeners_) {
+    if (slot.fd && id >= 1 && static_cast<size_t>(id) <= slot.members.size()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void Master::TakeShardReports() {
   if (shards_.empty()) return;
   uint64_t drained = 0;
@@ -209,9 +218,18 @@ void Master::TakeShardReports() {
       absl::StatusOr<std::unique_ptr<Shard>> started =
           Shard::Start(ShardOptionsFor(id), shard_snapshot_);
       if (!started.ok()) {
-        // Without it the primary carries on, and so do the other shards.
         LOG(ERROR) << "master shard " << id
                    << " could not be replaced: " << started.status();
+        if (ShardOwnsSockets(id)) {
+          // Its socket of each group would keep the connections the
+          // kernel hashes to it with no loop to accept them: this master
+          // ends, and the next one (the watchdog's) runs every loop.
+          shard_lost_ = absl::UnavailableError(absl::StrCat(
+              "master shard ", id, " could not be replaced (",
+              started.status().message(),
+              ") and its sockets would be served by no loop"));
+        }
+        // Otherwise the primary carries on, and so do the other shards.
         shards_.erase(shards_.begin() + i);
         shard_states_.erase(shard_states_.begin() + i);
         if (i < shard_turns_at_alive_.size()) {

@@ -150,7 +150,8 @@ std::string Master::MetricsText() const {
   text.Sample("ddv_master_restarts", {}, master_restarts_);
   text.Family("ddv_master_hang_kills", "gauge",
               "of those, masters the watchdog killed because they hung (no "
-              "heartbeat for --master_hang_timeout)");
+              "heartbeat for --master_hang_timeout, or not serving within "
+              "--master_start_timeout)");
   text.Sample("ddv_master_hang_kills", {}, master_hang_kills_);
 
   text.Family("ddv_access_log_lines_total", "counter",

@@ -40,7 +40,9 @@ constexpr absl::Duration kWatchdogReplyTimeout = absl::Seconds(5);
 // hello or its site failed, or after this long: one site whose app never
 // gets ready must not fail the whole service's start (systemd's
 // TimeoutStartSec= is 90 s by default). STATUS= then counts the workers
-// that are not ready.
+// that are not ready. Under a watchdog that bounds a master's start
+// (--master_start_timeout) by less than twice this, after half of that
+// bound instead: slow workers must not make a working master look hung.
 constexpr absl::Duration kServingWait = absl::Seconds(30);
 
 // How often a changed status is sent on (STATUS=), and how often a master
@@ -102,7 +104,13 @@ absl::Status Master::AdoptWorkers() {
       auto hang_timeout = message->body.find("master_hang_timeout_ms");
       heartbeats_ = hang_timeout != message->body.end() &&
                     hang_timeout->is_number_unsigned() &&
-                    hang_timeout->get<uint64_t>() > 0;
+                    hang_timeout->get<uint64_t>() > 0 &&
+                    !options_.fault_no_heartbeats;
+      auto start_timeout = message->body.find("master_start_timeout_ms");
+      if (start_timeout != message->body.end() &&
+          start_timeout->is_number_unsigned()) {
+        start_timeout_ = absl::Milliseconds(start_timeout->get<uint64_t>());
+      }
       auto hang_kills = message->body.find("master_hang_kills");
       if (hang_kills != message->body.end() &&
           hang_kills->is_number_unsigned()) {
@@ -191,6 +199,31 @@ absl::Status Master::AdoptWorkers() {
               << " spoke another wire version)";
   }
   return absl::OkStatus();
+}
+
+absl::Status Master::HangAtStartIfAsked() {
+  if (options_.start_hang_token.empty() ||
+      unlink(options_.start_hang_token.c_str()) != 0) {
+    return absl::OkStatus();
+  }
+  // Removing the token is what makes this master the one: the next finds
+  // none and starts clean. Its signals are blocked for the signalfd by
+  // now, as a master stuck in a syscall here would have them: only
+  // SIGKILL ends it (the watchdog's start check, or a stop's grace).
+  LOG(ERROR) << "master hangs in its start, before it serves: injected "
+                "fault (--start_hang_token="
+             << options_.start_hang_token << ")";
+  // Bounded by the watchdog's life: one that is gone judges nothing, and
+  // this master would be left behind.
+  pollfd link{watchdog_link_ ? watchdog_link_.get() : -1, 0, 0};
+  while (true) {
+    if (::poll(&link, 1, -1) > 0 &&
+        (link.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+      return absl::UnavailableError(
+          "the watchdog went away while this master hung in its start "
+          "(--start_hang_token)");
+    }
+  }
 }
 
 void Master::ReplayAdoptedConfUpdates() {
@@ -518,15 +551,18 @@ void Master::ReportServiceState(int64_t now_ns) {
   if (stopping_) return;
   if (!serving_reported_) {
     const bool up = WorkersUp();
-    if (!up && now_ns - started_ns_ < absl::ToInt64Nanoseconds(kServingWait)) {
+    const absl::Duration wait =
+        start_timeout_ > absl::ZeroDuration()
+            ? std::min(kServingWait, start_timeout_ / 2)
+            : kServingWait;
+    if (!up && now_ns - started_ns_ < absl::ToInt64Nanoseconds(wait)) {
       return;
     }
     serving_reported_ = true;
     service_status_ = ServiceSummary();
     if (!up) {
       LOG(WARNING) << "serving although not every worker is up after "
-                   << absl::FormatDuration(kServingWait) << ": "
-                   << service_status_;
+                   << absl::FormatDuration(wait) << ": " << service_status_;
     }
     nlohmann::json serving = {{"op", "serving"}, {"status", service_status_}};
     // The watchdog judges this master's heartbeats from now on.

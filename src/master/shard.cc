@@ -18,6 +18,7 @@
 
 #include "glog/logging.h"
 #include "src/base/errno_status.h"
+#include "src/base/listen_socket.h"
 #include "src/handoff/channel.h"
 #include "src/master/clock.h"
 #include "src/master/peek_ring.h"
@@ -314,19 +315,48 @@ void Shard::UpdateAccepts() {
                        !s.listeners[l].Shares(options_.id));
     if (!want) {
       if (slot.inflight > 0 && !slot.cancelled) {
-        // Every accept of the listener carries the same tag.
-        io_uring_sqe* sqe = Sqe(kOpCancel, l);
-        io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, l, 0}.Encode(),
-                               IORING_ASYNC_CANCEL_ALL);
+        CancelAccepts(l);
         slot.cancelled = true;
       }
       continue;
     }
     if (slot.cancelled) continue;  // a new one waits for the old ones' end
-    if (MonotonicNowNs() < accepts_paused_until_ns_) continue;
-    if (options_.hold_off != nullptr &&
-        options_.hold_off->load(std::memory_order_relaxed)) {
-      continue;  // the primary is full: what we would forward has no room
+    // Out of fds, or the primary is full: what we would forward has no
+    // room. Accepts in flight stay (each takes one more at most), a
+    // multishot does not, and the backlog is unknown afterwards.
+    const bool hold = MonotonicNowNs() < accepts_paused_until_ns_ ||
+                      (options_.hold_off != nullptr &&
+                       options_.hold_off->load(std::memory_order_relaxed));
+    if (hold) slot.queued = AcceptGate::kQueuedUnknown;
+    // A multishot takes everything queued at each wake-up, so, as the
+    // primary's AcceptGate: only on a socket no other loop accepts on
+    // (docs/shards.md), and with room for the backlog a single-shot
+    // accept last measured plus a burst.
+    const uint32_t headroom = MultishotRoom();
+    const bool multishot =
+        !hold && !s.listeners[l].Shares(options_.id) &&
+        (slot.multishot
+             ? room >= headroom
+             : slot.queued != AcceptGate::kQueuedUnknown &&
+                   room >= 2 * static_cast<uint64_t>(headroom) + slot.queued);
+    if (slot.multishot) {
+      if (!multishot) {
+        CancelAccepts(l);
+        slot.cancelled = true;
+      }
+      continue;
+    }
+    if (hold) continue;
+    // Singles in flight complete first (no new ones are armed meanwhile).
+    if (multishot) {
+      if (slot.inflight > 0) continue;
+      io_uring_sqe* sqe = Sqe(kOpAccept, l);
+      io_uring_prep_multishot_accept(sqe, s.listeners[l].SocketOf(options_.id),
+                                     nullptr, nullptr, SOCK_CLOEXEC);
+      slot.multishot = true;
+      slot.inflight = 1;
+      --room;
+      continue;
     }
     while (slot.inflight < kAcceptsPerListener && room > 0) {
       io_uring_sqe* sqe = Sqe(kOpAccept, l);
@@ -340,10 +370,43 @@ void Shard::UpdateAccepts() {
   }
 }
 
+void Shard::CancelAccepts(uint32_t listener) {
+  // Every accept of the listener carries the same tag.
+  io_uring_sqe* sqe = Sqe(kOpCancel, listener);
+  io_uring_prep_cancel64(sqe, uring::OpTag{kOpAccept, listener, 0}.Encode(),
+                         IORING_ASYNC_CANCEL_ALL);
+}
+
+uint32_t Shard::MultishotRoom() const {
+  // As the primary's AcceptGate: a sixteenth of the table.
+  return std::max<uint32_t>(kAcceptsPerListener,
+                            connections_.capacity() / 16);
+}
+
 void Shard::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
-  if (listener < accepts_.size() && accepts_[listener].inflight > 0 &&
-      --accepts_[listener].inflight == 0) {
-    accepts_[listener].cancelled = false;
+  // A multishot goes on while the kernel says MORE.
+  const bool more = cqe->flags & IORING_CQE_F_MORE;
+  if (listener < accepts_.size() && !more) {
+    AcceptSlot& slot = accepts_[listener];
+    // A single-shot accept that took one measures the backlog behind it
+    // (kernels before 6.10 never set SOCK_NONEMPTY: trusted short, as the
+    // primary's gate does); a multishot's end leaves it unknown.
+    if (!slot.multishot && cqe->res >= 0) {
+      slot.queued = 0;
+      if ((cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) && snapshot_ &&
+          listener < snapshot_->listeners.size()) {
+        const int64_t length = AcceptQueueLength(
+            snapshot_->listeners[listener].SocketOf(options_.id));
+        slot.queued = length < 0 ? AcceptGate::kQueuedUnknown
+                                 : static_cast<uint32_t>(length);
+      }
+    } else if (slot.multishot) {
+      slot.queued = AcceptGate::kQueuedUnknown;
+    }
+    if (slot.inflight > 0 && --slot.inflight == 0) {
+      slot.cancelled = false;
+      slot.multishot = false;
+    }
   }
   if (cqe->res < 0) {
     const int error = -cqe->res;

@@ -29,6 +29,7 @@
 #include "src/base/unique_fd.h"
 #include "src/handoff/wire.h"
 #include "src/master/connection.h"
+#include "src/master/accept_gate.h"
 #include "src/master/counters.h"
 #include "src/master/head_reading.h"
 #include "src/master/histogram.h"
@@ -155,6 +156,10 @@ class Shard {
 
   void Adopt();
   void UpdateAccepts();
+  // Cancels every accept of `listener` in flight (they share one tag).
+  void CancelAccepts(uint32_t listener);
+  // Free slots a multishot accept needs.
+  uint32_t MultishotRoom() const;
   void OnAccept(uint32_t listener, io_uring_cqe* cqe);
   void Admit(UniqueFd fd, uint32_t listener, int64_t now_ns);
   Connection* CompletedOp(const uring::OpTag& tag);
@@ -204,11 +209,16 @@ class Shard {
   // Single-shot accepts in flight per listener: on a socket shared with
   // other loops each completion re-queues its wait behind theirs
   // (AcceptGate::set_shared), and several let one loop turn take several
-  // connections (bigger batches, fewer turns per connection).
+  // connections (bigger batches, fewer turns per connection). On a socket
+  // of its own, with room, one multishot instead.
   static constexpr uint32_t kAcceptsPerListener = 8;
   struct AcceptSlot {
     uint32_t inflight = 0;
     bool cancelled = false;  // all of them, until the last completes
+    bool multishot = false;  // the one in flight is a multishot
+    // The backlog a single-shot accept last saw behind it; unknown at
+    // start, after a hold and after a multishot (AcceptGate's rule).
+    uint32_t queued = AcceptGate::kQueuedUnknown;
   };
   std::vector<AcceptSlot> accepts_;
   std::vector<uint32_t> holding_;  // connections in the table by listener

@@ -128,6 +128,17 @@ bool BoundIds(const json& entry, std::vector<int64_t>* ids) {
   return true;
 }
 
+// The sockets a set entry's "held" takes: the one of that name, and with
+// "held_members" the rest of its group. A master older than groups never
+// says so, and the others close: its one loop accepts on the first only.
+std::vector<size_t> HeldSockets(const json& entry, const ListenerSet& set) {
+  const std::string name = StringField(entry, "held");
+  if (BoolField(entry, "held_members", false)) return set.Group(name);
+  const int index = set.Find(name);
+  if (index < 0) return {};
+  return {static_cast<size_t>(index)};
+}
+
 }  // namespace
 
 absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
@@ -137,9 +148,8 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
   }
   // Checked whole before anything moves: a bad commit leaves the set alone.
   absl::flat_hash_set<std::string> names;
-  absl::flat_hash_set<std::string> held;
+  absl::flat_hash_set<size_t> held;  // sockets of the current set, by index
   absl::flat_hash_set<int64_t> bound;
-  size_t held_sockets = 0;
   std::vector<int64_t> ids;
   for (const json& entry : *entries) {
     const std::string name =
@@ -151,13 +161,14 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
     auto h = entry.find("held");
     const bool holds = h != entry.end() && h->is_string();
     if (holds) {
-      const std::string group = h->get<std::string>();
-      if (set->Find(group) < 0 || !held.insert(group).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("listeners: \"", name, "\": no socket \"", group,
-                         "\" held, or taken twice"));
+      const std::vector<size_t> sockets = HeldSockets(entry, *set);
+      bool twice = false;
+      for (size_t i : sockets) twice = twice || !held.insert(i).second;
+      if (sockets.empty() || twice) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "listeners: \"", name, "\": no socket \"",
+            h->get<std::string>(), "\" held, or taken twice"));
       }
-      held_sockets += set->Group(group).size();
     }
     if (!BoundIds(entry, &ids)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -182,21 +193,22 @@ absl::Status ListenerRequests::Commit(const json& request, ListenerSet* set) {
   for (const json& entry : *entries) {
     const std::string name = StringField(entry, "name");
     auto h = entry.find("held");
+    size_t k = 0;
     if (h != entry.end() && h->is_string()) {
-      for (size_t i : set->Group(h->get<std::string>())) {
-        next_names.push_back(name);
+      for (size_t i : HeldSockets(entry, *set)) {
+        next_names.push_back(GroupSocketName(name, k++));
         next_fds.push_back(set->Take(i));
       }
     }
     BoundIds(entry, &ids);
     for (int64_t id : ids) {
       auto it = pending_.find(id);
-      next_names.push_back(name);
+      next_names.push_back(GroupSocketName(name, k++));
       next_fds.push_back(std::move(it->second));
       pending_.erase(it);
     }
   }
-  const size_t closed = set->size() - held_sockets;
+  const size_t closed = set->size() - held.size();
   // The sockets of the old set that were not taken close with it; so do
   // binds the commit does not name.
   *set = ListenerSet(next_names, std::move(next_fds));

@@ -17,10 +17,14 @@
 //              {"op":"bound","seq":N,"name":"x","error":"bind() failed ..."}
 //   master → {"op":"bind_abort"}: what was bound and not committed is closed
 //   master → {"op":"listeners","set":[{"name":"http","held":"http"},
-//             {"name":"x","bound":K}, {"name":"y","held":"y","bound":[L]},
-//             ...]}: the new set, in config order; "held" names sockets of
-//             the current set (all of a group), "bound" a bind's id or
-//             ids: a listener's sockets are the held ones, then the bound.
+//             {"name":"x","bound":K}, {"name":"y","held":"y","held_members":true,
+//             "bound":[L]},
+//             ...]}: the new set, in config order; "held" names a socket
+//             of the current set (and with "held_members":true the rest of
+//             its group: a master older than groups leaves them to close),
+//             "bound" a bind's id or ids: a listener's sockets are the held
+//             ones, then the bound, named "name", "name#1", ...
+//             (GroupSocketName).
 #ifndef DDV_SRC_WATCHDOG_LISTENER_REQUESTS_H_
 #define DDV_SRC_WATCHDOG_LISTENER_REQUESTS_H_
 

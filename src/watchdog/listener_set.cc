@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "src/base/listen_socket.h"
 
 namespace ddv {
 namespace watchdog {
@@ -20,7 +21,7 @@ int ListenerSet::Find(const std::string& name) const {
 std::vector<size_t> ListenerSet::Group(const std::string& name) const {
   std::vector<size_t> group;
   for (size_t i = 0; i < names_.size(); ++i) {
-    if (names_[i] == name) group.push_back(i);
+    if (ListenerOfSocketName(names_[i]) == name) group.push_back(i);
   }
   return group;
 }

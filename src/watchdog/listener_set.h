@@ -3,7 +3,8 @@
 // them from --listen_fds=name=fd,...; while no master runs, clients wait in
 // their backlogs. A listener of a master with shards is a SO_REUSEPORT
 // group, one socket per loop (docs/shards.md): its sockets are adjacent
-// entries under the same name, the first one first.
+// entries, the first under the listener's name, the others "name#k"
+// (GroupSocketName).
 #ifndef DDV_SRC_WATCHDOG_LISTENER_SET_H_
 #define DDV_SRC_WATCHDOG_LISTENER_SET_H_
 
@@ -31,7 +32,7 @@ class ListenerSet {
   int fd(size_t i) const { return fds_[i].get(); }
   // The index of the (first) socket named `name`, or -1.
   int Find(const std::string& name) const;
-  // The indexes of every socket named `name` (its group), first first.
+  // The indexes of listener `name`'s sockets (its group), first first.
   std::vector<size_t> Group(const std::string& name) const;
   // Takes the socket out (the slot is left empty); for building a new set.
   UniqueFd Take(size_t i) { return std::move(fds_[i]); }

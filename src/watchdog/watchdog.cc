@@ -43,7 +43,7 @@ class Watchdog {
         listeners_(options.listener_names, std::move(listeners)),
         listener_requests_(options.listen),
         kept_writer_(std::move(writer)),
-        hang_check_(options.master_hang_timeout) {
+        hang_check_(options.master_hang_timeout, options.master_start_timeout) {
     for (WorkerRecord& record : workers) {
       const std::string key = record.key();
       records_.insert_or_assign(key, std::move(record));
@@ -79,8 +79,13 @@ class Watchdog {
   // back after an upgrade, in table_, so it is restarted like the master.
   void StartLogWriter();
   // Kills the master when it serves and has been silent for
-  // --master_hang_timeout; once per loop turn, after the link was read.
+  // --master_hang_timeout, or has not said it serves within
+  // --master_start_timeout of its start; once per loop turn, after the
+  // link was read.
   void CheckMasterHang();
+  // A master was just started: its records go to it, and its start is
+  // timed.
+  void OnMasterStarted();
 
   const WatchdogOptions& options_;
   ListenerSet listeners_;
@@ -107,10 +112,10 @@ class Watchdog {
   std::deque<absl::Time> recent_exits_;  // within crash_loop_window
   ServiceNotifier service_;  // systemd's NOTIFY_SOCKET, if it gave one
   MasterHangCheck hang_check_;
-  // The master killed because it hung, until its exit is handled, and how
-  // long it had been silent; masters killed so (ddv_master_hang_kills).
+  // The master killed because it hung, until its exit is handled, and why;
+  // masters killed so, at their start or later (ddv_master_hang_kills).
   pid_t hung_master_ = 0;
-  absl::Duration hung_for_;
+  HangVerdict hung_why_{};
   uint64_t hang_kills_ = 0;
 };
 
@@ -178,7 +183,12 @@ bool Watchdog::FlushOffers() {
         {"master_hang_kills", hang_kills_},
         // Whether to send `alive` every second (0: the check is off).
         {"master_hang_timeout_ms",
-         absl::ToInt64Milliseconds(hang_check_.timeout())}};
+         absl::ToInt64Milliseconds(hang_check_.timeout())},
+        // How long it may take to say `serving` (0: unbounded): it says so
+        // after half of this at the latest, whether its workers are up
+        // or not (docs/lifecycle.md, "A master that hangs").
+        {"master_start_timeout_ms",
+         absl::ToInt64Milliseconds(hang_check_.start_timeout())}};
     std::vector<int> fds;
     if (held_.valid()) fds.push_back(held_.fd());
     absl::Status sent = SendLinkMessage(link_.get(), end, fds);
@@ -219,11 +229,12 @@ void Watchdog::HandleLinkMessage(LinkMessage message) {
     hang_check_.Heard(now);
     return;
   }
-  // A master that says it sends heartbeats (one older than the check
-  // does not, and is not judged).
-  if (op == "serving" && !stopping_ && !upgrading_ &&
-      message.body.contains("alive_every_ms")) {
-    hang_check_.Serving(now);
+  // Its start is over (every master says `serving`); from now on it is
+  // judged by its heartbeats if it says it sends them (one older than the
+  // check does not, and is not judged). Not one stopping, handing over or
+  // already judged hung.
+  if (op == "serving" && !stopping_ && !upgrading_ && hung_master_ == 0) {
+    hang_check_.Serving(now, message.body.contains("alive_every_ms"));
   }
   if (op == "stopping") hang_check_.Off();  // its stop has no heartbeats
   // serving, status, reloading, reloaded, stopping: for systemd.
@@ -297,10 +308,14 @@ void Watchdog::OnMasterExit(pid_t running, bool handed_over) {
   const std::optional<supervise::ExitStatus> exit = table_->last_exit(slot_);
   std::string how = exit ? exit->ToString() : std::string("an unknown status");
   if (running == hung_master_) {
-    absl::StrAppend(&how, ", killed by the watchdog: it hung (no heartbeat for ",
-                    absl::FormatDuration(
-                        absl::Trunc(hung_for_, absl::Milliseconds(100))),
-                    ")");
+    const std::string silence = absl::FormatDuration(
+        absl::Trunc(hung_why_.silence, absl::Milliseconds(100)));
+    absl::StrAppend(
+        &how, ", killed by the watchdog: it hung (",
+        hung_why_.kind == HangVerdict::Kind::kNotServing
+            ? absl::StrCat("not serving ", silence, " after its start")
+            : absl::StrCat("no heartbeat for ", silence),
+        ")");
     hung_master_ = 0;
   }
   if (stopping_) return;
@@ -462,27 +477,47 @@ void Watchdog::ReExecute() {
 }
 
 void Watchdog::CheckMasterHang() {
-  const std::optional<absl::Duration> silence =
+  const std::optional<HangVerdict> verdict =
       hang_check_.Check(MasterHangCheck::MonotonicNow());
   const pid_t master = table_->pid(slot_);
-  if (!silence || master == 0) return;
-  // Its loop stopped turning: nobody accepts, and it would never end by
-  // itself. Killed, it is a master that died: its workers live on, what it
-  // held undecided is lost, and the next one adopts the workers.
+  if (!verdict || master == 0) return;
+  // Its loop stopped turning, or its start never ended: nobody accepts,
+  // and it would never end by itself. Killed, it is a master that died:
+  // its workers live on, what it held undecided is lost, and the next one
+  // adopts the workers.
   hung_master_ = master;
-  hung_for_ = *silence;
+  hung_why_ = *verdict;
   ++hang_kills_;
-  LOG(ERROR) << "watchdog: master pid " << master
-             << " sent no heartbeat for "
-             << absl::FormatDuration(
-                    absl::Trunc(*silence, absl::Milliseconds(100)))
-             << " (--master_hang_timeout="
-             << absl::FormatDuration(hang_check_.timeout())
-             << "); killing it (SIGKILL); its workers live on";
+  const std::string silence = absl::FormatDuration(
+      absl::Trunc(verdict->silence, absl::Milliseconds(100)));
+  if (verdict->kind == HangVerdict::Kind::kNotServing) {
+    LOG(ERROR) << "watchdog: master pid " << master
+               << " has not said it serves " << silence
+               << " after its start (--master_start_timeout="
+               << absl::FormatDuration(hang_check_.start_timeout())
+               << "): it hangs starting; killing it (SIGKILL); its workers "
+                  "live on";
+  } else {
+    LOG(ERROR) << "watchdog: master pid " << master
+               << " sent no heartbeat for " << silence
+               << " (--master_hang_timeout="
+               << absl::FormatDuration(hang_check_.timeout())
+               << "); killing it (SIGKILL); its workers live on";
+  }
   if (kill(master, SIGKILL) < 0) {
     PLOG(ERROR) << "kill(" << master << ", SIGKILL) failed while killing "
                 << "the hung master";
   }
+}
+
+void Watchdog::OnMasterStarted() {
+  LOG(INFO) << "watchdog " << getpid() << " started master "
+            << table_->pid(slot_);
+  service_.Status(absl::StrCat("starting master pid ", table_->pid(slot_)));
+  OfferRecords();
+  // Whether it was started first, restarted after an exit or a hang, or
+  // by a re-executed watchdog after an upgrade: it has to serve in time.
+  hang_check_.Started(MasterHangCheck::MonotonicNow());
 }
 
 void Watchdog::StartLogWriter() {
@@ -514,6 +549,12 @@ int Watchdog::Run() {
     LOG(INFO) << "watchdog: a serving master silent for "
               << absl::FormatDuration(hang_check_.timeout())
               << " hangs and is killed (--master_hang_timeout)";
+  }
+  if (hang_check_.start_timeout() > absl::ZeroDuration()) {
+    LOG(INFO) << "watchdog: a master not serving "
+              << absl::FormatDuration(hang_check_.start_timeout())
+              << " after its start hangs and is killed "
+                 "(--master_start_timeout)";
   }
   if (service_.ping_interval() > absl::ZeroDuration()) {
     LOG(INFO) << "watchdog: WATCHDOG=1 to systemd every "
@@ -573,10 +614,7 @@ int Watchdog::Run() {
   }
   status = table_->Start(slot_);
   if (status.ok()) {
-    LOG(INFO) << "watchdog " << getpid() << " started master "
-              << table_->pid(slot_);
-    service_.Status(absl::StrCat("starting master pid ", table_->pid(slot_)));
-    OfferRecords();
+    OnMasterStarted();
   } else {
     LOG(ERROR) << "watchdog: cannot start the master: " << status.message()
                << "; retrying after back-off";
@@ -700,10 +738,7 @@ int Watchdog::Run() {
       table_->RestartDue(absl::Now());
     }
     if (table_->pid(slot_) != 0 && table_->pid(slot_) != running) {
-      LOG(INFO) << "watchdog: started master " << table_->pid(slot_);
-      service_.Status(
-          absl::StrCat("starting master pid ", table_->pid(slot_)));
-      OfferRecords();
+      OnMasterStarted();
     }
   }
 }

@@ -54,6 +54,11 @@ struct WatchdogOptions {
   // hangs: it is killed (SIGKILL) and restarted like one that died
   // (--master_hang_timeout; zero: never; docs/lifecycle.md).
   absl::Duration master_hang_timeout = absl::Seconds(10);
+  // A master started (first, after an exit, after an upgrade) that has not
+  // said it serves after this long hangs starting (adopting, binding,
+  // starting workers): killed and restarted the same way
+  // (--master_start_timeout; zero: never; docs/lifecycle.md).
+  absl::Duration master_start_timeout = absl::Seconds(60);
 };
 
 // Runs until SIGTERM/SIGINT (forwarded; waits for the master to drain) or

@@ -178,6 +178,18 @@ TEST(BindListenSocketTest, BindsBesideAnOldSocketThatAllowsIt) {
   EXPECT_FALSE(ReusePort(old->get()));
 }
 
+// A group's other sockets are "name#k"; anything else is its own name.
+TEST(GroupSocketNameTest, NamesAndFindsTheListener) {
+  EXPECT_EQ(GroupSocketName("http", 0), "http");
+  EXPECT_EQ(GroupSocketName("http", 2), "http#2");
+  EXPECT_EQ(ListenerOfSocketName("http"), "http");
+  EXPECT_EQ(ListenerOfSocketName("http#2"), "http");
+  EXPECT_EQ(ListenerOfSocketName("http#12"), "http");
+  EXPECT_EQ(ListenerOfSocketName("http#"), "http#");
+  EXPECT_EQ(ListenerOfSocketName("http#x"), "http#x");
+  EXPECT_EQ(ListenerOfSocketName("#1"), "");
+}
+
 TEST(ListensOnTest, NotAListeningSocket) {
   UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   EXPECT_FALSE(ListensOn(fd.get(), Spec("", "127.0.0.1:0").bind_to));

@@ -19,6 +19,11 @@ The front door runs under its watchdog with --master_hang_timeout=2
   master pid, 0 restarts, 0 failed requests.
 - With --master_hang_timeout=0 a master stopped for twice the timeout the
   others use is not killed; it serves again once continued.
+- A master from before the check (injected: --fault_no_heartbeats, its
+  `serving` without `alive_every_ms`, no `alive`) stopped under load for
+  more than twice the timeout is not killed: version skew never kills. It
+  serves again once continued, and nothing failed (new connections waited
+  in the backlog through the stop).
 - With --shards=2, a shard whose loop stops turning while the primary runs
   (injected: --shard_fault=hang) withholds the heartbeat: the primary logs
   it, the watchdog kills the master, and the next one serves."""
@@ -247,6 +252,41 @@ class MasterHangTest(chaos.ChaosTest):
         self.assertEqual(metric(ddv, "ddv_master_hang_kills"), 0)
         self.assertCleanRun(keepalive, new_connection, seconds, ddv)
 
+    def test_master_without_heartbeats_is_never_killed(self):
+        ddv = chaos.start_front_door(
+            self, SITES, watchdog=True,
+            flags=[f"--master_hang_timeout={int(HANG_TIMEOUT)}",
+                   "--fault_no_heartbeats"])
+        master = chaos.master_pid(ddv)
+        workers = chaos.worker_pids(ddv)
+        start = time.monotonic()
+        loads = start_loads(self, ddv, duration=12)
+        time.sleep(2)
+        os.kill(master, signal.SIGSTOP)
+        try:
+            time.sleep(2 * HANG_TIMEOUT + HEARTBEAT)
+            self.assertTrue(alive(master))
+        finally:
+            os.kill(master, signal.SIGCONT)
+        self.assertEqual(wait_for(lambda: chaos.master_pid(ddv), timeout=5),
+                         master)
+        time.sleep(2)
+        seconds = time.monotonic() - start
+        keepalive, new_connection = chaos.finish(loads)
+        log = harness.full_log(ddv)
+        # The watchdog judged it only until it said `serving`.
+        self.assertIn("hangs and is killed (--master_hang_timeout)", log)
+        self.assertNotIn("sent no heartbeat", log)
+        self.assertEqual(chaos.master_pid(ddv), master)
+        self.assertEqual(metric(ddv, "ddv_master_restarts"), 0)
+        self.assertEqual(metric(ddv, "ddv_master_hang_kills"), 0)
+        self.assertCleanRun(keepalive, new_connection, seconds, ddv)
+        self.assertServedByWorkers(keepalive, new_connection, seconds,
+                                   workers)
+        # Requests started during the stop waited it out and succeeded.
+        self.assertGreaterEqual(new_connection["latency_max"],
+                                2 * HANG_TIMEOUT, new_connection.summary())
+
     def test_a_stuck_shard_gets_the_master_replaced(self):
         ddv = chaos.start_front_door(
             self, SITES, watchdog=True,
@@ -297,7 +337,7 @@ class MasterHangTest(chaos.ChaosTest):
         self.assertEqual(chaos.site_of(ddv.http_port, "a.localhost"), "a")
         log = harness.full_log(ddv)
         self.assertNotIn("sent no heartbeat", log)
-        self.assertNotIn("hangs and is killed", log)
+        self.assertNotIn("hangs and is killed (--master_hang_timeout)", log)
         self.assertEqual(metric(ddv, "ddv_master_restarts"), 0)
 
 

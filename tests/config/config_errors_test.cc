@@ -230,6 +230,11 @@ const std::vector<ErrorCase>& Cases() {
        WithSite("[[listener]]\nname = \"\"\naddress = \"127.0.0.1:80\"\n"
                 "protocol = \"http\"\n"),
        "t.toml:2:8: listener name must not be empty"},
+      {"ListenerNameWithASeparator",
+       WithSite("[[listener]]\nname = \"web#1\"\naddress = \"127.0.0.1:80\"\n"
+                "protocol = \"http\"\n"),
+       "t.toml:2:8: listener name \"web#1\" must not contain \",\" or \"=\", "
+       "nor end in \"#\" and digits"},
       {"ListenerMissingAddress",
        WithSite("[[listener]]\nname = \"http\"\nprotocol = \"http\"\n"),
        "t.toml:1:1: listener \"http\" needs an address"},

@@ -70,6 +70,11 @@ TEST(AcceptGateTest, ASharedListenerIsSingleShotOnly) {
   EXPECT_EQ(Plan(gate, 1022, 0)[0], Action::kCancel);
   Cancelled(gate, 0);
   EXPECT_EQ(Plan(gate, 1022, 0)[0], Action::kArmSingle);
+  // No longer shared (a reload): its backlog was not measured while it
+  // was, so a single-shot accept measures it before any multishot.
+  gate.OnCompletion(1, false, true, /*queued=*/0);
+  gate.set_shared(1, false);
+  EXPECT_EQ(Plan(gate, 1022, 0)[1], Action::kArmSingle);
   gate.set_shared(7, true);  // no such listener: ignored
   EXPECT_FALSE(gate.shared(7));
 }

@@ -58,7 +58,7 @@ TEST(ParseListenFdListTest, MapsNamesToFdsInListenerOrder) {
 
 TEST(ParseListenFdListTest, AGroupIsItsNameRepeatedInOrder) {
   absl::StatusOr<std::vector<std::vector<int>>> fds =
-      ParseListenFdList("http=5,https=4,http=3", {"http", "https"});
+      ParseListenFdList("http=5,https=4,http#1=3", {"http", "https"});
   ASSERT_TRUE(fds.ok()) << fds.status();
   EXPECT_THAT(*fds, ElementsAre(ElementsAre(5, 3), ElementsAre(4)));
 }
@@ -201,7 +201,7 @@ TEST(TakeListenFdsTest, TakesEverySocketOfAGroup) {
   const int first_fd = first->get();
   const int second_fd = second->get();
   absl::StatusOr<std::vector<UniqueFd>> fds = TakeListenFds(
-      absl::StrCat("http=", first_fd, ",http=", elsewhere.get(), ",http=",
+      absl::StrCat("http=", first_fd, ",http#1=", elsewhere.get(), ",http#2=",
                    second_fd),
       config, &held_as, &members);
   ASSERT_TRUE(fds.ok()) << fds.status();

@@ -157,6 +157,30 @@ class SocketActivationTest(unittest.TestCase):
         self.assertEqual(systemd.kinds(), ["READY", "RELOADING", "READY"])
         self.assertEqual({m.pid for m in systemd.all()}, {watchdog})
 
+    def test_with_shards_every_loop_accepts_on_the_passed_sockets(self):
+        # systemd's sockets are not grown into a group per loop (a socket
+        # of ours would close with us): the loops share each one.
+        ddv, trigger = service_manager.start_activated(
+            extra_flags=["--log_dir=", "--shards=2"])
+        self.addCleanup(ddv.stop)
+        status, body, _ = trigger.wait()
+        self.assertEqual((status, fields(body)["site"]), (200, "a"))
+        self.assertIn("the listeners are systemd's: every loop accepts on "
+                      "the one socket of each", harness.full_log(ddv))
+        self.assertEqual(len(listening_inodes(ddv.proc.pid)), 4)
+        self.assertEqual([l["sockets"] for l in ddv.status()["listeners"]],
+                         [1, 1, 1, 1])
+        load = pyload.start_load(ddv.http_port, HOSTS, "new_connection",
+                                 connections=4, rate=400, duration=2)
+        self.addCleanup(load.kill)
+        result = load.result()
+        print(result.summary(), file=sys.stderr)
+        self.assertEqual(result.failed(), 0, result.summary())
+        shard = next(s for s in ddv.status()["shards"] if s["id"] == 1)
+        self.assertGreater(shard["accepted"], 50, shard)
+        self.assertEqual(sites_through_every_listener(self, ddv),
+                         EVERY_LISTENER)
+
     def test_a_reload_may_not_change_the_passed_listeners(self):
         ddv, trigger = service_manager.start_activated()
         self.addCleanup(ddv.stop)

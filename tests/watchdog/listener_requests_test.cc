@@ -194,23 +194,39 @@ TEST(ListenerRequestsTest, GroupMembersJoinTheFirstSocketAndStayTogether) {
 
   absl::Status committed = requests.Commit(
       {{"op", "listeners"},
-       {"set", {{{"name", "http"}, {"held", "http"}, {"bound", {reply["id"]}}}}}},
+       {"set",
+        {{{"name", "http"}, {"held", "http"}, {"bound", {reply["id"]}}}}}},
       &set);
   ASSERT_TRUE(committed.ok()) << committed;
   ASSERT_EQ(set.size(), 2u);
   EXPECT_EQ(set.fd(0), first);
   EXPECT_EQ(set.fd(1), member);
+  // The others as "name#k": a master older than groups closes them.
+  EXPECT_EQ(set.name(0), "http");
+  EXPECT_EQ(set.name(1), "http#1");
   EXPECT_EQ(set.Group("http"), (std::vector<size_t>{0, 1}));
-  // Renamed: "held" takes the whole group, the first first.
+  // Renamed: "held" with "held_members" takes the whole group, the first
+  // first.
   committed = requests.Commit(
-      {{"op", "listeners"}, {"set", {{{"name", "web"}, {"held", "http"}}}}},
+      {{"op", "listeners"},
+       {"set", {{{"name", "web"}, {"held", "http"}, {"held_members", true}}}}},
       &set);
   ASSERT_TRUE(committed.ok()) << committed;
   ASSERT_EQ(set.size(), 2u);
-  EXPECT_EQ(set.name(1), "web");
+  EXPECT_EQ(set.name(0), "web");
+  EXPECT_EQ(set.name(1), "web#1");
   EXPECT_EQ(set.fd(0), first);
   EXPECT_EQ(set.fd(1), member);
   EXPECT_TRUE(IsOpen(member));
+  // A master older than groups (a rollback) names only the first: the
+  // others close, and its one loop gets every connection.
+  committed = requests.Commit(
+      {{"op", "listeners"}, {"set", {{{"name", "web"}, {"held", "web"}}}}},
+      &set);
+  ASSERT_TRUE(committed.ok()) << committed;
+  ASSERT_EQ(set.size(), 1u);
+  EXPECT_EQ(set.fd(0), first);
+  EXPECT_FALSE(IsOpen(member));
   // "bound" must be an id or ids.
   EXPECT_FALSE(requests
                    .Commit({{"op", "listeners"},
@@ -258,6 +274,28 @@ TEST(ListenerRequestsTest, AbortClosesWhatWasBoundForAFailedReload) {
   ASSERT_TRUE(IsOpen(socket));
   requests.Abort();
   EXPECT_FALSE(IsOpen(socket));
+}
+
+// A socket of a group is taken once, whichever entry names it.
+TEST(ListenerRequestsTest, AGroupSocketTakenTwiceFailsTheCommit) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Listening());
+  fds.push_back(Listening());
+  const int member = fds[1].get();
+  ListenerSet set({"http", "http#1"}, std::move(fds));
+  ListenerRequests requests{ListenOptions()};
+  for (const json& bad : std::vector<json>{
+           {{"set",
+             {{{"name", "a"}, {"held", "http"}, {"held_members", true}},
+              {{"name", "b"}, {"held", "http#1"}}}}},
+           {{"set",
+             {{{"name", "a"}, {"held", "http#1"}, {"held_members", true}}}}}}) {
+    EXPECT_EQ(requests.Commit(bad, &set).code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad.dump();
+    ASSERT_EQ(set.size(), 2u);
+    EXPECT_EQ(set.fd(1), member);
+  }
 }
 
 TEST(ListenerRequestsTest, ABadCommitChangesNothing) {

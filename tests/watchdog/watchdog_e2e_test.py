@@ -3,7 +3,7 @@ master crash loses no queued connection; it forwards SIGHUP (reload) and
 SIGTERM (drain and stop, nothing left behind); a restarted master runs the
 last good config, never a file broken since; and a master that cannot start
 is retried with growing back-off while the watchdog holds the listeners;
---master_hang_timeout below 2 s is refused."""
+--master_hang_timeout and --master_start_timeout below 2 s are refused."""
 import os
 import re
 import signal
@@ -146,6 +146,21 @@ class HangTimeoutFlagTest(unittest.TestCase):
             self.assertIn("--master_hang_timeout must be 0 (never) or at "
                           "least 2 seconds (a serving master reports every "
                           f"second), not {value}", result.stderr)
+
+    def test_master_start_timeout_below_2_seconds_exits_2(self):
+        # The master says it serves after half of it at the latest: under
+        # a second would not leave it its own start. The behaviour itself:
+        # tests/chaos/master_start_chaos_test.py.
+        for value in ("1", "-1"):
+            result = subprocess.run(
+                [harness.runfile("src/ddv_master"),
+                 f"--master_start_timeout={value}", "--check_config"],
+                capture_output=True, text=True, timeout=10)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn("--master_start_timeout must be 0 (never) or at "
+                          "least 2 seconds (a master says it serves after "
+                          f"half of it at the latest), not {value}",
+                          result.stderr)
 
 
 class LostInCrashTest(unittest.TestCase):
