@@ -1,13 +1,53 @@
 """Loopback networking: free ports and one-shot HTTP(S) requests."""
+import fcntl
+import os
 import socket
 import ssl
+import threading
+
+# One byte per port, locked (a POSIX record lock) by the process that was
+# given the port, for as long as that process lives; shared by every test
+# process on the machine, whoever's checkout it runs from.
+PORT_LOCKS = "/tmp/ddv-test-ports.lock"
+_ports_lock = threading.Lock()
+_ports_given = set()
+_ports_fd = None
 
 
-def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(attempts=200):
+    """A TCP port free on 127.0.0.1 a moment ago, given to no one else.
+
+    The caller binds it later (a master binds its config's addresses), and
+    until then the kernel may give the same port to any other bind(0): to
+    this process's next call (two listeners of one config on one address,
+    which the master refuses with exit 2), or to another test running
+    beside it, whose listener then answers our clients. So a port is
+    handed out once per process, and only if no other live process that
+    uses this function holds it: a lock on byte `port` of PORT_LOCKS,
+    released by the kernel when the holder exits, however it exits. A
+    program that binds ports by other means can still take one; the
+    master then fails to bind and says so."""
+    global _ports_fd
+    with _ports_lock:
+        if _ports_fd is None:
+            # Never closed: closing any fd of the file drops the process's
+            # locks on it.
+            _ports_fd = os.open(PORT_LOCKS,
+                                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        for _ in range(attempts):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port in _ports_given:
+                continue
+            try:
+                fcntl.lockf(_ports_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+            except OSError:
+                continue  # another live process was given it
+            _ports_given.add(port)
+            return port
+    raise RuntimeError(f"no free port after {attempts} tries: every one the "
+                       f"kernel offered was given already ({PORT_LOCKS})")
 
 
 def recv_all(s):

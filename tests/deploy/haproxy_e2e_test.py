@@ -26,6 +26,7 @@ import harness  # noqa: E402
 from harness import (fields, free_port, parse_response, recv_all,  # noqa: E402
                      wait_for)
 from pyddv.load import start_load  # noqa: E402
+from pyddv.procs import tree  # noqa: E402
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 INSTANCES = ("127.0.0.2", "127.0.0.3")
@@ -91,39 +92,71 @@ backend ddv
 """
 
 
-def process_tree(root):
-    """`root` and every process below it, parents first."""
-    pids, i = [root], 0
-    while i < len(pids):
-        try:
-            tasks = os.listdir(f"/proc/{pids[i]}/task")
-        except FileNotFoundError:
-            tasks = []
-        for task in tasks:
-            try:
-                with open(f"/proc/{pids[i]}/task/{task}/children") as f:
-                    pids += [int(c) for c in f.read().split()]
-            except FileNotFoundError:
-                pass
-        i += 1
-    return pids
-
-
-def kill_instance(ddv):
-    """SIGKILL to every process group of one ddv instance (each worker leads
-    its own): the watchdog's first, so it restarts nothing. Only groups
-    below the watchdog this test started, never the test's own."""
-    ours = os.getpgid(0)
+def instance_groups(ddv, ours):
+    """The process groups of one ddv instance, the watchdog's first: every
+    group of a process below the watchdog this test started (each worker
+    leads its own), never the test's own `ours`."""
     groups = []
-    for pid in process_tree(ddv.proc.pid):
+    for pid in tree([ddv.proc.pid]):
         try:
             group = os.getpgid(pid)
         except ProcessLookupError:
-            continue
+            continue  # gone since the tree was read
         if group != ours and group not in groups:
             groups.append(group)
+    return groups
+
+
+def signal_group(group, sig):
+    """killpg; False when the group has no process left (all of it exited
+    and was reaped), which for a kill is the outcome wanted."""
+    try:
+        os.killpg(group, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def alive(pid):
+    """Running or stopped; False once it is a zombie or gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def kill_instance(ddv, timeout=10.0):
+    """SIGKILL to every process of one ddv instance, by process group;
+    returns once none is alive, with the groups killed.
+
+    Every group is stopped first (SIGSTOP, the watchdog's first), then
+    killed. Killed one after the other while running, the rest would not
+    wait their turn: once the watchdog and the master are dead, their
+    workers see EOF on their channels and exit by themselves
+    (docs/lifecycle.md), so a killpg could find a group gone (ESRCH) and
+    the test would watch workers leave, not die. Stopped, no process exits
+    or starts another; the tree is read again until it holds no group not
+    yet stopped (a process forked before its parent stopped)."""
+    ours = os.getpgid(0)
+    groups = []
+    for _ in range(10):
+        new = [g for g in instance_groups(ddv, ours) if g not in groups]
+        if not new:
+            break
+        groups += [g for g in new if signal_group(g, signal.SIGSTOP)]
+    else:
+        raise RuntimeError(f"ddv pid {ddv.proc.pid}: new process groups "
+                           f"still appear after 10 reads: {groups}")
+    pids = tree([ddv.proc.pid])
     for group in groups:
-        os.killpg(group, signal.SIGKILL)
+        signal_group(group, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"still alive {timeout} s after SIGKILL: "
+                               f"{[pid for pid in pids if alive(pid)]}")
+        time.sleep(0.01)
     return groups
 
 

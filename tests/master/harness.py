@@ -82,7 +82,13 @@ class Ddv:
              f"--node_preload={node_preload()}",
              *extra_flags],
             stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            # No test holds this Ddv to stop it: the master and its workers
+            # would outlive the failure.
+            self.stop()
+            raise
 
     def write_text(self, text):
         with open(self.config_path, "w") as f:
@@ -148,10 +154,20 @@ log_all = "{self.dir}/fallback.log"
         return control_status(self.control_socket)
 
     def wait_ready(self, timeout=15.0):
+        """Until every worker is ready, and /metrics is served when asked
+        for: a master that could not bind its metrics address serves
+        without it (docs/metrics.md), and a scrape would reach whoever
+        holds the port instead, with a confusing answer (a TLS listener
+        resets it)."""
         try:
-            return wait_workers_ready(self.proc, self.control_socket, timeout)
+            status = wait_workers_ready(self.proc, self.control_socket,
+                                        timeout)
         except RuntimeError as e:
             raise RuntimeError(f"{e}\n{self.read_log()}") from None
+        if "metrics_address" in status and status["metrics_address"] is None:
+            raise RuntimeError(f"ddv_master did not bind its metrics "
+                               f"address\n{self.read_log()}")
+        return status
 
     def read_log(self):
         if not self.log.closed:
