@@ -5,7 +5,9 @@ control socket. Every wait is bounded. The generic helpers (ports, requests,
 the control socket, stopping a process) live in //python:pyddv, shared with
 the load benchmark; they are re-exported here for the tests.
 """
+import atexit
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -62,8 +64,10 @@ class Ddv:
         self.tls_port = free_port()
         self.tcp_port = free_port()
         # Unix socket paths are limited to 108 bytes; the test tmpdir is long.
-        self.control_socket = os.path.join(
-            tempfile.mkdtemp(prefix="ddv-", dir="/tmp"), "control.sock")
+        control_dir = tempfile.mkdtemp(prefix="ddv-", dir="/tmp")
+        # Outside the test's tmpdir: removed when the test process ends.
+        atexit.register(shutil.rmtree, control_dir, True)
+        self.control_socket = os.path.join(control_dir, "control.sock")
         self.config_path = os.path.join(self.dir, "ddv.toml")
         if config_text is None:
             self.write_config(handoff, peek_timeout_ms, max_peek_bytes)
