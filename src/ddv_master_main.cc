@@ -120,7 +120,8 @@ DEFINE_uint64(shard_fault_after, 0,
               "once, to exercise its replacement (0: never)");
 DEFINE_string(shard_fault, "fail",
               "tests: what --shard_fault_after does to the shard: fail "
-              "(it is replaced) or hang (its loop stops turning)");
+              "(it is replaced), lost (it fails and its replacement "
+              "cannot start) or hang (its loop stops turning)");
 DEFINE_string(start_hang_token, "",
               "tests: a master that removes this file as it starts hangs "
               "there, after starting its workers and before it serves; the "
@@ -219,7 +220,7 @@ const ddv::cli::HelpText& Help() {
            /*full_only=*/true},
           {"Fault injection",
            "For tests of what survives a failure; not for operators.",
-           {"shard_fault_after=N", "shard_fault=fail|hang",
+           {"shard_fault_after=N", "shard_fault=fail|lost|hang",
             "start_hang_token=FILE", "fault_no_heartbeats"},
            /*full_only=*/true},
       },
@@ -392,6 +393,7 @@ ddv::master::MasterOptions MasterOptionsFromFlags() {
       1, FdBudgetedConnections(FLAGS_max_connections) / options.shards);
   options.shard_fault_after = FLAGS_shard_fault_after;
   options.shard_fault_hangs = FLAGS_shard_fault == "hang";
+  options.shard_fault_lost = FLAGS_shard_fault == "lost";
   options.start_hang_token = FLAGS_start_hang_token;
   options.fault_no_heartbeats = FLAGS_fault_no_heartbeats;
   options.listen = ListenOptionsFromFlags();
@@ -618,8 +620,10 @@ int main(int argc, char** argv) {
                  FLAGS_shards.c_str());
     return kExitConfigError;
   }
-  if (FLAGS_shard_fault != "fail" && FLAGS_shard_fault != "hang") {
-    std::fprintf(stderr, "--shard_fault must be fail or hang, not \"%s\"\n",
+  if (FLAGS_shard_fault != "fail" && FLAGS_shard_fault != "hang" &&
+      FLAGS_shard_fault != "lost") {
+    std::fprintf(stderr,
+                 "--shard_fault must be fail, lost or hang, not \"%s\"\n",
                  FLAGS_shard_fault.c_str());
     return kExitConfigError;
   }

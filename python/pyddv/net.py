@@ -23,7 +23,7 @@ def free_port(attempts=200):
     which the master refuses with exit 2), or to another test running
     beside it, whose listener then answers our clients. So a port is
     handed out once per process, and only if no other live process that
-    uses this function holds it: a lock on byte `port` of PORT_LOCKS,
+    uses this function holds it: a lock on byte `port` of PORT_LOCKS.<uid>,
     released by the kernel when the holder exits, however it exits. A
     program that binds ports by other means can still take one; the
     master then fails to bind and says so."""
@@ -32,8 +32,10 @@ def free_port(attempts=200):
         if _ports_fd is None:
             # Never closed: closing any fd of the file drops the process's
             # locks on it.
-            _ports_fd = os.open(PORT_LOCKS,
-                                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            # One file per user: another user's (umask 022) could not be
+            # opened for writing, nor, with fs.protected_regular, created.
+            _ports_fd = os.open(f"{PORT_LOCKS}.{os.getuid()}",
+                                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         for _ in range(attempts):
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))

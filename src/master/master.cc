@@ -216,7 +216,6 @@ absl::Status Master::Run() {
       // After the views went out (synchronously), so that no shard sends
       // a worker a connection routed by names its view does not have yet.
       TakeShardReports();
-      if (!shard_lost_.ok()) return shard_lost_;
       PublishShardSnapshot();
       ReleaseRetiredWithoutProcess();
     }

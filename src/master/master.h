@@ -117,12 +117,14 @@ struct MasterOptions {
   // from what the master tells it over the link.
   watchdog::ServiceNotifierOptions notify;
   // Event loops (docs/shards.md): this one, the primary, plus shards - 1
-  // threads that accept on the same sockets and route by themselves.
+  // threads, each accepting on its own socket of every listener, that
+  // route by themselves.
   uint32_t shards = 1;
   // Tests: shard 1's first loop fails after accepting this many
   // connections (--shard_fault_after); its replacement runs clean.
   uint64_t shard_fault_after = 0;
   bool shard_fault_hangs = false;  // --shard_fault=hang
+  bool shard_fault_lost = false;   // --shard_fault=lost: not replaced
   // Tests: a master that removes this file at start hangs before it
   // serves (--start_hang_token); "" or no file: none does.
   std::string start_hang_token;
@@ -291,8 +293,15 @@ class Master {
   // leaves the shards without one accepting on `first` (logged).
   void GrowGroup(const config::ListenerConfig& listener, int first,
                  std::vector<UniqueFd>* members, std::vector<int64_t>* ids);
-  // Whether shard `id` is the only loop accepting on some socket.
-  bool ShardOwnsSockets(int id) const;
+  // A shard that failed and could not be replaced: its socket of each
+  // group stops listening (and leaves the group), and groups grow no
+  // socket for it or any shard above it any more.
+  void DetachLostShard(int id);
+  // Tells the watchdog the running listeners' sockets: every one of each
+  // group that still listens, plus `bound[i]` for config listener i.
+  void CommitGroups(const std::vector<std::vector<int64_t>>& bound);
+  // The shards running now (or to be started), by id.
+  bool ShardRuns(int id) const;
   // Whether shards accept on listener `l`'s first socket too, for the
   // accept gate (AcceptGate::set_shared); after every listener change.
   void UpdateAcceptSharing();
@@ -808,9 +817,8 @@ class Master {
   // arm no new accept: what they forward would have nowhere to go).
   std::atomic<bool> shards_hold_off_{false};
   uint64_t shards_replaced_ = 0;
-  // A shard that owned sockets of the listeners' groups and could not be
-  // replaced: Run ends with this (docs/shards.md).
-  absl::Status shard_lost_;
+  // Shards that failed and could not be replaced (DetachLostShard).
+  std::vector<int> lost_shards_;
 };
 
 }  // namespace master

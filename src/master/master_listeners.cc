@@ -109,30 +109,48 @@ void Master::GrowListenerGroups() {
                  "one socket of each (docs/shards.md)";
     return;
   }
-  nlohmann::json set = nlohmann::json::array();
+  std::vector<std::vector<int64_t>> bound(config_.listeners.size());
   for (ListenerSlot& slot : listeners_) {
     if (slot.config_index < 0 || !slot.fd) continue;
-    std::vector<int64_t> ids;
-    GrowGroup(slot.config, slot.fd.get(), &slot.members, &ids);
-    nlohmann::json entry = {{"name", slot.config.name},
-                            {"held", slot.config.name},
-                            {"held_members", true}};
-    if (!ids.empty()) entry["bound"] = ids;
+    GrowGroup(slot.config, slot.fd.get(), &slot.members,
+              &bound[slot.config_index]);
+  }
+  // Sent even when nothing grew: it also ends binds the watchdog finished
+  // after the master stopped waiting for them (a socket in the group
+  // nobody accepts on).
+  CommitGroups(bound);
+}
+
+void Master::CommitGroups(const std::vector<std::vector<int64_t>>& bound) {
+  if (!watchdog_link_) return;
+  // TakeListeners' commit named every socket by its listener's name; the
+  // watchdog keeps only a group's sockets that still listen.
+  nlohmann::json set = nlohmann::json::array();
+  for (size_t i = 0; i < config_.listeners.size(); ++i) {
+    const std::string& name = config_.listeners[i].name;
+    nlohmann::json entry = {
+        {"name", name}, {"held", name}, {"held_members", true}};
+    if (i < bound.size() && !bound[i].empty()) entry["bound"] = bound[i];
     set.push_back(std::move(entry));
   }
-  // TakeListeners' commit named every socket by its listener's name. Sent
-  // even when nothing grew: it also ends binds the watchdog finished after
-  // the master stopped waiting for them (a socket in the group nobody
-  // accepts on).
-  if (watchdog_link_) {
-    SendToWatchdog({{"op", "listeners"}, {"set", std::move(set)}}, {});
-  }
+  SendToWatchdog({{"op", "listeners"}, {"set", std::move(set)}}, {});
+}
+
+bool Master::ShardRuns(int id) const {
+  return id >= 1 && static_cast<uint32_t>(id) < options_.shards &&
+         std::find(lost_shards_.begin(), lost_shards_.end(), id) ==
+             lost_shards_.end();
 }
 
 void Master::GrowGroup(const config::ListenerConfig& listener, int first,
                        std::vector<UniqueFd>* members,
                        std::vector<int64_t>* ids) {
-  const size_t want = options_.shards - 1;
+  // A socket per shard, up to the first one lost (DetachLostShard): a
+  // group's sockets go by shard id.
+  size_t want = options_.shards - 1;
+  for (int lost : lost_shards_) {
+    want = std::min<size_t>(want, lost - 1);
+  }
   if (options_.shards <= 1 || members->size() >= want ||
       options_.socket_activated) {
     return;
@@ -191,9 +209,11 @@ void Master::UpdateAcceptSharing() {
     const ListenerSlot& slot = listeners_[l];
     // Shards without a socket of their own accept on the first, unless
     // the listener is logged (ShardSnapshot::Listener::SocketOf).
-    accept_gate_.set_shared(
-        l, options_.shards > 1 && slot.members.size() < options_.shards - 1 &&
-               slot.config.access_log.empty());
+    bool shared = false;
+    for (uint32_t id = slot.members.size() + 1; id < options_.shards; ++id) {
+      shared = shared || ShardRuns(id);
+    }
+    accept_gate_.set_shared(l, shared && slot.config.access_log.empty());
   }
 }
 
@@ -459,6 +479,13 @@ void Master::DrainListener(uint32_t l) {
   // A graceful stop takes nothing new.
   for (const UniqueFd& fd : sockets) {
     if (stopping_ || !why_stopped.empty()) break;
+    int accepting = 0;
+    socklen_t length = sizeof(accepting);
+    if (getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting,
+                   &length) == 0 &&
+        !accepting) {
+      continue;  // a lost shard's, out of the group already
+    }
     // O_NONBLOCK on the socket itself: nobody else accepts on it any more,
     // and accept4 gives the connections blocking, as always.
     const std::string doing =

@@ -191,13 +191,32 @@ void Master::PublishShardSnapshot() {
   }
 }
 
-bool Master::ShardOwnsSockets(int id) const {
-  for (const ListenerSlot& slot : listeners_) {
-    if (slot.fd && id >= 1 && static_cast<size_t>(id) <= slot.members.size()) {
-      return true;
+void Master::DetachLostShard(int id) {
+  lost_shards_.push_back(id);
+  bool detached = false;
+  for (ListenerSlot& slot : listeners_) {
+    if (!slot.fd || id < 1 || static_cast<size_t>(id) > slot.members.size()) {
+      continue;
     }
+    // Its socket of the group would keep the connections the kernel
+    // hashes to it with no loop to accept them. shutdown(SHUT_RD) on a
+    // listening socket stops it listening whoever else holds it (the
+    // watchdog's copy too): it leaves the group, and what waited in it is
+    // reset. The watchdog drops it at the commit below.
+    if (shutdown(slot.members[id - 1].get(), SHUT_RD) != 0) {
+      PLOG(ERROR) << "listener \"" << slot.config.name
+                  << "\": taking shard " << id << "'s socket out of the group";
+      continue;
+    }
+    detached = true;
+    LOG(WARNING) << "listener \"" << slot.config.name << "\": shard " << id
+                 << "'s socket left the group; connections waiting in it "
+                    "were reset";
   }
-  return false;
+  // Shards above it without a socket of their own share the primary's
+  // (GrowGroup binds none for it or above any more).
+  UpdateAcceptSharing();
+  if (detached) CommitGroups({});
 }
 
 void Master::TakeShardReports() {
@@ -216,20 +235,16 @@ void Master::TakeShardReports() {
       const int id = shards_[i]->id();
       shards_[i].reset();
       absl::StatusOr<std::unique_ptr<Shard>> started =
-          Shard::Start(ShardOptionsFor(id), shard_snapshot_);
+          options_.shard_fault_lost
+              ? absl::ResourceExhaustedError(
+                    "injected fault (--shard_fault=lost)")
+              : Shard::Start(ShardOptionsFor(id), shard_snapshot_);
       if (!started.ok()) {
         LOG(ERROR) << "master shard " << id
                    << " could not be replaced: " << started.status();
-        if (ShardOwnsSockets(id)) {
-          // Its socket of each group would keep the connections the
-          // kernel hashes to it with no loop to accept them: this master
-          // ends, and the next one (the watchdog's) runs every loop.
-          shard_lost_ = absl::UnavailableError(absl::StrCat(
-              "master shard ", id, " could not be replaced (",
-              started.status().message(),
-              ") and its sockets would be served by no loop"));
-        }
-        // Otherwise the primary carries on, and so do the other shards.
+        // The primary carries on, and so do the other shards; its sockets
+        // leave the groups (DetachLostShard).
+        DetachLostShard(id);
         shards_.erase(shards_.begin() + i);
         shard_states_.erase(shard_states_.begin() + i);
         if (i < shard_turns_at_alive_.size()) {

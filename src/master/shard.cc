@@ -400,7 +400,8 @@ void Shard::OnAccept(uint32_t listener, io_uring_cqe* cqe) {
         slot.queued = length < 0 ? AcceptGate::kQueuedUnknown
                                  : static_cast<uint32_t>(length);
       }
-    } else if (slot.multishot) {
+    } else {
+      // A multishot's end, or a single-shot accept that took none.
       slot.queued = AcceptGate::kQueuedUnknown;
     }
     if (slot.inflight > 0 && --slot.inflight == 0) {

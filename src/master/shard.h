@@ -1,7 +1,8 @@
 // Shard: one more master event loop, on a thread of its own with its own
 // ring, peek buffers and connection table (docs/shards.md). It accepts on
-// the same listening sockets as the primary loop (io_uring's accept waits
-// exclusively: one loop is woken per connection), peeks, sniffs, routes
+// its own socket of each listener's SO_REUSEPORT group (or, without one,
+// on the primary's, where io_uring's accept waits exclusively: one loop is
+// woken per connection), peeks, sniffs, routes
 // by the primary's ShardSnapshot and sends SCM_RIGHTS batches straight
 // into the workers' channels. Everything else — refusals, timeouts, sites
 // with caps or without a worker it may use, Node workers, logged

@@ -1,6 +1,8 @@
 // ListenerRequests: binds for the master, and commits the set it names.
 #include "src/watchdog/listener_requests.h"
 
+#include <sys/socket.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -128,12 +130,27 @@ bool BoundIds(const json& entry, std::vector<int64_t>* ids) {
   return true;
 }
 
+bool Listening(int fd) {
+  int accepting = 0;
+  socklen_t length = sizeof(accepting);
+  return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0 &&
+         accepting != 0;
+}
+
 // The sockets a set entry's "held" takes: the one of that name, and with
 // "held_members" the rest of its group. A master older than groups never
 // says so, and the others close: its one loop accepts on the first only.
 std::vector<size_t> HeldSockets(const json& entry, const ListenerSet& set) {
   const std::string name = StringField(entry, "held");
-  if (BoolField(entry, "held_members", false)) return set.Group(name);
+  if (BoolField(entry, "held_members", false)) {
+    // Not the group's sockets that stopped listening: a master took a
+    // lost shard's out of the group (shutdown), and they close.
+    std::vector<size_t> group;
+    for (size_t i : set.Group(name)) {
+      if (group.empty() || Listening(set.fd(i))) group.push_back(i);
+    }
+    return group;
+  }
   const int index = set.Find(name);
   if (index < 0) return {};
   return {static_cast<size_t>(index)};

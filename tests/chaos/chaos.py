@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -146,6 +147,44 @@ def kill_master(ddv, timeout=10.0):
     new = wait_for(lambda: master_pid(ddv) not in (None, old) and
                    master_pid(ddv), timeout=timeout, interval=0.02)
     return killed_at, new or None
+
+
+def alive(pid):
+    """Runs and is not a zombie (the watchdog reaps its master)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+class Probe(threading.Thread):
+    """One GET on a new connection, waiting up to `timeout`; `outcome` is
+    the answering site, or the exception's class name."""
+
+    def __init__(self, port, timeout):
+        super().__init__(daemon=True)
+        self.port = port
+        self.timeout = timeout
+        self.outcome = None
+        self.done_at = None
+
+    def run(self):
+        try:
+            status, body, _ = http_get(self.port, "a.localhost",
+                                       timeout=self.timeout)
+            self.outcome = fields(body)["site"] if status == 200 else status
+        except OSError as e:
+            self.outcome = type(e).__name__
+        self.done_at = time.monotonic()
+
+
+def start_probes(port, count, timeout):
+    """`count` Probes, started."""
+    probes = [Probe(port, timeout) for _ in range(count)]
+    for probe in probes:
+        probe.start()
+    return probes
 
 
 def worker_pids(ddv):

@@ -33,7 +33,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -41,7 +40,7 @@ from pyddv import load as pyload
 from tests.chaos import chaos
 from tests.chaos.chaos import Site
 from tests.master import harness
-from tests.master.harness import fields, http_get, wait_for
+from tests.master.harness import wait_for
 
 HANG_TIMEOUT = 2.0        # --master_hang_timeout, seconds
 HEARTBEAT = 1.0           # the master's `alive` interval
@@ -57,15 +56,6 @@ PROBES = 6
 SITES = [Site("a", hosts=("a.localhost",), processes=2),
          Site("b", hosts=("b.localhost",)),
          Site("fallback")]
-
-
-def alive(pid):
-    """Runs and is not a zombie (the watchdog reaps its master)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def metric(ddv, name):
@@ -92,26 +82,6 @@ def start_loads(test, ddv, duration):
     return loads
 
 
-class Probe(threading.Thread):
-    """One GET on a new connection, with CLIENT_TIMEOUT; `outcome` is the
-    answering site, or the exception's class name."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.outcome = None
-        self.done_at = None
-
-    def run(self):
-        try:
-            status, body, _ = http_get(self.port, "a.localhost",
-                                       timeout=CLIENT_TIMEOUT)
-            self.outcome = fields(body)["site"] if status == 200 else status
-        except OSError as e:
-            self.outcome = type(e).__name__
-        self.done_at = time.monotonic()
-
-
 class MasterHangTest(chaos.ChaosTest):
     def test_stopped_master_is_killed_and_replaced_under_load(self):
         ddv = chaos.start_front_door(
@@ -130,10 +100,9 @@ class MasterHangTest(chaos.ChaosTest):
         # Requests on new connections while it is stopped: they wait in
         # the backlog.
         time.sleep(0.3)
-        probes = [Probe(ddv.http_port) for _ in range(PROBES)]
-        for probe in probes:
-            probe.start()
-        gone = wait_for(lambda: not alive(old), timeout=10, interval=0.01)
+        probes = chaos.start_probes(ddv.http_port, PROBES, CLIENT_TIMEOUT)
+        gone = wait_for(lambda: not chaos.alive(old), timeout=10,
+                        interval=0.01)
         gone_at = time.monotonic()
         self.assertTrue(gone, harness.full_log(ddv)[-3000:])
         new = wait_for(lambda: chaos.master_pid(ddv) not in (None, old) and
@@ -265,7 +234,7 @@ class MasterHangTest(chaos.ChaosTest):
         os.kill(master, signal.SIGSTOP)
         try:
             time.sleep(2 * HANG_TIMEOUT + HEARTBEAT)
-            self.assertTrue(alive(master))
+            self.assertTrue(chaos.alive(master))
         finally:
             os.kill(master, signal.SIGCONT)
         self.assertEqual(wait_for(lambda: chaos.master_pid(ddv), timeout=5),
@@ -300,14 +269,14 @@ class MasterHangTest(chaos.ChaosTest):
         while ("master shard 1 hangs" not in harness.full_log(ddv)
                and time.monotonic() < deadline):
             for _ in range(20):
-                probe = Probe(ddv.http_port)
+                probe = chaos.Probe(ddv.http_port, CLIENT_TIMEOUT)
                 probe.start()
             time.sleep(0.2)
         hung_at = time.monotonic()
         self.assertIn("master shard 1 hangs", harness.full_log(ddv))
         # Killed once the heartbeats stop: within the timeout, plus the
         # second the primary takes to notice.
-        gone = wait_for(lambda: not alive(old),
+        gone = wait_for(lambda: not chaos.alive(old),
                         timeout=HANG_TIMEOUT + 2 * HEARTBEAT + 3,
                         interval=0.01)
         log = harness.full_log(ddv)
@@ -329,7 +298,7 @@ class MasterHangTest(chaos.ChaosTest):
         os.kill(master, signal.SIGSTOP)
         try:
             time.sleep(2 * HANG_TIMEOUT + HEARTBEAT)
-            self.assertTrue(alive(master))
+            self.assertTrue(chaos.alive(master))
         finally:
             os.kill(master, signal.SIGCONT)
         self.assertEqual(wait_for(lambda: chaos.master_pid(ddv), timeout=5),

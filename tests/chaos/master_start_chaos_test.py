@@ -32,7 +32,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -40,7 +39,7 @@ from pyddv import load as pyload
 from tests.chaos import chaos
 from tests.chaos.chaos import Site
 from tests.master import harness
-from tests.master.harness import fields, http_get, wait_for
+from tests.master.harness import wait_for
 
 START_TIMEOUT = 5.0       # --master_start_timeout, seconds
 RESTART_WITHIN = 5.0      # from a master's end to the next one's answer
@@ -50,15 +49,6 @@ SITES = [Site("a", hosts=("a.localhost",), processes=2),
          Site("b", hosts=("b.localhost",)),
          Site("fallback")]
 WORKERS = 4               # in SITES
-
-
-def alive(pid):
-    """Runs and is not a zombie (the watchdog reaps its master)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def metric(ddv, name):
@@ -80,33 +70,6 @@ class StartingDdv(harness.Ddv):
             self.starting = False
             return None
         return super().wait_ready(timeout)
-
-
-class Probe(threading.Thread):
-    """One GET on a new connection, with CLIENT_TIMEOUT; `outcome` is the
-    answering site, or the exception's class name."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.outcome = None
-        self.done_at = None
-
-    def run(self):
-        try:
-            status, body, _ = http_get(self.port, "a.localhost",
-                                       timeout=CLIENT_TIMEOUT)
-            self.outcome = fields(body)["site"] if status == 200 else status
-        except OSError as e:
-            self.outcome = type(e).__name__
-        self.done_at = time.monotonic()
-
-
-def start_probes(port):
-    probes = [Probe(port) for _ in range(PROBES)]
-    for probe in probes:
-        probe.start()
-    return probes
 
 
 def start_loads(test, ddv, duration):
@@ -186,9 +149,10 @@ class MasterStartTest(chaos.ChaosTest):
         hung_seen_at = time.monotonic()
         # The listeners are the watchdog's: clients queue in the backlog.
         loads = start_loads(self, ddv, duration=12)
-        probes = start_probes(ddv.http_port)
+        probes = chaos.start_probes(ddv.http_port, PROBES, CLIENT_TIMEOUT)
 
-        gone = wait_for(lambda: not alive(hung), timeout=START_TIMEOUT + 5,
+        gone = wait_for(lambda: not chaos.alive(hung),
+                        timeout=START_TIMEOUT + 5,
                         interval=0.01)
         gone_at = time.monotonic()
         self.assertTrue(gone, harness.full_log(ddv)[-3000:])
@@ -283,8 +247,9 @@ class MasterStartTest(chaos.ChaosTest):
         self.arm_token()
         os.kill(old, signal.SIGKILL)
         hung = self.wait_hung(ddv)
-        probes = start_probes(ddv.http_port)
-        gone = wait_for(lambda: not alive(hung), timeout=START_TIMEOUT + 5,
+        probes = chaos.start_probes(ddv.http_port, PROBES, CLIENT_TIMEOUT)
+        gone = wait_for(lambda: not chaos.alive(hung),
+                        timeout=START_TIMEOUT + 5,
                         interval=0.01)
         gone_at = time.monotonic()
         self.assertTrue(gone, harness.full_log(ddv)[-3000:])
@@ -338,7 +303,7 @@ class MasterStartTest(chaos.ChaosTest):
         log = harness.full_log(ddv)
         print(f"stopped in {took:.2f} s", file=sys.stderr)
         self.assertEqual(ddv.proc.returncode, 0, log[-3000:])
-        self.assertFalse(alive(hung))
+        self.assertFalse(chaos.alive(hung))
         # Ended by the stop's SIGKILL after its grace (its SIGTERM is
         # blocked in the hang), not by the start check.
         self.assertGreaterEqual(took, 11 - 0.5)

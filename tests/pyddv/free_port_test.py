@@ -34,7 +34,7 @@ CHILD = textwrap.dedent("""
               flush=True)
         sys.stdin.read()  # holds them until the test closes our stdin
     else:  # probe: which of these ports could another process take now?
-        fd = os.open(net.PORT_LOCKS, os.O_RDWR)
+        fd = os.open(f"{{net.PORT_LOCKS}}.{{os.getuid()}}", os.O_RDWR)
         free = []
         for port in map(int, sys.argv[2:]):
             try:

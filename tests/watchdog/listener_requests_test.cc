@@ -276,6 +276,47 @@ TEST(ListenerRequestsTest, AbortClosesWhatWasBoundForAFailedReload) {
   EXPECT_FALSE(IsOpen(socket));
 }
 
+// A master takes a lost shard's socket out of its group by shutting it
+// for reading (it stops listening): the next commit drops it.
+TEST(ListenerRequestsTest, AGroupSocketThatStoppedListeningIsDropped) {
+  std::vector<UniqueFd> fds;
+  fds.push_back(Listening());
+  const int first = fds[0].get();
+  ListenerSet set({"http"}, std::move(fds));
+  ListenerRequests requests{ListenOptions()};
+  ASSERT_TRUE(SetReusePort(first, true).ok());
+  json request =
+      BindRequest("http", absl::StrCat("127.0.0.1:", PortOf(first)));
+  request["group_member"] = true;
+  int a = -1;
+  int b = -1;
+  const json reply_a = requests.Bind(request, &a);
+  const json reply_b = requests.Bind(request, &b);
+  ASSERT_TRUE(requests
+                  .Commit({{"op", "listeners"},
+                           {"set",
+                            {{{"name", "http"},
+                              {"held", "http"},
+                              {"bound", {reply_a["id"], reply_b["id"]}}}}}},
+                          &set)
+                  .ok());
+  ASSERT_EQ(set.size(), 3u);
+  ASSERT_EQ(shutdown(a, SHUT_RD), 0);
+  ASSERT_TRUE(requests
+                  .Commit({{"op", "listeners"},
+                           {"set",
+                            {{{"name", "http"},
+                              {"held", "http"},
+                              {"held_members", true}}}}},
+                          &set)
+                  .ok());
+  ASSERT_EQ(set.size(), 2u);
+  EXPECT_EQ(set.fd(0), first);
+  EXPECT_EQ(set.fd(1), b);
+  EXPECT_EQ(set.name(1), "http#1");
+  EXPECT_FALSE(IsOpen(a));
+}
+
 // A socket of a group is taken once, whichever entry names it.
 TEST(ListenerRequestsTest, AGroupSocketTakenTwiceFailsTheCommit) {
   std::vector<UniqueFd> fds;
