@@ -209,9 +209,10 @@ void Master::DetachLostShard(int id) {
       continue;
     }
     detached = true;
-    LOG(WARNING) << "listener \"" << slot.config.name << "\": shard " << id
-                 << "'s socket left the group; connections waiting in it "
-                    "were reset";
+    // An error: connections were reset.
+    LOG(ERROR) << "listener \"" << slot.config.name << "\": shard " << id
+               << "'s socket left the group; connections waiting in it "
+                  "were reset";
   }
   // Shards above it without a socket of their own share the primary's
   // (GrowGroup binds none for it or above any more).
