@@ -200,17 +200,18 @@ def site_of(port, host):
 
 def start_traffic(test, port, hosts, duration,
                   keepalive_rate=KEEPALIVE_RATE,
-                  new_connection_rate=NEW_CONNECTION_RATE):
+                  new_connection_rate=NEW_CONNECTION_RATE, **load_kw):
     """A keep-alive load and a new-connection load on `hosts`, for at most
     `duration` s; killed at the test's end if still running. Returns the
-    two Loads."""
+    two Loads. `load_kw` (e.g. the clients' `timeout`) goes to both."""
     loads = [
         pyload.start_load(port, hosts, "keepalive",
                           connections=KEEPALIVE_CONNECTIONS,
-                          rate=keepalive_rate, duration=duration),
+                          rate=keepalive_rate, duration=duration, **load_kw),
         pyload.start_load(port, hosts, "new_connection",
                           connections=NEW_CONNECTION_CONNECTIONS,
-                          rate=new_connection_rate, duration=duration),
+                          rate=new_connection_rate, duration=duration,
+                          **load_kw),
     ]
     for load in loads:
         test.addCleanup(load.kill)

@@ -36,7 +36,6 @@ import tempfile
 import time
 import unittest
 
-from pyddv import load as pyload
 from tests.chaos import chaos
 from tests.chaos.chaos import Site
 from tests.master import harness
@@ -63,23 +62,11 @@ def metric(ddv, name):
 
 
 def start_loads(test, ddv, duration):
-    """The suite's keep-alive and new-connection loads, the latter with
+    """The suite's keep-alive and new-connection loads, with
     CLIENT_TIMEOUT: a request may wait through a hang."""
-    loads = [
-        pyload.start_load(ddv.http_port, ["a.localhost", "b.localhost"],
-                          "keepalive",
-                          connections=chaos.KEEPALIVE_CONNECTIONS,
-                          rate=chaos.KEEPALIVE_RATE, duration=duration,
-                          timeout=CLIENT_TIMEOUT),
-        pyload.start_load(ddv.http_port, ["a.localhost", "b.localhost"],
-                          "new_connection",
-                          connections=chaos.NEW_CONNECTION_CONNECTIONS,
-                          rate=chaos.NEW_CONNECTION_RATE, duration=duration,
-                          timeout=CLIENT_TIMEOUT),
-    ]
-    for load in loads:
-        test.addCleanup(load.kill)
-    return loads
+    return chaos.start_traffic(test, ddv.http_port,
+                               ["a.localhost", "b.localhost"], duration,
+                               timeout=CLIENT_TIMEOUT)
 
 
 class MasterHangTest(chaos.ChaosTest):
