@@ -1,5 +1,6 @@
 // Master, what it shows: `ddvctl status --json`, and `ddvctl metrics`, which
 // is also what /metrics answers (docs/metrics.md).
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -241,8 +242,19 @@ std::string Master::StatusJson() const {
     for (size_t slot = 0; slot < listeners_.size(); ++slot) {
       if (listeners_[slot].config_index == static_cast<int>(i)) {
         entry["index"] = slot;
-        // Its SO_REUSEPORT group: one per loop, or 1 (docs/shards.md).
-        entry["sockets"] = GroupSockets(listeners_[slot]).size();
+        // Its SO_REUSEPORT group: one per loop, or 1 (docs/shards.md);
+        // not a lost shard's, which stopped listening.
+        int sockets = 0;
+        for (int fd : GroupSockets(listeners_[slot])) {
+          int accepting = 0;
+          socklen_t length = sizeof(accepting);
+          if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting,
+                         &length) == 0 &&
+              accepting) {
+            ++sockets;
+          }
+        }
+        entry["sockets"] = sockets;
       }
     }
     listeners.push_back(std::move(entry));

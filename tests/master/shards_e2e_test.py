@@ -451,6 +451,8 @@ class ShardsTest(unittest.TestCase):
         self.assertIn("shard 1's socket left the group", log)
         for port in ports:
             self.assertEqual(listening_sockets(port), LOOPS - 1, port)
+        self.assertEqual({l["sockets"] for l in ddv.status()["listeners"]},
+                         {LOOPS - 1})
         # The watchdog dropped them too: after a master kill the next one
         # finds LOOPS - 1 sockets and grows each group back to LOOPS.
         self.assertNotIn(1, [s["id"] for s in ddv.status()["shards"]])
