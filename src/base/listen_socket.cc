@@ -110,15 +110,17 @@ absl::Status SetDeferAccept(int fd, bool on, const ListenOptions& options) {
   return absl::OkStatus();
 }
 
-bool ListensOn(int fd, const SocketAddress& address) {
+bool IsListening(int fd) {
   int accepting = 0;
   socklen_t length = sizeof(accepting);
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) < 0 ||
-      !accepting) {
-    return false;
-  }
+  return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0 &&
+         accepting != 0;
+}
+
+bool ListensOn(int fd, const SocketAddress& address) {
+  if (!IsListening(fd)) return false;
   sockaddr_storage bound{};
-  length = sizeof(bound);
+  socklen_t length = sizeof(bound);
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) < 0) {
     return false;
   }

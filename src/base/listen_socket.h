@@ -81,6 +81,10 @@ absl::Status SetReusePort(int fd, bool on);
 // no IPv4 through IPv6 either). False when it cannot be read.
 bool IsV6Only(int fd);
 
+// Whether `fd` is a listening socket (SO_ACCEPTCONN); false when it cannot
+// be read.
+bool IsListening(int fd);
+
 // Whether `fd` is a listening socket bound to `address`; port 0 in
 // `address` matches any port (the kernel picked one).
 bool ListensOn(int fd, const SocketAddress& address);

@@ -148,14 +148,9 @@ absl::StatusOr<std::vector<UniqueFd>> TakeListenFds(
   // Without `members`, a group's other sockets close with `group`.
   if (members != nullptr) *members = std::move(group);
   for (int fd : strangers) {
-    int accepting = 0;
-    socklen_t length = sizeof(accepting);
     // Only a listening socket is surely the watchdog's: anything else named
     // here is not ours to close.
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0 &&
-        accepting) {
-      UniqueFd closed(fd);
-    }
+    if (IsListening(fd)) UniqueFd closed(fd);
   }
   return fds;
 }

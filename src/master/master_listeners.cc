@@ -479,13 +479,7 @@ void Master::DrainListener(uint32_t l) {
   // A graceful stop takes nothing new.
   for (const UniqueFd& fd : sockets) {
     if (stopping_ || !why_stopped.empty()) break;
-    int accepting = 0;
-    socklen_t length = sizeof(accepting);
-    if (getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting,
-                   &length) == 0 &&
-        !accepting) {
-      continue;  // a lost shard's, out of the group already
-    }
+    if (!IsListening(fd.get())) continue;  // a lost shard's, out already
     // O_NONBLOCK on the socket itself: nobody else accepts on it any more,
     // and accept4 gives the connections blocking, as always.
     const std::string doing =

@@ -1,12 +1,15 @@
 // Master, what it shows: `ddvctl status --json`, and `ddvctl metrics`, which
 // is also what /metrics answers (docs/metrics.md).
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "src/base/listen_socket.h"
 #include "src/master/master.h"
 #include "src/master/process_metrics.h"
 #include "src/master/prometheus_text.h"
@@ -244,17 +247,9 @@ std::string Master::StatusJson() const {
         entry["index"] = slot;
         // Its SO_REUSEPORT group: one per loop, or 1 (docs/shards.md);
         // not a lost shard's, which stopped listening.
-        int sockets = 0;
-        for (int fd : GroupSockets(listeners_[slot])) {
-          int accepting = 0;
-          socklen_t length = sizeof(accepting);
-          if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting,
-                         &length) == 0 &&
-              accepting) {
-            ++sockets;
-          }
-        }
-        entry["sockets"] = sockets;
+        const std::vector<int> group = GroupSockets(listeners_[slot]);
+        entry["sockets"] =
+            std::count_if(group.begin(), group.end(), IsListening);
       }
     }
     listeners.push_back(std::move(entry));

@@ -1,8 +1,6 @@
 // ListenerRequests: binds for the master, and commits the set it names.
 #include "src/watchdog/listener_requests.h"
 
-#include <sys/socket.h>
-
 #include <string>
 #include <utility>
 #include <vector>
@@ -130,13 +128,6 @@ bool BoundIds(const json& entry, std::vector<int64_t>* ids) {
   return true;
 }
 
-bool Listening(int fd) {
-  int accepting = 0;
-  socklen_t length = sizeof(accepting);
-  return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0 &&
-         accepting != 0;
-}
-
 // The sockets a set entry's "held" takes: the one of that name, and with
 // "held_members" the rest of its group. A master older than groups never
 // says so, and the others close: its one loop accepts on the first only.
@@ -147,7 +138,7 @@ std::vector<size_t> HeldSockets(const json& entry, const ListenerSet& set) {
     // lost shard's out of the group (shutdown), and they close.
     std::vector<size_t> group;
     for (size_t i : set.Group(name)) {
-      if (group.empty() || Listening(set.fd(i))) group.push_back(i);
+      if (group.empty() || IsListening(set.fd(i))) group.push_back(i);
     }
     return group;
   }

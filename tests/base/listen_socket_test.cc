@@ -196,6 +196,20 @@ TEST(ListensOnTest, NotAListeningSocket) {
   EXPECT_FALSE(ListensOn(-1, Spec("", "127.0.0.1:0").bind_to));
 }
 
+// A listening socket shut for reading stops listening (a lost shard's, out
+// of its group): IsListening says so.
+TEST(IsListeningTest, ListeningUntilShutForReading) {
+  absl::StatusOr<UniqueFd> fd =
+      BindListenSocket(Spec("x", "127.0.0.1:0"), ListenOptions());
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  EXPECT_TRUE(IsListening(fd->get()));
+  ASSERT_EQ(shutdown(fd->get(), SHUT_RD), 0);
+  EXPECT_FALSE(IsListening(fd->get()));
+  UniqueFd plain(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_FALSE(IsListening(plain.get()));
+  EXPECT_FALSE(IsListening(-1));
+}
+
 TEST(AcceptQueueLengthTest, CountsConnectionsWaitingToBeAccepted) {
   absl::StatusOr<UniqueFd> listener = BindListenSocket(
       Spec("raw", "127.0.0.1:0", /*defer_accept=*/false), ListenOptions());
