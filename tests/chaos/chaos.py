@@ -232,6 +232,15 @@ def finish(loads):
 class ChaosTest(unittest.TestCase):
     """Assertions on what a load saw."""
 
+    def assertGone(self, ddv, pid, timeout):
+        """Waits up to `timeout` s for process `pid` (a master the watchdog
+        kills and reaps) to be gone; returns when it was seen gone."""
+        gone = wait_for(lambda: not alive(pid), timeout=timeout,
+                        interval=0.01)
+        gone_at = time.monotonic()
+        self.assertTrue(gone, harness.full_log(ddv)[-3000:])
+        return gone_at
+
     def assertNoFailures(self, result, ddv=None):
         log = f"\n{harness.full_log(ddv)[-3000:]}" if ddv else ""
         self.assertEqual(result.failed(), 0, result.summary() + log)

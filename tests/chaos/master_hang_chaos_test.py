@@ -88,10 +88,7 @@ class MasterHangTest(chaos.ChaosTest):
         # the backlog.
         time.sleep(0.3)
         probes = chaos.start_probes(ddv.http_port, PROBES, CLIENT_TIMEOUT)
-        gone = wait_for(lambda: not chaos.alive(old), timeout=10,
-                        interval=0.01)
-        gone_at = time.monotonic()
-        self.assertTrue(gone, harness.full_log(ddv)[-3000:])
+        gone_at = self.assertGone(ddv, old, timeout=10)
         new = wait_for(lambda: chaos.master_pid(ddv) not in (None, old) and
                        chaos.master_pid(ddv), timeout=RESTART_WITHIN,
                        interval=0.02)

@@ -138,11 +138,7 @@ class MasterStartTest(chaos.ChaosTest):
         loads = start_loads(self, ddv, duration=12)
         probes = chaos.start_probes(ddv.http_port, PROBES, CLIENT_TIMEOUT)
 
-        gone = wait_for(lambda: not chaos.alive(hung),
-                        timeout=START_TIMEOUT + 5,
-                        interval=0.01)
-        gone_at = time.monotonic()
-        self.assertTrue(gone, harness.full_log(ddv)[-3000:])
+        gone_at = self.assertGone(ddv, hung, timeout=START_TIMEOUT + 5)
         ddv.wait_ready(timeout=RESTART_WITHIN + 5)
         answered_at = time.monotonic()
         new = chaos.master_pid(ddv)
@@ -235,11 +231,7 @@ class MasterStartTest(chaos.ChaosTest):
         os.kill(old, signal.SIGKILL)
         hung = self.wait_hung(ddv)
         probes = chaos.start_probes(ddv.http_port, PROBES, CLIENT_TIMEOUT)
-        gone = wait_for(lambda: not chaos.alive(hung),
-                        timeout=START_TIMEOUT + 5,
-                        interval=0.01)
-        gone_at = time.monotonic()
-        self.assertTrue(gone, harness.full_log(ddv)[-3000:])
+        gone_at = self.assertGone(ddv, hung, timeout=START_TIMEOUT + 5)
         new = wait_for(lambda: chaos.master_pid(ddv) not in (None, old, hung)
                        and chaos.master_pid(ddv), timeout=RESTART_WITHIN)
         self.assertTrue(new, harness.full_log(ddv)[-3000:])
