@@ -429,8 +429,12 @@ void Master::Refuse(uint32_t index, Refusal refusal) {
 void Master::SubmitRefusal(uint32_t index) {
   Connection& c = connections_.at(index);
   io_uring_sqe* sqe = Sqe(kOpRefuseSend, index, c.generation);
+  // MSG_MORE holds the answer back until what always follows its send (a
+  // close, or shutdown(SHUT_WR) before a lingering close) adds the FIN to
+  // it: one segment and one ACK instead of two of each. With thousands of
+  // idle peers timing out that was a fifth of the master's CPU for them.
   io_uring_prep_send(sqe, c.fd.get(), c.refusal.data(), c.refusal.size(),
-                     MSG_NOSIGNAL);
+                     MSG_NOSIGNAL | MSG_MORE);
   ++c.inflight;
 }
 
