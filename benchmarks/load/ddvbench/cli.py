@@ -14,7 +14,7 @@ import types
 
 from pyddv.procs import Procs
 
-from .common import (ACCESSLOG, SHARDS2, ALL_HTTP, ALL_PATHS, BASELINE,
+from .common import (ACCESSLOG, SHARDS2, ALL_HTTP, ALL_PATHS, BASELINE, HELD,
                      DEFAULT_WORKLOADS, HTTP_WORKLOADS, INSTALL_HINT, NEEDS,
                      NGINX_STREAM_MODULE, PATH_WORKLOADS, REPO, SECTION, SHAPES,
                      TLS_WORKLOADS, WORKLOAD_ALIASES, WORKLOADS, Build, Ctx,
@@ -48,12 +48,17 @@ def parse_args(argv=None):
     ap.add_argument("--workloads", default=DEFAULT_WORKLOADS,
                     help="comma-separated subset of " + ",".join(WORKLOADS)
                          + f", or all (default {DEFAULT_WORKLOADS}); a path "
-                         "runs the ones it serves; idle and slow bring "
-                         "new-conn along (they are judged against it)")
+                         "runs the ones it serves; idle, idle-held (ddv "
+                         "only) and slow bring new-conn along (they are "
+                         "judged against it)")
     ap.add_argument("--download_connections", type=int, default=10,
                     help="wrk's -c for download (1 MiB answers)")
     ap.add_argument("--idle_count", type=int, default=15000,
                     help="connections held idle during the idle workload")
+    ap.add_argument("--idle_held_peek_timeout_ms", type=int, default=60000,
+                    help="ddv's peek_timeout_ms (set by a reload) while "
+                         "idle-held holds its connections: longer than the "
+                         "hold, so they stay open and idle")
     ap.add_argument("--slow_count", type=int, default=5000,
                     help="one-byte-per-second clients during slow")
     ap.add_argument("--latency_rate", type=int, default=1000,
@@ -167,7 +172,7 @@ def select_paths(ctx):
                      f"{','.join(WORKLOADS)} or all")
         if WORKLOAD_ALIASES[w] not in ctx.workloads:
             ctx.workloads.append(WORKLOAD_ALIASES[w])
-    if {"idle", "slow"} & set(ctx.workloads) and \
+    if set(HELD) & set(ctx.workloads) and \
             "new-conn" not in ctx.workloads:
         ctx.workloads.append("new-conn")
     ctx.workloads = [w for w in WORKLOADS if w in ctx.workloads]

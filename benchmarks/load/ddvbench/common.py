@@ -26,12 +26,14 @@ TLS_SECTION = "### TLS handshakes: through the master vs direct (tls-new)"
 TARGETS = {"keep-alive": 0.98, "new-conn": 0.85, "tls-new": 0.95,
            "floor": 1.1}
 # Workloads: name in the table, then the spellings --workloads accepts.
-WORKLOADS = ["keep-alive", "new-conn", "tls-new", "download", "idle", "slow",
+WORKLOADS = ["keep-alive", "new-conn", "tls-new", "download", "idle",
+             "idle-held", "slow",
              "latency", "tls-latency"]
 WORKLOAD_ALIASES = {"keepalive": "keep-alive", "keep-alive": "keep-alive",
                     "newconn": "new-conn", "new-conn": "new-conn",
                     "tls-new": "tls-new", "tls": "tls-new",
                     "download": "download", "idle": "idle", "slow": "slow",
+                    "idle-held": "idle-held",
                     "latency": "latency", "tls-latency": "tls-latency",
                     "tls-rate": "tls-latency"}
 DEFAULT_WORKLOADS = "keepalive,newconn,tls-new"
@@ -41,15 +43,21 @@ HTTP_WORKLOADS = ("keep-alive", "new-conn")
 TLS_WORKLOADS = ("tls-new", "tls-latency")
 # The load shapes (ddvbench/shapes.py): each an HTTP workload with its own
 # table. idle and slow are measured against the same path's new-conn.
-SHAPES = ("download", "idle", "slow", "latency")
+SHAPES = ("download", "idle", "idle-held", "slow", "latency")
+# The shapes held beside a new-conn run, and judged against it.
+HELD = ("idle", "idle-held", "slow")
 ALL_HTTP = HTTP_WORKLOADS + SHAPES
+# What an HTTP server other than ddv serves.
+PROXY_HTTP = tuple(w for w in ALL_HTTP if w != "idle-held")
 DOWNLOAD_PATH = "/bytes/1048576"
 # Which workloads each path serves.
+# idle-held only on ddv: it raises ddv's peek_timeout_ms for the hold.
+NOT_DDV_WORKLOADS = [w for w in WORKLOADS if w != "idle-held"]
 PATH_WORKLOADS = {
-    "direct": WORKLOADS, "ddv": WORKLOADS, BASELINE: WORKLOADS,
+    "direct": NOT_DDV_WORKLOADS, "ddv": WORKLOADS, BASELINE: WORKLOADS,
     ACCESSLOG: WORKLOADS, SHARDS2: WORKLOADS,
-    "haproxy-tcp": WORKLOADS, "sniproxy": WORKLOADS,
-    "haproxy-http": ALL_HTTP, "nginx": ALL_HTTP,
+    "haproxy-tcp": NOT_DDV_WORKLOADS, "sniproxy": NOT_DDV_WORKLOADS,
+    "haproxy-http": PROXY_HTTP, "nginx": PROXY_HTTP,
     "nginx-direct": HTTP_WORKLOADS, "nginx-stream": TLS_WORKLOADS,
 }
 # The tool a path needs beyond ddv's own binaries.

@@ -12,7 +12,7 @@ import time
 
 from pyddv.net import free_port
 
-from .common import DOWNLOAD_PATH, HERE, HOST, USEC_PER_TICK
+from .common import DOWNLOAD_PATH, HELD, HERE, HOST, USEC_PER_TICK
 from .cpu import cpu_stat, proc_ticks
 
 # --------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def run_load(ctx, port, workload, duration):
         from .shapes import run_latency
         return run_latency(ctx, port, duration)
     # new-conn, and the new-conn load idle and slow run under.
-    return run_wrk(ctx, port, workload in ("new-conn", "idle", "slow"),
+    return run_wrk(ctx, port, workload in ("new-conn",) + HELD,
                    duration)
 
 

@@ -5,16 +5,16 @@ import time
 
 from pyddv.control import counters
 
-from .common import USEC_PER_TICK, log
+from .common import HELD, USEC_PER_TICK, log
 from .cpu import cpu_stat, delta_ticks, proc_ticks, tree_ticks, wakeups
 from .loadgen import run_load
 
 
 def measure(ctx, server, workload):
     """Warm up, then one measured load run (wrk, tls_client for tls-new,
-    conn_shapes for latency; idle and slow: new-conn with conn_shapes
-    holding connections meanwhile); returns the numbers."""
-    if workload in ("idle", "slow"):
+    conn_shapes for latency; idle, idle-held and slow: new-conn with
+    conn_shapes holding connections meanwhile); returns the numbers."""
+    if workload in HELD:
         from .shapes import measure_held
         return measure_held(ctx, server, workload,
                             lambda: measure_one(ctx, server, workload))

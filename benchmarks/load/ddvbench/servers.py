@@ -124,7 +124,7 @@ def setup_ddv(ctx, tls=False, path="ddv"):
         raise RuntimeError(f"{e}; see {d}") from None
     wait_http(port, [p], what=path, tls=tls)
     return {"port": port, "roots": [p.pid], "procs": [p], "master": p.pid,
-            "control": ctl}
+            "control": ctl, "config": cfg}
 
 
 def setup_haproxy(ctx, name, tls=False):

@@ -3,7 +3,11 @@ benchmarks/load/conn_shapes.c (and wrk for download):
 
 - download: wrk keep-alive fetching 1 MiB answers (`/bytes/1048576`);
 - idle: --idle_count connections that never send a byte, held open while
-  the new-connection load runs; the server's RSS while they idle;
+  the new-connection load runs (reopened as the server closes them: ddv
+  does at its 5 s peek_timeout_ms); the server's RSS while they idle;
+- idle-held (ddv only): the same, with ddv's peek_timeout_ms raised by a
+  reload to --idle_held_peek_timeout_ms (60 s) for the hold, so they stay
+  open: the routing rate while 15k really idle;
 - slow: --slow_count clients sending one byte per second while the
   new-connection load runs; how many the server closed, after how long;
 - latency: new connections at a fixed --latency_rate (open loop), p50/p99
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import time
 
+from pyddv.control import control
 from pyddv.procs import tree
 
 from .common import HERE, HOST, SHAPES, log
@@ -85,15 +90,44 @@ def rss_kib(pids):
     return total
 
 
-def hold_display(ctx, mode):
-    count = ctx.args.idle_count if mode == "idle" else ctx.args.slow_count
+def hold_display(ctx, workload):
+    mode = "slow" if workload == "slow" else "idle"
+    count = ctx.args.slow_count if mode == "slow" else ctx.args.idle_count
     return f"conn_shapes hold PORT {count} {mode} SECONDS {HOST}"
 
 
-def measure_held(ctx, server, mode, measure_newconn):
+def set_peek_timeout(server, ms):
+    """Rewrites ddv's config with peek_timeout_ms = `ms` (None: the
+    template's own, the 5 s default) and reloads it; it applies to the
+    connections accepted from then on (docs/config.md)."""
+    with open(server["config"]) as f:
+        lines = [l for l in f.read().splitlines(True)
+                 if not l.startswith("peek_timeout_ms")]
+    if ms is not None:
+        at = lines.index("[master]\n") + 1
+        lines.insert(at, f"peek_timeout_ms = {ms}\n")
+    with open(server["config"], "w") as f:
+        f.writelines(lines)
+    answer = control(server["control"], "reload", timeout=30)
+    if not answer.startswith("ok"):
+        raise RuntimeError(f"ddv reload for peek_timeout_ms={ms}: {answer}")
+
+
+def measure_held(ctx, server, workload, measure_newconn):
     """Holds idle or slow connections while `measure_newconn` (a function
     running one measured new-conn run) runs; returns its result with the
-    holder's figures and the server's RSS added."""
+    holder's figures and the server's RSS added. idle-held raises ddv's
+    peek_timeout_ms for the hold and puts it back after."""
+    if workload == "idle-held":
+        set_peek_timeout(server, ctx.args.idle_held_peek_timeout_ms)
+        try:
+            return _measure_held(ctx, server, "idle", measure_newconn)
+        finally:
+            set_peek_timeout(server, None)
+    return _measure_held(ctx, server, workload, measure_newconn)
+
+
+def _measure_held(ctx, server, mode, measure_newconn):
     count = ctx.args.idle_count if mode == "idle" else ctx.args.slow_count
     # Long enough for the ramp, the warm-up and the run; ended by SIGTERM.
     seconds = 60 + ctx.args.warmup + ctx.args.duration
@@ -215,19 +249,29 @@ def compose_shapes(ctx, run):
                         f"{_cell(runs, 'server_us', 1)} | {eff} | "
                         f"{_errors(runs)} |")
         text.append("")
-    for mode, count, what in (
-            ("idle", args.idle_count, "connections that never send a byte"),
-            ("slow", args.slow_count,
-             "clients sending one byte per second")):
+    idle_what = "connections that never send a byte"
+    for mode, count, what, target in (
+            ("idle", args.idle_count, idle_what,
+             f" ddv closes them at its peek_timeout_ms (5 s) and the holder "
+             f"reopens them, about {args.idle_count // 5:,} a second, beside "
+             f"the load and on its CPU: the rate carries that churn (the "
+             f"master's CPU per closed peer: "
+             f"`benchmarks/load/idle_churn.sh`). Target for ddv: master RSS "
+             f"≤ {IDLE_RSS_TARGET_MIB} MiB."),
+            ("idle-held", args.idle_count, idle_what,
+             f" ddv only, its peek_timeout_ms raised to "
+             f"{args.idle_held_peek_timeout_ms} ms by a reload for the hold, "
+             f"so they stay open and idle. Targets for ddv: rate ≥ "
+             f"{SHAPE_RATE_TARGET} × without, master RSS ≤ "
+             f"{IDLE_RSS_TARGET_MIB} MiB."),
+            ("slow", args.slow_count, "clients sending one byte per second",
+             f" Targets for ddv: rate ≥ {SHAPE_RATE_TARGET} × without, the "
+             f"slow ones closed at peek_timeout_ms (5 s).")):
         if mode not in shapes:
             continue
-        target = (f" Targets for ddv: rate ≥ {SHAPE_RATE_TARGET} × without"
-                  + (f", master RSS ≤ {IDLE_RSS_TARGET_MIB} MiB"
-                     if mode == "idle" else
-                     ", the slow ones closed at peek_timeout_ms (5 s)")
-                  + ".")
         text += [f"**{mode}** ({count} {what}, held by "
-                 f"`{hold_display(ctx, mode)}` on the client CPU, reopened "
+                 f"`{hold_display(ctx, mode)}` on the client CPU, from "
+                 f"127.0.0.2 and up, 1000 per address, reopened "
                  f"when the server closes them) while "
                  f"`{wrk_display(ctx, True)}` runs. Rate vs without = this "
                  f"run's req/s ÷ the same path's new-conn req/s (above)."
@@ -301,7 +345,8 @@ def _latency_rows(ctx, res, workload, client=False):
     return rows
 
 
-SHAPES_ORDER = ("download", "idle", "slow", "latency", "tls-latency")
+SHAPES_ORDER = ("download", "idle", "idle-held", "slow", "latency",
+                "tls-latency")
 
 
 def write_results_shapes(path, text):
