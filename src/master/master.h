@@ -251,6 +251,7 @@ class Master {
     bool timed_out = false;
     bool peeked = false;
     bool silent = false;  // timed out with nothing received
+    int64_t deadline_ns = 0;  // the shard's deadline; 0: from accept_ns
   };
   void Admit(UniqueFd fd, uint32_t listener, const Forwarded* forwarded = nullptr);
   // The connection a completion is for, with its in-flight count taken

@@ -285,7 +285,8 @@ void Master::TakeShardReports() {
   }
   for (ForwardedConnection& f : report.forwarded) {
     if (f.listener >= listeners_.size()) continue;  // closes with `f`
-    const Forwarded from{f.accept_ns, f.timed_out, f.peeked, f.silent};
+    const Forwarded from{f.accept_ns, f.timed_out, f.peeked, f.silent,
+                         f.deadline_ns};
     if (!held_.empty() || connections_.in_use() == connections_.capacity()) {
       held_.push_back({std::move(f.fd), f.listener, from});
       continue;

@@ -231,8 +231,11 @@ void Shard::TearDown() {
     Connection& c = connections_.at(i);
     if (c.state != ConnState::kFree && c.fd) {
       // One shut for reading at its deadline already gets its 408 there.
+      RestoreRcvlowat(c);
       local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                                  c.expired, true, c.expired && c.seen == 0});
+                                  c.expired, c.deadline_shortened,
+                                  c.expired && c.seen == 0,
+                                  FromTimespecNs(c.deadline)});
     }
     if (c.state != ConnState::kFree) connections_.Free(i);
   }
@@ -713,16 +716,22 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
   queue.clear();
 }
 
+// The primary (and after it the worker) must see the socket as accept(2)
+// gave it.
+void Shard::RestoreRcvlowat(Connection& c) {
+  if (!c.rcvlowat_raised) return;
+  const int one = 1;
+  setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+  c.rcvlowat_raised = false;
+}
+
 void Shard::Forward(uint32_t index, bool timed_out, bool silent) {
   Connection& c = connections_.at(index);
-  if (c.rcvlowat_raised) {
-    const int one = 1;
-    setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-    c.rcvlowat_raised = false;
-  }
+  RestoreRcvlowat(c);
   ++local_state_.forwarded;
   local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
-                              timed_out, c.deadline_shortened, silent});
+                              timed_out, c.deadline_shortened, silent,
+                              FromTimespecNs(c.deadline)});
   wake_primary_ = true;
   c.state = ConnState::kClosing;
   MaybeFree(index);

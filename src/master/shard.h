@@ -70,6 +70,9 @@ struct ForwardedConnection {
   bool timed_out = false;  // its peek deadline passed: 408, or close
   bool peeked = false;     // TCP_DEFER_ACCEPT's hold counted already
   bool silent = false;     // timed out before a single byte came
+  // Its peek deadline as the shard kept it (CLOCK_MONOTONIC), with that
+  // hold counted; 0 for one never admitted (accept_ns + peek_timeout).
+  int64_t deadline_ns = 0;
 };
 
 // What the shard did since the primary last asked, for the counters and
@@ -174,6 +177,7 @@ class Shard {
   // `silent`: timed out with nothing received (the primary closes it
   // without a lingering close after its 408).
   void Forward(uint32_t index, bool timed_out = false, bool silent = false);
+  void RestoreRcvlowat(Connection& c);
   void ForwardUnadmitted(UniqueFd fd, uint32_t listener, int64_t now_ns);
   // A peer gone before the decision, counted as the primary counts its own.
   void CountClosed(const Connection& c);

@@ -224,6 +224,36 @@ class ShardsTest(unittest.TestCase):
         self.assertGreater(one["forwarded"], 0, one)
         self.assertGreater(one["handed_off"], 0, one)
 
+    def test_a_forwarded_connection_keeps_its_deadline(self):
+        # A peer silent through TCP_DEFER_ACCEPT's 1 s hold, then a head
+        # larger than a peek buffer: a shard forwards it to the primary
+        # (which grows buffers), after counting the hold against the
+        # deadline. The 408 must come at peek_timeout from connect, the
+        # hold counted once, from either loop: 2.5 s here, not 3.5.
+        ddv = harness.Ddv(extra_flags=SHARDS + ["--peek_buffer_size=1024"],
+                          peek_timeout_ms=2500)
+        self.addCleanup(ddv.stop)
+        before = shard(ddv.status(), 1)["forwarded"]
+        peers = []
+        for _ in range(16):
+            s = socket.create_connection(("127.0.0.1", ddv.http_port))
+            s.settimeout(6)
+            self.addCleanup(s.close)
+            peers.append((s, time.monotonic()))
+        time.sleep(1.5)  # past the hold: each was accepted without a byte
+        head = (b"GET / HTTP/1.1\r\nHost: a.localhost\r\nX-Pad: "
+                + b"p" * 2000)  # never finished
+        for s, _ in peers:
+            s.sendall(head)
+        for s, connected in peers:
+            answer = s.recv(4096)
+            waited = time.monotonic() - connected
+            self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer)
+            self.assertGreater(waited, 2.2)
+            self.assertLess(waited, 3.1, "the hold was not counted")
+        if LOOPS > 1:
+            self.assertGreater(shard(ddv.status(), 1)["forwarded"], before)
+
     def test_reload_under_load(self):
         ddv = self.start()
         loads = self.start_loads(ddv, rate=800, duration=6)
