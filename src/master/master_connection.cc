@@ -157,11 +157,14 @@ void Master::Admit(UniqueFd fd, uint32_t listener,
   c->fd = std::move(fd);
   c->listener = listener;
   ++stats_.listener(listener).pending;
-  // A shard's connection keeps its accept time, and with it its deadline.
+  // A shard's connection keeps its accept time and its deadline, with the
+  // TCP_DEFER_ACCEPT hold the shard counted against it.
   c->accept_ns = forwarded != nullptr ? forwarded->accept_ns : MonotonicNowNs();
   c->deadline_shortened = forwarded != nullptr && forwarded->peeked;
-  c->deadline =
-      ToTimespecNs(c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
+  c->deadline = ToTimespecNs(
+      forwarded != nullptr && forwarded->deadline_ns != 0
+          ? forwarded->deadline_ns
+          : c->accept_ns + config_.master.peek_timeout_ms * 1000000LL);
   if (forwarded != nullptr && forwarded->timed_out) {  // the shard's deadline
     c->silent = forwarded->silent;
     ++counters_.peek_timeout;
@@ -429,10 +432,10 @@ void Master::Refuse(uint32_t index, Refusal refusal) {
 void Master::SubmitRefusal(uint32_t index) {
   Connection& c = connections_.at(index);
   io_uring_sqe* sqe = Sqe(kOpRefuseSend, index, c.generation);
-  // MSG_MORE holds the answer back until what always follows its send (a
-  // close, or shutdown(SHUT_WR) before a lingering close) adds the FIN to
-  // it: one segment and one ACK instead of two of each. With thousands of
-  // idle peers timing out that was a fifth of the master's CPU for them.
+  // MSG_MORE holds the answer back until the shutdown(SHUT_WR) that always
+  // follows its send adds the FIN to it: one segment and one ACK instead
+  // of two of each. With thousands of idle peers timing out that was a
+  // fifth of the master's CPU for them.
   io_uring_prep_send(sqe, c.fd.get(), c.refusal.data(), c.refusal.size(),
                      MSG_NOSIGNAL | MSG_MORE);
   ++c.inflight;
@@ -457,18 +460,21 @@ void Master::OnRefuseSent(const uring::OpTag& tag, io_uring_cqe* cqe) {
     SubmitRefusal(index);
     return;
   }
-  if (c->silent && UnreadBytes(c->fd.get()) == 0) {
-    // A peer that sent nothing before the deadline has no request bytes
-    // for a lingering close to drain: close now, the FIN follows the 408.
-    // (15k idle connections timing out cost the master a linger each: a
-    // recv, its timeout, and a wake-up for the peer's EOF.)
+  // shutdown(2) here, not IORING_OP_SHUTDOWN: the ring always runs that op
+  // in an io-wq thread (a thread wake-up and two context switches per
+  // refusal), and a TCP shutdown only queues a FIN: it never blocks. It
+  // sends the corked answer with it now, before any close: a close that
+  // found unread bytes would reset the connection and drop what was
+  // still queued.
+  if (shutdown(c->fd.get(), SHUT_WR) < 0) {
     Close(index);
     return;
   }
-  // shutdown(2) here, not IORING_OP_SHUTDOWN: the ring always runs that op
-  // in an io-wq thread (a thread wake-up and two context switches per
-  // refusal), and a TCP shutdown only queues a FIN: it never blocks.
-  if (shutdown(c->fd.get(), SHUT_WR) < 0) {
+  if (c->silent && UnreadBytes(c->fd.get()) == 0) {
+    // A peer that sent nothing before the deadline has no request bytes
+    // for a lingering close to drain: close now. (15k idle connections
+    // timing out cost the master a linger each: a recv, its timeout, and a
+    // wake-up for the peer's EOF.)
     Close(index);
     return;
   }
