@@ -78,11 +78,15 @@ EOF
   t1=$(ticks "$master"); n1=$(timeouts "$bin" "$dir/ctl.sock")
   kill -INT "$holder"; wait "$holder" || true
   kill "$master"; wait "$master" || true
+  pids=()  # both waited for: their pids may be reused
   local hz; hz=$(getconf CLK_TCK)
   python3 -c "
 t = ($t1 - $t0) / $hz; n = $n1 - $n0
-print(f'$bin: {n:.0f} timed out in 10 s, master {t * 1e3:.0f} ms, '
-      f'{t * 1e6 / n:.1f} us each')"
+if n <= 0:
+    print('$bin: no peer timed out in 10 s: no figure')
+else:
+    print(f'$bin: {n:.0f} timed out in 10 s, master {t * 1e3:.0f} ms, '
+          f'{t * 1e6 / n:.1f} us each')"
 }
 
 for r in $(seq "$rounds"); do

@@ -119,8 +119,8 @@ def measure_held(ctx, server, workload, measure_newconn):
     holder's figures and the server's RSS added. idle-held raises ddv's
     peek_timeout_ms for the hold and puts it back after."""
     if workload == "idle-held":
-        set_peek_timeout(server, ctx.args.idle_held_peek_timeout_ms)
-        try:
+        try:  # the config is put back even when the first reload failed
+            set_peek_timeout(server, ctx.args.idle_held_peek_timeout_ms)
             return _measure_held(ctx, server, "idle", measure_newconn)
         finally:
             set_peek_timeout(server, None)
