@@ -1,6 +1,8 @@
 // ConnectionTable: LIFO free list, so hot slots stay in cache.
 #include "src/master/connection.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include "src/master/clock.h"
@@ -70,6 +72,13 @@ void Connection::CountDeferAcceptHold(int64_t hold_ns) {
   deadline_shortened = true;
   deadline = ToTimespecNs(
       std::max(FromTimespecNs(deadline) - hold_ns, accept_ns + 1000000));
+}
+
+void Connection::RestoreRcvlowat() {
+  if (!rcvlowat_raised) return;
+  const int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+  rcvlowat_raised = false;
 }
 
 }  // namespace master

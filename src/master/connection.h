@@ -97,6 +97,11 @@ struct Connection {
   // counts against the deadline, once, leaving at least 1 ms.
   void CountDeferAcceptHold(int64_t hold_ns);
 
+  // Puts SO_RCVLOWAT back to 1 if a peek raised it: whoever gets the
+  // socket next (a worker, or the primary from a shard) must see it as
+  // accept(2) gave it.
+  void RestoreRcvlowat();
+
   uint64_t Id(uint32_t index) const {
     return (static_cast<uint64_t>(generation) << 32) | index;
   }

@@ -276,7 +276,6 @@ class Master {
   void Close(uint32_t index);
   void OnClosed(const uring::OpTag& tag, io_uring_cqe* cqe);
   void MaybeFree(uint32_t index);
-  void RestoreRcvlowat(Connection& c);
 
   // Listeners (master_listeners.cc).
   // At start: binds the listeners `inherited` lacks and, under a watchdog,

@@ -385,7 +385,7 @@ void Master::Route(uint32_t index, int site) {
     Refuse(index, Refusal::kNoSite);
     return;
   }
-  RestoreRcvlowat(c);
+  c.RestoreRcvlowat();
   if (!AdmitToSite(index, site)) {  // its site is at a cap: refused
     c.site = site;  // counted against it
     RecordOutcome(index, Outcome::kSiteLimit);
@@ -398,18 +398,10 @@ void Master::Route(uint32_t index, int site) {
   QueueForWorker(index);
 }
 
-void Master::RestoreRcvlowat(Connection& c) {
-  if (!c.rcvlowat_raised) return;
-  // The worker must see the socket as accept(2) gave it.
-  int one = 1;
-  setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-  c.rcvlowat_raised = false;
-}
-
 void Master::Refuse(uint32_t index, Refusal refusal) {
   Connection& c = connections_.at(index);
   ReleaseSite(c);
-  RestoreRcvlowat(c);
+  c.RestoreRcvlowat();
   c.state = ConnState::kRefusing;
   switch (listeners_[c.listener].config.protocol) {
     case config::Protocol::kHttp:

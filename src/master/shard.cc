@@ -231,7 +231,7 @@ void Shard::TearDown() {
     Connection& c = connections_.at(i);
     if (c.state != ConnState::kFree && c.fd) {
       // One shut for reading at its deadline already gets its 408 there.
-      RestoreRcvlowat(c);
+      c.RestoreRcvlowat();
       local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
                                   c.expired, c.deadline_shortened,
                                   c.expired && c.seen == 0,
@@ -627,11 +627,7 @@ void Shard::Route(uint32_t index, int site) {
       }
     }
   }
-  if (c.rcvlowat_raised) {
-    const int one = 1;
-    setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-    c.rcvlowat_raised = false;
-  }
+  c.RestoreRcvlowat();
   c.site = site;
   c.worker = best->worker;
   c.state = ConnState::kQueued;
@@ -716,18 +712,9 @@ void Shard::SendBatch(int worker, int channel, std::vector<uint32_t>& queue) {
   queue.clear();
 }
 
-// The primary (and after it the worker) must see the socket as accept(2)
-// gave it.
-void Shard::RestoreRcvlowat(Connection& c) {
-  if (!c.rcvlowat_raised) return;
-  const int one = 1;
-  setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-  c.rcvlowat_raised = false;
-}
-
 void Shard::Forward(uint32_t index, bool timed_out, bool silent) {
   Connection& c = connections_.at(index);
-  RestoreRcvlowat(c);
+  c.RestoreRcvlowat();
   ++local_state_.forwarded;
   local_.forwarded.push_back({std::move(c.fd), c.listener, c.accept_ns,
                               timed_out, c.deadline_shortened, silent,

@@ -177,7 +177,6 @@ class Shard {
   // `silent`: timed out with nothing received (the primary closes it
   // without a lingering close after its 408).
   void Forward(uint32_t index, bool timed_out = false, bool silent = false);
-  void RestoreRcvlowat(Connection& c);
   void ForwardUnadmitted(UniqueFd fd, uint32_t listener, int64_t now_ns);
   // A peer gone before the decision, counted as the primary counts its own.
   void CountClosed(const Connection& c);
