@@ -63,11 +63,11 @@ def parse_args(argv=None):
                     help="one-byte-per-second clients during slow")
     ap.add_argument("--latency_rate", type=int, default=1000,
                     help="new connections per second for latency")
-    ap.add_argument("--tls_latency_rate", type=int, default=1000,
+    ap.add_argument("--tls_latency_rate", type=int, default=250,
                     help="full TLS handshakes per second for tls-latency "
-                         "(the client spends ~0.5 ms of CPU per handshake: "
-                         "above the rate tls-new reaches it cannot keep the "
-                         "schedule)")
+                         "(the client spends 0.5-1 ms of CPU per handshake: "
+                         "near the rate tls-new reaches, ~1000/s here, it "
+                         "cannot keep the schedule)")
     ap.add_argument("--no_floor", action="store_true")
     ap.add_argument("--server_cpu", type=int, default=0)
     ap.add_argument("--client_cpu", type=int, default=1)
