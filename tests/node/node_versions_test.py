@@ -33,6 +33,15 @@ CASES = [
 ]
 
 
+def failures(tap):
+    """Each failed subtest of node --test's TAP output with its details (the
+    indented YAML block after its "not ok" line), or the tail of the output
+    when none is found."""
+    blocks = re.findall(r"^ *not ok .*?(?=^ *(?:ok|not ok) |\Z)", tap,
+                        re.M | re.S)
+    return "\n".join(b[:3000] for b in blocks) or tap[-5000:]
+
+
 class NodeVersionsTest(unittest.TestCase):
     def test_binaries_are_installed_and_report_their_version(self):
         for major in ("18", "22"):
@@ -60,7 +69,7 @@ class NodeVersionsTest(unittest.TestCase):
             self.assertIsNotNone(passed, f"Node {major}:\n{out.stdout[-3000:]}")
             self.assertGreater(int(passed.group(1)), 20, f"Node {major}")
             self.assertEqual(int(failed.group(1)), 0,
-                             f"Node {major}:\n{out.stdout[-5000:]}")
+                             f"Node {major}:\n{failures(out.stdout)}")
 
 
 if __name__ == "__main__":
