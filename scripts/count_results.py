@@ -3,8 +3,10 @@
 
 Each bazel step left a console log (NAME.bazel.log) and the path of its
 testlogs (NAME.testlogs). A test target counts its GoogleTest cases from its
-test.xml; a target with no XML (it failed to build or crashed before writing
-one) counts once. Each fuzz run left a .result file. Exit status: 0 only when
+test.xml; a Python unittest target (whose XML Bazel writes with one case, the
+target) counts the cases of its last "Ran N tests" summary in test.log; a
+target with neither (it failed to build or crashed before writing one)
+counts once. Each fuzz run left a .result file. Exit status: 0 only when
 nothing failed and something ran.
 """
 import pathlib
@@ -32,6 +34,32 @@ def count_xml(xml_path):
     return passed, failed
 
 
+UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in ", re.M)
+UNITTEST_END = re.compile(r"^(OK|FAILED)(?: \((.*)\))?$", re.M)
+
+
+def count_unittest_log(log_path):
+    """(passed, failed) from the last unittest summary in `log_path`, or None
+    when it has none. Skipped cases count as neither."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    ran = list(UNITTEST_RAN.finditer(text))
+    if not ran:
+        return None
+    end = UNITTEST_END.search(text, ran[-1].end())
+    if end is None:
+        return None
+    counts = dict(part.split("=") for part in (end.group(2) or "").split(", ")
+                  if "=" in part)
+    failed = int(counts.get("failures", 0)) + int(counts.get("errors", 0))
+    if end.group(1) == "FAILED" and failed == 0:
+        failed = 1
+    skipped = int(counts.get("skipped", 0))
+    return max(int(ran[-1].group(1)) - failed - skipped, 0), failed
+
+
 def main(results_dir):
     results = pathlib.Path(results_dir)
     passed = failed = 0
@@ -54,6 +82,11 @@ def main(results_dir):
                     p, f = count_xml(xml)
                 except ET.ParseError:
                     pass
+            if xml is not None and p + f <= 1:
+                # Bazel's own XML for a test that wrote none: one case.
+                cases = count_unittest_log(xml.with_name("test.log"))
+                if cases is not None:
+                    p, f = cases
             if status != "PASSED" and f == 0:
                 f = 1  # the target failed outside any test case
             if p == 0 and f == 0:
