@@ -31,41 +31,15 @@ cleanup() {
 trap cleanup EXIT
 cc -O2 -o "$work/conn_shapes" "$here/conn_shapes.c"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-timeouts() {
-  "$1/src/ddvctl" --control_socket="$2" metrics |
-    awk '$1 == "ddv_peek_timeout_total" {print $2}'
-}
+# shellcheck source=benchmarks/load/standalone_lib.sh
+source "$here/standalone_lib.sh"
 
 measure() {
-  local bin=$1 dir port
+  local bin=$1 dir port master
   dir=$(mktemp -d "$work/run.XXXX")
   port=$(free_port)
-  cat > "$dir/ddv.toml" <<EOF
-[master]
-control_socket = "$dir/ctl.sock"
-
-[[listener]]
-name = "http"
-address = "127.0.0.1:$port"
-protocol = "http"
-
-[[site]]
-id = "a"
-command = ["$bin/src/ddv_hello", "--site=a"]
-processes = 1
-hosts = ["a.localhost"]
-EOF
-  taskset -c 0 "$bin/src/ddv_master" --config="$dir/ddv.toml" \
-    --watchdog=false --log_dir="$dir" > "$dir/master.out" 2>&1 &
-  local master=$!
+  start_master "$bin" "$dir" "$port" 1 taskset -c 0 --
   pids+=("$master")
-  for _ in $(seq 50); do [[ -S "$dir/ctl.sock" ]] && break; sleep 0.1; done
   sleep 1
   taskset -c 1 "$work/conn_shapes" hold "$port" 15000 idle 30 a.localhost \
     > "$dir/hold.out" 2>&1 &
@@ -73,9 +47,9 @@ EOF
   pids+=("$holder")
   sleep 10
   local t0 n0 t1 n1
-  t0=$(ticks "$master"); n0=$(timeouts "$bin" "$dir/ctl.sock")
+  t0=$(ticks "$master"); n0=$(metric "$bin" "$dir/ctl.sock" ddv_peek_timeout_total)
   sleep 10
-  t1=$(ticks "$master"); n1=$(timeouts "$bin" "$dir/ctl.sock")
+  t1=$(ticks "$master"); n1=$(metric "$bin" "$dir/ctl.sock" ddv_peek_timeout_total)
   kill -INT "$holder"; wait "$holder" || true
   kill "$master"; wait "$master" || true
   pids=()  # both waited for: their pids may be reused

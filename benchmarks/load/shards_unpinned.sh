@@ -31,49 +31,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-metric() {  # metric CONTROL_SOCKET NAME
-  "$bin/src/ddvctl" --control_socket="$1" metrics | awk -v n="$2" '$1 == n {print $2}'
-}
+# shellcheck source=benchmarks/load/standalone_lib.sh
+source "$(cd "$(dirname "$0")" && pwd)/standalone_lib.sh"
 
 measure() {
   local shards=$1 dir port
   dir=$(mktemp -d "$work/run.XXXX")
   port=$(free_port)
-  cat > "$dir/ddv.toml" <<EOF
-[master]
-control_socket = "$dir/ctl.sock"
-
-[[listener]]
-name = "http"
-address = "127.0.0.1:$port"
-protocol = "http"
-
-[[site]]
-id = "a"
-command = ["$bin/src/ddv_hello", "--site=a"]
-processes = 2
-hosts = ["a.localhost"]
-EOF
-  "$bin/src/ddv_master" --config="$dir/ddv.toml" --watchdog=false \
-    --log_dir="$dir" --shards="$shards" > "$dir/master.out" 2>&1 &
-  master=$!
-  for _ in $(seq 50); do [[ -S "$dir/ctl.sock" ]] && break; sleep 0.1; done
+  start_master "$bin" "$dir" "$port" 2 --shards="$shards"
   sleep 1.5
   local url="http://127.0.0.1:$port/"
   local hdr=(-H 'Host: a.localhost' -H 'Connection: close')
   wrk -t2 -c100 -d2s "${hdr[@]}" "$url" > /dev/null
   local t0 h0 b0 t1 h1 b1 rps
-  t0=$(awk '{print $14 + $15}' "/proc/$master/stat")
-  h0=$(metric "$dir/ctl.sock" ddv_connections_handed_off_total)
-  b0=$(metric "$dir/ctl.sock" ddv_handoff_batches_total)
+  t0=$(ticks "$master")
+  h0=$(metric "$bin" "$dir/ctl.sock" ddv_connections_handed_off_total)
+  b0=$(metric "$bin" "$dir/ctl.sock" ddv_handoff_batches_total)
   rps=$(wrk -t2 -c100 -d8s "${hdr[@]}" "$url" | awk '/Requests\/sec/ {print $2}')
-  t1=$(awk '{print $14 + $15}' "/proc/$master/stat")
-  h1=$(metric "$dir/ctl.sock" ddv_connections_handed_off_total)
-  b1=$(metric "$dir/ctl.sock" ddv_handoff_batches_total)
+  t1=$(ticks "$master")
+  h1=$(metric "$bin" "$dir/ctl.sock" ddv_connections_handed_off_total)
+  b1=$(metric "$bin" "$dir/ctl.sock" ddv_handoff_batches_total)
   kill "$master"; wait "$master" || true
   master=""
   local hz; hz=$(getconf CLK_TCK)
