@@ -21,25 +21,16 @@ if [[ $# -lt 1 ]]; then
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d /tmp/ddv-idle-churn.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cc -O2 -o "$work/conn_shapes" "$here/conn_shapes.c"
-
 # shellcheck source=benchmarks/load/standalone_lib.sh
 source "$here/standalone_lib.sh"
+standalone_init idle-churn
+cc -O2 -o "$work/conn_shapes" "$here/conn_shapes.c"
 
 measure() {
   local bin=$1 dir port master
   dir=$(mktemp -d "$work/run.XXXX")
   port=$(free_port)
   start_master "$bin" "$dir" "$port" 1 taskset -c 0 --
-  pids+=("$master")
   sleep 1
   taskset -c 1 "$work/conn_shapes" hold "$port" 15000 idle 30 a.localhost \
     > "$dir/hold.out" 2>&1 &

@@ -22,20 +22,12 @@ if [[ $# -ne 1 ]]; then
   exit 2
 fi
 bin=$1
-work=$(mktemp -d /tmp/ddv-shards-unpinned.XXXXXX)
-master=""
-cleanup() {
-  if [[ -n "$master" ]]; then kill "$master" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 # shellcheck source=benchmarks/load/standalone_lib.sh
 source "$(cd "$(dirname "$0")" && pwd)/standalone_lib.sh"
+standalone_init shards-unpinned
 
 measure() {
-  local shards=$1 dir port
+  local shards=$1 dir port master
   dir=$(mktemp -d "$work/run.XXXX")
   port=$(free_port)
   start_master "$bin" "$dir" "$port" 2 --shards="$shards"
@@ -52,7 +44,7 @@ measure() {
   h1=$(metric "$bin" "$dir/ctl.sock" ddv_connections_handed_off_total)
   b1=$(metric "$bin" "$dir/ctl.sock" ddv_handoff_batches_total)
   kill "$master"; wait "$master" || true
-  master=""
+  pids=()  # waited for: its pid may be reused
   local hz; hz=$(getconf CLK_TCK)
   python3 -c "
 h = $h1 - $h0; b = $b1 - $b0; t = ($t1 - $t0) / $hz
