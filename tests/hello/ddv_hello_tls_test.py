@@ -19,19 +19,11 @@ import tempfile
 import time
 import unittest
 
+from pyddv.runfiles import runfile
 from tests.testing.certificates import make_self_signed
 
-RUNFILES = os.environ.get("TEST_SRCDIR", "")
-WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
 SECRET = "5a" * 32
 OTHER_SECRET = "a5" * 32
-
-
-def runfile(path):
-    for candidate in (os.path.join(RUNFILES, WORKSPACE, path), path):
-        if os.path.exists(candidate):
-            return os.path.abspath(candidate)
-    raise FileNotFoundError(path)
 
 
 HELLO = runfile("src/ddv_hello")

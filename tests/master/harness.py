@@ -19,6 +19,7 @@ from pyddv.control import control, counters as control_counters, \
     wait_workers_ready
 from pyddv.net import free_port, http_get, parse_response, recv_all
 from pyddv.procs import stop_process
+from pyddv.runfiles import runfile
 
 __all__ = ["runfile", "free_port", "control", "control_counters", "Ddv",
            "HttpConnection",
@@ -26,15 +27,6 @@ __all__ = ["runfile", "free_port", "control", "control_counters", "Ddv",
            "http_get", "recv_all", "parse_response", "fields", "full_log",
            "wait_for"]
 
-RUNFILES = os.environ.get("TEST_SRCDIR", "")
-WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
-
-
-def runfile(path):
-    for candidate in (os.path.join(RUNFILES, WORKSPACE, path), path):
-        if os.path.exists(candidate):
-            return os.path.abspath(candidate)
-    raise FileNotFoundError(path)
 
 
 def node_preload():

@@ -3,25 +3,18 @@ and scripts/test.sh leave: GoogleTest cases from test.xml, Python unittest
 cases from test.log's last summary, a target without either once, and the
 fuzz and package .result files."""
 import importlib.util
-import os
 import pathlib
 import tempfile
 import unittest
 
-RUNFILES = os.environ.get("TEST_SRCDIR", "")
-WORKSPACE = os.environ.get("TEST_WORKSPACE", "ddv")
-
+from pyddv.runfiles import runfile
 
 def load_script():
-    for candidate in (os.path.join(RUNFILES, WORKSPACE, "scripts/count_results.py"),
-                      "scripts/count_results.py"):
-        if os.path.exists(candidate):
-            spec = importlib.util.spec_from_file_location("count_results",
-                                                          candidate)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
-    raise FileNotFoundError("scripts/count_results.py")
+    spec = importlib.util.spec_from_file_location(
+        "count_results", runfile("scripts/count_results.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 count_results = load_script()
